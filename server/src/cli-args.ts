@@ -1,0 +1,34 @@
+/** A small, strict argv parser: `--name value` and `--flag`; unknown options are errors. */
+export interface ParsedArgs {
+  readonly command: string | undefined;
+  readonly positional: readonly string[];
+  readonly options: ReadonlyMap<string, string | true>;
+}
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export function parseArgs(argv: readonly string[], valued: ReadonlySet<string>, flags: ReadonlySet<string>): ParsedArgs {
+  const options = new Map<string, string | true>();
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i] as string;
+    if (arg.startsWith('--')) {
+      const [name, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
+      if (valued.has(name)) {
+        const value = inline ?? argv[(i += 1)];
+        if (value === undefined) throw new UsageError(`--${name} needs a value`);
+        options.set(name, value);
+      } else if (flags.has(name)) {
+        options.set(name, true);
+      } else {
+        throw new UsageError(`unknown option --${name}`);
+      }
+    } else {
+      positional.push(arg);
+    }
+  }
+  const [command, ...rest] = positional;
+  return { command, positional: rest, options };
+}

@@ -1,0 +1,214 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseIni } from 'ini';
+import { ConfigError } from './errors.js';
+
+export type Listen =
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
+  | { readonly kind: 'unix'; readonly path: string };
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface RegistryLimits {
+  readonly maxPeers: number;
+  readonly maxConnections: number;
+  readonly maxMessageBytes: number;
+  readonly heartbeatSeconds: number;
+  readonly rateLimitPerSecond: number;
+  readonly rateLimitBurst: number;
+  readonly rateLimitStrikes: number;
+  readonly handshakeTimeoutSeconds: number;
+  readonly idleTimeoutSeconds: number;
+  readonly maxPendingConnections: number;
+  readonly maxSubscribers: number;
+  readonly maxBufferedBytes: number;
+  readonly eventBatchMs: number;
+  readonly signatureChecksPerSecond: number;
+}
+
+export interface Config {
+  readonly listen: Listen;
+  readonly hiddenServiceDir: string;
+  readonly hiddenServicePort: number;
+  readonly hostnameTimeoutSeconds: number;
+  readonly limits: RegistryLimits;
+  readonly logLevel: LogLevel;
+}
+
+/** Every limit's default; config.ini.example documents each of them. */
+export const DEFAULT_LIMITS: RegistryLimits = Object.freeze({
+  maxPeers: 20_000,
+  maxConnections: 25_000,
+  maxMessageBytes: 16_384,
+  heartbeatSeconds: 30,
+  rateLimitPerSecond: 20,
+  rateLimitBurst: 40,
+  rateLimitStrikes: 20,
+  handshakeTimeoutSeconds: 10,
+  idleTimeoutSeconds: 30,
+  maxPendingConnections: 1_000,
+  maxSubscribers: 5_000,
+  maxBufferedBytes: 1_048_576,
+  eventBatchMs: 50,
+  signatureChecksPerSecond: 2_000,
+});
+
+const DEFAULT_HOSTNAME_TIMEOUT_SECONDS = 120;
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+interface NumberKey {
+  readonly section: 'Registry';
+  readonly key: string;
+  readonly field: keyof RegistryLimits;
+  readonly min: number;
+  readonly max: number;
+}
+
+const LIMIT_KEYS: readonly NumberKey[] = [
+  { section: 'Registry', key: 'MaxPeers', field: 'maxPeers', min: 1, max: 10_000_000 },
+  { section: 'Registry', key: 'MaxConnections', field: 'maxConnections', min: 1, max: 10_000_000 },
+  { section: 'Registry', key: 'MaxMessageBytes', field: 'maxMessageBytes', min: 1_024, max: 1_048_576 },
+  { section: 'Registry', key: 'HeartbeatSeconds', field: 'heartbeatSeconds', min: 1, max: 3_600 },
+  { section: 'Registry', key: 'RateLimitPerSecond', field: 'rateLimitPerSecond', min: 1, max: 1_000_000 },
+  { section: 'Registry', key: 'RateLimitBurst', field: 'rateLimitBurst', min: 1, max: 1_000_000 },
+  { section: 'Registry', key: 'RateLimitStrikes', field: 'rateLimitStrikes', min: 1, max: 1_000_000 },
+  { section: 'Registry', key: 'HandshakeTimeoutSeconds', field: 'handshakeTimeoutSeconds', min: 1, max: 3_600 },
+  { section: 'Registry', key: 'IdleTimeoutSeconds', field: 'idleTimeoutSeconds', min: 1, max: 86_400 },
+  { section: 'Registry', key: 'MaxPendingConnections', field: 'maxPendingConnections', min: 1, max: 10_000_000 },
+  { section: 'Registry', key: 'MaxSubscribers', field: 'maxSubscribers', min: 0, max: 10_000_000 },
+  { section: 'Registry', key: 'MaxBufferedBytes', field: 'maxBufferedBytes', min: 16_384, max: 1_073_741_824 },
+  { section: 'Registry', key: 'EventBatchMs', field: 'eventBatchMs', min: 0, max: 10_000 },
+  { section: 'Registry', key: 'SignatureChecksPerSecond', field: 'signatureChecksPerSecond', min: 1, max: 1_000_000 },
+];
+
+/** The environment variable that overrides `[section] key`, e.g. REGISTRY_HOST_PORT. */
+export function envName(section: string, key: string): string {
+  return `REGISTRY_${section}_${key}`.toUpperCase();
+}
+
+type Sections = Record<string, Record<string, unknown>>;
+
+class Reader {
+  readonly missing: string[] = [];
+  readonly invalid: string[] = [];
+  constructor(
+    private readonly sections: Sections,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  /** The raw text of a key (environment first), or undefined when absent or blank. */
+  raw(section: string, key: string): string | undefined {
+    const fromEnv = this.env[envName(section, key)];
+    if (fromEnv !== undefined && fromEnv.trim() !== '') return fromEnv.trim();
+    const value = this.sections[section]?.[key];
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'string') {
+      this.invalid.push(`[${section}] ${key} must be a single value`);
+      return undefined;
+    }
+    const trimmed = value.trim();
+    return trimmed === '' ? undefined : trimmed;
+  }
+
+  required(section: string, key: string): string | undefined {
+    const value = this.raw(section, key);
+    if (value === undefined) this.missing.push(`[${section}] ${key}`);
+    return value;
+  }
+
+  integer(section: string, key: string, text: string | undefined, min: number, max: number): number | undefined {
+    if (text === undefined) return undefined;
+    if (!/^-?\d+$/.test(text)) {
+      this.invalid.push(`[${section}] ${key} must be a whole number, got "${text}"`);
+      return undefined;
+    }
+    const value = Number(text);
+    if (value < min || value > max) {
+      this.invalid.push(`[${section}] ${key} must be between ${min} and ${max}, got ${value}`);
+      return undefined;
+    }
+    return value;
+  }
+}
+
+function readListen(reader: Reader): Listen | undefined {
+  const host = reader.required('Host', 'HOST');
+  if (host?.startsWith('unix:')) {
+    const path = host.slice('unix:'.length);
+    if (path === '') {
+      reader.invalid.push('[Host] HOST unix: needs a socket path, e.g. unix:/run/registry/registry.sock');
+      return undefined;
+    }
+    return { kind: 'unix', path };
+  }
+  const port = reader.integer('Host', 'PORT', reader.required('Host', 'PORT'), 0, 65_535);
+  if (host === undefined || port === undefined) return undefined;
+  return { kind: 'tcp', host, port };
+}
+
+/**
+ * Builds the configuration from parsed ini sections and the environment. Reports every problem at
+ * once in a single ConfigError; the result is frozen.
+ */
+export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process.env): Config {
+  const reader = new Reader(sections, env);
+  const listen = readListen(reader);
+  const hiddenServiceDir = reader.required('HiddenService', 'HiddenServiceDir');
+  const hiddenServicePort = reader.integer(
+    'HiddenService',
+    'HiddenServicePort',
+    reader.required('HiddenService', 'HiddenServicePort'),
+    1,
+    65_535,
+  );
+  const hostnameTimeoutSeconds =
+    reader.integer('HiddenService', 'HostnameTimeoutSeconds', reader.raw('HiddenService', 'HostnameTimeoutSeconds'), 1, 86_400) ??
+    DEFAULT_HOSTNAME_TIMEOUT_SECONDS;
+
+  const limits: Record<string, number> = { ...DEFAULT_LIMITS };
+  for (const spec of LIMIT_KEYS) {
+    const value = reader.integer(spec.section, spec.key, reader.raw(spec.section, spec.key), spec.min, spec.max);
+    if (value !== undefined) limits[spec.field] = value;
+  }
+
+  const levelText = reader.raw('Log', 'level')?.toLowerCase() ?? 'info';
+  const logLevel = LOG_LEVELS.find((level) => level === levelText);
+  if (logLevel === undefined) {
+    reader.invalid.push(`[Log] level must be one of ${LOG_LEVELS.join(', ')}, got "${levelText}"`);
+  }
+
+  if (reader.missing.length > 0 || reader.invalid.length > 0) {
+    throw new ConfigError(reader.missing, reader.invalid);
+  }
+  return Object.freeze({
+    listen: Object.freeze(listen as Listen),
+    hiddenServiceDir: hiddenServiceDir as string,
+    hiddenServicePort: hiddenServicePort as number,
+    hostnameTimeoutSeconds,
+    limits: Object.freeze(limits as unknown as RegistryLimits),
+    logLevel: logLevel as LogLevel,
+  });
+}
+
+/** Reads and validates a config.ini file. A missing or unreadable file is a ConfigError too. */
+export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(err as Error).message})`;
+    throw new ConfigError([], [`config file ${path} ${reason}: copy config.ini.example to config.ini or pass --config <path>`]);
+  }
+  return buildConfig(parseIni(text) as Sections, env);
+}
+
+/** The config as it is safe to log (there are no secrets in it today; keep it that way here). */
+export function describeConfig(config: Config): Record<string, unknown> {
+  return {
+    listen: config.listen.kind === 'unix' ? `unix:${config.listen.path}` : `${config.listen.host}:${config.listen.port}`,
+    hiddenServiceDir: config.hiddenServiceDir,
+    hiddenServicePort: config.hiddenServicePort,
+    hostnameTimeoutSeconds: config.hostnameTimeoutSeconds,
+    limits: config.limits,
+    logLevel: config.logLevel,
+  };
+}

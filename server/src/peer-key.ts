@@ -1,0 +1,101 @@
+/**
+ * Peer public keys (PEM SubjectPublicKeyInfo, Ed25519 or RSA 2048–8192) and the proof-of-possession
+ * signature check of a registration.
+ */
+import { constants, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { ErrorCode, ProtocolError } from './errors.js';
+import type { KeyType } from './protocol.js';
+
+export const RSA_MIN_BITS = 2048;
+export const RSA_MAX_BITS = 8192;
+const PEM_HEADER = '-----BEGIN PUBLIC KEY-----';
+const PEM_FOOTER = '-----END PUBLIC KEY-----';
+const BASE64 = /^[A-Za-z0-9+/\-_]*={0,2}$/;
+const ED25519_SIGNATURE_BYTES = 64;
+
+export interface PeerKey {
+  readonly type: KeyType;
+  readonly object: KeyObject;
+  /** Canonical PEM, the form returned to other peers. */
+  readonly pem: string;
+  /** DER of the SPKI: two keys are the same key exactly when these are equal. */
+  readonly der: Buffer;
+}
+
+/** Parses a PEM SPKI public key; anything but Ed25519 or RSA of an allowed size is INVALID_PUBLIC_KEY. */
+export function parsePeerKey(pem: string): PeerKey {
+  const text = pem.trim();
+  if (!text.startsWith(PEM_HEADER) || !text.endsWith(PEM_FOOTER)) {
+    throw new ProtocolError(
+      ErrorCode.INVALID_PUBLIC_KEY,
+      'publicKey must be a PEM SubjectPublicKeyInfo ("-----BEGIN PUBLIC KEY-----")',
+    );
+  }
+  let object: KeyObject;
+  try {
+    object = createPublicKey({ key: text, format: 'pem' });
+  } catch {
+    throw new ProtocolError(ErrorCode.INVALID_PUBLIC_KEY, 'publicKey is not a readable PEM public key');
+  }
+  let type: KeyType;
+  if (object.asymmetricKeyType === 'ed25519') {
+    type = 'ed25519';
+  } else if (object.asymmetricKeyType === 'rsa') {
+    const bits = object.asymmetricKeyDetails?.modulusLength ?? 0;
+    if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) {
+      throw new ProtocolError(
+        ErrorCode.INVALID_PUBLIC_KEY,
+        `RSA keys must have ${RSA_MIN_BITS} to ${RSA_MAX_BITS} bits, got ${bits}`,
+      );
+    }
+    type = 'rsa';
+  } else {
+    throw new ProtocolError(
+      ErrorCode.INVALID_PUBLIC_KEY,
+      `publicKey must be Ed25519 or RSA, got ${object.asymmetricKeyType ?? 'an unknown type'}`,
+    );
+  }
+  const der = object.export({ type: 'spki', format: 'der' });
+  const canonical = object.export({ type: 'spki', format: 'pem' }).toString().trimEnd();
+  return { type, object, pem: canonical, der };
+}
+
+/** Decodes a base64 (or base64url) signature; malformed text is BAD_SIGNATURE. */
+export function decodeSignature(text: string, key: PeerKey): Buffer {
+  if (text.length === 0 || !BASE64.test(text)) {
+    throw new ProtocolError(ErrorCode.BAD_SIGNATURE, 'signature must be base64');
+  }
+  const bytes = Buffer.from(text, 'base64');
+  if (key.type === 'ed25519' && bytes.length !== ED25519_SIGNATURE_BYTES) {
+    throw new ProtocolError(ErrorCode.BAD_SIGNATURE, `an Ed25519 signature has ${ED25519_SIGNATURE_BYTES} bytes`);
+  }
+  if (key.type === 'rsa' && bytes.length !== Math.ceil((key.object.asymmetricKeyDetails?.modulusLength ?? 0) / 8)) {
+    throw new ProtocolError(ErrorCode.BAD_SIGNATURE, 'an RSA signature is as long as the key modulus');
+  }
+  return bytes;
+}
+
+/**
+ * Verifies a signature over `payload`. Runs on libuv's thread pool so that a burst of registrations
+ * does not block the event loop (lookups keep flowing). Resolves false for any invalid signature.
+ */
+export function verifySignature(key: PeerKey, payload: Buffer, signature: Buffer): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (err: Error | null, ok: boolean): void => resolve(err === null && ok);
+    try {
+      if (key.type === 'ed25519') {
+        verify(null, payload, key.object, signature, done);
+      } else {
+        verify(
+          'sha256',
+          payload,
+          { key: key.object, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_AUTO },
+          signature,
+          done,
+        );
+      }
+    } catch {
+      resolve(false);
+    }
+  });
+}

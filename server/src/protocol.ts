@@ -1,0 +1,188 @@
+/**
+ * Protocol v1 message types and the one parser that turns a frame into a typed request.
+ * Everything from the socket is `unknown` until it passes through parseRequest.
+ */
+import { ErrorCode, ProtocolError } from './errors.js';
+
+export const PROTOCOL_VERSION = 1;
+export const NICKNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
+export const MAX_ID_LENGTH = 64;
+export const MAX_LIST_LIMIT = 1000;
+
+export type RequestId = string | number | null;
+export type KeyType = 'ed25519' | 'rsa';
+
+export interface PeerRecord {
+  readonly nickname: string;
+  readonly address: string;
+  readonly port: number;
+  readonly publicKey: string;
+  readonly keyType: KeyType;
+  readonly registeredAt: string;
+}
+
+export interface RegisterRequest {
+  readonly type: 'register';
+  readonly id: RequestId;
+  readonly nickname: string;
+  readonly address: string;
+  readonly port: number;
+  readonly publicKey: string;
+  readonly signature: string;
+}
+export interface LookupRequest {
+  readonly type: 'lookup';
+  readonly id: RequestId;
+  readonly nickname: string;
+}
+export interface ListRequest {
+  readonly type: 'list';
+  readonly id: RequestId;
+  readonly after: string | null;
+  readonly limit: number;
+}
+export interface SimpleRequest {
+  readonly type: 'subscribe' | 'unregister' | 'ping';
+  readonly id: RequestId;
+}
+export type Request = RegisterRequest | LookupRequest | ListRequest | SimpleRequest;
+
+/** A frame that could not be turned into a request: the error to answer, with the id if readable. */
+export interface ParseFailure {
+  readonly id: RequestId;
+  readonly error: ProtocolError;
+}
+
+export type ParseResult = { readonly ok: true; readonly request: Request } | ({ readonly ok: false } & ParseFailure);
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function fail(id: RequestId, code: ErrorCode, message: string): ParseResult {
+  return { ok: false, id, error: new ProtocolError(code, message) };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Reads a field of a given JSON type; own properties only, so `__proto__` tricks see nothing. */
+function field(body: Record<string, unknown>, name: string): unknown {
+  return Object.hasOwn(body, name) ? body[name] : undefined;
+}
+
+class FieldError extends Error {}
+
+function requireString(body: Record<string, unknown>, name: string): string {
+  const value = field(body, name);
+  if (value === undefined) throw new FieldError(`missing field "${name}"`);
+  if (typeof value !== 'string') throw new FieldError(`field "${name}" must be a string`);
+  return value;
+}
+
+function optionalString(body: Record<string, unknown>, name: string): string | null {
+  const value = field(body, name);
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string') throw new FieldError(`field "${name}" must be a string`);
+  return value;
+}
+
+function requireNumber(body: Record<string, unknown>, name: string): number {
+  const value = field(body, name);
+  if (value === undefined) throw new FieldError(`missing field "${name}"`);
+  if (typeof value !== 'number') throw new FieldError(`field "${name}" must be a number`);
+  return value;
+}
+
+function readId(body: Record<string, unknown>): RequestId | FieldError {
+  const id = field(body, 'id');
+  if (id === undefined || id === null) return null;
+  if (typeof id === 'string') {
+    return id.length <= MAX_ID_LENGTH ? id : new FieldError(`"id" must be at most ${MAX_ID_LENGTH} characters`);
+  }
+  if (typeof id === 'number' && Number.isSafeInteger(id)) return id;
+  return new FieldError('"id" must be a string or an integer');
+}
+
+function readBody(type: string, id: RequestId, body: Record<string, unknown>): Request | ParseResult {
+  switch (type) {
+    case 'register':
+      return {
+        type,
+        id,
+        nickname: requireString(body, 'nickname'),
+        address: requireString(body, 'address'),
+        port: requireNumber(body, 'port'),
+        publicKey: requireString(body, 'publicKey'),
+        signature: requireString(body, 'signature'),
+      };
+    case 'lookup':
+      return { type, id, nickname: requireString(body, 'nickname') };
+    case 'list': {
+      const after = optionalString(body, 'after');
+      const rawLimit = field(body, 'limit');
+      let limit = MAX_LIST_LIMIT;
+      if (rawLimit !== undefined && rawLimit !== null) {
+        if (typeof rawLimit !== 'number' || !Number.isInteger(rawLimit) || rawLimit < 1 || rawLimit > MAX_LIST_LIMIT) {
+          throw new FieldError(`"limit" must be an integer from 1 to ${MAX_LIST_LIMIT}`);
+        }
+        limit = rawLimit;
+      }
+      return { type, id, after, limit };
+    }
+    case 'subscribe':
+    case 'unregister':
+    case 'ping':
+      return { type, id };
+    default:
+      return fail(id, ErrorCode.UNKNOWN_TYPE, `unknown request type "${type.slice(0, 32)}"`);
+  }
+}
+
+/** Turns one text frame (raw bytes) into a request or the coded error to answer with. */
+export function parseRequest(data: Buffer | ArrayBuffer | Buffer[]): ParseResult {
+  let text: string;
+  try {
+    const bytes = Array.isArray(data) ? Buffer.concat(data) : data;
+    text = utf8.decode(bytes);
+  } catch {
+    return fail(null, ErrorCode.BAD_JSON, 'frame is not valid UTF-8');
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return fail(null, ErrorCode.BAD_JSON, 'frame is not valid JSON');
+  }
+  if (!isRecord(body)) return fail(null, ErrorCode.BAD_JSON, 'frame must be a JSON object');
+
+  const id = readId(body);
+  if (id instanceof FieldError) return fail(null, ErrorCode.BAD_REQUEST, id.message);
+  const type = field(body, 'type');
+  if (type === undefined) return fail(id, ErrorCode.BAD_REQUEST, 'missing field "type"');
+  if (typeof type !== 'string') return fail(id, ErrorCode.BAD_REQUEST, 'field "type" must be a string');
+  try {
+    const result = readBody(type, id, body);
+    return 'ok' in result ? result : { ok: true, request: result };
+  } catch (err) {
+    if (err instanceof FieldError) return fail(id, ErrorCode.BAD_REQUEST, err.message);
+    throw err;
+  }
+}
+
+/** The text of the message a peer signs to prove it holds its key (values exactly as sent). */
+export function registrationPayload(challenge: string, nickname: string, address: string, port: number): string {
+  return `p2p-tor-chat/register/v1\n${challenge}\n${nickname}\n${address}\n${String(port)}`;
+}
+
+export type ServerMessage =
+  | { type: 'hello'; protocol: number; challenge: string; onion: string | null; limits: { maxMessageBytes: number } }
+  | { type: 'error'; id: RequestId; code: ErrorCode; message: string }
+  | { type: 'registered'; id: RequestId; peer: PeerRecord }
+  | { type: 'peer'; id: RequestId; peer: PeerRecord }
+  | { type: 'peers'; id: RequestId; peers: PeerRecord[]; next: string | null }
+  | { type: 'subscribed'; id: RequestId }
+  | { type: 'unregistered'; id: RequestId }
+  | { type: 'pong'; id: RequestId }
+  | { type: 'replaced' }
+  | { type: 'peer_joined'; peer: PeerRecord }
+  | { type: 'peer_left'; nickname: string };

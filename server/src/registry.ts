@@ -1,0 +1,120 @@
+/**
+ * The peer table: pure data, no I/O. Nicknames are unique case-insensitively (the peer's spelling is
+ * kept), addresses are unique, and a registration belongs to one owner (a connection).
+ */
+import { ErrorCode, ProtocolError } from './errors.js';
+import type { PeerRecord } from './protocol.js';
+
+export interface Registration<Owner> {
+  readonly owner: Owner;
+  readonly peer: PeerRecord;
+  /** DER of the public key, to recognise the same peer coming back on a new connection. */
+  readonly keyDer: Buffer;
+}
+
+export interface Page {
+  readonly peers: PeerRecord[];
+  readonly next: string | null;
+}
+
+export function nicknameKey(nickname: string): string {
+  return nickname.toLowerCase();
+}
+
+/** Index of the first element of a sorted array that is greater than `key` (or >= when inclusive). */
+function bound(sorted: readonly string[], key: string, inclusive: boolean): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const value = sorted[mid] as string;
+    if (value < key || (!inclusive && value === key)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export class Registry<Owner> {
+  private readonly byNickname = new Map<string, Registration<Owner>>();
+  private readonly byAddress = new Map<string, Registration<Owner>>();
+  private readonly byOwner = new Map<Owner, Registration<Owner>>();
+  /** Lower-cased nicknames in order, for paging. */
+  private readonly order: string[] = [];
+
+  constructor(private readonly maxPeers: number) {}
+
+  get size(): number {
+    return this.byNickname.size;
+  }
+
+  lookup(nickname: string): PeerRecord | undefined {
+    return this.byNickname.get(nicknameKey(nickname))?.peer;
+  }
+
+  registrationOf(owner: Owner): Registration<Owner> | undefined {
+    return this.byOwner.get(owner);
+  }
+
+  list(after: string | null, limit: number): Page {
+    const start = after === null ? 0 : bound(this.order, nicknameKey(after), false);
+    const keys = this.order.slice(start, start + limit);
+    const peers = keys.map((key) => (this.byNickname.get(key) as Registration<Owner>).peer);
+    const more = start + limit < this.order.length;
+    const last = peers[peers.length - 1];
+    return { peers, next: more && last !== undefined ? last.nickname : null };
+  }
+
+  /**
+   * The registrations that admitting `candidate` would replace (same key on another owner), or the
+   * coded error that refuses it: NICKNAME_TAKEN, ADDRESS_TAKEN or REGISTRY_FULL.
+   */
+  admit(candidate: Registration<Owner>): Registration<Owner>[] {
+    const byNick = this.byNickname.get(nicknameKey(candidate.peer.nickname));
+    const byAddr = this.byAddress.get(candidate.peer.address);
+    if (byNick !== undefined && byNick.owner !== candidate.owner && !byNick.keyDer.equals(candidate.keyDer)) {
+      throw new ProtocolError(ErrorCode.NICKNAME_TAKEN, `nickname "${candidate.peer.nickname}" is taken`);
+    }
+    if (byAddr !== undefined && byAddr.owner !== candidate.owner && !byAddr.keyDer.equals(candidate.keyDer)) {
+      throw new ProtocolError(ErrorCode.ADDRESS_TAKEN, 'this onion address is registered by another peer');
+    }
+    const replaced = [byNick, byAddr].filter(
+      (reg, index, all): reg is Registration<Owner> => reg !== undefined && all.indexOf(reg) === index,
+    );
+    if (this.size - replaced.length >= this.maxPeers) {
+      throw new ProtocolError(ErrorCode.REGISTRY_FULL, 'the registry is full, try again later');
+    }
+    return replaced;
+  }
+
+  /** Adds a registration, replacing what admit() names; returns the replaced registrations. */
+  add(candidate: Registration<Owner>): Registration<Owner>[] {
+    const replaced = this.admit(candidate);
+    for (const old of replaced) this.delete(old);
+    const existing = this.byOwner.get(candidate.owner);
+    if (existing !== undefined) this.delete(existing);
+    const key = nicknameKey(candidate.peer.nickname);
+    this.byNickname.set(key, candidate);
+    this.byAddress.set(candidate.peer.address, candidate);
+    this.byOwner.set(candidate.owner, candidate);
+    this.order.splice(bound(this.order, key, true), 0, key);
+    return replaced;
+  }
+
+  /** Removes the owner's registration, if it has one; returns it. */
+  removeOwner(owner: Owner): Registration<Owner> | undefined {
+    const reg = this.byOwner.get(owner);
+    if (reg !== undefined) this.delete(reg);
+    return reg;
+  }
+
+  private delete(reg: Registration<Owner>): void {
+    const key = nicknameKey(reg.peer.nickname);
+    if (this.byNickname.get(key) === reg) {
+      this.byNickname.delete(key);
+      const at = bound(this.order, key, true);
+      if (this.order[at] === key) this.order.splice(at, 1);
+    }
+    if (this.byAddress.get(reg.peer.address) === reg) this.byAddress.delete(reg.peer.address);
+    if (this.byOwner.get(reg.owner) === reg) this.byOwner.delete(reg.owner);
+  }
+}

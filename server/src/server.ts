@@ -1,0 +1,456 @@
+/**
+ * The registry server: HTTP (/healthz) and the protocol v1 WebSocket on one listener, heartbeats,
+ * limits, and the wiring between connections, the peer table and the event hub.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, lstat, unlink } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, WebSocket, type RawData } from 'ws';
+import type { Config, Listen } from './config.js';
+import { CloseCode, ErrorCode, ProtocolError } from './errors.js';
+import { EventHub, type Subscriber } from './event-hub.js';
+import type { Logger } from './logger.js';
+import { parseOnionAddress, type OnionAddress } from './onion-address.js';
+import { OnionWatcher } from './onion-watcher.js';
+import { decodeSignature, parsePeerKey, verifySignature } from './peer-key.js';
+import {
+  NICKNAME_PATTERN,
+  PROTOCOL_VERSION,
+  parseRequest,
+  registrationPayload,
+  type PeerRecord,
+  type RegisterRequest,
+  type Request,
+  type RequestId,
+  type ServerMessage,
+} from './protocol.js';
+import { nicknameKey, Registry, type Registration } from './registry.js';
+import { TokenBucket } from './token-bucket.js';
+
+const MAX_BACKLOG = 64;
+const TERMINATE_AFTER_CLOSE_MS = 2_000;
+const SHUTDOWN_GRACE_MS = 3_000;
+const SOCKET_MODE = 0o660;
+
+export interface RegistryStats {
+  readonly connections: number;
+  readonly pending: number;
+  readonly peers: number;
+  readonly subscribers: number;
+}
+
+export interface RegistryServer {
+  /** The TCP address (tests use port 0) or the unix socket path. */
+  readonly address: AddressInfo | string;
+  readonly onion: OnionAddress | null;
+  /** `ws://<onion>:<HiddenServicePort>/` once the onion address is known. */
+  readonly url: string | null;
+  stats(): RegistryStats;
+  /** Closes every connection with 1001 and stops listening. */
+  close(): Promise<void>;
+}
+
+/** One WebSocket connection and what it has done so far. */
+class Connection implements Subscriber {
+  registration: Registration<Connection> | undefined;
+  /** True until the first valid request (slow-loris accounting). */
+  pending = true;
+  /** Set while a registration's signature is being checked: later frames wait in `backlog`. */
+  busy = false;
+  readonly backlog: Array<[RawData, boolean]> = [];
+  missedPongs = 0;
+  strikes = 0;
+  closing = false;
+  idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly id: number,
+    readonly ws: WebSocket,
+    readonly challenge: string,
+    readonly bucket: TokenBucket,
+    readonly log: Logger,
+    private readonly maxBufferedBytes: number,
+  ) {}
+
+  send(message: ServerMessage): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    this.ws.send(JSON.stringify(message));
+    this.checkBuffered();
+  }
+
+  deliver(frame: Buffer): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    this.ws.send(frame, { binary: false });
+    this.checkBuffered();
+  }
+
+  reply(id: RequestId, error: ProtocolError): void {
+    this.log.info({ code: error.code }, 'request refused');
+    this.send({ type: 'error', id, code: error.code, message: error.message });
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.log.info({ closeCode: code, reason }, 'closing connection');
+    this.ws.close(code, reason);
+    // A peer that does not read cannot receive the close frame: cut it off after a moment.
+    setTimeout(() => this.ws.terminate(), TERMINATE_AFTER_CLOSE_MS).unref();
+  }
+
+  /** A reader that lets frames pile up is dropped, not buffered forever. */
+  private checkBuffered(): void {
+    if (this.ws.bufferedAmount > this.maxBufferedBytes) {
+      this.close(CloseCode.POLICY_VIOLATION, 'not reading fast enough');
+    }
+  }
+}
+
+function listenOn(server: Server, listen: Listen): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    const done = (): void => {
+      server.off('error', reject);
+      resolve();
+    };
+    if (listen.kind === 'unix') server.listen(listen.path, done);
+    else server.listen(listen.port, listen.host, done);
+  });
+}
+
+/** Removes a socket file left by a previous run; refuses to delete anything that is not a socket. */
+async function clearStaleSocket(path: string): Promise<void> {
+  try {
+    const info = await lstat(path);
+    if (!info.isSocket()) {
+      throw new Error(`${path} exists and is not a socket: remove it or choose another [Host] HOST unix: path`);
+    }
+    await unlink(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+function rejectUpgrade(socket: Duplex, status: number, text: string): void {
+  const body = `${text}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+export async function startServer(config: Config, logger: Logger): Promise<RegistryServer> {
+  const limits = config.limits;
+  const startedAt = Date.now();
+  const registry = new Registry<Connection>(limits.maxPeers);
+  const hub = new EventHub(limits.eventBatchMs);
+  const connections = new Set<Connection>();
+  const signatureBudget = new TokenBucket(limits.signatureChecksPerSecond, limits.signatureChecksPerSecond);
+  let pendingCount = 0;
+  let nextConnId = 1;
+  const watcher = new OnionWatcher({ dir: config.hiddenServiceDir, timeoutSeconds: config.hostnameTimeoutSeconds, logger: logger.child({ module: 'onion-watcher' }) });
+  const onionUrl = (): string | null =>
+    watcher.address === null ? null : `ws://${watcher.address}:${config.hiddenServicePort}/`;
+  watcher.on('address', () => logger.info({ url: onionUrl() }, `registry reachable at ${String(onionUrl())}`));
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: limits.maxMessageBytes,
+    // UTF-8 is checked by the parser, which answers BAD_JSON instead of closing with 1007.
+    skipUTF8Validation: true,
+    perMessageDeflate: false,
+    clientTracking: false,
+  });
+
+  const http = createServer(
+    {
+      headersTimeout: limits.handshakeTimeoutSeconds * 1000,
+      requestTimeout: limits.handshakeTimeoutSeconds * 1000,
+      connectionsCheckingInterval: Math.min(1000, limits.handshakeTimeoutSeconds * 500),
+      keepAliveTimeout: 5_000,
+    },
+    (req, res) => handleHttp(req, res),
+  );
+
+  function handleHttp(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
+      const onion = watcher.address;
+      const body = JSON.stringify({
+        status: onion === null ? 'starting' : 'ok',
+        onion,
+        peers: registry.size,
+        uptimeSeconds: Math.floor((Date.now() - startedAt) / 1000),
+      });
+      res.writeHead(onion === null ? 503 : 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain' });
+    res.end('not found: the registry speaks WebSocket on / (see PROTOCOL.md); health is at /healthz\n');
+  }
+
+  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/') return rejectUpgrade(socket, 404, 'Not Found');
+    if (connections.size >= limits.maxConnections) {
+      logger.warn({ code: 'MAX_CONNECTIONS', limit: limits.maxConnections }, 'connection refused: too many connections');
+      return rejectUpgrade(socket, 503, 'Service Unavailable');
+    }
+    if (pendingCount >= limits.maxPendingConnections) {
+      logger.warn({ code: 'MAX_PENDING', limit: limits.maxPendingConnections }, 'connection refused: too many idle new connections');
+      return rejectUpgrade(socket, 503, 'Service Unavailable');
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws));
+  });
+  http.on('clientError', (_err, socket: Duplex) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+
+  function onConnection(ws: WebSocket): void {
+    const id = nextConnId++;
+    const challenge = randomBytes(32).toString('base64url');
+    const conn = new Connection(
+      id,
+      ws,
+      challenge,
+      new TokenBucket(limits.rateLimitPerSecond, limits.rateLimitBurst),
+      logger.child({ connId: id }),
+      limits.maxBufferedBytes,
+    );
+    connections.add(conn);
+    pendingCount += 1;
+    conn.idleTimer = setTimeout(() => conn.close(CloseCode.POLICY_VIOLATION, 'no valid request in time'), limits.idleTimeoutSeconds * 1000);
+    conn.log.info({ connections: connections.size }, 'connection opened');
+
+    ws.on('error', (err: Error & { code?: string }) => {
+      // ws closes the socket itself with the matching close code (1009 too big, 1002 protocol).
+      conn.log.info({ code: err.code }, 'connection error');
+    });
+    ws.on('pong', () => {
+      conn.missedPongs = 0;
+    });
+    ws.on('message', (data, isBinary) => {
+      if (conn.busy) {
+        if (conn.backlog.length >= MAX_BACKLOG) conn.close(CloseCode.POLICY_VIOLATION, 'too many requests in flight');
+        else conn.backlog.push([data, isBinary]);
+        return;
+      }
+      onFrame(conn, data, isBinary);
+    });
+    ws.on('close', (code) => onClose(conn, code));
+    conn.send({ type: 'hello', protocol: PROTOCOL_VERSION, challenge, onion: watcher.address, limits: { maxMessageBytes: limits.maxMessageBytes } });
+  }
+
+  function markActive(conn: Connection): void {
+    if (!conn.pending) return;
+    conn.pending = false;
+    pendingCount -= 1;
+    clearTimeout(conn.idleTimer);
+    conn.idleTimer = undefined;
+  }
+
+  function onClose(conn: Connection, code: number): void {
+    if (!connections.delete(conn)) return;
+    if (conn.pending) pendingCount -= 1;
+    clearTimeout(conn.idleTimer);
+    hub.unsubscribe(conn);
+    const reg = registry.removeOwner(conn);
+    if (reg !== undefined) hub.publish(conn, { type: 'peer_left', nickname: reg.peer.nickname });
+    conn.log.info({ closeCode: code, connections: connections.size }, 'connection closed');
+  }
+
+  function onFrame(conn: Connection, data: RawData, isBinary: boolean): void {
+    if (conn.closing) return;
+    if (isBinary) {
+      conn.reply(null, new ProtocolError(ErrorCode.BINARY_NOT_SUPPORTED, 'send text frames holding JSON'));
+      conn.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported');
+      return;
+    }
+    const parsed = parseRequest(data as Buffer);
+    const id = parsed.ok ? parsed.request.id : parsed.id;
+    if (!conn.bucket.take()) {
+      conn.strikes += 1;
+      if (conn.strikes >= limits.rateLimitStrikes) {
+        conn.reply(id, new ProtocolError(ErrorCode.RATE_LIMITED, 'too many requests: closing'));
+        conn.close(CloseCode.POLICY_VIOLATION, 'request budget exceeded repeatedly');
+      } else {
+        conn.reply(id, new ProtocolError(ErrorCode.RATE_LIMITED, `too many requests: at most ${limits.rateLimitPerSecond} per second`));
+      }
+      return;
+    }
+    conn.strikes = 0;
+    if (!parsed.ok) {
+      conn.reply(parsed.id, parsed.error);
+      return;
+    }
+    markActive(conn);
+    try {
+      dispatch(conn, parsed.request);
+    } catch (err) {
+      if (err instanceof ProtocolError) conn.reply(id, err);
+      else {
+        conn.log.error({ err }, 'request failed');
+        conn.reply(id, new ProtocolError(ErrorCode.INTERNAL, 'internal error'));
+      }
+    }
+  }
+
+  function dispatch(conn: Connection, request: Request): void {
+    switch (request.type) {
+      case 'ping':
+        conn.send({ type: 'pong', id: request.id });
+        return;
+      case 'lookup': {
+        const peer = NICKNAME_PATTERN.test(request.nickname) ? registry.lookup(request.nickname) : undefined;
+        if (peer === undefined) throw new ProtocolError(ErrorCode.NOT_FOUND, 'no peer with that nickname is online');
+        conn.send({ type: 'peer', id: request.id, peer });
+        return;
+      }
+      case 'list': {
+        const page = registry.list(request.after, request.limit);
+        conn.send({ type: 'peers', id: request.id, peers: page.peers, next: page.next });
+        return;
+      }
+      case 'subscribe':
+        if (!hub.has(conn) && hub.subscriberCount >= limits.maxSubscribers) {
+          throw new ProtocolError(ErrorCode.RATE_LIMITED, 'too many subscribers: try again later');
+        }
+        hub.subscribe(conn);
+        conn.send({ type: 'subscribed', id: request.id });
+        return;
+      case 'unregister': {
+        const reg = registry.removeOwner(conn);
+        if (reg === undefined) throw new ProtocolError(ErrorCode.NOT_REGISTERED, 'this connection has not registered');
+        conn.registration = undefined;
+        hub.publish(conn, { type: 'peer_left', nickname: reg.peer.nickname });
+        conn.send({ type: 'unregistered', id: request.id });
+        return;
+      }
+      case 'register':
+        register(conn, request);
+        return;
+    }
+  }
+
+  /** Checks cheap things first, the signature last (on the thread pool), then admits the peer. */
+  function register(conn: Connection, request: RegisterRequest): void {
+    if (registry.registrationOf(conn) !== undefined) {
+      throw new ProtocolError(ErrorCode.ALREADY_REGISTERED, 'this connection has registered already: one registration per connection');
+    }
+    if (!NICKNAME_PATTERN.test(request.nickname)) {
+      throw new ProtocolError(ErrorCode.INVALID_NICKNAME, 'nickname must be 1-32 of A-Z a-z 0-9 _ . - and start with a letter or digit');
+    }
+    const address = parseOnionAddress(request.address);
+    if (!address.ok) throw new ProtocolError(ErrorCode.INVALID_ADDRESS, `address is not a v3 onion address: ${address.reason}`);
+    if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65_535) {
+      throw new ProtocolError(ErrorCode.INVALID_PORT, 'port must be an integer from 1 to 65535');
+    }
+    const key = parsePeerKey(request.publicKey);
+    const signature = decodeSignature(request.signature, key);
+    const peer: PeerRecord = {
+      nickname: request.nickname,
+      address: address.address,
+      port: request.port,
+      publicKey: key.pem,
+      keyType: key.type,
+      registeredAt: new Date().toISOString(),
+    };
+    const candidate: Registration<Connection> = { owner: conn, peer, keyDer: key.der };
+    registry.admit(candidate);
+    if (!signatureBudget.take()) {
+      throw new ProtocolError(ErrorCode.RATE_LIMITED, 'the server is busy checking signatures: retry in a second');
+    }
+    const payload = Buffer.from(registrationPayload(conn.challenge, request.nickname, request.address, request.port), 'utf8');
+    conn.busy = true;
+    void verifySignature(key, payload, signature).then((valid) => {
+      conn.busy = false;
+      if (connections.has(conn) && !conn.closing) completeRegistration(conn, request.id, candidate, valid);
+      drainBacklog(conn);
+    });
+  }
+
+  function completeRegistration(conn: Connection, id: RequestId, candidate: Registration<Connection>, valid: boolean): void {
+    if (!valid) {
+      conn.reply(id, new ProtocolError(ErrorCode.BAD_SIGNATURE, 'signature does not verify for this connection\'s challenge'));
+      return;
+    }
+    let replaced: Registration<Connection>[];
+    try {
+      replaced = registry.add(candidate);
+    } catch (err) {
+      if (err instanceof ProtocolError) return conn.reply(id, err);
+      throw err;
+    }
+    conn.registration = candidate;
+    conn.send({ type: 'registered', id, peer: candidate.peer });
+    for (const old of replaced) {
+      old.owner.registration = undefined;
+      old.owner.send({ type: 'replaced' });
+      old.owner.close(CloseCode.REPLACED, 'replaced by a new connection with the same key');
+      if (nicknameKey(old.peer.nickname) !== nicknameKey(candidate.peer.nickname)) {
+        hub.publish(old.owner, { type: 'peer_left', nickname: old.peer.nickname });
+      }
+    }
+    hub.publish(conn, { type: 'peer_joined', peer: candidate.peer });
+    conn.log.info({ replaced: replaced.length }, 'peer registered');
+    conn.log.debug({ nickname: candidate.peer.nickname, address: candidate.peer.address }, 'peer registered (details)');
+  }
+
+  function drainBacklog(conn: Connection): void {
+    while (!conn.busy && conn.backlog.length > 0) {
+      const [data, isBinary] = conn.backlog.shift() as [RawData, boolean];
+      onFrame(conn, data, isBinary);
+    }
+  }
+
+  const heartbeat = setInterval(() => {
+    for (const conn of connections) {
+      if (conn.missedPongs >= 2) {
+        conn.log.info({ missedPongs: conn.missedPongs }, 'heartbeat missed twice: dropping connection');
+        conn.ws.terminate();
+        continue;
+      }
+      conn.missedPongs += 1;
+      conn.ws.ping();
+    }
+  }, limits.heartbeatSeconds * 1000);
+
+  if (config.listen.kind === 'unix') await clearStaleSocket(config.listen.path);
+  await listenOn(http, config.listen);
+  if (config.listen.kind === 'unix') await chmod(config.listen.path, SOCKET_MODE);
+  const address = http.address() as AddressInfo | string;
+  logger.info({ listen: typeof address === 'string' ? `unix:${address}` : `${address.address}:${address.port}` }, 'listening');
+  await watcher.start();
+
+  let closing: Promise<void> | undefined;
+  return {
+    address,
+    get onion() {
+      return watcher.address;
+    },
+    get url() {
+      return onionUrl();
+    },
+    stats: () => ({ connections: connections.size, pending: pendingCount, peers: registry.size, subscribers: hub.subscriberCount }),
+    close() {
+      closing ??= (async () => {
+        clearInterval(heartbeat);
+        hub.close();
+        await watcher.close();
+        const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+        for (const conn of connections) conn.close(CloseCode.GOING_AWAY, 'server shutting down');
+        const grace = setTimeout(() => {
+          for (const conn of connections) conn.ws.terminate();
+          http.closeAllConnections();
+        }, SHUTDOWN_GRACE_MS);
+        await closed;
+        clearTimeout(grace);
+      })();
+      return closing;
+    },
+  };
+}
