@@ -1,0 +1,208 @@
+/**
+ * Test support: a real registry server on 127.0.0.1:0 with a temp HiddenServiceDir, a raw protocol
+ * client that records every frame, and peer identities generated in the test.
+ */
+import { generateKeyPairSync, randomBytes, sign, constants, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, type ClientOptions } from 'ws';
+import { buildConfig, type Config } from '../../server/src/config.js';
+import { createLogger } from '../../server/src/logger.js';
+import { onionAddressFromPublicKey } from '../../server/src/onion-address.js';
+import { registrationPayload } from '../../server/src/protocol.js';
+import { startServer, type RegistryServer } from '../../server/src/server.js';
+
+export type Frame = Record<string, unknown> & { type: string };
+
+export interface TestServer {
+  readonly server: RegistryServer;
+  readonly config: Config;
+  readonly url: string;
+  readonly port: number;
+  readonly hiddenServiceDir: string;
+  close(): Promise<void>;
+}
+
+export function tempDir(prefix = 'registry-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A fresh, valid v3 onion address (from a random Ed25519 key). */
+export function randomOnion(): string {
+  const { publicKey } = generateKeyPairSync('ed25519');
+  return onionAddressFromPublicKey(publicKey.export({ format: 'der', type: 'spki' }).subarray(12));
+}
+
+export async function startTestServer(
+  registry: Record<string, string | number> = {},
+  options: { hostname?: string | null; hiddenService?: Record<string, string | number> } = {},
+): Promise<TestServer> {
+  const hiddenServiceDir = tempDir('hs-');
+  const hostname = options.hostname === undefined ? randomOnion() : options.hostname;
+  if (hostname !== null) writeFileSync(join(hiddenServiceDir, 'hostname'), `${hostname}\n`);
+  const sections = {
+    Host: { HOST: '127.0.0.1', PORT: '0' },
+    HiddenService: { HiddenServiceDir: hiddenServiceDir, HiddenServicePort: '80', ...stringify(options.hiddenService ?? {}) },
+    Registry: stringify(registry),
+    Log: { level: 'silent' },
+  };
+  const config = buildConfig(sections, {});
+  const server = await startServer(config, createLogger('silent'));
+  const port = (server.address as AddressInfo).port;
+  return {
+    server,
+    config,
+    port,
+    url: `ws://127.0.0.1:${port}/`,
+    hiddenServiceDir,
+    async close() {
+      await server.close();
+      rmSync(hiddenServiceDir, { recursive: true, force: true });
+    },
+  };
+}
+
+function stringify(values: Record<string, string | number>): Record<string, string> {
+  return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, String(v)]));
+}
+
+/** A peer's keys, and the onion address it registers. */
+export interface Identity {
+  readonly publicKeyPem: string;
+  readonly privateKey: KeyObject;
+  readonly keyType: 'ed25519' | 'rsa';
+  readonly address: string;
+}
+
+export function ed25519Identity(address = randomOnion()): Identity {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  return { publicKeyPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(), privateKey, keyType: 'ed25519', address };
+}
+
+export function rsaIdentity(bits = 2048, address = randomOnion()): Identity {
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: bits });
+  return { publicKeyPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(), privateKey, keyType: 'rsa', address };
+}
+
+/** Signs the registration payload as PROTOCOL.md says (RSA: PSS, SHA-256, maximum salt like the Python client). */
+export function signRegistration(identity: Identity, challenge: string, nickname: string, address: string, port: number): string {
+  const payload = Buffer.from(registrationPayload(challenge, nickname, address, port), 'utf8');
+  const signature =
+    identity.keyType === 'ed25519'
+      ? sign(null, payload, identity.privateKey)
+      : sign('sha256', payload, {
+          key: identity.privateKey,
+          padding: constants.RSA_PKCS1_PSS_PADDING,
+          saltLength: constants.RSA_PSS_SALTLEN_MAX_SIGN,
+        });
+  return signature.toString('base64');
+}
+
+/** A protocol client that keeps every frame it receives, for assertions. */
+export class RawClient {
+  readonly frames: Frame[] = [];
+  readonly ws: WebSocket;
+  private waiters: Array<() => void> = [];
+  private nextId = 1;
+  readonly closed: Promise<{ code: number; reason: string }>;
+  readonly opened: Promise<void>;
+
+  constructor(url: string, options: ClientOptions = {}) {
+    this.ws = new WebSocket(url, options);
+    this.ws.on('error', () => {});
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+      this.ws.once('error', reject);
+    });
+    this.closed = new Promise((resolve) => {
+      this.ws.on('close', (code, reason) => {
+        resolve({ code, reason: reason.toString() });
+        this.wake();
+      });
+    });
+    this.ws.on('message', (data, isBinary) => {
+      this.frames.push(isBinary ? { type: '<binary>' } : (JSON.parse(data.toString()) as Frame));
+      this.wake();
+    });
+  }
+
+  static async connect(url: string, options: ClientOptions = {}): Promise<RawClient> {
+    const client = new RawClient(url, options);
+    await client.opened;
+    await client.waitFor((f) => f.type === 'hello');
+    return client;
+  }
+
+  get hello(): Frame {
+    const hello = this.frames.find((f) => f.type === 'hello');
+    if (hello === undefined) throw new Error('no hello yet');
+    return hello;
+  }
+
+  get challenge(): string {
+    return this.hello.challenge as string;
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Waits for the first frame (from `from` on) that matches. */
+  async waitFor(match: (frame: Frame) => boolean, timeoutMs = 5_000, from = 0): Promise<Frame> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.frames.slice(from).find(match);
+      if (found !== undefined) return found;
+      if (this.ws.readyState === WebSocket.CLOSED) throw new Error(`connection closed while waiting; frames: ${JSON.stringify(this.frames)}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for a frame; got ${JSON.stringify(this.frames)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  sendRaw(data: string | Buffer, binary = false): void {
+    this.ws.send(data, { binary });
+  }
+
+  /** Sends a request with a fresh id and resolves with the reply carrying that id. */
+  async request(body: Record<string, unknown>, timeoutMs = 5_000): Promise<Frame> {
+    const id = this.nextId++;
+    const from = this.frames.length;
+    this.ws.send(JSON.stringify({ ...body, id }));
+    return this.waitFor((f) => f.id === id, timeoutMs, from);
+  }
+
+  async register(identity: Identity, nickname: string, port = 5050, address = identity.address): Promise<Frame> {
+    return this.request({
+      type: 'register',
+      nickname,
+      address,
+      port,
+      publicKey: identity.publicKeyPem,
+      signature: signRegistration(identity, this.challenge, nickname, address, port),
+    });
+  }
+
+  events(): Frame[] {
+    return this.frames.filter((f) => f.type === 'peer_joined' || f.type === 'peer_left');
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+export function randomNickname(prefix = 'peer'): string {
+  return `${prefix}-${randomBytes(4).toString('hex')}`;
+}
