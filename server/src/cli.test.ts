@@ -1,0 +1,115 @@
+import { execFile, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { randomOnion, tempDir } from '../../test/support/registry-harness.js';
+
+// These tests run the built command (npm test builds first), as an operator would.
+const CLI = join(import.meta.dirname, '../dist/cli.js');
+const run = promisify(execFile);
+
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function cli(args: string[]): Promise<Outcome> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, NO_PRETTY: '1' } });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+function writeConfig(lines: string): string {
+  const dir = tempDir('cli-');
+  const path = join(dir, 'config.ini');
+  writeFileSync(path, lines);
+  return path;
+}
+
+describe('p2p-registry command', () => {
+  it('serve fails with one line naming every missing key and exits non-zero', async () => {
+    const path = writeConfig('[Host]\nHOST = 127.0.0.1\n');
+    const out = await cli(['serve', '--config', path]);
+    expect(out.code).toBe(78);
+    expect(out.stderr.trim().split('\n')).toHaveLength(1);
+    expect(out.stderr).toMatch(/^\[Configuration error\] Missing variables in config: \[Host\] PORT, \[HiddenService\] HiddenServiceDir, \[HiddenService\] HiddenServicePort\./);
+  });
+
+  it('serve says how to fix a config path that does not exist', async () => {
+    const out = await cli(['serve', '--config', '/nonexistent/config.ini']);
+    expect(out.code).toBe(78);
+    expect(out.stderr).toContain('copy config.ini.example to config.ini or pass --config <path>');
+  });
+
+  it('onion prints ws://<onion>:<port>/ from the hostname file', async () => {
+    const hs = tempDir('hs-');
+    const onion = randomOnion();
+    writeFileSync(join(hs, 'hostname'), `${onion}\n`);
+    const path = writeConfig(`[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=8080\n`);
+    const out = await cli(['onion', '--config', path]);
+    expect(out).toMatchObject({ code: 0, stdout: `ws://${onion}:8080/\n` });
+  });
+
+  it('onion exits non-zero with the reason when there is no hostname yet', async () => {
+    const hs = tempDir('hs-');
+    const path = writeConfig(`[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=80\n`);
+    const out = await cli(['onion', '--config', path]);
+    expect(out.code).toBe(3);
+    expect(out.stderr).toContain('no onion address yet');
+  });
+
+  it('rejects unknown commands and options with the usage text', async () => {
+    const out = await cli(['fly']);
+    expect(out.code).toBe(2);
+    expect(out.stderr).toContain('unknown command "fly"');
+    expect(out.stderr).toContain('usage: p2p-registry');
+    expect((await cli(['serve', '--bogus'])).stderr).toContain('unknown option --bogus');
+  });
+
+  it('serve on a unix socket logs the URL, answers health, and exits 0 on SIGTERM after closing peers with 1001', async () => {
+    const hs = tempDir('hs-');
+    const onion = randomOnion();
+    writeFileSync(join(hs, 'hostname'), `${onion}\n`);
+    const socket = join(tempDir('sock-'), 'registry.sock');
+    writeFileSync(socket, '');
+    const path = writeConfig(`[Host]\nHOST=unix:${socket}\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=80\n`);
+    // A regular file where the socket should be is refused, not deleted.
+    const refused = await cli(['serve', '--config', path]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('is not a socket');
+
+    const { rmSync } = await import('node:fs');
+    rmSync(socket);
+    const child = spawn(process.execPath, [CLI, 'serve', '--config', path], { env: { ...process.env, NO_PRETTY: '1' } });
+    const lines: Array<{ msg: string; url?: string }> = [];
+    const reachable = new Promise<void>((resolve) => {
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        lines.push(JSON.parse(line) as { msg: string });
+        if (line.includes('registry reachable at')) resolve();
+      });
+    });
+    await reachable;
+    expect(lines).toContainEqual(expect.objectContaining({ msg: `registry reachable at ws://${onion}:80/` }));
+    const { statSync } = await import('node:fs');
+    expect(statSync(socket).mode & 0o777).toBe(0o660);
+    expect((await cli(['health', '--config', path])).code).toBe(0);
+
+    const ws = new WebSocket(`ws+unix:${socket}:/`);
+    ws.on('error', () => {});
+    const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+    await new Promise((resolve) => ws.once('message', resolve));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    expect(await closed).toBe(1001);
+    expect(await exited).toBe(0);
+    expect((await cli(['health', '--config', path])).code).toBe(1);
+  });
+});

@@ -1,0 +1,100 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { buildConfig, DEFAULT_LIMITS, envName, loadConfig } from './config.js';
+import { ConfigError } from './errors.js';
+
+const minimal = {
+  Host: { HOST: '127.0.0.1', PORT: '5000' },
+  HiddenService: { HiddenServiceDir: '/var/lib/tor/hidden_service', HiddenServicePort: '80' },
+};
+
+function errorOf(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  it('reads the required keys and fills every limit with its default', () => {
+    const config = buildConfig(minimal, {});
+    expect(config.listen).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 5000 });
+    expect(config.hiddenServicePort).toBe(80);
+    expect(config.limits).toEqual(DEFAULT_LIMITS);
+    expect(config.logLevel).toBe('info');
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.limits)).toBe(true);
+  });
+
+  it('names every missing key in one line starting with the original server\'s words', () => {
+    const err = errorOf(() => buildConfig({}, {}));
+    expect(err.message.split('\n')).toHaveLength(1);
+    expect(err.message).toMatch(/^\[Configuration error\] Missing variables in config: /);
+    for (const key of ['[Host] HOST', '[Host] PORT', '[HiddenService] HiddenServiceDir', '[HiddenService] HiddenServicePort']) {
+      expect(err.message).toContain(key);
+    }
+    expect(err.message).toContain('config.ini.example');
+  });
+
+  it('reports wrong values together with missing ones, saying what is allowed', () => {
+    const err = errorOf(() =>
+      buildConfig({ Host: { HOST: 'localhost', PORT: 'eighty' }, Registry: { MaxPeers: '0', HeartbeatSeconds: '1.5' }, Log: { level: 'loud' } }, {}),
+    );
+    expect(err.missing).toEqual(['[HiddenService] HiddenServiceDir', '[HiddenService] HiddenServicePort']);
+    expect(err.invalid).toEqual([
+      '[Host] PORT must be a whole number, got "eighty"',
+      '[Registry] MaxPeers must be between 1 and 10000000, got 0',
+      '[Registry] HeartbeatSeconds must be a whole number, got "1.5"',
+      '[Log] level must be one of fatal, error, warn, info, debug, trace, silent, got "loud"',
+    ]);
+    expect(err.message.split('\n')).toHaveLength(1);
+  });
+
+  it('lets REGISTRY_<SECTION>_<KEY> environment variables override the file', () => {
+    expect(envName('Registry', 'MaxPeers')).toBe('REGISTRY_REGISTRY_MAXPEERS');
+    const config = buildConfig(minimal, { REGISTRY_REGISTRY_MAXPEERS: '7', REGISTRY_HOST_PORT: '6000', REGISTRY_LOG_LEVEL: 'DEBUG' });
+    expect(config.limits.maxPeers).toBe(7);
+    expect(config.listen).toMatchObject({ port: 6000 });
+    expect(config.logLevel).toBe('debug');
+  });
+
+  it('fills a missing key from the environment', () => {
+    const config = buildConfig({ Host: minimal.Host }, { REGISTRY_HIDDENSERVICE_HIDDENSERVICEDIR: '/hs', REGISTRY_HIDDENSERVICE_HIDDENSERVICEPORT: '8080' });
+    expect(config.hiddenServiceDir).toBe('/hs');
+    expect(config.hiddenServicePort).toBe(8080);
+  });
+
+  it('listens on a unix socket when HOST is unix:<path>, and then needs no PORT', () => {
+    const config = buildConfig({ ...minimal, Host: { HOST: 'unix:/run/registry/registry.sock' } }, {});
+    expect(config.listen).toEqual({ kind: 'unix', path: '/run/registry/registry.sock' });
+    expect(errorOf(() => buildConfig({ ...minimal, Host: { HOST: 'unix:' } }, {})).message).toContain('needs a socket path');
+  });
+
+  it('refuses a key given twice as an array', () => {
+    expect(errorOf(() => buildConfig({ ...minimal, Registry: { MaxPeers: ['1', '2'] } }, {})).message).toContain('[Registry] MaxPeers must be a single value');
+  });
+
+  it('reads config.ini.example as shipped', () => {
+    const config = loadConfig(join(import.meta.dirname, '../../config.ini.example'), {});
+    expect(config.limits).toEqual(DEFAULT_LIMITS);
+    expect(config.hiddenServicePort).toBe(80);
+  });
+
+  it('says how to fix a config file that does not exist', () => {
+    const err = errorOf(() => loadConfig('/nonexistent/config.ini', {}));
+    expect(err.message).toContain('/nonexistent/config.ini does not exist');
+    expect(err.message).toContain('copy config.ini.example to config.ini');
+  });
+
+  it('reads ini comments and spacing the way operators write them', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const path = join(dir, 'config.ini');
+    writeFileSync(path, '; comment\n[Host]\nHOST = 0.0.0.0 \nPORT=5000\n# other comment\n[HiddenService]\nHiddenServiceDir = /hs\nHiddenServicePort = 443\n');
+    expect(loadConfig(path, {})).toMatchObject({ listen: { host: '0.0.0.0', port: 5000 }, hiddenServicePort: 443 });
+  });
+});

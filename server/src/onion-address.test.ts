@@ -1,0 +1,54 @@
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { onionAddressFromPublicKey, parseOnionAddress } from './onion-address.js';
+
+function rawKey(): Buffer {
+  return generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(12);
+}
+
+describe('v3 onion addresses', () => {
+  it('accepts an address made from a key, and gives back the same key', () => {
+    const key = rawKey();
+    const address = onionAddressFromPublicKey(key);
+    const parsed = parseOnionAddress(address);
+    expect(parsed).toMatchObject({ ok: true, address });
+    expect(parsed.ok && parsed.publicKey.equals(key)).toBe(true);
+  });
+
+  it('accepts any case, with or without .onion, and stores it lowercase with .onion', () => {
+    const address = onionAddressFromPublicKey(rawKey());
+    const bare = address.slice(0, 56).toUpperCase();
+    expect(parseOnionAddress(bare)).toMatchObject({ ok: true, address });
+    expect(parseOnionAddress(`${bare}.ONION`)).toMatchObject({ ok: true, address });
+  });
+
+  it('knows the Tor Project address (a real v3 address)', () => {
+    expect(parseOnionAddress('2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion').ok).toBe(true);
+  });
+
+  it('refuses a mistyped character through the checksum', () => {
+    const address = onionAddressFromPublicKey(rawKey());
+    const typo = `${address.slice(0, 20)}${address[20] === 'q' ? 'r' : 'q'}${address.slice(21)}`;
+    expect(parseOnionAddress(typo)).toMatchObject({ ok: false, reason: expect.stringContaining('checksum') });
+  });
+
+  it('refuses a version byte other than 3 even with a matching checksum', () => {
+    const key = rawKey();
+    const version = Buffer.of(2);
+    const checksum = createHash('sha3-256').update('.onion checksum').update(key).update(version).digest().subarray(0, 2);
+    const raw = Buffer.concat([key, checksum, version]);
+    const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+    let bits = '';
+    for (const byte of raw) bits += byte.toString(2).padStart(8, '0');
+    let label = '';
+    for (let i = 0; i < bits.length; i += 5) label += alphabet[parseInt(bits.slice(i, i + 5), 2)];
+    expect(parseOnionAddress(label)).toMatchObject({ ok: false, reason: expect.stringContaining('version') });
+  });
+
+  it('refuses v2 addresses, wrong lengths and non-base32 characters', () => {
+    expect(parseOnionAddress('expyuzz4wqqyqhjn.onion').ok).toBe(false);
+    expect(parseOnionAddress('').ok).toBe(false);
+    expect(parseOnionAddress(`${'a'.repeat(55)}1`)).toMatchObject({ ok: false, reason: expect.stringContaining('base32') });
+    expect(parseOnionAddress(`${'a'.repeat(57)}.onion`).ok).toBe(false);
+  });
+});

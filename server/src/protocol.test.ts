@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { parseRequest, registrationPayload } from './protocol.js';
+
+const frame = (value: unknown): Buffer => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
+
+describe('request parser', () => {
+  it('turns each request type into a typed request', () => {
+    expect(parseRequest(frame({ type: 'ping', id: 1 }))).toEqual({ ok: true, request: { type: 'ping', id: 1 } });
+    expect(parseRequest(frame({ type: 'lookup', nickname: 'a' }))).toEqual({ ok: true, request: { type: 'lookup', id: null, nickname: 'a' } });
+    expect(parseRequest(frame({ type: 'list' }))).toEqual({ ok: true, request: { type: 'list', id: null, after: null, limit: 1000 } });
+    expect(parseRequest(frame({ type: 'list', after: 'b', limit: 3 }))).toMatchObject({ request: { after: 'b', limit: 3 } });
+  });
+
+  it('does not see inherited or __proto__ properties as fields', () => {
+    const result = parseRequest(frame('{"__proto__":{"type":"ping"},"id":1}'));
+    expect(result).toMatchObject({ ok: false, id: 1, error: { code: 'BAD_REQUEST' } });
+    const constructor = parseRequest(frame('{"type":"lookup","constructor":{"nickname":"x"}}'));
+    expect(constructor).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST', message: 'missing field "nickname"' } });
+  });
+
+  it('keeps the id of a request whose fields are wrong', () => {
+    expect(parseRequest(frame({ type: 'lookup', id: 'q1', nickname: 5 }))).toMatchObject({ ok: false, id: 'q1', error: { code: 'BAD_REQUEST' } });
+  });
+
+  it('refuses an unsafe integer id', () => {
+    expect(parseRequest(frame('{"type":"ping","id":1e300}'))).toMatchObject({ ok: false, id: null, error: { code: 'BAD_REQUEST' } });
+  });
+
+  it('builds the signed payload from the values exactly as sent', () => {
+    expect(registrationPayload('CH', 'Alice', 'ABC.onion', 5050)).toBe('p2p-tor-chat/register/v1\nCH\nAlice\nABC.onion\n5050');
+  });
+});
