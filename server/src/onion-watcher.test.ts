@@ -124,9 +124,13 @@ describe('onion watcher', () => {
     expect(missing?.msg).toContain('does not exist: start tor');
     const onion = randomOnion();
     mkdirSync(dir);
-    await new Promise((r) => setTimeout(r, 150));
     writeFileSync(join(dir, 'hostname'), `${onion}\n`);
     expect(await next()).toBe(onion);
+    // ...and then watches the new folder for changes.
+    await new Promise((r) => setTimeout(r, 300));
+    const restored = randomOnion();
+    writeFileSync(join(dir, 'hostname'), `${restored}\n`);
+    expect(await next()).toBe(restored);
   });
 
   it('logs an error naming the problem when hostname stays absent past the timeout, and keeps watching', async () => {

@@ -118,7 +118,7 @@ export class OnionWatcher extends EventEmitter<{ address: [OnionAddress] }> {
   }
 
   async start(): Promise<void> {
-    this.startWatcher();
+    await this.startWatcher();
     this.timeout = setTimeout(() => {
       if (this.state?.status !== 'known') {
         this.options.logger.error(
@@ -139,12 +139,14 @@ export class OnionWatcher extends EventEmitter<{ address: [OnionAddress] }> {
     this.watcher = undefined;
   }
 
-  private startWatcher(): void {
+  /** Resolves once chokidar is watching, so that no change after that point can be missed. */
+  private startWatcher(): Promise<void> {
     void this.watcher?.close();
     const watcher = watch(this.options.dir, { depth: 0, ignoreInitial: true, persistent: true });
     watcher.on('all', () => void this.refresh());
     watcher.on('error', () => void this.refresh());
     this.watcher = watcher;
+    return new Promise((resolve) => watcher.once('ready', () => resolve()));
   }
 
   private startRecheck(): void {
@@ -180,6 +182,10 @@ export class OnionWatcher extends EventEmitter<{ address: [OnionAddress] }> {
     const previous = this.state;
     this.state = next.status === 'waiting' && previous?.status === 'known' && next.problem === 'NO_HOSTNAME' ? previous : next;
     const log = this.options.logger;
+    const dirAppeared =
+      previous?.status === 'waiting' && previous.problem === 'MISSING_DIR' && (next.status === 'known' || next.problem !== 'MISSING_DIR');
+    // chokidar does not see into a folder created after it started: watch the new folder.
+    if (dirAppeared) void this.startWatcher().then(() => this.refresh());
     if (next.status === 'known') {
       this.stopRecheck();
       if (previous?.status === 'known' && previous.address === next.address) return;
@@ -195,9 +201,8 @@ export class OnionWatcher extends EventEmitter<{ address: [OnionAddress] }> {
       log.warn({ problem: next.problem }, `${next.detail}; keeping the last known address`);
       return;
     }
-    // While unknown, look again regularly: chokidar does not see into a folder created after it started.
+    // While unknown, look again regularly (a missing folder, or events chokidar cannot give).
     this.startRecheck();
-    if (previous?.status === 'waiting' && previous.problem === 'MISSING_DIR' && next.problem !== 'MISSING_DIR') this.startWatcher();
     if (previous?.status !== 'waiting' || previous.problem !== next.problem) {
       const level = next.problem === 'NO_HOSTNAME' ? 'info' : 'error';
       log[level]({ problem: next.problem }, next.detail);
