@@ -94,14 +94,20 @@ fi
 if docker info >/dev/null 2>&1; then
   say "dockerd already answers"
 else
-  if pgrep -x dockerd >/dev/null 2>&1; then
+  if [ -s /var/run/docker.pid ] && kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
     say "dockerd is running but does not answer yet; waiting"
   else
     say "starting dockerd in the background (log: $DOCKERD_LOG)"
     nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    dockerd_pid=$!
   fi
   waited=0
+  dockerd_pid=${dockerd_pid:-}
   until docker info >/dev/null 2>&1; do
+    if [ -n "${dockerd_pid:-}" ] && ! kill -0 "$dockerd_pid" 2>/dev/null; then
+      tail -n 20 "$DOCKERD_LOG" >&2 || true
+      die "dockerd exited during startup (see $DOCKERD_LOG)"
+    fi
     if [ "$waited" -ge "$DOCKERD_WAIT_SECONDS" ]; then
       tail -n 20 "$DOCKERD_LOG" >&2 || true
       die "dockerd did not answer within ${DOCKERD_WAIT_SECONDS}s (see $DOCKERD_LOG)"
