@@ -7,7 +7,7 @@ BASE_IMAGES_ENV := test/.run/base-images.env
 ONION_WAIT_SECONDS ?= 300
 
 .DEFAULT_GOAL := help
-.PHONY: help up down logs onion build test test-unit test-e2e bench bench-smoke base-images
+.PHONY: help up down logs onion build test test-unit test-stack test-e2e bench bench-smoke base-images
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,12 +46,16 @@ build: ## compile the server and build both images
 base-images: ## make sure base images exist (pull, or build local stand-ins offline)
 	bash test/images/build-standins.sh
 
-test: ## everything: type-check, unit, fuzz and abuse tests, then end-to-end through a private Tor network
+test: ## everything: type-check, unit, fuzz and abuse tests, the offline stack, then end-to-end through a private Tor network
 	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-stack
 	@$(MAKE) --no-print-directory test-e2e
 
 test-unit: ## type-check, build and run the unit suite (no Docker needed)
 	npm test
+
+test-stack: base-images ## the shipped compose.yaml with tor offline: permissions, no ports, onion kept (needs Docker)
+	bash test/offline/check-stack.sh
 
 test-e2e: base-images ## the whole stack with testcontainers through real onion routing (needs Docker, compose v2)
 	source $(BASE_IMAGES_ENV) && npx vitest run --project e2e
