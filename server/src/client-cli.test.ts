@@ -1,0 +1,296 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { parseArgs, UsageError } from './cli-args.js';
+import { main } from './cli.js';
+import { CLIENT_FLAGS, CLIENT_OPTIONS, runClientCommand, type ClientIo } from './client-cli.js';
+import { buildConfig } from './config.js';
+import { createLogger } from './logger.js';
+import { onionAddressFromPublicKey } from './onion-address.js';
+import { createIdentity } from './peer-identity.js';
+import { RegistryClient } from './registry-client.js';
+import { startServer } from './server.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'client-cli-test-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** The real registry on 127.0.0.1:0; returns its ws:// URL. */
+async function startRegistry(): Promise<string> {
+  const dir = await tempDir();
+  const raw = generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }).x as string;
+  await writeFile(join(dir, 'hostname'), `${onionAddressFromPublicKey(Buffer.from(raw, 'base64url'))}\n`);
+  const config = buildConfig(
+    {
+      Host: { HOST: '127.0.0.1', PORT: '0' },
+      HiddenService: { HiddenServiceDir: dir, HiddenServicePort: '80' },
+      Registry: { EventBatchMs: '0' },
+      Log: { level: 'silent' },
+    },
+    {},
+  );
+  const server = await startServer(config, createLogger('silent'));
+  cleanups.push(() => server.close());
+  return `ws://127.0.0.1:${(server.address as AddressInfo).port}/`;
+}
+
+function randomOnion(): string {
+  return onionAddressFromPublicKey(randomBytes(32));
+}
+
+async function registerPeer(url: string, nickname: string): Promise<RegistryClient> {
+  const c = await RegistryClient.connect({ url, identity: createIdentity(), reconnect: false });
+  cleanups.push(() => c.close());
+  await c.register({ nickname, address: randomOnion(), port: 5050 });
+  return c;
+}
+
+interface Run {
+  readonly io: ClientIo;
+  readonly out: () => string;
+  readonly err: () => string;
+  readonly stop: AbortController;
+}
+
+function captureIo(env: Record<string, string> = {}): Run {
+  let out = '';
+  let err = '';
+  const stop = new AbortController();
+  return {
+    io: {
+      stdout: { write: (text: string) => (out += text) },
+      stderr: { write: (text: string) => (err += text) },
+      env,
+      signal: stop.signal,
+    },
+    out: () => out,
+    err: () => err,
+    stop,
+  };
+}
+
+function args(argv: string[]): ReturnType<typeof parseArgs> {
+  return parseArgs(argv, new Set(['config', ...CLIENT_OPTIONS]), new Set(['help', ...CLIENT_FLAGS]));
+}
+
+function run(argv: string[], io: ClientIo): Promise<number> {
+  const parsed = args(argv);
+  return runClientCommand(parsed.command ?? '', parsed, io);
+}
+
+async function waitFor(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 1500;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('p2p-registry peers', () => {
+  it('prints one line per peer, in nickname order', async () => {
+    const url = await startRegistry();
+    await registerPeer(url, 'bob');
+    await registerPeer(url, 'alice');
+    const r = captureIo();
+    expect(await run(['peers', '--registry', url], r.io)).toBe(0);
+    const lines = r.out().trimEnd().split('\n');
+    expect(lines.map((line) => line.split('\t')[0])).toEqual(['alice', 'bob']);
+    expect(lines[0]).toMatch(/^alice\t[a-z2-7]{56}\.onion:5050\ted25519\t\d{4}-/);
+  });
+
+  it('prints a JSON array with --json, and takes the registry from P2P_REGISTRY_URL', async () => {
+    const url = await startRegistry();
+    await registerPeer(url, 'alice');
+    const r = captureIo({ P2P_REGISTRY_URL: url });
+    expect(await run(['peers', '--json'], r.io)).toBe(0);
+    const peers = JSON.parse(r.out()) as Array<{ nickname: string; publicKey: string }>;
+    expect(peers).toHaveLength(1);
+    expect(peers[0]?.nickname).toBe('alice');
+    expect(peers[0]?.publicKey).toContain('BEGIN PUBLIC KEY');
+  });
+
+  it('says so on stderr when nobody is online', async () => {
+    const url = await startRegistry();
+    const r = captureIo();
+    expect(await run(['peers', '--registry', url], r.io)).toBe(0);
+    expect(r.out()).toBe('');
+    expect(r.err()).toContain('no peers online');
+  });
+});
+
+describe('p2p-registry lookup', () => {
+  it('prints the peer, and fails with exit 1 for an unknown nickname', async () => {
+    const url = await startRegistry();
+    await registerPeer(url, 'Alice');
+    const found = captureIo();
+    expect(await run(['lookup', 'alice', '--registry', url, '--json'], found.io)).toBe(0);
+    expect(JSON.parse(found.out())).toMatchObject({ nickname: 'Alice', port: 5050 });
+    const missing = captureIo();
+    expect(await run(['lookup', 'nobody', '--registry', url], missing.io)).toBe(1);
+    expect(missing.err()).toContain('no peer named "nobody" is online');
+  });
+});
+
+describe('p2p-registry register', () => {
+  it('makes a 0600 key, registers, stays connected until stopped, then leaves', async () => {
+    const url = await startRegistry();
+    const dir = await tempDir();
+    const key = join(dir, 'peer-key.pem');
+    const address = randomOnion();
+    const r = captureIo();
+    const exit = run(['register', '--registry', url, '--nickname', 'alice', '--address', address, '--port', '5050', '--key', key], r.io);
+    await waitFor(() => r.out().includes('registered alice'), 'the registration');
+    expect(r.err()).toContain(`created a new key in ${key}`);
+    expect((await stat(key)).mode & 0o777).toBe(0o600);
+    expect(await readFile(key, 'utf8')).toContain('BEGIN PRIVATE KEY');
+
+    const reader = await RegistryClient.connect({ url, reconnect: false });
+    cleanups.push(() => reader.close());
+    expect((await reader.lookup('alice')).address).toBe(address);
+    r.stop.abort();
+    expect(await exit).toBe(0);
+    let gone = false;
+    await waitFor(() => {
+      void reader.lookup('alice').catch((e: { code?: string }) => (gone ||= e.code === 'NOT_FOUND'));
+      return gone;
+    }, 'the peer to leave');
+  });
+
+  it('reuses the key file, and prints events as JSON lines with --watch', async () => {
+    const url = await startRegistry();
+    const key = join(await tempDir(), 'peer-key.pem');
+    const first = captureIo();
+    const firstExit = run(['register', '--registry', url, '--nickname', 'alice', '--address', randomOnion(), '--port', '1', '--key', key], first.io);
+    await waitFor(() => first.out().includes('registered'), 'the first registration');
+    first.stop.abort();
+    await firstExit;
+
+    const r = captureIo();
+    const exit = run(['register', '--registry', url, '--nickname', 'alice', '--address', randomOnion(), '--port', '1', '--key', key, '--watch', '--json'], r.io);
+    await waitFor(() => r.out().includes('"registered"'), 'the registration');
+    expect(r.err()).toContain(`using the key in ${key}`);
+    await registerPeer(url, 'bob');
+    await waitFor(() => r.out().includes('peer_joined'), 'the event');
+    const lines = r.out().trimEnd().split('\n').map((line) => JSON.parse(line) as { type: string; peer?: { nickname: string } });
+    expect(lines.map((l) => l.type)).toEqual(['registered', 'peer_joined']);
+    expect(lines[1]?.peer?.nickname).toBe('bob');
+    r.stop.abort();
+    expect(await exit).toBe(0);
+  });
+
+  it('explains a taken nickname and exits 1', async () => {
+    const url = await startRegistry();
+    await registerPeer(url, 'alice');
+    const r = captureIo();
+    const key = join(await tempDir(), 'k.pem');
+    expect(await run(['register', '--registry', url, '--nickname', 'alice', '--address', randomOnion(), '--port', '1', '--key', key], r.io)).toBe(1);
+    expect(r.err()).toContain('NICKNAME_TAKEN');
+    expect(r.err()).toContain('choose another --nickname');
+  });
+
+  it('warns when the key file can be read by others', async () => {
+    const url = await startRegistry();
+    const key = join(await tempDir(), 'open.pem');
+    await writeFile(key, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o644 });
+    const r = captureIo();
+    const exit = run(['register', '--registry', url, '--nickname', 'a', '--address', randomOnion(), '--port', '1', '--key', key], r.io);
+    await waitFor(() => r.out().includes('registered'), 'the registration');
+    expect(r.err()).toContain(`chmod 600 ${key}`);
+    r.stop.abort();
+    expect(await exit).toBe(0);
+  });
+
+  it('refuses a key file that is not an Ed25519 key', async () => {
+    const url = await startRegistry();
+    const key = join(await tempDir(), 'rsa.pem');
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' });
+    await writeFile(key, rsa, { mode: 0o600 });
+    const r = captureIo();
+    expect(await run(['register', '--registry', url, '--nickname', 'a', '--address', randomOnion(), '--port', '1', '--key', key], r.io)).toBe(1);
+    expect(r.err()).toContain('Ed25519');
+  });
+});
+
+describe('p2p-registry watch', () => {
+  it('prints peer_joined and peer_left as JSON lines until stopped', async () => {
+    const url = await startRegistry();
+    const r = captureIo();
+    const exit = run(['watch', '--registry', url], r.io);
+    await waitFor(() => r.err().includes('watching'), 'the subscription');
+    const bob = await registerPeer(url, 'bob');
+    await bob.close();
+    await waitFor(() => r.out().includes('peer_left'), 'the events');
+    const events = r.out().trimEnd().split('\n').map((line) => JSON.parse(line) as { type: string });
+    expect(events).toEqual([
+      { type: 'peer_joined', peer: expect.objectContaining({ nickname: 'bob' }) },
+      { type: 'peer_left', nickname: 'bob' },
+    ]);
+    r.stop.abort();
+    expect(await exit).toBe(0);
+  });
+});
+
+describe('p2p-registry client: usage and failures', () => {
+  it.each([
+    [['peers'], 'P2P_REGISTRY_URL'],
+    [['peers', '--registry', 'http://x/'], 'ws://'],
+    [['peers', '--registry', `ws://${randomOnion()}:80/`], '--socks'],
+    [['peers', '--registry', 'ws://127.0.0.1:1/', '--socks', 'nonsense'], '--socks must be'],
+    [['peers', '--registry', 'ws://127.0.0.1:1/', '--timeout', '-1'], '--timeout'],
+    [['peers', '--registry', 'ws://127.0.0.1:1/', '--nickname', 'x'], 'does not apply'],
+    [['lookup', '--registry', 'ws://127.0.0.1:1/'], 'one nickname'],
+    [['register', '--registry', 'ws://127.0.0.1:1/', '--nickname', 'a'], '--address, --port'],
+    [['register', '--registry', 'ws://127.0.0.1:1/', '--nickname', 'a', '--address', 'abc.onion', '--port', '1'], 'v3 onion'],
+    [['register', '--registry', 'ws://127.0.0.1:1/', '--nickname', 'a', '--address', randomOnion(), '--port', '0'], '--port'],
+    [['register', '--registry', 'ws://127.0.0.1:1/', '--nickname', '-a', '--address', randomOnion(), '--port', '1'], '--nickname'],
+  ])('%j is a usage error mentioning %s', async (argv, text) => {
+    const r = captureIo();
+    const failure = run(argv, r.io);
+    await expect(failure).rejects.toBeInstanceOf(UsageError);
+    await expect(failure).rejects.toThrow(text);
+  });
+
+  it('tells the user to check tor when the SOCKS proxy is not there (exit 1)', async () => {
+    const free = createServer().listen(0, '127.0.0.1');
+    await new Promise((resolve) => free.once('listening', resolve));
+    const port = (free.address() as AddressInfo).port;
+    await new Promise((resolve) => free.close(resolve));
+    const r = captureIo({ P2P_SOCKS: `127.0.0.1:${port}` });
+    expect(await run(['peers', '--registry', `ws://${randomOnion()}:80/`], r.io)).toBe(1);
+    expect(r.err()).toContain('SOCKS_PROXY_UNREACHABLE');
+    expect(r.err()).toContain('is tor running');
+  });
+
+  it('says the registry is not running when nothing listens (exit 1)', async () => {
+    const r = captureIo();
+    expect(await run(['peers', '--registry', 'ws://127.0.0.1:1/'], r.io)).toBe(1);
+    expect(r.err()).toContain('CONNECT_FAILED');
+  });
+
+  it('exits 2 with the usage text from the p2p-registry entry point', async () => {
+    let err = '';
+    vi.spyOn(process.stderr, 'write').mockImplementation((text: string | Uint8Array) => {
+      err += String(text);
+      return true;
+    });
+    const saved = process.env.P2P_REGISTRY_URL;
+    delete process.env.P2P_REGISTRY_URL;
+    cleanups.push(() => {
+      if (saved !== undefined) process.env.P2P_REGISTRY_URL = saved;
+    });
+    expect(await main(['peers'])).toBe(2);
+    expect(err).toContain('no registry given');
+    expect(err).toContain('register --nickname <name>');
+  });
+});

@@ -1,0 +1,312 @@
+/**
+ * A SOCKS5 CONNECT client (RFC 1928, no authentication). Destinations are always sent as a
+ * DOMAINNAME so that tor resolves them: an .onion name must never reach a local resolver.
+ */
+import { Agent, type AgentOptions, type ClientRequestArgs } from 'node:http';
+import { connect as netConnect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+
+export interface SocksProxy {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface SocksConnectOptions {
+  readonly proxy: SocksProxy;
+  /** Destination host name (an .onion name, a DNS name or an IP literal); the proxy resolves it. */
+  readonly host: string;
+  readonly port: number;
+  /** Covers reaching the proxy and the whole handshake. Default 60 s (first onion connects are slow). */
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+export const DEFAULT_SOCKS_TIMEOUT_MS = 60_000;
+
+const VERSION = 0x05;
+const NO_AUTH = 0x00;
+const NO_ACCEPTABLE_METHOD = 0xff;
+const CMD_CONNECT = 0x01;
+const ATYP_IPV4 = 0x01;
+const ATYP_DOMAIN = 0x03;
+const ATYP_IPV6 = 0x04;
+const MAX_DOMAIN_BYTES = 255;
+
+export type SocksErrorCode =
+  | 'SOCKS_PROXY_UNREACHABLE'
+  | 'SOCKS_TIMEOUT'
+  | 'SOCKS_ABORTED'
+  | 'SOCKS_PROXY_CLOSED'
+  | 'SOCKS_NOT_SOCKS5'
+  | 'SOCKS_AUTH_REQUIRED'
+  | 'SOCKS_BAD_REPLY'
+  | 'SOCKS_BAD_DESTINATION'
+  | 'SOCKS_GENERAL_FAILURE'
+  | 'SOCKS_NOT_ALLOWED'
+  | 'SOCKS_NETWORK_UNREACHABLE'
+  | 'SOCKS_HOST_UNREACHABLE'
+  | 'SOCKS_CONNECTION_REFUSED'
+  | 'SOCKS_TTL_EXPIRED'
+  | 'SOCKS_COMMAND_NOT_SUPPORTED'
+  | 'SOCKS_ADDRESS_TYPE_NOT_SUPPORTED'
+  | 'SOCKS_ONION_DESCRIPTOR_NOT_FOUND'
+  | 'SOCKS_ONION_DESCRIPTOR_INVALID'
+  | 'SOCKS_ONION_INTRO_FAILED'
+  | 'SOCKS_ONION_REND_FAILED'
+  | 'SOCKS_ONION_AUTH_MISSING'
+  | 'SOCKS_ONION_AUTH_WRONG'
+  | 'SOCKS_ONION_BAD_ADDRESS'
+  | 'SOCKS_ONION_INTRO_TIMEOUT'
+  | 'SOCKS_UNKNOWN_REPLY';
+
+/**
+ * Reply codes of RFC 1928 §6 and tor's extended codes (SocksPort ... ExtendedErrors), with what a
+ * person can do about each. Tor answers 0x04 when it cannot reach an onion service at all.
+ */
+const REPLIES: ReadonlyMap<number, readonly [SocksErrorCode, string]> = new Map([
+  [0x01, ['SOCKS_GENERAL_FAILURE', 'the proxy failed to connect (general failure): check its log']],
+  [0x02, ['SOCKS_NOT_ALLOWED', 'the proxy refused the connection by its rules (SocksPolicy?)']],
+  [0x03, ['SOCKS_NETWORK_UNREACHABLE', 'network unreachable from the proxy: has tor finished bootstrapping?']],
+  [
+    0x04,
+    [
+      'SOCKS_HOST_UNREACHABLE',
+      'onion service not reachable (yet?): tor could not reach it; a new onion service needs a while to publish its descriptor, so retry in a minute, and check the address',
+    ],
+  ],
+  [0x05, ['SOCKS_CONNECTION_REFUSED', 'connection refused at the destination: is the port right and the service behind it running?']],
+  [0x06, ['SOCKS_TTL_EXPIRED', 'the connection attempt expired inside the proxy (TTL expired): retry']],
+  [0x07, ['SOCKS_COMMAND_NOT_SUPPORTED', 'the proxy does not support CONNECT']],
+  [0x08, ['SOCKS_ADDRESS_TYPE_NOT_SUPPORTED', 'the proxy does not accept host names (DOMAINNAME): use tor\'s SocksPort']],
+  [0xf0, ['SOCKS_ONION_DESCRIPTOR_NOT_FOUND', 'onion service not reachable (yet?): tor found no descriptor for it; retry in a minute, and check the address']],
+  [0xf1, ['SOCKS_ONION_DESCRIPTOR_INVALID', 'the onion service\'s descriptor is invalid']],
+  [0xf2, ['SOCKS_ONION_INTRO_FAILED', 'onion service not reachable (yet?): every introduction point failed; retry']],
+  [0xf3, ['SOCKS_ONION_REND_FAILED', 'onion service not reachable (yet?): the rendezvous failed; retry']],
+  [0xf4, ['SOCKS_ONION_AUTH_MISSING', 'the onion service requires client authorization, and tor has none for it']],
+  [0xf5, ['SOCKS_ONION_AUTH_WRONG', 'tor\'s client authorization for this onion service was refused']],
+  [0xf6, ['SOCKS_ONION_BAD_ADDRESS', 'not a valid onion address: check it (a v3 address has 56 characters)']],
+  [0xf7, ['SOCKS_ONION_INTRO_TIMEOUT', 'onion service not reachable (yet?): introduction timed out; retry']],
+]);
+
+export class SocksError extends Error {
+  override readonly name = 'SocksError';
+  constructor(
+    readonly code: SocksErrorCode,
+    message: string,
+    /** The proxy's reply code (RFC 1928 REP field), when the error is one. */
+    readonly replyCode: number | null = null,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+function describeProxy(proxy: SocksProxy): string {
+  return proxy.host.includes(':') ? `[${proxy.host}]:${proxy.port}` : `${proxy.host}:${proxy.port}`;
+}
+
+/** The CONNECT request for `host:port` as a DOMAINNAME. */
+function connectRequest(host: string, port: number): Buffer {
+  const name = Buffer.from(host, 'utf8');
+  const request = Buffer.alloc(7 + name.length);
+  request.set([VERSION, CMD_CONNECT, 0x00, ATYP_DOMAIN, name.length]);
+  name.copy(request, 5);
+  request.writeUInt16BE(port, 5 + name.length);
+  return request;
+}
+
+/** Length of BND.ADDR for an address type, given the first byte after ATYP; undefined when unknown. */
+function boundAddressLength(atyp: number, firstByte: number): number | undefined {
+  if (atyp === ATYP_IPV4) return 4;
+  if (atyp === ATYP_IPV6) return 16;
+  if (atyp === ATYP_DOMAIN) return 1 + firstByte;
+  return undefined;
+}
+
+/**
+ * Opens a TCP connection to the proxy and asks it to CONNECT to `host:port`. Resolves with the socket,
+ * ready to carry the destination's bytes; rejects with a SocksError whose `code` says what failed.
+ */
+export function socksConnect(options: SocksConnectOptions): Promise<Socket> {
+  const { proxy, host, port } = options;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_SOCKS_TIMEOUT_MS;
+  const hostBytes = Buffer.byteLength(host, 'utf8');
+  if (hostBytes === 0 || hostBytes > MAX_DOMAIN_BYTES) {
+    return Promise.reject(new SocksError('SOCKS_BAD_DESTINATION', `destination host must be 1-${MAX_DOMAIN_BYTES} bytes`));
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+    return Promise.reject(new SocksError('SOCKS_BAD_DESTINATION', `destination port must be 1-65535, got ${String(port)}`));
+  }
+  if (options.signal?.aborted === true) {
+    return Promise.reject(new SocksError('SOCKS_ABORTED', 'the connection attempt was cancelled'));
+  }
+  const where = describeProxy(proxy);
+
+  return new Promise<Socket>((resolve, reject) => {
+    const socket = netConnect({ host: proxy.host, port: proxy.port });
+    socket.setNoDelay(true);
+    // Paused mode with read(n): exactly the handshake's bytes are taken, the rest stays for the caller.
+    let step: 'method' | 'reply-head' | 'reply-address' = 'method';
+    let addressLength = 0;
+    let settled = false;
+
+    const finish = (err: SocksError | null): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      socket.off('readable', onReadable);
+      socket.off('connect', onConnect);
+      socket.off('error', onError);
+      socket.off('end', onEnd);
+      socket.off('close', onEnd);
+      if (err === null) {
+        resolve(socket);
+      } else {
+        socket.on('error', () => undefined);
+        socket.destroy();
+        reject(err);
+      }
+    };
+
+    const onConnect = (): void => {
+      socket.write(Buffer.of(VERSION, 1, NO_AUTH));
+    };
+    const onError = (err: NodeJS.ErrnoException): void => {
+      finish(
+        new SocksError(
+          'SOCKS_PROXY_UNREACHABLE',
+          `cannot reach the SOCKS5 proxy at ${where} (${err.code ?? err.message}): is tor running with SocksPort ${where}?`,
+          null,
+          { cause: err },
+        ),
+      );
+    };
+    const onEnd = (): void => {
+      finish(
+        new SocksError(
+          'SOCKS_PROXY_CLOSED',
+          `the proxy at ${where} closed the connection during the SOCKS5 handshake: is it tor's SocksPort?`,
+        ),
+      );
+    };
+    const onAbort = (): void => finish(new SocksError('SOCKS_ABORTED', 'the connection attempt was cancelled'));
+
+    const onReadable = (): void => {
+      for (;;) {
+        if (settled) return;
+        if (step === 'method') {
+          const reply = socket.read(2) as Buffer | null;
+          if (reply === null) return;
+          if (reply[0] !== VERSION) {
+            finish(new SocksError('SOCKS_NOT_SOCKS5', `${where} is not a SOCKS5 proxy (it answered version byte ${String(reply[0])}): point --socks at tor's SocksPort`));
+            return;
+          }
+          if (reply[1] === NO_ACCEPTABLE_METHOD) {
+            finish(new SocksError('SOCKS_AUTH_REQUIRED', `the proxy at ${where} requires authentication, which this client does not support`));
+            return;
+          }
+          if (reply[1] !== NO_AUTH) {
+            finish(new SocksError('SOCKS_BAD_REPLY', `the proxy at ${where} chose method ${String(reply[1])}, which was not offered`));
+            return;
+          }
+          socket.write(connectRequest(host, port));
+          step = 'reply-head';
+        } else if (step === 'reply-head') {
+          // VER REP RSV ATYP and the first byte of BND.ADDR (a DOMAINNAME's length).
+          const head = socket.read(5) as Buffer | null;
+          if (head === null) return;
+          const [version, rep = 0, , atyp = 0, first = 0] = head;
+          if (version !== VERSION) {
+            finish(new SocksError('SOCKS_BAD_REPLY', `the proxy at ${where} answered CONNECT with version byte ${String(version)}`));
+            return;
+          }
+          if (rep !== 0x00) {
+            const known = REPLIES.get(rep);
+            const hex = `0x${rep.toString(16).padStart(2, '0')}`;
+            finish(
+              known === undefined
+                ? new SocksError('SOCKS_UNKNOWN_REPLY', `the proxy refused to connect to ${host}:${port} with reply code ${hex}`, rep)
+                : new SocksError(known[0], `${known[1]} (${host}:${port}, SOCKS reply ${hex})`, rep),
+            );
+            return;
+          }
+          const length = boundAddressLength(atyp, first);
+          if (length === undefined) {
+            finish(new SocksError('SOCKS_BAD_REPLY', `the proxy at ${where} answered with unknown address type ${String(atyp)}`));
+            return;
+          }
+          addressLength = length - 1 + 2; // rest of BND.ADDR, then BND.PORT
+          step = 'reply-address';
+        } else {
+          const rest = socket.read(addressLength) as Buffer | null;
+          if (rest === null) return;
+          finish(null);
+          return;
+        }
+      }
+    };
+
+    const timer = setTimeout(() => {
+      finish(new SocksError('SOCKS_TIMEOUT', `no connection to ${host}:${port} through the proxy at ${where} within ${timeoutMs} ms: retry, or raise the timeout`));
+    }, timeoutMs);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    socket.once('connect', onConnect);
+    socket.on('readable', onReadable);
+    socket.on('error', onError);
+    socket.once('end', onEnd);
+    socket.once('close', onEnd);
+  });
+}
+
+export interface SocksAgentOptions extends AgentOptions {
+  /** Handshake timeout for each connection, default 60 s. */
+  readonly socksTimeoutMs?: number;
+}
+
+/**
+ * An http.Agent that opens each connection through a SOCKS5 proxy. `ws` takes it as `agent` and
+ * hands it to http.request; the agent answers asynchronously through the callback once the proxy
+ * has connected. `destroy()` also cancels handshakes still in progress.
+ */
+export class SocksAgent extends Agent {
+  private readonly aborter = new AbortController();
+  private readonly socksTimeoutMs: number;
+
+  constructor(
+    readonly proxy: SocksProxy,
+    options: SocksAgentOptions = {},
+  ) {
+    const { socksTimeoutMs, ...agentOptions } = options;
+    super({ ...agentOptions, keepAlive: false });
+    this.socksTimeoutMs = socksTimeoutMs ?? DEFAULT_SOCKS_TIMEOUT_MS;
+  }
+
+  override createConnection(
+    options: ClientRequestArgs,
+    callback?: (err: Error | null, stream: Duplex) => void,
+  ): Duplex | null | undefined {
+    const host = options.hostname ?? options.host ?? 'localhost';
+    const port = Number(options.port ?? options.defaultPort ?? 80);
+    socksConnect({ proxy: this.proxy, host, port, timeoutMs: this.socksTimeoutMs, signal: this.aborter.signal }).then(
+      (socket) => callback?.(null, socket),
+      (err: unknown) => callback?.(err as Error, undefined as unknown as Duplex),
+    );
+    return undefined;
+  }
+
+  override destroy(): void {
+    this.aborter.abort();
+    super.destroy();
+  }
+}
+
+/** Parses `host:port` or `[ipv6]:port`; undefined when it is not one. */
+export function parseSocksAddress(text: string): SocksProxy | undefined {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(text.trim());
+  if (match === null) return undefined;
+  const host = match[1] ?? match[2];
+  const port = Number(match[3]);
+  if (host === undefined || port < 1 || port > 65_535) return undefined;
+  return { host, port };
+}
