@@ -15,7 +15,10 @@ export function parseArgs(argv: readonly string[], valued: ReadonlySet<string>, 
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i] as string;
     if (arg.startsWith('--')) {
-      const [name, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
+      const body = arg.slice(2);
+      const eq = body.indexOf('=');
+      const name = eq < 0 ? body : body.slice(0, eq);
+      const inline = eq < 0 ? undefined : body.slice(eq + 1);
       if (valued.has(name)) {
         const value = inline ?? argv[(i += 1)];
         if (value === undefined) throw new UsageError(`--${name} needs a value`);

@@ -23,6 +23,7 @@ registry commands (--config defaults to ./config.ini):
   serve  [--config <path>]   run the registry server
   onion  [--config <path>]   print the registry's ws://<onion>:<port>/ URL
   health [--config <path>]   exit 0 if the running server is healthy
+  exit codes: 0 ok, 1 failure, 2 usage, 3 no onion address yet (onion), 78 configuration error
 ${CLIENT_USAGE}`;
 
 const SERVER_COMMANDS = new Set(['serve', 'onion', 'health']);
