@@ -20,19 +20,9 @@ die() { printf '[install-docker] error: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root"
 
-# The Debian mirror the system already uses (deb822 .sources or one-line .list), else the default.
-debian_mirror() {
-  local files=() f m
-  for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list /etc/apt/sources.list; do
-    [ -f "$f" ] && files+=("$f")
-  done
-  if [ "${#files[@]}" -gt 0 ]; then
-    m=$(grep -hoE '^[^#]*https?://[^[:space:]]+/debian/?([[:space:]]|$)' "${files[@]}" 2>/dev/null \
-      | grep -oE 'https?://[^[:space:]]+' | grep -v -- '-security' | head -n1 || true)
-    if [ -n "$m" ]; then printf '%s\n' "${m%/}"; return; fi
-  fi
-  printf '%s\n' http://deb.debian.org/debian
-}
+# debian_mirror: the Debian mirror the system already uses, else the default.
+# shellcheck source-path=SCRIPTDIR source=../test/images/debian-mirror.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../test/images/debian-mirror.sh"
 
 apt_updated=0
 apt_update_once() {

@@ -1,18 +1,15 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { randomOnion, startTestServer } from '../../test/support/registry-harness.js';
 import { parseArgs, UsageError } from './cli-args.js';
 import { main } from './cli.js';
 import { CLIENT_FLAGS, CLIENT_OPTIONS, runClientCommand, type ClientIo } from './client-cli.js';
-import { buildConfig } from './config.js';
-import { createLogger } from './logger.js';
-import { onionAddressFromPublicKey } from './onion-address.js';
 import { createIdentity } from './peer-identity.js';
 import { RegistryClient } from './registry-client.js';
-import { startServer } from './server.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -28,25 +25,9 @@ async function tempDir(): Promise<string> {
 
 /** The real registry on 127.0.0.1:0; returns its ws:// URL. */
 async function startRegistry(): Promise<string> {
-  const dir = await tempDir();
-  const raw = generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }).x as string;
-  await writeFile(join(dir, 'hostname'), `${onionAddressFromPublicKey(Buffer.from(raw, 'base64url'))}\n`);
-  const config = buildConfig(
-    {
-      Host: { HOST: '127.0.0.1', PORT: '0' },
-      HiddenService: { HiddenServiceDir: dir, HiddenServicePort: '80' },
-      Registry: { EventBatchMs: '0' },
-      Log: { level: 'silent' },
-    },
-    {},
-  );
-  const server = await startServer(config, createLogger('silent'));
-  cleanups.push(() => server.close());
-  return `ws://127.0.0.1:${(server.address as AddressInfo).port}/`;
-}
-
-function randomOnion(): string {
-  return onionAddressFromPublicKey(randomBytes(32));
+  const registry = await startTestServer({ EventBatchMs: 0 });
+  cleanups.push(() => registry.close());
+  return registry.url;
 }
 
 async function registerPeer(url: string, nickname: string): Promise<RegistryClient> {

@@ -1,14 +1,8 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
-import { buildConfig } from './config.js';
-import { createLogger } from './logger.js';
-import { onionAddressFromPublicKey } from './onion-address.js';
+import { randomOnion, startTestServer, type TestServer } from '../../test/support/registry-harness.js';
 import { createIdentity, type PeerIdentity } from './peer-identity.js';
 import type { PeerRecord } from './protocol.js';
 import {
@@ -20,7 +14,6 @@ import {
   type RegistryClientOptions,
   type RegistryEvent,
 } from './registry-client.js';
-import { startServer, type RegistryServer } from './server.js';
 
 // ---- fixtures: the real registry on 127.0.0.1 ----
 
@@ -29,47 +22,17 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-interface TestRegistry {
-  readonly server: RegistryServer;
-  readonly port: number;
-  readonly onion: string;
-  readonly url: string;
-  stop(): Promise<void>;
-}
-
-async function startRegistry(port = 0, registry: Record<string, string> = {}): Promise<TestRegistry> {
-  const dir = await mkdtemp(join(tmpdir(), 'client-test-hs-'));
-  const raw = generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }).x as string;
-  const onion = onionAddressFromPublicKey(Buffer.from(raw, 'base64url'));
-  await writeFile(join(dir, 'hostname'), `${onion}\n`);
-  const config = buildConfig(
-    {
-      Host: { HOST: '127.0.0.1', PORT: String(port) },
-      HiddenService: { HiddenServiceDir: dir, HiddenServicePort: '80' },
-      Registry: { EventBatchMs: '0', ...registry },
-      Log: { level: 'silent' },
-    },
-    {},
-  );
-  const server = await startServer(config, createLogger('silent'));
-  let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopped ??= server.close().then(() => rm(dir, { recursive: true, force: true }));
-    return stopped;
-  };
-  cleanups.push(stop);
-  const actual = (server.address as AddressInfo).port;
-  return { server, port: actual, onion, url: `ws://127.0.0.1:${actual}/`, stop };
+/** The real registry on 127.0.0.1 (a free port by default), events sent without batching. */
+async function startRegistry(port = 0): Promise<TestServer> {
+  const registry = await startTestServer({ EventBatchMs: 0 }, { port });
+  cleanups.push(() => registry.close());
+  return registry;
 }
 
 async function client(options: RegistryClientOptions): Promise<RegistryClient> {
   const c = await RegistryClient.connect(options);
   cleanups.push(() => c.close());
   return c;
-}
-
-function randomOnion(): string {
-  return onionAddressFromPublicKey(randomBytes(32));
 }
 
 async function expectCode(promise: Promise<unknown>, code: string): Promise<RegistryError> {
@@ -236,7 +199,7 @@ describe('RegistryClient: failures', () => {
   it('says what to check when nothing listens', async () => {
     const registry = await startRegistry();
     const url = registry.url;
-    await registry.stop();
+    await registry.close();
     const err = await expectCode(RegistryClient.connect({ url }), 'CONNECT_FAILED');
     expect(err.message).toContain('is the registry running');
   });
@@ -289,7 +252,7 @@ describe('RegistryClient: reconnection', () => {
     await alice.subscribe();
     const disconnected = nextEvent<[{ code: number; willReconnect: boolean }]>(alice, 'disconnected');
     const reconnected = nextEvent<[{ registered: PeerRecord | null; subscribed: boolean }]>(alice, 'reconnected');
-    await first.stop();
+    await first.close();
     const [lost] = await disconnected;
     expect(lost).toMatchObject({ code: 1001, willReconnect: true });
     expect(alice.state).toBe('reconnecting');
@@ -312,7 +275,7 @@ describe('RegistryClient: reconnection', () => {
     const first = await startRegistry();
     const alice = await client({ url: first.url, identity: createIdentity(), reconnect: { initialDelayMs: 800, jitter: 0 } });
     await alice.register({ nickname: 'alice', address: randomOnion(), port: 1 });
-    await first.stop();
+    await first.close();
     const second = await startRegistry(first.port);
     const squatter = await client({ url: second.url, identity: createIdentity() });
     await squatter.register({ nickname: 'alice', address: randomOnion(), port: 1 });
@@ -328,7 +291,7 @@ describe('RegistryClient: reconnection', () => {
     const attempts: number[] = [];
     c.on('reconnecting', ({ attempt }) => attempts.push(attempt));
     const closed = nextEvent<[RegistryError | null]>(c, 'closed');
-    await registry.stop();
+    await registry.close();
     const [err] = await closed;
     expect(err?.code).toBe('RECONNECT_FAILED');
     expect(attempts).toEqual([1, 2]);
@@ -338,7 +301,7 @@ describe('RegistryClient: reconnection', () => {
     const registry = await startRegistry();
     const c = await client({ url: registry.url, reconnect: false });
     const closed = nextEvent<[RegistryError | null]>(c, 'closed');
-    await registry.stop();
+    await registry.close();
     expect((await closed)[0]?.code).toBe('CONNECTION_CLOSED');
   });
 
@@ -346,7 +309,7 @@ describe('RegistryClient: reconnection', () => {
     const registry = await startRegistry();
     const c = await client({ url: registry.url, reconnect: { initialDelayMs: 10_000 } });
     const reconnecting = nextEvent(c, 'reconnecting');
-    await registry.stop();
+    await registry.close();
     await reconnecting;
     await c.close();
     expect(c.state).toBe('closed');

@@ -1,17 +1,10 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect as netConnect, type AddressInfo, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { buildConfig } from './config.js';
-import { createLogger } from './logger.js';
-import { onionAddressFromPublicKey } from './onion-address.js';
+import { randomOnion, startTestServer, type TestServer } from '../../test/support/registry-harness.js';
 import { createIdentity } from './peer-identity.js';
 import { RegistryClient, RegistryError } from './registry-client.js';
-import { startServer, type RegistryServer } from './server.js';
 import { parseSocksAddress, SocksAgent, socksConnect, SocksError } from './socks5.js';
 
 // ---- fixtures: real sockets only ----
@@ -43,32 +36,11 @@ async function listen(server: Server): Promise<number> {
   return portOf(server);
 }
 
-function randomOnion(): string {
-  return onionAddressFromPublicKey(randomBytes(32));
-}
-
-/** The real registry on 127.0.0.1:0, with a HiddenServiceDir holding a valid hostname. */
-async function startRegistry(port = 0): Promise<{ server: RegistryServer; port: number; onion: string; stop(): Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), 'socks-test-hs-'));
-  const raw = generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }).x as string;
-  const onion = onionAddressFromPublicKey(Buffer.from(raw, 'base64url'));
-  await writeFile(join(dir, 'hostname'), `${onion}\n`);
-  const config = buildConfig(
-    {
-      Host: { HOST: '127.0.0.1', PORT: String(port) },
-      HiddenService: { HiddenServiceDir: dir, HiddenServicePort: '80' },
-      Log: { level: 'silent' },
-    },
-    {},
-  );
-  const server = await startServer(config, createLogger('silent'));
-  let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopped ??= server.close().then(() => rm(dir, { recursive: true, force: true }));
-    return stopped;
-  };
-  cleanups.push(stop);
-  return { server, port: (server.address as AddressInfo).port, onion, stop };
+/** The real registry on 127.0.0.1 (a free port by default), with a HiddenServiceDir holding a valid hostname. */
+async function startRegistry(port = 0): Promise<TestServer> {
+  const registry = await startTestServer({}, { port });
+  cleanups.push(() => registry.close());
+  return registry;
 }
 
 interface SocksRequest {
@@ -319,7 +291,7 @@ describe('RegistryClient through SOCKS5', () => {
     cleanups.push(() => client.close());
     await client.register({ nickname: 'alice', address: randomOnion(), port: 5050 });
     const reconnected = once(client, 'reconnected');
-    await first.stop();
+    await first.close();
     await startRegistry(first.port);
     const [info] = (await reconnected) as [{ registered: { nickname: string } | null }];
     expect(info.registered?.nickname).toBe('alice');

@@ -44,18 +44,9 @@ real_image_available() {
   timeout "$PULL_TIMEOUT" docker pull -q "$1" >/dev/null 2>&1
 }
 
-debian_mirror() {
-  local files=() f m
-  for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list /etc/apt/sources.list; do
-    [ -f "$f" ] && files+=("$f")
-  done
-  if [ "${#files[@]}" -gt 0 ]; then
-    m=$(grep -hoE '^[^#]*https?://[^[:space:]]+/debian/?([[:space:]]|$)' "${files[@]}" 2>/dev/null \
-      | grep -oE 'https?://[^[:space:]]+' | grep -v -- '-security' | head -n1 || true)
-    if [ -n "$m" ]; then printf '%s\n' "${m%/}"; return; fi
-  fi
-  printf '%s\n' http://deb.debian.org/debian
-}
+# debian_mirror: the Debian mirror the system already uses, else the default.
+# shellcheck source-path=SCRIPTDIR source=debian-mirror.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/debian-mirror.sh"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -22,7 +22,19 @@ export interface TestServer {
   readonly url: string;
   readonly port: number;
   readonly hiddenServiceDir: string;
+  /** The onion address written to `hiddenServiceDir/hostname`, or null when none was written. */
+  readonly onion: string | null;
+  /** Stops the server and removes the temp HiddenServiceDir; safe to call more than once. */
   close(): Promise<void>;
+}
+
+export interface TestServerOptions {
+  /** The hostname file's content; a fresh random onion by default, null to write no hostname file. */
+  hostname?: string | null;
+  /** Extra [HiddenService] settings. */
+  hiddenService?: Record<string, string | number>;
+  /** The port to listen on (127.0.0.1); 0 (the default) picks a free one. Pass a stopped server's port to restart it there. */
+  port?: number;
 }
 
 export function tempDir(prefix = 'registry-test-'): string {
@@ -37,13 +49,13 @@ export function randomOnion(): string {
 
 export async function startTestServer(
   registry: Record<string, string | number> = {},
-  options: { hostname?: string | null; hiddenService?: Record<string, string | number> } = {},
+  options: TestServerOptions = {},
 ): Promise<TestServer> {
   const hiddenServiceDir = tempDir('hs-');
   const hostname = options.hostname === undefined ? randomOnion() : options.hostname;
   if (hostname !== null) writeFileSync(join(hiddenServiceDir, 'hostname'), `${hostname}\n`);
   const sections = {
-    Host: { HOST: '127.0.0.1', PORT: '0' },
+    Host: { HOST: '127.0.0.1', PORT: String(options.port ?? 0) },
     HiddenService: { HiddenServiceDir: hiddenServiceDir, HiddenServicePort: '80', ...stringify(options.hiddenService ?? {}) },
     Registry: stringify(registry),
     Log: { level: 'silent' },
@@ -57,6 +69,7 @@ export async function startTestServer(
     port,
     url: `ws://127.0.0.1:${port}/`,
     hiddenServiceDir,
+    onion: hostname,
     async close() {
       await server.close();
       rmSync(hiddenServiceDir, { recursive: true, force: true });
