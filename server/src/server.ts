@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import type { Config, Listen } from './config.js';
@@ -148,6 +148,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
   const connections = new Set<Connection>();
   const signatureBudget = new TokenBucket(limits.signatureChecksPerSecond, limits.signatureChecksPerSecond);
   let pendingCount = 0;
+  /** TCP connections still in the HTTP handshake: slow-loris sockets count toward the pending cap too. */
+  const handshaking = new Set<Duplex>();
   let nextConnId = 1;
   const watcher = new OnionWatcher({ dir: config.hiddenServiceDir, timeoutSeconds: config.hostnameTimeoutSeconds, logger: logger.child({ module: 'onion-watcher' }) });
   const onionUrl = (): string | null =>
@@ -191,7 +193,18 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
     res.end('not found: the registry speaks WebSocket on / (see PROTOCOL.md); health is at /healthz\n');
   }
 
+  http.on('connection', (socket: Socket) => {
+    if (handshaking.size >= limits.maxPendingConnections) {
+      logger.warn({ code: 'MAX_PENDING', limit: limits.maxPendingConnections }, 'connection dropped: too many unfinished handshakes');
+      socket.destroy();
+      return;
+    }
+    handshaking.add(socket);
+    socket.once('close', () => handshaking.delete(socket));
+  });
+
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    handshaking.delete(socket);
     socket.on('error', () => socket.destroy());
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/') return rejectUpgrade(socket, 404, 'Not Found');
@@ -199,7 +212,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
       logger.warn({ code: 'MAX_CONNECTIONS', limit: limits.maxConnections }, 'connection refused: too many connections');
       return rejectUpgrade(socket, 503, 'Service Unavailable');
     }
-    if (pendingCount >= limits.maxPendingConnections) {
+    if (pendingCount + handshaking.size >= limits.maxPendingConnections) {
       logger.warn({ code: 'MAX_PENDING', limit: limits.maxPendingConnections }, 'connection refused: too many idle new connections');
       return rejectUpgrade(socket, 503, 'Service Unavailable');
     }

@@ -1,0 +1,332 @@
+/**
+ * Every abuse limit, tested over real sockets with small configured values: handshake timeout
+ * (slow-loris), the cap on connections without a valid request yet, connection and request budgets,
+ * subscribers and slow readers, and the CPU budget on signature checks. server.test.ts already shows
+ * the basic refusal of each budget; these tests add what an attacker leans on: timing, caps that
+ * must free up again, and work that must not pile up.
+ */
+import { randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  RawClient,
+  ed25519Identity,
+  randomNickname,
+  randomOnion,
+  rsaIdentity,
+  signRegistration,
+  startTestServer,
+  type TestServer,
+} from '../../support/registry-harness.js';
+import {
+  RawSocketClient,
+  delay,
+  eventually,
+  guardProcessErrors,
+  randomModulus,
+  rsaPublicKeyPem,
+  type ProcessErrorGuard,
+} from './hardening-support.js';
+
+const FLOOD_CONNECTIONS = 300;
+let guard: ProcessErrorGuard;
+let servers: TestServer[] = [];
+let cleanups: Array<() => void> = [];
+
+beforeAll(() => {
+  guard = guardProcessErrors();
+});
+afterAll(() => guard.dispose());
+afterEach(async () => {
+  for (const cleanup of cleanups) cleanup();
+  await Promise.all(servers.map((s) => s.close()));
+  servers = [];
+  cleanups = [];
+  expect(guard.errors).toEqual([]);
+});
+
+async function server(registry: Record<string, string | number>): Promise<TestServer> {
+  const s = await startTestServer(registry);
+  servers.push(s);
+  return s;
+}
+
+async function client(s: TestServer): Promise<RawClient> {
+  const c = await RawClient.connect(s.url);
+  cleanups.push(() => c.ws.terminate());
+  return c;
+}
+
+function rawClient(c: RawSocketClient): RawSocketClient {
+  cleanups.push(() => c.destroy());
+  return c;
+}
+
+/** A plain TCP connection to the server that may send some bytes; resolves `closed` with the time it took. */
+function tcp(s: TestServer, send?: string): { socket: Socket; closedAfterMs: Promise<number> } {
+  const started = performance.now();
+  const socket = connect(s.port, '127.0.0.1');
+  socket.on('error', () => {});
+  socket.resume(); // read (and drop) what the server sends, so its FIN is seen
+  if (send !== undefined) socket.write(send);
+  cleanups.push(() => socket.destroy());
+  return { socket, closedAfterMs: new Promise((resolve) => socket.once('close', () => resolve(performance.now() - started))) };
+}
+
+/** Tries to open a WebSocket; resolves 'open', 'HTTP <status>' or the socket error. */
+async function tryConnect(s: TestServer): Promise<string> {
+  const c = new RawClient(s.url);
+  cleanups.push(() => c.ws.terminate());
+  try {
+    await c.opened;
+    return 'open';
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+describe('slow-loris', () => {
+  it('cuts off a TCP client that never finishes the HTTP handshake after HandshakeTimeoutSeconds', async () => {
+    const s = await server({ HandshakeTimeoutSeconds: 1 });
+    const silent = tcp(s);
+    const partial = tcp(s, `GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n`);
+    const dribbling = tcp(s, 'GET / HTTP/1.1\r\n');
+    const drip = setInterval(() => dribbling.socket.write('X-Drip: 1\r\n'), 100);
+    cleanups.push(() => clearInterval(drip));
+    // An honest peer is served meanwhile.
+    const honest = await client(s);
+    expect(await honest.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
+    const times = await Promise.all([silent.closedAfterMs, partial.closedAfterMs, dribbling.closedAfterMs]);
+    clearInterval(drip);
+    for (const ms of times) {
+      expect(ms).toBeGreaterThanOrEqual(900);
+      expect(ms).toBeLessThan(2_600);
+    }
+  });
+
+  it('counts connections still in the HTTP handshake toward MaxPendingConnections and drops the extra ones at once', async () => {
+    const s = await server({ MaxPendingConnections: 3, HandshakeTimeoutSeconds: 2 });
+    const loris = [tcp(s), tcp(s), tcp(s)];
+    await delay(100);
+    const extra = tcp(s);
+    const extraClosed = await Promise.race([extra.closedAfterMs, delay(1_000).then(() => Number.POSITIVE_INFINITY)]);
+    expect(extraClosed, 'a connection past the cap is dropped long before the handshake timeout').toBeLessThan(1_000);
+    expect(await tryConnect(s), 'an upgrade while the cap is full').not.toBe('open');
+    await Promise.all(loris.map((l) => l.closedAfterMs));
+    // The server forgets a socket when its close completes, a moment after the client saw it.
+    let outcome = '';
+    const deadline = performance.now() + 1_000;
+    while (outcome !== 'open' && performance.now() < deadline) outcome = await tryConnect(s);
+    expect(outcome, 'an upgrade once the slow-loris connections timed out').toBe('open');
+  });
+});
+
+describe('connections without a valid request yet (MaxPendingConnections, IdleTimeoutSeconds)', () => {
+  it('refuses upgrades with 503 while the cap is full of idle connections and accepts again once they time out', async () => {
+    const s = await server({ MaxPendingConnections: 3, IdleTimeoutSeconds: 1 });
+    const idle = [await client(s), await client(s)];
+    // The third one does not even read: it cannot see the close frame and must be cut off anyway.
+    const deaf = rawClient(await RawSocketClient.connect(s.port));
+    deaf.stopReading();
+    expect(s.server.stats().pending).toBe(3);
+    expect(await tryConnect(s)).toBe('HTTP 503');
+    for (const c of idle) expect((await c.closed).code).toBe(1008);
+    expect(await eventually(() => s.server.stats().pending === 0, 4_000)).toBe(true);
+    expect(await tryConnect(s)).toBe('open');
+  });
+
+  it('stops counting a connection as pending once it sends a valid request', async () => {
+    const s = await server({ MaxPendingConnections: 2 });
+    const a = await client(s);
+    await client(s);
+    expect(await tryConnect(s)).toBe('HTTP 503');
+    await a.request({ type: 'ping' });
+    expect(s.server.stats().pending).toBe(1);
+    expect(await tryConnect(s)).toBe('open');
+  });
+
+  it('does not count garbage as activity: a connection sending only bad frames is still closed at the idle timeout', async () => {
+    const s = await server({ IdleTimeoutSeconds: 1, RateLimitPerSecond: 1000, RateLimitBurst: 1000 });
+    const c = await client(s);
+    const started = performance.now();
+    const noise = setInterval(() => c.sendRaw('{"type":'), 50);
+    cleanups.push(() => clearInterval(noise));
+    const { code } = await c.closed;
+    clearInterval(noise);
+    expect(code).toBe(1008);
+    expect(performance.now() - started).toBeLessThan(1_800);
+    expect(c.frames.some((f) => f.code === 'BAD_JSON')).toBe(true);
+  });
+});
+
+describe('connection, request and subscriber budgets free up again', () => {
+  it('MaxConnections: a closed connection frees its slot, and refused upgrades leak nothing', async () => {
+    const s = await server({ MaxConnections: 2 });
+    const a = await client(s);
+    await client(s);
+    for (let i = 0; i < 5; i += 1) expect(await tryConnect(s)).toBe('HTTP 503');
+    a.close();
+    expect(await eventually(() => s.server.stats().connections === 1, 2_000)).toBe(true);
+    expect(await tryConnect(s)).toBe('open');
+  });
+
+  it('the request budget is per connection and refills over time', async () => {
+    const s = await server({ RateLimitPerSecond: 5, RateLimitBurst: 5, RateLimitStrikes: 100 });
+    const greedy = await client(s);
+    const other = await client(s);
+    for (let i = 0; i < 10; i += 1) greedy.sendRaw(JSON.stringify({ type: 'ping', id: i }));
+    await greedy.waitFor(() => greedy.frames.filter((f) => f.id === 9).length === 1);
+    expect(greedy.frames.filter((f) => f.type === 'pong').length).toBeGreaterThanOrEqual(5);
+    expect(greedy.frames.filter((f) => f.code === 'RATE_LIMITED').length).toBeGreaterThanOrEqual(4);
+    expect(await other.request({ type: 'ping' }), 'another connection has its own budget').toMatchObject({ type: 'pong' });
+    await delay(1_100);
+    expect(await greedy.request({ type: 'ping' }), 'the budget refills').toMatchObject({ type: 'pong' });
+  });
+
+  it('MaxSubscribers: a subscriber that leaves frees its place', async () => {
+    const s = await server({ MaxSubscribers: 1 });
+    const first = await client(s);
+    await first.request({ type: 'subscribe' });
+    const second = await client(s);
+    expect(await second.request({ type: 'subscribe' })).toMatchObject({ code: 'RATE_LIMITED' });
+    first.close();
+    expect(await eventually(() => s.server.stats().subscribers === 0, 2_000)).toBe(true);
+    expect(await second.request({ type: 'subscribe' })).toMatchObject({ type: 'subscribed' });
+  });
+});
+
+describe('slow readers (MaxBufferedBytes)', () => {
+  it('drops a subscriber that stops reading, while other subscribers keep receiving every event in order', async () => {
+    const s = await server({ MaxBufferedBytes: 16_384, EventBatchMs: 0, RateLimitPerSecond: 1_000_000, RateLimitBurst: 1_000_000, SignatureChecksPerSecond: 1_000_000 });
+    const stalled = rawClient(await RawSocketClient.connect(s.port));
+    stalled.sendText('{"type":"subscribe","id":1}');
+    expect(await eventually(() => stalled.frames.some((f) => f.type === 'subscribed'), 2_000)).toBe(true);
+    stalled.stopReading();
+    const reader = await client(s);
+    await reader.request({ type: 'subscribe' });
+    expect(s.server.stats().subscribers).toBe(2);
+
+    // Big events (an RSA-4096 key in each peer_joined), produced by re-registering on one connection
+    // with the same signature: the challenge is per connection, so the signature stays valid.
+    const producer = await client(s);
+    const identity = rsaIdentity(4096);
+    const signature = signRegistration(identity, producer.challenge, 'producer', identity.address, 5050);
+    const register = JSON.stringify({ type: 'register', nickname: 'producer', address: identity.address, port: 5050, publicKey: identity.publicKeyPem, signature });
+    let cycles = 0;
+    const started = performance.now();
+    while (s.server.stats().subscribers === 2 && performance.now() - started < 25_000) {
+      for (let i = 0; i < 25; i += 1) {
+        producer.sendRaw(register);
+        producer.sendRaw('{"type":"unregister"}');
+      }
+      cycles += 25;
+      expect(await producer.request({ type: 'ping' }, 10_000)).toMatchObject({ type: 'pong' });
+    }
+    const buffered = cycles * (register.length + 100);
+    console.log(`slow subscriber dropped after ~${(buffered / 1e6).toFixed(1)} MB of events (${cycles} register/unregister cycles, ${(performance.now() - started).toFixed(0)} ms)`);
+    expect(s.server.stats().subscribers, 'the stalled subscriber was dropped').toBe(1);
+    expect(producer.frames.filter((f) => f.type === 'error')).toEqual([]);
+
+    await reader.waitFor(() => reader.events().length === cycles * 2, 10_000);
+    const kinds = reader.events().map((e) => e.type);
+    expect(kinds.every((kind, i) => kind === (i % 2 === 0 ? 'peer_joined' : 'peer_left'))).toBe(true);
+    expect(await reader.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
+  }, 45_000);
+
+  it('drops a client that asks for lists and never reads the replies', async () => {
+    const s = await server({ MaxBufferedBytes: 16_384, RateLimitPerSecond: 1_000_000, RateLimitBurst: 1_000_000, SignatureChecksPerSecond: 1_000_000 });
+    for (let i = 0; i < 40; i += 1) await (await client(s)).register(ed25519Identity(), `listed${i}`);
+    const greedy = rawClient(await RawSocketClient.connect(s.port));
+    greedy.stopReading();
+    const before = s.server.stats().connections;
+    const started = performance.now();
+    let sent = 0;
+    while (s.server.stats().connections === before && performance.now() - started < 15_000) {
+      for (let i = 0; i < 50; i += 1) greedy.sendText('{"type":"list"}');
+      sent += 50;
+      await delay(5);
+    }
+    console.log(`list hoarder dropped after ${sent} unread list replies`);
+    expect(s.server.stats().connections).toBe(before - 1);
+    expect(s.server.stats().peers).toBe(40);
+  }, 30_000);
+});
+
+describe('signature checks (SignatureChecksPerSecond, key bounds)', () => {
+  it('answers a registration flood past the budget with RATE_LIMITED at once instead of queueing it', async () => {
+    const s = await server({ SignatureChecksPerSecond: 5, RateLimitPerSecond: 1000, RateLimitBurst: 1000 });
+    const flood = await Promise.all(Array.from({ length: 30 }, () => client(s)));
+    const started = performance.now();
+    const replies = await Promise.all(flood.map((c, i) => c.register(ed25519Identity(), `flood${i}`)));
+    const ms = performance.now() - started;
+    const registered = replies.filter((r) => r.type === 'registered').length;
+    const limited = replies.filter((r) => r.code === 'RATE_LIMITED').length;
+    expect(registered + limited).toBe(30);
+    expect(registered).toBeGreaterThanOrEqual(5);
+    expect(registered).toBeLessThanOrEqual(8);
+    expect(ms, 'every registration is answered without waiting for the budget').toBeLessThan(1_000);
+    await delay(1_100);
+    const later = await client(s);
+    expect(await later.register(ed25519Identity(), 'after-the-flood')).toMatchObject({ type: 'registered' });
+  });
+
+  it.each([2047, 8193, 8200, 16_384, 65_536])('refuses an RSA key of %d bits with INVALID_PUBLIC_KEY, at once', async (bits) => {
+    const s = await server({});
+    const c = await client(s);
+    const publicKey = rsaPublicKeyPem(randomModulus(bits), Buffer.from([1, 0, 1]));
+    const started = performance.now();
+    const reply = await c.request({ type: 'register', nickname: 'bigkey', address: randomOnion(), port: 5050, publicKey, signature: 'AAAA' });
+    expect(reply).toMatchObject({ type: 'error', code: 'INVALID_PUBLIC_KEY' });
+    expect(performance.now() - started).toBeLessThan(200);
+  });
+
+  it('refuses RSA public exponents that make a check costly or meaningless, and takes the usual ones', async () => {
+    const s = await server({});
+    const c = await client(s);
+    const attempt = async (modulus: Buffer, exponent: Buffer): Promise<unknown> =>
+      (await c.request({ type: 'register', nickname: 'exp', address: randomOnion(), port: 5050, publicKey: rsaPublicKeyPem(modulus, exponent), signature: randomBytes(modulus.length).toString('base64') })).code;
+    const n2048 = randomModulus(2048);
+    const n3072 = randomModulus(3072);
+    const nearModulus = (n: Buffer): Buffer => {
+      const e = Buffer.from(n);
+      e[e.length - 1] = (e[e.length - 1] as number) - 2;
+      return e;
+    };
+    for (const [label, n, e] of [
+      ['e = n - 2 (2048)', n2048, nearModulus(n2048)],
+      ['e = n - 2 (3072)', n3072, nearModulus(n3072)],
+      ['e = 2^32 + 15', n2048, Buffer.from('010000000f', 'hex')],
+      ['e = 1', n2048, Buffer.from([1])],
+      ['e = 65536 (even)', n2048, Buffer.from([1, 0, 0])],
+    ] as const) {
+      expect(await attempt(n, e), label).toBe('INVALID_PUBLIC_KEY');
+    }
+    for (const [label, e] of [
+      ['e = 65537', Buffer.from([1, 0, 1])],
+      ['e = 3', Buffer.from([3])],
+      ['e = 2^32 - 1', Buffer.from([0xff, 0xff, 0xff, 0xff])],
+    ] as const) {
+      expect(await attempt(n2048, e), label).toBe('BAD_SIGNATURE');
+    }
+  });
+
+  it('answers an honest registration promptly during a flood of registrations with costly keys', async () => {
+    // Each connection has one check in flight at a time, so the thread pool's queue is as long as
+    // the number of flooding connections; what one queued check costs is what the key bounds decide.
+    const s = await server({ RateLimitPerSecond: 1000, RateLimitBurst: 1000 });
+    const modulus = randomModulus(3072);
+    const exponent = Buffer.from(modulus);
+    exponent[exponent.length - 1] = (exponent[exponent.length - 1] as number) - 2;
+    const frame = JSON.stringify({ type: 'register', nickname: 'costly', address: randomOnion(), port: 1, publicKey: rsaPublicKeyPem(modulus, exponent), signature: randomBytes(384).toString('base64') });
+    const flood: RawClient[] = [];
+    for (let i = 0; i < FLOOD_CONNECTIONS; i += 1) flood.push(await client(s));
+    const honest = await client(s);
+    for (const c of flood) for (let i = 0; i < 5; i += 1) c.sendRaw(frame);
+    await delay(20);
+    const started = performance.now();
+    expect(await honest.register(ed25519Identity(), randomNickname('honest'))).toMatchObject({ type: 'registered' });
+    const ms = performance.now() - started;
+    console.log(`honest registration during a costly-key flood from ${FLOOD_CONNECTIONS} connections: ${ms.toFixed(0)} ms`);
+    expect(ms).toBeLessThan(250);
+  }, 30_000);
+});
