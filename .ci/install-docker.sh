@@ -88,7 +88,8 @@ else
     say "dockerd is running but does not answer yet; waiting"
   else
     say "starting dockerd in the background (log: $DOCKERD_LOG)"
-    nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    # setsid: its own session, so it outlives the shell (or CI step) that started it.
+    setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
     dockerd_pid=$!
   fi
   waited=0

@@ -1,0 +1,266 @@
+/**
+ * End-to-end: the shipped compose.yaml plus a private Tor network (test/compose.testnet.yaml),
+ * started with testcontainers. Every request below travels through the client tor's SOCKS port,
+ * real onion routing, the stack's tor and its unix socket into the registry. No tor here ever
+ * contacts the public Tor network: all of them use only the test network's own authorities.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { DockerComposeEnvironment, Wait, type StartedDockerComposeEnvironment } from 'testcontainers';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createIdentity, type PeerIdentity } from '../../server/src/peer-identity.js';
+import { RegistryClient, type ReconnectedInfo } from '../../server/src/registry-client.js';
+import { SocksAgent, socksConnect, type SocksProxy } from '../../server/src/socks5.js';
+import { RawClient, ed25519Identity, randomOnion, signRegistration } from '../support/registry-harness.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const PROJECT = `p2p-registry-e2e-${randomBytes(3).toString('hex')}`;
+const HS_DIR = '/var/lib/tor/hidden_service';
+const exec = promisify(execFile);
+
+let stack: StartedDockerComposeEnvironment | undefined;
+let socks: SocksProxy;
+let registryUrl: string;
+let registryOnion: string;
+let echoOnion: string;
+const clients: RegistryClient[] = [];
+const timings: Record<string, number> = {};
+
+function compose(...args: string[]): Promise<{ stdout: string }> {
+  return exec('docker', ['compose', '-p', PROJECT, '-f', 'compose.yaml', '-f', 'test/compose.testnet.yaml', ...args], {
+    cwd: ROOT,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+}
+
+async function inContainer(service: string, command: string[]): Promise<{ output: string; exitCode: number }> {
+  const container = (stack as StartedDockerComposeEnvironment).getContainer(`${service}-1`);
+  const result = await container.exec(command);
+  return { output: result.output.trim(), exitCode: result.exitCode };
+}
+
+async function inspect(service: string, format: string): Promise<string> {
+  const id = (stack as StartedDockerComposeEnvironment).getContainer(`${service}-1`).getId();
+  return (await exec('docker', ['inspect', '-f', format, id])).stdout.trim();
+}
+
+async function waitHealthy(service: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await inspect(service, '{{.State.Health.Status}}');
+    if (status === 'healthy') return;
+    if (Date.now() > deadline) throw new Error(`${service} not healthy after ${timeoutMs} ms (status ${status})`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/** A client of the registry through tor; the first connection is retried while the descriptor spreads. */
+async function connectClient(identity?: PeerIdentity, timeoutMs = 120_000): Promise<RegistryClient> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const client = await RegistryClient.connect({
+        url: registryUrl,
+        socks,
+        ...(identity === undefined ? {} : { identity }),
+        connectTimeoutMs: 30_000,
+        reconnect: { initialDelayMs: 500, maxDelayMs: 5_000, maxAttempts: 200 },
+      });
+      clients.push(client);
+      return client;
+    } catch (err) {
+      lastError = err;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  throw new Error(`could not reach the registry through tor within ${timeoutMs} ms: ${String(lastError)}`);
+}
+
+function nextEvent<T>(client: RegistryClient, event: 'reconnected', timeoutMs: number): Promise<T> {
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${event} within ${timeoutMs} ms`)), timeoutMs);
+    client.once(event, (info: ReconnectedInfo) => {
+      clearTimeout(timer);
+      resolvePromise(info as T);
+    });
+  });
+}
+
+/**
+ * The test network has fixed subnets, so only one can exist at a time: remove what an earlier,
+ * interrupted run of this suite left behind (only projects named p2p-registry-e2e-*).
+ */
+async function removeLeftovers(): Promise<void> {
+  const { stdout } = await exec('docker', ['compose', 'ls', '--all', '--format', 'json']);
+  const projects = (JSON.parse(stdout || '[]') as Array<{ Name: string }>).map((p) => p.Name);
+  for (const name of projects.filter((n) => n.startsWith('p2p-registry-e2e-'))) {
+    console.warn(`removing the leftovers of an earlier e2e run: ${name}`);
+    await exec('docker', ['compose', '-p', name, '-f', 'compose.yaml', '-f', 'test/compose.testnet.yaml', 'down', '-v', '--remove-orphans', '-t', '2'], { cwd: ROOT });
+  }
+}
+
+beforeAll(async () => {
+  const started = Date.now();
+  await removeLeftovers();
+  const environment: Record<string, string> = {};
+  for (const name of ['TOR_BASE_IMAGE', 'NODE_BASE_IMAGE']) {
+    const value = process.env[name];
+    if (value !== undefined && value !== '') environment[name] = value;
+  }
+  stack = await new DockerComposeEnvironment(ROOT, ['compose.yaml', 'test/compose.testnet.yaml'])
+    .withProjectName(PROJECT)
+    .withBuild()
+    .withEnvironment(environment)
+    .withStartupTimeout(240_000)
+    .withWaitStrategy('testnet-init-1', Wait.forOneShotStartup())
+    .withWaitStrategy('testnet-auth1-1', Wait.forHealthCheck())
+    .withWaitStrategy('testnet-client-1', Wait.forHealthCheck())
+    .withWaitStrategy('testnet-echo-1', Wait.forHealthCheck())
+    .withWaitStrategy('tor-1', Wait.forHealthCheck())
+    .withWaitStrategy('registry-1', Wait.forHealthCheck())
+    .up();
+  timings.stackHealthySeconds = (Date.now() - started) / 1000;
+  socks = { host: '127.0.0.1', port: stack.getContainer('testnet-client-1').getMappedPort(9050) };
+  registryOnion = (await inContainer('tor', ['cat', `${HS_DIR}/hostname`])).output;
+  registryUrl = `ws://${registryOnion}:80/`;
+  echoOnion = (await inContainer('testnet-echo', ['cat', '/var/lib/tor-testnet/echo/hs/hostname'])).output;
+  const first = await connectClient();
+  timings.firstHelloSeconds = (Date.now() - started) / 1000;
+  await first.close();
+}, 900_000);
+
+afterEach(async (context) => {
+  if (context.task.result?.state === 'fail' && stack !== undefined) {
+    // A failing test says why: the stack's own words.
+    const { stdout } = await compose('logs', '--no-color', '--tail', '60', 'registry', 'tor', 'testnet-client').catch(() => ({ stdout: '(no logs)' }));
+    console.error(`--- container logs (${PROJECT}) ---\n${stdout}`);
+  }
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  console.log(`e2e timings: ${JSON.stringify(timings)}`);
+  if (stack !== undefined) await stack.down({ removeVolumes: true, timeout: 10_000 });
+  else await compose('down', '-v', '--remove-orphans').catch(() => undefined);
+}, 120_000);
+
+describe('the registry through real onion routing', () => {
+  it('reports the onion address that tor wrote to hostname', async () => {
+    expect(registryOnion).toMatch(/^[a-z2-7]{56}\.onion$/);
+    const client = await connectClient();
+    expect(client.hello?.onion).toBe(registryOnion);
+    const health = await inContainer('registry', ['node', '/app/server/dist/cli.js', 'health', '--config', '/etc/p2p-registry/config.ini']);
+    expect(health.exitCode).toBe(0);
+    expect(JSON.parse(health.output)).toMatchObject({ status: 'ok', onion: registryOnion });
+    const logs = (await compose('logs', '--no-color', 'registry')).stdout;
+    expect(logs).toContain(`registry reachable at ws://${registryOnion}:80/`);
+  });
+
+  it('lets two peers register, look each other up and list each other', async () => {
+    const alice = await connectClient(createIdentity());
+    const bob = await connectClient(createIdentity());
+    const bobAddress = randomOnion();
+    expect(await alice.register({ nickname: 'alice', address: echoOnion, port: 7 })).toMatchObject({ nickname: 'alice', address: echoOnion, port: 7 });
+    await bob.register({ nickname: 'Bob', address: bobAddress, port: 5050 });
+    expect(await bob.lookup('ALICE')).toMatchObject({ nickname: 'alice', address: echoOnion, keyType: 'ed25519' });
+    expect(await alice.lookup('bob')).toMatchObject({ nickname: 'Bob', address: bobAddress });
+    const names = (await bob.list()).map((p) => p.nickname);
+    expect(names).toEqual(expect.arrayContaining(['alice', 'Bob']));
+  });
+
+  it('shows a peer who found another through the registry reaching its own onion service', async () => {
+    const finder = await connectClient();
+    const peer = await finder.lookup('alice');
+    const socket = await socksConnect({ proxy: socks, host: peer.address, port: peer.port, timeoutMs: 60_000 });
+    const echoed = await new Promise<string>((resolvePromise, reject) => {
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => {
+        text += chunk;
+        if (text.includes('\n')) resolvePromise(text);
+      });
+      socket.on('error', reject);
+      socket.write('hello from bob\n');
+    });
+    socket.destroy();
+    expect(echoed).toBe('hello from bob\n');
+  });
+
+  it('tells a subscriber who joins and who leaves', async () => {
+    const watcher = await connectClient();
+    await watcher.subscribe();
+    const seen: string[] = [];
+    watcher.on('peer_joined', (peer) => seen.push(`+${peer.nickname}`));
+    watcher.on('peer_left', (nickname) => seen.push(`-${nickname}`));
+    const carol = await connectClient(createIdentity());
+    await carol.register({ nickname: 'carol', address: randomOnion(), port: 5050 });
+    await carol.close();
+    const deadline = Date.now() + 30_000;
+    while (!seen.includes('-carol') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(seen).toEqual(['+carol', '-carol']);
+  });
+
+  it('refuses a signature made for another connection\'s challenge', async () => {
+    const agent = new SocksAgent(socks);
+    try {
+      const first = await RawClient.connect(registryUrl, { agent, handshakeTimeout: 60_000 });
+      const second = await RawClient.connect(registryUrl, { agent, handshakeTimeout: 60_000 });
+      const id = ed25519Identity();
+      const signature = signRegistration(id, first.challenge, 'mallory', id.address, 5050);
+      const reply = await second.request(
+        { type: 'register', nickname: 'mallory', address: id.address, port: 5050, publicKey: id.publicKeyPem, signature },
+        60_000,
+      );
+      expect(reply).toMatchObject({ type: 'error', code: 'BAD_SIGNATURE' });
+      first.close();
+      second.close();
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('keeps the onion secret key out of the server container, which has no network and no published port', async () => {
+    expect((await inContainer('registry', ['cat', `${HS_DIR}/hostname`])).output).toBe(registryOnion);
+    const key = await inContainer('registry', ['cat', `${HS_DIR}/hs_ed25519_secret_key`]);
+    expect(key.exitCode).not.toBe(0);
+    expect(key.output).toContain('Permission denied');
+    expect(await inspect('registry', '{{.HostConfig.NetworkMode}}')).toBe('none');
+    expect(await inspect('registry', '{{json .HostConfig.PortBindings}}')).toMatch(/^(null|\{\})$/);
+    const services = (JSON.parse((await compose('config', '--format', 'json')).stdout) as { services: Record<string, { ports?: unknown[] }> }).services;
+    expect(services.registry?.ports ?? []).toEqual([]);
+    expect(services.tor?.ports ?? []).toEqual([]);
+  });
+
+  it('survives a tor restart: same onion address, the server keeps running, clients reconnect and re-register', async () => {
+    const dave = await connectClient(createIdentity());
+    await dave.register({ nickname: 'dave', address: randomOnion(), port: 5050 });
+    const serverStartedAt = await inspect('registry', '{{.State.StartedAt}}');
+    const reconnected = nextEvent<ReconnectedInfo>(dave, 'reconnected', 240_000);
+    const restartStarted = Date.now();
+    await compose('restart', 'tor');
+    await waitHealthy('tor', 120_000);
+    const info = await reconnected;
+    timings.torRestartReconnectSeconds = (Date.now() - restartStarted) / 1000;
+    expect(info.registered).toMatchObject({ nickname: 'dave' });
+    expect((await inContainer('tor', ['cat', `${HS_DIR}/hostname`])).output).toBe(registryOnion);
+    expect(await inspect('registry', '{{.State.StartedAt}}')).toBe(serverStartedAt);
+    const other = await connectClient();
+    expect(await other.lookup('dave')).toMatchObject({ nickname: 'dave' });
+  });
+
+  it('survives a server restart: clients reconnect and re-register', async () => {
+    const erin = await connectClient(createIdentity());
+    await erin.register({ nickname: 'erin', address: randomOnion(), port: 5050 });
+    const reconnected = nextEvent<ReconnectedInfo>(erin, 'reconnected', 180_000);
+    const restartStarted = Date.now();
+    await compose('restart', 'registry');
+    const info = await reconnected;
+    timings.serverRestartReconnectSeconds = (Date.now() - restartStarted) / 1000;
+    expect(info.registered).toMatchObject({ nickname: 'erin' });
+    const other = await connectClient();
+    expect(await other.lookup('erin')).toMatchObject({ nickname: 'erin' });
+  });
+});
