@@ -362,6 +362,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
     if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65_535) {
       throw new ProtocolError(ErrorCode.INVALID_PORT, 'port must be an integer from 1 to 65535');
     }
+    // Reading the key is most of the main thread's cost of a registration: the budget covers it.
+    if (!signatureBudget.take()) {
+      throw new ProtocolError(ErrorCode.RATE_LIMITED, 'the server is busy checking signatures: retry in a second');
+    }
     const key = parsePeerKey(request.publicKey);
     const signature = decodeSignature(request.signature, key);
     const peer: PeerRecord = {
@@ -374,9 +378,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
     };
     const candidate: Registration<Connection> = { owner: conn, peer, keyDer: key.der };
     registry.admit(candidate);
-    if (!signatureBudget.take()) {
-      throw new ProtocolError(ErrorCode.RATE_LIMITED, 'the server is busy checking signatures: retry in a second');
-    }
     const payload = Buffer.from(registrationPayload(conn.challenge, request.nickname, request.address, request.port), 'utf8');
     conn.busy = true;
     void verifySignature(key, payload, signature).then((valid) => {

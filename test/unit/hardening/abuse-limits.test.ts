@@ -270,6 +270,18 @@ describe('signature checks (SignatureChecksPerSecond, key bounds)', () => {
     expect(await later.register(ed25519Identity(), 'after-the-flood')).toMatchObject({ type: 'registered' });
   });
 
+  it('spends the signature budget before reading the key: past it, even an unreadable key is only RATE_LIMITED', async () => {
+    // Reading a PEM key costs the main thread ~0.1-0.25 ms (OpenSSL 3's decoder), more than queueing
+    // the check itself: the budget has to cover it, or a flood of registrations is unbudgeted work.
+    const s = await server({ SignatureChecksPerSecond: 1 });
+    const first = await client(s);
+    expect(await first.register(ed25519Identity(), 'spends-the-token')).toMatchObject({ type: 'registered' });
+    const second = await client(s);
+    const garbageKey = `-----BEGIN PUBLIC KEY-----\n${randomBytes(200).toString('base64')}\n-----END PUBLIC KEY-----`;
+    const reply = await second.request({ type: 'register', nickname: 'flooder', address: randomOnion(), port: 5050, publicKey: garbageKey, signature: 'AAAA' });
+    expect(reply).toMatchObject({ type: 'error', code: 'RATE_LIMITED' });
+  });
+
   it.each([2047, 8193, 8200, 16_384, 65_536])('refuses an RSA key of %d bits with INVALID_PUBLIC_KEY, at once', async (bits) => {
     const s = await server({});
     const c = await client(s);
