@@ -57,8 +57,10 @@ test-unit: ## type-check, build and run the unit suite (no Docker needed)
 test-stack: base-images ## the shipped compose.yaml with tor offline: permissions, no ports, onion kept (needs Docker)
 	bash test/offline/check-stack.sh
 
+# Ryuk (testcontainers' reaper) is off unless you turn it on: its image cannot be pulled offline,
+# and the suite cleans up by itself (down -v after the run, leftovers of interrupted runs before).
 test-e2e: base-images ## the whole stack with testcontainers through real onion routing (needs Docker, compose v2)
-	source $(BASE_IMAGES_ENV) && npx vitest run --project e2e
+	source $(BASE_IMAGES_ENV) && TESTCONTAINERS_RYUK_DISABLED=$${TESTCONTAINERS_RYUK_DISABLED:-true} npx vitest run --project e2e
 
 bench: ## measure speed, capacity and memory (about 3 minutes); writes bench/results.json
 	npm run bench
