@@ -30,6 +30,12 @@ import { nicknameKey, Registry, type Registration } from './registry.js';
 import { TokenBucket } from './token-bucket.js';
 
 const MAX_BACKLOG = 64;
+/**
+ * Frames one connection may have handled in an event-loop turn; the rest wait for a later turn with
+ * its socket paused. Without it a flood queued on a few sockets is handled in one go, and an honest
+ * request that arrives meanwhile waits for all of it.
+ */
+const FRAMES_PER_TURN = 2;
 const TERMINATE_AFTER_CLOSE_MS = 2_000;
 const SHUTDOWN_GRACE_MS = 3_000;
 const SOCKET_MODE = 0o660;
@@ -60,6 +66,8 @@ class Connection implements Subscriber {
   /** Set while a registration's signature is being checked: later frames wait in `backlog`. */
   busy = false;
   readonly backlog: Array<[RawData, boolean]> = [];
+  /** Frames handled in the current turn (FRAMES_PER_TURN). */
+  turnFrames = 0;
   missedPongs = 0;
   strikes = 0;
   closing = false;
@@ -247,12 +255,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
       conn.missedPongs = 0;
     });
     ws.on('message', (data, isBinary) => {
-      if (conn.busy) {
+      if (conn.busy || conn.backlog.length > 0 || conn.turnFrames >= FRAMES_PER_TURN) {
         if (conn.backlog.length >= MAX_BACKLOG) conn.close(CloseCode.POLICY_VIOLATION, 'too many requests in flight');
-        else conn.backlog.push([data, isBinary]);
+        else hold(conn, data, isBinary);
         return;
       }
-      onFrame(conn, data, isBinary);
+      handleFrame(conn, data, isBinary);
     });
     ws.on('close', (code) => onClose(conn, code));
     conn.send({ type: 'hello', protocol: PROTOCOL_VERSION, challenge, onion: watcher.address, limits: { maxMessageBytes: limits.maxMessageBytes } });
@@ -414,11 +422,58 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
     conn.log.debug({ nickname: candidate.peer.nickname, address: candidate.peer.address }, 'peer registered (details)');
   }
 
+  /** Connections with frames held for a later turn, and those that used some of this turn. */
+  const waiting = new Set<Connection>();
+  const spent = new Set<Connection>();
+  let turnScheduled = false;
+
+  function scheduleTurn(): void {
+    if (turnScheduled) return;
+    turnScheduled = true;
+    setImmediate(nextTurn);
+  }
+
+  /** A new turn: every connection gets its share again, held frames first. */
+  function nextTurn(): void {
+    turnScheduled = false;
+    for (const conn of spent) conn.turnFrames = 0;
+    spent.clear();
+    const held = [...waiting];
+    waiting.clear();
+    for (const conn of held) drainBacklog(conn);
+  }
+
+  /** Keeps a frame, in order, for later; the socket is not read meanwhile (TCP pushes back). */
+  function hold(conn: Connection, data: RawData, isBinary: boolean): void {
+    conn.backlog.push([data, isBinary]);
+    if (conn.busy) return; // the signature check's completion drains the backlog
+    conn.ws.pause();
+    waiting.add(conn);
+    scheduleTurn();
+  }
+
+  function handleFrame(conn: Connection, data: RawData, isBinary: boolean): void {
+    conn.turnFrames += 1;
+    spent.add(conn);
+    scheduleTurn();
+    onFrame(conn, data, isBinary);
+  }
+
   function drainBacklog(conn: Connection): void {
-    while (!conn.busy && conn.backlog.length > 0) {
-      const [data, isBinary] = conn.backlog.shift() as [RawData, boolean];
-      onFrame(conn, data, isBinary);
+    if (!connections.has(conn)) {
+      conn.backlog.length = 0;
+      return;
     }
+    while (!conn.busy && conn.backlog.length > 0 && conn.turnFrames < FRAMES_PER_TURN) {
+      const [data, isBinary] = conn.backlog.shift() as [RawData, boolean];
+      handleFrame(conn, data, isBinary);
+    }
+    if (conn.busy) return;
+    if (conn.backlog.length > 0) {
+      conn.ws.pause();
+      waiting.add(conn);
+      scheduleTurn();
+    } else if (conn.ws.isPaused) conn.ws.resume();
   }
 
   const heartbeat = setInterval(() => {

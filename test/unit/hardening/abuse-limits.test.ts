@@ -19,8 +19,10 @@ import {
   type TestServer,
 } from '../../support/registry-harness.js';
 import {
+  Opcode,
   RawSocketClient,
   delay,
+  encodeClientFrame,
   eventually,
   guardProcessErrors,
   randomModulus,
@@ -195,6 +197,34 @@ describe('connection, request and subscriber budgets free up again', () => {
   });
 });
 
+describe('fairness between connections', () => {
+  it('answers an honest request within a fair turn while flooders have a backlog of expensive frames', async () => {
+    const s = await server({});
+    // 20 flooders, each with 30 frames queued at once that each take ~0.3-0.5 ms to parse (deep
+    // nesting within the frame limit): ~0.2-0.3 s of work in all, ready in the same instant.
+    const expensive = encodeClientFrame({ opcode: Opcode.TEXT, payload: Buffer.from(`{"type":"ping","x":${'['.repeat(7_000)}${']'.repeat(7_000)}}`) });
+    const flooders = await Promise.all(Array.from({ length: 20 }, async () => rawClient(await RawSocketClient.connect(s.port))));
+    const honest = await client(s);
+    const burst = Buffer.concat(Array.from({ length: 30 }, () => expensive));
+    for (const f of flooders) f.write(burst);
+    const id = 'honest-lookup';
+    honest.ws.send(JSON.stringify({ type: 'ping', id }));
+    // Hold the event loop so that every byte above is waiting in the kernel when it resumes.
+    const until = performance.now() + 50;
+    while (performance.now() < until) {
+      // busy wait
+    }
+    const released = performance.now();
+    await honest.waitFor((f) => f.id === id, 10_000);
+    const waited = performance.now() - released;
+    await eventually(() => flooders.every((f) => f.frames.length === 31), 10_000);
+    const floodMs = performance.now() - released;
+    console.log(`honest ping answered ${waited.toFixed(1)} ms after the flood was let in; the flood took ${floodMs.toFixed(0)} ms`);
+    expect(flooders.every((f) => f.frames.length === 31), 'every flooder frame is answered too').toBe(true);
+    expect(waited).toBeLessThan(floodMs / 3);
+  }, 30_000);
+});
+
 describe('slow readers (MaxBufferedBytes)', () => {
   it('drops a subscriber that stops reading, while other subscribers keep receiving every event in order', async () => {
     const s = await server({ MaxBufferedBytes: 16_384, EventBatchMs: 0, RateLimitPerSecond: 1_000_000, RateLimitBurst: 1_000_000, SignatureChecksPerSecond: 1_000_000 });
@@ -241,10 +271,11 @@ describe('slow readers (MaxBufferedBytes)', () => {
     const before = s.server.stats().connections;
     const started = performance.now();
     let sent = 0;
+    // A few requests at a time, so it is the unread replies that get it dropped, not a backlog of requests.
     while (s.server.stats().connections === before && performance.now() - started < 15_000) {
-      for (let i = 0; i < 50; i += 1) greedy.sendText('{"type":"list"}');
-      sent += 50;
-      await delay(5);
+      for (let i = 0; i < 4; i += 1) greedy.sendText('{"type":"list"}');
+      sent += 4;
+      await delay(1);
     }
     console.log(`list hoarder dropped after ${sent} unread list replies`);
     expect(s.server.stats().connections).toBe(before - 1);
