@@ -185,6 +185,23 @@ describe('connection, request and subscriber budgets free up again', () => {
     expect(await greedy.request({ type: 'ping' }), 'the budget refills').toMatchObject({ type: 'pong' });
   });
 
+  it('closes with 1008 a connection that stays over its budget even though a request gets through now and then', async () => {
+    // Defaults: 20 per second, burst 40, 20 strikes. At 200 per second every tenth request finds a
+    // fresh token; refusals must still add up, or such a flood is never closed.
+    const s = await server({});
+    const c = await client(s);
+    const started = performance.now();
+    const pace = setInterval(() => {
+      if (c.ws.readyState === c.ws.OPEN) c.sendRaw('{"type":"ping"}');
+    }, 5);
+    cleanups.push(() => clearInterval(pace));
+    const outcome = await Promise.race([c.closed, delay(4_000).then(() => null)]);
+    clearInterval(pace);
+    expect(outcome?.code, 'closed for abuse').toBe(1008);
+    expect(c.frames.filter((f) => f.type === 'pong').length).toBeGreaterThan(40);
+    console.log(`steady 10x flood closed after ${(performance.now() - started).toFixed(0)} ms, ${c.frames.filter((f) => f.code === 'RATE_LIMITED').length} RATE_LIMITED`);
+  });
+
   it('MaxSubscribers: a subscriber that leaves frees its place', async () => {
     const s = await server({ MaxSubscribers: 1 });
     const first = await client(s);
