@@ -70,6 +70,8 @@ class Connection implements Subscriber {
   turnFrames = 0;
   missedPongs = 0;
   strikes = 0;
+  /** Refused requests by error code, logged once when the connection closes. */
+  readonly refused: Partial<Record<ErrorCode, number>> = {};
   closing = false;
   idleTimer: NodeJS.Timeout | undefined;
 
@@ -95,7 +97,9 @@ class Connection implements Subscriber {
   }
 
   reply(id: RequestId, error: ProtocolError): void {
-    this.log.info({ code: error.code }, 'request refused');
+    // One info line per refused frame would let a flood write the disk full: count, log at close.
+    this.log.debug({ code: error.code }, 'request refused');
+    this.refused[error.code] = (this.refused[error.code] ?? 0) + 1;
     this.send({ type: 'error', id, code: error.code, message: error.message });
   }
 
@@ -281,7 +285,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
     hub.unsubscribe(conn);
     const reg = registry.removeOwner(conn);
     if (reg !== undefined) hub.publish(conn, { type: 'peer_left', nickname: reg.peer.nickname });
-    conn.log.info({ closeCode: code, connections: connections.size }, 'connection closed');
+    conn.log.info({ closeCode: code, connections: connections.size, refused: conn.refused }, 'connection closed');
   }
 
   function onFrame(conn: Connection, data: RawData, isBinary: boolean): void {

@@ -6,8 +6,14 @@
  * must free up again, and work that must not pile up.
  */
 import { randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import { rmSync, writeFileSync } from 'node:fs';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildConfig } from '../../../server/src/config.js';
+import { createLogger } from '../../../server/src/logger.js';
+import { startServer } from '../../../server/src/server.js';
 import {
   RawClient,
   ed25519Identity,
@@ -16,6 +22,7 @@ import {
   rsaIdentity,
   signRegistration,
   startTestServer,
+  tempDir,
   type TestServer,
 } from '../../support/registry-harness.js';
 import {
@@ -240,6 +247,34 @@ describe('fairness between connections', () => {
     expect(flooders.every((f) => f.frames.length === 31), 'every flooder frame is answered too').toBe(true);
     expect(waited).toBeLessThan(floodMs / 3);
   }, 30_000);
+});
+
+describe('logs under a flood', () => {
+  it('logs refusals per connection, by code, when it closes: a flood cannot fill the disk one line per frame', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    const hiddenServiceDir = tempDir('hs-');
+    cleanups.push(() => rmSync(hiddenServiceDir, { recursive: true, force: true }));
+    writeFileSync(join(hiddenServiceDir, 'hostname'), `${randomOnion()}\n`);
+    const config = buildConfig({ Host: { HOST: '127.0.0.1', PORT: '0' }, HiddenService: { HiddenServiceDir: hiddenServiceDir, HiddenServicePort: '80' }, Log: { level: 'info' } }, {});
+    const registry = await startServer(config, createLogger('info', sink));
+    cleanups.push(() => void registry.close());
+    const c = new RawClient(`ws://127.0.0.1:${(registry.address as AddressInfo).port}/`);
+    cleanups.push(() => c.ws.terminate());
+    await c.opened;
+    for (let i = 0; i < 30; i += 1) c.sendRaw('{"type":');
+    c.sendRaw('{"type":"teleport"}');
+    await c.waitFor(() => c.frames.filter((f) => f.type === 'error').length === 31);
+    c.close();
+    expect(await eventually(() => lines.some((l) => l.msg === 'connection closed'), 2_000)).toBe(true);
+    expect(lines.filter((l) => l.msg === 'request refused' && (l.level as number) >= 30)).toEqual([]);
+    expect(lines.find((l) => l.msg === 'connection closed')).toMatchObject({ refused: { BAD_JSON: 30, UNKNOWN_TYPE: 1 } });
+  });
 });
 
 describe('slow readers (MaxBufferedBytes)', () => {
