@@ -31,11 +31,11 @@ import { TokenBucket } from './token-bucket.js';
 
 const MAX_BACKLOG = 64;
 /**
- * Frames one connection may have handled in an event-loop turn; the rest wait for a later turn with
- * its socket paused. Without it a flood queued on a few sockets is handled in one go, and an honest
- * request that arrives meanwhile waits for all of it.
+ * Frames one connection may have handled in an event-loop turn (round robin); the rest wait for a
+ * later turn with its socket paused. Without it a flood queued on a few sockets is handled in one
+ * go, and an honest request that arrives meanwhile waits for all of it.
  */
-const FRAMES_PER_TURN = 2;
+const FRAMES_PER_TURN = 1;
 const TERMINATE_AFTER_CLOSE_MS = 2_000;
 const SHUTDOWN_GRACE_MS = 3_000;
 const SOCKET_MODE = 0o660;
