@@ -1,0 +1,129 @@
+/**
+ * Test support: the BUILT server (`npm run build`, then `node server/dist/cli.js serve`) as a child
+ * process with its own config.ini, logs in a file, and its resident memory read from /proc.
+ */
+import { spawn, type ChildProcess, execFile } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { delay } from './hardening-support.js';
+
+export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
+/** HARDENING_DIST=<dir> runs a server built elsewhere (experiments) and skips the build. */
+const DIST = process.env.HARDENING_DIST ?? join(ROOT, 'server/dist');
+export const CLI = join(DIST, 'cli.js');
+
+let built: Promise<void> | undefined;
+
+/** Runs `npm run build` at the repository root once per test process. */
+export function buildServer(): Promise<void> {
+  if (process.env.HARDENING_DIST !== undefined) return Promise.resolve();
+  built ??= promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT, timeout: 120_000 }).then(() => {
+    if (!existsSync(CLI)) throw new Error(`npm run build did not produce ${CLI}`);
+  });
+  return built;
+}
+
+export type BuiltListen = { readonly port: number } | { readonly socket: string };
+
+export interface BuiltServerOptions {
+  /** Folder for config.ini, logs and the HiddenServiceDir (with a hostname file). */
+  readonly dir: string;
+  readonly listen: BuiltListen;
+  readonly onion: string;
+  readonly registry?: Record<string, string | number>;
+}
+
+export interface BuiltServer {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly logFile: string;
+  /** Resolves with the signal (or exit code) the process ended with. */
+  readonly exited: Promise<NodeJS.Signals | number | null>;
+  /** Resident set size in bytes, from /proc/<pid>/status. */
+  rssBytes(): number;
+  /** CPU time (user + system) used so far, in seconds, from /proc/<pid>/stat. */
+  cpuSeconds(): number;
+  /** The structured log lines written so far. */
+  logs(): Array<Record<string, unknown>>;
+}
+
+/** Writes config.ini for `options` and returns its path. */
+export function writeConfig(options: BuiltServerOptions): string {
+  const hiddenServiceDir = join(options.dir, 'hs');
+  mkdirSync(hiddenServiceDir, { recursive: true });
+  writeFileSync(join(hiddenServiceDir, 'hostname'), `${options.onion}\n`);
+  const host = 'socket' in options.listen ? `HOST = unix:${options.listen.socket}` : `HOST = 127.0.0.1\nPORT = ${options.listen.port}`;
+  const registry = Object.entries(options.registry ?? {})
+    .map(([key, value]) => `${key} = ${value}`)
+    .join('\n');
+  const path = join(options.dir, 'config.ini');
+  writeFileSync(
+    path,
+    `[Host]\n${host}\n\n[HiddenService]\nHiddenServiceDir = ${hiddenServiceDir}\nHiddenServicePort = 80\n\n[Registry]\n${registry}\n\n[Log]\nlevel = info\n`,
+  );
+  return path;
+}
+
+let starts = 0;
+
+/** Starts `node server/dist/cli.js serve --config <dir>/config.ini` and waits until it listens. */
+export async function startBuiltServer(options: BuiltServerOptions): Promise<BuiltServer> {
+  const config = writeConfig(options);
+  starts += 1;
+  const logFile = join(options.dir, `server-${starts}.log`);
+  // Logs go to a file: a pipe the test process is too busy to drain would slow the server down.
+  const fd = openSync(logFile, 'a');
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_')));
+  const child = spawn(process.execPath, [CLI, 'serve', '--config', config], { cwd: options.dir, env, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  const exited = new Promise<NodeJS.Signals | number | null>((resolveExit) => child.once('exit', (code, signal) => resolveExit(signal ?? code)));
+  const logs = (): Array<Record<string, unknown>> =>
+    readFileSync(logFile, 'utf8')
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  const deadline = Date.now() + 15_000;
+  let exitedEarly = false;
+  void exited.then(() => {
+    exitedEarly = true;
+  });
+  while (!logs().some((l) => l.msg === 'listening')) {
+    if (exitedEarly || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`the built server did not start listening:\n${readFileSync(logFile, 'utf8').slice(-2_000)}`);
+    }
+    await delay(20);
+  }
+  return {
+    child,
+    pid: child.pid as number,
+    logFile,
+    exited,
+    logs,
+    cpuSeconds() {
+      return processCpuSeconds(child.pid as number);
+    },
+    rssBytes() {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+      const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
+      if (kb === undefined) throw new Error(`no VmRSS for pid ${child.pid}`);
+      return Number(kb) * 1024;
+    },
+  };
+}
+
+/** CPU time (user + system) of a process, in seconds. */
+export function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of stat(5), counted in clock ticks (USER_HZ, 100 on Linux).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** SIGTERM (or SIGKILL) and wait for the exit. */
+export async function stopBuiltServer(server: BuiltServer, signal: NodeJS.Signals = 'SIGTERM'): Promise<NodeJS.Signals | number | null> {
+  if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill(signal);
+  return server.exited;
+}
