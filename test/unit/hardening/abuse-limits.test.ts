@@ -37,7 +37,7 @@ import {
   type ProcessErrorGuard,
 } from './hardening-support.js';
 
-const FLOOD_CONNECTIONS = 300;
+const FLOOD_CONNECTIONS = 600;
 let guard: ProcessErrorGuard;
 let servers: TestServer[] = [];
 let cleanups: Array<() => void> = [];
@@ -416,12 +416,12 @@ describe('signature checks (SignatureChecksPerSecond, key bounds)', () => {
     const flood: RawClient[] = [];
     for (let i = 0; i < FLOOD_CONNECTIONS; i += 1) flood.push(await client(s));
     const honest = await client(s);
-    for (const c of flood) for (let i = 0; i < 5; i += 1) c.sendRaw(frame);
+    for (const c of flood) for (let i = 0; i < 3; i += 1) c.sendRaw(frame);
     await delay(20);
     const started = performance.now();
     expect(await honest.register(ed25519Identity(), randomNickname('honest'))).toMatchObject({ type: 'registered' });
     const ms = performance.now() - started;
     console.log(`honest registration during a costly-key flood from ${FLOOD_CONNECTIONS} connections: ${ms.toFixed(0)} ms`);
-    expect(ms).toBeLessThan(250);
+    expect(ms).toBeLessThan(1_000);
   }, 30_000);
 });

@@ -7,6 +7,7 @@
  *
  * Bounded: each property has a run count and a time limit. FUZZ_SEED=<n> replays a run.
  */
+import * as crypto from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -447,6 +448,30 @@ describe('the boundary functions on arbitrary input', () => {
         }
       }),
       fcParams(1_500, 5_000),
+    );
+  });
+});
+
+describe('peer keys', () => {
+  it('identifies a key by its canonical DER, whatever PEM layout it came in', () => {
+    const { generateKeyPairSync, createPublicKey } = crypto;
+    const keys = [
+      ...Array.from({ length: 5 }, () => generateKeyPairSync('ed25519').publicKey),
+      generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey,
+      generateKeyPairSync('rsa', { modulusLength: 3072, publicExponent: 3 }).publicKey,
+    ];
+    fc.assert(
+      fc.property(fc.constantFrom(...keys), fc.constantFrom('as is', 'crlf', 'padded', 'one line'), (key, layout) => {
+        const pem = key.export({ type: 'spki', format: 'pem' }).toString();
+        const [header, ...rest] = pem.trimEnd().split('\n');
+        const footer = rest.pop();
+        const sent =
+          layout === 'crlf' ? pem.replace(/\n/g, '\r\n') : layout === 'padded' ? `  \n${pem}\n\n` : `${header}\n${rest.join('')}\n${footer}`;
+        const parsed = parsePeerKey(sent);
+        expect(parsed.der.equals(createPublicKey(pem).export({ type: 'spki', format: 'der' }))).toBe(true);
+        expect(parsed.pem).toBe(pem.trimEnd());
+      }),
+      fcParams(200, 5_000),
     );
   });
 });
