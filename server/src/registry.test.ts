@@ -4,7 +4,7 @@ import { Registry, type Registration } from './registry.js';
 
 function reg(owner: string, nickname: string, address = `${nickname.toLowerCase()}.onion`, key = owner): Registration<string> {
   const peer: PeerRecord = { nickname, address, port: 1, publicKey: key, keyType: 'ed25519', registeredAt: '2026-01-01T00:00:00.000Z' };
-  return { owner, peer, keyDer: Buffer.from(key) };
+  return { owner, peer, keyDer: Buffer.from(key), json: JSON.stringify(peer) };
 }
 
 describe('peer table', () => {
@@ -12,16 +12,16 @@ describe('peer table', () => {
     const table = new Registry<string>(100);
     for (const name of ['b', 'D', 'a', 'C']) table.add(reg(name, name));
     table.removeOwner('a');
-    expect(table.list(null, 10).peers.map((p) => p.nickname)).toEqual(['b', 'C', 'D']);
+    expect(table.list(null, 10).entries.map((e) => e.peer.nickname)).toEqual(['b', 'C', 'D']);
     expect(table.size).toBe(3);
   });
 
   it('pages with an exclusive after that need not be a registered name', () => {
     const table = new Registry<string>(100);
     for (const name of ['a', 'c', 'e']) table.add(reg(name, name));
-    expect(table.list('b', 1)).toEqual({ peers: [expect.objectContaining({ nickname: 'c' })], next: 'c' });
-    expect(table.list('c', 5)).toEqual({ peers: [expect.objectContaining({ nickname: 'e' })], next: null });
-    expect(table.list('z', 5)).toEqual({ peers: [], next: null });
+    expect(table.list('b', 1)).toEqual({ entries: [expect.objectContaining({ peer: expect.objectContaining({ nickname: 'c' }) })], next: 'c' });
+    expect(table.list('c', 5)).toEqual({ entries: [expect.objectContaining({ peer: expect.objectContaining({ nickname: 'e' }) })], next: null });
+    expect(table.list('z', 5)).toEqual({ entries: [], next: null });
   });
 
   it('replaces the registrations of the same key that hold the nickname or the address', () => {
@@ -31,7 +31,7 @@ describe('peer table', () => {
     const replaced = table.add(reg('conn3', 'ALICE', 'y.onion', 'K'));
     expect(replaced.map((r) => r.owner).sort()).toEqual(['conn1', 'conn2']);
     expect(table.size).toBe(1);
-    expect(table.lookup('alice')?.nickname).toBe('ALICE');
+    expect(table.lookup('alice')?.peer.nickname).toBe('ALICE');
     expect(table.removeOwner('conn1')).toBeUndefined();
     expect(table.size).toBe(1);
   });

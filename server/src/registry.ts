@@ -10,10 +10,12 @@ export interface Registration<Owner> {
   readonly peer: PeerRecord;
   /** DER of the public key, to recognise the same peer coming back on a new connection. */
   readonly keyDer: Buffer;
+  /** `peer` as JSON, made once: lookups and lists splice it into replies instead of re-serialising. */
+  readonly json: string;
 }
 
-export interface Page {
-  readonly peers: PeerRecord[];
+export interface Page<Owner> {
+  readonly entries: Registration<Owner>[];
   readonly next: string | null;
 }
 
@@ -47,21 +49,21 @@ export class Registry<Owner> {
     return this.byNickname.size;
   }
 
-  lookup(nickname: string): PeerRecord | undefined {
-    return this.byNickname.get(nicknameKey(nickname))?.peer;
+  lookup(nickname: string): Registration<Owner> | undefined {
+    return this.byNickname.get(nicknameKey(nickname));
   }
 
   registrationOf(owner: Owner): Registration<Owner> | undefined {
     return this.byOwner.get(owner);
   }
 
-  list(after: string | null, limit: number): Page {
+  list(after: string | null, limit: number): Page<Owner> {
     const start = after === null ? 0 : bound(this.order, nicknameKey(after), false);
     const keys = this.order.slice(start, start + limit);
-    const peers = keys.map((key) => (this.byNickname.get(key) as Registration<Owner>).peer);
+    const entries = keys.map((key) => this.byNickname.get(key) as Registration<Owner>);
     const more = start + limit < this.order.length;
-    const last = peers[peers.length - 1];
-    return { peers, next: more && last !== undefined ? last.nickname : null };
+    const last = entries[entries.length - 1];
+    return { entries, next: more && last !== undefined ? last.peer.nickname : null };
   }
 
   /**

@@ -85,8 +85,13 @@ class Connection implements Subscriber {
   ) {}
 
   send(message: ServerMessage): void {
+    this.sendText(JSON.stringify(message));
+  }
+
+  /** Sends a frame already serialised as JSON text (the hot paths build replies from cached JSON). */
+  sendText(text: string): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
-    this.ws.send(JSON.stringify(message));
+    this.ws.send(text);
     this.checkBuffered();
   }
 
@@ -332,14 +337,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
         conn.send({ type: 'pong', id: request.id });
         return;
       case 'lookup': {
-        const peer = NICKNAME_PATTERN.test(request.nickname) ? registry.lookup(request.nickname) : undefined;
-        if (peer === undefined) throw new ProtocolError(ErrorCode.NOT_FOUND, 'no peer with that nickname is online');
-        conn.send({ type: 'peer', id: request.id, peer });
+        const found = NICKNAME_PATTERN.test(request.nickname) ? registry.lookup(request.nickname) : undefined;
+        if (found === undefined) throw new ProtocolError(ErrorCode.NOT_FOUND, 'no peer with that nickname is online');
+        conn.sendText(`{"type":"peer","id":${JSON.stringify(request.id)},"peer":${found.json}}`);
         return;
       }
       case 'list': {
         const page = registry.list(request.after, request.limit);
-        conn.send({ type: 'peers', id: request.id, peers: page.peers, next: page.next });
+        const peers = page.entries.map((entry) => entry.json).join(',');
+        conn.sendText(`{"type":"peers","id":${JSON.stringify(request.id)},"peers":[${peers}],"next":${JSON.stringify(page.next)}}`);
         return;
       }
       case 'subscribe':
@@ -390,7 +396,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
       keyType: key.type,
       registeredAt: new Date().toISOString(),
     };
-    const candidate: Registration<Connection> = { owner: conn, peer, keyDer: key.der };
+    const candidate: Registration<Connection> = { owner: conn, peer, keyDer: key.der, json: JSON.stringify(peer) };
     registry.admit(candidate);
     const payload = Buffer.from(registrationPayload(conn.challenge, request.nickname, request.address, request.port), 'utf8');
     conn.busy = true;
