@@ -29,6 +29,33 @@ export interface PeerKey {
   readonly der: Buffer;
 }
 
+/** Every Ed25519 SPKI is these 12 DER bytes followed by the raw 32-byte key. */
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+const ED25519_SPKI_BYTES = 44;
+const ED25519_PEM_BODY = /^[A-Za-z0-9+/]{59}=$/;
+
+/**
+ * The common case without OpenSSL's generic decoder: an Ed25519 SPKI has one fixed 44-byte layout,
+ * so read it directly and import the raw key as JWK (about 15x cheaper than createPublicKey on PEM,
+ * and no export round trips). Anything else, including a non-canonical encoding, returns undefined
+ * and takes the general path, which decides.
+ */
+function parseEd25519Spki(text: string): PeerKey | undefined {
+  const body = text.slice(PEM_HEADER.length, text.length - PEM_FOOTER.length).replace(/\s+/g, '');
+  if (!ED25519_PEM_BODY.test(body)) return undefined;
+  const der = Buffer.alloc(ED25519_SPKI_BYTES); // not pooled: it lives as long as the registration
+  if (der.write(body, 'base64') !== ED25519_SPKI_BYTES || der.toString('base64') !== body) return undefined;
+  if (!der.subarray(0, ED25519_SPKI_PREFIX.length).equals(ED25519_SPKI_PREFIX)) return undefined;
+  const x = der.subarray(ED25519_SPKI_PREFIX.length).toString('base64url');
+  let object: KeyObject;
+  try {
+    object = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
+  } catch {
+    return undefined;
+  }
+  return { type: 'ed25519', object, pem: `${PEM_HEADER}\n${body}\n${PEM_FOOTER}`, der };
+}
+
 /** Parses a PEM SPKI public key; anything but Ed25519 or RSA of an allowed size is INVALID_PUBLIC_KEY. */
 export function parsePeerKey(pem: string): PeerKey {
   const text = pem.trim();
@@ -38,6 +65,8 @@ export function parsePeerKey(pem: string): PeerKey {
       'publicKey must be a PEM SubjectPublicKeyInfo ("-----BEGIN PUBLIC KEY-----")',
     );
   }
+  const fast = parseEd25519Spki(text);
+  if (fast !== undefined) return fast;
   let object: KeyObject;
   try {
     object = createPublicKey({ key: text, format: 'pem' });
