@@ -12,6 +12,11 @@ export type OnionParseResult =
   | { readonly ok: true; readonly address: OnionAddress; readonly publicKey: Buffer }
   | { readonly ok: false; readonly reason: string };
 
+/** The 2-byte checksum of a v3 address: SHA3-256(".onion checksum" | pubkey | version)[0..2]. */
+function checksumOf(publicKey: Uint8Array): Buffer {
+  return createHash('sha3-256').update(CHECKSUM_PREFIX).update(publicKey).update(Buffer.of(V3_VERSION)).digest().subarray(0, 2);
+}
+
 function base32Decode(text: string): Buffer | undefined {
   let bits = 0;
   let value = 0;
@@ -50,12 +55,7 @@ export function parseOnionAddress(input: string): OnionParseResult {
   if (version !== V3_VERSION) {
     return { ok: false, reason: `version byte is ${String(version)}, expected 3` };
   }
-  const expected = createHash('sha3-256')
-    .update(CHECKSUM_PREFIX)
-    .update(publicKey)
-    .update(Buffer.of(V3_VERSION))
-    .digest()
-    .subarray(0, 2);
+  const expected = checksumOf(publicKey);
   if (!expected.equals(checksum)) {
     return { ok: false, reason: 'checksum does not match (a character was mistyped?)' };
   }
@@ -65,12 +65,7 @@ export function parseOnionAddress(input: string): OnionParseResult {
 /** Builds the v3 onion address of an Ed25519 public key (32 raw bytes). Used by clients and tests. */
 export function onionAddressFromPublicKey(publicKey: Uint8Array): OnionAddress {
   if (publicKey.length !== 32) throw new RangeError('an Ed25519 public key has 32 bytes');
-  const checksum = createHash('sha3-256')
-    .update(CHECKSUM_PREFIX)
-    .update(publicKey)
-    .update(Buffer.of(V3_VERSION))
-    .digest()
-    .subarray(0, 2);
+  const checksum = checksumOf(publicKey);
   const raw = Buffer.concat([publicKey, checksum, Buffer.of(V3_VERSION)]);
   let bits = 0;
   let value = 0;
