@@ -1,0 +1,43 @@
+import { constants, generateKeyPairSync, sign } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { decodeSignature, parsePeerKey, verifySignature } from './peer-key.js';
+
+describe('peer keys', () => {
+  it('reads an Ed25519 key (fast path) exactly as OpenSSL does: same canonical PEM and DER', () => {
+    for (let i = 0; i < 20; i += 1) {
+      const { publicKey } = generateKeyPairSync('ed25519');
+      const pem = publicKey.export({ format: 'pem', type: 'spki' }).toString();
+      const key = parsePeerKey(pem);
+      expect(key.type).toBe('ed25519');
+      expect(key.pem).toBe(pem.trimEnd());
+      expect(key.der.equals(publicKey.export({ format: 'der', type: 'spki' }))).toBe(true);
+      expect(key.object.equals(publicKey)).toBe(true);
+    }
+  });
+
+  it('reads an Ed25519 key written with other line breaks the same way', () => {
+    const { publicKey } = generateKeyPairSync('ed25519');
+    const pem = publicKey.export({ format: 'pem', type: 'spki' }).toString();
+    const body = pem.split('\n')[1] as string;
+    const wrapped = `-----BEGIN PUBLIC KEY-----\r\n${body.slice(0, 30)}\r\n${body.slice(30)}\r\n-----END PUBLIC KEY-----\r\n`;
+    expect(parsePeerKey(wrapped).der.equals(parsePeerKey(pem).der)).toBe(true);
+  });
+
+  it('verifies Ed25519 and RSA-PSS (any salt length) signatures, and refuses a wrong one', async () => {
+    const payload = Buffer.from('p2p-tor-chat/register/v1\nchallenge\nalice\nx.onion\n5050');
+    const ed = generateKeyPairSync('ed25519');
+    const edKey = parsePeerKey(ed.publicKey.export({ format: 'pem', type: 'spki' }).toString());
+    const edSig = sign(null, payload, ed.privateKey);
+    expect(await verifySignature(edKey, payload, decodeSignature(edSig.toString('base64'), edKey))).toBe(true);
+    expect(await verifySignature(edKey, Buffer.from('other'), edSig)).toBe(false);
+
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const rsaKey = parsePeerKey(rsa.publicKey.export({ format: 'pem', type: 'spki' }).toString());
+    for (const saltLength of [constants.RSA_PSS_SALTLEN_MAX_SIGN, constants.RSA_PSS_SALTLEN_DIGEST, 0]) {
+      const sig = sign('sha256', payload, { key: rsa.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength });
+      expect(await verifySignature(rsaKey, payload, sig)).toBe(true);
+    }
+    const pkcs1v15 = sign('sha256', payload, rsa.privateKey);
+    expect(await verifySignature(rsaKey, payload, pkcs1v15)).toBe(false);
+  });
+});
