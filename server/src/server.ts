@@ -89,7 +89,6 @@ class ConnectionLog {
 
 /** One WebSocket connection and what it has done so far. */
 class Connection implements Subscriber {
-  registration: Registration<Connection> | undefined;
   /** True until the first valid request (slow-loris accounting). */
   pending = true;
   /** Set while a registration's signature is being checked: later frames wait in `backlog`. */
@@ -406,7 +405,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
       case 'unregister': {
         const reg = registry.removeOwner(conn);
         if (reg === undefined) throw new ProtocolError(ErrorCode.NOT_REGISTERED, 'this connection has not registered');
-        conn.registration = undefined;
         hub.publish(conn, { type: 'peer_left', nickname: reg.peer.nickname });
         conn.send({ type: 'unregistered', id: request.id });
         return;
@@ -467,10 +465,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
       if (err instanceof ProtocolError) return conn.reply(id, err);
       throw err;
     }
-    conn.registration = candidate;
     conn.send({ type: 'registered', id, peer: candidate.peer });
     for (const old of replaced) {
-      old.owner.registration = undefined;
       old.owner.send({ type: 'replaced' });
       old.owner.close(CloseCode.REPLACED, 'replaced by a new connection with the same key');
       if (nicknameKey(old.peer.nickname) !== nicknameKey(candidate.peer.nickname)) {
@@ -496,9 +492,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
   /** A new turn: every connection gets its share again, held frames first. */
   function nextTurn(): void {
     turnScheduled = false;
-    for (const conn of spent) {
-      conn.turnMs = 0;
-    }
+    for (const conn of spent) conn.turnMs = 0;
     spent.clear();
     const held = [...waiting];
     waiting.clear();
