@@ -38,11 +38,21 @@ export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 /** An error answered to the peer as `{"type":"error","code",...}`; the connection stays open. */
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-  ) {
-    super(message);
+  readonly code: ErrorCode;
+
+  /**
+   * Refusals are answers, not bugs, and a flood makes thousands a second: no stack is captured
+   * (capturing one costs more than most requests do).
+   */
+  constructor(code: ErrorCode, message: string) {
+    const stackTraceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      super(message);
+    } finally {
+      Error.stackTraceLimit = stackTraceLimit;
+    }
+    this.code = code;
   }
 }
 

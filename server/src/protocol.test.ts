@@ -26,6 +26,26 @@ describe('request parser', () => {
     expect(parseRequest(frame('{"type":"ping","id":1e300}'))).toMatchObject({ ok: false, id: null, error: { code: 'BAD_REQUEST' } });
   });
 
+  it('answers bytes that are not UTF-8 with BAD_JSON and no id', () => {
+    const result = parseRequest(Buffer.concat([frame('{"type":"ping","id":"x"'), Buffer.from([0xc3, 0x28]), frame('}')]));
+    expect(result).toMatchObject({ ok: false, id: null, error: { code: 'BAD_JSON', message: 'frame is not valid UTF-8' } });
+  });
+
+  it('reads a frame that starts with a UTF-8 byte order mark as if it had none', () => {
+    const withMark = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), frame({ type: 'ping', id: 'bom' })]);
+    expect(parseRequest(withMark)).toEqual({ ok: true, request: { type: 'ping', id: 'bom' } });
+  });
+
+  it('reads a request split over several fragments', () => {
+    expect(parseRequest([frame('{"type":"pi'), frame('ng","id":7}')])).toEqual({ ok: true, request: { type: 'ping', id: 7 } });
+  });
+
+  it('refuses without capturing a stack: a refusal is an answer, not a bug', () => {
+    const result = parseRequest(frame({ type: 'lookup', nickname: 5 }));
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.error.stack?.split('\n')).toHaveLength(1);
+  });
+
   it('builds the signed payload from the values exactly as sent', () => {
     expect(registrationPayload('CH', 'Alice', 'ABC.onion', 5050)).toBe('p2p-tor-chat/register/v1\nCH\nAlice\nABC.onion\n5050');
   });

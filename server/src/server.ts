@@ -2,12 +2,12 @@
  * The registry server: HTTP (/healthz) and the protocol v1 WebSocket on one listener, heartbeats,
  * limits, and the wiring between connections, the peer table and the event hub.
  */
-import { randomBytes } from 'node:crypto';
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
+import { ChallengeSource } from './challenges.js';
 import type { Config, Listen } from './config.js';
 import { CloseCode, ErrorCode, ProtocolError } from './errors.js';
 import { EventHub, type Subscriber } from './event-hub.js';
@@ -209,6 +209,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
   const registry = new Registry<Connection>(limits.maxPeers);
   const hub = new EventHub(limits.eventBatchMs);
   const connections = new Set<Connection>();
+  const challenges = new ChallengeSource();
   const signatureBudget = new TokenBucket(limits.signatureChecksPerSecond, limits.signatureChecksPerSecond);
   let pendingCount = 0;
   /** TCP connections still in the HTTP handshake: slow-loris sockets count toward the pending cap too. */
@@ -279,7 +280,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
       logger.warn({ code: 'MAX_PENDING', limit: limits.maxPendingConnections }, 'connection refused: too many idle new connections');
       return rejectUpgrade(socket, 503, 'Service Unavailable');
     }
+    // The 101 response and the hello leave in one write (one syscall, one wake-up of the peer).
+    socket.cork();
     wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, socket));
+    socket.uncork();
   });
   http.on('clientError', (_err, socket: Duplex) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
@@ -288,7 +292,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
 
   function onConnection(ws: WebSocket, socket: Duplex): void {
     const id = nextConnId++;
-    const challenge = randomBytes(32).toString('base64url');
+    const challenge = challenges.next();
     const conn = new Connection(
       id,
       ws,

@@ -1,3 +1,5 @@
+const monotonicNow = (): number => performance.now();
+
 /** A token bucket: `ratePerSecond` tokens refill continuously up to `burst`; each request takes one. */
 export class TokenBucket {
   private tokens: number;
@@ -6,7 +8,7 @@ export class TokenBucket {
   constructor(
     private readonly ratePerSecond: number,
     private readonly burst: number,
-    private readonly now: () => number = () => performance.now(),
+    private readonly now: () => number = monotonicNow,
   ) {
     this.tokens = burst;
     this.updatedAt = now();
