@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRequest, registrationPayload } from './protocol.js';
+import { MAX_JSON_CONTAINERS, parseRequest, registrationPayload } from './protocol.js';
 
 const frame = (value: unknown): Buffer => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
 
@@ -44,6 +44,19 @@ describe('request parser', () => {
     const result = parseRequest(frame({ type: 'lookup', nickname: 5 }));
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.error.stack?.split('\n')).toHaveLength(1);
+  });
+
+  it(`refuses unread a frame with more than ${MAX_JSON_CONTAINERS} arrays and objects, nested or side by side`, () => {
+    const nested = `{"type":"ping","id":1,"x":${'['.repeat(7_000)}${']'.repeat(7_000)}}`;
+    const siblings = `{"type":"ping","id":1,"x":[${Array.from({ length: MAX_JSON_CONTAINERS }, () => '{}').join(',')}]}`;
+    for (const text of [nested, siblings]) {
+      expect(parseRequest(frame(text))).toMatchObject({ ok: false, id: null, error: { code: 'BAD_JSON', message: expect.stringContaining('flat object') } });
+    }
+  });
+
+  it(`reads a request with up to ${MAX_JSON_CONTAINERS} arrays and objects, extra fields included`, () => {
+    const extras = `{"type":"ping","id":2,"x":[${Array.from({ length: MAX_JSON_CONTAINERS - 2 }, () => '[]').join(',')}]}`;
+    expect(parseRequest(frame(extras))).toEqual({ ok: true, request: { type: 'ping', id: 2 } });
   });
 
   it('builds the signed payload from the values exactly as sent', () => {

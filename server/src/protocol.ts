@@ -9,6 +9,13 @@ export const PROTOCOL_VERSION = 1;
 export const NICKNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
 export const MAX_ID_LENGTH = 64;
 export const MAX_LIST_LIMIT = 1000;
+/**
+ * JSON arrays and objects a frame may hold ('[' and '{' bytes, inside strings too). A request is
+ * one flat object; JSON.parse spends ~55 ns on each container, so a 16 KiB frame of nested or
+ * sibling arrays costs ~0.5 ms to parse, the dearest frame a flood can send. Such a frame is
+ * refused unread, in microseconds.
+ */
+export const MAX_JSON_CONTAINERS = 256;
 
 export type RequestId = string | number | null;
 export type KeyType = 'ed25519' | 'rsa';
@@ -58,6 +65,23 @@ export type ParseResult = { readonly ok: true; readonly request: Request } | ({ 
 
 function fail(id: RequestId, code: ErrorCode, message: string): ParseResult {
   return { ok: false, id, error: new ProtocolError(code, message) };
+}
+
+/** Occurrences of `byte` in `bytes`, counting no further than `limit + 1`. */
+function countUpTo(bytes: Buffer, byte: number, limit: number): number {
+  let count = 0;
+  let at = bytes.indexOf(byte);
+  while (at !== -1 && count <= limit) {
+    count += 1;
+    at = bytes.indexOf(byte, at + 1);
+  }
+  return count;
+}
+
+function holdsTooManyContainers(bytes: Buffer): boolean {
+  if (bytes.length <= MAX_JSON_CONTAINERS) return false;
+  const arrays = countUpTo(bytes, 0x5b, MAX_JSON_CONTAINERS);
+  return arrays > MAX_JSON_CONTAINERS || arrays + countUpTo(bytes, 0x7b, MAX_JSON_CONTAINERS - arrays) > MAX_JSON_CONTAINERS;
 }
 
 function hasByteOrderMark(bytes: Buffer): boolean {
@@ -151,6 +175,9 @@ export function parseRequest(data: Buffer | ArrayBuffer | Buffer[]): ParseResult
   const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
   // Checked without decoding first: garbage is common in a flood, and a throwing decoder is slow.
   if (!isUtf8(bytes)) return fail(null, ErrorCode.BAD_JSON, 'frame is not valid UTF-8');
+  if (holdsTooManyContainers(bytes)) {
+    return fail(null, ErrorCode.BAD_JSON, `frame holds more than ${MAX_JSON_CONTAINERS} JSON arrays and objects: a request is one flat object`);
+  }
   // A leading byte order mark is not part of the JSON text (as a UTF-8 decoder would drop it).
   const text = bytes.toString('utf8', hasByteOrderMark(bytes) ? 3 : 0);
   let body: unknown;

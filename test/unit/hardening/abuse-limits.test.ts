@@ -222,14 +222,17 @@ describe('connection, request and subscriber budgets free up again', () => {
 });
 
 describe('fairness between connections', () => {
+  const FLOOD_FRAMES = 40;
   it('answers an honest request within a fair turn while flooders have a backlog of expensive frames', async () => {
     const s = await server({});
-    // 20 flooders, each with 30 frames queued at once that each take ~0.3-0.5 ms to parse (deep
-    // nesting within the frame limit): ~0.2-0.3 s of work in all, ready in the same instant.
-    const expensive = encodeClientFrame({ opcode: Opcode.TEXT, payload: Buffer.from(`{"type":"ping","x":${'['.repeat(7_000)}${']'.repeat(7_000)}}`) });
+    // 20 flooders, each with 40 frames (the default burst) queued at once that each take ~0.2 ms to
+    // parse (a flat object with 1,500 fields, within the frame limit): ~0.15-0.3 s of work in all,
+    // ready in the same instant.
+    const fields = Array.from({ length: 1_500 }, (_, i) => `"f${i}":0`).join(',');
+    const expensive = encodeClientFrame({ opcode: Opcode.TEXT, payload: Buffer.from(`{"type":"ping",${fields}}`) });
     const flooders = await Promise.all(Array.from({ length: 20 }, async () => rawClient(await RawSocketClient.connect(s.port))));
     const honest = await client(s);
-    const burst = Buffer.concat(Array.from({ length: 30 }, () => expensive));
+    const burst = Buffer.concat(Array.from({ length: FLOOD_FRAMES }, () => expensive));
     for (const f of flooders) f.write(burst);
     const id = 'honest-lookup';
     honest.ws.send(JSON.stringify({ type: 'ping', id }));
@@ -241,10 +244,10 @@ describe('fairness between connections', () => {
     const released = performance.now();
     await honest.waitFor((f) => f.id === id, 10_000);
     const waited = performance.now() - released;
-    await eventually(() => flooders.every((f) => f.frames.length === 31), 10_000);
+    await eventually(() => flooders.every((f) => f.frames.length === FLOOD_FRAMES + 1), 10_000);
     const floodMs = performance.now() - released;
     console.log(`honest ping answered ${waited.toFixed(1)} ms after the flood was let in; the flood took ${floodMs.toFixed(0)} ms`);
-    expect(flooders.every((f) => f.frames.length === 31), 'every flooder frame is answered too').toBe(true);
+    expect(flooders.every((f) => f.frames.length === FLOOD_FRAMES + 1), 'every flooder frame is answered too').toBe(true);
     expect(waited).toBeLessThan(floodMs / 3);
   }, 30_000);
 });

@@ -8,6 +8,7 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import fc from 'fast-check';
+import { MAX_JSON_CONTAINERS } from '../../../server/src/protocol.js';
 import { signRegistration, type Identity } from '../../support/registry-harness.js';
 
 export interface HonestPeer {
@@ -533,9 +534,18 @@ function reply(id: RequestId, ...allowed: string[]): Expected {
 export function expectedAnswer(bytes: Buffer, binary: boolean, maxMessageBytes: number): Expected {
   if (bytes.length > maxMessageBytes) return { kind: 'close', code: 1009 };
   if (binary) return { kind: 'reply', id: null, allowed: new Set(['BINARY_NOT_SUPPORTED']), thenClose: 1003 };
+  let text: string;
+  try {
+    text = strictUtf8.decode(bytes);
+  } catch {
+    return reply(null, 'BAD_JSON');
+  }
+  // More arrays and objects than a request may hold: refused unread (README: server limits).
+  const containers = [...text].filter((ch) => ch === '[' || ch === '{').length;
+  if (containers > MAX_JSON_CONTAINERS) return reply(null, 'BAD_JSON');
   let body: unknown;
   try {
-    body = JSON.parse(strictUtf8.decode(bytes));
+    body = JSON.parse(text);
   } catch {
     return reply(null, 'BAD_JSON');
   }
