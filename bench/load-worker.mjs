@@ -330,12 +330,21 @@ async function register({ port, concurrency, warmupMs, durationMs, windowMs, poo
   return { windows: measured, errors: errors.count, errorSamples: errors.samples };
 }
 
-const held = { conns: [], unexpectedCloses: 0, releasing: false };
+const held = { conns: [], unexpectedCloses: 0, releasing: false, identities: null };
+
+/** Makes the identities of the next `hold` ahead of time, so that `hold` times registrations only. */
+function prepareHold({ count, prefix }) {
+  const t0 = now();
+  held.identities = { prefix, list: identityPool(prefix, count) };
+  return { keygenMs: now() - t0 };
+}
 
 /** Registers `count` peers and keeps them: each answers the server's pings (heartbeats). */
 async function hold({ port, count, concurrency, prefix, localAddresses, timeoutMs }) {
   const t0 = now();
-  const identities = identityPool(prefix, count);
+  const prepared = held.identities?.prefix === prefix && held.identities.list.length >= count ? held.identities.list : null;
+  held.identities = null;
+  const identities = prepared ?? identityPool(prefix, count);
   const keygenMs = now() - t0;
   debug(`hold: ${count} identities in ${keygenMs.toFixed(0)} ms`);
   const pick = addressPicker(localAddresses);
@@ -569,7 +578,7 @@ async function verifyViews({ port, localAddresses }) {
   }
 }
 
-const COMMANDS = { throughput, paced, register, hold, holdIdle, holdStatus, release, subscribe, churn, verifyViews };
+const COMMANDS = { throughput, paced, register, prepareHold, hold, holdIdle, holdStatus, release, subscribe, churn, verifyViews };
 
 
 process.on('message', async (message) => {

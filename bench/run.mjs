@@ -784,6 +784,11 @@ async function main() {
     const target = Math.min(plan.peers, fdRoom);
     if (target < plan.peers) log(`server fd limit is ${reg.fdLimit} (${idleFds} in use idle): holding ${target} peers, not ${plan.peers}`);
     const half = Math.floor(target / 2);
+    await Promise.all([
+      w0.call('prepareHold', { count: half, prefix: 'pa-' }, plan.holdTimeoutMs),
+      w1.call('prepareHold', { count: target - half, prefix: 'pb-' }, plan.holdTimeoutMs),
+    ]);
+    // A registry that restarts gets every peer back at once: this is how long that takes.
     const t0 = performance.now();
     const [a, b] = await Promise.all([
       w0.call('hold', { port: reg.port, count: half, concurrency: plan.holdConcurrency, prefix: 'pa-', localAddresses: addresses(30, 10), timeoutMs: plan.holdTimeoutMs }, plan.holdTimeoutMs + 30_000),
@@ -815,6 +820,8 @@ async function main() {
       serverFdLimit: reg.fdLimit,
     };
     m.peersHeld = Math.min(open, registered);
+    m.refillSeconds = Number(registerSeconds.toFixed(1));
+    m.refillPerSec = Math.round((a.held + b.held) / registerSeconds);
     m.serverRssMb = Math.round(rssAfter / 2 ** 20);
     m.rssBytesPerPeer = m.peersHeld > 0 ? Math.round((rssAfter - rssBefore) / m.peersHeld) : null;
     log(`peersHeld ${m.peersHeld}, RSS ${m.serverRssMb} MB (+${Math.round((rssAfter - rssBefore) / 2 ** 20)} MB, ${m.rssBytesPerPeer} B/peer), min pings per peer ${P.capacity.minPingsPerPeer}`);
@@ -909,6 +916,7 @@ function printTable(results) {
     ['peersHeld', m.peersHeld, `${plan.peers}`, `${check(m.peersHeld >= plan.peers)}${capNote}; every peer answered >= ${P.capacity?.minPingsPerPeer} pings`],
     ['serverRssMb', m.serverRssMb, '< 400', check(results.targets.serverRssMb?.met)],
     ['rssBytesPerPeer', m.rssBytesPerPeer, '', 'server RSS growth / peersHeld'],
+    ['refillSeconds', m.refillSeconds, '', `all of them registered from an empty table, ${2 * plan.holdConcurrency} at a time, connections kept: ${m.refillPerSec}/s (a restart's reconnect storm)`],
     ['echoRssBytesPerConnection', m.echoRssBytesPerConnection, '', 'bare ws server, idle connections (memory baseline)'],
     ['churnEventsPerSec', m.churnEventsPerSec, '', cores(P.churn)],
     ['churnLost', m.churnLost, '= 0', `${check(results.targets.churnLost?.met)}; events missing ${m.churnEventsMissing}`],

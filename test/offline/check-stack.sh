@@ -42,6 +42,12 @@ hostname_readable() { in_registry cat /var/lib/tor/hidden_service/hostname | gre
 key_unreadable() { ! in_registry cat /var/lib/tor/hidden_service/hs_ed25519_secret_key; }
 key_modes() { [ "$(docker exec "$tor" stat -c '%a' /var/lib/tor/hidden_service/hostname /var/lib/tor/hidden_service/hs_ed25519_secret_key | tr '\n' ' ')" = "640 600 " ]; }
 no_network() { [ "$(docker inspect -f '{{.HostConfig.NetworkMode}}' "$registry")" = none ]; }
+logs_rotated() { # both containers: json-file, 10m x 5 (compose.yaml x-hardening)
+  local c
+  for c in "$tor" "$registry"; do
+    [ "$(docker inspect -f '{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config "max-size"}} {{index .HostConfig.LogConfig.Config "max-file"}}' "$c")" = "json-file 10m 5" ] || return 1
+  done
+}
 no_ports() { ! "${dc[@]}" config | grep -Eq '^[[:space:]]+(ports|published):'; }
 tor_uid() { [ "$(docker exec "$tor" id -u):$(docker exec "$tor" id -g)" = 10001:10001 ]; }
 registry_uid() { [ "$(in_registry id -u):$(in_registry id -g)" = 1000:10001 ]; }
@@ -73,6 +79,7 @@ check "registry can read hostname" hostname_readable
 check "registry cannot read hs_ed25519_secret_key" key_unreadable
 check "registry has no network" no_network
 check "no port is published" no_ports
+check "logs of both containers are rotated (10m x 5)" logs_rotated
 check "onion address survives down and up" onion_kept
 
 echo "$passed passed, $failed failed"
