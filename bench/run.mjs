@@ -332,6 +332,7 @@ MaxSubscribers = 5000
 MaxBufferedBytes = 268435456
 EventBatchMs = 50
 SignatureChecksPerSecond = 1000000
+JsonContainersPerSecond = 1000000000
 
 [Log]
 level = warn

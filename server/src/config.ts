@@ -23,6 +23,7 @@ export interface RegistryLimits {
   readonly maxBufferedBytes: number;
   readonly eventBatchMs: number;
   readonly signatureChecksPerSecond: number;
+  readonly jsonContainersPerSecond: number;
 }
 
 export interface Config {
@@ -50,6 +51,7 @@ export const DEFAULT_LIMITS: RegistryLimits = Object.freeze({
   maxBufferedBytes: 1_048_576,
   eventBatchMs: 50,
   signatureChecksPerSecond: 2_000,
+  jsonContainersPerSecond: 500_000,
 });
 
 const DEFAULT_HOSTNAME_TIMEOUT_SECONDS = 120;
@@ -78,6 +80,7 @@ const LIMIT_KEYS: readonly NumberKey[] = [
   { section: 'Registry', key: 'MaxBufferedBytes', field: 'maxBufferedBytes', min: 16_384, max: 1_073_741_824 },
   { section: 'Registry', key: 'EventBatchMs', field: 'eventBatchMs', min: 0, max: 10_000 },
   { section: 'Registry', key: 'SignatureChecksPerSecond', field: 'signatureChecksPerSecond', min: 1, max: 1_000_000 },
+  { section: 'Registry', key: 'JsonContainersPerSecond', field: 'jsonContainersPerSecond', min: 256, max: 1_000_000_000 },
 ];
 
 /** The environment variable that overrides `[section] key`, e.g. REGISTRY_HOST_PORT. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_JSON_CONTAINERS, parseRequest, registrationPayload } from './protocol.js';
+import { MAX_JSON_CONTAINERS, parseRequest, registrationPayload, requestCost } from './protocol.js';
 
 const frame = (value: unknown): Buffer => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
 
@@ -46,20 +46,34 @@ describe('request parser', () => {
     if (!result.ok) expect(result.error.stack?.split('\n')).toHaveLength(1);
   });
 
-  it(`refuses unread a frame with more than ${MAX_JSON_CONTAINERS} arrays and objects, nested or side by side`, () => {
+  it(`reads a request whatever its unknown fields hold, ${MAX_JSON_CONTAINERS} arrays deep or more`, () => {
     const nested = `{"type":"ping","id":1,"x":${'['.repeat(7_000)}${']'.repeat(7_000)}}`;
-    const siblings = `{"type":"ping","id":1,"x":[${Array.from({ length: MAX_JSON_CONTAINERS }, () => '{}').join(',')}]}`;
-    for (const text of [nested, siblings]) {
-      expect(parseRequest(frame(text))).toMatchObject({ ok: false, id: null, error: { code: 'BAD_JSON', message: expect.stringContaining('flat object') } });
-    }
+    expect(parseRequest(frame(nested))).toEqual({ ok: true, request: { type: 'ping', id: 1 } });
   });
 
-  it(`reads a request with up to ${MAX_JSON_CONTAINERS} arrays and objects, extra fields included`, () => {
-    const extras = `{"type":"ping","id":2,"x":[${Array.from({ length: MAX_JSON_CONTAINERS - 2 }, () => '[]').join(',')}]}`;
-    expect(parseRequest(frame(extras))).toEqual({ ok: true, request: { type: 'ping', id: 2 } });
+  it('reads brackets inside strings as text', () => {
+    const result = parseRequest(frame({ type: 'lookup', id: 7, nickname: '['.repeat(300) }));
+    expect(result).toEqual({ ok: true, request: { type: 'lookup', id: 7, nickname: '['.repeat(300) } });
   });
 
   it('builds the signed payload from the values exactly as sent', () => {
     expect(registrationPayload('CH', 'Alice', 'ABC.onion', 5050)).toBe('p2p-tor-chat/register/v1\nCH\nAlice\nABC.onion\n5050');
+  });
+});
+
+describe('request cost', () => {
+  it(`is one token for any frame with up to ${MAX_JSON_CONTAINERS} arrays and objects`, () => {
+    expect(requestCost(frame({ type: 'register', nickname: 'a', address: 'b', port: 1, publicKey: 'k', signature: 's' }))).toBe(1);
+    expect(requestCost(frame(`{"type":"ping","x":[${Array.from({ length: MAX_JSON_CONTAINERS - 2 }, () => '[]').join(',')}]}`))).toBe(1);
+  });
+
+  it('does not count brackets inside strings, escaped quotes included', () => {
+    expect(requestCost(frame({ type: 'lookup', nickname: '[{'.repeat(4_000) }))).toBe(1);
+    expect(requestCost(frame({ type: 'lookup', nickname: `\\"${'['.repeat(4_000)}` }))).toBe(1);
+  });
+
+  it(`is one token per ${MAX_JSON_CONTAINERS} arrays and objects past that, nested or side by side`, () => {
+    expect(requestCost(frame(`{"type":"ping","x":${'['.repeat(7_000)}${']'.repeat(7_000)}}`))).toBe(Math.ceil(7_001 / MAX_JSON_CONTAINERS));
+    expect(requestCost(frame(`{"type":"ping","x":[${Array.from({ length: MAX_JSON_CONTAINERS }, () => '{}').join(',')}]}`))).toBe(2);
   });
 });

@@ -10,10 +10,11 @@ export const NICKNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
 export const MAX_ID_LENGTH = 64;
 export const MAX_LIST_LIMIT = 1000;
 /**
- * JSON arrays and objects a frame may hold ('[' and '{' bytes, inside strings too). A request is
- * one flat object; JSON.parse spends ~55 ns on each container, so a 16 KiB frame of nested or
- * sibling arrays costs ~0.5 ms to parse, the dearest frame a flood can send. Such a frame is
- * refused unread, in microseconds.
+ * JSON arrays and objects a plain request fits in. A request is one flat object, but unknown fields
+ * may carry anything; JSON.parse spends ~55 ns on each container, so a 16 KiB frame of nested or
+ * sibling arrays costs ~0.5 ms to parse, the dearest frame a flood can send. Past this many, a
+ * frame costs more of the connection's request budget and draws on the server's
+ * JsonContainersPerSecond (see requestCost).
  */
 export const MAX_JSON_CONTAINERS = 256;
 
@@ -78,10 +79,36 @@ function countUpTo(bytes: Buffer, byte: number, limit: number): number {
   return count;
 }
 
-function holdsTooManyContainers(bytes: Buffer): boolean {
-  if (bytes.length <= MAX_JSON_CONTAINERS) return false;
+/** '[' and '{' outside JSON strings: the arrays and objects JSON.parse would build. */
+function containersOutsideStrings(bytes: Buffer): number {
+  let count = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i += 1) {
+    const byte = bytes[i];
+    if (inString) {
+      if (byte === 0x5c) i += 1; // an escape: the next byte cannot end the string
+      else if (byte === 0x22) inString = false;
+    } else if (byte === 0x22) inString = true;
+    else if (byte === 0x5b || byte === 0x7b) count += 1;
+  }
+  return count;
+}
+
+/**
+ * Request-budget tokens a frame costs, known before it is parsed: one per MAX_JSON_CONTAINERS
+ * arrays and objects, at least one (so 1 for every real request). Counting is a few indexOf calls;
+ * only a frame past the limit is scanned byte by byte, to leave out brackets inside strings.
+ */
+export function requestCost(bytes: Buffer): number {
+  if (bytes.length <= MAX_JSON_CONTAINERS) return 1;
   const arrays = countUpTo(bytes, 0x5b, MAX_JSON_CONTAINERS);
-  return arrays > MAX_JSON_CONTAINERS || arrays + countUpTo(bytes, 0x7b, MAX_JSON_CONTAINERS - arrays) > MAX_JSON_CONTAINERS;
+  if (arrays + countUpTo(bytes, 0x7b, MAX_JSON_CONTAINERS) <= MAX_JSON_CONTAINERS) return 1;
+  return Math.max(1, Math.ceil(containersOutsideStrings(bytes) / MAX_JSON_CONTAINERS));
+}
+
+/** A frame's bytes as one Buffer (ws hands over fragments as an array). */
+export function frameBytes(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
 }
 
 function hasByteOrderMark(bytes: Buffer): boolean {
@@ -172,12 +199,9 @@ function readBody(type: string, id: RequestId, body: Record<string, unknown>): R
 
 /** Turns one text frame (raw bytes) into a request or the coded error to answer with. */
 export function parseRequest(data: Buffer | ArrayBuffer | Buffer[]): ParseResult {
-  const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+  const bytes = frameBytes(data);
   // Checked without decoding first: garbage is common in a flood, and a throwing decoder is slow.
   if (!isUtf8(bytes)) return fail(null, ErrorCode.BAD_JSON, 'frame is not valid UTF-8');
-  if (holdsTooManyContainers(bytes)) {
-    return fail(null, ErrorCode.BAD_JSON, `frame holds more than ${MAX_JSON_CONTAINERS} JSON arrays and objects: a request is one flat object`);
-  }
   // A leading byte order mark is not part of the JSON text (as a UTF-8 decoder would drop it).
   const text = bytes.toString('utf8', hasByteOrderMark(bytes) ? 3 : 0);
   let body: unknown;

@@ -18,8 +18,12 @@ import { decodeSignature, parsePeerKey, verifySignature } from './peer-key.js';
 import {
   NICKNAME_PATTERN,
   PROTOCOL_VERSION,
+  MAX_JSON_CONTAINERS,
+  frameBytes,
   parseRequest,
   registrationPayload,
+  requestCost,
+  type ParseResult,
   type PeerRecord,
   type RegisterRequest,
   type Request,
@@ -210,6 +214,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
   const hub = new EventHub(limits.eventBatchMs);
   const connections = new Set<Connection>();
   const challenges = new ChallengeSource();
+  /** Server-wide parsing budget for frames of many arrays and objects, in requestCost tokens. */
+  const containerTokensPerSecond = limits.jsonContainersPerSecond / MAX_JSON_CONTAINERS;
+  const containerBudget = new TokenBucket(containerTokensPerSecond, containerTokensPerSecond);
   const signatureBudget = new TokenBucket(limits.signatureChecksPerSecond, limits.signatureChecksPerSecond);
   let pendingCount = 0;
   /** TCP connections still in the HTTP handshake: slow-loris sockets count toward the pending cap too. */
@@ -351,18 +358,31 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
       conn.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported');
       return;
     }
-    const parsed = parseRequest(data as Buffer);
-    const id = parsed.ok ? parsed.request.id : parsed.id;
-    if (!conn.bucket.take()) {
-      conn.strikes += 1;
-      if (conn.strikes >= limits.rateLimitStrikes) {
-        conn.reply(id, new ProtocolError(ErrorCode.RATE_LIMITED, 'too many requests: closing'));
-        conn.close(CloseCode.POLICY_VIOLATION, 'request budget exceeded repeatedly');
-      } else {
-        conn.reply(id, new ProtocolError(ErrorCode.RATE_LIMITED, `too many requests: at most ${limits.rateLimitPerSecond} per second`));
+    const bytes = frameBytes(data);
+    // A plain request is parsed first, so that even its RATE_LIMITED reply carries its id. A frame
+    // of many arrays and objects is paid for first: one the budget cannot cover is not read at all.
+    const cost = Math.min(requestCost(bytes), limits.rateLimitBurst);
+    let parsed: ParseResult | undefined;
+    let paid: boolean;
+    if (cost === 1) {
+      parsed = parseRequest(bytes);
+      paid = conn.bucket.take();
+    } else {
+      // The server's budget first: when a flood has spent it, this frame costs its sender nothing
+      // more than a strike, and the server nothing more than the count.
+      if (!containerBudget.take(cost)) {
+        refuseOverBudget(conn, null, 'the server is busy with frames of many JSON arrays and objects: send fewer, or retry in a second (this one was not read)');
+        return;
       }
+      paid = conn.bucket.take(cost);
+      if (paid) parsed = parseRequest(bytes);
+    }
+    if (!paid || parsed === undefined) {
+      const why = cost === 1 ? '' : ` (this frame holds so many JSON arrays and objects that it counts as ${cost}; it was not read)`;
+      refuseOverBudget(conn, parsed === undefined ? null : parsed.ok ? parsed.request.id : parsed.id, `too many requests: at most ${limits.rateLimitPerSecond} per second${why}`);
       return;
     }
+    const id = parsed.ok ? parsed.request.id : parsed.id;
     // One request that finds a token takes back one strike, not all: a steady flood above the rate
     // gets a token now and then and would otherwise never be closed.
     if (conn.strikes > 0) conn.strikes -= 1;
@@ -380,6 +400,16 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
         conn.reply(id, new ProtocolError(ErrorCode.INTERNAL, 'internal error'));
       }
     }
+  }
+
+  function refuseOverBudget(conn: Connection, id: RequestId, message: string): void {
+    conn.strikes += 1;
+    if (conn.strikes >= limits.rateLimitStrikes) {
+      conn.reply(id, new ProtocolError(ErrorCode.RATE_LIMITED, 'too many requests: closing'));
+      conn.close(CloseCode.POLICY_VIOLATION, 'request budget exceeded repeatedly');
+      return;
+    }
+    conn.reply(id, new ProtocolError(ErrorCode.RATE_LIMITED, message));
   }
 
   function dispatch(conn: Connection, request: Request): void {

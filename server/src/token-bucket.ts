@@ -14,13 +14,13 @@ export class TokenBucket {
     this.updatedAt = now();
   }
 
-  /** Takes one token if there is one. */
-  take(): boolean {
+  /** Takes `count` tokens if there are that many; otherwise takes none. */
+  take(count = 1): boolean {
     const now = this.now();
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.updatedAt) / 1000) * this.ratePerSecond);
     this.updatedAt = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
+    if (this.tokens < count) return false;
+    this.tokens -= count;
     return true;
   }
 }

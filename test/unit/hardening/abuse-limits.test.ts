@@ -192,6 +192,39 @@ describe('connection, request and subscriber budgets free up again', () => {
     expect(await greedy.request({ type: 'ping' }), 'the budget refills').toMatchObject({ type: 'pong' });
   });
 
+  it('charges a frame of thousands of arrays to the budget, and refuses one it cannot pay for unread', async () => {
+    // 7,000 nested arrays: ~0.5 ms to parse, 28 tokens (one per 256). With a burst of 40 the first
+    // is read and answered; the second finds 12 tokens and is refused without being parsed.
+    const s = await server({ RateLimitPerSecond: 1, RateLimitBurst: 40, RateLimitStrikes: 100 });
+    const c = await client(s);
+    const deep = (id: string): string => `{"type":"ping","id":"${id}","x":${'['.repeat(7_000)}${']'.repeat(7_000)}}`;
+    expect(await c.request({ type: 'ping', id: 'plain' })).toMatchObject({ type: 'pong' });
+    c.sendRaw(deep('first'));
+    expect(await c.waitFor((f) => f.id === 'first')).toMatchObject({ type: 'pong' });
+    const from = c.frames.length;
+    c.sendRaw(deep('second'));
+    const refused = await c.waitFor((f) => f.type === 'error', 5_000, from);
+    expect(refused).toMatchObject({ code: 'RATE_LIMITED', id: null, message: expect.stringContaining('not read') });
+    expect(await c.request({ type: 'ping', id: 'after' }), 'the tokens it could not pay are still there').toMatchObject({ type: 'pong' });
+  });
+
+  it('shares one server-wide budget for frames of many arrays (JsonContainersPerSecond): past it they are refused unread', async () => {
+    // 30 tokens a second for the whole server: one 7,000-array frame (28 tokens) spends it.
+    const s = await server({ JsonContainersPerSecond: 30 * 256, RateLimitBurst: 1000, RateLimitPerSecond: 1000 });
+    const a = await client(s);
+    const b = await client(s);
+    const deep = (id: string): string => `{"type":"ping","id":"${id}","x":${'['.repeat(7_000)}${']'.repeat(7_000)}}`;
+    a.sendRaw(deep('a'));
+    expect(await a.waitFor((f) => f.id === 'a')).toMatchObject({ type: 'pong' });
+    b.sendRaw(deep('b'));
+    const refused = await b.waitFor((f) => f.type === 'error');
+    expect(refused).toMatchObject({ code: 'RATE_LIMITED', id: null, message: expect.stringContaining('server is busy') });
+    expect(await b.request({ type: 'ping', id: 'plain' }), 'plain requests do not draw on it').toMatchObject({ type: 'pong' });
+    await delay(1_100);
+    b.sendRaw(deep('later'));
+    expect(await b.waitFor((f) => f.id === 'later'), 'the budget refills').toMatchObject({ type: 'pong' });
+  });
+
   it('closes with 1008 a connection that stays over its budget even though a request gets through now and then', async () => {
     // Defaults: 20 per second, burst 40, 20 strikes. At 200 per second every tenth request finds a
     // fresh token; refusals must still add up, or such a flood is never closed.
