@@ -289,8 +289,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
     }
     // The 101 response and the hello leave in one write (one syscall, one wake-up of the peer).
     socket.cork();
-    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, socket));
-    socket.uncork();
+    try {
+      wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, socket));
+    } finally {
+      socket.uncork();
+    }
   });
   http.on('clientError', (_err, socket: Duplex) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
