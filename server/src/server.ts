@@ -363,27 +363,27 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
     }
     const bytes = frameBytes(data);
     // A plain request is parsed first, so that even its RATE_LIMITED reply carries its id. A frame
-    // of many arrays and objects is paid for first: one the budget cannot cover is not read at all.
-    const cost = Math.min(requestCost(bytes), limits.rateLimitBurst);
-    let parsed: ParseResult | undefined;
-    let paid: boolean;
+    // of many arrays and objects is paid for first (the connection's budget, then the server's);
+    // one that either cannot cover is not read at all.
+    const cost = requestCost(bytes);
+    let parsed: ParseResult;
     if (cost === 1) {
       parsed = parseRequest(bytes);
-      paid = conn.bucket.take();
-    } else {
-      // The server's budget first: when a flood has spent it, this frame costs its sender nothing
-      // more than a strike, and the server nothing more than the count.
-      if (!containerBudget.take(cost)) {
-        refuseOverBudget(conn, null, 'the server is busy with frames of many JSON arrays and objects: send fewer, or retry in a second (this one was not read)');
+      if (!conn.bucket.take()) {
+        refuseOverBudget(conn, parsed.ok ? parsed.request.id : parsed.id, `too many requests: at most ${limits.rateLimitPerSecond} per second`);
         return;
       }
-      paid = conn.bucket.take(cost);
-      if (paid) parsed = parseRequest(bytes);
-    }
-    if (!paid || parsed === undefined) {
-      const why = cost === 1 ? '' : ` (this frame holds so many JSON arrays and objects that it counts as ${cost}; it was not read)`;
-      refuseOverBudget(conn, parsed === undefined ? null : parsed.ok ? parsed.request.id : parsed.id, `too many requests: at most ${limits.rateLimitPerSecond} per second${why}`);
-      return;
+    } else {
+      if (!conn.bucket.take(Math.min(cost, limits.rateLimitBurst))) {
+        refuseOverBudget(conn, null, `too many requests: at most ${limits.rateLimitPerSecond} per second (this frame holds so many JSON arrays and objects that it counts as ${cost}; it was not read)`);
+        return;
+      }
+      // Like the signature budget: shared by everyone, so refusing here adds no strike.
+      if (!containerBudget.take(Math.min(cost, containerTokensPerSecond))) {
+        conn.reply(null, new ProtocolError(ErrorCode.RATE_LIMITED, 'the server is busy with frames of many JSON arrays and objects: send fewer, or retry in a second (this one was not read)'));
+        return;
+      }
+      parsed = parseRequest(bytes);
     }
     const id = parsed.ok ? parsed.request.id : parsed.id;
     // One request that finds a token takes back one strike, not all: a steady flood above the rate
