@@ -78,15 +78,12 @@ export class WireConnection {
     });
   }
 
-  /**
-   * Connects (TCP to `host`:`port`, or the unix socket `path`) and completes the opening handshake;
-   * rejects on any failure or after `timeoutMs`.
-   */
-  static open({ port, host = '127.0.0.1', path, localAddress, timeoutMs = 10_000 }) {
+  /** Connects and completes the opening handshake; rejects on any failure or after `timeoutMs`. */
+  static open({ port, host = '127.0.0.1', localAddress, timeoutMs = 10_000 }) {
     return new Promise((resolve, reject) => {
       const key = randomBytes(16).toString('base64');
       const expected = createHash('sha1').update(key + ACCEPT_GUID).digest('base64');
-      const socket = path === undefined ? connect({ port, host, localAddress, noDelay: true }) : connect({ path });
+      const socket = connect({ port, host, localAddress, noDelay: true });
       let head = Buffer.alloc(0);
       const fail = (err) => {
         clearTimeout(timer);
@@ -119,7 +116,7 @@ export class WireConnection {
       };
       socket.on('data', onData);
       socket.write(
-        `GET / HTTP/1.1\r\nHost: ${path === undefined ? `${host}:${port}` : 'localhost'}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `GET / HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
           `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
       );
     });

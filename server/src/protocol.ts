@@ -101,8 +101,7 @@ function containersOutsideStrings(bytes: Buffer): number {
  */
 export function requestCost(bytes: Buffer): number {
   if (bytes.length <= MAX_JSON_CONTAINERS) return 1;
-  const arrays = countUpTo(bytes, 0x5b, MAX_JSON_CONTAINERS);
-  if (arrays + countUpTo(bytes, 0x7b, MAX_JSON_CONTAINERS) <= MAX_JSON_CONTAINERS) return 1;
+  if (countUpTo(bytes, 0x5b, MAX_JSON_CONTAINERS) + countUpTo(bytes, 0x7b, MAX_JSON_CONTAINERS) <= MAX_JSON_CONTAINERS) return 1;
   return Math.max(1, Math.ceil(containersOutsideStrings(bytes) / MAX_JSON_CONTAINERS));
 }
 

@@ -533,15 +533,9 @@ function reply(id: RequestId, ...allowed: string[]): Expected {
 export function expectedAnswer(bytes: Buffer, binary: boolean, maxMessageBytes: number): Expected {
   if (bytes.length > maxMessageBytes) return { kind: 'close', code: 1009 };
   if (binary) return { kind: 'reply', id: null, allowed: new Set(['BINARY_NOT_SUPPORTED']), thenClose: 1003 };
-  let text: string;
-  try {
-    text = strictUtf8.decode(bytes);
-  } catch {
-    return reply(null, 'BAD_JSON');
-  }
   let body: unknown;
   try {
-    body = JSON.parse(text);
+    body = JSON.parse(strictUtf8.decode(bytes));
   } catch {
     return reply(null, 'BAD_JSON');
   }
