@@ -13,10 +13,10 @@ import { createServer, connect } from 'node:net';
 import { loadavg, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createIdentity } from '../../../server/src/peer-identity.js';
-import type { PeerRecord } from '../../../server/src/protocol.js';
-import { RegistryClient } from '../../../server/src/registry-client.js';
-import { RawClient, ed25519Identity, randomOnion, tempDir, type Identity } from '../../support/registry-harness.js';
+import { createIdentity } from '../../server/src/peer-identity.js';
+import type { PeerRecord } from '../../server/src/protocol.js';
+import { RegistryClient } from '../../server/src/registry-client.js';
+import { RawClient, ed25519Identity, randomOnion, tempDir, type Identity } from '../support/registry-harness.js';
 import { buildServer, processCpuSeconds, startBuiltServer, stopBuiltServer, type BuiltServer } from './built-server.js';
 import { delay, eventually, guardProcessErrors, percentile, type ProcessErrorGuard } from './hardening-support.js';
 

@@ -8,7 +8,7 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import fc from 'fast-check';
-import { signRegistration, type Identity } from '../../support/registry-harness.js';
+import { signRegistration, type Identity } from '../support/registry-harness.js';
 
 export interface HonestPeer {
   readonly identity: Identity;

@@ -11,10 +11,10 @@ import * as crypto from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { parsePeerKey, decodeSignature, type PeerKey } from '../../../server/src/peer-key.js';
-import { parseOnionAddress } from '../../../server/src/onion-address.js';
-import { parseRequest } from '../../../server/src/protocol.js';
-import { ProtocolError } from '../../../server/src/errors.js';
+import { parsePeerKey, decodeSignature, type PeerKey } from '../../server/src/peer-key.js';
+import { parseOnionAddress } from '../../server/src/onion-address.js';
+import { parseRequest } from '../../server/src/protocol.js';
+import { ProtocolError } from '../../server/src/errors.js';
 import {
   RawClient,
   ed25519Identity,
@@ -23,7 +23,7 @@ import {
   startTestServer,
   type Frame,
   type TestServer,
-} from '../../support/registry-harness.js';
+} from '../support/registry-harness.js';
 import {
   SUCCESS_TYPES,
   anyFrame,

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { delay } from './hardening-support.js';
 
-export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
+export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 /** HARDENING_DIST=<dir> runs a server built elsewhere (experiments) and skips the build. */
 const DIST = process.env.HARDENING_DIST ?? join(ROOT, 'server/dist');
 export const CLI = join(DIST, 'cli.js');

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import type { Frame } from '../../support/registry-harness.js';
+import type { Frame } from '../support/registry-harness.js';
 
 /** Error codes PROTOCOL.md lets a peer receive (INTERNAL is deliberately absent: it is a bug). */
 export const SPEC_ERROR_CODES: ReadonlySet<string> = new Set([
