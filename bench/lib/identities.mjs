@@ -3,8 +3,8 @@
  * register requests, built with the server's own helpers (server/dist, so run `npm run build` first).
  */
 import { createPrivateKey, generateKeyPairSync, sign } from 'node:crypto';
-import { onionAddressFromPublicKey } from '../../server/dist/onion-address.js';
-import { registrationPayload } from '../../server/dist/protocol.js';
+import { onionAddressFromPublicKey } from '../../server/dist/protocol/onion-address.js';
+import { registrationPayload } from '../../server/dist/protocol/signing.js';
 
 /** DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw 32-byte key follows it. */
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');

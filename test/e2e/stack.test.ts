@@ -10,9 +10,9 @@ import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { DockerComposeEnvironment, Wait, type StartedDockerComposeEnvironment } from 'testcontainers';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createIdentity, type PeerIdentity } from '../../server/src/peer-identity.js';
-import { RegistryClient, type ReconnectedInfo } from '../../server/src/registry-client.js';
-import { SocksAgent, socksConnect, type SocksProxy } from '../../server/src/socks5.js';
+import { createIdentity, type PeerIdentity } from '../../server/src/client/identity.js';
+import { RegistryClient, type ReconnectedInfo } from '../../server/src/client/registry-client.js';
+import { SocksAgent, socksConnect, type SocksProxy } from '../../server/src/client/socks5.js';
 import { RawClient, ed25519Identity, randomOnion, signRegistration } from '../support/registry-harness.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');

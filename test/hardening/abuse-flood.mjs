@@ -9,7 +9,7 @@
 // fixed rate so the attack measures the server rather than how fast this process can write.
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { WebSocket } from 'ws';
-import { onionAddressFromPublicKey } from '../../server/dist/onion-address.js';
+import { onionAddressFromPublicKey } from '../../server/dist/protocol/onion-address.js';
 
 const [url, secondsArg, countArg, rateArg = '200'] = process.argv.slice(2);
 const TICK_MS = 10;

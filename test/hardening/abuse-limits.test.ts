@@ -11,9 +11,9 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildConfig } from '../../server/src/config.js';
-import { createLogger } from '../../server/src/logger.js';
-import { startServer } from '../../server/src/server.js';
+import { buildConfig } from '../../server/src/server/config.js';
+import { createLogger } from '../../server/src/server/logger.js';
+import { startServer } from '../../server/src/server/start-server.js';
 import {
   RawClient,
   ed25519Identity,

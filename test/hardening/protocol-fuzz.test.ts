@@ -11,10 +11,10 @@ import * as crypto from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { parsePeerKey, decodeSignature, type PeerKey } from '../../server/src/peer-key.js';
-import { parseOnionAddress } from '../../server/src/onion-address.js';
-import { parseRequest } from '../../server/src/protocol.js';
-import { ProtocolError } from '../../server/src/errors.js';
+import { parsePeerKey, decodeSignature, type PeerKey } from '../../server/src/protocol/peer-key.js';
+import { parseOnionAddress } from '../../server/src/protocol/onion-address.js';
+import { parseRequest } from '../../server/src/protocol/request-parser.js';
+import { RegistryError } from '../../server/src/protocol/errors.js';
 import {
   RawClient,
   ed25519Identity,
@@ -533,7 +533,7 @@ function expectOnlyProtocolError(fn: () => unknown, code: string): void {
   try {
     fn();
   } catch (err) {
-    expect(err).toBeInstanceOf(ProtocolError);
-    expect((err as ProtocolError).code).toBe(code);
+    expect(err).toBeInstanceOf(RegistryError);
+    expect((err as RegistryError).code).toBe(code);
   }
 }

@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, type ClientOptions } from 'ws';
-import { buildConfig, type Config } from '../../server/src/config.js';
-import { createLogger } from '../../server/src/logger.js';
-import { onionAddressFromPublicKey } from '../../server/src/onion-address.js';
-import { registrationPayload } from '../../server/src/protocol.js';
-import { startServer, type RegistryServer } from '../../server/src/server.js';
+import { buildConfig, type Config } from '../../server/src/server/config.js';
+import { createLogger } from '../../server/src/server/logger.js';
+import { onionAddressFromPublicKey } from '../../server/src/protocol/onion-address.js';
+import { registrationPayload } from '../../server/src/protocol/signing.js';
+import { startServer, type RegistryServer } from '../../server/src/server/start-server.js';
 
 export type Frame = Record<string, unknown> & { type: string };
 

@@ -1,12 +1,19 @@
 /** A small, strict argv parser: `--name value` and `--flag`; unknown options are errors. */
+import { RegistryError } from '../protocol/errors.js';
+
 export interface ParsedArgs {
   readonly command: string | undefined;
   readonly positional: readonly string[];
   readonly options: ReadonlyMap<string, string | true>;
 }
 
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
+/** A command line that cannot run: the CLI prints the message and the usage, and exits 2. */
+export function usageError(message: string): RegistryError {
+  return new RegistryError('USAGE', message);
+}
+
+export function isUsageError(err: unknown): err is RegistryError {
+  return err instanceof RegistryError && err.code === 'USAGE';
 }
 
 export function parseArgs(argv: readonly string[], valued: ReadonlySet<string>, flags: ReadonlySet<string>): ParsedArgs {
@@ -21,12 +28,12 @@ export function parseArgs(argv: readonly string[], valued: ReadonlySet<string>, 
       const inline = eq < 0 ? undefined : body.slice(eq + 1);
       if (valued.has(name)) {
         const value = inline ?? argv[(i += 1)];
-        if (value === undefined) throw new UsageError(`--${name} needs a value`);
+        if (value === undefined) throw usageError(`--${name} needs a value`);
         options.set(name, value);
       } else if (flags.has(name)) {
         options.set(name, true);
       } else {
-        throw new UsageError(`unknown option --${name}`);
+        throw usageError(`unknown option --${name}`);
       }
     } else {
       positional.push(arg);

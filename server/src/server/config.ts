@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseIni } from 'ini';
-import { ConfigError } from './errors.js';
+import { configError } from '../protocol/errors.js';
 
 export type Listen =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
@@ -150,7 +150,7 @@ function readListen(reader: Reader): Listen | undefined {
 
 /**
  * Builds the configuration from parsed ini sections and the environment. Reports every problem at
- * once in a single ConfigError; the result is frozen.
+ * once in a single CONFIG_INVALID error; the result is frozen.
  */
 export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process.env): Config {
   const reader = new Reader(sections, env);
@@ -180,7 +180,7 @@ export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process
   }
 
   if (reader.missing.length > 0 || reader.invalid.length > 0) {
-    throw new ConfigError(reader.missing, reader.invalid);
+    throw configError(reader.missing, reader.invalid);
   }
   return Object.freeze({
     listen: Object.freeze(listen as Listen),
@@ -192,14 +192,14 @@ export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process
   });
 }
 
-/** Reads and validates a config.ini file. A missing or unreadable file is a ConfigError too. */
+/** Reads and validates a config.ini file. A missing or unreadable file is CONFIG_INVALID too. */
 export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Config {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(err as Error).message})`;
-    throw new ConfigError([], [`config file ${path} ${reason}: copy config.ini.example to config.ini or pass --config <path>`]);
+    throw configError([], [`config file ${path} ${reason}: copy config.ini.example to config.ini or pass --config <path>`]);
   }
   return buildConfig(parseIni(text) as Sections, env);
 }

@@ -5,10 +5,10 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { randomOnion, tempDir } from '../../test/support/registry-harness.js';
+import { randomOnion, tempDir } from '../../../test/support/registry-harness.js';
 
 // These tests run the built command (npm test builds first), as an operator would.
-const CLI = join(import.meta.dirname, '../dist/cli.js');
+const CLI = join(import.meta.dirname, '../../dist/cli.js');
 const run = promisify(execFile);
 
 interface Outcome {

@@ -4,22 +4,11 @@
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
-import { registrationPayload } from './protocol.js';
+import { RegistryError } from '../protocol/errors.js';
+import { registrationPayload } from '../protocol/signing.js';
 
 const KEY_FILE_MODE = 0o600;
 
-export type IdentityErrorCode = 'KEY_UNREADABLE' | 'KEY_INVALID' | 'KEY_NOT_ED25519' | 'KEY_WRITE_FAILED';
-
-export class IdentityError extends Error {
-  override readonly name = 'IdentityError';
-  constructor(
-    readonly code: IdentityErrorCode,
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-}
 
 export interface PeerIdentity {
   /** PEM SubjectPublicKeyInfo, as sent in `register`. */
@@ -61,14 +50,14 @@ export function identityFromPem(pem: string, source = 'the key'): PeerIdentity {
   try {
     key = createPrivateKey({ key: pem, format: 'pem' });
   } catch (err) {
-    throw new IdentityError(
+    throw new RegistryError(
       'KEY_INVALID',
       `${source} is not a PEM private key: move it away (a new key is made when none exists) or pass another with --key`,
       { cause: err },
     );
   }
   if (key.asymmetricKeyType !== 'ed25519') {
-    throw new IdentityError(
+    throw new RegistryError(
       'KEY_NOT_ED25519',
       `${source} is a ${key.asymmetricKeyType ?? 'unknown'} key; this client signs with Ed25519: pass an Ed25519 key with --key, or a new path to make one`,
     );
@@ -85,7 +74,7 @@ export async function loadOrCreateIdentity(path: string): Promise<LoadedIdentity
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT') {
-        throw new IdentityError('KEY_UNREADABLE', `cannot read the key file ${path} (${code ?? (err as Error).message}): fix its permissions or pass another with --key`, {
+        throw new RegistryError('KEY_UNREADABLE', `cannot read the key file ${path} (${code ?? (err as Error).message}): fix its permissions or pass another with --key`, {
           cause: err,
         });
       }
@@ -110,7 +99,7 @@ async function createKeyFile(path: string): Promise<PeerIdentity | undefined> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') return undefined;
-    throw new IdentityError('KEY_WRITE_FAILED', `cannot create the key file ${path} (${code ?? (err as Error).message}): pass a writable path with --key`, {
+    throw new RegistryError('KEY_WRITE_FAILED', `cannot create the key file ${path} (${code ?? (err as Error).message}): pass a writable path with --key`, {
       cause: err,
     });
   }

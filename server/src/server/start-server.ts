@@ -9,28 +9,25 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import { ChallengeSource } from './challenges.js';
 import type { Config, Listen } from './config.js';
-import { CloseCode, ErrorCode, ProtocolError } from './errors.js';
+import { CloseCode, ERROR_CATALOG, ErrorCode, RegistryError, isProtocolCode } from '../protocol/errors.js';
 import { EventHub, type Subscriber } from './event-hub.js';
 import type { Logger } from './logger.js';
-import { parseOnionAddress, type OnionAddress } from './onion-address.js';
+import { parseOnionAddress, type OnionAddress } from '../protocol/onion-address.js';
 import { OnionWatcher } from './onion-watcher.js';
-import { decodeSignature, parsePeerKey, verifySignature } from './peer-key.js';
+import { decodeSignature, parsePeerKey, verifySignature } from '../protocol/peer-key.js';
+import { frameBytes } from '../protocol/json-frame.js';
 import {
   NICKNAME_PATTERN,
   PROTOCOL_VERSION,
-  MAX_JSON_CONTAINERS,
-  frameBytes,
-  parseRequest,
-  registrationPayload,
-  requestCost,
-  type ParseResult,
   type PeerRecord,
   type RegisterRequest,
   type Request,
   type RequestId,
   type ServerMessage,
-} from './protocol.js';
-import { nicknameKey, Registry, type Registration } from './registry.js';
+} from '../protocol/messages.js';
+import { MAX_JSON_CONTAINERS, parseRequest, requestCost, type ParseResult } from '../protocol/request-parser.js';
+import { registrationPayload } from '../protocol/signing.js';
+import { nicknameKey, Registry, type Registration } from './peer-table.js';
 import { TokenBucket } from './token-bucket.js';
 
 const MAX_BACKLOG = 64;
@@ -147,11 +144,13 @@ class Connection implements Subscriber {
     this.sendText(frame);
   }
 
-  reply(id: RequestId, error: ProtocolError): void {
+  reply(id: RequestId, error: RegistryError): void {
     // One info line per refused frame would let a flood write the disk full: count, log at close.
-    this.log.debug({ code: error.code }, 'request refused');
-    this.refused[error.code] = (this.refused[error.code] ?? 0) + 1;
-    this.send({ type: 'error', id, code: error.code, message: error.message });
+    // Only protocol codes go on the wire; anything else reaching here is a bug, answered generically.
+    const code = isProtocolCode(error.code) ? error.code : ErrorCode.INTERNAL;
+    this.log.debug({ code }, 'request refused');
+    this.refused[code] = (this.refused[code] ?? 0) + 1;
+    this.send({ type: 'error', id, code, message: code === error.code ? error.message : ERROR_CATALOG.INTERNAL.message });
   }
 
   close(code: number, reason: string): void {
@@ -357,7 +356,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
   function onFrame(conn: Connection, data: RawData, isBinary: boolean): void {
     if (conn.closing) return;
     if (isBinary) {
-      conn.reply(null, new ProtocolError(ErrorCode.BINARY_NOT_SUPPORTED, 'send text frames holding JSON'));
+      conn.reply(null, new RegistryError(ErrorCode.BINARY_NOT_SUPPORTED, 'send text frames holding JSON'));
       conn.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported');
       return;
     }
@@ -380,7 +379,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
       }
       // Like the signature budget: shared by everyone, so refusing here adds no strike.
       if (!containerBudget.take(Math.min(cost, containerTokensPerSecond))) {
-        conn.reply(null, new ProtocolError(ErrorCode.RATE_LIMITED, 'the server is busy with frames of many JSON arrays and objects: send fewer, or retry in a second (this one was not read)'));
+        conn.reply(null, new RegistryError(ErrorCode.RATE_LIMITED, 'the server is busy with frames of many JSON arrays and objects: send fewer, or retry in a second (this one was not read)'));
         return;
       }
       parsed = parseRequest(bytes);
@@ -397,10 +396,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
     try {
       dispatch(conn, parsed.request);
     } catch (err) {
-      if (err instanceof ProtocolError) conn.reply(id, err);
+      if (err instanceof RegistryError) conn.reply(id, err);
       else {
         conn.log.error({ err }, 'request failed');
-        conn.reply(id, new ProtocolError(ErrorCode.INTERNAL, 'internal error'));
+        conn.reply(id, new RegistryError(ErrorCode.INTERNAL, 'internal error'));
       }
     }
   }
@@ -408,11 +407,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
   function refuseOverBudget(conn: Connection, id: RequestId, message: string): void {
     conn.strikes += 1;
     if (conn.strikes >= limits.rateLimitStrikes) {
-      conn.reply(id, new ProtocolError(ErrorCode.RATE_LIMITED, 'too many requests: closing'));
+      conn.reply(id, new RegistryError(ErrorCode.RATE_LIMITED, 'too many requests: closing'));
       conn.close(CloseCode.POLICY_VIOLATION, 'request budget exceeded repeatedly');
       return;
     }
-    conn.reply(id, new ProtocolError(ErrorCode.RATE_LIMITED, message));
+    conn.reply(id, new RegistryError(ErrorCode.RATE_LIMITED, message));
   }
 
   function dispatch(conn: Connection, request: Request): void {
@@ -422,7 +421,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
         return;
       case 'lookup': {
         const found = NICKNAME_PATTERN.test(request.nickname) ? registry.lookup(request.nickname) : undefined;
-        if (found === undefined) throw new ProtocolError(ErrorCode.NOT_FOUND, 'no peer with that nickname is online');
+        if (found === undefined) throw new RegistryError(ErrorCode.NOT_FOUND, 'no peer with that nickname is online');
         conn.sendText(`{"type":"peer","id":${JSON.stringify(request.id)},"peer":${found.json}}`);
         return;
       }
@@ -434,14 +433,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
       }
       case 'subscribe':
         if (!hub.has(conn) && hub.subscriberCount >= limits.maxSubscribers) {
-          throw new ProtocolError(ErrorCode.RATE_LIMITED, 'too many subscribers: try again later');
+          throw new RegistryError(ErrorCode.RATE_LIMITED, 'too many subscribers: try again later');
         }
         hub.subscribe(conn);
         conn.send({ type: 'subscribed', id: request.id });
         return;
       case 'unregister': {
         const reg = registry.removeOwner(conn);
-        if (reg === undefined) throw new ProtocolError(ErrorCode.NOT_REGISTERED, 'this connection has not registered');
+        if (reg === undefined) throw new RegistryError(ErrorCode.NOT_REGISTERED, 'this connection has not registered');
         hub.publish(conn, { type: 'peer_left', nickname: reg.peer.nickname });
         conn.send({ type: 'unregistered', id: request.id });
         return;
@@ -455,19 +454,19 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
   /** Checks cheap things first, the signature last (on the thread pool), then admits the peer. */
   function register(conn: Connection, request: RegisterRequest): void {
     if (registry.registrationOf(conn) !== undefined) {
-      throw new ProtocolError(ErrorCode.ALREADY_REGISTERED, 'this connection has registered already: one registration per connection');
+      throw new RegistryError(ErrorCode.ALREADY_REGISTERED, 'this connection has registered already: one registration per connection');
     }
     if (!NICKNAME_PATTERN.test(request.nickname)) {
-      throw new ProtocolError(ErrorCode.INVALID_NICKNAME, 'nickname must be 1-32 of A-Z a-z 0-9 _ . - and start with a letter or digit');
+      throw new RegistryError(ErrorCode.INVALID_NICKNAME, 'nickname must be 1-32 of A-Z a-z 0-9 _ . - and start with a letter or digit');
     }
     const address = parseOnionAddress(request.address);
-    if (!address.ok) throw new ProtocolError(ErrorCode.INVALID_ADDRESS, `address is not a v3 onion address: ${address.reason}`);
+    if (!address.ok) throw new RegistryError(ErrorCode.INVALID_ADDRESS, `address is not a v3 onion address: ${address.reason}`);
     if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65_535) {
-      throw new ProtocolError(ErrorCode.INVALID_PORT, 'port must be an integer from 1 to 65535');
+      throw new RegistryError(ErrorCode.INVALID_PORT, 'port must be an integer from 1 to 65535');
     }
     // Reading the key is most of the main thread's cost of a registration: the budget covers it.
     if (!signatureBudget.take()) {
-      throw new ProtocolError(ErrorCode.RATE_LIMITED, 'the server is busy checking signatures: retry in a second');
+      throw new RegistryError(ErrorCode.RATE_LIMITED, 'the server is busy checking signatures: retry in a second');
     }
     const key = parsePeerKey(request.publicKey);
     const signature = decodeSignature(request.signature, key);
@@ -492,14 +491,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
 
   function completeRegistration(conn: Connection, id: RequestId, candidate: Registration<Connection>, valid: boolean): void {
     if (!valid) {
-      conn.reply(id, new ProtocolError(ErrorCode.BAD_SIGNATURE, 'signature does not verify for this connection\'s challenge'));
+      conn.reply(id, new RegistryError(ErrorCode.BAD_SIGNATURE, 'signature does not verify for this connection\'s challenge'));
       return;
     }
     let replaced: Registration<Connection>[];
     try {
       replaced = registry.add(candidate);
     } catch (err) {
-      if (err instanceof ProtocolError) return conn.reply(id, err);
+      if (err instanceof RegistryError) return conn.reply(id, err);
       throw err;
     }
     conn.send({ type: 'registered', id, peer: candidate.peer });

@@ -3,8 +3,8 @@
  * signature check of a registration.
  */
 import { constants, createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { ErrorCode, ProtocolError } from './errors.js';
-import type { KeyType } from './protocol.js';
+import { ErrorCode, RegistryError } from './errors.js';
+import type { KeyType } from './messages.js';
 
 export const RSA_MIN_BITS = 2048;
 export const RSA_MAX_BITS = 8192;
@@ -60,7 +60,7 @@ function parseEd25519Spki(text: string): PeerKey | undefined {
 export function parsePeerKey(pem: string): PeerKey {
   const text = pem.trim();
   if (!text.startsWith(PEM_HEADER) || !text.endsWith(PEM_FOOTER)) {
-    throw new ProtocolError(
+    throw new RegistryError(
       ErrorCode.INVALID_PUBLIC_KEY,
       'publicKey must be a PEM SubjectPublicKeyInfo ("-----BEGIN PUBLIC KEY-----")',
     );
@@ -71,7 +71,7 @@ export function parsePeerKey(pem: string): PeerKey {
   try {
     object = createPublicKey({ key: text, format: 'pem' });
   } catch {
-    throw new ProtocolError(ErrorCode.INVALID_PUBLIC_KEY, 'publicKey is not a readable PEM public key');
+    throw new RegistryError(ErrorCode.INVALID_PUBLIC_KEY, 'publicKey is not a readable PEM public key');
   }
   let type: KeyType;
   if (object.asymmetricKeyType === 'ed25519') {
@@ -79,18 +79,18 @@ export function parsePeerKey(pem: string): PeerKey {
   } else if (object.asymmetricKeyType === 'rsa') {
     const bits = object.asymmetricKeyDetails?.modulusLength ?? 0;
     if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) {
-      throw new ProtocolError(
+      throw new RegistryError(
         ErrorCode.INVALID_PUBLIC_KEY,
         `RSA keys must have ${RSA_MIN_BITS} to ${RSA_MAX_BITS} bits, got ${bits}`,
       );
     }
     const exponent = object.asymmetricKeyDetails?.publicExponent ?? 0n;
     if (exponent < RSA_MIN_EXPONENT || exponent > RSA_MAX_EXPONENT || exponent % 2n === 0n) {
-      throw new ProtocolError(ErrorCode.INVALID_PUBLIC_KEY, 'RSA public exponent must be odd, from 3 to 2^32-1 (65537 is usual)');
+      throw new RegistryError(ErrorCode.INVALID_PUBLIC_KEY, 'RSA public exponent must be odd, from 3 to 2^32-1 (65537 is usual)');
     }
     type = 'rsa';
   } else {
-    throw new ProtocolError(
+    throw new RegistryError(
       ErrorCode.INVALID_PUBLIC_KEY,
       `publicKey must be Ed25519 or RSA, got ${object.asymmetricKeyType ?? 'an unknown type'}`,
     );
@@ -105,14 +105,14 @@ export function parsePeerKey(pem: string): PeerKey {
 /** Decodes a base64 (or base64url) signature; malformed text is BAD_SIGNATURE. */
 export function decodeSignature(text: string, key: PeerKey): Buffer {
   if (text.length === 0 || !BASE64.test(text)) {
-    throw new ProtocolError(ErrorCode.BAD_SIGNATURE, 'signature must be base64');
+    throw new RegistryError(ErrorCode.BAD_SIGNATURE, 'signature must be base64');
   }
   const bytes = Buffer.from(text, 'base64');
   if (key.type === 'ed25519' && bytes.length !== ED25519_SIGNATURE_BYTES) {
-    throw new ProtocolError(ErrorCode.BAD_SIGNATURE, `an Ed25519 signature has ${ED25519_SIGNATURE_BYTES} bytes`);
+    throw new RegistryError(ErrorCode.BAD_SIGNATURE, `an Ed25519 signature has ${ED25519_SIGNATURE_BYTES} bytes`);
   }
   if (key.type === 'rsa' && bytes.length !== Math.ceil((key.object.asymmetricKeyDetails?.modulusLength ?? 0) / 8)) {
-    throw new ProtocolError(ErrorCode.BAD_SIGNATURE, 'an RSA signature is as long as the key modulus');
+    throw new RegistryError(ErrorCode.BAD_SIGNATURE, 'an RSA signature is as long as the key modulus');
   }
   return bytes;
 }

@@ -2,8 +2,8 @@
  * The peer table: pure data, no I/O. Nicknames are unique case-insensitively (the peer's spelling is
  * kept), addresses are unique, and a registration belongs to one owner (a connection).
  */
-import { ErrorCode, ProtocolError } from './errors.js';
-import type { PeerRecord } from './protocol.js';
+import { ErrorCode, RegistryError } from '../protocol/errors.js';
+import type { PeerRecord } from '../protocol/messages.js';
 
 export interface Registration<Owner> {
   readonly owner: Owner;
@@ -74,16 +74,16 @@ export class Registry<Owner> {
     const byNick = this.byNickname.get(nicknameKey(candidate.peer.nickname));
     const byAddr = this.byAddress.get(candidate.peer.address);
     if (byNick !== undefined && byNick.owner !== candidate.owner && !byNick.keyDer.equals(candidate.keyDer)) {
-      throw new ProtocolError(ErrorCode.NICKNAME_TAKEN, `nickname "${candidate.peer.nickname}" is taken`);
+      throw new RegistryError(ErrorCode.NICKNAME_TAKEN, `nickname "${candidate.peer.nickname}" is taken`);
     }
     if (byAddr !== undefined && byAddr.owner !== candidate.owner && !byAddr.keyDer.equals(candidate.keyDer)) {
-      throw new ProtocolError(ErrorCode.ADDRESS_TAKEN, 'this onion address is registered by another peer');
+      throw new RegistryError(ErrorCode.ADDRESS_TAKEN, 'this onion address is registered by another peer');
     }
     const replaced = [byNick, byAddr].filter(
       (reg, index, all): reg is Registration<Owner> => reg !== undefined && all.indexOf(reg) === index,
     );
     if (this.size - replaced.length >= this.maxPeers) {
-      throw new ProtocolError(ErrorCode.REGISTRY_FULL, 'the registry is full, try again later');
+      throw new RegistryError(ErrorCode.REGISTRY_FULL, 'the registry is full, try again later');
     }
     return replaced;
   }

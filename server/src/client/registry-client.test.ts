@@ -2,18 +2,18 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
-import { randomOnion, startTestServer, type TestServer } from '../../test/support/registry-harness.js';
-import { createIdentity, type PeerIdentity } from './peer-identity.js';
-import type { PeerRecord } from './protocol.js';
+import { randomOnion, startTestServer, type TestServer } from '../../../test/support/registry-harness.js';
+import { createIdentity, type PeerIdentity } from './identity.js';
+import type { PeerRecord } from '../protocol/messages.js';
 import {
   backoffDelay,
   DEFAULT_RECONNECT,
   RegistryClient,
-  RegistryError,
   type RegistryClientEvents,
   type RegistryClientOptions,
   type RegistryEvent,
 } from './registry-client.js';
+import { RegistryError } from '../protocol/errors.js';
 
 // ---- fixtures: the real registry on 127.0.0.1 ----
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { randomOnion } from '../../test/support/registry-harness.js';
+import { randomOnion } from '../../../test/support/registry-harness.js';
 import { OnionWatcher, readOnionState } from './onion-watcher.js';
 
 interface LogLine {
@@ -164,7 +164,7 @@ describe('onion watcher', () => {
     writeFileSync(join(dir, 'hostname'), `${randomOnion()}\n`);
     const asRoot = process.getuid?.() === 0;
     if (!asRoot) chmodSync(dir, 0o000);
-    const script = `import(${JSON.stringify(new URL('./onion-watcher.ts', import.meta.url).href.replace('/src/onion-watcher.ts', '/dist/onion-watcher.js'))}).then(async (m) => { process.stdout.write(JSON.stringify(await m.readOnionState(process.argv[1]))); });`;
+    const script = `import(${JSON.stringify(new URL('./onion-watcher.ts', import.meta.url).href.replace('/src/server/onion-watcher.ts', '/dist/server/onion-watcher.js'))}).then(async (m) => { process.stdout.write(JSON.stringify(await m.readOnionState(process.argv[1]))); });`;
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', script, dir], {
       ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
       encoding: 'utf8',

@@ -2,7 +2,7 @@
  * Fans peer_joined / peer_left out to subscribers. Events are serialised once, held for up to
  * `batchMs` so bursts go out together, and always delivered in the order they happened.
  */
-import type { ServerMessage } from './protocol.js';
+import type { ServerMessage } from '../protocol/messages.js';
 
 export interface Subscriber {
   /** Sends one already-serialised text frame. */

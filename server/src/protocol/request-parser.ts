@@ -1,14 +1,12 @@
 /**
- * Protocol v1 message types and the one parser that turns a frame into a typed request.
+ * The one parser that turns a frame from a peer into a typed request or the coded error to answer.
  * Everything from the socket is `unknown` until it passes through parseRequest.
  */
 import { isUtf8 } from 'node:buffer';
-import { ErrorCode, ProtocolError } from './errors.js';
+import { ErrorCode, RegistryError } from './errors.js';
+import { frameBytes, isRecord } from './json-frame.js';
+import { MAX_ID_LENGTH, MAX_LIST_LIMIT, type Request, type RequestId } from './messages.js';
 
-export const PROTOCOL_VERSION = 1;
-export const NICKNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
-export const MAX_ID_LENGTH = 64;
-export const MAX_LIST_LIMIT = 1000;
 /**
  * JSON arrays and objects a plain request fits in. A request is one flat object, but unknown fields
  * may carry anything; JSON.parse spends ~55 ns on each container, so a 16 KiB frame of nested or
@@ -18,54 +16,16 @@ export const MAX_LIST_LIMIT = 1000;
  */
 export const MAX_JSON_CONTAINERS = 256;
 
-export type RequestId = string | number | null;
-export type KeyType = 'ed25519' | 'rsa';
-
-export interface PeerRecord {
-  readonly nickname: string;
-  readonly address: string;
-  readonly port: number;
-  readonly publicKey: string;
-  readonly keyType: KeyType;
-  readonly registeredAt: string;
-}
-
-export interface RegisterRequest {
-  readonly type: 'register';
-  readonly id: RequestId;
-  readonly nickname: string;
-  readonly address: string;
-  readonly port: number;
-  readonly publicKey: string;
-  readonly signature: string;
-}
-export interface LookupRequest {
-  readonly type: 'lookup';
-  readonly id: RequestId;
-  readonly nickname: string;
-}
-export interface ListRequest {
-  readonly type: 'list';
-  readonly id: RequestId;
-  readonly after: string | null;
-  readonly limit: number;
-}
-export interface SimpleRequest {
-  readonly type: 'subscribe' | 'unregister' | 'ping';
-  readonly id: RequestId;
-}
-export type Request = RegisterRequest | LookupRequest | ListRequest | SimpleRequest;
-
 /** A frame that could not be turned into a request: the error to answer, with the id if readable. */
 export interface ParseFailure {
   readonly id: RequestId;
-  readonly error: ProtocolError;
+  readonly error: RegistryError;
 }
 
 export type ParseResult = { readonly ok: true; readonly request: Request } | ({ readonly ok: false } & ParseFailure);
 
 function fail(id: RequestId, code: ErrorCode, message: string): ParseResult {
-  return { ok: false, id, error: new ProtocolError(code, message) };
+  return { ok: false, id, error: new RegistryError(code, message) };
 }
 
 /** Occurrences of `byte` in `bytes`, counting no further than `limit + 1`. */
@@ -105,17 +65,8 @@ export function requestCost(bytes: Buffer): number {
   return Math.max(1, Math.ceil(containersOutsideStrings(bytes) / MAX_JSON_CONTAINERS));
 }
 
-/** A frame's bytes as one Buffer (ws hands over fragments as an array). */
-export function frameBytes(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
-  return Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-}
-
 function hasByteOrderMark(bytes: Buffer): boolean {
   return bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Reads a field of a given JSON type; own properties only, so `__proto__` tricks see nothing. */
@@ -124,41 +75,39 @@ function field(body: Record<string, unknown>, name: string): unknown {
 }
 
 /** A wrong field inside parseRequest: answered as BAD_REQUEST with the request's id. */
-class FieldError extends ProtocolError {
-  constructor(message: string) {
-    super(ErrorCode.BAD_REQUEST, message);
-  }
+function fieldError(message: string): RegistryError {
+  return new RegistryError(ErrorCode.BAD_REQUEST, message);
 }
 
 function requireString(body: Record<string, unknown>, name: string): string {
   const value = field(body, name);
-  if (value === undefined) throw new FieldError(`missing field "${name}"`);
-  if (typeof value !== 'string') throw new FieldError(`field "${name}" must be a string`);
+  if (value === undefined) throw fieldError(`missing field "${name}"`);
+  if (typeof value !== 'string') throw fieldError(`field "${name}" must be a string`);
   return value;
 }
 
 function optionalString(body: Record<string, unknown>, name: string): string | null {
   const value = field(body, name);
   if (value === undefined || value === null) return null;
-  if (typeof value !== 'string') throw new FieldError(`field "${name}" must be a string`);
+  if (typeof value !== 'string') throw fieldError(`field "${name}" must be a string`);
   return value;
 }
 
 function requireNumber(body: Record<string, unknown>, name: string): number {
   const value = field(body, name);
-  if (value === undefined) throw new FieldError(`missing field "${name}"`);
-  if (typeof value !== 'number') throw new FieldError(`field "${name}" must be a number`);
+  if (value === undefined) throw fieldError(`missing field "${name}"`);
+  if (typeof value !== 'number') throw fieldError(`field "${name}" must be a number`);
   return value;
 }
 
-function readId(body: Record<string, unknown>): RequestId | FieldError {
+function readId(body: Record<string, unknown>): RequestId | RegistryError {
   const id = field(body, 'id');
   if (id === undefined || id === null) return null;
   if (typeof id === 'string') {
-    return id.length <= MAX_ID_LENGTH ? id : new FieldError(`"id" must be at most ${MAX_ID_LENGTH} characters`);
+    return id.length <= MAX_ID_LENGTH ? id : fieldError(`"id" must be at most ${MAX_ID_LENGTH} characters`);
   }
   if (typeof id === 'number' && Number.isSafeInteger(id)) return id;
-  return new FieldError('"id" must be a string or an integer');
+  return fieldError('"id" must be a string or an integer');
 }
 
 function readBody(type: string, id: RequestId, body: Record<string, unknown>): Request | ParseResult {
@@ -181,7 +130,7 @@ function readBody(type: string, id: RequestId, body: Record<string, unknown>): R
       let limit = MAX_LIST_LIMIT;
       if (rawLimit !== undefined && rawLimit !== null) {
         if (typeof rawLimit !== 'number' || !Number.isInteger(rawLimit) || rawLimit < 1 || rawLimit > MAX_LIST_LIMIT) {
-          throw new FieldError(`"limit" must be an integer from 1 to ${MAX_LIST_LIMIT}`);
+          throw fieldError(`"limit" must be an integer from 1 to ${MAX_LIST_LIMIT}`);
         }
         limit = rawLimit;
       }
@@ -212,7 +161,7 @@ export function parseRequest(data: Buffer | ArrayBuffer | Buffer[]): ParseResult
   if (!isRecord(body)) return fail(null, ErrorCode.BAD_JSON, 'frame must be a JSON object');
 
   const id = readId(body);
-  if (id instanceof FieldError) return fail(null, ErrorCode.BAD_REQUEST, id.message);
+  if (id instanceof RegistryError) return fail(null, ErrorCode.BAD_REQUEST, id.message);
   const type = field(body, 'type');
   if (type === undefined) return fail(id, ErrorCode.BAD_REQUEST, 'missing field "type"');
   if (typeof type !== 'string') return fail(id, ErrorCode.BAD_REQUEST, 'field "type" must be a string');
@@ -220,25 +169,7 @@ export function parseRequest(data: Buffer | ArrayBuffer | Buffer[]): ParseResult
     const result = readBody(type, id, body);
     return 'ok' in result ? result : { ok: true, request: result };
   } catch (err) {
-    if (err instanceof FieldError) return fail(id, ErrorCode.BAD_REQUEST, err.message);
+    if (err instanceof RegistryError && err.code === ErrorCode.BAD_REQUEST) return fail(id, ErrorCode.BAD_REQUEST, err.message);
     throw err;
   }
 }
-
-/** The text of the message a peer signs to prove it holds its key (values exactly as sent). */
-export function registrationPayload(challenge: string, nickname: string, address: string, port: number): string {
-  return `p2p-tor-chat/register/v1\n${challenge}\n${nickname}\n${address}\n${String(port)}`;
-}
-
-export type ServerMessage =
-  | { type: 'hello'; protocol: number; challenge: string; onion: string | null; limits: { maxMessageBytes: number } }
-  | { type: 'error'; id: RequestId; code: ErrorCode; message: string }
-  | { type: 'registered'; id: RequestId; peer: PeerRecord }
-  | { type: 'peer'; id: RequestId; peer: PeerRecord }
-  | { type: 'peers'; id: RequestId; peers: PeerRecord[]; next: string | null }
-  | { type: 'subscribed'; id: RequestId }
-  | { type: 'unregistered'; id: RequestId }
-  | { type: 'pong'; id: RequestId }
-  | { type: 'replaced' }
-  | { type: 'peer_joined'; peer: PeerRecord }
-  | { type: 'peer_left'; nickname: string };

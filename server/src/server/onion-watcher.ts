@@ -8,7 +8,7 @@ import { access, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from './logger.js';
-import { parseOnionAddress, type OnionAddress } from './onion-address.js';
+import { parseOnionAddress, type OnionAddress } from '../protocol/onion-address.js';
 
 export type OnionState =
   | { readonly status: 'known'; readonly address: OnionAddress }

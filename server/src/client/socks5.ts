@@ -5,6 +5,7 @@
 import { Agent, type AgentOptions, type ClientRequestArgs } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { ERROR_CATALOG, RegistryError, type SocksErrorCode } from '../protocol/errors.js';
 
 export interface SocksProxy {
   readonly host: string;
@@ -32,74 +33,30 @@ const ATYP_DOMAIN = 0x03;
 const ATYP_IPV6 = 0x04;
 const MAX_DOMAIN_BYTES = 255;
 
-export type SocksErrorCode =
-  | 'SOCKS_PROXY_UNREACHABLE'
-  | 'SOCKS_TIMEOUT'
-  | 'SOCKS_ABORTED'
-  | 'SOCKS_PROXY_CLOSED'
-  | 'SOCKS_NOT_SOCKS5'
-  | 'SOCKS_AUTH_REQUIRED'
-  | 'SOCKS_BAD_REPLY'
-  | 'SOCKS_BAD_DESTINATION'
-  | 'SOCKS_GENERAL_FAILURE'
-  | 'SOCKS_NOT_ALLOWED'
-  | 'SOCKS_NETWORK_UNREACHABLE'
-  | 'SOCKS_HOST_UNREACHABLE'
-  | 'SOCKS_CONNECTION_REFUSED'
-  | 'SOCKS_TTL_EXPIRED'
-  | 'SOCKS_COMMAND_NOT_SUPPORTED'
-  | 'SOCKS_ADDRESS_TYPE_NOT_SUPPORTED'
-  | 'SOCKS_ONION_DESCRIPTOR_NOT_FOUND'
-  | 'SOCKS_ONION_DESCRIPTOR_INVALID'
-  | 'SOCKS_ONION_INTRO_FAILED'
-  | 'SOCKS_ONION_REND_FAILED'
-  | 'SOCKS_ONION_AUTH_MISSING'
-  | 'SOCKS_ONION_AUTH_WRONG'
-  | 'SOCKS_ONION_BAD_ADDRESS'
-  | 'SOCKS_ONION_INTRO_TIMEOUT'
-  | 'SOCKS_UNKNOWN_REPLY';
 
 /**
  * Reply codes of RFC 1928 §6 and tor's extended codes (SocksPort ... ExtendedErrors), with what a
  * person can do about each. Tor answers 0x04 when it cannot reach an onion service at all.
  */
-const REPLIES: ReadonlyMap<number, readonly [SocksErrorCode, string]> = new Map([
-  [0x01, ['SOCKS_GENERAL_FAILURE', 'the proxy failed to connect (general failure): check its log']],
-  [0x02, ['SOCKS_NOT_ALLOWED', 'the proxy refused the connection by its rules (SocksPolicy?)']],
-  [0x03, ['SOCKS_NETWORK_UNREACHABLE', 'network unreachable from the proxy: has tor finished bootstrapping?']],
-  [
-    0x04,
-    [
-      'SOCKS_HOST_UNREACHABLE',
-      'onion service not reachable (yet?): tor could not reach it; a new onion service needs a while to publish its descriptor, so retry in a minute, and check the address',
-    ],
-  ],
-  [0x05, ['SOCKS_CONNECTION_REFUSED', 'connection refused at the destination: is the port right and the service behind it running?']],
-  [0x06, ['SOCKS_TTL_EXPIRED', 'the connection attempt expired inside the proxy (TTL expired): retry']],
-  [0x07, ['SOCKS_COMMAND_NOT_SUPPORTED', 'the proxy does not support CONNECT']],
-  [0x08, ['SOCKS_ADDRESS_TYPE_NOT_SUPPORTED', 'the proxy does not accept host names (DOMAINNAME): use tor\'s SocksPort']],
-  [0xf0, ['SOCKS_ONION_DESCRIPTOR_NOT_FOUND', 'onion service not reachable (yet?): tor found no descriptor for it; retry in a minute, and check the address']],
-  [0xf1, ['SOCKS_ONION_DESCRIPTOR_INVALID', 'the onion service\'s descriptor is invalid']],
-  [0xf2, ['SOCKS_ONION_INTRO_FAILED', 'onion service not reachable (yet?): every introduction point failed; retry']],
-  [0xf3, ['SOCKS_ONION_REND_FAILED', 'onion service not reachable (yet?): the rendezvous failed; retry']],
-  [0xf4, ['SOCKS_ONION_AUTH_MISSING', 'the onion service requires client authorization, and tor has none for it']],
-  [0xf5, ['SOCKS_ONION_AUTH_WRONG', 'tor\'s client authorization for this onion service was refused']],
-  [0xf6, ['SOCKS_ONION_BAD_ADDRESS', 'not a valid onion address: check it (a v3 address has 56 characters)']],
-  [0xf7, ['SOCKS_ONION_INTRO_TIMEOUT', 'onion service not reachable (yet?): introduction timed out; retry']],
+const REPLIES: ReadonlyMap<number, SocksErrorCode> = new Map([
+  [0x01, 'SOCKS_GENERAL_FAILURE'],
+  [0x02, 'SOCKS_NOT_ALLOWED'],
+  [0x03, 'SOCKS_NETWORK_UNREACHABLE'],
+  [0x04, 'SOCKS_HOST_UNREACHABLE'],
+  [0x05, 'SOCKS_CONNECTION_REFUSED'],
+  [0x06, 'SOCKS_TTL_EXPIRED'],
+  [0x07, 'SOCKS_COMMAND_NOT_SUPPORTED'],
+  [0x08, 'SOCKS_ADDRESS_TYPE_NOT_SUPPORTED'],
+  [0xf0, 'SOCKS_ONION_DESCRIPTOR_NOT_FOUND'],
+  [0xf1, 'SOCKS_ONION_DESCRIPTOR_INVALID'],
+  [0xf2, 'SOCKS_ONION_INTRO_FAILED'],
+  [0xf3, 'SOCKS_ONION_REND_FAILED'],
+  [0xf4, 'SOCKS_ONION_AUTH_MISSING'],
+  [0xf5, 'SOCKS_ONION_AUTH_WRONG'],
+  [0xf6, 'SOCKS_ONION_BAD_ADDRESS'],
+  [0xf7, 'SOCKS_ONION_INTRO_TIMEOUT'],
 ]);
 
-export class SocksError extends Error {
-  override readonly name = 'SocksError';
-  constructor(
-    readonly code: SocksErrorCode,
-    message: string,
-    /** The proxy's reply code (RFC 1928 REP field), when the error is one. */
-    readonly replyCode: number | null = null,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-}
 
 function describeProxy(proxy: SocksProxy): string {
   return proxy.host.includes(':') ? `[${proxy.host}]:${proxy.port}` : `${proxy.host}:${proxy.port}`;
@@ -125,20 +82,20 @@ function boundAddressLength(atyp: number, firstByte: number): number | undefined
 
 /**
  * Opens a TCP connection to the proxy and asks it to CONNECT to `host:port`. Resolves with the socket,
- * ready to carry the destination's bytes; rejects with a SocksError whose `code` says what failed.
+ * ready to carry the destination's bytes; rejects with a RegistryError whose `code` says what failed.
  */
 export function socksConnect(options: SocksConnectOptions): Promise<Socket> {
   const { proxy, host, port } = options;
   const timeoutMs = options.timeoutMs ?? DEFAULT_SOCKS_TIMEOUT_MS;
   const hostBytes = Buffer.byteLength(host, 'utf8');
   if (hostBytes === 0 || hostBytes > MAX_DOMAIN_BYTES) {
-    return Promise.reject(new SocksError('SOCKS_BAD_DESTINATION', `destination host must be 1-${MAX_DOMAIN_BYTES} bytes`));
+    return Promise.reject(new RegistryError('SOCKS_BAD_DESTINATION', `destination host must be 1-${MAX_DOMAIN_BYTES} bytes`));
   }
   if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-    return Promise.reject(new SocksError('SOCKS_BAD_DESTINATION', `destination port must be 1-65535, got ${String(port)}`));
+    return Promise.reject(new RegistryError('SOCKS_BAD_DESTINATION', `destination port must be 1-65535, got ${String(port)}`));
   }
   if (options.signal?.aborted === true) {
-    return Promise.reject(new SocksError('SOCKS_ABORTED', 'the connection attempt was cancelled'));
+    return Promise.reject(new RegistryError('SOCKS_ABORTED', 'the connection attempt was cancelled'));
   }
   const where = describeProxy(proxy);
 
@@ -150,7 +107,7 @@ export function socksConnect(options: SocksConnectOptions): Promise<Socket> {
     let addressLength = 0;
     let settled = false;
 
-    const finish = (err: SocksError | null): void => {
+    const finish = (err: RegistryError | null): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -174,23 +131,22 @@ export function socksConnect(options: SocksConnectOptions): Promise<Socket> {
     };
     const onError = (err: NodeJS.ErrnoException): void => {
       finish(
-        new SocksError(
+        new RegistryError(
           'SOCKS_PROXY_UNREACHABLE',
           `cannot reach the SOCKS5 proxy at ${where} (${err.code ?? err.message}): is tor running with SocksPort ${where}?`,
-          null,
           { cause: err },
         ),
       );
     };
     const onEnd = (): void => {
       finish(
-        new SocksError(
+        new RegistryError(
           'SOCKS_PROXY_CLOSED',
           `the proxy at ${where} closed the connection during the SOCKS5 handshake: is it tor's SocksPort?`,
         ),
       );
     };
-    const onAbort = (): void => finish(new SocksError('SOCKS_ABORTED', 'the connection attempt was cancelled'));
+    const onAbort = (): void => finish(new RegistryError('SOCKS_ABORTED', 'the connection attempt was cancelled'));
 
     const onReadable = (): void => {
       for (;;) {
@@ -199,15 +155,15 @@ export function socksConnect(options: SocksConnectOptions): Promise<Socket> {
           const reply = socket.read(2) as Buffer | null;
           if (reply === null) return;
           if (reply[0] !== VERSION) {
-            finish(new SocksError('SOCKS_NOT_SOCKS5', `${where} is not a SOCKS5 proxy (it answered version byte ${String(reply[0])}): point --socks at tor's SocksPort`));
+            finish(new RegistryError('SOCKS_NOT_SOCKS5', `${where} is not a SOCKS5 proxy (it answered version byte ${String(reply[0])}): point --socks at tor's SocksPort`));
             return;
           }
           if (reply[1] === NO_ACCEPTABLE_METHOD) {
-            finish(new SocksError('SOCKS_AUTH_REQUIRED', `the proxy at ${where} requires authentication, which this client does not support`));
+            finish(new RegistryError('SOCKS_AUTH_REQUIRED', `the proxy at ${where} requires authentication, which this client does not support`));
             return;
           }
           if (reply[1] !== NO_AUTH) {
-            finish(new SocksError('SOCKS_BAD_REPLY', `the proxy at ${where} chose method ${String(reply[1])}, which was not offered`));
+            finish(new RegistryError('SOCKS_BAD_REPLY', `the proxy at ${where} chose method ${String(reply[1])}, which was not offered`));
             return;
           }
           socket.write(connectRequest(host, port));
@@ -218,7 +174,7 @@ export function socksConnect(options: SocksConnectOptions): Promise<Socket> {
           if (head === null) return;
           const [version, rep = 0, , atyp = 0, first = 0] = head;
           if (version !== VERSION) {
-            finish(new SocksError('SOCKS_BAD_REPLY', `the proxy at ${where} answered CONNECT with version byte ${String(version)}`));
+            finish(new RegistryError('SOCKS_BAD_REPLY', `the proxy at ${where} answered CONNECT with version byte ${String(version)}`));
             return;
           }
           if (rep !== 0x00) {
@@ -226,14 +182,14 @@ export function socksConnect(options: SocksConnectOptions): Promise<Socket> {
             const hex = `0x${rep.toString(16).padStart(2, '0')}`;
             finish(
               known === undefined
-                ? new SocksError('SOCKS_UNKNOWN_REPLY', `the proxy refused to connect to ${host}:${port} with reply code ${hex}`, rep)
-                : new SocksError(known[0], `${known[1]} (${host}:${port}, SOCKS reply ${hex})`, rep),
+                ? new RegistryError('SOCKS_UNKNOWN_REPLY', `the proxy refused to connect to ${host}:${port} with reply code ${hex}`, { replyCode: rep })
+                : new RegistryError(known, `${ERROR_CATALOG[known].message} (${host}:${port}, SOCKS reply ${hex})`, { replyCode: rep }),
             );
             return;
           }
           const length = boundAddressLength(atyp, first);
           if (length === undefined) {
-            finish(new SocksError('SOCKS_BAD_REPLY', `the proxy at ${where} answered with unknown address type ${String(atyp)}`));
+            finish(new RegistryError('SOCKS_BAD_REPLY', `the proxy at ${where} answered with unknown address type ${String(atyp)}`));
             return;
           }
           addressLength = length - 1 + 2; // rest of BND.ADDR, then BND.PORT
@@ -248,7 +204,7 @@ export function socksConnect(options: SocksConnectOptions): Promise<Socket> {
     };
 
     const timer = setTimeout(() => {
-      finish(new SocksError('SOCKS_TIMEOUT', `no connection to ${host}:${port} through the proxy at ${where} within ${timeoutMs} ms: retry, or raise the timeout`));
+      finish(new RegistryError('SOCKS_TIMEOUT', `no connection to ${host}:${port} through the proxy at ${where} within ${timeoutMs} ms: retry, or raise the timeout`));
     }, timeoutMs);
     options.signal?.addEventListener('abort', onAbort, { once: true });
     socket.once('connect', onConnect);

@@ -1,5 +1,5 @@
 import { request } from 'node:http';
-import type { Listen } from './config.js';
+import type { Listen } from '../server/config.js';
 
 export interface HealthResult {
   readonly status: number;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { PeerRecord } from './protocol.js';
-import { Registry, type Registration } from './registry.js';
+import type { PeerRecord } from '../protocol/messages.js';
+import { Registry, type Registration } from './peer-table.js';
 
 function reg(owner: string, nickname: string, address = `${nickname.toLowerCase()}.onion`, key = owner): Registration<string> {
   const peer: PeerRecord = { nickname, address, port: 1, publicKey: key, keyType: 'ed25519', registeredAt: '2026-01-01T00:00:00.000Z' };

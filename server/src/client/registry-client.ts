@@ -5,45 +5,11 @@
  */
 import { EventEmitter } from 'node:events';
 import { WebSocket, type RawData } from 'ws';
-import { CloseCode, ErrorCode } from './errors.js';
-import type { PeerIdentity } from './peer-identity.js';
-import { PROTOCOL_VERSION, type PeerRecord } from './protocol.js';
-import { SocksAgent, SocksError, type SocksErrorCode, type SocksProxy } from './socks5.js';
+import { CloseCode, ErrorCode, RegistryError, isErrorCode, type AnyErrorCode } from '../protocol/errors.js';
+import type { PeerIdentity } from './identity.js';
+import { PROTOCOL_VERSION, type PeerRecord } from '../protocol/messages.js';
+import { SocksAgent, type SocksProxy } from './socks5.js';
 
-export type ClientErrorCode =
-  | 'BAD_URL'
-  | 'SOCKS_REQUIRED'
-  | 'NO_IDENTITY'
-  | 'CONNECT_FAILED'
-  | 'PROTOCOL_MISMATCH'
-  | 'BAD_RESPONSE'
-  | 'NOT_CONNECTED'
-  | 'CONNECTION_CLOSED'
-  | 'TIMEOUT'
-  | 'REPLACED'
-  | 'RECONNECT_FAILED'
-  | 'CLOSED';
-
-export type RegistryErrorCode = ErrorCode | ClientErrorCode | SocksErrorCode;
-
-/** Every failure of the client: a registry error reply (its code), a client-side or a SOCKS code. */
-export class RegistryError extends Error {
-  override readonly name = 'RegistryError';
-  constructor(
-    readonly code: RegistryErrorCode,
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-
-  /** True for codes the registry itself answered with (as opposed to transport failures). */
-  get fromServer(): boolean {
-    return SERVER_CODES.has(this.code);
-  }
-}
-
-const SERVER_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
 /** Server refusals worth retrying on a new connection when restoring a registration. */
 const TRANSIENT_SERVER_CODES: ReadonlySet<string> = new Set([ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL, ErrorCode.REGISTRY_FULL]);
 
@@ -233,7 +199,7 @@ function decodeFrame(data: RawData): Json | undefined {
 
 /** Turns a failure to connect (ws, net or SOCKS error) into a RegistryError that says what to do. */
 function connectError(err: Error, url: string, socks: SocksProxy | undefined): RegistryError {
-  if (err instanceof SocksError) return new RegistryError(err.code, err.message, { cause: err });
+  if (err instanceof RegistryError) return err;
   const code = (err as NodeJS.ErrnoException).code;
   const via = socks === undefined ? '' : ' through the SOCKS proxy';
   let hint = 'check the URL and that the registry is running';
@@ -590,9 +556,13 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
       this.pending.delete(id);
       clearTimeout(pending.timer);
       if (frame.type === 'error') {
-        const code = typeof frame.code === 'string' ? frame.code : 'BAD_RESPONSE';
         const message = typeof frame.message === 'string' ? frame.message : 'the registry refused the request';
-        pending.reject(new RegistryError(code as RegistryErrorCode, message));
+        // A code of a later protocol revision is still a refusal: reported with the code in its text.
+        pending.reject(
+          isErrorCode(frame.code)
+            ? new RegistryError(frame.code, message)
+            : new RegistryError('BAD_RESPONSE', `the registry refused with code ${JSON.stringify(frame.code)}: ${message}`),
+        );
       } else if (frame.type === pending.expect) {
         pending.resolve(frame);
       } else {

@@ -2,10 +2,11 @@ import { once } from 'node:events';
 import { createServer, connect as netConnect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { randomOnion, startTestServer, type TestServer } from '../../test/support/registry-harness.js';
-import { createIdentity } from './peer-identity.js';
-import { RegistryClient, RegistryError } from './registry-client.js';
-import { parseSocksAddress, SocksAgent, socksConnect, SocksError } from './socks5.js';
+import { randomOnion, startTestServer, type TestServer } from '../../../test/support/registry-harness.js';
+import { createIdentity } from './identity.js';
+import { RegistryError } from '../protocol/errors.js';
+import { RegistryClient } from './registry-client.js';
+import { parseSocksAddress, SocksAgent, socksConnect } from './socks5.js';
 
 // ---- fixtures: real sockets only ----
 
@@ -143,8 +144,8 @@ describe('socksConnect', () => {
   it('maps tor\'s "host unreachable" (0x04) to SOCKS_HOST_UNREACHABLE: onion service not reachable (yet?)', async () => {
     const proxy = await startTestProxy({ route: () => ({ reply: 0x04 }) });
     const attempt = socksConnect({ proxy: { host: '127.0.0.1', port: proxy.port }, host: randomOnion(), port: 80 });
-    await expect(attempt).rejects.toSatisfy((err: SocksError) => {
-      expect(err).toBeInstanceOf(SocksError);
+    await expect(attempt).rejects.toSatisfy((err: RegistryError) => {
+      expect(err).toBeInstanceOf(RegistryError);
       expect(err.code).toBe('SOCKS_HOST_UNREACHABLE');
       expect(err.replyCode).toBe(0x04);
       expect(err.message).toContain('onion service not reachable (yet?)');
@@ -244,8 +245,8 @@ describe('SocksAgent', () => {
     const agent = new SocksAgent({ host: '127.0.0.1', port: proxy.port });
     cleanups.push(() => agent.destroy());
     const ws = new WebSocket(`ws://${randomOnion()}:80/`, { agent });
-    const [err] = (await once(ws, 'error').catch((e: unknown) => [e])) as [SocksError];
-    expect(err).toBeInstanceOf(SocksError);
+    const [err] = (await once(ws, 'error').catch((e: unknown) => [e])) as [RegistryError];
+    expect(err).toBeInstanceOf(RegistryError);
     expect(err.code).toBe('SOCKS_HOST_UNREACHABLE');
   });
 
@@ -253,7 +254,7 @@ describe('SocksAgent', () => {
     const silent = await listen(createServer((socket) => socket.on('error', () => undefined)));
     const agent = new SocksAgent({ host: '127.0.0.1', port: silent });
     const ws = new WebSocket(`ws://${randomOnion()}:80/`, { agent });
-    const failed = once(ws, 'error').catch((e: unknown) => [e]) as Promise<[SocksError]>;
+    const failed = once(ws, 'error').catch((e: unknown) => [e]) as Promise<[RegistryError]>;
     setTimeout(() => agent.destroy(), 20);
     const [err] = await failed;
     expect(err.code).toBe('SOCKS_ABORTED');

@@ -1,11 +1,12 @@
 /** Peer client commands of `p2p-registry` (peers, lookup, register, watch). */
-import type { ParsedArgs } from './cli-args.js';
-import { UsageError } from './cli-args.js';
-import { parseOnionAddress } from './onion-address.js';
-import { IdentityError, loadOrCreateIdentity } from './peer-identity.js';
-import { NICKNAME_PATTERN, type PeerRecord } from './protocol.js';
-import { RegistryClient, RegistryError, type RegistryClientOptions, type RegistryEvent } from './registry-client.js';
-import { parseSocksAddress, SocksError, type SocksProxy } from './socks5.js';
+import type { ParsedArgs } from './args.js';
+import { usageError } from './args.js';
+import { parseOnionAddress } from '../protocol/onion-address.js';
+import { loadOrCreateIdentity } from '../client/identity.js';
+import { NICKNAME_PATTERN, type PeerRecord } from '../protocol/messages.js';
+import { RegistryClient, type RegistryClientOptions, type RegistryEvent } from '../client/registry-client.js';
+import { RegistryError } from '../protocol/errors.js';
+import { parseSocksAddress, type SocksProxy } from '../client/socks5.js';
 
 export const CLIENT_COMMANDS: ReadonlySet<string> = new Set(['peers', 'lookup', 'register', 'watch']);
 export const CLIENT_OPTIONS: readonly string[] = ['registry', 'socks', 'key', 'nickname', 'address', 'port', 'timeout'];
@@ -67,31 +68,31 @@ function stringOption(args: ParsedArgs, name: string): string | undefined {
 function checkOptions(command: string, args: ParsedArgs): void {
   const allowed = ALLOWED.get(command) ?? new Set<string>();
   for (const name of args.options.keys()) {
-    if (name !== 'help' && !allowed.has(name)) throw new UsageError(`--${name} does not apply to "${command}"`);
+    if (name !== 'help' && !allowed.has(name)) throw usageError(`--${name} does not apply to "${command}"`);
   }
 }
 
 function readCommon(args: ParsedArgs, env: ClientIo['env']): Common {
   const url = stringOption(args, 'registry') ?? env.P2P_REGISTRY_URL;
   if (url === undefined || url.trim() === '') {
-    throw new UsageError('no registry given: pass --registry ws://<onion>:<port>/ or set P2P_REGISTRY_URL (`p2p-registry onion` on the registry host prints it)');
+    throw usageError('no registry given: pass --registry ws://<onion>:<port>/ or set P2P_REGISTRY_URL (`p2p-registry onion` on the registry host prints it)');
   }
   let parsed: URL;
   try {
     parsed = new URL(url.trim());
   } catch {
-    throw new UsageError(`--registry "${url}" is not a URL: use ws://<onion>:<port>/`);
+    throw usageError(`--registry "${url}" is not a URL: use ws://<onion>:<port>/`);
   }
-  if (parsed.protocol !== 'ws:') throw new UsageError(`--registry must be a ws:// URL, got "${url}"`);
+  if (parsed.protocol !== 'ws:') throw usageError(`--registry must be a ws:// URL, got "${url}"`);
 
   const socksText = stringOption(args, 'socks') ?? env.P2P_SOCKS;
   let socks: SocksProxy | undefined;
   if (socksText !== undefined && socksText.trim() !== '') {
     socks = parseSocksAddress(socksText);
-    if (socks === undefined) throw new UsageError(`--socks must be <host>:<port>, e.g. 127.0.0.1:9050, got "${socksText}"`);
+    if (socks === undefined) throw usageError(`--socks must be <host>:<port>, e.g. 127.0.0.1:9050, got "${socksText}"`);
   }
   if (socks === undefined && parsed.hostname.toLowerCase().endsWith('.onion')) {
-    throw new UsageError(`${parsed.hostname} is an onion address: pass --socks <host>:<port> (tor's SocksPort, e.g. 127.0.0.1:9050) or set P2P_SOCKS`);
+    throw usageError(`${parsed.hostname} is an onion address: pass --socks <host>:<port> (tor's SocksPort, e.g. 127.0.0.1:9050) or set P2P_SOCKS`);
   }
 
   const timeoutText = stringOption(args, 'timeout');
@@ -99,7 +100,7 @@ function readCommon(args: ParsedArgs, env: ClientIo['env']): Common {
   if (timeoutText !== undefined) {
     const seconds = Number(timeoutText);
     if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) {
-      throw new UsageError(`--timeout must be a number of seconds from 0 to 3600, got "${timeoutText}"`);
+      throw usageError(`--timeout must be a number of seconds from 0 to 3600, got "${timeoutText}"`);
     }
     timeoutMs = Math.round(seconds * 1000);
   }
@@ -188,7 +189,7 @@ async function stayConnected(client: RegistryClient, io: ClientIo, printEvents: 
 }
 
 async function peersCommand(args: ParsedArgs, io: ClientIo): Promise<number> {
-  if (args.positional.length > 0) throw new UsageError('peers takes no arguments');
+  if (args.positional.length > 0) throw usageError('peers takes no arguments');
   const common = readCommon(args, io.env);
   const client = await RegistryClient.connect(clientOptions(common));
   try {
@@ -204,7 +205,7 @@ async function peersCommand(args: ParsedArgs, io: ClientIo): Promise<number> {
 
 async function lookupCommand(args: ParsedArgs, io: ClientIo): Promise<number> {
   const [nickname, ...rest] = args.positional;
-  if (nickname === undefined || rest.length > 0) throw new UsageError('lookup takes one nickname: p2p-registry lookup <nickname>');
+  if (nickname === undefined || rest.length > 0) throw usageError('lookup takes one nickname: p2p-registry lookup <nickname>');
   const common = readCommon(args, io.env);
   const client = await RegistryClient.connect(clientOptions(common));
   try {
@@ -228,20 +229,20 @@ function readRegistration(args: ParsedArgs): { nickname: string; address: string
   const portText = stringOption(args, 'port');
   const missing = [nickname === undefined ? '--nickname' : '', address === undefined ? '--address' : '', portText === undefined ? '--port' : ''].filter(Boolean);
   if (missing.length > 0 || nickname === undefined || address === undefined || portText === undefined) {
-    throw new UsageError(`register needs ${missing.join(', ')}: p2p-registry register --nickname <name> --address <onion> --port <port>`);
+    throw usageError(`register needs ${missing.join(', ')}: p2p-registry register --nickname <name> --address <onion> --port <port>`);
   }
   if (!NICKNAME_PATTERN.test(nickname)) {
-    throw new UsageError(`--nickname must be 1-32 of A-Z a-z 0-9 _ . - starting with a letter or digit, got "${nickname}"`);
+    throw usageError(`--nickname must be 1-32 of A-Z a-z 0-9 _ . - starting with a letter or digit, got "${nickname}"`);
   }
   const onion = parseOnionAddress(address);
-  if (!onion.ok) throw new UsageError(`--address is not a v3 onion address: ${onion.reason}`);
+  if (!onion.ok) throw usageError(`--address is not a v3 onion address: ${onion.reason}`);
   const port = Number(portText);
-  if (!/^\d+$/.test(portText) || port < 1 || port > 65_535) throw new UsageError(`--port must be 1-65535, got "${portText}"`);
+  if (!/^\d+$/.test(portText) || port < 1 || port > 65_535) throw usageError(`--port must be 1-65535, got "${portText}"`);
   return { nickname, address, port };
 }
 
 async function registerCommand(args: ParsedArgs, io: ClientIo): Promise<number> {
-  if (args.positional.length > 0) throw new UsageError('register takes options only: --nickname, --address, --port');
+  if (args.positional.length > 0) throw usageError('register takes options only: --nickname, --address, --port');
   const common = readCommon(args, io.env);
   const registration = readRegistration(args);
   const watch = args.options.get('watch') === true;
@@ -264,7 +265,7 @@ async function registerCommand(args: ParsedArgs, io: ClientIo): Promise<number> 
 }
 
 async function watchCommand(args: ParsedArgs, io: ClientIo): Promise<number> {
-  if (args.positional.length > 0) throw new UsageError('watch takes no arguments');
+  if (args.positional.length > 0) throw usageError('watch takes no arguments');
   const common = readCommon(args, io.env);
   const client = await RegistryClient.connect(clientOptions(common, { reconnect: {} }));
   try {
@@ -287,19 +288,17 @@ const HINTS: ReadonlyMap<string, string> = new Map([
 
 /** One line that says what failed and what to do, for the errors the client knows. */
 function describeFailure(err: unknown): string | undefined {
-  if (err instanceof RegistryError || err instanceof SocksError) {
-    const hint = HINTS.get(err.code);
-    return `${err.code}: ${err.message}${hint === undefined ? '' : `: ${hint}`}`;
-  }
-  if (err instanceof IdentityError) return err.message;
-  return undefined;
+  if (!(err instanceof RegistryError) || err.source === 'usage') return undefined;
+  if (err.source === 'identity') return err.message;
+  const hint = HINTS.get(err.code);
+  return `${err.code}: ${err.message}${hint === undefined ? '' : `: ${hint}`}`;
 }
 
 const defaultIo: ClientIo = { stdout: process.stdout, stderr: process.stderr, env: process.env };
 
-/** Runs a client command; 0 ok, 1 failure. Usage problems throw UsageError (cli.ts exits 2). */
+/** Runs a client command; 0 ok, 1 failure. Usage problems throw USAGE errors (main.ts answers 2). */
 export async function runClientCommand(command: string, args: ParsedArgs, io: ClientIo = defaultIo): Promise<number> {
-  if (!CLIENT_COMMANDS.has(command)) throw new UsageError(`unknown command "${command}"`);
+  if (!CLIENT_COMMANDS.has(command)) throw usageError(`unknown command "${command}"`);
   checkOptions(command, args);
   try {
     if (command === 'peers') return await peersCommand(args, io);

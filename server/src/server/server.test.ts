@@ -8,7 +8,7 @@ import {
   signRegistration,
   startTestServer,
   type TestServer,
-} from '../../test/support/registry-harness.js';
+} from '../../../test/support/registry-harness.js';
 
 let servers: TestServer[] = [];
 let clients: RawClient[] = [];

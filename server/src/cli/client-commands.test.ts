@@ -4,12 +4,12 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { randomOnion, startTestServer } from '../../test/support/registry-harness.js';
-import { parseArgs, UsageError } from './cli-args.js';
-import { main } from './cli.js';
-import { CLIENT_FLAGS, CLIENT_OPTIONS, runClientCommand, type ClientIo } from './client-cli.js';
-import { createIdentity } from './peer-identity.js';
-import { RegistryClient } from './registry-client.js';
+import { randomOnion, startTestServer } from '../../../test/support/registry-harness.js';
+import { parseArgs } from './args.js';
+import { main } from './main.js';
+import { CLIENT_FLAGS, CLIENT_OPTIONS, runClientCommand, type ClientIo } from './client-commands.js';
+import { createIdentity } from '../client/identity.js';
+import { RegistryClient } from '../client/registry-client.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -238,7 +238,7 @@ describe('p2p-registry client: usage and failures', () => {
   ])('%j is a usage error mentioning %s', async (argv, text) => {
     const r = captureIo();
     const failure = run(argv, r.io);
-    await expect(failure).rejects.toBeInstanceOf(UsageError);
+    await expect(failure).rejects.toMatchObject({ code: 'USAGE' });
     await expect(failure).rejects.toThrow(text);
   });
 

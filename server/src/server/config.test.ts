@@ -3,21 +3,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildConfig, DEFAULT_LIMITS, envName, loadConfig } from './config.js';
-import { ConfigError } from './errors.js';
+import { RegistryError } from '../protocol/errors.js';
 
 const minimal = {
   Host: { HOST: '127.0.0.1', PORT: '5000' },
   HiddenService: { HiddenServiceDir: '/var/lib/tor/hidden_service', HiddenServicePort: '80' },
 };
 
-function errorOf(fn: () => unknown): ConfigError {
+function errorOf(fn: () => unknown): RegistryError {
   try {
     fn();
   } catch (err) {
-    if (err instanceof ConfigError) return err;
+    if (err instanceof RegistryError && err.code === 'CONFIG_INVALID') return err;
     throw err;
   }
-  throw new Error('expected a ConfigError');
+  throw new Error('expected a CONFIG_INVALID error');
 }
 
 describe('configuration', () => {
@@ -80,7 +80,7 @@ describe('configuration', () => {
   });
 
   it('reads config.ini.example as shipped', () => {
-    const config = loadConfig(join(import.meta.dirname, '../../config.ini.example'), {});
+    const config = loadConfig(join(import.meta.dirname, '../../../config.ini.example'), {});
     expect(config.limits).toEqual(DEFAULT_LIMITS);
     expect(config.hiddenServicePort).toBe(80);
   });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_JSON_CONTAINERS, parseRequest, registrationPayload, requestCost } from './protocol.js';
+import { MAX_JSON_CONTAINERS, parseRequest, requestCost } from './request-parser.js';
+import { registrationPayload } from './signing.js';
 
 const frame = (value: unknown): Buffer => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
 

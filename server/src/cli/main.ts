@@ -1,0 +1,57 @@
+/**
+ * `p2p-registry <command>`: parses the arguments and runs a command; returns the exit code (the
+ * executable, ../cli.ts, is the only place that exits).
+ *   serve  --config <path>   run the registry
+ *   onion  --config <path>   print ws://<onion>:<port>/ from tor's hostname file
+ *   health --config <path>   exit 0 when /healthz answers 200 (container HEALTHCHECK)
+ * plus the peer client commands of client-commands.ts.
+ */
+import { isUsageError, parseArgs, usageError } from './args.js';
+import { CLIENT_COMMANDS, CLIENT_FLAGS, CLIENT_OPTIONS, CLIENT_USAGE, runClientCommand } from './client-commands.js';
+import { RegistryError } from '../protocol/errors.js';
+import { health, onion, serve, SERVER_COMMANDS } from './server-commands.js';
+
+const USAGE = `usage: p2p-registry <command> [options]
+
+registry commands (--config defaults to ./config.ini):
+  serve  [--config <path>]   run the registry server
+  onion  [--config <path>]   print the registry's ws://<onion>:<port>/ URL
+  health [--config <path>]   exit 0 if the running server is healthy
+  exit codes: 0 ok, 1 failure, 2 usage, 3 no onion address yet (onion), 78 configuration error
+${CLIENT_USAGE}`;
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let args;
+  try {
+    args = parseArgs(argv, new Set(['config', ...CLIENT_OPTIONS]), new Set(['help', ...CLIENT_FLAGS]));
+  } catch (err) {
+    process.stderr.write(`p2p-registry: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { command } = args;
+  if (command === undefined || args.options.has('help') || command === 'help') {
+    process.stdout.write(USAGE);
+    return command === undefined && !args.options.has('help') ? 2 : 0;
+  }
+  try {
+    if (SERVER_COMMANDS.has(command)) {
+      const configPath = String(args.options.get('config') ?? './config.ini');
+      if (command === 'serve') return await serve(configPath);
+      if (command === 'onion') return await onion(configPath);
+      return await health(configPath);
+    }
+    if (CLIENT_COMMANDS.has(command)) return await runClientCommand(command, args);
+    throw usageError(`unknown command "${command}"`);
+  } catch (err) {
+    if (err instanceof RegistryError && err.code === 'CONFIG_INVALID') {
+      process.stderr.write(`${err.message}\n`);
+      return 78; // EX_CONFIG
+    }
+    if (isUsageError(err)) {
+      process.stderr.write(`p2p-registry: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    process.stderr.write(`p2p-registry: ${(err as Error).message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * The registry's own commands: serve, onion (print the URL), health (container HEALTHCHECK).
+ * Each returns its exit code; only ../cli.ts exits.
+ */
+import { describeConfig, loadConfig } from '../server/config.js';
+import { createLogger } from '../server/logger.js';
+import { readOnionState } from '../server/onion-watcher.js';
+import { startServer } from '../server/start-server.js';
+import { fetchHealth } from './health-check.js';
+
+export const SERVER_COMMANDS: ReadonlySet<string> = new Set(['serve', 'onion', 'health']);
+
+export async function serve(configPath: string): Promise<number> {
+  const cfg = loadConfig(configPath);
+  const logger = createLogger(cfg.logLevel);
+  logger.info({ config: describeConfig(cfg), node: process.version }, 'starting p2p-registry');
+  const server = await startServer(cfg, logger);
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down: closing every connection with 1001');
+      server.close().then(
+        () => {
+          logger.info('stopped');
+          resolve(0);
+        },
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+export async function onion(configPath: string): Promise<number> {
+  const cfg = loadConfig(configPath);
+  const state = await readOnionState(cfg.hiddenServiceDir);
+  if (state.status !== 'known') {
+    process.stderr.write(`p2p-registry: no onion address yet: ${state.detail}\n`);
+    return 3;
+  }
+  process.stdout.write(`ws://${state.address}:${cfg.hiddenServicePort}/\n`);
+  return 0;
+}
+
+export async function health(configPath: string): Promise<number> {
+  const cfg = loadConfig(configPath);
+  try {
+    const result = await fetchHealth(cfg.listen);
+    process.stdout.write(`${result.body}\n`);
+    return result.status === 200 ? 0 : 1;
+  } catch (err) {
+    process.stderr.write(`p2p-registry: the server does not answer on its listener: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+

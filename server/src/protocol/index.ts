@@ -1,0 +1,19 @@
+/** What server and client share: the protocol's constants, types, payloads, checks and error catalog. */
+export {
+  CloseCode,
+  ERROR_CATALOG,
+  ErrorCode,
+  RegistryError,
+  isErrorCode,
+  isProtocolCode,
+  type AnyErrorCode,
+  type ClientErrorCode,
+  type ErrorSource,
+  type ErrorSpec,
+  type IdentityErrorCode,
+  type RegistryErrorOptions,
+  type SocksErrorCode,
+} from './errors.js';
+export { parseOnionAddress, onionAddressFromPublicKey, type OnionAddress } from './onion-address.js';
+export { PROTOCOL_VERSION, NICKNAME_PATTERN, type KeyType, type PeerRecord, type ServerMessage } from './messages.js';
+export { registrationPayload } from './signing.js';
