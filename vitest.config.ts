@@ -6,7 +6,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['server/src/**/*.test.ts', 'test/hardening/**/*.test.ts'],
+          include: ['server/src/**/*.test.ts', 'test/unit/**/*.test.ts', 'test/hardening/**/*.test.ts'],
           testTimeout: 15_000,
           hookTimeout: 15_000,
         },

@@ -7,12 +7,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { WebSocket, type ClientOptions } from 'ws';
+import { WebSocket, type ClientOptions, type RawData } from 'ws';
 import { buildConfig, type Config } from '../../server/src/server/config.js';
 import { createLogger } from '../../server/src/server/logger.js';
 import { onionAddressFromPublicKey } from '../../server/src/protocol/onion-address.js';
 import { registrationPayload } from '../../server/src/protocol/signing.js';
 import { startServer, type RegistryServer } from '../../server/src/server/start-server.js';
+import { checkServerMessage } from './message-schemas.js';
 
 export type Frame = Record<string, unknown> & { type: string };
 
@@ -113,9 +114,15 @@ export function signRegistration(identity: Identity, challenge: string, nickname
   return signature.toString('base64');
 }
 
-/** A protocol client that keeps every frame it receives, for assertions. */
+/**
+ * A protocol client that keeps every frame it receives, for assertions. Every frame from the server
+ * is checked against docs/asyncapi.yaml; the first one that does not match is thrown by the next
+ * waitFor (and so by connect and request), so that a test cannot pass over an off-schema frame.
+ */
 export class RawClient {
   readonly frames: Frame[] = [];
+  /** Every server frame that did not match its schema, in order of arrival. */
+  readonly schemaErrors: Error[] = [];
   readonly ws: WebSocket;
   private waiters: Array<() => void> = [];
   private nextId = 1;
@@ -137,9 +144,31 @@ export class RawClient {
       });
     });
     this.ws.on('message', (data, isBinary) => {
-      this.frames.push(isBinary ? { type: '<binary>' } : (JSON.parse(data.toString()) as Frame));
+      this.frames.push(this.receive(data, isBinary));
       this.wake();
     });
+  }
+
+  /** The frame as recorded; anything off-schema (binary, not JSON, not an object) also lands in schemaErrors. */
+  private receive(data: RawData, isBinary: boolean): Frame {
+    if (isBinary) {
+      this.schemaErrors.push(new Error('server sent a binary frame: the protocol has text frames only'));
+      return { type: '<binary>' };
+    }
+    const text = data.toString();
+    let frame: unknown;
+    try {
+      frame = JSON.parse(text);
+    } catch {
+      this.schemaErrors.push(new Error(`server sent a frame that is not JSON: ${text.slice(0, 200)}`));
+      return { type: '<not json>', text };
+    }
+    try {
+      checkServerMessage(frame);
+    } catch (err) {
+      this.schemaErrors.push(err instanceof Error ? err : new Error(String(err)));
+    }
+    return typeof frame === 'object' && frame !== null && !Array.isArray(frame) ? (frame as Frame) : { type: '<not an object>', value: frame };
   }
 
   static async connect(url: string, options: ClientOptions = {}): Promise<RawClient> {
@@ -169,6 +198,8 @@ export class RawClient {
   async waitFor(match: (frame: Frame) => boolean, timeoutMs = 5_000, from = 0): Promise<Frame> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      const offSchema = this.schemaErrors[0];
+      if (offSchema !== undefined) throw offSchema;
       const found = this.frames.slice(from).find(match);
       if (found !== undefined) return found;
       if (this.ws.readyState === WebSocket.CLOSED) throw new Error(`connection closed while waiting; frames: ${JSON.stringify(this.frames)}`);
