@@ -97,4 +97,42 @@ describe('configuration', () => {
     writeFileSync(path, '; comment\n[Host]\nHOST = 0.0.0.0 \nPORT=5000\n# other comment\n[HiddenService]\nHiddenServiceDir = /hs\nHiddenServicePort = 443\n');
     expect(loadConfig(path, {})).toMatchObject({ listen: { host: '0.0.0.0', port: 5000 }, hiddenServicePort: 443 });
   });
+
+  it('refuses a misspelt key, naming the key it was probably meant to be', () => {
+    const err = errorOf(() => buildConfig({ ...minimal, Registry: { MaxPeer: '10' } }, {}));
+    expect(err.message).toContain('unknown key [Registry] MaxPeer: did you mean MaxPeers?');
+    expect(err.message.split('\n')).toHaveLength(1);
+  });
+
+  it('refuses a section spelt in another case, naming the right spelling', () => {
+    const err = errorOf(() => buildConfig({ Host: minimal.Host, hiddenservice: minimal.HiddenService }, {}));
+    expect(err.message).toContain('unknown section [hiddenservice]: did you mean [HiddenService]?');
+    // The required keys of the real section are then missing too, and said so in the same line.
+    expect(err.missing).toContain('[HiddenService] HiddenServicePort');
+  });
+
+  it('says in which section a key belongs when it is put in another', () => {
+    const err = errorOf(() => buildConfig({ ...minimal, Registry: { HiddenServicePort: '80' } }, {}));
+    expect(err.message).toContain('unknown key [Registry] HiddenServicePort: HiddenServicePort belongs in [HiddenService]');
+  });
+
+  it('refuses a key outside any section', () => {
+    const err = errorOf(() => buildConfig({ ...minimal, MaxPeers: '5' }, {}));
+    expect(err.message).toContain('"MaxPeers" is outside any section');
+  });
+
+  it('lists every unknown name of a file at once, with the missing keys', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const path = join(dir, 'config.ini');
+    writeFileSync(path, '[Host]\nHOST = 127.0.0.1\nPROT = 5000\n[Regsitry]\nMaxPeers = 5\n[Log]\nlevle = debug\n');
+    const err = errorOf(() => loadConfig(path, {}));
+    expect(err.invalid).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining('unknown key [Host] PROT: did you mean PORT?'),
+        expect.stringContaining('unknown section [Regsitry]: did you mean [Registry]?'),
+        expect.stringContaining('unknown key [Log] levle: did you mean level?'),
+      ]),
+    );
+    expect(err.missing).toEqual(['[Host] PORT', '[HiddenService] HiddenServiceDir', '[HiddenService] HiddenServicePort']);
+  });
 });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseIni } from 'ini';
 import { configError } from '../protocol/errors.js';
+import { unknownNames, type KnownKeys } from './config-names.js';
 
 export type Listen =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
@@ -83,6 +84,14 @@ const LIMIT_KEYS: readonly NumberKey[] = [
   { section: 'Registry', key: 'JsonContainersPerSecond', field: 'jsonContainersPerSecond', min: 256, max: 1_000_000_000 },
 ];
 
+/** Every section and key config.ini may hold (checked by name: a misspelt key is an error). */
+const KNOWN_KEYS: KnownKeys = new Map<string, readonly string[]>([
+  ['Host', ['HOST', 'PORT']],
+  ['HiddenService', ['HiddenServiceDir', 'HiddenServicePort', 'HostnameTimeoutSeconds']],
+  ['Registry', LIMIT_KEYS.map((spec) => spec.key)],
+  ['Log', ['level']],
+]);
+
 /** The environment variable that overrides `[section] key`, e.g. REGISTRY_HOST_PORT. */
 export function envName(section: string, key: string): string {
   return `REGISTRY_${section}_${key}`.toUpperCase();
@@ -154,6 +163,7 @@ function readListen(reader: Reader): Listen | undefined {
  */
 export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process.env): Config {
   const reader = new Reader(sections, env);
+  reader.invalid.push(...unknownNames(sections, KNOWN_KEYS));
   const listen = readListen(reader);
   const hiddenServiceDir = reader.required('HiddenService', 'HiddenServiceDir');
   const hiddenServicePort = reader.integer(

@@ -1,0 +1,69 @@
+/**
+ * Unknown sections and keys in config.ini, each with the nearest valid name: a misspelt key would
+ * otherwise be ignored silently and its default used.
+ */
+
+/** Sections and their keys, as config.ini spells them. */
+export type KnownKeys = ReadonlyMap<string, readonly string[]>;
+
+/** Edit distance between two names, compared without case. */
+function distance(a: string, b: string): number {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  let previous = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i += 1) {
+    const current = [i];
+    for (let j = 1; j <= y.length; j += 1) {
+      const substitution = (previous[j - 1] as number) + (x[i - 1] === y[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[y.length] as number;
+}
+
+/** The candidate nearest to `name`, if it is near enough to be a likely typo. */
+export function nearestName(name: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const candidate of candidates) {
+    const d = distance(name, candidate);
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+function unknownKey(section: string, key: string, known: KnownKeys): string {
+  const keys = known.get(section) ?? [];
+  const home = [...known].find(([, names]) => names.some((name) => name.toLowerCase() === key.toLowerCase()));
+  if (home !== undefined && home[0] !== section) {
+    const spelt = home[1].find((name) => name.toLowerCase() === key.toLowerCase()) as string;
+    return `unknown key [${section}] ${key}: ${spelt} belongs in [${home[0]}]`;
+  }
+  const near = nearestName(key, keys);
+  return `unknown key [${section}] ${key}${near === undefined ? '' : `: did you mean ${near}?`} (known: ${keys.join(', ')})`;
+}
+
+/** One problem line for every section or key of `sections` that `known` does not list. */
+export function unknownNames(sections: Readonly<Record<string, unknown>>, known: KnownKeys): string[] {
+  const problems: string[] = [];
+  for (const [section, body] of Object.entries(sections)) {
+    if (typeof body !== 'object' || body === null) {
+      problems.push(`"${section}" is outside any section: put it under its [Section] (see config.ini.example)`);
+      continue;
+    }
+    if (!known.has(section)) {
+      const near = nearestName(section, [...known.keys()]);
+      problems.push(`unknown section [${section}]${near === undefined ? '' : `: did you mean [${near}]?`} (known: ${[...known.keys()].map((s) => `[${s}]`).join(' ')})`);
+      continue;
+    }
+    const keys = known.get(section) as readonly string[];
+    for (const key of Object.keys(body)) {
+      if (!keys.includes(key)) problems.push(unknownKey(section, key, known));
+    }
+  }
+  return problems;
+}
