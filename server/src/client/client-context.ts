@@ -9,11 +9,8 @@ import type { Connection } from './transport.js';
 
 export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
-export interface Registration {
-  readonly nickname: string;
-  readonly address: string;
-  readonly port: number;
-}
+/** What `register` sends besides the key and signature: the fields of the peer object it asks for. */
+export type Registration = Pick<PeerRecord, 'nickname' | 'address' | 'port'>;
 
 export interface ClientContext {
   readonly settings: ClientSettings;
