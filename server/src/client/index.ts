@@ -1,6 +1,7 @@
 /**
  * The peer client (`p2p-tor-chat-registry/client`): talks to a registry through tor's SocksPort.
- * It loads no server code: nothing here imports chokidar, pino or ini (a test checks it).
+ * It loads no server code: nothing here imports chokidar, pino or ini (client-entry.test.ts checks
+ * the built entry).
  */
 export { RegistryClient } from './registry-client.js';
 export type { ClientState, Registration } from './client-context.js';
