@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { DockerComposeEnvironment, Wait, type StartedDockerComposeEnvironment } from 'testcontainers';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createIdentity, type PeerIdentity } from '../../server/src/client/identity.js';
-import { RegistryClient, type ReconnectedInfo } from '../../server/src/client/registry-client.js';
+import { RegistryClient, type ReconnectedInfo } from '../../server/src/client/index.js';
 import { SocksAgent, socksConnect, type SocksProxy } from '../../server/src/client/socks5.js';
 import { RawClient, ed25519Identity, randomOnion, signRegistration } from '../support/registry-harness.js';
 

@@ -1,12 +1,18 @@
 /** Peer client commands of `p2p-registry` (peers, lookup, register, watch). */
 import type { ParsedArgs } from './args.js';
 import { usageError } from './args.js';
-import { parseOnionAddress } from '../protocol/onion-address.js';
-import { loadOrCreateIdentity } from '../client/identity.js';
-import { NICKNAME_PATTERN, type PeerRecord } from '../protocol/messages.js';
-import { RegistryClient, type RegistryClientOptions, type RegistryEvent } from '../client/registry-client.js';
-import { RegistryError } from '../protocol/errors.js';
-import { parseSocksAddress, type SocksProxy } from '../client/socks5.js';
+import {
+  loadOrCreateIdentity,
+  NICKNAME_PATTERN,
+  parseOnionAddress,
+  parseSocksAddress,
+  RegistryClient,
+  RegistryError,
+  type PeerRecord,
+  type RegistryClientOptions,
+  type RegistryEvent,
+  type SocksProxy,
+} from '../client/index.js';
 
 export const CLIENT_COMMANDS: ReadonlySet<string> = new Set(['peers', 'lookup', 'register', 'watch']);
 export const CLIENT_OPTIONS: readonly string[] = ['registry', 'socks', 'key', 'nickname', 'address', 'port', 'timeout'];

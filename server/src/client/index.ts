@@ -1,23 +1,14 @@
 /**
  * The peer client (`p2p-tor-chat-registry/client`): talks to a registry through tor's SocksPort.
- * It loads no server code: nothing here imports chokidar, pino or ini (a test checks it).
+ * It loads no server code: nothing here imports chokidar, pino or ini (client-entry.test.ts checks
+ * the built entry).
  */
-export {
-  RegistryClient,
-  backoffDelay,
-  DEFAULT_RECONNECT,
-  type ClientState,
-  type DisconnectInfo,
-  type Hello,
-  type PeerPage,
-  type ReconnectedInfo,
-  type ReconnectingInfo,
-  type ReconnectOptions,
-  type Registration,
-  type RegistryClientEvents,
-  type RegistryClientOptions,
-  type RegistryEvent,
-} from './registry-client.js';
+export { RegistryClient } from './registry-client.js';
+export type { ClientState, Registration } from './client-context.js';
+export { DEFAULT_RECONNECT, type ReconnectOptions, type RegistryClientOptions } from './options.js';
+export { backoffDelay } from './reconnect.js';
+export type { DisconnectInfo, ReconnectedInfo, ReconnectingInfo, RegistryClientEvents } from './events.js';
+export type { Hello, PeerPage, RegistryEvent } from '../protocol/reply-parser.js';
 export { createIdentity, identityFromPem, loadOrCreateIdentity, type LoadedIdentity, type PeerIdentity } from './identity.js';
 export {
   socksConnect,

@@ -12,7 +12,7 @@ import {
   type RegistryClientEvents,
   type RegistryClientOptions,
   type RegistryEvent,
-} from './registry-client.js';
+} from './index.js';
 import { RegistryError } from '../protocol/errors.js';
 
 // ---- fixtures: the real registry on 127.0.0.1 ----

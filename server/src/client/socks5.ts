@@ -32,6 +32,8 @@ const ATYP_IPV4 = 0x01;
 const ATYP_DOMAIN = 0x03;
 const ATYP_IPV6 = 0x04;
 const MAX_DOMAIN_BYTES = 255;
+/** VER REP RSV ATYP and the first byte of BND.ADDR (a DOMAINNAME's length). */
+const REPLY_HEAD_BYTES = 5;
 
 
 /**
@@ -80,6 +82,54 @@ function boundAddressLength(atyp: number, firstByte: number): number | undefined
   return undefined;
 }
 
+/** Why the proxy cannot be asked for `host:port`; undefined when it can. */
+function destinationError(host: string, port: number): RegistryError | undefined {
+  const hostBytes = Buffer.byteLength(host, 'utf8');
+  if (hostBytes === 0 || hostBytes > MAX_DOMAIN_BYTES) {
+    return new RegistryError('SOCKS_BAD_DESTINATION', `destination host must be 1-${MAX_DOMAIN_BYTES} bytes`);
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+    return new RegistryError('SOCKS_BAD_DESTINATION', `destination port must be 1-65535, got ${String(port)}`);
+  }
+  return undefined;
+}
+
+/** The proxy's method selection (2 bytes): undefined when it accepts no authentication, else why not. */
+function methodReplyError(reply: Buffer, where: string): RegistryError | undefined {
+  if (reply[0] !== VERSION) {
+    return new RegistryError('SOCKS_NOT_SOCKS5', `${where} is not a SOCKS5 proxy (it answered version byte ${String(reply[0])}): point --socks at tor's SocksPort`);
+  }
+  if (reply[1] === NO_ACCEPTABLE_METHOD) {
+    return new RegistryError('SOCKS_AUTH_REQUIRED', `the proxy at ${where} requires authentication, which this client does not support`);
+  }
+  if (reply[1] !== NO_AUTH) {
+    return new RegistryError('SOCKS_BAD_REPLY', `the proxy at ${where} chose method ${String(reply[1])}, which was not offered`);
+  }
+  return undefined;
+}
+
+/** The refusal a CONNECT reply code stands for, with what to do about it. */
+function replyCodeError(rep: number, host: string, port: number): RegistryError {
+  const known = REPLIES.get(rep);
+  const hex = `0x${rep.toString(16).padStart(2, '0')}`;
+  return known === undefined
+    ? new RegistryError('SOCKS_UNKNOWN_REPLY', `the proxy refused to connect to ${host}:${port} with reply code ${hex}`, { replyCode: rep })
+    : new RegistryError(known, `${ERROR_CATALOG[known].message} (${host}:${port}, SOCKS reply ${hex})`, { replyCode: rep });
+}
+
+/**
+ * The head of the CONNECT reply (REPLY_HEAD_BYTES): the bytes of it still to read (the rest of
+ * BND.ADDR, then BND.PORT) when the proxy connected, else why it did not.
+ */
+function connectReplyRest(head: Buffer, where: string, host: string, port: number): number | RegistryError {
+  const [version, rep = 0, , atyp = 0, first = 0] = head;
+  if (version !== VERSION) return new RegistryError('SOCKS_BAD_REPLY', `the proxy at ${where} answered CONNECT with version byte ${String(version)}`);
+  if (rep !== 0x00) return replyCodeError(rep, host, port);
+  const length = boundAddressLength(atyp, first);
+  if (length === undefined) return new RegistryError('SOCKS_BAD_REPLY', `the proxy at ${where} answered with unknown address type ${String(atyp)}`);
+  return length - 1 + 2;
+}
+
 /**
  * Opens a TCP connection to the proxy and asks it to CONNECT to `host:port`. Resolves with the socket,
  * ready to carry the destination's bytes; rejects with a RegistryError whose `code` says what failed.
@@ -87,13 +137,8 @@ function boundAddressLength(atyp: number, firstByte: number): number | undefined
 export function socksConnect(options: SocksConnectOptions): Promise<Socket> {
   const { proxy, host, port } = options;
   const timeoutMs = options.timeoutMs ?? DEFAULT_SOCKS_TIMEOUT_MS;
-  const hostBytes = Buffer.byteLength(host, 'utf8');
-  if (hostBytes === 0 || hostBytes > MAX_DOMAIN_BYTES) {
-    return Promise.reject(new RegistryError('SOCKS_BAD_DESTINATION', `destination host must be 1-${MAX_DOMAIN_BYTES} bytes`));
-  }
-  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-    return Promise.reject(new RegistryError('SOCKS_BAD_DESTINATION', `destination port must be 1-65535, got ${String(port)}`));
-  }
+  const badDestination = destinationError(host, port);
+  if (badDestination !== undefined) return Promise.reject(badDestination);
   if (options.signal?.aborted === true) {
     return Promise.reject(new RegistryError('SOCKS_ABORTED', 'the connection attempt was cancelled'));
   }
@@ -130,21 +175,11 @@ export function socksConnect(options: SocksConnectOptions): Promise<Socket> {
       socket.write(Buffer.of(VERSION, 1, NO_AUTH));
     };
     const onError = (err: NodeJS.ErrnoException): void => {
-      finish(
-        new RegistryError(
-          'SOCKS_PROXY_UNREACHABLE',
-          `cannot reach the SOCKS5 proxy at ${where} (${err.code ?? err.message}): is tor running with SocksPort ${where}?`,
-          { cause: err },
-        ),
-      );
+      const why = err.code ?? err.message;
+      finish(new RegistryError('SOCKS_PROXY_UNREACHABLE', `cannot reach the SOCKS5 proxy at ${where} (${why}): is tor running with SocksPort ${where}?`, { cause: err }));
     };
     const onEnd = (): void => {
-      finish(
-        new RegistryError(
-          'SOCKS_PROXY_CLOSED',
-          `the proxy at ${where} closed the connection during the SOCKS5 handshake: is it tor's SocksPort?`,
-        ),
-      );
+      finish(new RegistryError('SOCKS_PROXY_CLOSED', `the proxy at ${where} closed the connection during the SOCKS5 handshake: is it tor's SocksPort?`));
     };
     const onAbort = (): void => finish(new RegistryError('SOCKS_ABORTED', 'the connection attempt was cancelled'));
 
@@ -154,45 +189,22 @@ export function socksConnect(options: SocksConnectOptions): Promise<Socket> {
         if (step === 'method') {
           const reply = socket.read(2) as Buffer | null;
           if (reply === null) return;
-          if (reply[0] !== VERSION) {
-            finish(new RegistryError('SOCKS_NOT_SOCKS5', `${where} is not a SOCKS5 proxy (it answered version byte ${String(reply[0])}): point --socks at tor's SocksPort`));
-            return;
-          }
-          if (reply[1] === NO_ACCEPTABLE_METHOD) {
-            finish(new RegistryError('SOCKS_AUTH_REQUIRED', `the proxy at ${where} requires authentication, which this client does not support`));
-            return;
-          }
-          if (reply[1] !== NO_AUTH) {
-            finish(new RegistryError('SOCKS_BAD_REPLY', `the proxy at ${where} chose method ${String(reply[1])}, which was not offered`));
+          const refused = methodReplyError(reply, where);
+          if (refused !== undefined) {
+            finish(refused);
             return;
           }
           socket.write(connectRequest(host, port));
           step = 'reply-head';
         } else if (step === 'reply-head') {
-          // VER REP RSV ATYP and the first byte of BND.ADDR (a DOMAINNAME's length).
-          const head = socket.read(5) as Buffer | null;
+          const head = socket.read(REPLY_HEAD_BYTES) as Buffer | null;
           if (head === null) return;
-          const [version, rep = 0, , atyp = 0, first = 0] = head;
-          if (version !== VERSION) {
-            finish(new RegistryError('SOCKS_BAD_REPLY', `the proxy at ${where} answered CONNECT with version byte ${String(version)}`));
+          const rest = connectReplyRest(head, where, host, port);
+          if (rest instanceof RegistryError) {
+            finish(rest);
             return;
           }
-          if (rep !== 0x00) {
-            const known = REPLIES.get(rep);
-            const hex = `0x${rep.toString(16).padStart(2, '0')}`;
-            finish(
-              known === undefined
-                ? new RegistryError('SOCKS_UNKNOWN_REPLY', `the proxy refused to connect to ${host}:${port} with reply code ${hex}`, { replyCode: rep })
-                : new RegistryError(known, `${ERROR_CATALOG[known].message} (${host}:${port}, SOCKS reply ${hex})`, { replyCode: rep }),
-            );
-            return;
-          }
-          const length = boundAddressLength(atyp, first);
-          if (length === undefined) {
-            finish(new RegistryError('SOCKS_BAD_REPLY', `the proxy at ${where} answered with unknown address type ${String(atyp)}`));
-            return;
-          }
-          addressLength = length - 1 + 2; // rest of BND.ADDR, then BND.PORT
+          addressLength = rest;
           step = 'reply-address';
         } else {
           const rest = socket.read(addressLength) as Buffer | null;

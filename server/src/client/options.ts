@@ -1,0 +1,104 @@
+/** What a RegistryClient can be told, its defaults, and the checks made before anything connects. */
+import { RegistryError } from '../protocol/errors.js';
+import type { PeerIdentity } from './identity.js';
+import type { SocksProxy } from './socks5.js';
+
+export interface ReconnectOptions {
+  /** Delay before the first attempt; doubles (by `factor`) with each failed attempt. */
+  readonly initialDelayMs: number;
+  readonly maxDelayMs: number;
+  readonly factor: number;
+  /** 0..1: each delay is reduced by up to this fraction at random, so peers don't reconnect in lockstep. */
+  readonly jitter: number;
+  /** Attempts before giving up (the client then closes with RECONNECT_FAILED). */
+  readonly maxAttempts: number;
+}
+
+export interface RegistryClientOptions {
+  /** `ws://<host>:<port>/`; an .onion host requires `socks`. */
+  readonly url: string;
+  /** Required for `register`. */
+  readonly identity?: PeerIdentity;
+  /** SOCKS5 proxy (tor's SocksPort); host names are resolved by the proxy. */
+  readonly socks?: SocksProxy;
+  /** Time to reach the registry and receive its hello. Default 60 s. */
+  readonly connectTimeoutMs?: number;
+  /** Time for a reply. Default 30 s. */
+  readonly requestTimeoutMs?: number;
+  /**
+   * A connection that shows no sign of life this long is dropped and reconnected; the client pings
+   * every third of it. Default 90 s; 0 disables both.
+   */
+  readonly livenessTimeoutMs?: number;
+  /** Reconnection after a lost connection; `false` disables it. */
+  readonly reconnect?: Partial<ReconnectOptions> | false;
+}
+
+/** The options after defaults and checks: what the client's parts read. */
+export interface ClientSettings {
+  /** The normalized URL (`URL.href`). */
+  readonly url: string;
+  readonly identity: PeerIdentity | undefined;
+  readonly socks: SocksProxy | undefined;
+  readonly connectTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly livenessTimeoutMs: number;
+  /** null: reconnection is disabled. */
+  readonly reconnect: ReconnectOptions | null;
+}
+
+export const DEFAULT_RECONNECT: ReconnectOptions = Object.freeze({
+  initialDelayMs: 500,
+  maxDelayMs: 30_000,
+  factor: 2,
+  jitter: 0.5,
+  maxAttempts: Number.POSITIVE_INFINITY,
+});
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 60_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+const DEFAULT_LIVENESS_TIMEOUT_MS = 90_000;
+
+/** Every problem of the reconnect options at once (RangeError), or the options frozen. */
+export function checkReconnectOptions(options: ReconnectOptions): ReconnectOptions {
+  const problems: string[] = [];
+  if (!(options.initialDelayMs >= 0)) problems.push('initialDelayMs must be >= 0');
+  if (!(options.maxDelayMs >= options.initialDelayMs)) problems.push('maxDelayMs must be >= initialDelayMs');
+  if (!(options.factor >= 1)) problems.push('factor must be >= 1');
+  if (!(options.jitter >= 0 && options.jitter <= 1)) problems.push('jitter must be between 0 and 1');
+  if (!(options.maxAttempts >= 1)) problems.push('maxAttempts must be >= 1');
+  if (problems.length > 0) throw new RangeError(`invalid reconnect options: ${problems.join('; ')}`);
+  return Object.freeze({ ...options });
+}
+
+/** The registry URL, normalized; BAD_URL or SOCKS_REQUIRED when it cannot be used as given. */
+function checkUrl(text: string, socks: SocksProxy | undefined): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new RegistryError('BAD_URL', `registry URL "${text}" is not a URL: use ws://<host>:<port>/`);
+  }
+  if (url.protocol !== 'ws:') {
+    throw new RegistryError('BAD_URL', `registry URL must start with ws:// (got ${url.protocol}//): use ws://<host>:<port>/`);
+  }
+  if (url.hostname.toLowerCase().endsWith('.onion') && socks === undefined) {
+    // Never hand an .onion name to the local resolver: that leaks which service we look for.
+    throw new RegistryError('SOCKS_REQUIRED', `${url.hostname} is an onion address: connect through tor with a SOCKS proxy (e.g. socks 127.0.0.1:9050)`);
+  }
+  return url.href;
+}
+
+/** Defaults spread in, then checked; throws before anything connects. */
+export function resolveOptions(options: RegistryClientOptions): ClientSettings {
+  const url = checkUrl(options.url, options.socks);
+  return Object.freeze({
+    url,
+    identity: options.identity,
+    socks: options.socks,
+    connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    livenessTimeoutMs: options.livenessTimeoutMs ?? DEFAULT_LIVENESS_TIMEOUT_MS,
+    reconnect: options.reconnect === false ? null : checkReconnectOptions({ ...DEFAULT_RECONNECT, ...options.reconnect }),
+  });
+}

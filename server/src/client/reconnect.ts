@@ -1,0 +1,119 @@
+/**
+ * Reconnection after a lost connection: attempts spaced by exponential backoff with jitter, each
+ * one restoring the registration and the subscription before the client counts as reconnected.
+ */
+import { CloseCode, ErrorCode, RegistryError } from '../protocol/errors.js';
+import type { PeerRecord } from '../protocol/messages.js';
+import type { Hello } from '../protocol/reply-parser.js';
+import type { ClientContext } from './client-context.js';
+import type { ReconnectOptions } from './options.js';
+import { request, sendRegister, shutdown } from './session.js';
+
+/** Server refusals worth retrying on a new connection when restoring a registration. */
+const TRANSIENT_SERVER_CODES: ReadonlySet<string> = new Set([ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL, ErrorCode.REGISTRY_FULL]);
+
+/** The delay before reconnection attempt `attempt` (1-based): exponential, capped, with jitter. */
+export function backoffDelay(attempt: number, options: ReconnectOptions, random: () => number = Math.random): number {
+  const exponential = options.initialDelayMs * options.factor ** Math.max(0, attempt - 1);
+  const capped = Math.min(options.maxDelayMs, exponential);
+  return Math.round(capped * (1 - options.jitter * random()));
+}
+
+/** A failure of the connection itself (not a refusal by the registry): the next attempt may do better. */
+function isConnectionLevel(err: unknown): boolean {
+  return err instanceof RegistryError && !err.fromServer;
+}
+
+/** Why the client must not reconnect after a close; null when it should. */
+function reasonToStop(ctx: ClientContext, code: number): RegistryError | null {
+  if (ctx.wasReplaced || code === CloseCode.REPLACED) {
+    // Another live connection holds our key: reconnecting would only take it back and forth.
+    return new RegistryError('REPLACED', 'another connection registered with this key, and the registry closed this one');
+  }
+  if (ctx.settings.reconnect === null) return new RegistryError('CONNECTION_CLOSED', `the connection to the registry closed (code ${code})`);
+  return null;
+}
+
+export class Reconnector {
+  /** `open` opens a new current connection and waits for its hello. */
+  constructor(
+    private readonly ctx: ClientContext,
+    private readonly open: () => Promise<Hello>,
+  ) {}
+
+  /** The current (greeted) connection closed: give up for good, or start reconnecting. */
+  connectionLost(code: number, reason: string): void {
+    const ctx = this.ctx;
+    if (ctx.state === 'closed') return;
+    const stop = reasonToStop(ctx, code);
+    ctx.events.emit('disconnected', { code, reason, willReconnect: stop === null });
+    if (stop !== null) {
+      void shutdown(ctx, stop);
+      return;
+    }
+    ctx.state = 'reconnecting';
+    this.schedule(null);
+  }
+
+  private schedule(error: RegistryError | null): void {
+    const ctx = this.ctx;
+    const options = ctx.settings.reconnect as ReconnectOptions;
+    ctx.reconnect.attempt += 1;
+    const { attempt } = ctx.reconnect;
+    if (attempt > options.maxAttempts) {
+      const detail = error === null ? '' : `: ${error.message}`;
+      void shutdown(ctx, new RegistryError('RECONNECT_FAILED', `gave up reconnecting after ${options.maxAttempts} attempts${detail}`, { cause: error }));
+      return;
+    }
+    const delayMs = backoffDelay(attempt, options);
+    ctx.events.emit('reconnecting', { attempt, delayMs, error });
+    ctx.reconnect.timer = setTimeout(() => {
+      ctx.reconnect.timer = undefined;
+      void this.attempt();
+    }, delayMs);
+  }
+
+  private async attempt(): Promise<void> {
+    const ctx = this.ctx;
+    try {
+      await this.open();
+    } catch (err) {
+      if (ctx.state !== 'closed') this.schedule(err as RegistryError);
+      return;
+    }
+    if (ctx.state === 'closed') return;
+    const connection = ctx.connection;
+    ctx.state = 'open';
+    let registered: PeerRecord | null;
+    try {
+      registered = await this.restore();
+    } catch {
+      // The new connection is not usable yet: drop it; its close continues the backoff.
+      if (connection !== null && ctx.connection === connection) connection.terminate();
+      return;
+    }
+    const attempt = ctx.reconnect.attempt;
+    ctx.reconnect.attempt = 0;
+    ctx.events.emit('reconnected', { attempt, registered, subscribed: ctx.wantSubscribed });
+  }
+
+  /**
+   * Registers again and subscribes again, as before the loss. A registration the registry refuses
+   * for good (e.g. NICKNAME_TAKEN) is reported as lost; anything else throws.
+   */
+  private async restore(): Promise<PeerRecord | null> {
+    const ctx = this.ctx;
+    let registered: PeerRecord | null = null;
+    if (ctx.wanted !== null) {
+      try {
+        registered = await sendRegister(ctx, ctx.wanted);
+      } catch (err) {
+        if (isConnectionLevel(err) || TRANSIENT_SERVER_CODES.has((err as RegistryError).code)) throw err;
+        ctx.wanted = null;
+        ctx.events.emit('registration_lost', err as RegistryError);
+      }
+    }
+    if (ctx.wantSubscribed) await request(ctx, 'subscribe', {}, 'subscribed');
+    return registered;
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Requests in flight on the current connection: each gets a numeric id, a timeout, and the reply
+ * (or error reply) that carries its id. Replies arrive in order, but are matched by id anyway.
+ */
+import { RegistryError } from '../protocol/errors.js';
+import { readRefusal, type Frame } from '../protocol/reply-parser.js';
+import type { Connection } from './transport.js';
+
+/** Request body fields other than `type` and `id`. */
+export type RequestBody = Record<string, string | number | null>;
+
+interface Pending {
+  readonly expect: string;
+  readonly resolve: (frame: Frame) => void;
+  readonly reject: (err: RegistryError) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+export class PendingRequests {
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+
+  constructor(private readonly timeoutMs: number) {}
+
+  /** Sends a request on a greeted connection; resolves with the reply of type `expect`. */
+  send(connection: Connection, type: string, body: RequestBody, expect: string): Promise<Frame> {
+    const id = this.nextId++;
+    const receivedAtSend = connection.received;
+    return new Promise<Frame>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new RegistryError('TIMEOUT', `no reply to "${type}" within ${this.timeoutMs} ms`));
+        // Nothing at all came back since: the link is dead, so reconnect instead of waiting.
+        if (connection.received === receivedAtSend) connection.terminate();
+      }, this.timeoutMs);
+      this.pending.set(id, { expect, resolve, reject, timer });
+      connection.send({ ...body, type, id });
+    });
+  }
+
+  /**
+   * Settles the request a reply answers. False when the frame is no reply (it has no numeric id):
+   * then it may be an event. A reply to no pending request (timed out) is dropped.
+   */
+  settle(frame: Frame): boolean {
+    const id = frame.id;
+    if (typeof id !== 'number') return false;
+    const pending = this.pending.get(id);
+    if (pending === undefined) return true;
+    this.pending.delete(id);
+    clearTimeout(pending.timer);
+    if (frame.type === 'error') pending.reject(readRefusal(frame));
+    else if (frame.type === pending.expect) pending.resolve(frame);
+    else pending.reject(new RegistryError('BAD_RESPONSE', `expected "${pending.expect}" from the registry, got "${String(frame.type)}"`));
+    return true;
+  }
+
+  /** Fails every request in flight (the connection closed, or the client did). */
+  rejectAll(error: RegistryError): void {
+    for (const pending of this.pending.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(error);
+    }
+    this.pending.clear();
+  }
+}

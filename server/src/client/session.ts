@@ -1,0 +1,93 @@
+/**
+ * What the client does over its current connection, on the shared ClientContext: open it, send
+ * requests and the signed registration, route what arrives, forget it when it closes, and shut the
+ * client down for good.
+ */
+import { RegistryError } from '../protocol/errors.js';
+import type { PeerRecord } from '../protocol/messages.js';
+import { expectPeer, readEvent, type Frame, type Hello } from '../protocol/reply-parser.js';
+import type { ClientContext, Registration } from './client-context.js';
+import { emitRegistryEvent } from './events.js';
+import type { RequestBody } from './requests.js';
+import { Connection, type ConnectionHandlers } from './transport.js';
+
+/** Opens a new connection as the current one and waits for its hello. */
+export async function openConnection(ctx: ClientContext, handlers: ConnectionHandlers): Promise<Hello> {
+  const connection = new Connection(ctx.settings, ctx.agent, handlers);
+  ctx.connection = connection;
+  try {
+    return await connection.ready;
+  } catch (err) {
+    if (ctx.connection === connection) ctx.connection = null;
+    if (ctx.state === 'closed') throw new RegistryError('CLOSED', 'the client was closed while connecting');
+    throw err;
+  }
+}
+
+export function notConnected(ctx: ClientContext): RegistryError {
+  const { state } = ctx;
+  const why = state === 'reconnecting' ? 'reconnecting: retry after the "reconnected" event' : `state ${state}: call connect() first`;
+  return new RegistryError(state === 'closed' ? 'CLOSED' : 'NOT_CONNECTED', `not connected to the registry (${why})`);
+}
+
+/** Sends a request on the current connection; resolves with the reply of type `expect`. */
+export function request(ctx: ClientContext, type: string, body: RequestBody, expect: string): Promise<Frame> {
+  const connection = ctx.connection;
+  if (connection === null || !connection.isOpen) return Promise.reject(notConnected(ctx));
+  return ctx.requests.send(connection, type, body, expect);
+}
+
+/** Registers on the current connection, signing its challenge with the identity. */
+export async function sendRegister(ctx: ClientContext, registration: Registration): Promise<PeerRecord> {
+  const identity = ctx.settings.identity;
+  if (identity === undefined) {
+    throw new RegistryError('NO_IDENTITY', 'register needs an identity: pass `identity` (see loadOrCreateIdentity)');
+  }
+  const hello = ctx.connection?.hello ?? null;
+  if (hello === null) throw notConnected(ctx);
+  const { nickname, address, port } = registration;
+  const body: RequestBody = {
+    nickname,
+    address,
+    port,
+    publicKey: identity.publicKeyPem,
+    signature: identity.sign(hello.challenge, nickname, address, port),
+  };
+  const frame = await request(ctx, 'register', body, 'registered');
+  ctx.peer = expectPeer(frame.peer);
+  return ctx.peer;
+}
+
+/** A frame after the hello: the reply to a request, or else an event (or nothing this client knows). */
+export function routeFrame(ctx: ClientContext, frame: Frame): void {
+  if (ctx.requests.settle(frame)) return;
+  const event = readEvent(frame);
+  if (event !== undefined) emitRegistryEvent(ctx, event);
+}
+
+/**
+ * Forgets a greeted connection that closed, failing its requests. False when it was no longer the
+ * current one (nothing to do).
+ */
+export function forgetConnection(ctx: ClientContext, connection: Connection, code: number): boolean {
+  if (ctx.connection !== connection) return false;
+  ctx.connection = null;
+  ctx.peer = null;
+  ctx.requests.rejectAll(new RegistryError('CONNECTION_CLOSED', `the connection to the registry closed (code ${code}) before the reply`));
+  return true;
+}
+
+/** Closes the client for good: no more reconnecting, requests fail with `error` (CLOSED when null). */
+export async function shutdown(ctx: ClientContext, error: RegistryError | null): Promise<void> {
+  if (ctx.state === 'closed') return;
+  ctx.state = 'closed';
+  clearTimeout(ctx.reconnect.timer);
+  ctx.reconnect.timer = undefined;
+  const connection = ctx.connection;
+  ctx.requests.rejectAll(error ?? new RegistryError('CLOSED', 'the client was closed'));
+  ctx.agent?.destroy();
+  await connection?.close();
+  ctx.connection = null;
+  ctx.peer = null;
+  ctx.events.emit('closed', error);
+}

@@ -1,0 +1,126 @@
+import { describe, expect, it } from 'vitest';
+import { RegistryError } from './errors.js';
+import { decodeFrame, expectPeer, expectPeerPage, readEvent, readHello, readPeer, readRefusal, type Frame } from './reply-parser.js';
+
+const bytes = (value: unknown): Buffer => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
+
+const peer = {
+  nickname: 'alice',
+  address: `${'a'.repeat(56)}.onion`,
+  port: 5050,
+  publicKey: '-----BEGIN PUBLIC KEY-----\n…',
+  keyType: 'ed25519',
+  registeredAt: '2025-01-01T00:00:00.000Z',
+} as const;
+
+const hello = { type: 'hello', protocol: 1, challenge: 'c', onion: null, limits: { maxMessageBytes: 2048 } };
+
+function thrown(fn: () => unknown): RegistryError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(RegistryError);
+    return err as RegistryError;
+  }
+  throw new Error('expected a RegistryError, got none');
+}
+
+describe('reply parser: frames', () => {
+  it('decodes a frame that is one JSON object, also from fragments and ArrayBuffers', () => {
+    expect(decodeFrame(bytes({ type: 'pong', id: 1 }))).toEqual({ type: 'pong', id: 1 });
+    expect(decodeFrame([bytes('{"type":'), bytes('"pong"}')])).toEqual({ type: 'pong' });
+    expect(decodeFrame(new TextEncoder().encode('{"type":"pong"}').buffer)).toEqual({ type: 'pong' });
+  });
+
+  it('gives nothing for a frame that is not JSON, or not a JSON object', () => {
+    for (const text of ['', 'not json', '{"type":', '[]', '[{"type":"pong"}]', 'null', '42', '"hello"']) {
+      expect(decodeFrame(bytes(text))).toBeUndefined();
+    }
+  });
+});
+
+describe('reply parser: hello', () => {
+  it('reads the greeting and its frame limit', () => {
+    expect(readHello(hello)).toEqual({ protocol: 1, challenge: 'c', onion: null, maxMessageBytes: 2048 });
+    expect(readHello({ ...hello, onion: 'x.onion' })?.onion).toBe('x.onion');
+  });
+
+  it('assumes the revision-1 limit when the hello has no limits', () => {
+    const { limits: _limits, ...revision1 } = hello;
+    expect(readHello(revision1)?.maxMessageBytes).toBe(16_384);
+    expect(readHello({ ...hello, limits: { maxMessageBytes: '2048' } })?.maxMessageBytes).toBe(16_384);
+  });
+
+  it('gives nothing for a frame that is not a hello', () => {
+    const notHellos: Frame[] = [
+      { ...hello, type: 'pong' },
+      { ...hello, protocol: '1' },
+      { ...hello, challenge: undefined },
+      { ...hello, onion: 5 },
+    ];
+    for (const frame of notHellos) expect(readHello(frame)).toBeUndefined();
+  });
+});
+
+describe('reply parser: peers', () => {
+  it('reads a peer object, ignoring fields it does not know', () => {
+    expect(readPeer({ ...peer, addressVerified: true, later: 'x' })).toEqual(peer);
+    expect(readPeer({ ...peer, keyType: 'rsa' })?.keyType).toBe('rsa');
+  });
+
+  it('gives nothing for a peer with a field missing or of the wrong type', () => {
+    expect(readPeer(null)).toBeUndefined();
+    expect(readPeer([peer])).toBeUndefined();
+    expect(readPeer({ ...peer, port: '5050' })).toBeUndefined();
+    expect(readPeer({ ...peer, keyType: 'dsa' })).toBeUndefined();
+    const { registeredAt: _registeredAt, ...partial } = peer;
+    expect(readPeer(partial)).toBeUndefined();
+  });
+
+  it('answers a malformed peer in a reply with BAD_RESPONSE', () => {
+    expect(expectPeer(peer)).toEqual(peer);
+    expect(thrown(() => expectPeer({ ...peer, port: null })).code).toBe('BAD_RESPONSE');
+  });
+
+  it('reads a page of peers, and answers a malformed one with BAD_RESPONSE', () => {
+    expect(expectPeerPage({ type: 'peers', peers: [peer], next: 'alice' })).toEqual({ peers: [peer], next: 'alice' });
+    expect(expectPeerPage({ type: 'peers', peers: [], next: null })).toEqual({ peers: [], next: null });
+    expect(thrown(() => expectPeerPage({ type: 'peers', peers: {}, next: null })).message).toMatch(/malformed "peers" reply/);
+    expect(thrown(() => expectPeerPage({ type: 'peers', peers: [], next: 3 })).code).toBe('BAD_RESPONSE');
+    expect(thrown(() => expectPeerPage({ type: 'peers', peers: [{ nickname: 'x' }], next: null })).message).toMatch(/malformed peer object/);
+  });
+});
+
+describe('reply parser: events', () => {
+  it('reads each event type', () => {
+    expect(readEvent({ type: 'peer_joined', peer })).toEqual({ type: 'peer_joined', peer });
+    expect(readEvent({ type: 'peer_left', nickname: 'alice' })).toEqual({ type: 'peer_left', nickname: 'alice' });
+    expect(readEvent({ type: 'replaced' })).toEqual({ type: 'replaced' });
+  });
+
+  it('gives nothing for a malformed event', () => {
+    expect(readEvent({ type: 'peer_joined', peer: { ...peer, port: 'x' } })).toBeUndefined();
+    expect(readEvent({ type: 'peer_left' })).toBeUndefined();
+  });
+
+  it('ignores message types it does not know (later revisions add some)', () => {
+    for (const type of ['claimed', 'evicted', 'something_new', 5, undefined]) expect(readEvent({ type })).toBeUndefined();
+  });
+});
+
+describe('reply parser: error replies', () => {
+  it('turns an error reply into the RegistryError of its code, from the server', () => {
+    const err = readRefusal({ type: 'error', id: 1, code: 'NICKNAME_TAKEN', message: 'taken' });
+    expect(err).toMatchObject({ code: 'NICKNAME_TAKEN', message: 'taken', fromServer: true });
+  });
+
+  it('keeps a code it does not know in the text of a BAD_RESPONSE', () => {
+    const err = readRefusal({ type: 'error', id: 1, code: 'FROM_REVISION_9', message: 'no' });
+    expect(err.code).toBe('BAD_RESPONSE');
+    expect(err.message).toContain('"FROM_REVISION_9"');
+  });
+
+  it('gives a refusal without a message a default one', () => {
+    expect(readRefusal({ type: 'error', code: 'RATE_LIMITED' }).message).toBe('the registry refused the request');
+  });
+});
