@@ -97,7 +97,8 @@ export function envName(section: string, key: string): string {
   return `REGISTRY_${section}_${key}`.toUpperCase();
 }
 
-type Sections = Record<string, Record<string, unknown>>;
+/** Parsed ini: sections of keys, and (wrongly placed) keys outside any section. */
+type Sections = Readonly<Record<string, unknown>>;
 
 class Reader {
   readonly missing: string[] = [];
@@ -111,7 +112,8 @@ class Reader {
   raw(section: string, key: string): string | undefined {
     const fromEnv = this.env[envName(section, key)];
     if (fromEnv !== undefined && fromEnv.trim() !== '') return fromEnv.trim();
-    const value = this.sections[section]?.[key];
+    const body = this.sections[section];
+    const value = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[key] : undefined;
     if (value === undefined || value === null) return undefined;
     if (typeof value !== 'string') {
       this.invalid.push(`[${section}] ${key} must be a single value`);
