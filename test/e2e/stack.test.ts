@@ -13,7 +13,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createIdentity, type PeerIdentity } from '../../server/src/client/identity.js';
 import { RegistryClient, type ReconnectedInfo } from '../../server/src/client/index.js';
 import { SocksAgent, socksConnect, type SocksProxy } from '../../server/src/client/socks5.js';
-import { RawClient, ed25519Identity, randomOnion, signRegistration } from '../support/registry-harness.js';
+import { RawClient, ed25519Identity, randomNickname, randomOnion, signRegistration } from '../support/registry-harness.js';
+import { nextEvent, retry, waitUntil } from '../support/wait.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const PROJECT = `p2p-registry-e2e-${randomBytes(3).toString('hex')}`;
@@ -47,46 +48,46 @@ async function inspect(service: string, format: string): Promise<string> {
 }
 
 async function waitHealthy(service: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const status = await inspect(service, '{{.State.Health.Status}}');
-    if (status === 'healthy') return;
-    if (Date.now() > deadline) throw new Error(`${service} not healthy after ${timeoutMs} ms (status ${status})`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
+  let status = '(not inspected yet)';
+  await waitUntil(
+    `${service} to be healthy`,
+    async () => {
+      status = await inspect(service, '{{.State.Health.Status}}');
+      return status === 'healthy';
+    },
+    { timeoutMs, intervalMs: 1000, describe: () => `health status ${status}` },
+  );
 }
 
 /** A client of the registry through tor; the first connection is retried while the descriptor spreads. */
 async function connectClient(identity?: PeerIdentity, timeoutMs = 120_000): Promise<RegistryClient> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const client = await RegistryClient.connect({
+  const client = await retry(
+    'a connection to the registry through tor',
+    () =>
+      RegistryClient.connect({
         url: registryUrl,
         socks,
         ...(identity === undefined ? {} : { identity }),
         connectTimeoutMs: 30_000,
         reconnect: { initialDelayMs: 500, maxDelayMs: 5_000, maxAttempts: 200 },
-      });
-      clients.push(client);
-      return client;
-    } catch (err) {
-      lastError = err;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-  throw new Error(`could not reach the registry through tor within ${timeoutMs} ms: ${String(lastError)}`);
+      }),
+    { timeoutMs, intervalMs: 1000 },
+  );
+  clients.push(client);
+  return client;
 }
 
-function nextEvent<T>(client: RegistryClient, event: 'reconnected', timeoutMs: number): Promise<T> {
-  return new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${event} within ${timeoutMs} ms`)), timeoutMs);
-    client.once(event, (info: ReconnectedInfo) => {
-      clearTimeout(timer);
-      resolvePromise(info as T);
-    });
-  });
+/** A client of its own that registered under a fresh nickname (tests share the stack, not data). */
+async function registeredPeer(prefix: string, address = randomOnion(), port = 5050): Promise<{ client: RegistryClient; nickname: string }> {
+  const client = await connectClient(createIdentity());
+  const nickname = randomNickname(prefix);
+  await client.register({ nickname, address, port });
+  return { client, nickname };
+}
+
+async function reconnectedInfo(client: RegistryClient, timeoutMs: number): Promise<ReconnectedInfo> {
+  const [info] = await nextEvent<[ReconnectedInfo]>(client, 'reconnected', timeoutMs);
+  return info;
 }
 
 /**
@@ -162,18 +163,23 @@ describe('the registry through real onion routing', () => {
   it('lets two peers register, look each other up and list each other', async () => {
     const alice = await connectClient(createIdentity());
     const bob = await connectClient(createIdentity());
+    const aliceName = randomNickname('alice');
+    const bobName = randomNickname('Bob');
+    const aliceAddress = randomOnion();
     const bobAddress = randomOnion();
-    expect(await alice.register({ nickname: 'alice', address: echoOnion, port: 7 })).toMatchObject({ nickname: 'alice', address: echoOnion, port: 7 });
-    await bob.register({ nickname: 'Bob', address: bobAddress, port: 5050 });
-    expect(await bob.lookup('ALICE')).toMatchObject({ nickname: 'alice', address: echoOnion, keyType: 'ed25519' });
-    expect(await alice.lookup('bob')).toMatchObject({ nickname: 'Bob', address: bobAddress });
+    expect(await alice.register({ nickname: aliceName, address: aliceAddress, port: 7 })).toMatchObject({ nickname: aliceName, address: aliceAddress, port: 7 });
+    await bob.register({ nickname: bobName, address: bobAddress, port: 5050 });
+    expect(await bob.lookup(aliceName.toUpperCase())).toMatchObject({ nickname: aliceName, address: aliceAddress, keyType: 'ed25519' });
+    expect(await alice.lookup(bobName.toLowerCase())).toMatchObject({ nickname: bobName, address: bobAddress });
     const names = (await bob.list()).map((p) => p.nickname);
-    expect(names).toEqual(expect.arrayContaining(['alice', 'Bob']));
+    expect(names).toEqual(expect.arrayContaining([aliceName, bobName]));
   });
 
   it('shows a peer who found another through the registry reaching its own onion service', async () => {
+    // The echo service's owner registers it here: this test depends on no other.
+    const { nickname } = await registeredPeer('echo', echoOnion, 7);
     const finder = await connectClient();
-    const peer = await finder.lookup('alice');
+    const peer = await finder.lookup(nickname);
     const socket = await socksConnect({ proxy: socks, host: peer.address, port: peer.port, timeoutMs: 60_000 });
     const echoed = await new Promise<string>((resolvePromise, reject) => {
       let text = '';
@@ -195,12 +201,15 @@ describe('the registry through real onion routing', () => {
     const seen: string[] = [];
     watcher.on('peer_joined', (peer) => seen.push(`+${peer.nickname}`));
     watcher.on('peer_left', (nickname) => seen.push(`-${nickname}`));
-    const carol = await connectClient(createIdentity());
-    await carol.register({ nickname: 'carol', address: randomOnion(), port: 5050 });
-    await carol.close();
-    const deadline = Date.now() + 30_000;
-    while (!seen.includes('-carol') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    expect(seen).toEqual(['+carol', '-carol']);
+    const carol = await registeredPeer('carol');
+    await carol.client.close();
+    await waitUntil(`peer_left for ${carol.nickname}`, () => seen.includes(`-${carol.nickname}`), {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      describe: () => `events seen: ${seen.join(' ')}`,
+    });
+    // Other tests' peers come and go on the same registry; this one's events come in order.
+    expect(seen.filter((e) => e.endsWith(carol.nickname))).toEqual([`+${carol.nickname}`, `-${carol.nickname}`]);
   });
 
   it('refuses a signature made for another connection\'s challenge', async () => {
@@ -235,32 +244,30 @@ describe('the registry through real onion routing', () => {
   });
 
   it('survives a tor restart: same onion address, the server keeps running, clients reconnect and re-register', async () => {
-    const dave = await connectClient(createIdentity());
-    await dave.register({ nickname: 'dave', address: randomOnion(), port: 5050 });
+    const dave = await registeredPeer('dave');
     const serverStartedAt = await inspect('registry', '{{.State.StartedAt}}');
-    const reconnected = nextEvent<ReconnectedInfo>(dave, 'reconnected', 240_000);
+    const reconnected = reconnectedInfo(dave.client, 240_000);
     const restartStarted = Date.now();
     await compose('restart', 'tor');
     await waitHealthy('tor', 120_000);
     const info = await reconnected;
     timings.torRestartReconnectSeconds = (Date.now() - restartStarted) / 1000;
-    expect(info.registered).toMatchObject({ nickname: 'dave' });
+    expect(info.registered).toMatchObject({ nickname: dave.nickname });
     expect((await inContainer('tor', ['cat', `${HS_DIR}/hostname`])).output).toBe(registryOnion);
     expect(await inspect('registry', '{{.State.StartedAt}}')).toBe(serverStartedAt);
     const other = await connectClient();
-    expect(await other.lookup('dave')).toMatchObject({ nickname: 'dave' });
+    expect(await other.lookup(dave.nickname)).toMatchObject({ nickname: dave.nickname });
   });
 
   it('survives a server restart: clients reconnect and re-register', async () => {
-    const erin = await connectClient(createIdentity());
-    await erin.register({ nickname: 'erin', address: randomOnion(), port: 5050 });
-    const reconnected = nextEvent<ReconnectedInfo>(erin, 'reconnected', 180_000);
+    const erin = await registeredPeer('erin');
+    const reconnected = reconnectedInfo(erin.client, 180_000);
     const restartStarted = Date.now();
     await compose('restart', 'registry');
     const info = await reconnected;
     timings.serverRestartReconnectSeconds = (Date.now() - restartStarted) / 1000;
-    expect(info.registered).toMatchObject({ nickname: 'erin' });
+    expect(info.registered).toMatchObject({ nickname: erin.nickname });
     const other = await connectClient();
-    expect(await other.lookup('erin')).toMatchObject({ nickname: 'erin' });
+    expect(await other.lookup(erin.nickname)).toMatchObject({ nickname: erin.nickname });
   });
 });

@@ -28,14 +28,13 @@ import {
 import {
   Opcode,
   RawSocketClient,
-  delay,
   encodeClientFrame,
-  eventually,
   guardProcessErrors,
   randomModulus,
   rsaPublicKeyPem,
   type ProcessErrorGuard,
 } from './hardening-support.js';
+import { delay, resultWithin, waitUntil } from '../support/wait.js';
 
 const FLOOD_CONNECTIONS = 600;
 let guard: ProcessErrorGuard;
@@ -118,7 +117,7 @@ describe('slow-loris', () => {
     const loris = [tcp(s), tcp(s), tcp(s)];
     await delay(100);
     const extra = tcp(s);
-    const extraClosed = await Promise.race([extra.closedAfterMs, delay(1_000).then(() => Number.POSITIVE_INFINITY)]);
+    const extraClosed = await resultWithin(extra.closedAfterMs, 1_000, Number.POSITIVE_INFINITY);
     expect(extraClosed, 'a connection past the cap is dropped long before the handshake timeout').toBeLessThan(1_000);
     expect(await tryConnect(s), 'an upgrade while the cap is full').not.toBe('open');
     await Promise.all(loris.map((l) => l.closedAfterMs));
@@ -140,7 +139,7 @@ describe('connections without a valid request yet (MaxPendingConnections, IdleTi
     expect(s.server.stats().pending).toBe(3);
     expect(await tryConnect(s)).toBe('HTTP 503');
     for (const c of idle) expect((await c.closed).code).toBe(1008);
-    expect(await eventually(() => s.server.stats().pending === 0, 4_000)).toBe(true);
+    await waitUntil('no pending connections left', () => s.server.stats().pending === 0, { timeoutMs: 4_000, describe: () => `pending: ${s.server.stats().pending}` });
     expect(await tryConnect(s)).toBe('open');
   });
 
@@ -175,7 +174,10 @@ describe('connection, request and subscriber budgets free up again', () => {
     await client(s);
     for (let i = 0; i < 5; i += 1) expect(await tryConnect(s)).toBe('HTTP 503');
     a.close();
-    expect(await eventually(() => s.server.stats().connections === 1, 2_000)).toBe(true);
+    await waitUntil('the closed connection to free its slot', () => s.server.stats().connections === 1, {
+      timeoutMs: 2_000,
+      describe: () => `connections: ${s.server.stats().connections}`,
+    });
     expect(await tryConnect(s)).toBe('open');
   });
 
@@ -235,7 +237,7 @@ describe('connection, request and subscriber budgets free up again', () => {
       if (c.ws.readyState === c.ws.OPEN) c.sendRaw('{"type":"ping"}');
     }, 5);
     cleanups.push(() => clearInterval(pace));
-    const outcome = await Promise.race([c.closed, delay(4_000).then(() => null)]);
+    const outcome = await resultWithin(c.closed, 4_000, null);
     clearInterval(pace);
     expect(outcome?.code, 'closed for abuse').toBe(1008);
     expect(c.frames.filter((f) => f.type === 'pong').length).toBeGreaterThan(40);
@@ -249,7 +251,10 @@ describe('connection, request and subscriber budgets free up again', () => {
     const second = await client(s);
     expect(await second.request({ type: 'subscribe' })).toMatchObject({ code: 'RATE_LIMITED' });
     first.close();
-    expect(await eventually(() => s.server.stats().subscribers === 0, 2_000)).toBe(true);
+    await waitUntil('the subscriber that left to free its place', () => s.server.stats().subscribers === 0, {
+      timeoutMs: 2_000,
+      describe: () => `subscribers: ${s.server.stats().subscribers}`,
+    });
     expect(await second.request({ type: 'subscribe' })).toMatchObject({ type: 'subscribed' });
   });
 });
@@ -277,7 +282,10 @@ describe('fairness between connections', () => {
     const released = performance.now();
     await honest.waitFor((f) => f.id === id, 10_000);
     const waited = performance.now() - released;
-    await eventually(() => flooders.every((f) => f.frames.length === FLOOD_FRAMES + 1), 10_000);
+    await waitUntil('every flooder frame to be answered', () => flooders.every((f) => f.frames.length === FLOOD_FRAMES + 1), {
+      timeoutMs: 10_000,
+      describe: () => `frames per flooder: ${flooders.map((f) => f.frames.length).join(', ')}`,
+    });
     const floodMs = performance.now() - released;
     console.log(`honest ping answered ${waited.toFixed(1)} ms after the flood was let in; the flood took ${floodMs.toFixed(0)} ms`);
     expect(flooders.every((f) => f.frames.length === FLOOD_FRAMES + 1), 'every flooder frame is answered too').toBe(true);
@@ -307,7 +315,7 @@ describe('logs under a flood', () => {
     c.sendRaw('{"type":"teleport"}');
     await c.waitFor(() => c.frames.filter((f) => f.type === 'error').length === 31);
     c.close();
-    expect(await eventually(() => lines.some((l) => l.msg === 'connection closed'), 2_000)).toBe(true);
+    await waitUntil('the "connection closed" log line', () => lines.some((l) => l.msg === 'connection closed'), { timeoutMs: 2_000 });
     expect(lines.filter((l) => l.msg === 'request refused' && (l.level as number) >= 30)).toEqual([]);
     expect(lines.find((l) => l.msg === 'connection closed')).toMatchObject({ refused: { BAD_JSON: 30, UNKNOWN_TYPE: 1 } });
   });
@@ -318,7 +326,7 @@ describe('slow readers (MaxBufferedBytes)', () => {
     const s = await server({ MaxBufferedBytes: 16_384, EventBatchMs: 0, RateLimitPerSecond: 1_000_000, RateLimitBurst: 1_000_000, SignatureChecksPerSecond: 1_000_000 });
     const stalled = rawClient(await RawSocketClient.connect(s.port));
     stalled.sendText('{"type":"subscribe","id":1}');
-    expect(await eventually(() => stalled.frames.some((f) => f.type === 'subscribed'), 2_000)).toBe(true);
+    await waitUntil('the stalled client\'s subscribed reply', () => stalled.frames.some((f) => f.type === 'subscribed'), { timeoutMs: 2_000 });
     stalled.stopReading();
     const reader = await client(s);
     await reader.request({ type: 'subscribe' });

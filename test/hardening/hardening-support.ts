@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import type { Frame } from '../support/registry-harness.js';
+import { waitUntil } from '../support/wait.js';
 
 /** Error codes PROTOCOL.md lets a peer receive (INTERNAL is deliberately absent: it is a bug). */
 export const SPEC_ERROR_CODES: ReadonlySet<string> = new Set([
@@ -59,20 +60,6 @@ export function guardProcessErrors(): ProcessErrorGuard {
       process.off('uncaughtException', onException);
     },
   };
-}
-
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `check` until it holds or `timeoutMs` passes; returns whether it held. */
-export async function eventually(check: () => boolean, timeoutMs: number, stepMs = 10): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (check()) return true;
-    if (Date.now() >= deadline) return false;
-    await delay(stepMs);
-  }
 }
 
 export const Opcode = { CONTINUATION: 0x0, TEXT: 0x1, BINARY: 0x2, CLOSE: 0x8, PING: 0x9, PONG: 0xa } as const;
@@ -195,8 +182,12 @@ export class RawSocketClient {
   /** Connects, upgrades, and waits for the server's hello. */
   static async connect(port: number): Promise<RawSocketClient> {
     const client = RawSocketClient.open(port);
-    const ok = await eventually(() => client.frames.length > 0 || client.socket.destroyed, 5_000, 2);
-    if (!ok || client.frames[0]?.type !== 'hello') throw new Error(`no hello: ${client.httpResponse}`);
+    await waitUntil('the server\'s hello on a raw socket', () => client.frames.length > 0 || client.socket.destroyed, {
+      timeoutMs: 5_000,
+      intervalMs: 2,
+      describe: () => `HTTP so far: ${JSON.stringify(client.httpResponse)}`,
+    });
+    if (client.frames[0]?.type !== 'hello') throw new Error(`no hello: ${client.httpResponse}`);
     return client;
   }
 

@@ -24,6 +24,7 @@ import {
   type Frame,
   type TestServer,
 } from '../support/registry-harness.js';
+import { resultWithin } from '../support/wait.js';
 import {
   SUCCESS_TYPES,
   anyFrame,
@@ -387,7 +388,7 @@ describe('malformed WebSocket framing', () => {
         if (together) c.write(Buffer.concat([...writes.map((w) => w.bytes), probe]));
         else for (const w of [...writes.map((x) => x.bytes), probe]) c.write(w);
         c.socket.end();
-        const closed = await Promise.race([c.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 4_000))]);
+        const closed = await resultWithin(c.closed.then(() => true), 4_000, false);
         c.destroy();
         expect(closed, 'the server closes a connection whose peer has finished').toBe(true);
         // Random bytes can form a close frame too: read the codes the way the server's parser does.
@@ -448,7 +449,7 @@ describe('malformed WebSocket framing', () => {
         runs += 1;
         const c = RawSocketClient.open(s.port, damage.make(s.port), Buffer.from(trailing));
         c.socket.end();
-        const closed = await Promise.race([c.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 4_000))]);
+        const closed = await resultWithin(c.closed.then(() => true), 4_000, false);
         c.destroy();
         expect(closed, `${damage.label}: closed`).toBe(true);
         const status = c.httpResponse.slice(0, 12) || '(no response)';

