@@ -51,7 +51,7 @@ export class Dispatcher {
       conn.close(CLOSINGS.binaryFrame);
       return;
     }
-    const parsed = this.readPaid(conn, frameBytes(data));
+    const parsed = this.chargeAndParse(conn, frameBytes(data));
     if (parsed === undefined) return;
     // One request that finds a token takes back one strike, not all: a steady flood above the rate
     // gets a token now and then and would otherwise never be closed.
@@ -78,7 +78,7 @@ export class Dispatcher {
    * many arrays and objects is paid for first (the connection's budget, then the server's); one
    * that either cannot cover is not read at all.
    */
-  private readPaid(conn: Connection, bytes: Buffer): ParseResult | undefined {
+  private chargeAndParse(conn: Connection, bytes: Buffer): ParseResult | undefined {
     const cost = requestCost(bytes);
     if (cost === 1) {
       const parsed = parseRequest(bytes);

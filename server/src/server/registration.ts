@@ -6,7 +6,7 @@
 import { RegistryError } from '../protocol/errors.js';
 import { NICKNAME_PATTERN, type PeerRecord, type RegisterRequest, type RequestId } from '../protocol/messages.js';
 import { parseOnionAddress } from '../protocol/onion-address.js';
-import { decodeSignature, parsePeerKey, verifySignature, type PeerKey } from '../protocol/peer-key.js';
+import { decodeSignature, parsePeerKey, verifySignature } from '../protocol/peer-key.js';
 import { registrationPayload } from '../protocol/signing.js';
 import type { Budgets } from './budgets.js';
 import type { Connection } from './connection.js';
@@ -14,15 +14,6 @@ import type { EventHub } from './event-hub.js';
 import type { FairScheduler } from './fair-scheduler.js';
 import { nicknameKey, type PeerEntry, type PeerTable } from './peer-table.js';
 import { CLOSINGS, REFUSALS, refuse } from './refusals.js';
-
-/** A registration whose signature is being checked. */
-interface Candidate {
-  readonly id: RequestId;
-  readonly entry: PeerEntry<Connection>;
-  readonly key: PeerKey;
-  readonly payload: Buffer;
-  readonly signature: Buffer;
-}
 
 export class Registrar {
   constructor(
@@ -58,7 +49,10 @@ export class Registrar {
     this.peers.admit(entry);
     const payload = Buffer.from(registrationPayload(conn.challenge, request.nickname, request.address, request.port), 'utf8');
     this.scheduler.busy(conn);
-    void this.verify(conn, { id: request.id, entry, key, payload, signature });
+    void verifySignature(key, payload, signature).then(
+      (valid) => this.settle(conn, request.id, entry, valid),
+      (err: unknown) => this.fail(conn, request.id, err),
+    );
   }
 
   /** Removes `conn`'s registration, if it has one, and tells subscribers; false when it had none. */
@@ -69,17 +63,22 @@ export class Registrar {
     return true;
   }
 
-  /** Never rejects: a failure is logged and answered INTERNAL, and the connection's frames resume. */
-  private async verify(conn: Connection, candidate: Candidate): Promise<void> {
+  /** The signature check is done: completes the registration, then lets the held frames run. */
+  private settle(conn: Connection, id: RequestId, entry: PeerEntry<Connection>, valid: boolean): void {
     try {
-      const valid = await verifySignature(candidate.key, candidate.payload, candidate.signature);
-      if (!conn.closed && !conn.closing) this.complete(conn, candidate.id, candidate.entry, valid);
+      if (!conn.closed && !conn.closing) this.complete(conn, id, entry, valid);
     } catch (err) {
-      conn.log.error({ err }, 'registration failed');
-      conn.reply(candidate.id, refuse(REFUSALS.internal));
-    } finally {
-      this.scheduler.release(conn);
+      this.fail(conn, id, err);
+      return;
     }
+    this.scheduler.release(conn);
+  }
+
+  /** A bug, not the peer's doing: answered as in dispatch rather than left an unhandled rejection. */
+  private fail(conn: Connection, id: RequestId, err: unknown): void {
+    conn.log.error({ err }, 'registration failed');
+    conn.reply(id, refuse(REFUSALS.internal));
+    this.scheduler.release(conn);
   }
 
   private complete(conn: Connection, id: RequestId, entry: PeerEntry<Connection>, valid: boolean): void {
