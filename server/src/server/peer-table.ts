@@ -2,10 +2,10 @@
  * The peer table: pure data, no I/O. Nicknames are unique case-insensitively (the peer's spelling is
  * kept), addresses are unique, and a registration belongs to one owner (a connection).
  */
-import { ErrorCode, RegistryError } from '../protocol/errors.js';
 import type { PeerRecord } from '../protocol/messages.js';
+import { REFUSALS, refuse } from './refusals.js';
 
-export interface Registration<Owner> {
+export interface PeerEntry<Owner> {
   readonly owner: Owner;
   readonly peer: PeerRecord;
   /** DER of the public key, to recognise the same peer coming back on a new connection. */
@@ -15,7 +15,7 @@ export interface Registration<Owner> {
 }
 
 export interface Page<Owner> {
-  readonly entries: Registration<Owner>[];
+  readonly entries: PeerEntry<Owner>[];
   readonly next: string | null;
 }
 
@@ -36,10 +36,10 @@ function bound(sorted: readonly string[], key: string, inclusive: boolean): numb
   return lo;
 }
 
-export class Registry<Owner> {
-  private readonly byNickname = new Map<string, Registration<Owner>>();
-  private readonly byAddress = new Map<string, Registration<Owner>>();
-  private readonly byOwner = new Map<Owner, Registration<Owner>>();
+export class PeerTable<Owner> {
+  private readonly byNickname = new Map<string, PeerEntry<Owner>>();
+  private readonly byAddress = new Map<string, PeerEntry<Owner>>();
+  private readonly byOwner = new Map<Owner, PeerEntry<Owner>>();
   /** Lower-cased nicknames in order, for paging. */
   private readonly order: string[] = [];
 
@@ -49,18 +49,18 @@ export class Registry<Owner> {
     return this.byNickname.size;
   }
 
-  lookup(nickname: string): Registration<Owner> | undefined {
+  lookup(nickname: string): PeerEntry<Owner> | undefined {
     return this.byNickname.get(nicknameKey(nickname));
   }
 
-  registrationOf(owner: Owner): Registration<Owner> | undefined {
+  registrationOf(owner: Owner): PeerEntry<Owner> | undefined {
     return this.byOwner.get(owner);
   }
 
   list(after: string | null, limit: number): Page<Owner> {
     const start = after === null ? 0 : bound(this.order, nicknameKey(after), false);
     const keys = this.order.slice(start, start + limit);
-    const entries = keys.map((key) => this.byNickname.get(key) as Registration<Owner>);
+    const entries = keys.map((key) => this.byNickname.get(key) as PeerEntry<Owner>);
     const more = start + limit < this.order.length;
     const last = entries[entries.length - 1];
     return { entries, next: more && last !== undefined ? last.peer.nickname : null };
@@ -70,26 +70,26 @@ export class Registry<Owner> {
    * The registrations that admitting `candidate` would replace (same key on another owner), or the
    * coded error that refuses it: NICKNAME_TAKEN, ADDRESS_TAKEN or REGISTRY_FULL.
    */
-  admit(candidate: Registration<Owner>): Registration<Owner>[] {
+  admit(candidate: PeerEntry<Owner>): PeerEntry<Owner>[] {
     const byNick = this.byNickname.get(nicknameKey(candidate.peer.nickname));
     const byAddr = this.byAddress.get(candidate.peer.address);
     if (byNick !== undefined && byNick.owner !== candidate.owner && !byNick.keyDer.equals(candidate.keyDer)) {
-      throw new RegistryError(ErrorCode.NICKNAME_TAKEN, `nickname "${candidate.peer.nickname}" is taken`);
+      throw refuse(REFUSALS.nicknameTaken(candidate.peer.nickname));
     }
     if (byAddr !== undefined && byAddr.owner !== candidate.owner && !byAddr.keyDer.equals(candidate.keyDer)) {
-      throw new RegistryError(ErrorCode.ADDRESS_TAKEN, 'this onion address is registered by another peer');
+      throw refuse(REFUSALS.addressTaken);
     }
     const replaced = [byNick, byAddr].filter(
-      (reg, index, all): reg is Registration<Owner> => reg !== undefined && all.indexOf(reg) === index,
+      (reg, index, all): reg is PeerEntry<Owner> => reg !== undefined && all.indexOf(reg) === index,
     );
     if (this.size - replaced.length >= this.maxPeers) {
-      throw new RegistryError(ErrorCode.REGISTRY_FULL, 'the registry is full, try again later');
+      throw refuse(REFUSALS.registryFull);
     }
     return replaced;
   }
 
   /** Adds a registration, replacing what admit() names; returns the replaced registrations. */
-  add(candidate: Registration<Owner>): Registration<Owner>[] {
+  add(candidate: PeerEntry<Owner>): PeerEntry<Owner>[] {
     const replaced = this.admit(candidate);
     for (const old of replaced) this.delete(old);
     const existing = this.byOwner.get(candidate.owner);
@@ -103,13 +103,13 @@ export class Registry<Owner> {
   }
 
   /** Removes the owner's registration, if it has one; returns it. */
-  removeOwner(owner: Owner): Registration<Owner> | undefined {
+  removeOwner(owner: Owner): PeerEntry<Owner> | undefined {
     const reg = this.byOwner.get(owner);
     if (reg !== undefined) this.delete(reg);
     return reg;
   }
 
-  private delete(reg: Registration<Owner>): void {
+  private delete(reg: PeerEntry<Owner>): void {
     const key = nicknameKey(reg.peer.nickname);
     if (this.byNickname.get(key) === reg) {
       this.byNickname.delete(key);

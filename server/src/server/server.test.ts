@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import {
   RawClient,
@@ -9,6 +9,7 @@ import {
   startTestServer,
   type TestServer,
 } from '../../../test/support/registry-harness.js';
+import { PeerTable } from './peer-table.js';
 
 let servers: TestServer[] = [];
 let clients: RawClient[] = [];
@@ -302,6 +303,27 @@ describe('register', () => {
     await fresh.register(id, 'liam');
     await old.closed;
     expect(await fresh.request({ type: 'lookup', nickname: 'liam' })).toMatchObject({ type: 'peer' });
+  });
+  it('answers INTERNAL when completing a verified registration fails unexpectedly, and keeps serving the connection', async () => {
+    const s = await server();
+    const c = await client(s);
+    const add = vi.spyOn(PeerTable.prototype, 'add').mockImplementationOnce(() => {
+      throw new Error('simulated bug');
+    });
+    try {
+      const id = ed25519Identity();
+      const signature = signRegistration(id, c.challenge, 'dave', id.address, 5050);
+      c.sendRaw(JSON.stringify({ type: 'register', id: 'r', nickname: 'dave', address: id.address, port: 5050, publicKey: id.publicKeyPem, signature }));
+      c.sendRaw(JSON.stringify({ type: 'ping', id: 'p' })); // held while the signature is checked
+      await c.waitFor((f) => f.id === 'p');
+      expect(c.frames.filter((f) => f.id === 'r' || f.id === 'p')).toMatchObject([
+        { type: 'error', id: 'r', code: 'INTERNAL', message: 'internal error' },
+        { type: 'pong', id: 'p' },
+      ]);
+      expect(await c.request({ type: 'lookup', nickname: 'dave' })).toMatchObject({ code: 'NOT_FOUND' });
+    } finally {
+      add.mockRestore();
+    }
   });
 });
 

@@ -1,0 +1,145 @@
+/** One WebSocket connection: its state, how frames are sent to it, and how it is closed. */
+import type { Duplex } from 'node:stream';
+import { WebSocket } from 'ws';
+import { ERROR_CATALOG, ErrorCode, isProtocolCode, type RegistryError } from '../protocol/errors.js';
+import type { RequestId, ServerMessage } from '../protocol/messages.js';
+import type { Subscriber } from './event-hub.js';
+import type { HeldFrame, TurnTaker } from './fair-scheduler.js';
+import type { Logger } from './logger.js';
+import { CLOSINGS, type Closing } from './refusals.js';
+import type { TokenBucket } from './token-bucket.js';
+
+const TERMINATE_AFTER_CLOSE_MS = 2_000;
+
+/**
+ * Log calls of one connection, tagged with its id. Not a pino child: a child per connection costs
+ * an allocation on every accept (and memory for every held peer) even when its level is off.
+ */
+export class ConnectionLog {
+  constructor(
+    private readonly logger: Logger,
+    private readonly connId: number,
+  ) {}
+
+  info(fields: object, message: string): void {
+    if (this.logger.isLevelEnabled('info')) this.logger.info({ connId: this.connId, ...fields }, message);
+  }
+
+  debug(fields: object, message: string): void {
+    if (this.logger.isLevelEnabled('debug')) this.logger.debug({ connId: this.connId, ...fields }, message);
+  }
+
+  warn(fields: object, message: string): void {
+    this.logger.warn({ connId: this.connId, ...fields }, message);
+  }
+
+  error(fields: object, message: string): void {
+    this.logger.error({ connId: this.connId, ...fields }, message);
+  }
+}
+
+/** One WebSocket connection and what it has done so far. */
+export class Connection implements Subscriber, TurnTaker {
+  /** True until the first valid request (slow-loris accounting). */
+  pending = true;
+  /** Set while a registration's signature is being checked: later frames wait in `backlog`. */
+  busy = false;
+  readonly backlog: HeldFrame[] = [];
+  /** Milliseconds spent on this connection's frames in the current turn (see fair-scheduler.ts). */
+  turnMs = 0;
+  missedPongs = 0;
+  strikes = 0;
+  /** Refused requests by error code, logged once when the connection closes. */
+  readonly refused: Partial<Record<ErrorCode, number>> = {};
+  /** True once the server has started closing it. */
+  closing = false;
+  /** True once its socket has closed (it is no longer among the open connections). */
+  closed = false;
+  idleTimer: NodeJS.Timeout | undefined;
+
+  /** True while the replies of this tick are being gathered into one write (see sendText). */
+  private corked = false;
+
+  constructor(
+    readonly id: number,
+    readonly ws: WebSocket,
+    private readonly socket: Duplex,
+    readonly challenge: string,
+    readonly bucket: TokenBucket,
+    readonly log: ConnectionLog,
+    private readonly maxBufferedBytes: number,
+  ) {}
+
+  send(message: ServerMessage): void {
+    this.sendText(JSON.stringify(message));
+  }
+
+  /** Sends a frame already serialised as JSON text (the hot paths build replies from cached JSON). */
+  sendText(text: string | Buffer): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    if (!this.corked) {
+      // Every frame sent to this connection in this tick (replies to a burst of requests, a batch
+      // of events) leaves in one writev when the tick ends, not one syscall per frame.
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(uncork, this);
+    }
+    this.ws.send(text, { binary: false });
+    this.checkBuffered();
+  }
+
+  uncork(): void {
+    this.corked = false;
+    this.socket.uncork();
+  }
+
+  deliver(frame: Buffer): void {
+    this.sendText(frame);
+  }
+
+  reply(id: RequestId, error: RegistryError): void {
+    // One info line per refused frame would let a flood write the disk full: count, log at close.
+    // Only protocol codes go on the wire; anything else reaching here is a bug, answered generically.
+    const code = isProtocolCode(error.code) ? error.code : ErrorCode.INTERNAL;
+    this.log.debug({ code }, 'request refused');
+    this.refused[code] = (this.refused[code] ?? 0) + 1;
+    this.send({ type: 'error', id, code, message: code === error.code ? error.message : ERROR_CATALOG.INTERNAL.message });
+  }
+
+  close(closing: Closing): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.log.info({ closeCode: closing.code, reason: closing.reason }, 'closing connection');
+    this.ws.close(closing.code, closing.reason);
+    // A peer that does not read cannot receive the close frame: cut it off after a moment.
+    setTimeout(() => this.ws.terminate(), TERMINATE_AFTER_CLOSE_MS).unref();
+  }
+
+  /** Drops the socket at once, without a close frame. */
+  terminate(): void {
+    this.ws.terminate();
+  }
+
+  get readingPaused(): boolean {
+    return this.ws.isPaused;
+  }
+
+  /** Stops reading the socket (TCP pushes back on the peer meanwhile). */
+  pauseReading(): void {
+    this.ws.pause();
+  }
+
+  resumeReading(): void {
+    this.ws.resume();
+  }
+
+  /** A reader that lets frames pile up is dropped, not buffered forever. */
+  private checkBuffered(): void {
+    if (this.ws.bufferedAmount > this.maxBufferedBytes) this.close(CLOSINGS.notReading);
+  }
+}
+
+/** A module-level function, so that corking a tick allocates no closure. */
+function uncork(conn: Connection): void {
+  conn.uncork();
+}

@@ -1,0 +1,147 @@
+/**
+ * What happens to one frame: binary refusal, the request budgets and the strike rule, parsing, and
+ * the dispatch of the request to its handler. Every request gets exactly one reply (registrations
+ * get theirs from the Registrar once the signature is checked).
+ */
+import type { RawData } from 'ws';
+import { RegistryError } from '../protocol/errors.js';
+import { frameBytes } from '../protocol/json-frame.js';
+import { NICKNAME_PATTERN, type ListRequest, type LookupRequest, type Request, type RequestId } from '../protocol/messages.js';
+import { parseRequest, requestCost, type ParseResult } from '../protocol/request-parser.js';
+import type { Budgets } from './budgets.js';
+import type { RegistryLimits } from './config.js';
+import type { Connection } from './connection.js';
+import type { EventHub } from './event-hub.js';
+import type { OpenConnections } from './open-connections.js';
+import type { PeerTable } from './peer-table.js';
+import type { Registrar } from './registration.js';
+import { CLOSINGS, REFUSALS, refuse, type Refusal } from './refusals.js';
+
+export interface DispatcherOptions {
+  readonly limits: RegistryLimits;
+  readonly budgets: Budgets;
+  readonly peers: PeerTable<Connection>;
+  readonly hub: EventHub;
+  readonly registrar: Registrar;
+  readonly connections: OpenConnections;
+}
+
+export class Dispatcher {
+  private readonly limits: RegistryLimits;
+  private readonly budgets: Budgets;
+  private readonly peers: PeerTable<Connection>;
+  private readonly hub: EventHub;
+  private readonly registrar: Registrar;
+  private readonly connections: OpenConnections;
+
+  constructor(options: DispatcherOptions) {
+    this.limits = options.limits;
+    this.budgets = options.budgets;
+    this.peers = options.peers;
+    this.hub = options.hub;
+    this.registrar = options.registrar;
+    this.connections = options.connections;
+  }
+
+  /** Handles one frame of `conn` (the fair scheduler decides when). */
+  handleFrame(conn: Connection, data: RawData, isBinary: boolean): void {
+    if (conn.closing) return;
+    if (isBinary) {
+      conn.reply(null, refuse(REFUSALS.binaryFrame));
+      conn.close(CLOSINGS.binaryFrame);
+      return;
+    }
+    const parsed = this.chargeAndParse(conn, frameBytes(data));
+    if (parsed === undefined) return;
+    // One request that finds a token takes back one strike, not all: a steady flood above the rate
+    // gets a token now and then and would otherwise never be closed.
+    if (conn.strikes > 0) conn.strikes -= 1;
+    if (!parsed.ok) {
+      conn.reply(parsed.id, parsed.error);
+      return;
+    }
+    this.connections.markActive(conn);
+    try {
+      this.dispatch(conn, parsed.request);
+    } catch (err) {
+      if (err instanceof RegistryError) conn.reply(parsed.request.id, err);
+      else {
+        conn.log.error({ err }, 'request failed');
+        conn.reply(parsed.request.id, refuse(REFUSALS.internal));
+      }
+    }
+  }
+
+  /**
+   * Charges the frame to the budgets and parses it; undefined when it was refused (answered). A
+   * plain request is parsed first, so that even its RATE_LIMITED reply carries its id. A frame of
+   * many arrays and objects is paid for first (the connection's budget, then the server's); one
+   * that either cannot cover is not read at all.
+   */
+  private chargeAndParse(conn: Connection, bytes: Buffer): ParseResult | undefined {
+    const cost = requestCost(bytes);
+    if (cost === 1) {
+      const parsed = parseRequest(bytes);
+      if (conn.bucket.take()) return parsed;
+      this.refuseOverBudget(conn, parsed.ok ? parsed.request.id : parsed.id, REFUSALS.overRate(this.limits.rateLimitPerSecond));
+      return undefined;
+    }
+    if (!this.budgets.takeRequest(conn.bucket, cost)) {
+      this.refuseOverBudget(conn, null, REFUSALS.overRateUnread(this.limits.rateLimitPerSecond, cost));
+      return undefined;
+    }
+    // Like the signature budget: shared by everyone, so refusing here adds no strike.
+    if (!this.budgets.takeContainers(cost)) {
+      conn.reply(null, refuse(REFUSALS.serverBusyParsing));
+      return undefined;
+    }
+    return parseRequest(bytes);
+  }
+
+  /** The strike rule: refused requests that outnumber accepted ones by RateLimitStrikes close it. */
+  private refuseOverBudget(conn: Connection, id: RequestId, refusal: Refusal): void {
+    conn.strikes += 1;
+    if (conn.strikes >= this.limits.rateLimitStrikes) {
+      conn.reply(id, refuse(REFUSALS.overRateClosing));
+      conn.close(CLOSINGS.overBudget);
+      return;
+    }
+    conn.reply(id, refuse(refusal));
+  }
+
+  private dispatch(conn: Connection, request: Request): void {
+    switch (request.type) {
+      case 'ping':
+        conn.send({ type: 'pong', id: request.id });
+        return;
+      case 'lookup':
+        return this.lookup(conn, request);
+      case 'list':
+        return this.list(conn, request);
+      case 'subscribe':
+        if (!this.hub.has(conn) && this.hub.subscriberCount >= this.limits.maxSubscribers) throw refuse(REFUSALS.tooManySubscribers);
+        this.hub.subscribe(conn);
+        conn.send({ type: 'subscribed', id: request.id });
+        return;
+      case 'unregister':
+        if (!this.registrar.withdraw(conn)) throw refuse(REFUSALS.notRegistered);
+        conn.send({ type: 'unregistered', id: request.id });
+        return;
+      case 'register':
+        return this.registrar.register(conn, request);
+    }
+  }
+
+  /** Replies are spliced from each peer's cached JSON: no re-serialising on the hot path. */
+  private lookup(conn: Connection, request: LookupRequest): void {
+    const found = NICKNAME_PATTERN.test(request.nickname) ? this.peers.lookup(request.nickname) : undefined;
+    if (found === undefined) throw refuse(REFUSALS.notFound);
+    conn.sendText(`{"type":"peer","id":${JSON.stringify(request.id)},"peer":${found.json}}`);
+  }
+
+  private list(conn: Connection, request: ListRequest): void {
+    const page = this.peers.list(request.after, request.limit);
+    const peers = page.entries.map((entry) => entry.json).join(',');
+    conn.sendText(`{"type":"peers","id":${JSON.stringify(request.id)},"peers":[${peers}],"next":${JSON.stringify(page.next)}}`);
+  }
+}

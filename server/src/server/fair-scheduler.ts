@@ -1,0 +1,139 @@
+/**
+ * Fair turns between connections. Each connection has a share of an event-loop turn in CPU time
+ * (round robin); past it, the rest of its frames wait for a later turn with its socket paused, so a
+ * flood queued on a few sockets cannot make an honest request wait for all of it. A busy connection
+ * (a signature check in flight) holds its frames until released, so replies keep request order.
+ */
+import type { RawData } from 'ws';
+import { CLOSINGS, type Closing } from './refusals.js';
+
+/**
+ * Each connection's share of a turn. Honest lookups cost microseconds: a connection's pipelined
+ * requests are still answered in one turn (and their replies share one write), while expensive
+ * frames (deep nesting, 0.3-0.5 ms each) yield after one or two.
+ */
+export const TURN_BUDGET_MS = 0.5;
+/** Frames a connection may have waiting; one more closes it (1008). */
+export const MAX_BACKLOG = 64;
+
+/** A frame kept for a later turn: its data and whether it was binary. */
+export type HeldFrame = [RawData, boolean];
+
+/** What the scheduler needs of a connection. */
+export interface TurnTaker {
+  /** Frames held for a later turn, oldest first. */
+  readonly backlog: HeldFrame[];
+  /** While true, frames wait in the backlog (see FairScheduler.busy and release). */
+  busy: boolean;
+  /** CPU milliseconds spent on its frames in the current turn. */
+  turnMs: number;
+  /** True once the connection is gone: its held frames are dropped. */
+  readonly closed: boolean;
+  readonly readingPaused: boolean;
+  pauseReading(): void;
+  resumeReading(): void;
+  close(closing: Closing): void;
+}
+
+export interface FairSchedulerOptions<C extends TurnTaker> {
+  /** Handles one frame of `conn`, now. */
+  readonly run: (conn: C, data: RawData, isBinary: boolean) => void;
+  /** A monotonic clock in milliseconds (CPU time spent is measured with it). */
+  readonly now?: () => number;
+  /** Calls `turn` once, at the start of the next event-loop turn. */
+  readonly scheduleTurn?: (turn: () => void) => void;
+}
+
+const monotonicNow = (): number => performance.now();
+const nextLoopTurn = (turn: () => void): void => {
+  setImmediate(turn);
+};
+
+export class FairScheduler<C extends TurnTaker> {
+  /** Connections with frames held for a later turn, and those that used some of this turn. */
+  private readonly waiting = new Set<C>();
+  private readonly spent = new Set<C>();
+  private turnScheduled = false;
+  private readonly run: FairSchedulerOptions<C>['run'];
+  private readonly now: () => number;
+  private readonly schedule: (turn: () => void) => void;
+  private readonly turn = (): void => this.nextTurn();
+
+  constructor(options: FairSchedulerOptions<C>) {
+    this.run = options.run;
+    this.now = options.now ?? monotonicNow;
+    this.schedule = options.scheduleTurn ?? nextLoopTurn;
+  }
+
+  /** A frame has arrived: it runs now if `conn` has its share left and nothing waiting, else waits. */
+  offer(conn: C, data: RawData, isBinary: boolean): void {
+    if (conn.busy || conn.backlog.length > 0 || conn.turnMs >= TURN_BUDGET_MS) {
+      if (conn.backlog.length >= MAX_BACKLOG) conn.close(CLOSINGS.tooManyInFlight);
+      else this.hold(conn, data, isBinary);
+      return;
+    }
+    this.runTimed(conn, data, isBinary);
+  }
+
+  /** Holds `conn`'s further frames until release(conn). */
+  busy(conn: C): void {
+    conn.busy = true;
+  }
+
+  /** Ends busy(conn): its held frames run, as far as its share of this turn allows. */
+  release(conn: C): void {
+    conn.busy = false;
+    this.drain(conn);
+  }
+
+  /** Keeps a frame, in order, for later; the socket is not read meanwhile (TCP pushes back). */
+  private hold(conn: C, data: RawData, isBinary: boolean): void {
+    conn.backlog.push([data, isBinary]);
+    if (conn.busy) return; // release() drains the backlog
+    this.wait(conn);
+  }
+
+  private wait(conn: C): void {
+    conn.pauseReading();
+    this.waiting.add(conn);
+    this.scheduleTurn();
+  }
+
+  private runTimed(conn: C, data: RawData, isBinary: boolean): void {
+    this.spent.add(conn);
+    this.scheduleTurn();
+    const started = this.now();
+    this.run(conn, data, isBinary);
+    conn.turnMs += this.now() - started;
+  }
+
+  private drain(conn: C): void {
+    if (conn.closed) {
+      conn.backlog.length = 0;
+      return;
+    }
+    while (!conn.busy && conn.backlog.length > 0 && conn.turnMs < TURN_BUDGET_MS) {
+      const [data, isBinary] = conn.backlog.shift() as HeldFrame;
+      this.runTimed(conn, data, isBinary);
+    }
+    if (conn.busy) return;
+    if (conn.backlog.length > 0) this.wait(conn);
+    else if (conn.readingPaused) conn.resumeReading();
+  }
+
+  private scheduleTurn(): void {
+    if (this.turnScheduled) return;
+    this.turnScheduled = true;
+    this.schedule(this.turn);
+  }
+
+  /** A new turn: every connection gets its share again, held frames first. */
+  private nextTurn(): void {
+    this.turnScheduled = false;
+    for (const conn of this.spent) conn.turnMs = 0;
+    this.spent.clear();
+    const held = [...this.waiting];
+    this.waiting.clear();
+    for (const conn of held) this.drain(conn);
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * The HTTP side of the one listener: /healthz, and which sockets may become WebSocket connections
+ * (MaxConnections, MaxPendingConnections counting sockets still in the HTTP handshake). Listens on
+ * TCP or on a unix socket.
+ */
+import { chmod, lstat, unlink } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { OnionAddress } from '../protocol/onion-address.js';
+import type { Listen, RegistryLimits } from './config.js';
+import type { Logger } from './logger.js';
+
+const SOCKET_MODE = 0o660;
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
+/** What admission needs to know of the open connections, and where admitted ones go. */
+export interface ConnectionSink {
+  readonly size: number;
+  /** Open connections that have sent no valid request yet. */
+  readonly pending: number;
+  accept(ws: WebSocket, socket: Duplex): void;
+}
+
+export interface HttpAdmissionOptions {
+  readonly limits: RegistryLimits;
+  readonly logger: Logger;
+  readonly connections: ConnectionSink;
+  /** For /healthz: the registry's onion address (null while unknown) and its live peer count. */
+  readonly health: () => { readonly onion: OnionAddress | null; readonly peers: number };
+}
+
+export class HttpAdmission {
+  private readonly startedAt = Date.now();
+  /** TCP connections still in the HTTP handshake: slow-loris sockets count toward the pending cap too. */
+  private readonly handshaking = new Set<Duplex>();
+  private readonly http: Server;
+  private readonly wss: WebSocketServer;
+
+  constructor(private readonly options: HttpAdmissionOptions) {
+    const { limits } = options;
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: limits.maxMessageBytes,
+      // UTF-8 is checked by the parser, which answers BAD_JSON instead of closing with 1007.
+      skipUTF8Validation: true,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+    this.http = createServer(
+      {
+        headersTimeout: limits.handshakeTimeoutSeconds * 1000,
+        requestTimeout: limits.handshakeTimeoutSeconds * 1000,
+        connectionsCheckingInterval: Math.min(1000, limits.handshakeTimeoutSeconds * 500),
+        keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+      },
+      (req, res) => this.handleHttp(req, res),
+    );
+    this.http.on('connection', (socket: Socket) => this.onSocket(socket));
+    this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.http.on('clientError', (_err, socket: Duplex) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+  }
+
+  /** Listens (a unix socket replaces a stale one and gets mode 660); returns the bound address. */
+  async listen(listen: Listen): Promise<AddressInfo | string> {
+    if (listen.kind === 'unix') await clearStaleSocket(listen.path);
+    await listenOn(this.http, listen);
+    if (listen.kind === 'unix') await chmod(listen.path, SOCKET_MODE);
+    const address = this.http.address() as AddressInfo | string;
+    this.options.logger.info({ listen: typeof address === 'string' ? `unix:${address}` : `${address.address}:${address.port}` }, 'listening');
+    return address;
+  }
+
+  /** Stops listening; resolves once every connection has closed. */
+  close(): Promise<void> {
+    return new Promise((resolve) => this.http.close(() => resolve()));
+  }
+
+  closeAllConnections(): void {
+    this.http.closeAllConnections();
+  }
+
+  private handleHttp(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
+      const { onion, peers } = this.options.health();
+      const body = JSON.stringify({
+        status: onion === null ? 'starting' : 'ok',
+        onion,
+        peers,
+        uptimeSeconds: Math.floor((Date.now() - this.startedAt) / 1000),
+      });
+      res.writeHead(onion === null ? 503 : 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain' });
+    res.end('not found: the registry speaks WebSocket on / (see PROTOCOL.md); health is at /healthz\n');
+  }
+
+  private onSocket(socket: Socket): void {
+    const { limits, logger } = this.options;
+    if (this.handshaking.size >= limits.maxPendingConnections) {
+      logger.warn({ code: 'MAX_PENDING', limit: limits.maxPendingConnections }, 'connection dropped: too many unfinished handshakes');
+      socket.destroy();
+      return;
+    }
+    this.handshaking.add(socket);
+    socket.once('close', () => this.handshaking.delete(socket));
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const { limits, logger, connections } = this.options;
+    this.handshaking.delete(socket);
+    socket.on('error', () => socket.destroy());
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/') return rejectUpgrade(socket, 404, 'Not Found');
+    if (connections.size >= limits.maxConnections) {
+      logger.warn({ code: 'MAX_CONNECTIONS', limit: limits.maxConnections }, 'connection refused: too many connections');
+      return rejectUpgrade(socket, 503, 'Service Unavailable');
+    }
+    if (connections.pending + this.handshaking.size >= limits.maxPendingConnections) {
+      logger.warn({ code: 'MAX_PENDING', limit: limits.maxPendingConnections }, 'connection refused: too many idle new connections');
+      return rejectUpgrade(socket, 503, 'Service Unavailable');
+    }
+    // The 101 response and the hello leave in one write (one syscall, one wake-up of the peer).
+    socket.cork();
+    try {
+      this.wss.handleUpgrade(req, socket, head, (ws) => connections.accept(ws, socket));
+    } finally {
+      socket.uncork();
+    }
+  }
+}
+
+function rejectUpgrade(socket: Duplex, status: number, text: string): void {
+  const body = `${text}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+function listenOn(server: Server, listen: Listen): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    const done = (): void => {
+      server.off('error', reject);
+      resolve();
+    };
+    if (listen.kind === 'unix') server.listen(listen.path, done);
+    else server.listen(listen.port, listen.host, done);
+  });
+}
+
+/** Removes a socket file left by a previous run; refuses to delete anything that is not a socket. */
+async function clearStaleSocket(path: string): Promise<void> {
+  try {
+    const info = await lstat(path);
+    if (!info.isSocket()) {
+      throw new Error(`${path} exists and is not a socket: remove it or choose another [Host] HOST unix: path`);
+    }
+    await unlink(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}

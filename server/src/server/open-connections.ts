@@ -1,0 +1,96 @@
+/**
+ * The open connections: what happens when one opens (hello, idle timer, its socket's events) and
+ * when it closes (its peer leaves, its subscription ends), and how many have sent no valid request
+ * yet (MaxPendingConnections).
+ */
+import type { Duplex } from 'node:stream';
+import type { WebSocket } from 'ws';
+import { PROTOCOL_VERSION } from '../protocol/messages.js';
+import type { OnionAddress } from '../protocol/onion-address.js';
+import type { Budgets } from './budgets.js';
+import { ChallengeSource } from './challenges.js';
+import type { RegistryLimits } from './config.js';
+import { Connection, ConnectionLog } from './connection.js';
+import type { EventHub } from './event-hub.js';
+import type { FairScheduler } from './fair-scheduler.js';
+import { watchPongs } from './heartbeats.js';
+import type { Logger } from './logger.js';
+import type { Registrar } from './registration.js';
+import { CLOSINGS, type Closing } from './refusals.js';
+
+export interface OpenConnectionsOptions {
+  readonly limits: RegistryLimits;
+  readonly logger: Logger;
+  readonly budgets: Budgets;
+  readonly scheduler: FairScheduler<Connection>;
+  readonly hub: EventHub;
+  readonly registrar: Registrar;
+  /** The registry's own onion address, for the hello (null while unknown). */
+  readonly onion: () => OnionAddress | null;
+}
+
+export class OpenConnections implements Iterable<Connection> {
+  /** Open connections that have sent no valid request yet. */
+  pending = 0;
+  private readonly open = new Set<Connection>();
+  private readonly challenges = new ChallengeSource();
+  private nextId = 1;
+
+  constructor(private readonly options: OpenConnectionsOptions) {}
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  [Symbol.iterator](): IterableIterator<Connection> {
+    return this.open.values();
+  }
+
+  /** Takes a connection whose upgrade was admitted: greets it and listens to its socket. */
+  accept(ws: WebSocket, socket: Duplex): void {
+    const { limits, logger, budgets, scheduler } = this.options;
+    const id = this.nextId++;
+    const challenge = this.challenges.next();
+    const conn = new Connection(id, ws, socket, challenge, budgets.connectionBucket(), new ConnectionLog(logger, id), limits.maxBufferedBytes);
+    this.open.add(conn);
+    this.pending += 1;
+    conn.idleTimer = setTimeout(() => conn.close(CLOSINGS.idle), limits.idleTimeoutSeconds * 1000);
+    conn.log.info({ connections: this.open.size }, 'connection opened');
+
+    ws.on('error', (err: Error & { code?: string }) => {
+      // ws closes the socket itself with the matching close code (1009 too big, 1002 protocol).
+      conn.log.info({ code: err.code }, 'connection error');
+    });
+    watchPongs(conn);
+    ws.on('message', (data, isBinary) => scheduler.offer(conn, data, isBinary));
+    ws.on('close', (code) => this.onClose(conn, code));
+    conn.send({ type: 'hello', protocol: PROTOCOL_VERSION, challenge, onion: this.options.onion(), limits: { maxMessageBytes: limits.maxMessageBytes } });
+  }
+
+  /** The connection sent its first valid request: it no longer counts as pending. */
+  markActive(conn: Connection): void {
+    if (!conn.pending) return;
+    conn.pending = false;
+    this.pending -= 1;
+    clearTimeout(conn.idleTimer);
+    conn.idleTimer = undefined;
+  }
+
+  closeAll(closing: Closing): void {
+    for (const conn of this.open) conn.close(closing);
+  }
+
+  terminateAll(): void {
+    for (const conn of this.open) conn.terminate();
+  }
+
+  private onClose(conn: Connection, code: number): void {
+    if (!this.open.delete(conn)) return;
+    conn.closed = true;
+    if (conn.pending) this.pending -= 1;
+    clearTimeout(conn.idleTimer);
+    this.options.hub.unsubscribe(conn);
+    this.options.registrar.withdraw(conn);
+    conn.log.info({ closeCode: code, connections: this.open.size, refused: conn.refused }, 'connection closed');
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * What the server says to a peer when it refuses something: every error reply's code and text, and
+ * every close code with its reason, in one table. Tests and clients match on some of these texts.
+ */
+import { CloseCode, ErrorCode, RegistryError } from '../protocol/errors.js';
+
+/** An error reply: its catalog code and the text sent with it. */
+export interface Refusal {
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+/** A close the server initiates: its close code and the reason sent in the close frame. */
+export interface Closing {
+  readonly code: CloseCode;
+  readonly reason: string;
+}
+
+function refusal(code: ErrorCode, message: string): Refusal {
+  return { code, message };
+}
+
+export const REFUSALS = {
+  binaryFrame: refusal(ErrorCode.BINARY_NOT_SUPPORTED, 'send text frames holding JSON'),
+  overRate: (perSecond: number) => refusal(ErrorCode.RATE_LIMITED, `too many requests: at most ${perSecond} per second`),
+  overRateUnread: (perSecond: number, cost: number) =>
+    refusal(
+      ErrorCode.RATE_LIMITED,
+      `too many requests: at most ${perSecond} per second (this frame holds so many JSON arrays and objects that it counts as ${cost}; it was not read)`,
+    ),
+  overRateClosing: refusal(ErrorCode.RATE_LIMITED, 'too many requests: closing'),
+  serverBusyParsing: refusal(
+    ErrorCode.RATE_LIMITED,
+    'the server is busy with frames of many JSON arrays and objects: send fewer, or retry in a second (this one was not read)',
+  ),
+  serverBusySignatures: refusal(ErrorCode.RATE_LIMITED, 'the server is busy checking signatures: retry in a second'),
+  tooManySubscribers: refusal(ErrorCode.RATE_LIMITED, 'too many subscribers: try again later'),
+  notFound: refusal(ErrorCode.NOT_FOUND, 'no peer with that nickname is online'),
+  notRegistered: refusal(ErrorCode.NOT_REGISTERED, 'this connection has not registered'),
+  alreadyRegistered: refusal(ErrorCode.ALREADY_REGISTERED, 'this connection has registered already: one registration per connection'),
+  nicknameInvalid: refusal(ErrorCode.INVALID_NICKNAME, 'nickname must be 1-32 of A-Z a-z 0-9 _ . - and start with a letter or digit'),
+  addressInvalid: (reason: string) => refusal(ErrorCode.INVALID_ADDRESS, `address is not a v3 onion address: ${reason}`),
+  portInvalid: refusal(ErrorCode.INVALID_PORT, 'port must be an integer from 1 to 65535'),
+  badSignature: refusal(ErrorCode.BAD_SIGNATURE, "signature does not verify for this connection's challenge"),
+  nicknameTaken: (nickname: string) => refusal(ErrorCode.NICKNAME_TAKEN, `nickname "${nickname}" is taken`),
+  addressTaken: refusal(ErrorCode.ADDRESS_TAKEN, 'this onion address is registered by another peer'),
+  registryFull: refusal(ErrorCode.REGISTRY_FULL, 'the registry is full, try again later'),
+  internal: refusal(ErrorCode.INTERNAL, 'internal error'),
+} as const;
+
+export const CLOSINGS = {
+  binaryFrame: { code: CloseCode.UNSUPPORTED_DATA, reason: 'binary frames are not supported' },
+  overBudget: { code: CloseCode.POLICY_VIOLATION, reason: 'request budget exceeded repeatedly' },
+  tooManyInFlight: { code: CloseCode.POLICY_VIOLATION, reason: 'too many requests in flight' },
+  notReading: { code: CloseCode.POLICY_VIOLATION, reason: 'not reading fast enough' },
+  idle: { code: CloseCode.POLICY_VIOLATION, reason: 'no valid request in time' },
+  replaced: { code: CloseCode.REPLACED, reason: 'replaced by a new connection with the same key' },
+  shutdown: { code: CloseCode.GOING_AWAY, reason: 'server shutting down' },
+} as const satisfies Record<string, Closing>;
+
+/** The error that answers a request with `what` (thrown by handlers, sent by the dispatcher). */
+export function refuse(what: Refusal): RegistryError {
+  return new RegistryError(what.code, what.message);
+}
