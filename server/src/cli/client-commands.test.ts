@@ -10,6 +10,7 @@ import { main } from './main.js';
 import { CLIENT_FLAGS, CLIENT_OPTIONS, runClientCommand, type ClientIo } from './client-commands.js';
 import { createIdentity } from '../client/identity.js';
 import { RegistryClient } from '../client/registry-client.js';
+import { waitUntil } from '../../../test/support/wait.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -70,13 +71,8 @@ function run(argv: string[], io: ClientIo): Promise<number> {
   return runClientCommand(parsed.command ?? '', parsed, io);
 }
 
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 1500;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+/** Waits for the command's output (a command answers within a second or two). */
+const waitFor = (condition: () => boolean, what: string): Promise<void> => waitUntil(what, condition, { timeoutMs: 1_500 });
 
 describe('p2p-registry peers', () => {
   it('prints one line per peer, in nickname order', async () => {

@@ -9,11 +9,11 @@ import {
   backoffDelay,
   DEFAULT_RECONNECT,
   RegistryClient,
-  type RegistryClientEvents,
   type RegistryClientOptions,
   type RegistryEvent,
 } from './index.js';
 import { RegistryError } from '../protocol/errors.js';
+import { delay, nextEvent } from '../../../test/support/wait.js';
 
 // ---- fixtures: the real registry on 127.0.0.1 ----
 
@@ -45,10 +45,6 @@ async function expectCode(promise: Promise<unknown>, code: string): Promise<Regi
   expect(err).toBeInstanceOf(RegistryError);
   expect((err as RegistryError).code).toBe(code);
   return err as RegistryError;
-}
-
-function nextEvent<T extends unknown[]>(emitter: RegistryClient, name: keyof RegistryClientEvents): Promise<T> {
-  return once(emitter, name) as Promise<T>;
 }
 
 const FAST_RECONNECT = { initialDelayMs: 20, maxDelayMs: 100, jitter: 0 };
@@ -336,7 +332,7 @@ describe('RegistryClient: reconnection', () => {
     c.on('disconnected', () => {
       dropped = true;
     });
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    await delay(250);
     expect(dropped).toBe(false);
     expect(c.state).toBe('open');
   });

@@ -7,6 +7,7 @@ import { createIdentity } from './identity.js';
 import { RegistryError } from '../protocol/errors.js';
 import { RegistryClient } from './registry-client.js';
 import { parseSocksAddress, SocksAgent, socksConnect } from './socks5.js';
+import { delay } from '../../../test/support/wait.js';
 
 // ---- fixtures: real sockets only ----
 
@@ -137,7 +138,7 @@ describe('socksConnect', () => {
     const proxy = await startTestProxy({ route: () => echo, early: Buffer.from('early bytes') });
     const socket = await socksConnect({ proxy: { host: '127.0.0.1', port: proxy.port }, host: 'example.test', port: 7 });
     cleanups.push(() => void socket.destroy());
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await delay(20);
     expect(await readSome(socket)).toBe('early bytes');
   });
 

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { randomOnion } from '../../../test/support/registry-harness.js';
 import { OnionWatcher, readOnionState } from './onion-watcher.js';
+import { delay, waitUntil } from '../../../test/support/wait.js';
 
 interface LogLine {
   level: number;
@@ -64,13 +65,7 @@ async function watch(dir: string, timeoutSeconds = 60): Promise<{ watcher: Onion
   return { watcher, lines, next };
 }
 
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = (check: () => boolean, what: string): Promise<void> => waitUntil(what, check, { intervalMs: 25 });
 
 describe('onion watcher', () => {
   it('learns the address from a hostname file that is already there', async () => {
@@ -127,7 +122,7 @@ describe('onion watcher', () => {
     writeFileSync(join(dir, 'hostname'), `${onion}\n`);
     expect(await next()).toBe(onion);
     // ...and then watches the new folder for changes.
-    await new Promise((r) => setTimeout(r, 300));
+    await delay(300);
     const restored = randomOnion();
     writeFileSync(join(dir, 'hostname'), `${restored}\n`);
     expect(await next()).toBe(restored);

@@ -10,6 +10,7 @@ import {
   type TestServer,
 } from '../../../test/support/registry-harness.js';
 import { PeerTable } from './peer-table.js';
+import { delay } from '../../../test/support/wait.js';
 
 let servers: TestServer[] = [];
 let clients: RawClient[] = [];
@@ -287,7 +288,7 @@ describe('register', () => {
     expect((await old.closed).code).toBe(4001);
     expect(await watcher.request({ type: 'lookup', nickname: 'kate' })).toMatchObject({ peer: { port: 6060 } });
     await watcher.waitFor(() => watcher.events().length >= 2);
-    await new Promise((r) => setTimeout(r, 150));
+    await delay(150);
     expect(watcher.events().map((e) => [e.type, (e.peer as { port?: number } | undefined)?.port])).toEqual([
       ['peer_joined', 5050],
       ['peer_joined', 6060],
@@ -436,7 +437,7 @@ describe('subscribe and unregister', () => {
       await p.register(ed25519Identity(), `after${i}`);
       if (i % 2 === 0) peers[i]?.ws.terminate();
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await delay(200);
     for (const e of sub.events()) {
       if (e.type === 'peer_joined') view.set(((e.peer as { nickname: string }).nickname).toLowerCase(), e.peer as { nickname: string });
       else view.delete((e.nickname as string).toLowerCase());
