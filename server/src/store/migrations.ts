@@ -36,8 +36,9 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 2,
     summary: 'index claims by expiry',
-    // Version 1 purged expired claims by scanning the table: ~40 ms at 100,000 claims, every
-    // purge, on the server's only thread. With the index a purge reads only what it deletes.
+    // Version 1 purged expired claims by scanning the table: ~12 ms at 100,000 claims here, every
+    // purge, on the server's only thread (0.03 ms with the index; claim-store-bench.ts measures
+    // both). With the index a purge reads only what it deletes.
     sql: `CREATE INDEX claims_by_expiry ON claims (expires_at);`,
   },
 ];

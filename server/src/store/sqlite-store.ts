@@ -65,9 +65,7 @@ const BACKUP_PAGES_PER_STEP = 2_147_483_647;
 
 interface Statements {
   readonly relevant: StatementSync;
-  readonly byKeyAny: StatementSync;
-  readonly byNicknameAny: StatementSync;
-  readonly byAddressAny: StatementSync;
+  readonly anyRelevant: StatementSync;
   readonly byNickname: StatementSync;
   readonly deleteKey: StatementSync;
   readonly deleteNickname: StatementSync;
@@ -83,9 +81,7 @@ function prepareStatements(db: DatabaseSync): Statements {
     relevant: db.prepare(
       `SELECT ${CLAIM_COLUMNS} FROM claims WHERE (key_id = :keyId OR nickname_key = :nicknameKey OR address = :address) AND ${live}`,
     ),
-    byKeyAny: db.prepare(`SELECT ${CLAIM_COLUMNS} FROM claims WHERE key_id = ?`),
-    byNicknameAny: db.prepare(`SELECT ${CLAIM_COLUMNS} FROM claims WHERE nickname_key = ?`),
-    byAddressAny: db.prepare(`SELECT ${CLAIM_COLUMNS} FROM claims WHERE address = ?`),
+    anyRelevant: db.prepare(`SELECT ${CLAIM_COLUMNS} FROM claims WHERE key_id = :keyId OR nickname_key = :nicknameKey OR address = :address`),
     byNickname: db.prepare(`SELECT ${CLAIM_COLUMNS} FROM claims WHERE nickname_key = :nicknameKey AND ${live}`),
     deleteKey: db.prepare(`DELETE FROM claims WHERE key_id = ? RETURNING ${CLAIM_COLUMNS}`),
     deleteNickname: db.prepare(`DELETE FROM claims WHERE nickname_key = ? RETURNING ${CLAIM_COLUMNS}`),
@@ -95,8 +91,7 @@ function prepareStatements(db: DatabaseSync): Statements {
        ON CONFLICT (key_id) DO UPDATE SET
          public_key = excluded.public_key, nickname = excluded.nickname, nickname_key = excluded.nickname_key,
          address = excluded.address, address_verified = excluded.address_verified, claimed_at = excluded.claimed_at,
-         last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at
-       RETURNING ${CLAIM_COLUMNS}`,
+         last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at`,
     ),
     touch: db.prepare(`UPDATE claims SET last_seen_at = :now, expires_at = :expiresAt WHERE key_id = :keyId AND ${live}`),
     purge: db.prepare('DELETE FROM claims WHERE rowid IN (SELECT rowid FROM claims WHERE expires_at <= ? LIMIT ?)'),
@@ -384,12 +379,18 @@ export class SqliteClaimStore implements ClaimStore {
   #claimNow(request: ClaimRequest): ClaimOutcome {
     const now = this.#time();
     const key = nicknameKey(request.nickname);
-    const row = (found: unknown): Claim | null => (found === undefined ? null : claimFromRow(found, this.path));
-    const own = row(this.#sql.byKeyAny.get(request.keyId));
-    const onNickname = row(this.#sql.byNicknameAny.get(key));
-    const onAddress = row(this.#sql.byAddressAny.get(request.address));
-    const othersNickname = onNickname !== null && onNickname.keyId !== request.keyId ? onNickname : null;
-    const othersAddress = onAddress !== null && onAddress.keyId !== request.keyId ? onAddress : null;
+    let own: Claim | null = null;
+    let othersNickname: Claim | null = null;
+    let othersAddress: Claim | null = null;
+    // Expired rows too: they do not exist for the rules, but they are in the way of the unique indexes.
+    for (const row of this.#sql.anyRelevant.all({ keyId: request.keyId, nicknameKey: key, address: request.address })) {
+      const claim = claimFromRow(row, this.path);
+      if (claim.keyId === request.keyId) own = claim;
+      else {
+        if (nicknameKey(claim.nickname) === key) othersNickname = claim;
+        if (claim.address === request.address) othersAddress = claim;
+      }
+    }
 
     if (othersNickname !== null && othersNickname.expiresAt > now) return { kind: 'nickname-taken', holder: othersNickname };
     let displaced: Claim | null = null;
@@ -401,26 +402,34 @@ export class SqliteClaimStore implements ClaimStore {
 
     // Whatever else is in the way is expired (it does not exist) or displaced.
     if (othersNickname !== null) this.#sql.deleteKey.run(othersNickname.keyId);
-    if (othersAddress !== null && othersAddress.keyId !== othersNickname?.keyId) this.#sql.deleteKey.run(othersAddress.keyId);
+    if (othersAddress !== null && othersAddress !== othersNickname) this.#sql.deleteKey.run(othersAddress.keyId);
 
     const ownLive = own !== null && own.expiresAt > now ? own : null;
     const sameAddress = ownLive !== null && ownLive.address === request.address;
     const sameBinding = sameAddress && nicknameKey(ownLive.nickname) === key;
-    // The key proved this address once; registering again without the proof, or under another
-    // nickname, does not undo that.
-    const verified = request.addressVerified || (sameAddress && ownLive.addressVerified);
-    const saved = this.#sql.upsert.get({
+    const claim: Claim = Object.freeze({
       keyId: request.keyId,
-      der: request.publicKeyDer,
+      publicKeyDer: request.publicKeyDer,
       nickname: request.nickname,
-      nicknameKey: key,
       address: request.address,
-      verified: verified ? 1 : 0,
+      // The key proved this address once; registering again without the proof, or under another
+      // nickname, does not undo that.
+      addressVerified: request.addressVerified || (sameAddress && ownLive.addressVerified),
       claimedAt: sameBinding ? ownLive.claimedAt : now,
-      now,
+      lastSeenAt: now,
       expiresAt: now + this.#claimMs,
     });
-    const claim = claimFromRow(saved, this.path);
+    this.#sql.upsert.run({
+      keyId: claim.keyId,
+      der: claim.publicKeyDer,
+      nickname: claim.nickname,
+      nicknameKey: key,
+      address: claim.address,
+      verified: claim.addressVerified ? 1 : 0,
+      claimedAt: claim.claimedAt,
+      now,
+      expiresAt: claim.expiresAt,
+    });
     return { kind: 'claimed', claim, previous: sameBinding ? null : ownLive, displaced };
   }
 }
