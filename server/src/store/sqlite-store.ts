@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { backup as sqliteBackup, DatabaseSync, type StatementSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import {
   MS_PER_DAY,
   nicknameKey,
@@ -60,8 +60,6 @@ const DEFAULTS = {
 const PURGE_CHUNK = 1_000;
 /** The WAL is truncated back to this after a checkpoint, so that one burst does not keep it large. */
 const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
-/** A backup in one step: one read transaction, so that writes during it cannot restart it. */
-const BACKUP_PAGES_PER_STEP = 2_147_483_647;
 
 interface Statements {
   readonly relevant: StatementSync;
@@ -263,6 +261,13 @@ export class SqliteClaimStore implements ClaimStore {
     }
   }
 
+  /**
+   * VACUUM INTO from a second, read-only connection: one read transaction, so the copy is a
+   * snapshot of committed claims however many writes run meanwhile, and it never touches this
+   * connection's transactions. It runs on the calling thread (about as long as reading the file);
+   * the operator's `p2p-registry backup` runs it in its own process. (node:sqlite's backup() failed
+   * now and then here with "not an error" when this connection committed during it.)
+   */
   async backup(file: string): Promise<void> {
     this.#assertOpen();
     const target = resolve(file);
@@ -270,20 +275,24 @@ export class SqliteClaimStore implements ClaimStore {
     // file under the name an operator will restore from.
     const partial = `${target}.partial-${randomBytes(6).toString('hex')}`;
     try {
-      await sqliteBackup(this.#db, partial, { rate: BACKUP_PAGES_PER_STEP });
+      const reader = new DatabaseSync(this.path, { readOnly: true, timeout: 1_000 });
+      try {
+        reader.prepare('VACUUM INTO ?').run(partial);
+      } finally {
+        reader.close();
+      }
       checkBackup(partial);
       syncFile(partial);
       renameSync(partial, target);
       syncFile(dirname(target));
     } catch (err) {
-      rmSync(partial, { force: true });
-      rmSync(`${partial}-wal`, { force: true });
-      rmSync(`${partial}-shm`, { force: true });
+      for (const leftover of [partial, `${partial}-wal`, `${partial}-shm`, `${partial}-journal`]) rmSync(leftover, { force: true });
       const reason = err instanceof Error ? err.message : String(err);
-      throw new StoreError('STORE_UNAVAILABLE', `cannot back up the claim database ${this.path} to ${target}: ${reason}. Fix: check that the folder exists, is writable and has space, then retry.`, {
-        path: this.path,
-        cause: err,
-      });
+      throw new StoreError(
+        'STORE_UNAVAILABLE',
+        `cannot back up the claim database ${this.path} to ${target}: ${reason}. Fix: check that the folder exists, is writable and has space, then retry.`,
+        { path: this.path, cause: err },
+      );
     }
   }
 
