@@ -1,0 +1,91 @@
+/**
+ * Group commit: writes issued during one turn of the event loop are run together, in order, in one
+ * transaction, and their promises settle only after that transaction has committed (one fsync for
+ * all of them). A registration therefore waits for the end of its turn plus one sync, and the cost
+ * of a sync is shared by everything that arrived with it.
+ *
+ * The flush runs from setImmediate, i.e. after the poll phase has handed every readable socket's
+ * frames to their handlers: a burst of registrations that arrived together commits together.
+ */
+
+/** One write: runs inside the batch's transaction and returns its result. */
+export type WriteOp<T> = () => T;
+
+/** How one op of a batch ended, when the batch as a whole committed. */
+export type Settled = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: unknown };
+
+/**
+ * Runs a batch in one transaction: returns one Settled per op (an op may fail alone, its own
+ * effects undone), or throws when the batch as a whole did not commit (then nothing of it did).
+ */
+export type CommitBatch = (ops: readonly WriteOp<unknown>[]) => readonly Settled[];
+
+interface Pending {
+  readonly op: WriteOp<unknown>;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+export class GroupCommit {
+  readonly #commit: CommitBatch;
+  readonly #maxBatch: number;
+  #queue: Pending[] = [];
+  #scheduled = false;
+  #idleWaiters: (() => void)[] = [];
+
+  /** `maxBatch` bounds one transaction, so that a flood cannot hold the event loop for long. */
+  constructor(commit: CommitBatch, maxBatch: number) {
+    this.#commit = commit;
+    this.#maxBatch = maxBatch;
+  }
+
+  /** Queues a write; it settles after the transaction that holds it has committed (or failed). */
+  enqueue<T>(op: WriteOp<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ op, resolve: resolve as (value: unknown) => void, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Resolves once every write queued so far has settled. */
+  idle(): Promise<void> {
+    if (this.#queue.length === 0 && !this.#scheduled) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => this.#flush());
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    const batch = this.#queue.length <= this.#maxBatch ? this.#queue : this.#queue.slice(0, this.#maxBatch);
+    this.#queue = batch === this.#queue ? [] : this.#queue.slice(this.#maxBatch);
+    // The rest goes in the next turn, after the I/O that waited behind this batch.
+    if (this.#queue.length > 0) this.#schedule();
+    let settled: readonly Settled[];
+    try {
+      settled = this.#commit(batch.map((pending) => pending.op));
+    } catch (error) {
+      for (const pending of batch) pending.reject(error);
+      this.#notifyIdle();
+      return;
+    }
+    batch.forEach((pending, index) => {
+      const outcome = settled[index];
+      if (outcome === undefined) pending.reject(new Error('group commit: the batch returned fewer results than ops'));
+      else if (outcome.ok) pending.resolve(outcome.value);
+      else pending.reject(outcome.error);
+    });
+    this.#notifyIdle();
+  }
+
+  #notifyIdle(): void {
+    if (this.#queue.length > 0 || this.#scheduled) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}

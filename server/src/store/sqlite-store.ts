@@ -1,0 +1,466 @@
+/**
+ * The claim store on SQLite (node:sqlite, no native build). One connection, owned by the server's
+ * thread; writes go through group commit (group-commit.ts), reads run at once on committed state.
+ *
+ * Durability: WAL with synchronous=FULL syncs the WAL at every COMMIT, and a write's promise
+ * resolves only after its COMMIT returned, so whatever a promise reported survives kill -9 and a
+ * power cut. A failed write rolls its whole transaction back and rejects with STORE_UNAVAILABLE;
+ * the next write simply begins a new transaction, so the store recovers by itself once the disk
+ * does.
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import {
+  MS_PER_DAY,
+  nicknameKey,
+  type Claim,
+  type ClaimList,
+  type ClaimOutcome,
+  type ClaimRequest,
+  type ClaimStore,
+  type Clock,
+  type KeyId,
+  type ListPage,
+  type RelevantClaims,
+} from './claim-store.js';
+import { CLAIM_COLUMNS, checkAddress, checkClaimRequest, checkKeyId, checkNickname, claimFromRow } from './claim-row.js';
+import { GroupCommit, type Settled, type WriteOp } from './group-commit.js';
+import { migrate, refuseIfNewer, SCHEMA_VERSION, schemaVersionOf } from './migrations.js';
+import { environmentFailure, openFailure } from './sqlite-failure.js';
+import { StoreError } from './store-error.js';
+
+export interface SqliteClaimStoreOptions {
+  /** The database file; its folder must exist. */
+  readonly path: string;
+  /** A claim lasts this many days after its key was last seen. */
+  readonly claimDays: number;
+  /** The clock (ms since the epoch); tests inject one. */
+  readonly now?: Clock;
+  /**
+   * How long a write waits for another process's write lock (a `claims release` or a migration by
+   * another process). The wait blocks the server's thread, so it is short.
+   */
+  readonly busyTimeoutMs?: number;
+  /** Most writes in one transaction. 1 turns group commit off (one transaction per write). */
+  readonly maxBatch?: number;
+  /** The `retryAfterMs` that STORE_UNAVAILABLE suggests. */
+  readonly retryAfterMs?: number;
+}
+
+const DEFAULTS = {
+  now: Date.now,
+  busyTimeoutMs: 1_000,
+  maxBatch: 512,
+  retryAfterMs: 1_000,
+} as const;
+
+/** Rows a purge deletes per transaction, so that a large purge never holds the thread for long. */
+const PURGE_CHUNK = 1_000;
+/** The WAL is truncated back to this after a checkpoint, so that one burst does not keep it large. */
+const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+
+interface Statements {
+  readonly relevant: StatementSync;
+  readonly anyRelevant: StatementSync;
+  readonly byNickname: StatementSync;
+  readonly deleteKey: StatementSync;
+  readonly deleteNickname: StatementSync;
+  readonly upsert: StatementSync;
+  readonly touch: StatementSync;
+  readonly purge: StatementSync;
+  readonly listAfter: StatementSync;
+}
+
+function prepareStatements(db: DatabaseSync): Statements {
+  const live = 'expires_at > :now';
+  return {
+    relevant: db.prepare(
+      `SELECT ${CLAIM_COLUMNS} FROM claims WHERE (key_id = :keyId OR nickname_key = :nicknameKey OR address = :address) AND ${live}`,
+    ),
+    anyRelevant: db.prepare(`SELECT ${CLAIM_COLUMNS} FROM claims WHERE key_id = :keyId OR nickname_key = :nicknameKey OR address = :address`),
+    byNickname: db.prepare(`SELECT ${CLAIM_COLUMNS} FROM claims WHERE nickname_key = :nicknameKey AND ${live}`),
+    deleteKey: db.prepare(`DELETE FROM claims WHERE key_id = ? RETURNING ${CLAIM_COLUMNS}`),
+    deleteNickname: db.prepare(`DELETE FROM claims WHERE nickname_key = ? RETURNING ${CLAIM_COLUMNS}`),
+    upsert: db.prepare(
+      `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at)
+       VALUES (:keyId, :der, :nickname, :nicknameKey, :address, :verified, :claimedAt, :now, :expiresAt)
+       ON CONFLICT (key_id) DO UPDATE SET
+         public_key = excluded.public_key, nickname = excluded.nickname, nickname_key = excluded.nickname_key,
+         address = excluded.address, address_verified = excluded.address_verified, claimed_at = excluded.claimed_at,
+         last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at`,
+    ),
+    touch: db.prepare(`UPDATE claims SET last_seen_at = :now, expires_at = :expiresAt WHERE key_id = :keyId AND ${live}`),
+    purge: db.prepare('DELETE FROM claims WHERE rowid IN (SELECT rowid FROM claims WHERE expires_at <= ? LIMIT ?)'),
+    listAfter: db.prepare(
+      `SELECT ${CLAIM_COLUMNS} FROM claims WHERE nickname_key > :after AND ${live} ORDER BY nickname_key LIMIT :limit`,
+    ),
+  };
+}
+
+function checkOptions(options: SqliteClaimStoreOptions): Required<SqliteClaimStoreOptions> {
+  const full = { ...DEFAULTS, ...options };
+  const problems: string[] = [];
+  if (typeof full.path !== 'string' || full.path === '' || full.path === ':memory:') problems.push('path must be a file path');
+  if (!(Number.isFinite(full.claimDays) && full.claimDays > 0)) problems.push(`claimDays must be a positive number, got ${String(full.claimDays)}`);
+  if (!(Number.isSafeInteger(full.busyTimeoutMs) && full.busyTimeoutMs >= 0)) problems.push('busyTimeoutMs must be a whole number >= 0');
+  if (!(Number.isSafeInteger(full.maxBatch) && full.maxBatch >= 1)) problems.push('maxBatch must be a whole number >= 1');
+  if (!(Number.isSafeInteger(full.retryAfterMs) && full.retryAfterMs >= 0)) problems.push('retryAfterMs must be a whole number >= 0');
+  if (typeof full.now !== 'function') problems.push('now must be a function');
+  if (problems.length > 0) throw new StoreError('STORE_BAD_INPUT', `claim store options: ${problems.join('; ')}`);
+  return full;
+}
+
+/** Opens the connection and sets it up; any failure is one STORE_OPEN_FAILED line. */
+function openConnection(path: string, busyTimeoutMs: number): DatabaseSync {
+  let db: DatabaseSync | undefined;
+  try {
+    db = new DatabaseSync(path, { timeout: busyTimeoutMs });
+    // Before WAL mode, which rewrites the header: a newer file must be left exactly as it was.
+    // Reading the version is also where "file is not a database" shows.
+    refuseIfNewer(db, path);
+    const mode = db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode?: unknown } | undefined;
+    if (mode?.journal_mode !== 'wal') throw new Error(`the file system refused WAL mode (journal_mode is ${String(mode?.journal_mode)})`);
+    db.exec(`PRAGMA synchronous = FULL; PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES};`);
+    return db;
+  } catch (err) {
+    db?.close();
+    if (err instanceof StoreError) throw err;
+    throw openError(err, path);
+  }
+}
+
+function openError(err: unknown, path: string): StoreError {
+  const failure = openFailure(err, path);
+  return new StoreError('STORE_OPEN_FAILED', `cannot open the claim database ${path}: ${failure.text} (${failure.name}). Fix: ${failure.fix}.`, {
+    path,
+    cause: err,
+  });
+}
+
+/**
+ * A real write at start, so that a database that opens but cannot be written (read-only file or
+ * mount, full disk) stops the start instead of failing the first registration. SQLite opens a file
+ * it may not write read-only without a word; rewriting the schema version is the smallest write.
+ */
+function probeWrite(db: DatabaseSync, path: string): void {
+  try {
+    db.exec(`BEGIN IMMEDIATE; PRAGMA user_version = ${schemaVersionOf(db)}; COMMIT;`);
+  } catch (err) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw openError(err, path);
+  }
+}
+
+/** Opens (creating it if absent) and migrates the database at `options.path`. */
+export async function openSqliteClaimStore(options: SqliteClaimStoreOptions): Promise<SqliteClaimStore> {
+  const checked = checkOptions(options);
+  const path = resolve(checked.path);
+  const db = openConnection(path, checked.busyTimeoutMs);
+  try {
+    migrate(db, path);
+    probeWrite(db, path);
+    return new SqliteClaimStore(db, path, checked);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+export class SqliteClaimStore implements ClaimStore {
+  readonly path: string;
+  readonly #db: DatabaseSync;
+  readonly #sql: Statements;
+  readonly #now: Clock;
+  readonly #claimMs: number;
+  readonly #retryAfterMs: number;
+  readonly #writes: GroupCommit;
+  #closed = false;
+  #stats = { writes: 0, commits: 0, failedCommits: 0 };
+
+  /** Use openSqliteClaimStore: it migrates and checks the file first. */
+  constructor(db: DatabaseSync, path: string, options: Required<SqliteClaimStoreOptions>) {
+    this.path = path;
+    this.#db = db;
+    this.#sql = prepareStatements(db);
+    this.#now = options.now;
+    this.#claimMs = Math.round(options.claimDays * MS_PER_DAY);
+    this.#retryAfterMs = options.retryAfterMs;
+    this.#writes = new GroupCommit((ops) => this.#commit(ops), options.maxBatch);
+  }
+
+  async findForRegistration(query: { readonly keyId: KeyId; readonly nickname: string; readonly address: string }): Promise<RelevantClaims> {
+    const keyId = checkKeyId(query.keyId);
+    const key = nicknameKey(checkNickname(query.nickname));
+    const address = checkAddress(query.address);
+    const rows = this.#read(() => this.#sql.relevant.all({ keyId, nicknameKey: key, address, now: this.#time() }));
+    let byNickname: Claim | null = null;
+    let byAddress: Claim | null = null;
+    let byKey: Claim | null = null;
+    for (const row of rows) {
+      const claim = claimFromRow(row, this.path);
+      if (claim.keyId === keyId) byKey = claim;
+      if (nicknameKey(claim.nickname) === key) byNickname = claim;
+      if (claim.address === address) byAddress = claim;
+    }
+    return { byNickname, byAddress, byKey };
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimOutcome> {
+    checkClaimRequest(request);
+    return this.#write(() => this.#claimNow(request));
+  }
+
+  async touch(keyIds: readonly KeyId[]): Promise<number> {
+    const ids = keyIds.map(checkKeyId);
+    return this.#write(() => {
+      const now = this.#time();
+      let touched = 0;
+      for (const keyId of ids) touched += Number(this.#sql.touch.run({ keyId, now, expiresAt: now + this.#claimMs }).changes);
+      return touched;
+    });
+  }
+
+  async releaseKey(keyId: KeyId): Promise<Claim | null> {
+    const id = checkKeyId(keyId);
+    return this.#write(() => this.#liveOrNull(this.#sql.deleteKey.get(id)));
+  }
+
+  async releaseNickname(nickname: string): Promise<Claim | null> {
+    const key = nicknameKey(checkNickname(nickname));
+    return this.#write(() => this.#liveOrNull(this.#sql.deleteNickname.get(key)));
+  }
+
+  async getByNickname(nickname: string): Promise<Claim | null> {
+    const key = nicknameKey(checkNickname(nickname));
+    const row = this.#read(() => this.#sql.byNickname.get({ nicknameKey: key, now: this.#time() }));
+    return row === undefined ? null : claimFromRow(row, this.path);
+  }
+
+  async list(page: ListPage = {}): Promise<ClaimList> {
+    const after = page.after === undefined ? '' : nicknameKey(page.after);
+    const limit = page.limit ?? -1; // SQLite: a negative LIMIT is no limit
+    if (page.limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
+      throw new StoreError('STORE_BAD_INPUT', 'claim store: list limit must be a whole number >= 1');
+    }
+    // One more than asked tells whether there is a next page without a second query.
+    const rows = this.#read(() => this.#sql.listAfter.all({ after, now: this.#time(), limit: limit < 0 ? -1 : limit + 1 }));
+    const claims = rows.map((row) => claimFromRow(row, this.path));
+    const more = limit >= 0 && claims.length > limit;
+    if (more) claims.length = limit;
+    return { claims, next: more ? (claims[claims.length - 1]?.nickname ?? null) : null };
+  }
+
+  async purgeExpired(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const deleted = await this.#write(() => Number(this.#sql.purge.run(this.#time(), PURGE_CHUNK).changes));
+      total += deleted;
+      if (deleted < PURGE_CHUNK) return total;
+    }
+  }
+
+  /**
+   * VACUUM INTO from a second, read-only connection: one read transaction, so the copy is a
+   * snapshot of committed claims however many writes run meanwhile, and it never touches this
+   * connection's transactions. It runs on the calling thread (about as long as reading the file);
+   * the operator's `p2p-registry backup` runs it in its own process. (node:sqlite's backup() failed
+   * now and then here with "not an error" when this connection committed during it.)
+   */
+  async backup(file: string): Promise<void> {
+    this.#assertOpen();
+    const target = resolve(file);
+    // Written beside the target and renamed into place: a failed backup never leaves a partial
+    // file under the name an operator will restore from.
+    const partial = `${target}.partial-${randomBytes(6).toString('hex')}`;
+    try {
+      const reader = new DatabaseSync(this.path, { readOnly: true, timeout: 1_000 });
+      try {
+        reader.prepare('VACUUM INTO ?').run(partial);
+      } finally {
+        reader.close();
+      }
+      checkBackup(partial);
+      syncFile(partial);
+      renameSync(partial, target);
+      syncFile(dirname(target));
+    } catch (err) {
+      for (const leftover of [partial, `${partial}-wal`, `${partial}-shm`, `${partial}-journal`]) rmSync(leftover, { force: true });
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new StoreError(
+        'STORE_UNAVAILABLE',
+        `cannot back up the claim database ${this.path} to ${target}: ${reason}. Fix: check that the folder exists, is writable and has space, then retry.`,
+        { path: this.path, cause: err },
+      );
+    }
+  }
+
+  /** Writes committed, transactions committed (one sync each), and transactions that failed. */
+  stats(): { readonly writes: number; readonly commits: number; readonly failedCommits: number } {
+    return { ...this.#stats };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#writes.idle();
+    this.#db.close();
+  }
+
+  /** The clock as a whole number of ms (an injected clock may return fractions). */
+  #time(): number {
+    return Math.floor(this.#now());
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StoreError('STORE_CLOSED', `the claim store ${this.path} is closed`, { path: this.path });
+  }
+
+  #liveOrNull(row: unknown): Claim | null {
+    if (row === undefined) return null;
+    const claim = claimFromRow(row, this.path);
+    return claim.expiresAt > this.#time() ? claim : null;
+  }
+
+  #unavailable(err: unknown, doing: string): StoreError | undefined {
+    const failure = environmentFailure(err, this.path);
+    if (failure === undefined) return undefined;
+    return new StoreError(
+      'STORE_UNAVAILABLE',
+      `the claim database ${this.path} cannot be ${doing}: ${failure.text} (${failure.name}). Nothing was changed. ` +
+        `Fix: ${failure.fix}; the store retries by itself on the next write.`,
+      { path: this.path, cause: err, retryAfterMs: this.#retryAfterMs },
+    );
+  }
+
+  #read<T>(run: () => T): T {
+    this.#assertOpen();
+    try {
+      return run();
+    } catch (err) {
+      throw this.#unavailable(err, 'read') ?? err;
+    }
+  }
+
+  #write<T>(op: WriteOp<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new StoreError('STORE_CLOSED', `the claim store ${this.path} is closed`, { path: this.path }));
+    return this.#writes.enqueue(op);
+  }
+
+  /**
+   * One transaction for the batch; each op in a savepoint, so that an op that throws (a bug, or a
+   * row that fails its checks) is undone alone. An environment failure ends the whole batch:
+   * SQLite may already have rolled the transaction back, and later ops must not run outside it.
+   */
+  #commit(ops: readonly WriteOp<unknown>[]): readonly Settled[] {
+    const db = this.#db;
+    const settled: Settled[] = [];
+    try {
+      db.exec('BEGIN IMMEDIATE');
+      for (const op of ops) {
+        db.exec('SAVEPOINT op');
+        try {
+          settled.push({ ok: true, value: op() });
+          db.exec('RELEASE op');
+        } catch (error) {
+          if (environmentFailure(error, this.path) !== undefined) throw error;
+          db.exec('ROLLBACK TO op; RELEASE op');
+          settled.push({ ok: false, error });
+        }
+      }
+      db.exec('COMMIT');
+      this.#stats.commits += 1;
+      this.#stats.writes += ops.length;
+      return settled;
+    } catch (err) {
+      this.#stats.failedCommits += 1;
+      try {
+        if (db.isTransaction) db.exec('ROLLBACK');
+      } catch {
+        // SQLite rolls back by itself when it cannot; the next BEGIN starts clean either way.
+      }
+      throw this.#unavailable(err, 'written') ?? err;
+    }
+  }
+
+  /** The conflict rules, run inside the write transaction: decide first, then change. */
+  #claimNow(request: ClaimRequest): ClaimOutcome {
+    const now = this.#time();
+    const key = nicknameKey(request.nickname);
+    let own: Claim | null = null;
+    let othersNickname: Claim | null = null;
+    let othersAddress: Claim | null = null;
+    // Expired rows too: they do not exist for the rules, but they are in the way of the unique indexes.
+    for (const row of this.#sql.anyRelevant.all({ keyId: request.keyId, nicknameKey: key, address: request.address })) {
+      const claim = claimFromRow(row, this.path);
+      if (claim.keyId === request.keyId) own = claim;
+      else {
+        if (nicknameKey(claim.nickname) === key) othersNickname = claim;
+        if (claim.address === request.address) othersAddress = claim;
+      }
+    }
+
+    if (othersNickname !== null && othersNickname.expiresAt > now) return { kind: 'nickname-taken', holder: othersNickname };
+    let displaced: Claim | null = null;
+    if (othersAddress !== null && othersAddress.expiresAt > now) {
+      const mayDisplace = request.addressVerified && request.displaceUnverified === true && !othersAddress.addressVerified;
+      if (!mayDisplace) return { kind: 'address-taken', holder: othersAddress };
+      displaced = othersAddress;
+    }
+
+    // Whatever else is in the way is expired (it does not exist) or displaced.
+    if (othersNickname !== null) this.#sql.deleteKey.run(othersNickname.keyId);
+    if (othersAddress !== null && othersAddress !== othersNickname) this.#sql.deleteKey.run(othersAddress.keyId);
+
+    const ownLive = own !== null && own.expiresAt > now ? own : null;
+    const sameAddress = ownLive !== null && ownLive.address === request.address;
+    const sameBinding = sameAddress && nicknameKey(ownLive.nickname) === key;
+    const claim: Claim = Object.freeze({
+      keyId: request.keyId,
+      publicKeyDer: request.publicKeyDer,
+      nickname: request.nickname,
+      address: request.address,
+      // The key proved this address once; registering again without the proof, or under another
+      // nickname, does not undo that.
+      addressVerified: request.addressVerified || (sameAddress && ownLive.addressVerified),
+      claimedAt: sameBinding ? ownLive.claimedAt : now,
+      lastSeenAt: now,
+      expiresAt: now + this.#claimMs,
+    });
+    this.#sql.upsert.run({
+      keyId: claim.keyId,
+      der: claim.publicKeyDer,
+      nickname: claim.nickname,
+      nicknameKey: key,
+      address: claim.address,
+      verified: claim.addressVerified ? 1 : 0,
+      claimedAt: claim.claimedAt,
+      now,
+      expiresAt: claim.expiresAt,
+    });
+    return { kind: 'claimed', claim, previous: sameBinding ? null : ownLive, displaced };
+  }
+}
+
+/** Opens the copy on its own and checks it before it replaces anything. */
+function checkBackup(file: string): void {
+  const copy = new DatabaseSync(file);
+  try {
+    const check = copy.prepare('PRAGMA quick_check').get() as { quick_check?: unknown } | undefined;
+    if (check?.quick_check !== 'ok') throw new Error(`the copy failed its check: ${String(check?.quick_check)}`);
+    const version = schemaVersionOf(copy);
+    if (version !== SCHEMA_VERSION) throw new Error(`the copy has schema version ${version}, expected ${SCHEMA_VERSION}`);
+  } finally {
+    copy.close();
+  }
+}
+
+function syncFile(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
