@@ -19,7 +19,7 @@ export const CloseCode = {
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
 /** Who raises a code: the registry on the wire, or a local part of the client, CLI or server start. */
-export type ErrorSource = 'protocol' | 'client' | 'socks' | 'identity' | 'config' | 'usage';
+export type ErrorSource = 'protocol' | 'client' | 'socks' | 'identity' | 'store' | 'config' | 'usage';
 
 export interface ErrorSpec {
   readonly source: ErrorSource;
@@ -108,6 +108,15 @@ export const ERROR_CATALOG = {
   KEY_NOT_ED25519: local('identity', 'the key file holds a key that is not Ed25519'),
   KEY_WRITE_FAILED: local('identity', 'the key file cannot be written: check the folder and its permissions'),
 
+  // ---- raised by the claim store (server/src/store) ----
+  STORE_UNAVAILABLE: local('store', 'the claim store cannot be written right now; nothing was changed: retry later'),
+  STORE_OPEN_FAILED: local('store', 'the claim database cannot be opened'),
+  STORE_SCHEMA_NEWER: local('store', 'the claim database has a newer schema than this version knows'),
+  STORE_MIGRATION_FAILED: local('store', 'the claim database could not be migrated'),
+  STORE_CORRUPT: local('store', 'the claim database holds a row this version cannot read'),
+  STORE_BAD_INPUT: local('store', 'a value passed to the claim store is not valid'),
+  STORE_CLOSED: local('store', 'the claim store is closed'),
+
   // ---- raised at start and by the command line ----
   CONFIG_INVALID: local('config', 'Fix config.ini (see config.ini.example) or the REGISTRY_* environment variables, then start again.'),
   USAGE: local('usage', 'the command line is not valid: see p2p-registry --help'),
@@ -124,6 +133,7 @@ export type ErrorCode = CodesOf<'protocol'>;
 export type ClientErrorCode = CodesOf<'client'>;
 export type SocksErrorCode = CodesOf<'socks'>;
 export type IdentityErrorCode = CodesOf<'identity'>;
+export type StoreErrorCode = CodesOf<'store'>;
 
 function codesOf<S extends ErrorSource>(source: S): { readonly [C in CodesOf<S>]: C } {
   const codes: Record<string, string> = {};
@@ -137,6 +147,8 @@ export const ErrorCode = codesOf('protocol');
 export interface RegistryErrorOptions extends ErrorOptions {
   /** SOCKS: the proxy's reply code (RFC 1928 REP field), when the error is one. */
   readonly replyCode?: number;
+  /** How long to wait before retrying (RATE_LIMITED from a server-wide budget, UNAVAILABLE, STORE_UNAVAILABLE). */
+  readonly retryAfterMs?: number;
   /** CONFIG_INVALID: every required key that is missing, and every value that is wrong. */
   readonly missing?: readonly string[];
   readonly invalid?: readonly string[];
@@ -150,6 +162,7 @@ export class RegistryError extends Error {
   override readonly name = 'RegistryError';
   readonly code: AnyErrorCode;
   readonly replyCode: number | null;
+  readonly retryAfterMs: number | null;
   readonly missing: readonly string[];
   readonly invalid: readonly string[];
 
@@ -166,6 +179,7 @@ export class RegistryError extends Error {
     }
     this.code = code;
     this.replyCode = options.replyCode ?? null;
+    this.retryAfterMs = options.retryAfterMs ?? null;
     this.missing = options.missing ?? [];
     this.invalid = options.invalid ?? [];
   }

@@ -13,6 +13,7 @@ export {
   type IdentityErrorCode,
   type RegistryErrorOptions,
   type SocksErrorCode,
+  type StoreErrorCode,
 } from './errors.js';
 export { parseOnionAddress, onionAddressFromPublicKey, type OnionAddress } from './onion-address.js';
 export { PROTOCOL_VERSION, NICKNAME_PATTERN, type KeyType, type PeerRecord, type ServerMessage } from './messages.js';

@@ -5,7 +5,8 @@
  */
 import { NICKNAME_PATTERN } from '../protocol/messages.js';
 import { keyIdOf, type Claim, type ClaimRequest } from './claim-store.js';
-import { StoreError } from './store-error.js';
+import type { RegistryError } from '../protocol/errors.js';
+import { isStoreError, storeError } from './store-error.js';
 
 const KEY_ID = /^[0-9a-f]{64}$/;
 /**
@@ -19,11 +20,10 @@ const MAX_DER_BYTES = 2_048;
 /** The columns every query that returns claims selects, in this order. */
 export const CLAIM_COLUMNS = 'key_id, public_key, nickname, address, address_verified, claimed_at, last_seen_at, expires_at';
 
-function corrupt(path: string, what: string): StoreError {
-  return new StoreError(
+function corrupt(path: string, what: string): RegistryError {
+  return storeError(
     'STORE_CORRUPT',
     `the claim database ${path} holds a claim this version cannot read (${what}). Fix: restore a backup, or release that claim.`,
-    { path },
   );
 }
 
@@ -54,8 +54,8 @@ export function claimFromRow(row: unknown, path: string): Claim {
   });
 }
 
-function badInput(what: string): StoreError {
-  return new StoreError('STORE_BAD_INPUT', `claim store: ${what}`);
+function badInput(what: string): RegistryError {
+  return storeError('STORE_BAD_INPUT', `claim store: ${what}`);
 }
 
 export function checkKeyId(keyId: unknown): string {

@@ -5,7 +5,8 @@
  */
 import type { DatabaseSync } from 'node:sqlite';
 import { environmentFailure } from './sqlite-failure.js';
-import { StoreError } from './store-error.js';
+import type { RegistryError } from '../protocol/errors.js';
+import { isStoreError, storeError } from './store-error.js';
 
 export interface Migration {
   readonly version: number;
@@ -52,12 +53,11 @@ export function schemaVersionOf(db: DatabaseSync): number {
   return version;
 }
 
-function refuseNewer(version: number, path: string): StoreError {
-  return new StoreError(
+function refuseNewer(version: number, path: string): RegistryError {
+  return storeError(
     'STORE_SCHEMA_NEWER',
     `the claim database ${path} has schema version ${version}, newer than this registry knows (${SCHEMA_VERSION}): ` +
       'it was written by a newer p2p-registry. Fix: run that version or a newer one, or restore a backup made by this version.',
-    { path },
   );
 }
 
@@ -71,11 +71,10 @@ export function refuseIfNewer(db: DatabaseSync, path: string): void {
 function refuseForeign(db: DatabaseSync, path: string): void {
   const row = db.prepare('SELECT count(*) AS n FROM sqlite_schema').get() as { n?: unknown } | undefined;
   if (row?.n !== 0) {
-    throw new StoreError(
+    throw storeError(
       'STORE_OPEN_FAILED',
       `cannot open the claim database ${path}: it holds tables but no registry schema version. ` +
         'Fix: set [Store] Database to the registry\'s own file, or move this one away.',
-      { path },
     );
   }
 }
@@ -102,14 +101,14 @@ export function migrate(db: DatabaseSync, path: string, target: number = SCHEMA_
       db.exec('COMMIT');
     } catch (err) {
       if (db.isTransaction) db.exec('ROLLBACK');
-      if (err instanceof StoreError) throw err;
+      if (isStoreError(err)) throw err;
       const failure = environmentFailure(err, path);
       const cause = failure === undefined ? (err instanceof Error ? err.message : String(err)) : `${failure.text} (${failure.name})`;
       const fix = failure?.fix ?? 'report this as a bug, with the message; the file was left at its previous version';
-      throw new StoreError(
+      throw storeError(
         'STORE_MIGRATION_FAILED',
         `cannot migrate the claim database ${path} to schema version ${migration.version} (${migration.summary}): ${cause}. Fix: ${fix}.`,
-        { path, cause: err },
+        { cause: err },
       );
     }
   }

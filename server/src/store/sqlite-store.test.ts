@@ -9,7 +9,8 @@ import { CLAIM_DAYS, describeClaimStoreContract, ManualClock, newAddress, newKey
 import { MS_PER_DAY } from './claim-store.js';
 import { migrate, SCHEMA_VERSION, schemaVersionOf } from './migrations.js';
 import { openSqliteClaimStore, type SqliteClaimStore, type SqliteClaimStoreOptions } from './sqlite-store.js';
-import { isStoreError, StoreError } from './store-error.js';
+import type { RegistryError } from '../protocol/errors.js';
+import { isStoreError } from './store-error.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -33,14 +34,14 @@ afterEach(async () => {
   await Promise.all(opened.splice(0).map((store) => store.close()));
 });
 
-async function failureOf(promise: Promise<unknown>): Promise<StoreError> {
+async function failureOf(promise: Promise<unknown>): Promise<RegistryError> {
   try {
     await promise;
   } catch (err) {
-    if (err instanceof StoreError) return err;
+    if (isStoreError(err)) return err;
     throw err;
   }
-  throw new Error('expected a StoreError');
+  throw new Error('expected a RegistryError');
 }
 
 function countClaims(path: string): number {
@@ -147,7 +148,7 @@ describe('SQLite claim store', () => {
     const path = join(tempDir(), 'unwritable.db');
     await (await openAt(path)).close();
     refuseFileWrites();
-    let err: StoreError;
+    let err: RegistryError;
     try {
       err = await failureOf(openAt(path));
     } finally {
@@ -179,7 +180,7 @@ describe('SQLite claim store', () => {
       expect(failure.status).toBe('rejected');
       const reason = (failure as PromiseRejectedResult).reason as unknown;
       expect(isStoreError(reason, 'STORE_UNAVAILABLE')).toBe(true);
-      const err = reason as StoreError;
+      const err = reason as RegistryError;
       expect(err.retryAfterMs).toBe(1_000);
       expect(err.message).toContain(`the claim database ${path} cannot be written: disk I/O error (SQLITE_IOERR). Nothing was changed.`);
     }

@@ -8,10 +8,8 @@
  * the next write simply begins a new transaction, so the store recovers by itself once the disk
  * does.
  */
-import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { resolve } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import {
   MS_PER_DAY,
   nicknameKey,
@@ -25,11 +23,14 @@ import {
   type ListPage,
   type RelevantClaims,
 } from './claim-store.js';
-import { CLAIM_COLUMNS, checkAddress, checkClaimRequest, checkKeyId, checkNickname, claimFromRow } from './claim-row.js';
+import { checkAddress, checkClaimRequest, checkKeyId, checkNickname, claimFromRow } from './claim-row.js';
+import { prepareStatements, type Statements } from './sqlite-statements.js';
 import { GroupCommit, type Settled, type WriteOp } from './group-commit.js';
-import { migrate, refuseIfNewer, SCHEMA_VERSION, schemaVersionOf } from './migrations.js';
+import { migrate, refuseIfNewer, schemaVersionOf } from './migrations.js';
+import { backupSqliteDatabase } from './sqlite-backup.js';
 import { environmentFailure, openFailure } from './sqlite-failure.js';
-import { StoreError } from './store-error.js';
+import type { RegistryError } from '../protocol/errors.js';
+import { isStoreError, storeError } from './store-error.js';
 
 export interface SqliteClaimStoreOptions {
   /** The database file; its folder must exist. */
@@ -61,44 +62,6 @@ const PURGE_CHUNK = 1_000;
 /** The WAL is truncated back to this after a checkpoint, so that one burst does not keep it large. */
 const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
-interface Statements {
-  readonly relevant: StatementSync;
-  readonly anyRelevant: StatementSync;
-  readonly byNickname: StatementSync;
-  readonly deleteKey: StatementSync;
-  readonly deleteNickname: StatementSync;
-  readonly upsert: StatementSync;
-  readonly touch: StatementSync;
-  readonly purge: StatementSync;
-  readonly listAfter: StatementSync;
-}
-
-function prepareStatements(db: DatabaseSync): Statements {
-  const live = 'expires_at > :now';
-  return {
-    relevant: db.prepare(
-      `SELECT ${CLAIM_COLUMNS} FROM claims WHERE (key_id = :keyId OR nickname_key = :nicknameKey OR address = :address) AND ${live}`,
-    ),
-    anyRelevant: db.prepare(`SELECT ${CLAIM_COLUMNS} FROM claims WHERE key_id = :keyId OR nickname_key = :nicknameKey OR address = :address`),
-    byNickname: db.prepare(`SELECT ${CLAIM_COLUMNS} FROM claims WHERE nickname_key = :nicknameKey AND ${live}`),
-    deleteKey: db.prepare(`DELETE FROM claims WHERE key_id = ? RETURNING ${CLAIM_COLUMNS}`),
-    deleteNickname: db.prepare(`DELETE FROM claims WHERE nickname_key = ? RETURNING ${CLAIM_COLUMNS}`),
-    upsert: db.prepare(
-      `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at)
-       VALUES (:keyId, :der, :nickname, :nicknameKey, :address, :verified, :claimedAt, :now, :expiresAt)
-       ON CONFLICT (key_id) DO UPDATE SET
-         public_key = excluded.public_key, nickname = excluded.nickname, nickname_key = excluded.nickname_key,
-         address = excluded.address, address_verified = excluded.address_verified, claimed_at = excluded.claimed_at,
-         last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at`,
-    ),
-    touch: db.prepare(`UPDATE claims SET last_seen_at = :now, expires_at = :expiresAt WHERE key_id = :keyId AND ${live}`),
-    purge: db.prepare('DELETE FROM claims WHERE rowid IN (SELECT rowid FROM claims WHERE expires_at <= ? LIMIT ?)'),
-    listAfter: db.prepare(
-      `SELECT ${CLAIM_COLUMNS} FROM claims WHERE nickname_key > :after AND ${live} ORDER BY nickname_key LIMIT :limit`,
-    ),
-  };
-}
-
 function checkOptions(options: SqliteClaimStoreOptions): Required<SqliteClaimStoreOptions> {
   const full = { ...DEFAULTS, ...options };
   const problems: string[] = [];
@@ -108,7 +71,7 @@ function checkOptions(options: SqliteClaimStoreOptions): Required<SqliteClaimSto
   if (!(Number.isSafeInteger(full.maxBatch) && full.maxBatch >= 1)) problems.push('maxBatch must be a whole number >= 1');
   if (!(Number.isSafeInteger(full.retryAfterMs) && full.retryAfterMs >= 0)) problems.push('retryAfterMs must be a whole number >= 0');
   if (typeof full.now !== 'function') problems.push('now must be a function');
-  if (problems.length > 0) throw new StoreError('STORE_BAD_INPUT', `claim store options: ${problems.join('; ')}`);
+  if (problems.length > 0) throw storeError('STORE_BAD_INPUT', `claim store options: ${problems.join('; ')}`);
   return full;
 }
 
@@ -126,17 +89,14 @@ function openConnection(path: string, busyTimeoutMs: number): DatabaseSync {
     return db;
   } catch (err) {
     db?.close();
-    if (err instanceof StoreError) throw err;
+    if (isStoreError(err)) throw err;
     throw openError(err, path);
   }
 }
 
-function openError(err: unknown, path: string): StoreError {
+function openError(err: unknown, path: string): RegistryError {
   const failure = openFailure(err, path);
-  return new StoreError('STORE_OPEN_FAILED', `cannot open the claim database ${path}: ${failure.text} (${failure.name}). Fix: ${failure.fix}.`, {
-    path,
-    cause: err,
-  });
+  return storeError('STORE_OPEN_FAILED', `cannot open the claim database ${path}: ${failure.text} (${failure.name}). Fix: ${failure.fix}.`, { cause: err });
 }
 
 /**
@@ -242,7 +202,7 @@ export class SqliteClaimStore implements ClaimStore {
     const after = page.after === undefined ? '' : nicknameKey(page.after);
     const limit = page.limit ?? -1; // SQLite: a negative LIMIT is no limit
     if (page.limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
-      throw new StoreError('STORE_BAD_INPUT', 'claim store: list limit must be a whole number >= 1');
+      throw storeError('STORE_BAD_INPUT', 'claim store: list limit must be a whole number >= 1');
     }
     // One more than asked tells whether there is a next page without a second query.
     const rows = this.#read(() => this.#sql.listAfter.all({ after, now: this.#time(), limit: limit < 0 ? -1 : limit + 1 }));
@@ -270,30 +230,7 @@ export class SqliteClaimStore implements ClaimStore {
    */
   async backup(file: string): Promise<void> {
     this.#assertOpen();
-    const target = resolve(file);
-    // Written beside the target and renamed into place: a failed backup never leaves a partial
-    // file under the name an operator will restore from.
-    const partial = `${target}.partial-${randomBytes(6).toString('hex')}`;
-    try {
-      const reader = new DatabaseSync(this.path, { readOnly: true, timeout: 1_000 });
-      try {
-        reader.prepare('VACUUM INTO ?').run(partial);
-      } finally {
-        reader.close();
-      }
-      checkBackup(partial);
-      syncFile(partial);
-      renameSync(partial, target);
-      syncFile(dirname(target));
-    } catch (err) {
-      for (const leftover of [partial, `${partial}-wal`, `${partial}-shm`, `${partial}-journal`]) rmSync(leftover, { force: true });
-      const reason = err instanceof Error ? err.message : String(err);
-      throw new StoreError(
-        'STORE_UNAVAILABLE',
-        `cannot back up the claim database ${this.path} to ${target}: ${reason}. Fix: check that the folder exists, is writable and has space, then retry.`,
-        { path: this.path, cause: err },
-      );
-    }
+    backupSqliteDatabase(this.path, file);
   }
 
   /** Writes committed, transactions committed (one sync each), and transactions that failed. */
@@ -314,7 +251,7 @@ export class SqliteClaimStore implements ClaimStore {
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new StoreError('STORE_CLOSED', `the claim store ${this.path} is closed`, { path: this.path });
+    if (this.#closed) throw storeError('STORE_CLOSED', `the claim store ${this.path} is closed`);
   }
 
   #liveOrNull(row: unknown): Claim | null {
@@ -323,14 +260,14 @@ export class SqliteClaimStore implements ClaimStore {
     return claim.expiresAt > this.#time() ? claim : null;
   }
 
-  #unavailable(err: unknown, doing: string): StoreError | undefined {
+  #unavailable(err: unknown, doing: string): RegistryError | undefined {
     const failure = environmentFailure(err, this.path);
     if (failure === undefined) return undefined;
-    return new StoreError(
+    return storeError(
       'STORE_UNAVAILABLE',
       `the claim database ${this.path} cannot be ${doing}: ${failure.text} (${failure.name}). Nothing was changed. ` +
         `Fix: ${failure.fix}; the store retries by itself on the next write.`,
-      { path: this.path, cause: err, retryAfterMs: this.#retryAfterMs },
+      { cause: err, retryAfterMs: this.#retryAfterMs },
     );
   }
 
@@ -344,7 +281,7 @@ export class SqliteClaimStore implements ClaimStore {
   }
 
   #write<T>(op: WriteOp<T>): Promise<T> {
-    if (this.#closed) return Promise.reject(new StoreError('STORE_CLOSED', `the claim store ${this.path} is closed`, { path: this.path }));
+    if (this.#closed) return Promise.reject(storeError('STORE_CLOSED', `the claim store ${this.path} is closed`));
     return this.#writes.enqueue(op);
   }
 
@@ -440,27 +377,5 @@ export class SqliteClaimStore implements ClaimStore {
       expiresAt: claim.expiresAt,
     });
     return { kind: 'claimed', claim, previous: sameBinding ? null : ownLive, displaced };
-  }
-}
-
-/** Opens the copy on its own and checks it before it replaces anything. */
-function checkBackup(file: string): void {
-  const copy = new DatabaseSync(file);
-  try {
-    const check = copy.prepare('PRAGMA quick_check').get() as { quick_check?: unknown } | undefined;
-    if (check?.quick_check !== 'ok') throw new Error(`the copy failed its check: ${String(check?.quick_check)}`);
-    const version = schemaVersionOf(copy);
-    if (version !== SCHEMA_VERSION) throw new Error(`the copy has schema version ${version}, expected ${SCHEMA_VERSION}`);
-  } finally {
-    copy.close();
-  }
-}
-
-function syncFile(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }
