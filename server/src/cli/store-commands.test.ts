@@ -1,0 +1,97 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseArgs } from './args.js';
+import { runStoreCommand, STORE_FLAGS, type StoreHandle } from './store-commands.js';
+import { newAddress, newKey, request } from '../store/claim-store.contract.js';
+import { openSqliteClaimStore } from '../store/sqlite-store.js';
+
+let dir: string;
+let database: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'store-cli-'));
+  database = join(dir, 'registry.db');
+});
+
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function open(): Promise<StoreHandle> {
+  return openSqliteClaimStore({ path: database, claimDays: 30 }).then((store) => ({ store, database }));
+}
+
+async function seed(...nicknames: string[]): Promise<void> {
+  const { store } = await open();
+  for (const nickname of nicknames) await store.claim(request(newKey(), nickname, newAddress()));
+  await store.close();
+}
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const args = parseArgs(argv, new Set(), new Set(STORE_FLAGS));
+  const code = await runStoreCommand(args.command ?? '', args, open, { stdout: { write: (t: string) => (out += t) }, stderr: { write: (t: string) => (err += t) } });
+  return { code, out, err };
+}
+
+describe('p2p-registry claims', () => {
+  it('lists every live claim in nickname order, one per line', async () => {
+    await seed('bob', 'Alice');
+    const { code, out } = await run(['claims', 'list']);
+    expect(code).toBe(0);
+    const lines = out.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^Alice {2}[a-z2-7]{56}\.onion {2}address not proven {2}until \d{4}-/);
+    expect(lines[1]).toMatch(/^bob /);
+  });
+
+  it('lists claims as JSON with --json', async () => {
+    await seed('carol');
+    const { out } = await run(['claims', 'list', '--json']);
+    const claims = JSON.parse(out) as Array<Record<string, unknown>>;
+    expect(claims).toEqual([expect.objectContaining({ nickname: 'carol', addressVerified: false, until: expect.any(String) })]);
+  });
+
+  it('shows one claim, case-insensitively, and exits 1 for a nickname nobody claims', async () => {
+    await seed('dave');
+    expect((await run(['claims', 'show', 'DAVE'])).out).toMatch(/^dave /);
+    const missing = await run(['claims', 'show', 'erin']);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toContain('no live claim on "erin"');
+  });
+
+  it('releases a claim so that the nickname is free at once', async () => {
+    await seed('frank');
+    const released = await run(['claims', 'release', 'frank']);
+    expect(released.code).toBe(0);
+    expect(released.out).toContain('released frank');
+    expect((await run(['claims', 'show', 'frank'])).code).toBe(1);
+    expect((await run(['claims', 'release', 'frank'])).code).toBe(1);
+  });
+
+  it('refuses a claims call without a known subcommand or with a missing nickname', async () => {
+    await expect(run(['claims'])).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(run(['claims', 'drop', 'x'])).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(run(['claims', 'show'])).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(run(['claims', 'list', 'extra'])).rejects.toMatchObject({ code: 'USAGE' });
+  });
+});
+
+describe('p2p-registry backup', () => {
+  it('writes a consistent copy that opens as a claim store with the same claims', async () => {
+    await seed('gina', 'hank');
+    const copy = join(dir, 'copy.db');
+    const { code, out } = await run(['backup', copy]);
+    expect(code).toBe(0);
+    expect(out).toContain(`backed up ${database} to ${copy}`);
+    const restored = await openSqliteClaimStore({ path: copy, claimDays: 30 });
+    expect((await restored.list()).claims.map((c) => c.nickname)).toEqual(['gina', 'hank']);
+    await restored.close();
+  });
+
+  it('needs exactly one file', async () => {
+    await expect(run(['backup'])).rejects.toMatchObject({ code: 'USAGE' });
+    expect(existsSync(join(dir, 'registry.db'))).toBe(false);
+  });
+});

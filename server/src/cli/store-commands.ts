@@ -1,0 +1,128 @@
+/**
+ * Operators' commands on the claim store: `claims list [--json]`, `claims show <nickname>`,
+ * `claims release <nickname>` and `backup <file>`. They open the database next to the running
+ * server (SQLite in WAL mode takes a second connection; a write waits for the server's at most the
+ * store's busy timeout), so they are safe while it serves. Each returns its exit code.
+ */
+import type { ParsedArgs } from './args.js';
+import { usageError } from './args.js';
+import type { TextSink } from './client-commands.js';
+import type { Claim, ClaimStore } from '../store/claim-store.js';
+
+export const STORE_COMMANDS: ReadonlySet<string> = new Set(['claims', 'backup']);
+export const STORE_FLAGS: readonly string[] = ['json'];
+
+export const STORE_USAGE = `
+operator commands on the claim database ([Store] Database of --config; safe while the server runs):
+  claims list [--json]                 every live claim, in nickname order
+  claims show <nickname>               one claim
+  claims release <nickname>            delete the claim on a nickname (abuse handling): it is free at once
+  backup <file>                        an online, consistent copy of the database (restore: README)
+  exit codes: 0 ok, 1 failure or no such claim, 2 usage, 78 configuration error
+`;
+
+export interface StoreIo {
+  readonly stdout: TextSink;
+  readonly stderr: TextSink;
+}
+
+/** Where the claims live, for messages ("backed up <database> to <file>"). */
+export interface StoreHandle {
+  readonly store: ClaimStore;
+  readonly database: string;
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** The form `claims list` and `claims show` print: what an operator needs to judge a claim. */
+function describeClaim(claim: Claim): string {
+  const verified = claim.addressVerified ? 'address proven' : 'address not proven';
+  return `${claim.nickname}  ${claim.address}  ${verified}  until ${iso(claim.expiresAt)}  last seen ${iso(claim.lastSeenAt)}  key ${claim.keyId.slice(0, 16)}`;
+}
+
+function claimJson(claim: Claim): Record<string, unknown> {
+  return {
+    nickname: claim.nickname,
+    address: claim.address,
+    addressVerified: claim.addressVerified,
+    keyId: claim.keyId,
+    claimedAt: iso(claim.claimedAt),
+    lastSeenAt: iso(claim.lastSeenAt),
+    until: iso(claim.expiresAt),
+  };
+}
+
+async function listClaims(store: ClaimStore, json: boolean, io: StoreIo): Promise<number> {
+  const all: Claim[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const page = await store.list(after === undefined ? { limit: 1_000 } : { after, limit: 1_000 });
+    all.push(...page.claims);
+    if (page.next === null) break;
+    after = page.next;
+  }
+  if (json) io.stdout.write(`${JSON.stringify(all.map(claimJson))}\n`);
+  else if (all.length === 0) io.stderr.write('no claims\n');
+  else for (const claim of all) io.stdout.write(`${describeClaim(claim)}\n`);
+  return 0;
+}
+
+function oneNickname(args: ParsedArgs, what: string): string {
+  const [, nickname, ...rest] = args.positional;
+  if (nickname === undefined || rest.length > 0) throw usageError(`claims ${what} takes one nickname: p2p-registry claims ${what} <nickname>`);
+  return nickname;
+}
+
+async function showClaim(store: ClaimStore, args: ParsedArgs, io: StoreIo): Promise<number> {
+  const nickname = oneNickname(args, 'show');
+  const claim = await store.getByNickname(nickname);
+  if (claim === null) {
+    io.stderr.write(`p2p-registry: no live claim on "${nickname}" (never claimed, released, or expired)\n`);
+    return 1;
+  }
+  io.stdout.write(args.options.has('json') ? `${JSON.stringify(claimJson(claim))}\n` : `${describeClaim(claim)}\n`);
+  return 0;
+}
+
+async function releaseClaim(store: ClaimStore, args: ParsedArgs, io: StoreIo): Promise<number> {
+  const nickname = oneNickname(args, 'release');
+  const claim = await store.releaseNickname(nickname);
+  if (claim === null) {
+    io.stderr.write(`p2p-registry: no claim on "${nickname}" to release\n`);
+    return 1;
+  }
+  io.stdout.write(
+    `released ${claim.nickname} (${claim.address}): the nickname and address are free now; a peer registered under it right now keeps its live registration until it disconnects\n`,
+  );
+  return 0;
+}
+
+async function backup(handle: StoreHandle, args: ParsedArgs, io: StoreIo): Promise<number> {
+  const file = args.positional[0] as string;
+  await handle.store.backup(file);
+  io.stdout.write(`backed up ${handle.database} to ${file}\n`);
+  return 0;
+}
+
+/** Runs `claims …` or `backup …` on an opened store (closed afterwards). Usage problems throw USAGE. */
+export async function runStoreCommand(command: string, args: ParsedArgs, open: () => Promise<StoreHandle>, io: StoreIo): Promise<number> {
+  const sub = command === 'claims' ? args.positional[0] : undefined;
+  if (command === 'claims' && (sub === undefined || !['list', 'show', 'release'].includes(sub))) {
+    throw usageError('claims needs list, show <nickname> or release <nickname>');
+  }
+  if (command === 'claims' && sub === 'list' && args.positional.length > 1) throw usageError('claims list takes no arguments');
+  if (command === 'claims' && sub !== 'list') oneNickname(args, sub as string);
+  if (command === 'backup' && args.positional.length !== 1) throw usageError('backup takes one file: p2p-registry backup <file>');
+  // Usage is checked before the database is opened: a mistyped command must not create one.
+  const handle = await open();
+  try {
+    if (command === 'backup') return await backup(handle, args, io);
+    if (sub === 'list') return await listClaims(handle.store, args.options.has('json'), io);
+    if (sub === 'show') return await showClaim(handle.store, args, io);
+    return await releaseClaim(handle.store, args, io);
+  } finally {
+    await handle.store.close();
+  }
+}
