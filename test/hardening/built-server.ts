@@ -29,6 +29,8 @@ export interface BuiltServerOptions {
   readonly listen: BuiltListen;
   readonly onion: string;
   readonly registry?: Record<string, string | number>;
+  /** Further sections of config.ini, e.g. { Store: { Database: … }, Claims: { ClaimAfterSeconds: 0 } }. */
+  readonly sections?: Record<string, Record<string, string | number>>;
 }
 
 export interface BuiltServer {
@@ -54,10 +56,13 @@ export function writeConfig(options: BuiltServerOptions): string {
   const registry = Object.entries(options.registry ?? {})
     .map(([key, value]) => `${key} = ${value}`)
     .join('\n');
+  const extra = Object.entries(options.sections ?? {})
+    .map(([section, keys]) => `[${section}]\n${Object.entries(keys).map(([key, value]) => `${key} = ${value}`).join('\n')}\n\n`)
+    .join('');
   const path = join(options.dir, 'config.ini');
   writeFileSync(
     path,
-    `[Host]\n${host}\n\n[HiddenService]\nHiddenServiceDir = ${hiddenServiceDir}\nHiddenServicePort = 80\n\n[Registry]\n${registry}\n\n[Log]\nlevel = info\n`,
+    `[Host]\n${host}\n\n[HiddenService]\nHiddenServiceDir = ${hiddenServiceDir}\nHiddenServicePort = 80\n\n[Registry]\n${registry}\n\n${extra}[Log]\nlevel = info\n`,
   );
   return path;
 }
