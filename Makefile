@@ -52,7 +52,7 @@ config.ini:
 up: config.ini ## start the stack in the background and wait until the onion is served (ONION_WAIT_SECONDS)
 	@$(COMPOSE) up -d --build || { \
 	  echo "make up: docker compose up failed; the config one-shot said:" >&2; \
-	  $(COMPOSE) logs --no-color --no-log-prefix config 2>/dev/null | tail -n 5 >&2; exit 1; }
+	  $(COMPOSE) --ansi never logs --no-color --no-log-prefix config 2>/dev/null | sed 's/\x1b\[[0-9;]*[A-Za-z]//g' | tail -n 5 >&2; exit 1; }
 	@COMPOSE="$(COMPOSE)" ONION_WAIT_SECONDS=$(ONION_WAIT_SECONDS) bash tor/wait-serving.sh
 	@if command -v qrencode >/dev/null; then $(MAKE) --no-print-directory onion; fi
 

@@ -34,7 +34,7 @@ last_health() {
 }
 log_tail() {
   echo "--- last lines of docker compose logs $1 ---" >&2
-  "${dc[@]}" logs --no-color --tail 20 "$1" >&2 || true
+  "${dc[@]}" --ansi never logs --no-color --tail 20 "$1" >&2 || true
 }
 stopped() { # SERVICE STATE: a container that should run has stopped
   local exit_code=${2##* }
