@@ -45,10 +45,16 @@ config.ini:
 	@cp config.ini.example config.ini
 	@echo "created config.ini from config.ini.example: edit it, then run make up again if you changed it"
 
-up: config.ini ## start tor and the registry in the background (docker compose up -d)
-	$(COMPOSE) up -d --build
-	@echo "waiting for the onion address: make onion"
-	@$(MAKE) --no-print-directory onion
+# A bad config.ini stops `up` at the config one-shot: its one line (the server's parser) is shown.
+# Then tor/wait-serving.sh waits, one progress line per change, until tor is healthy (bootstrapped,
+# descriptor uploaded) and the registry too, and prints the URL; or says why not: a container
+# that stopped (log tail), or tor's last health line after ONION_WAIT_SECONDS (default 300).
+up: config.ini ## start the stack in the background and wait until the onion is served (ONION_WAIT_SECONDS)
+	@$(COMPOSE) up -d --build || { \
+	  echo "make up: docker compose up failed; the config one-shot said:" >&2; \
+	  $(COMPOSE) --ansi never logs --no-color --no-log-prefix config 2>/dev/null | sed 's/\x1b\[[0-9;]*[A-Za-z]//g' | tail -n 5 >&2; exit 1; }
+	@COMPOSE="$(COMPOSE)" ONION_WAIT_SECONDS=$(ONION_WAIT_SECONDS) bash tor/wait-serving.sh
+	@if command -v qrencode >/dev/null; then $(MAKE) --no-print-directory onion; fi
 
 down: ## stop the stack (the onion key stays in its volume)
 	$(COMPOSE) down

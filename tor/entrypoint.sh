@@ -2,16 +2,17 @@
 # Render /etc/tor/torrc.template into /run/tor/torrc, check it, then run tor in its place.
 #
 # Template variables (the only ones substituted; any other ${NAME} is an error):
-#   HIDDEN_SERVICE_PORT  the onion's virtual port: config.ini [HiddenService] HiddenServicePort,
-#                        or REGISTRY_HIDDENSERVICE_HIDDENSERVICEPORT when set (the environment
-#                        wins, as it does for the server).
+#   HIDDEN_SERVICE_PORT  the onion's virtual port, from TOR_SETTINGS.
+# This script never reads config.ini: the `config` one-shot of compose.yaml validates it with the
+# server's own parser (`p2p-registry tor-settings`, environment overrides included) and writes
+# TOR_SETTINGS, exactly one line HIDDEN_SERVICE_PORT=<digits>; anything else in it is an error.
 # Files (all overridable through the environment, for tests):
-#   REGISTRY_CONFIG  /etc/p2p-registry/config.ini  the operator's config.ini, mounted read-only
+#   TOR_SETTINGS     /run/registry-config/tor.env  written by the config one-shot, mounted read-only
 #   TORRC_TEMPLATE   /etc/tor/torrc.template       the operator's torrc.template, mounted read-only
-#   TOR_RUN_DIR      /run/tor                      rendered torrc, pid file, bootstrap log
+#   TOR_RUN_DIR      /run/tor                      rendered torrc, pid file, control socket
 set -eu
 
-REGISTRY_CONFIG=${REGISTRY_CONFIG:-/etc/p2p-registry/config.ini}
+TOR_SETTINGS=${TOR_SETTINGS:-/run/registry-config/tor.env}
 TORRC_TEMPLATE=${TORRC_TEMPLATE:-/etc/tor/torrc.template}
 TOR_RUN_DIR=${TOR_RUN_DIR:-/run/tor}
 TORRC=$TOR_RUN_DIR/torrc
@@ -19,31 +20,26 @@ TORRC=$TOR_RUN_DIR/torrc
 say() { printf 'tor-entrypoint: %s\n' "$*"; }
 die() { printf 'tor-entrypoint: error: %s\n' "$*" >&2; exit 1; }
 
-# ini_get FILE SECTION KEY: the value, or nothing. Sections and keys match case-insensitively;
-# whole-line ; and # comments are skipped, as are inline ones after whitespace; spaces and
-# surrounding quotes are trimmed.
-ini_get() {
-  awk -v want_section="$2" -v want_key="$3" '
-    function trim(s) { sub(/^[ \t\r]+/, "", s); sub(/[ \t\r]+$/, "", s); return s }
-    BEGIN { want_section = tolower(want_section); want_key = tolower(want_key) }
-    /^[ \t]*[;#]/ { next }
-    /^[ \t]*\[/ {
-      section = $0
-      sub(/^[ \t]*\[/, "", section); sub(/\].*$/, "", section)
-      section = tolower(trim(section))
-      next
-    }
-    section == want_section && index($0, "=") > 0 {
-      key = tolower(trim(substr($0, 1, index($0, "=") - 1)))
-      if (key != want_key) next
-      value = substr($0, index($0, "=") + 1)
-      sub(/[ \t]+[;#].*$/, "", value)
-      value = trim(value)
-      if (value ~ /^".*"$/ || value ~ /^\047.*\047$/) value = substr(value, 2, length(value) - 2)
-      found = value
-    }
-    END { if (found != "") print found }
-  ' "$1"
+# read_settings FILE: sets HIDDEN_SERVICE_PORT from FILE, which must hold exactly that one line
+# with digits only (no ini rules, no quoting, no comments: the config one-shot wrote it).
+read_settings() {
+  HIDDEN_SERVICE_PORT=
+  while IFS= read -r line || [ -n "$line" ]; do
+    case $line in
+      HIDDEN_SERVICE_PORT=*)
+        [ -z "$HIDDEN_SERVICE_PORT" ] || die "$1 sets HIDDEN_SERVICE_PORT twice"
+        HIDDEN_SERVICE_PORT=${line#HIDDEN_SERVICE_PORT=}
+        case $HIDDEN_SERVICE_PORT in
+          ''|*[!0-9]*) die "$1: HIDDEN_SERVICE_PORT is not digits only" ;;
+        esac
+        ;;
+      *) die "$1 has a line other than HIDDEN_SERVICE_PORT=<digits> (it is written by the config one-shot: p2p-registry tor-settings)" ;;
+    esac
+  done <"$1"
+  [ -n "$HIDDEN_SERVICE_PORT" ] || die "$1 has no HIDDEN_SERVICE_PORT line"
+  if [ "${#HIDDEN_SERVICE_PORT}" -gt 5 ] || [ "$HIDDEN_SERVICE_PORT" -lt 1 ] || [ "$HIDDEN_SERVICE_PORT" -gt 65535 ]; then
+    die "$1: HIDDEN_SERVICE_PORT $HIDDEN_SERVICE_PORT is not a port number from 1 to 65535"
+  fi
 }
 
 # render TEMPLATE: substitute the documented ${NAME}s from the environment; fail on any other
@@ -74,18 +70,8 @@ render() {
 
 [ -r "$TORRC_TEMPLATE" ] || die "cannot read $TORRC_TEMPLATE: mount the repository's torrc.template there (compose.yaml does)"
 
-HIDDEN_SERVICE_PORT=${REGISTRY_HIDDENSERVICE_HIDDENSERVICEPORT:-}
-if [ -z "$HIDDEN_SERVICE_PORT" ]; then
-  [ -r "$REGISTRY_CONFIG" ] || die "cannot read $REGISTRY_CONFIG: create config.ini next to compose.yaml (cp config.ini.example config.ini; \`make up\` does it for you)"
-  HIDDEN_SERVICE_PORT=$(ini_get "$REGISTRY_CONFIG" HiddenService HiddenServicePort)
-  [ -n "$HIDDEN_SERVICE_PORT" ] || die "config.ini has no [HiddenService] HiddenServicePort: set it to the onion's port (e.g. 80), as in config.ini.example"
-fi
-case $HIDDEN_SERVICE_PORT in
-  ''|*[!0-9]*) die "[HiddenService] HiddenServicePort is '$HIDDEN_SERVICE_PORT': it must be a port number from 1 to 65535" ;;
-esac
-if [ "$HIDDEN_SERVICE_PORT" -lt 1 ] || [ "$HIDDEN_SERVICE_PORT" -gt 65535 ]; then
-  die "[HiddenService] HiddenServicePort is $HIDDEN_SERVICE_PORT: it must be a port number from 1 to 65535"
-fi
+[ -r "$TOR_SETTINGS" ] || die "cannot read $TOR_SETTINGS: it is written by compose.yaml's config one-shot (p2p-registry tor-settings), which tor depends on; start the stack with docker compose up (or make up)"
+read_settings "$TOR_SETTINGS"
 export HIDDEN_SERVICE_PORT
 
 # Volumes made by another image version, or bind mounts, may carry another owner: say how to fix it
@@ -99,19 +85,26 @@ for dir in /var/lib/tor /var/lib/tor/hidden_service "$TOR_RUN_DIR"; do
 done
 
 # A restarted container keeps /run/tor when it is not a tmpfs: start from a clean slate.
-rm -f "$TOR_RUN_DIR/tor.pid" "$TOR_RUN_DIR/bootstrap.log"
+rm -f "$TOR_RUN_DIR/tor.pid" "$TOR_RUN_DIR/watch.pid" "$TOR_RUN_DIR/hs-desc-uploaded" "$TOR_RUN_DIR/control"
 
 render "$TORRC_TEMPLATE" > "$TORRC.tmp"
 mv "$TORRC.tmp" "$TORRC"
 say "rendered $TORRC from $TORRC_TEMPLATE (HiddenServicePort $HIDDEN_SERVICE_PORT)"
 
 # Plumbing the healthcheck relies on is given here, not in the template, so editing the template
-# cannot break it: a pid file, and bootstrap progress (tor's control-domain notices) in a small file.
-set -- -f "$TORRC" --PidFile "$TOR_RUN_DIR/tor.pid" +Log "[control]notice file $TOR_RUN_DIR/bootstrap.log" "$@"
+# cannot break it: a pid file, and a control socket with cookie authentication, both in the 0700
+# run directory (tor's user only; nothing outside this container can reach them).
+set -- -f "$TORRC" --PidFile "$TOR_RUN_DIR/tor.pid" \
+  +ControlPort "unix:$TOR_RUN_DIR/control" --CookieAuthentication 1 \
+  --CookieAuthFile "$TOR_RUN_DIR/control.authcookie" "$@"
 
 if ! tor --verify-config --hush "$@" >"$TOR_RUN_DIR/verify.log" 2>&1; then
   cat "$TOR_RUN_DIR/verify.log" >&2
   die "tor rejected the configuration rendered from $TORRC_TEMPLATE (messages above)"
 fi
 say "configuration verified; starting $(tor --version | head -n 1)"
+# The upload watcher (tor-control watch) records when a directory accepts our descriptor, which
+# the healthcheck reads. It is started first and becomes tor's child when this shell execs tor;
+# it ends with tor.
+/usr/local/bin/tor-control watch &
 exec tor "$@"

@@ -128,8 +128,10 @@ beforeAll(async () => {
   registryOnion = (await inContainer('tor', ['cat', `${HS_DIR}/hostname`])).output;
   registryUrl = `ws://${registryOnion}:80/`;
   echoOnion = (await inContainer('testnet-echo', ['cat', '/var/lib/tor-testnet/echo/hs/hostname'])).output;
+  const healthyAt = Date.now();
   const first = await connectClient();
   timings.firstHelloSeconds = (Date.now() - started) / 1000;
+  timings.firstHelloAfterHealthySeconds = (Date.now() - healthyAt) / 1000;
   await first.close();
 }, 900_000);
 
@@ -158,6 +160,14 @@ describe('the registry through real onion routing', () => {
     expect(JSON.parse(health.output)).toMatchObject({ status: 'ok', onion: registryOnion });
     const logs = (await compose('logs', '--no-color', 'registry')).stdout;
     expect(logs).toContain(`registry reachable at ws://${registryOnion}:80/`);
+  });
+
+  it('calls tor healthy only when it serves: bootstrapped, descriptor uploaded, the first hello right after', async () => {
+    const health = await inContainer('tor', ['/usr/local/bin/tor-control', 'health']);
+    expect(health.exitCode).toBe(0);
+    expect(health.output).toMatch(new RegExp(`^healthy: serving ${registryOnion.replace('.', '\\.')} \\(bootstrapped; descriptor uploaded \\d+s ago\\)$`));
+    // Before, "healthy" meant "bootstrapped once", and the first connection waited for the upload.
+    expect(timings.firstHelloAfterHealthySeconds).toBeLessThan(10);
   });
 
   it('lets two peers register, look each other up and list each other', async () => {
@@ -250,6 +260,7 @@ describe('the registry through real onion routing', () => {
     const restartStarted = Date.now();
     await compose('restart', 'tor');
     await waitHealthy('tor', 120_000);
+    timings.torRestartHealthySeconds = (Date.now() - restartStarted) / 1000;
     const info = await reconnected;
     timings.torRestartReconnectSeconds = (Date.now() - restartStarted) / 1000;
     expect(info.registered).toMatchObject({ nickname: dave.nickname });

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Offline check of the shipped compose.yaml (tor with DisableNetwork 1; never the public network):
 # builds both images, starts the stack with test/compose.offline.yaml, and checks what the
-# deployment promises. Prints one line per check and "N passed, N failed"; exits non-zero on failure.
+# deployment promises: the config one-shot (one config.ini parser), tor's healthcheck, permissions,
+# no ports, the onion kept, and a bad config.ini stopping the stack with the server's message. Prints one line per check and "N passed, N failed"; exits non-zero on failure.
 #
 #   bash test/offline/check-stack.sh        (needs Docker: .ci/install-docker.sh)
 #
@@ -32,8 +33,8 @@ registry=$("${dc[@]}" ps -q registry)
 tor=$("${dc[@]}" ps -q tor)
 
 healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$1")" = healthy ]; }
-for _ in $(seq 1 60); do healthy "$registry" && break; sleep 1; done
-echo "registry health after $(( $(date +%s) - start ))s"
+for _ in $(seq 1 60); do healthy "$registry" && healthy "$tor" && break; sleep 1; done
+echo "tor and registry healthy after $(( $(date +%s) - start ))s"
 
 in_registry() { docker exec "$registry" "$@"; }
 logs_have_url() { "${dc[@]}" logs registry | grep -Eq 'registry reachable at ws://[a-z2-7]{56}\.onion:8080/'; }
@@ -47,6 +48,60 @@ logs_rotated() { # both containers: json-file, 10m x 5 (compose.yaml x-hardening
   for c in "$tor" "$registry"; do
     [ "$(docker inspect -f '{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config "max-size"}} {{index .HostConfig.LogConfig.Config "max-file"}}' "$c")" = "json-file 10m 5" ] || return 1
   done
+}
+config_ran() { # the one-shot exited 0 after validating config.ini with the server's parser
+  local id
+  id=$("${dc[@]}" ps -aq config)
+  [ "$(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$id")" = "exited 0" ] &&
+    "${dc[@]}" logs config | grep -q 'is valid; wrote /run/registry-config/tor.env: HIDDEN_SERVICE_PORT=8080'
+}
+tor_reads_only_its_file() { # no config.ini in tor; tor.env is the one line; the torrc uses it
+  ! docker inspect -f '{{range .Mounts}}{{.Destination}} {{end}}' "$tor" | grep -q config.ini &&
+    [ "$(docker exec "$tor" cat /run/registry-config/tor.env)" = HIDDEN_SERVICE_PORT=8080 ] &&
+    docker exec "$tor" grep -qx 'HiddenServicePort 8080 unix:/run/registry/registry.sock' /run/tor/torrc &&
+    ! docker exec "$tor" touch /run/registry-config/tor.env
+}
+tor_refuses_a_bad_file() { # the entrypoint takes HIDDEN_SERVICE_PORT=<digits> and nothing else
+  local bad out
+  bad=$(mktemp -d)
+  for content in 'HIDDEN_SERVICE_PORT=80;x' 'HIDDEN_SERVICE_PORT="80"' 'HiddenServicePort=80' 'HIDDEN_SERVICE_PORT=99999'; do
+    printf '%s\n' "$content" >"$bad/tor.env"
+    chmod 0644 "$bad/tor.env"
+    if out=$(docker run --rm --network none -v "$bad/tor.env:/run/registry-config/tor.env:ro" p2p-registry/tor:latest 2>&1); then
+      rm -rf "$bad"; return 1
+    fi
+    grep -q 'tor-entrypoint: error: /run/registry-config/tor.env' <<<"$out" || { rm -rf "$bad"; return 1; }
+  done
+  rm -rf "$bad"
+}
+control_socket_private() { # tor's control socket: in a 0700 dir of tor's user, absent from the server
+  [ "$(docker exec "$tor" stat -c '%a %u' /run/tor)" = "700 10001" ] &&
+    docker exec "$tor" test -S /run/tor/control && ! in_registry test -e /run/tor/control
+}
+health_says_offline() { # the healthcheck asks tor itself; offline has its own meaning
+  docker exec "$tor" tor-control health | grep -q '^healthy: tor running, [a-z2-7]\{56\}\.onion (DisableNetwork 1: offline'
+}
+frozen_tor_unhealthy() { # a tor that does not answer its control socket is not serving
+  local pid out
+  pid=$(docker exec "$tor" cat /run/tor/tor.pid)
+  docker exec "$tor" sh -c "kill -STOP $pid"
+  out=$(docker exec "$tor" tor-control health) && { docker exec "$tor" sh -c "kill -CONT $pid"; return 1; }
+  docker exec "$tor" sh -c "kill -CONT $pid"
+  grep -q "^unhealthy: tor's control socket did not answer" <<<"$out" && docker exec "$tor" tor-control health
+}
+wait_serving_prints_url() { # make up's wait: the URL once tor and the registry are healthy
+  COMPOSE="${dc[*]}" ONION_WAIT_SECONDS=30 bash tor/wait-serving.sh 2>/dev/null | grep -Eq '^serving after [0-9]+s: ws://[a-z2-7]{56}\.onion:8080/$'
+}
+bad_config_stops_stack() { # CONFIG_INI EXPECTED: `up` fails at the one-shot with the server's line; nothing else starts
+  local project=p2p-registry-offline-badconfig out
+  local bad=(docker compose -p "$project" -f compose.yaml -f test/compose.offline.yaml)
+  "${bad[@]}" down -v >/dev/null 2>&1 || true
+  if CONFIG_INI=$1 "${bad[@]}" up -d >/dev/null 2>&1; then "${bad[@]}" down -v >/dev/null 2>&1; return 1; fi
+  out=$(CONFIG_INI=$1 "${bad[@]}" logs --no-log-prefix config 2>&1)
+  local started
+  started=$(CONFIG_INI=$1 "${bad[@]}" ps -q tor registry)
+  CONFIG_INI=$1 "${bad[@]}" down -v >/dev/null 2>&1 || true
+  [ -z "$started" ] && [ "$(grep -c . <<<"$out")" = 1 ] && grep -qF "$2" <<<"$out"
 }
 no_ports() { ! "${dc[@]}" config | grep -Eq '^[[:space:]]+(ports|published):'; }
 tor_uid() { [ "$(docker exec "$tor" id -u):$(docker exec "$tor" id -g)" = 10001:10001 ]; }
@@ -67,7 +122,14 @@ onion_kept() { # the onion address survives down + up (the key lives in a named 
   [ -n "$before" ] && [ "$before" = "$after" ]
 }
 
+check "config one-shot validated config.ini and wrote tor.env" config_ran
+check "tor reads only tor.env (no config.ini mounted; read-only; torrc uses its port)" tor_reads_only_its_file
+check "tor refuses a tor.env that is not HIDDEN_SERVICE_PORT=<digits>" tor_refuses_a_bad_file
 check "tor container is healthy" healthy "$tor"
+check "tor's healthcheck asks tor: offline (DisableNetwork 1) healthy" health_says_offline
+check "tor's control socket is private to tor (0700, not in the registry)" control_socket_private
+check "a frozen tor is unhealthy (control socket silent), healthy again after" frozen_tor_unhealthy
+check "make up's wait (tor/wait-serving.sh) prints the URL" wait_serving_prints_url
 check "registry container is healthy" healthy "$registry"
 check "registry logs its ws://<onion>:8080/ URL (port from config.ini)" logs_have_url
 check "tor runs as 10001:10001" tor_uid
@@ -81,6 +143,11 @@ check "registry has no network" no_network
 check "no port is published" no_ports
 check "logs of both containers are rotated (10m x 5)" logs_rotated
 check "onion address survives down and up" onion_kept
+check "[hiddenservice] stops the stack at the one-shot with the server's line" \
+  bad_config_stops_stack ./test/offline/config-bad-section.ini 'unknown section [hiddenservice]: did you mean [HiddenService]?'
+check "a misspelt key stops the stack at the one-shot with the server's line" \
+  bad_config_stops_stack ./test/offline/config-misspelt.ini 'unknown key [HiddenService] HiddenServicePrt: did you mean HiddenServicePort?'
+
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
@@ -18,8 +18,12 @@ interface Outcome {
 }
 
 async function cli(args: string[]): Promise<Outcome> {
+  return cliWithEnv(args, {});
+}
+
+async function cliWithEnv(args: string[], env: Record<string, string>): Promise<Outcome> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, NO_PRETTY: '1' } });
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, NO_PRETTY: '1', ...env } });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -64,6 +68,31 @@ describe('p2p-registry command', () => {
     const out = await cli(['onion', '--config', path]);
     expect(out.code).toBe(3);
     expect(out.stderr).toContain('no onion address yet');
+  });
+
+  it('tor-settings writes the onion port tor needs, from config.ini or its environment override', async () => {
+    const dir = tempDir('tor-settings-');
+    const path = writeConfig('[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=/hs\nHiddenServicePort=8080 ; the onion port\n');
+    const out = join(dir, 'tor.env');
+    expect(await cli(['tor-settings', '--config', path, '--out', out])).toMatchObject({ code: 0 });
+    expect(readFileSync(out, 'utf8')).toBe('HIDDEN_SERVICE_PORT=8080\n');
+    const overridden = await cliWithEnv(['tor-settings', '--config', path, '--out', out], { REGISTRY_HIDDENSERVICE_HIDDENSERVICEPORT: '443' });
+    expect(overridden.code).toBe(0);
+    expect(readFileSync(out, 'utf8')).toBe('HIDDEN_SERVICE_PORT=443\n');
+  });
+
+  it('tor-settings refuses a config.ini the server would refuse, with its one line, and writes nothing', async () => {
+    const dir = tempDir('tor-settings-');
+    const out = join(dir, 'tor.env');
+    const path = writeConfig('[Host]\nHOST=127.0.0.1\nPORT=1\n[hiddenservice]\nHiddenServiceDir=/hs\nHiddenServicePort=80\n');
+    const result = await cli(['tor-settings', '--config', path, '--out', out]);
+    expect(result.code).toBe(78);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toContain('unknown section [hiddenservice]: did you mean [HiddenService]?');
+    expect(existsSync(out)).toBe(false);
+    const misspelt = writeConfig('[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=/hs\nHiddenServicePort=80\nHiddenServicePrt=81\n');
+    expect((await cli(['tor-settings', '--config', misspelt, '--out', out])).stderr).toContain('did you mean HiddenServicePort?');
+    expect((await cli(['tor-settings', '--config', misspelt])).stderr).toContain('tor-settings needs --out <file>');
   });
 
   it('rejects unknown commands and options with the usage text', async () => {

@@ -4,12 +4,13 @@
  *   serve  --config <path>   run the registry
  *   onion  --config <path>   print ws://<onion>:<port>/ from tor's hostname file
  *   health --config <path>   exit 0 when /healthz answers 200 (container HEALTHCHECK)
+ *   tor-settings --config <path> --out <file>   validate config.ini, write what tor needs
  * plus the peer client commands of client-commands.ts.
  */
 import { isUsageError, parseArgs, usageError } from './args.js';
 import { CLIENT_COMMANDS, CLIENT_FLAGS, CLIENT_OPTIONS, CLIENT_USAGE, runClientCommand } from './client-commands.js';
 import { RegistryError } from '../protocol/errors.js';
-import { health, onion, serve, SERVER_COMMANDS } from './server-commands.js';
+import { health, onion, serve, SERVER_COMMANDS, writeTorSettings } from './server-commands.js';
 
 const USAGE = `usage: p2p-registry <command> [options]
 
@@ -17,13 +18,16 @@ registry commands (--config defaults to ./config.ini):
   serve  [--config <path>]   run the registry server
   onion  [--config <path>]   print the registry's ws://<onion>:<port>/ URL
   health [--config <path>]   exit 0 if the running server is healthy
+  tor-settings [--config <path>] --out <file>
+                             validate config.ini as serve does and write the KEY=VALUE lines
+                             the tor container needs (HIDDEN_SERVICE_PORT) to <file>
   exit codes: 0 ok, 1 failure, 2 usage, 3 no onion address yet (onion), 78 configuration error
 ${CLIENT_USAGE}`;
 
 export async function main(argv: readonly string[]): Promise<number> {
   let args;
   try {
-    args = parseArgs(argv, new Set(['config', ...CLIENT_OPTIONS]), new Set(['help', ...CLIENT_FLAGS]));
+    args = parseArgs(argv, new Set(['config', 'out', ...CLIENT_OPTIONS]), new Set(['help', ...CLIENT_FLAGS]));
   } catch (err) {
     process.stderr.write(`p2p-registry: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
@@ -38,6 +42,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       const configPath = String(args.options.get('config') ?? './config.ini');
       if (command === 'serve') return await serve(configPath);
       if (command === 'onion') return await onion(configPath);
+      if (command === 'tor-settings') {
+        const out = args.options.get('out');
+        if (typeof out !== 'string') throw usageError('tor-settings needs --out <file>');
+        return writeTorSettings(configPath, out);
+      }
       return await health(configPath);
     }
     if (CLIENT_COMMANDS.has(command)) return await runClientCommand(command, args);

@@ -1,14 +1,16 @@
 /**
- * The registry's own commands: serve, onion (print the URL), health (container HEALTHCHECK).
+ * The registry's own commands: serve, onion (print the URL), health (container HEALTHCHECK),
+ * tor-settings (what the tor container needs from config.ini, rendered by this parser).
  * Each returns its exit code; only ../cli.ts exits.
  */
-import { describeConfig, loadConfig } from '../server/config.js';
+import { renameSync, writeFileSync } from 'node:fs';
+import { describeConfig, loadConfig, type Config } from '../server/config.js';
 import { createLogger } from '../server/logger.js';
 import { readOnionState } from '../server/onion-watcher.js';
 import { startServer } from '../server/start-server.js';
 import { fetchHealth } from './health-check.js';
 
-export const SERVER_COMMANDS: ReadonlySet<string> = new Set(['serve', 'onion', 'health']);
+export const SERVER_COMMANDS: ReadonlySet<string> = new Set(['serve', 'onion', 'health', 'tor-settings']);
 
 export async function serve(configPath: string): Promise<number> {
   const cfg = loadConfig(configPath);
@@ -60,3 +62,31 @@ export async function health(configPath: string): Promise<number> {
   }
 }
 
+
+/**
+ * The KEY=VALUE lines the tor container reads (tor/entrypoint.sh accepts exactly these lines,
+ * digits only): config.ini has one parser, this one, and tor never reads config.ini itself.
+ */
+export function torSettings(cfg: Config): string {
+  return `HIDDEN_SERVICE_PORT=${cfg.hiddenServicePort}\n`;
+}
+
+/**
+ * Validates config.ini (and the REGISTRY_* environment) exactly as `serve` does and writes
+ * torSettings to `outPath`, atomically: a reader sees the old file or the new one, never half.
+ * A bad config.ini fails here, with the server's one-line message, before tor or the server start.
+ */
+export function writeTorSettings(configPath: string, outPath: string): number {
+  const cfg = loadConfig(configPath);
+  const text = torSettings(cfg);
+  const temporary = `${outPath}.tmp`;
+  try {
+    writeFileSync(temporary, text, { mode: 0o644 });
+    renameSync(temporary, outPath);
+  } catch (err) {
+    process.stderr.write(`p2p-registry: cannot write ${outPath}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  process.stdout.write(`p2p-registry: config ${configPath} is valid; wrote ${outPath}: ${text.trim()}\n`);
+  return 0;
+}

@@ -1,6 +1,6 @@
 /**
- * Reconnection after a lost connection: attempts spaced by exponential backoff with jitter, each
- * one restoring the registration and the subscription before the client counts as reconnected.
+ * Reconnection after a lost connection: attempts spaced by exponential backoff with full jitter,
+ * each one restoring the registration and the subscription before the client counts as reconnected.
  */
 import { CloseCode, ErrorCode, RegistryError } from '../protocol/errors.js';
 import type { PeerRecord } from '../protocol/messages.js';
@@ -12,11 +12,19 @@ import { request, sendRegister, shutdown } from './session.js';
 /** Server refusals worth retrying on a new connection when restoring a registration. */
 const TRANSIENT_SERVER_CODES: ReadonlySet<string> = new Set([ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL, ErrorCode.REGISTRY_FULL]);
 
-/** The delay before reconnection attempt `attempt` (1-based): exponential, capped, with jitter. */
+/**
+ * The delay before reconnection attempt `attempt` (1-based). Its window grows exponentially
+ * (initialDelayMs x factor^(attempt-1), capped at maxDelayMs) and the delay falls at random in the
+ * window's last `jitter` fraction: with the default jitter 1 ("full jitter") anywhere from 0 to the
+ * window, the first attempt included. When a restart drops every peer at once, their attempts are
+ * spread evenly over each window instead of arriving together, so the onion's admission rate
+ * (torrc.template: ~300 new connections/s) is used instead of being hammered past it.
+ */
 export function backoffDelay(attempt: number, options: ReconnectOptions, random: () => number = Math.random): number {
   const exponential = options.initialDelayMs * options.factor ** Math.max(0, attempt - 1);
-  const capped = Math.min(options.maxDelayMs, exponential);
-  return Math.round(capped * (1 - options.jitter * random()));
+  const window = Math.min(options.maxDelayMs, exponential);
+  const fraction = Math.min(1, Math.max(0, random()));
+  return Math.round(window * (1 - options.jitter * fraction));
 }
 
 /** A failure of the connection itself (not a refusal by the registry): the next attempt may do better. */
