@@ -72,7 +72,7 @@ const PLANS = {
     churnMaxCycles: 200_000,
   },
   smoke: {
-    budgetMs: 26_000,
+    budgetMs: 42_000,
     windowMs: 500,
     verifyMs: 500,
     conns: 64,
