@@ -26,6 +26,7 @@ import { renderChart } from './lib/chart.mjs';
 import { makeIdentity, peerRecordLike, registerRequest } from './lib/identities.mjs';
 import { cpuSeconds, killAllChildren, machineCpu, openFilesLimit, rssBytes, spawnNode, stopChild, CAN_PIN } from './lib/procs.mjs';
 import { clientFrame, WireConnection } from './lib/wire.mjs';
+import { nonReaderPhase } from './phases/non-reader.mjs';
 import { summarizeProfile } from './profile-summary.mjs';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -42,7 +43,7 @@ const BUSY_HOST_CPU = 0.25;
 
 const PLANS = {
   full: {
-    budgetMs: 175_000,
+    budgetMs: 190_000,
     windowMs: 1_000,
     verifyMs: 3_000,
     conns: 128,
@@ -71,7 +72,7 @@ const PLANS = {
     churnMaxCycles: 200_000,
   },
   smoke: {
-    budgetMs: 20_000,
+    budgetMs: 42_000,
     windowMs: 500,
     verifyMs: 500,
     conns: 64,
@@ -128,7 +129,7 @@ function parseArgs(argv) {
   if (opts.profile !== null && !['lookup', 'register'].includes(opts.profile)) {
     throw new Error('--profile takes "lookup" or "register"');
   }
-  const phases = ['verify', 'echo', 'lookup', 'latency', 'register', 'capacity', 'churn'];
+  const phases = ['verify', 'echo', 'lookup', 'latency', 'register', 'capacity', 'churn', 'nonreader'];
   for (const phase of opts.only ?? []) if (!phases.includes(phase)) throw new Error(`--only: unknown phase ${phase} (${phases.join(', ')})`);
   if (opts.profile !== null) opts.only = new Set([opts.profile]);
   if (!existsSync(opts.server)) throw new Error(`${opts.server} does not exist: run \`npm run build\` first (or pass --server)`);
@@ -858,6 +859,12 @@ async function main() {
     log(`churn: ${churn.joins} joins/${churn.leaves} leaves, ${views.events} events to ${subs.subscribers} subscribers (${m.churnEventsPerSec}/s), lost ${m.churnLost}, missing events ${m.churnEventsMissing}`);
   }
 
+  if (want('nonreader') && opts.profile === null) {
+    const out = await nonReaderPhase({ mode: opts.mode, server: opts.server, tempRoot, serverCpu: SERVER_CPU, nofile: NOFILE, lifetimeSeconds, freePort, log });
+    Object.assign(m, out.metrics);
+    P.nonReader = out.phase;
+  }
+
   await Promise.all([w0.stop(), w1.stop()]);
   results.durationSeconds = Number(elapsed());
   results.machine.loadAvgAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
@@ -921,6 +928,7 @@ function printTable(results) {
     ['echoRssBytesPerConnection', m.echoRssBytesPerConnection, '', 'bare ws server, idle connections (memory baseline)'],
     ['churnEventsPerSec', m.churnEventsPerSec, '', cores(P.churn)],
     ['churnLost', m.churnLost, '= 0', `${check(results.targets.churnLost?.met)}; events missing ${m.churnEventsMissing}`],
+    ['nonReaderPeakRssMb', m.nonReaderPeakRssMb, '', `non-readers asking for pages: baseline ${m.nonReaderBaselineRssMb} MB, MaxOutputBytes ${m.nonReaderOutputBoundMb} MiB, ${m.nonReaderAttackersClosed} closed; honest pages ${m.nonReaderHonestPages} (failed ${m.nonReaderHonestFailures}, p99 ${m.nonReaderHonestP99Ms} ms)`],
   ].filter((row) => row[1] !== undefined);
   const pad = (value, n) => String(value ?? 'n/a').padEnd(n);
   const lines = [`${pad('metric', 26)} ${pad('value', 9)} ${pad('target', 9)} note`, '-'.repeat(100)];

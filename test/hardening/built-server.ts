@@ -72,7 +72,7 @@ export function writeConfig(options: BuiltServerOptions): string {
  * young generation grow to several times Node 20's size on a machine with much memory: tens of MB of
  * RSS that look like a leak in the memory-flat test and are not one. The image fixes its size.
  */
-export const SERVER_NODE_FLAGS = ['--max-semi-space-size=16'];
+export const SERVER_NODE_FLAGS = ['--max-semi-space-size=16', '--max-old-space-size=320'];
 
 let starts = 0;
 

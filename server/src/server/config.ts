@@ -22,6 +22,7 @@ export interface RegistryLimits {
   readonly maxPendingConnections: number;
   readonly maxSubscribers: number;
   readonly maxBufferedBytes: number;
+  readonly maxOutputBytes: number;
   readonly eventBatchMs: number;
   readonly signatureChecksPerSecond: number;
   readonly jsonContainersPerSecond: number;
@@ -50,6 +51,8 @@ export const DEFAULT_LIMITS: RegistryLimits = Object.freeze({
   maxPendingConnections: 1_000,
   maxSubscribers: 5_000,
   maxBufferedBytes: 1_048_576,
+  // Sized for a 1 GB VPS (README "Sizing memory"): queued output is at most twice this.
+  maxOutputBytes: 67_108_864,
   eventBatchMs: 50,
   signatureChecksPerSecond: 2_000,
   jsonContainersPerSecond: 500_000,
@@ -79,6 +82,7 @@ const LIMIT_KEYS: readonly NumberKey[] = [
   { section: 'Registry', key: 'MaxPendingConnections', field: 'maxPendingConnections', min: 1, max: 10_000_000 },
   { section: 'Registry', key: 'MaxSubscribers', field: 'maxSubscribers', min: 0, max: 10_000_000 },
   { section: 'Registry', key: 'MaxBufferedBytes', field: 'maxBufferedBytes', min: 16_384, max: 1_073_741_824 },
+  { section: 'Registry', key: 'MaxOutputBytes', field: 'maxOutputBytes', min: 1_048_576, max: 1_099_511_627_776 },
   { section: 'Registry', key: 'EventBatchMs', field: 'eventBatchMs', min: 0, max: 10_000 },
   { section: 'Registry', key: 'SignatureChecksPerSecond', field: 'signatureChecksPerSecond', min: 1, max: 1_000_000 },
   { section: 'Registry', key: 'JsonContainersPerSecond', field: 'jsonContainersPerSecond', min: 256, max: 1_000_000_000 },

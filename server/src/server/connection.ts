@@ -6,6 +6,7 @@ import type { RequestId, ServerMessage } from '../protocol/messages.js';
 import type { Subscriber } from './event-hub.js';
 import type { HeldFrame, TurnTaker } from './fair-scheduler.js';
 import type { Logger } from './logger.js';
+import { UnreadMeter, type OutputBudget, type OutputHolder } from './output-budget.js';
 import { CLOSINGS, type Closing } from './refusals.js';
 import type { TokenBucket } from './token-bucket.js';
 
@@ -39,7 +40,7 @@ export class ConnectionLog {
 }
 
 /** One WebSocket connection and what it has done so far. */
-export class Connection implements Subscriber, TurnTaker {
+export class Connection implements Subscriber, TurnTaker, OutputHolder {
   /** True until the first valid request (slow-loris accounting). */
   pending = true;
   /** Set while a registration's signature is being checked: later frames wait in `backlog`. */
@@ -56,7 +57,11 @@ export class Connection implements Subscriber, TurnTaker {
   /** True once its socket has closed (it is no longer among the open connections). */
   closed = false;
   idleTimer: NodeJS.Timeout | undefined;
+  /** Its bytes in the server-wide output total (written by OutputBudget). */
+  outputBytes = 0;
 
+  /** Tells the reply being sent from a backlog (MaxBufferedBytes counts only the backlog). */
+  private readonly meter = new UnreadMeter();
   /** True while the replies of this tick are being gathered into one write (see sendText). */
   private corked = false;
 
@@ -68,14 +73,18 @@ export class Connection implements Subscriber, TurnTaker {
     readonly bucket: TokenBucket,
     readonly log: ConnectionLog,
     private readonly maxBufferedBytes: number,
+    private readonly output: OutputBudget,
   ) {}
 
   send(message: ServerMessage): void {
     this.sendText(JSON.stringify(message));
   }
 
-  /** Sends a frame already serialised as JSON text (the hot paths build replies from cached JSON). */
-  sendText(text: string | Buffer): void {
+  /**
+   * Sends a frame already serialised as JSON text (the hot paths build replies from cached JSON).
+   * `asked`: it answers a request (events and the hello do not).
+   */
+  sendText(text: string | Buffer, asked = true): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     if (!this.corked) {
       // Every frame sent to this connection in this tick (replies to a burst of requests, a batch
@@ -84,17 +93,39 @@ export class Connection implements Subscriber, TurnTaker {
       this.socket.cork();
       process.nextTick(uncork, this);
     }
+    // Corked, the socket writes nothing meanwhile: the growth is exactly this frame's bytes.
+    const before = this.ws.bufferedAmount;
     this.ws.send(text, { binary: false });
-    this.checkBuffered();
+    this.meter.record(this.ws.bufferedAmount - before, asked, before);
   }
 
   uncork(): void {
     this.corked = false;
     this.socket.uncork();
+    this.checkBuffered();
   }
 
   deliver(frame: Buffer): void {
-    this.sendText(frame);
+    this.sendText(frame, false);
+  }
+
+  queuedBytes(): number {
+    return this.closed || this.socket.destroyed ? 0 : this.ws.bufferedAmount;
+  }
+
+  unreadBytes(): number {
+    return this.meter.unread(this.queuedBytes());
+  }
+
+  /**
+   * Called once the socket has taken what it could of this tick's frames (and on 'drain', and
+   * after ws answered a ping): only what is still queued beyond the reply being sent is what the
+   * reader failed to read, so a page larger than MaxBufferedBytes reaches a reader that reads.
+   */
+  checkBuffered(): void {
+    if (this.closed) return;
+    if (!this.closing && this.unreadBytes() > this.maxBufferedBytes) this.close(CLOSINGS.notReading);
+    this.output.update(this);
   }
 
   reply(id: RequestId, error: RegistryError): void {
@@ -133,10 +164,6 @@ export class Connection implements Subscriber, TurnTaker {
     this.ws.resume();
   }
 
-  /** A reader that lets frames pile up is dropped, not buffered forever. */
-  private checkBuffered(): void {
-    if (this.ws.bufferedAmount > this.maxBufferedBytes) this.close(CLOSINGS.notReading);
-  }
 }
 
 /** A module-level function, so that corking a tick allocates no closure. */

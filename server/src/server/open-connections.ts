@@ -15,6 +15,7 @@ import type { EventHub } from './event-hub.js';
 import type { FairScheduler } from './fair-scheduler.js';
 import { watchPongs } from './heartbeats.js';
 import type { Logger } from './logger.js';
+import type { OutputBudget } from './output-budget.js';
 import type { Registrar } from './registration.js';
 import { CLOSINGS, type Closing } from './refusals.js';
 
@@ -25,6 +26,7 @@ export interface OpenConnectionsOptions {
   readonly scheduler: FairScheduler<Connection>;
   readonly hub: EventHub;
   readonly registrar: Registrar;
+  readonly output: OutputBudget;
   /** The registry's own onion address, for the hello (null while unknown). */
   readonly onion: () => OnionAddress | null;
 }
@@ -51,7 +53,7 @@ export class OpenConnections implements Iterable<Connection> {
     const { limits, logger, budgets, scheduler } = this.options;
     const id = this.nextId++;
     const challenge = this.challenges.next();
-    const conn = new Connection(id, ws, socket, challenge, budgets.connectionBucket(), new ConnectionLog(logger, id), limits.maxBufferedBytes);
+    const conn = new Connection(id, ws, socket, challenge, budgets.connectionBucket(), new ConnectionLog(logger, id), limits.maxBufferedBytes, this.options.output);
     this.open.add(conn);
     this.pending += 1;
     conn.idleTimer = setTimeout(() => conn.close(CLOSINGS.idle), limits.idleTimeoutSeconds * 1000);
@@ -62,6 +64,9 @@ export class OpenConnections implements Iterable<Connection> {
       conn.log.info({ code: err.code }, 'connection error');
     });
     watchPongs(conn);
+    // Output also shrinks when the socket drains, and grows by the pongs ws sends on its own.
+    socket.on('drain', () => conn.checkBuffered());
+    ws.on('ping', () => conn.checkBuffered());
     ws.on('message', (data, isBinary) => scheduler.offer(conn, data, isBinary));
     ws.on('close', (code) => this.onClose(conn, code));
     conn.send({ type: 'hello', protocol: PROTOCOL_VERSION, challenge, onion: this.options.onion(), limits: { maxMessageBytes: limits.maxMessageBytes } });
@@ -89,6 +94,7 @@ export class OpenConnections implements Iterable<Connection> {
     conn.closed = true;
     if (conn.pending) this.pending -= 1;
     clearTimeout(conn.idleTimer);
+    this.options.output.release(conn);
     this.options.hub.unsubscribe(conn);
     this.options.registrar.withdraw(conn);
     conn.log.info({ closeCode: code, connections: this.open.size, refused: conn.refused }, 'connection closed');

@@ -53,6 +53,7 @@ export const CLOSINGS = {
   overBudget: { code: CloseCode.POLICY_VIOLATION, reason: 'request budget exceeded repeatedly' },
   tooManyInFlight: { code: CloseCode.POLICY_VIOLATION, reason: 'too many requests in flight' },
   notReading: { code: CloseCode.POLICY_VIOLATION, reason: 'not reading fast enough' },
+  outputFull: { code: CloseCode.POLICY_VIOLATION, reason: 'server output queue full: closing the connections with the most unread bytes' },
   idle: { code: CloseCode.POLICY_VIOLATION, reason: 'no valid request in time' },
   replaced: { code: CloseCode.REPLACED, reason: 'replaced by a new connection with the same key' },
   shutdown: { code: CloseCode.GOING_AWAY, reason: 'server shutting down' },

@@ -15,6 +15,7 @@ import { HttpAdmission } from './http-admission.js';
 import type { Logger } from './logger.js';
 import { OnionWatcher } from './onion-watcher.js';
 import { OpenConnections } from './open-connections.js';
+import { OutputBudget } from './output-budget.js';
 import { PeerTable } from './peer-table.js';
 import { Registrar } from './registration.js';
 import { CLOSINGS } from './refusals.js';
@@ -26,6 +27,8 @@ export interface RegistryStats {
   readonly pending: number;
   readonly peers: number;
   readonly subscribers: number;
+  /** Bytes queued for all connections (MaxOutputBytes bounds it). */
+  readonly outputBytes: number;
 }
 
 export interface RegistryServer {
@@ -50,7 +53,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
 
   const scheduler = new FairScheduler<Connection>({ run: (conn, data, isBinary) => dispatcher.handleFrame(conn, data, isBinary) });
   const registrar = new Registrar(peers, hub, budgets, scheduler);
-  const connections = new OpenConnections({ limits, logger, budgets, scheduler, hub, registrar, onion: () => watcher.address });
+  const output = new OutputBudget(limits.maxOutputBytes);
+  const connections = new OpenConnections({ limits, logger, budgets, scheduler, hub, registrar, output, onion: () => watcher.address });
   const dispatcher = new Dispatcher({ limits, budgets, peers, hub, registrar, connections });
   const admission = new HttpAdmission({ limits, logger, connections, health: () => ({ onion: watcher.address, peers: peers.size }) });
   const heartbeats = new Heartbeats(connections, limits.heartbeatSeconds * 1000);
@@ -67,7 +71,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
     get url() {
       return onionUrl();
     },
-    stats: () => ({ connections: connections.size, pending: connections.pending, peers: peers.size, subscribers: hub.subscriberCount }),
+    stats: () => ({ connections: connections.size, pending: connections.pending, peers: peers.size, subscribers: hub.subscriberCount, outputBytes: output.total }),
     close() {
       closing ??= (async () => {
         heartbeats.stop();
