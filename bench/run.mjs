@@ -361,13 +361,20 @@ function healthz(port) {
   });
 }
 
+const IMAGE_NODE_FLAGS = (() => {
+  const options = /^ENV NODE_OPTIONS="([^"]+)"$/m.exec(readFileSync(join(ROOT, 'server/Dockerfile'), 'utf8'))?.[1];
+  if (options === undefined) throw new Error('server/Dockerfile has no ENV NODE_OPTIONS="…" line');
+  return options.split(/\s+/);
+})();
+
 /** Starts the built registry (production mode) on CPU 0 and waits for /healthz to answer 200. */
 async function startRegistry(label, heartbeatSeconds, profileName = null) {
   const dir = join(tempRoot, label);
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const configPath = serverConfig(dir, port, heartbeatSeconds);
-  const nodeArgs = [];
+  // The image's V8 flags (server/Dockerfile NODE_OPTIONS): the bench measures what ships.
+  const nodeArgs = [...IMAGE_NODE_FLAGS];
   if (profileName !== null) {
     mkdirSync(join(BENCH_DIR, 'profiles'), { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${join(BENCH_DIR, 'profiles')}`, `--cpu-prof-name=${profileName}`);

@@ -68,11 +68,16 @@ export function writeConfig(options: BuiltServerOptions): string {
 }
 
 /**
- * The V8 flags the image runs the server with (server/Dockerfile, NODE_OPTIONS). Node 24 lets the
- * young generation grow to several times Node 20's size on a machine with much memory: tens of MB of
- * RSS that look like a leak in the memory-flat test and are not one. The image fixes its size.
+ * The V8 flags the image runs the server with: server/Dockerfile's NODE_OPTIONS, read from there so
+ * that the tests run what ships (a fixed young generation and the heap cap sized for compose's
+ * memory limit). Node 24 otherwise lets the young generation grow to tens of MB more RSS on a big
+ * host, which looks like a leak in the memory-flat test and is not one.
  */
-export const SERVER_NODE_FLAGS = ['--max-semi-space-size=16', '--max-old-space-size=320'];
+export const SERVER_NODE_FLAGS: readonly string[] = (() => {
+  const options = /^ENV NODE_OPTIONS="([^"]+)"$/m.exec(readFileSync(join(ROOT, 'server/Dockerfile'), 'utf8'))?.[1];
+  if (options === undefined) throw new Error('server/Dockerfile has no ENV NODE_OPTIONS="…" line: the tests run the server with the image\'s flags');
+  return options.split(/\s+/);
+})();
 
 let starts = 0;
 
