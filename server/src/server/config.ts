@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseIni } from 'ini';
 import { configError } from '../protocol/errors.js';
-import { unknownNames, type KnownKeys } from './config-names.js';
+import { removedNames, unknownNames, type KnownKeys, type RemovedKeys } from './config-names.js';
 
 export type Listen =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
@@ -20,7 +20,6 @@ export interface RegistryLimits {
   readonly handshakeTimeoutSeconds: number;
   readonly idleTimeoutSeconds: number;
   readonly maxPendingConnections: number;
-  readonly maxSubscribers: number;
   readonly maxBufferedBytes: number;
   readonly eventBatchMs: number;
   readonly signatureChecksPerSecond: number;
@@ -34,6 +33,8 @@ export interface Config {
   readonly hostnameTimeoutSeconds: number;
   readonly limits: RegistryLimits;
   readonly logLevel: LogLevel;
+  /** [Log] SummarySeconds: refusals are logged as one line of counts per this interval. */
+  readonly logSummarySeconds: number;
 }
 
 /** Every limit's default; config.ini.example documents each of them. */
@@ -48,7 +49,6 @@ export const DEFAULT_LIMITS: RegistryLimits = Object.freeze({
   handshakeTimeoutSeconds: 10,
   idleTimeoutSeconds: 30,
   maxPendingConnections: 1_000,
-  maxSubscribers: 5_000,
   maxBufferedBytes: 1_048_576,
   eventBatchMs: 50,
   signatureChecksPerSecond: 2_000,
@@ -56,6 +56,7 @@ export const DEFAULT_LIMITS: RegistryLimits = Object.freeze({
 });
 
 const DEFAULT_HOSTNAME_TIMEOUT_SECONDS = 120;
+const DEFAULT_LOG_SUMMARY_SECONDS = 60;
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 interface NumberKey {
@@ -77,7 +78,6 @@ const LIMIT_KEYS: readonly NumberKey[] = [
   { section: 'Registry', key: 'HandshakeTimeoutSeconds', field: 'handshakeTimeoutSeconds', min: 1, max: 3_600 },
   { section: 'Registry', key: 'IdleTimeoutSeconds', field: 'idleTimeoutSeconds', min: 1, max: 86_400 },
   { section: 'Registry', key: 'MaxPendingConnections', field: 'maxPendingConnections', min: 1, max: 10_000_000 },
-  { section: 'Registry', key: 'MaxSubscribers', field: 'maxSubscribers', min: 0, max: 10_000_000 },
   { section: 'Registry', key: 'MaxBufferedBytes', field: 'maxBufferedBytes', min: 16_384, max: 1_073_741_824 },
   { section: 'Registry', key: 'EventBatchMs', field: 'eventBatchMs', min: 0, max: 10_000 },
   { section: 'Registry', key: 'SignatureChecksPerSecond', field: 'signatureChecksPerSecond', min: 1, max: 1_000_000 },
@@ -89,7 +89,20 @@ const KNOWN_KEYS: KnownKeys = new Map<string, readonly string[]>([
   ['Host', ['HOST', 'PORT']],
   ['HiddenService', ['HiddenServiceDir', 'HiddenServicePort', 'HostnameTimeoutSeconds']],
   ['Registry', LIMIT_KEYS.map((spec) => spec.key)],
-  ['Log', ['level']],
+  ['Log', ['level', 'SummarySeconds']],
+]);
+
+/** Keys that were removed, with why and what to do instead: a config that sets one does not start. */
+const REMOVED_KEYS: RemovedKeys = new Map([
+  [
+    'Registry',
+    new Map([
+      [
+        'MaxSubscribers',
+        'was removed: subscribing is no longer a scarce first-come resource (each subscriber is bounded by MaxBufferedBytes like any reader); delete the line',
+      ],
+    ]),
+  ],
 ]);
 
 /** The environment variable that overrides `[section] key`, e.g. REGISTRY_HOST_PORT. */
@@ -165,7 +178,8 @@ function readListen(reader: Reader): Listen | undefined {
  */
 export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process.env): Config {
   const reader = new Reader(sections, env);
-  reader.invalid.push(...unknownNames(sections, KNOWN_KEYS));
+  reader.invalid.push(...removedNames(sections, env, REMOVED_KEYS, envName));
+  reader.invalid.push(...unknownNames(sections, KNOWN_KEYS, REMOVED_KEYS));
   const listen = readListen(reader);
   const hiddenServiceDir = reader.required('HiddenService', 'HiddenServiceDir');
   const hiddenServicePort = reader.integer(
@@ -191,6 +205,8 @@ export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process
     reader.invalid.push(`[Log] level must be one of ${LOG_LEVELS.join(', ')}, got "${levelText}"`);
   }
 
+  const logSummarySeconds = reader.integer('Log', 'SummarySeconds', reader.raw('Log', 'SummarySeconds'), 1, 86_400) ?? DEFAULT_LOG_SUMMARY_SECONDS;
+
   if (reader.missing.length > 0 || reader.invalid.length > 0) {
     throw configError(reader.missing, reader.invalid);
   }
@@ -201,6 +217,7 @@ export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process
     hostnameTimeoutSeconds,
     limits: Object.freeze(limits as unknown as RegistryLimits),
     logLevel: logLevel as LogLevel,
+    logSummarySeconds,
   });
 }
 
@@ -225,5 +242,6 @@ export function describeConfig(config: Config): Record<string, unknown> {
     hostnameTimeoutSeconds: config.hostnameTimeoutSeconds,
     limits: config.limits,
     logLevel: config.logLevel,
+    logSummarySeconds: config.logSummarySeconds,
   };
 }
