@@ -29,6 +29,10 @@ export interface BuiltServerOptions {
   readonly listen: BuiltListen;
   readonly onion: string;
   readonly registry?: Record<string, string | number>;
+  /** Extra [Log] settings (level is info). */
+  readonly log?: Record<string, string | number>;
+  /** Extra node arguments before the script, e.g. `--import <preload>`. */
+  readonly nodeArgs?: readonly string[];
 }
 
 export interface BuiltServer {
@@ -54,10 +58,13 @@ export function writeConfig(options: BuiltServerOptions): string {
   const registry = Object.entries(options.registry ?? {})
     .map(([key, value]) => `${key} = ${value}`)
     .join('\n');
+  const log = Object.entries(options.log ?? {})
+    .map(([key, value]) => `\n${key} = ${value}`)
+    .join('');
   const path = join(options.dir, 'config.ini');
   writeFileSync(
     path,
-    `[Host]\n${host}\n\n[HiddenService]\nHiddenServiceDir = ${hiddenServiceDir}\nHiddenServicePort = 80\n\n[Registry]\n${registry}\n\n[Log]\nlevel = info\n`,
+    `[Host]\n${host}\n\n[HiddenService]\nHiddenServiceDir = ${hiddenServiceDir}\nHiddenServicePort = 80\n\n[Registry]\n${registry}\n\n[Log]\nlevel = info${log}\n`,
   );
   return path;
 }
@@ -80,7 +87,7 @@ export async function startBuiltServer(options: BuiltServerOptions): Promise<Bui
   // Logs go to a file: a pipe the test process is too busy to drain would slow the server down.
   const fd = openSync(logFile, 'a');
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_')));
-  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, CLI, 'serve', '--config', config], { cwd: options.dir, env, stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...(options.nodeArgs ?? []), CLI, 'serve', '--config', config], { cwd: options.dir, env, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   const exited = new Promise<NodeJS.Signals | number | null>((resolveExit) => child.once('exit', (code, signal) => resolveExit(signal ?? code)));
   const logs = (): Array<Record<string, unknown>> =>
