@@ -67,9 +67,13 @@ describe('requests pipelined past the queue', () => {
     const s = await server({ RateLimitBurst: 500, RateLimitPerSecond: 500 });
     const c = await client(s.url);
     const from = c.frames.length;
-    // The register takes a signature check; the pings queue behind it.
+    // The register takes a signature check; the pings queue behind it. One write: all 71 frames
+    // reach the server in one read, so the queue fills whatever the speed of the check.
+    const socket = (c.ws as unknown as { _socket: Socket })._socket;
+    socket.cork();
     c.sendRaw(registerFrame(c, 'reg'));
     for (let i = 0; i < 70; i += 1) c.sendRaw(JSON.stringify({ type: 'ping', id: i }));
+    socket.uncork();
     await c.waitFor(() => c.frames.length - from >= 71, 10_000);
     const replies = c.frames.slice(from);
     expect(replies[0]).toMatchObject({ type: 'registered', id: 'reg' });
@@ -78,6 +82,7 @@ describe('requests pipelined past the queue', () => {
     const limited = rest.filter((f) => f.type === 'error');
     expect(pongs.length + limited.length).toBe(70);
     expect(pongs.length).toBeGreaterThanOrEqual(60);
+    expect(limited.length, 'the queue (64) was passed').toBeGreaterThan(0);
     for (const refusal of limited) {
       expect(refusal).toMatchObject({ code: 'RATE_LIMITED' });
       expect(refusal.retryAfterMs).toEqual(expect.any(Number));
@@ -96,8 +101,11 @@ describe('requests pipelined past the queue', () => {
     const s = await server({ RateLimitBurst: 5_000, RateLimitPerSecond: 5_000, RateLimitStrikes: 20 });
     const c = await client(s.url);
     const from = c.frames.length;
+    const socket = (c.ws as unknown as { _socket: Socket })._socket;
+    socket.cork();
     c.sendRaw(registerFrame(c, 'reg'));
     for (let i = 0; i < 200; i += 1) c.sendRaw(JSON.stringify({ type: 'ping', id: i }));
+    socket.uncork();
     const { code } = await c.closed;
     expect(code).toBe(1008);
     const replies = c.frames.slice(from);
@@ -158,13 +166,14 @@ describe('server-wide budgets', () => {
     // Each flooder keeps far more registrations (with bad signatures) coming than the whole budget.
     const flood = setInterval(() => {
       for (const f of flooders) for (let i = 0; i < 10; i += 1) f.sendRaw(registerFrame(f, null as unknown as number, 'AAAA'));
-    }, 20);
+    }, 5);
     try {
       await new Promise((r) => setTimeout(r, 1_200));
       const honest = await client(s.url);
       const refusals: Frame[] = [];
       let reply = await honest.register(ed25519Identity(), randomNickname());
-      for (let attempt = 0; attempt < 3 && reply.type === 'error'; attempt += 1) {
+      // At most one retry, after retryAfterMs: the next second's share counts the honest one in.
+      for (let attempt = 0; attempt < 1 && reply.type === 'error'; attempt += 1) {
         refusals.push(reply);
         expect(reply).toMatchObject({ code: 'RATE_LIMITED' });
         expect(Number.isInteger(reply.retryAfterMs)).toBe(true);
@@ -189,17 +198,6 @@ describe('subscribing is not a scarce first-come resource', () => {
     };
     expect(() => buildConfig(sections, {})).toThrow(/MaxSubscribers was removed: subscribing is no longer a scarce first-come resource.*delete the line/);
     expect(() => buildConfig({ ...sections, Registry: {} }, { REGISTRY_REGISTRY_MAXSUBSCRIBERS: '1' })).toThrow(/REGISTRY_REGISTRY_MAXSUBSCRIBERS.*was removed/);
-  });
-
-  it('lets more connections subscribe than the old cap allowed, and each gets the events', async () => {
-    const s = await server({ EventBatchMs: 0 });
-    const subscribers = await Promise.all(Array.from({ length: 30 }, () => client(s.url)));
-    for (const sub of subscribers) expect(await sub.request({ type: 'subscribe' })).toMatchObject({ type: 'subscribed' });
-    expect(s.server.stats().subscribers).toBe(30);
-    const peer = await client(s.url);
-    const nickname = randomNickname();
-    await peer.register(ed25519Identity(), nickname);
-    await Promise.all(subscribers.map((sub) => sub.waitFor((f) => f.type === 'peer_joined' && (f.peer as { nickname: string }).nickname === nickname)));
   });
 });
 
