@@ -62,18 +62,22 @@ function registerFrame(c: RawClient, id: string | number, signature?: string): s
   });
 }
 
+/** Sends the frames in one write: they reach the server in one read, so its queue fills at once. */
+function sendInOneWrite(c: RawClient, frames: readonly string[]): void {
+  const socket = (c.ws as unknown as { _socket: Socket })._socket;
+  socket.cork();
+  for (const frame of frames) c.sendRaw(frame);
+  socket.uncork();
+}
+
 describe('requests pipelined past the queue', () => {
   it('are each answered in order, the excess with RATE_LIMITED and retryAfterMs, and the connection stays open', async () => {
     const s = await server({ RateLimitBurst: 500, RateLimitPerSecond: 500 });
     const c = await client(s.url);
     const from = c.frames.length;
-    // The register takes a signature check; the pings queue behind it. One write: all 71 frames
-    // reach the server in one read, so the queue fills whatever the speed of the check.
-    const socket = (c.ws as unknown as { _socket: Socket })._socket;
-    socket.cork();
-    c.sendRaw(registerFrame(c, 'reg'));
-    for (let i = 0; i < 70; i += 1) c.sendRaw(JSON.stringify({ type: 'ping', id: i }));
-    socket.uncork();
+    // The register takes a signature check; the pings queue behind it (in one write, so the queue
+    // fills whatever the speed of the check).
+    sendInOneWrite(c, [registerFrame(c, 'reg'), ...Array.from({ length: 70 }, (_, i) => JSON.stringify({ type: 'ping', id: i }))]);
     await c.waitFor(() => c.frames.length - from >= 71, 10_000);
     const replies = c.frames.slice(from);
     expect(replies[0]).toMatchObject({ type: 'registered', id: 'reg' });
@@ -101,11 +105,7 @@ describe('requests pipelined past the queue', () => {
     const s = await server({ RateLimitBurst: 5_000, RateLimitPerSecond: 5_000, RateLimitStrikes: 20 });
     const c = await client(s.url);
     const from = c.frames.length;
-    const socket = (c.ws as unknown as { _socket: Socket })._socket;
-    socket.cork();
-    c.sendRaw(registerFrame(c, 'reg'));
-    for (let i = 0; i < 200; i += 1) c.sendRaw(JSON.stringify({ type: 'ping', id: i }));
-    socket.uncork();
+    sendInOneWrite(c, [registerFrame(c, 'reg'), ...Array.from({ length: 200 }, (_, i) => JSON.stringify({ type: 'ping', id: i }))]);
     const { code } = await c.closed;
     expect(code).toBe(1008);
     const replies = c.frames.slice(from);

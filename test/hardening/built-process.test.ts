@@ -7,13 +7,13 @@
  */
 import { rmSync, writeFileSync } from 'node:fs';
 import { request as httpGet } from 'node:http';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RawClient, randomOnion, tempDir } from '../support/registry-harness.js';
 import { waitUntil } from '../support/wait.js';
-import { startBuiltServer, stopBuiltServer, type BuiltServer } from './built-server.js';
+import { freePort, startBuiltServer, stopBuiltServer, type BuiltServer } from './built-server.js';
 
 let running: BuiltServer[] = [];
 let cleanups: Array<() => void> = [];
@@ -22,17 +22,6 @@ afterEach(async () => {
   for (const s of running.splice(0)) await stopBuiltServer(s, 'SIGKILL');
   for (const cleanup of cleanups.splice(0)) cleanup();
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 async function start(options: { registry?: Record<string, string | number>; nodeArgs?: string[] } = {}): Promise<{ server: BuiltServer; port: number; dir: string }> {
   const dir = tempDir('built-process-');
