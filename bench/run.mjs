@@ -329,7 +329,6 @@ RateLimitStrikes = 1000000
 HandshakeTimeoutSeconds = 10
 IdleTimeoutSeconds = 300
 MaxPendingConnections = 100000
-MaxSubscribers = 5000
 MaxBufferedBytes = 268435456
 EventBatchMs = 50
 SignatureChecksPerSecond = 1000000

@@ -4,6 +4,7 @@
  * vitest global setup (test/support/global-setup.ts), built once before any test file runs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +32,10 @@ export interface BuiltServerOptions {
   readonly registry?: Record<string, string | number>;
   /** Further sections of config.ini, e.g. { Store: { Database: … }, Claims: { ClaimAfterSeconds: 0 } }. */
   readonly sections?: Record<string, Record<string, string | number>>;
+  /** Extra [Log] settings (level is info). */
+  readonly log?: Record<string, string | number>;
+  /** Extra node arguments before the script, e.g. `--import <preload>`. */
+  readonly nodeArgs?: readonly string[];
 }
 
 export interface BuiltServer {
@@ -59,10 +64,13 @@ export function writeConfig(options: BuiltServerOptions): string {
   const extra = Object.entries(options.sections ?? {})
     .map(([section, keys]) => `[${section}]\n${Object.entries(keys).map(([key, value]) => `${key} = ${value}`).join('\n')}\n\n`)
     .join('');
+  const log = Object.entries(options.log ?? {})
+    .map(([key, value]) => `\n${key} = ${value}`)
+    .join('');
   const path = join(options.dir, 'config.ini');
   writeFileSync(
     path,
-    `[Host]\n${host}\n\n[HiddenService]\nHiddenServiceDir = ${hiddenServiceDir}\nHiddenServicePort = 80\n\n[Registry]\n${registry}\n\n${extra}[Log]\nlevel = info\n`,
+    `[Host]\n${host}\n\n[HiddenService]\nHiddenServiceDir = ${hiddenServiceDir}\nHiddenServicePort = 80\n\n[Registry]\n${registry}\n\n${extra}[Log]\nlevel = info${log}\n`,
   );
   return path;
 }
@@ -90,7 +98,7 @@ export async function startBuiltServer(options: BuiltServerOptions): Promise<Bui
   // Logs go to a file: a pipe the test process is too busy to drain would slow the server down.
   const fd = openSync(logFile, 'a');
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_')));
-  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, CLI, 'serve', '--config', config], { cwd: options.dir, env, stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...(options.nodeArgs ?? []), CLI, 'serve', '--config', config], { cwd: options.dir, env, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   const exited = new Promise<NodeJS.Signals | number | null>((resolveExit) => child.once('exit', (code, signal) => resolveExit(signal ?? code)));
   const logs = (): Array<Record<string, unknown>> =>
@@ -145,4 +153,16 @@ export function processCpuSeconds(pid: number): number {
 export async function stopBuiltServer(server: BuiltServer, signal: NodeJS.Signals = 'SIGTERM'): Promise<NodeJS.Signals | number | null> {
   if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill(signal);
   return server.exited;
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
 }

@@ -5,7 +5,7 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import { describeConfig, loadConfig, type Config } from '../server/config.js';
-import { createLogger } from '../server/logger.js';
+import { createLogger, type Logger } from '../server/logger.js';
 import { readOnionState } from '../server/onion-watcher.js';
 import { startServer } from '../server/start-server.js';
 import { fetchHealth } from './health-check.js';
@@ -16,17 +16,20 @@ export async function serve(configPath: string): Promise<number> {
   const cfg = loadConfig(configPath);
   const logger = createLogger(cfg.logLevel);
   logger.info({ config: describeConfig(cfg), node: process.version }, 'starting p2p-registry');
+  let stop: (reason: string, code?: number) => void = () => undefined;
+  const unguard = guardProcess(logger, (reason) => stop(reason, EXIT_SOFTWARE));
   const server = await startServer(cfg, logger);
   return new Promise((resolve) => {
     let stopping = false;
-    const stop = (signal: string): void => {
+    stop = (reason: string, code = 0): void => {
       if (stopping) return;
       stopping = true;
-      logger.info({ signal }, 'shutting down: closing every connection with 1001');
+      logger.info({ reason }, 'shutting down: closing every connection with 1001');
       server.close().then(
         () => {
           logger.info('stopped');
-          resolve(0);
+          unguard();
+          resolve(code);
         },
         (err: unknown) => {
           logger.error({ err }, 'shutdown failed');
@@ -37,6 +40,42 @@ export async function serve(configPath: string): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
+}
+
+/** sysexits EX_SOFTWARE: the server stopped itself after a storm of uncaught exceptions. */
+const EXIT_SOFTWARE = 70;
+/** This many uncaught exceptions within the window mean a broken state, not one bad input. */
+const EXCEPTION_STORM = { count: 10, windowMs: 60_000 } as const;
+
+/**
+ * The process-level policy: an unhandled rejection or an uncaught exception is a bug, logged with
+ * its stack, and the registry keeps serving: every peer dropped at once would come back as a
+ * reconnect storm that tor's intro-point limits stretch over minutes. Exceptions come from one
+ * connection's handler almost always; should they keep coming (EXCEPTION_STORM), the state is
+ * suspect and the server shuts down cleanly (exit 70) for its supervisor to restart. Returns the
+ * function that removes the handlers.
+ */
+export function guardProcess(logger: Logger, giveUp: (reason: string) => void): () => void {
+  const recent: number[] = [];
+  const onRejection = (reason: unknown): void => {
+    logger.error(reason instanceof Error ? { err: reason } : { reason: String(reason) }, 'unhandled promise rejection (a bug): logged, still serving');
+  };
+  const onException = (err: Error, origin: string): void => {
+    logger.error({ err, origin }, 'uncaught exception (a bug): logged, still serving');
+    const now = Date.now();
+    recent.push(now);
+    while (recent.length > 0 && (recent[0] as number) <= now - EXCEPTION_STORM.windowMs) recent.shift();
+    if (recent.length >= EXCEPTION_STORM.count) {
+      logger.fatal({ exceptions: recent.length, windowMs: EXCEPTION_STORM.windowMs }, 'uncaught exceptions keep coming: shutting down for a restart');
+      giveUp('uncaught exceptions');
+    }
+  };
+  process.on('unhandledRejection', onRejection);
+  process.on('uncaughtException', onException);
+  return () => {
+    process.off('unhandledRejection', onRejection);
+    process.off('uncaughtException', onException);
+  };
 }
 
 export async function onion(configPath: string): Promise<number> {

@@ -9,12 +9,12 @@
 import { EventEmitter } from 'node:events';
 import { RegistryError } from '../protocol/errors.js';
 import type { PeerRecord } from '../protocol/messages.js';
-import { expectPeer, expectPeerPage, type Hello, type PeerPage, type RegistryEvent } from '../protocol/reply-parser.js';
+import { expectPeer, expectPeerPage, type Frame, type Hello, type PeerPage, type RegistryEvent } from '../protocol/reply-parser.js';
 import { createContext, type ClientContext, type ClientState, type Registration } from './client-context.js';
 import { EventStream, type RegistryClientEvents } from './events.js';
 import { resolveOptions, type RegistryClientOptions } from './options.js';
 import { Reconnector } from './reconnect.js';
-import type { RequestBody } from './requests.js';
+import { sendRetryingOnce, type RequestBody } from './requests.js';
 import { forgetConnection, notConnected, openConnection, request, routeFrame, sendRegister, shutdown } from './session.js';
 import type { ConnectionHandlers } from './transport.js';
 
@@ -106,7 +106,7 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
   }
 
   async lookup(nickname: string): Promise<PeerRecord> {
-    const frame = await request(this.ctx, 'lookup', { nickname }, 'peer');
+    const frame = await this.safeRequest('lookup', { nickname }, 'peer');
     return expectPeer(frame.peer);
   }
 
@@ -115,7 +115,7 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
     const body: RequestBody = {};
     if (options.after !== undefined && options.after !== null) body.after = options.after;
     if (options.limit !== undefined) body.limit = options.limit;
-    return expectPeerPage(await request(this.ctx, 'list', body, 'peers'));
+    return expectPeerPage(await this.safeRequest('list', body, 'peers'));
   }
 
   /** Every peer, following `next` across pages. */
@@ -132,14 +132,17 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
 
   /** Subscribes to peer_joined / peer_left; they arrive as events (and through `events()`). */
   async subscribe(): Promise<void> {
-    await request(this.ctx, 'subscribe', {}, 'subscribed');
+    await this.safeRequest('subscribe', {}, 'subscribed');
     this.ctx.wantSubscribed = true;
   }
 
-  /** Round-trip time in milliseconds. */
+  /** Round-trip time in milliseconds (of the retry, when the first ping was refused with retryAfterMs). */
   async ping(): Promise<number> {
-    const started = performance.now();
-    await request(this.ctx, 'ping', {}, 'pong');
+    let started = performance.now();
+    await sendRetryingOnce('ping', () => {
+      started = performance.now();
+      return request(this.ctx, 'ping', {}, 'pong');
+    });
     return performance.now() - started;
   }
 
@@ -155,6 +158,11 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
   close(): Promise<void> {
     this.closing ??= shutdown(this.ctx, null);
     return this.closing;
+  }
+
+  /** A request that changes nothing: retried once after retryAfterMs when refused with one. */
+  private safeRequest(type: string, body: RequestBody, expect: string): Promise<Frame> {
+    return sendRetryingOnce(type, () => request(this.ctx, type, body, expect));
   }
 
   /** Resolves with the next successful reconnection's hello; rejects if the client closes first. */

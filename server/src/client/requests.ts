@@ -1,7 +1,10 @@
 /**
  * Requests in flight on the current connection: each gets a numeric id, a timeout, and the reply
- * (or error reply) that carries its id. Replies arrive in order, but are matched by id anyway.
+ * (or error reply) that carries its id. Replies arrive in order, but are matched by id anyway; an
+ * error with id null (a frame the server refused without reading it) answers the oldest one. A
+ * request that changes nothing, refused with retryAfterMs, is sent once more after that wait.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { RegistryError } from '../protocol/errors.js';
 import { readRefusal, type Frame } from '../protocol/reply-parser.js';
 import type { Connection } from './transport.js';
@@ -43,7 +46,9 @@ export class PendingRequests {
    * then it may be an event. A reply to no pending request (timed out) is dropped.
    */
   settle(frame: Frame): boolean {
-    const id = frame.id;
+    // Replies come in request order: an unread frame's refusal belongs to the oldest request.
+    const id = frame.type === 'error' && frame.id === null ? this.pending.keys().next().value : frame.id;
+    if (frame.type === 'error' && frame.id === null && id === undefined) return true;
     if (typeof id !== 'number') return false;
     const pending = this.pending.get(id);
     if (pending === undefined) return true;
@@ -62,5 +67,34 @@ export class PendingRequests {
       pending.reject(error);
     }
     this.pending.clear();
+  }
+}
+
+/** Requests that change nothing on the server, so sending one twice is harmless. */
+const SAFE_TO_RETRY: ReadonlySet<string> = new Set(['ping', 'lookup', 'list', 'subscribe']);
+/** A longer wait than this is the caller's to decide: the refusal is surfaced instead. */
+export const MAX_RETRY_AFTER_MS = 10_000;
+
+/** How long to wait before the one retry of `type` after `err`; undefined: no retry, surface it. */
+export function retryDelay(type: string, err: unknown): number | undefined {
+  if (!SAFE_TO_RETRY.has(type) || !(err instanceof RegistryError)) return undefined;
+  if (err.code !== 'RATE_LIMITED' && err.code !== 'UNAVAILABLE') return undefined;
+  if (err.retryAfterMs === null || err.retryAfterMs > MAX_RETRY_AFTER_MS) return undefined;
+  return err.retryAfterMs;
+}
+
+/**
+ * Sends with `send`; a safe request (ping, lookup, list, subscribe) refused with retryAfterMs is
+ * sent once more after that wait. Anything else (register, unregister) surfaces the RegistryError,
+ * whose retryAfterMs says when the caller may try again.
+ */
+export async function sendRetryingOnce(type: string, send: () => Promise<Frame>): Promise<Frame> {
+  try {
+    return await send();
+  } catch (err) {
+    const wait = retryDelay(type, err);
+    if (wait === undefined) throw err;
+    await delay(wait);
+    return send();
   }
 }

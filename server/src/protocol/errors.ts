@@ -55,7 +55,8 @@ export const ERROR_CATALOG = {
   NOT_REGISTERED: protocol('this connection has not registered'),
   NOT_FOUND: protocol('no peer with that nickname is online'),
   REGISTRY_FULL: protocol('the registry is full, try again later'),
-  RATE_LIMITED: protocol('too many requests: slow down and retry'),
+  RATE_LIMITED: protocol('too many requests: slow down and retry (after retryAfterMs when the reply carries it)'),
+  UNAVAILABLE: protocol('the server cannot serve this request right now; nothing was changed: retry after retryAfterMs'),
   INTERNAL: protocol('internal error'),
 
   // ---- raised by the peer client library ----
@@ -147,11 +148,11 @@ export const ErrorCode = codesOf('protocol');
 export interface RegistryErrorOptions extends ErrorOptions {
   /** SOCKS: the proxy's reply code (RFC 1928 REP field), when the error is one. */
   readonly replyCode?: number;
-  /** How long to wait before retrying (RATE_LIMITED from a server-wide budget, UNAVAILABLE, STORE_UNAVAILABLE). */
-  readonly retryAfterMs?: number;
   /** CONFIG_INVALID: every required key that is missing, and every value that is wrong. */
   readonly missing?: readonly string[];
   readonly invalid?: readonly string[];
+  /** RATE_LIMITED, UNAVAILABLE, STORE_UNAVAILABLE: when a retry can succeed, in ms (the reply's retryAfterMs). */
+  readonly retryAfterMs?: number;
 }
 
 /**
@@ -162,9 +163,10 @@ export class RegistryError extends Error {
   override readonly name = 'RegistryError';
   readonly code: AnyErrorCode;
   readonly replyCode: number | null;
-  readonly retryAfterMs: number | null;
   readonly missing: readonly string[];
   readonly invalid: readonly string[];
+  /** RATE_LIMITED, UNAVAILABLE: wait at least this long before retrying; null when not said. */
+  readonly retryAfterMs: number | null;
 
   constructor(code: AnyErrorCode, message: string = ERROR_CATALOG[code].message, options: RegistryErrorOptions = {}) {
     // A protocol refusal is an answer, not a bug, and a flood makes thousands a second: no stack is
@@ -179,9 +181,9 @@ export class RegistryError extends Error {
     }
     this.code = code;
     this.replyCode = options.replyCode ?? null;
-    this.retryAfterMs = options.retryAfterMs ?? null;
     this.missing = options.missing ?? [];
     this.invalid = options.invalid ?? [];
+    this.retryAfterMs = options.retryAfterMs ?? null;
   }
 
   get source(): ErrorSource {

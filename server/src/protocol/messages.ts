@@ -45,7 +45,7 @@ export type Request = RegisterRequest | LookupRequest | ListRequest | SimpleRequ
 
 export type ServerMessage =
   | { type: 'hello'; protocol: number; challenge: string; onion: string | null; limits: { maxMessageBytes: number } }
-  | { type: 'error'; id: RequestId; code: ErrorCode; message: string }
+  | { type: 'error'; id: RequestId; code: ErrorCode; message: string; retryAfterMs?: number }
   | { type: 'registered'; id: RequestId; peer: PeerRecord }
   | { type: 'peer'; id: RequestId; peer: PeerRecord }
   | { type: 'peers'; id: RequestId; peers: PeerRecord[]; next: string | null }

@@ -90,8 +90,10 @@ export function readEvent(frame: Frame): RegistryEvent | undefined {
 /** The error an `error` reply stands for. A code of a later revision is still a refusal, with its code in the text. */
 export function readRefusal(frame: Frame): RegistryError {
   const message = typeof frame.message === 'string' ? frame.message : 'the registry refused the request';
+  const retryAfterMs = frame.retryAfterMs;
+  const options = Number.isSafeInteger(retryAfterMs) && (retryAfterMs as number) >= 0 ? { retryAfterMs: retryAfterMs as number } : {};
   return isErrorCode(frame.code)
-    ? new RegistryError(frame.code, message)
+    ? new RegistryError(frame.code, message, options)
     : new RegistryError('BAD_RESPONSE', `the registry refused with code ${JSON.stringify(frame.code)}: ${message}`);
 }
 

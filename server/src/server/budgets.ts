@@ -1,22 +1,24 @@
 /**
  * Request budgets: each connection's own (RateLimitPerSecond, RateLimitBurst) and the server-wide
- * ones shared by every connection (SignatureChecksPerSecond, JsonContainersPerSecond). A refusal
- * from a server-wide budget is no strike: a connection cannot help that others use it up.
+ * ones (SignatureChecksPerSecond, JsonContainersPerSecond), shared fairly between the connections
+ * that want them (fair-share.ts). A refusal from a server-wide budget is no strike: a connection
+ * cannot help that others use it up; it carries retryAfterMs, when a retry can succeed.
  */
 import { MAX_JSON_CONTAINERS } from '../protocol/request-parser.js';
 import type { RegistryLimits } from './config.js';
+import { FairShare } from './fair-share.js';
 import { TokenBucket } from './token-bucket.js';
 
 export class Budgets {
-  private readonly signatureChecks: TokenBucket;
+  private readonly signatureChecks: FairShare<object>;
   /** Parsing of frames of many arrays and objects, in requestCost tokens. */
-  private readonly containers: TokenBucket;
+  private readonly containers: FairShare<object>;
   private readonly containerTokensPerSecond: number;
 
   constructor(private readonly limits: RegistryLimits) {
     this.containerTokensPerSecond = limits.jsonContainersPerSecond / MAX_JSON_CONTAINERS;
-    this.containers = new TokenBucket(this.containerTokensPerSecond, this.containerTokensPerSecond);
-    this.signatureChecks = new TokenBucket(limits.signatureChecksPerSecond, limits.signatureChecksPerSecond);
+    this.containers = new FairShare(this.containerTokensPerSecond);
+    this.signatureChecks = new FairShare(limits.signatureChecksPerSecond);
   }
 
   /** A new connection's own request budget. */
@@ -29,13 +31,16 @@ export class Budgets {
     return bucket.take(Math.min(cost, this.limits.rateLimitBurst));
   }
 
-  /** Charges a frame of many arrays and objects to the server; never more than a second's worth. */
-  takeContainers(cost: number): boolean {
-    return this.containers.take(Math.min(cost, this.containerTokensPerSecond));
+  /**
+   * Charges a frame of many arrays and objects to the server's share of `conn`; never more than a
+   * second's worth. 0 when granted, else the milliseconds until a retry can succeed.
+   */
+  takeContainers(conn: object, cost: number): number {
+    return this.containers.take(conn, Math.min(cost, this.containerTokensPerSecond));
   }
 
-  /** One signature check (and the key parse before it). */
-  takeSignatureCheck(): boolean {
-    return this.signatureChecks.take();
+  /** One signature check (and the key parse before it): 0 when granted, else retryAfterMs. */
+  takeSignatureCheck(conn: object): number {
+    return this.signatureChecks.take(conn);
   }
 }

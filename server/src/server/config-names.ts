@@ -6,6 +6,27 @@
 /** Sections and their keys, as config.ini spells them. */
 export type KnownKeys = ReadonlyMap<string, readonly string[]>;
 
+/** Removed keys by section, each with why and what to do instead (pino-style). */
+export type RemovedKeys = ReadonlyMap<string, ReadonlyMap<string, string>>;
+
+/** One problem line for every removed key set in `sections` or in its environment variable. */
+export function removedNames(
+  sections: Readonly<Record<string, unknown>>,
+  env: NodeJS.ProcessEnv,
+  removed: RemovedKeys,
+  envName: (section: string, key: string) => string,
+): string[] {
+  const problems: string[] = [];
+  for (const [section, keys] of removed) {
+    const body = sections[section];
+    for (const [key, why] of keys) {
+      if (typeof body === 'object' && body !== null && Object.hasOwn(body, key)) problems.push(`[${section}] ${key} ${why}`);
+      if (env[envName(section, key)] !== undefined) problems.push(`${envName(section, key)} ([${section}] ${key}) ${why}`);
+    }
+  }
+  return problems;
+}
+
 /** Edit distance between two names, compared without case. */
 function distance(a: string, b: string): number {
   const x = a.toLowerCase();
@@ -48,7 +69,7 @@ function unknownKey(section: string, key: string, known: KnownKeys): string {
 }
 
 /** One problem line for every section or key of `sections` that `known` does not list. */
-export function unknownNames(sections: Readonly<Record<string, unknown>>, known: KnownKeys): string[] {
+export function unknownNames(sections: Readonly<Record<string, unknown>>, known: KnownKeys, removed: RemovedKeys = new Map()): string[] {
   const problems: string[] = [];
   for (const [section, body] of Object.entries(sections)) {
     if (typeof body !== 'object' || body === null) {
@@ -62,7 +83,7 @@ export function unknownNames(sections: Readonly<Record<string, unknown>>, known:
     }
     const keys = known.get(section) as readonly string[];
     for (const key of Object.keys(body)) {
-      if (!keys.includes(key)) problems.push(unknownKey(section, key, known));
+      if (!keys.includes(key) && removed.get(section)?.has(key) !== true) problems.push(unknownKey(section, key, known));
     }
   }
   return problems;

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseIni } from 'ini';
 import { configError } from '../protocol/errors.js';
-import { unknownNames, type KnownKeys } from './config-names.js';
+import { removedNames, unknownNames, type KnownKeys, type RemovedKeys } from './config-names.js';
 
 export type Listen =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
@@ -20,7 +20,6 @@ export interface RegistryLimits {
   readonly handshakeTimeoutSeconds: number;
   readonly idleTimeoutSeconds: number;
   readonly maxPendingConnections: number;
-  readonly maxSubscribers: number;
   readonly maxBufferedBytes: number;
   readonly maxOutputBytes: number;
   readonly eventBatchMs: number;
@@ -35,6 +34,8 @@ export interface Config {
   readonly hostnameTimeoutSeconds: number;
   readonly limits: RegistryLimits;
   readonly logLevel: LogLevel;
+  /** [Log] SummarySeconds: refusals are logged as one line of counts per this interval. */
+  readonly logSummarySeconds: number;
 }
 
 /** Every limit's default; config.ini.example documents each of them. */
@@ -49,7 +50,6 @@ export const DEFAULT_LIMITS: RegistryLimits = Object.freeze({
   handshakeTimeoutSeconds: 10,
   idleTimeoutSeconds: 30,
   maxPendingConnections: 1_000,
-  maxSubscribers: 5_000,
   maxBufferedBytes: 1_048_576,
   // Sized for a 1 GB VPS (README "Sizing memory"): queued output is at most twice this.
   maxOutputBytes: 67_108_864,
@@ -59,6 +59,7 @@ export const DEFAULT_LIMITS: RegistryLimits = Object.freeze({
 });
 
 const DEFAULT_HOSTNAME_TIMEOUT_SECONDS = 120;
+const DEFAULT_LOG_SUMMARY_SECONDS = 60;
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 interface NumberKey {
@@ -80,7 +81,6 @@ const LIMIT_KEYS: readonly NumberKey[] = [
   { section: 'Registry', key: 'HandshakeTimeoutSeconds', field: 'handshakeTimeoutSeconds', min: 1, max: 3_600 },
   { section: 'Registry', key: 'IdleTimeoutSeconds', field: 'idleTimeoutSeconds', min: 1, max: 86_400 },
   { section: 'Registry', key: 'MaxPendingConnections', field: 'maxPendingConnections', min: 1, max: 10_000_000 },
-  { section: 'Registry', key: 'MaxSubscribers', field: 'maxSubscribers', min: 0, max: 10_000_000 },
   { section: 'Registry', key: 'MaxBufferedBytes', field: 'maxBufferedBytes', min: 16_384, max: 1_073_741_824 },
   { section: 'Registry', key: 'MaxOutputBytes', field: 'maxOutputBytes', min: 1_048_576, max: 1_099_511_627_776 },
   { section: 'Registry', key: 'EventBatchMs', field: 'eventBatchMs', min: 0, max: 10_000 },
@@ -93,7 +93,20 @@ const KNOWN_KEYS: KnownKeys = new Map<string, readonly string[]>([
   ['Host', ['HOST', 'PORT']],
   ['HiddenService', ['HiddenServiceDir', 'HiddenServicePort', 'HostnameTimeoutSeconds']],
   ['Registry', LIMIT_KEYS.map((spec) => spec.key)],
-  ['Log', ['level']],
+  ['Log', ['level', 'SummarySeconds']],
+]);
+
+/** Keys that were removed, with why and what to do instead: a config that sets one does not start. */
+const REMOVED_KEYS: RemovedKeys = new Map([
+  [
+    'Registry',
+    new Map([
+      [
+        'MaxSubscribers',
+        'was removed: subscribing is no longer a scarce first-come resource (each subscriber is bounded by MaxBufferedBytes like any reader); delete the line',
+      ],
+    ]),
+  ],
 ]);
 
 /** The environment variable that overrides `[section] key`, e.g. REGISTRY_HOST_PORT. */
@@ -169,7 +182,8 @@ function readListen(reader: Reader): Listen | undefined {
  */
 export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process.env): Config {
   const reader = new Reader(sections, env);
-  reader.invalid.push(...unknownNames(sections, KNOWN_KEYS));
+  reader.invalid.push(...removedNames(sections, env, REMOVED_KEYS, envName));
+  reader.invalid.push(...unknownNames(sections, KNOWN_KEYS, REMOVED_KEYS));
   const listen = readListen(reader);
   const hiddenServiceDir = reader.required('HiddenService', 'HiddenServiceDir');
   const hiddenServicePort = reader.integer(
@@ -195,6 +209,8 @@ export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process
     reader.invalid.push(`[Log] level must be one of ${LOG_LEVELS.join(', ')}, got "${levelText}"`);
   }
 
+  const logSummarySeconds = reader.integer('Log', 'SummarySeconds', reader.raw('Log', 'SummarySeconds'), 1, 86_400) ?? DEFAULT_LOG_SUMMARY_SECONDS;
+
   if (reader.missing.length > 0 || reader.invalid.length > 0) {
     throw configError(reader.missing, reader.invalid);
   }
@@ -205,6 +221,7 @@ export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process
     hostnameTimeoutSeconds,
     limits: Object.freeze(limits as unknown as RegistryLimits),
     logLevel: logLevel as LogLevel,
+    logSummarySeconds,
   });
 }
 
@@ -229,5 +246,6 @@ export function describeConfig(config: Config): Record<string, unknown> {
     hostnameTimeoutSeconds: config.hostnameTimeoutSeconds,
     limits: config.limits,
     logLevel: config.logLevel,
+    logSummarySeconds: config.logSummarySeconds,
   };
 }

@@ -48,12 +48,16 @@ export class Connection implements Subscriber, TurnTaker, OutputHolder {
   readonly backlog: HeldFrame[] = [];
   /** Milliseconds spent on this connection's frames in the current turn (see fair-scheduler.ts). */
   turnMs = 0;
+  /** Frames refused past a full backlog, not yet answered (see fair-scheduler.ts). */
+  excess = 0;
   missedPongs = 0;
   strikes = 0;
   /** Refused requests by error code, logged once when the connection closes. */
   readonly refused: Partial<Record<ErrorCode, number>> = {};
   /** True once the server has started closing it. */
   closing = false;
+  /** Why the server closed it (for the refusal summary); undefined when the peer closed first. */
+  closedBy: Closing | undefined;
   /** True once its socket has closed (it is no longer among the open connections). */
   closed = false;
   idleTimer: NodeJS.Timeout | undefined;
@@ -68,7 +72,7 @@ export class Connection implements Subscriber, TurnTaker, OutputHolder {
   constructor(
     readonly id: number,
     readonly ws: WebSocket,
-    private readonly socket: Duplex,
+    readonly socket: Duplex,
     readonly challenge: string,
     readonly bucket: TokenBucket,
     readonly log: ConnectionLog,
@@ -134,13 +138,16 @@ export class Connection implements Subscriber, TurnTaker, OutputHolder {
     const code = isProtocolCode(error.code) ? error.code : ErrorCode.INTERNAL;
     this.log.debug({ code }, 'request refused');
     this.refused[code] = (this.refused[code] ?? 0) + 1;
-    this.send({ type: 'error', id, code, message: code === error.code ? error.message : ERROR_CATALOG.INTERNAL.message });
+    const message = code === error.code ? error.message : ERROR_CATALOG.INTERNAL.message;
+    if (error.retryAfterMs === null) this.send({ type: 'error', id, code, message });
+    else this.send({ type: 'error', id, code, message, retryAfterMs: error.retryAfterMs });
   }
 
   close(closing: Closing): void {
     if (this.closing) return;
     this.closing = true;
-    this.log.info({ closeCode: closing.code, reason: closing.reason }, 'closing connection');
+    this.closedBy = closing;
+    this.log.debug({ closeCode: closing.code, reason: closing.reason }, 'closing connection');
     this.ws.close(closing.code, closing.reason);
     // A peer that does not read cannot receive the close frame: cut it off after a moment.
     setTimeout(() => this.ws.terminate(), TERMINATE_AFTER_CLOSE_MS).unref();

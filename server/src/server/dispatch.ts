@@ -12,6 +12,7 @@ import type { Budgets } from './budgets.js';
 import type { RegistryLimits } from './config.js';
 import type { Connection } from './connection.js';
 import type { EventHub } from './event-hub.js';
+import { MAX_BACKLOG } from './fair-scheduler.js';
 import type { OpenConnections } from './open-connections.js';
 import type { PeerTable } from './peer-table.js';
 import type { Registrar } from './registration.js';
@@ -83,30 +84,42 @@ export class Dispatcher {
     if (cost === 1) {
       const parsed = parseRequest(bytes);
       if (conn.bucket.take()) return parsed;
-      this.refuseOverBudget(conn, parsed.ok ? parsed.request.id : parsed.id, REFUSALS.overRate(this.limits.rateLimitPerSecond));
+      this.refuseOverBudget(conn, parsed.ok ? parsed.request.id : parsed.id, REFUSALS.overRate(this.limits.rateLimitPerSecond), conn.bucket.msUntil());
       return undefined;
     }
     if (!this.budgets.takeRequest(conn.bucket, cost)) {
-      this.refuseOverBudget(conn, null, REFUSALS.overRateUnread(this.limits.rateLimitPerSecond, cost));
+      this.refuseOverBudget(conn, null, REFUSALS.overRateUnread(this.limits.rateLimitPerSecond, cost), conn.bucket.msUntil(cost));
       return undefined;
     }
     // Like the signature budget: shared by everyone, so refusing here adds no strike.
-    if (!this.budgets.takeContainers(cost)) {
-      conn.reply(null, refuse(REFUSALS.serverBusyParsing));
+    const retryAfterMs = this.budgets.takeContainers(conn, cost);
+    if (retryAfterMs > 0) {
+      conn.reply(null, refuse(REFUSALS.serverBusyParsing, retryAfterMs));
       return undefined;
     }
     return parseRequest(bytes);
   }
 
+  /**
+   * Answers `count` frames that came past the connection's full queue (fair-scheduler.ts), in
+   * their place among the replies. They were not read, so their ids are unknown (null), and each is
+   * a strike: the queue is the connection's own doing.
+   */
+  refuseExcess(conn: Connection, count: number): void {
+    const refusal = REFUSALS.queueFull(MAX_BACKLOG);
+    const retryAfterMs = conn.bucket.msUntil(count);
+    for (let i = 0; i < count && !conn.closing; i += 1) this.refuseOverBudget(conn, null, refusal, retryAfterMs);
+  }
+
   /** The strike rule: refused requests that outnumber accepted ones by RateLimitStrikes close it. */
-  private refuseOverBudget(conn: Connection, id: RequestId, refusal: Refusal): void {
+  private refuseOverBudget(conn: Connection, id: RequestId, refusal: Refusal, retryAfterMs: number): void {
     conn.strikes += 1;
     if (conn.strikes >= this.limits.rateLimitStrikes) {
       conn.reply(id, refuse(REFUSALS.overRateClosing));
       conn.close(CLOSINGS.overBudget);
       return;
     }
-    conn.reply(id, refuse(refusal));
+    conn.reply(id, refuse(refusal, retryAfterMs));
   }
 
   private dispatch(conn: Connection, request: Request): void {
@@ -119,7 +132,7 @@ export class Dispatcher {
       case 'list':
         return this.list(conn, request);
       case 'subscribe':
-        if (!this.hub.has(conn) && this.hub.subscriberCount >= this.limits.maxSubscribers) throw refuse(REFUSALS.tooManySubscribers);
+        // No cap: a subscriber's memory is bounded by the output limits, like any reader's.
         this.hub.subscribe(conn);
         conn.send({ type: 'subscribed', id: request.id });
         return;

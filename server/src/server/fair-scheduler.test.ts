@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { FairScheduler, MAX_BACKLOG, TURN_BUDGET_MS, type HeldFrame, type TurnTaker } from './fair-scheduler.js';
-import { CLOSINGS, type Closing } from './refusals.js';
+import type { Closing } from './refusals.js';
 
 /** A connection without a socket: records what the scheduler did to it. */
 class FakeConnection implements TurnTaker {
   readonly backlog: HeldFrame[] = [];
   busy = false;
   turnMs = 0;
+  excess = 0;
   closed = false;
   readingPaused = false;
   readonly closings: Closing[] = [];
@@ -36,6 +37,7 @@ function fakeScheduler() {
       ran.push(`${conn.name}:${String(data)}`);
       clock += Number(String(data).split('#')[0]);
     },
+    refuseExcess: (conn, count) => ran.push(`${conn.name}:refused ${count}`),
     now: () => clock,
     scheduleTurn: (turn) => turns.push(turn),
   });
@@ -118,16 +120,21 @@ describe('fair scheduler', () => {
     expect(ran.at(-1)).toBe(`b:${CHEAP}#b2`);
   });
 
-  it(`closes with 1008 a connection with ${MAX_BACKLOG} frames waiting that sends one more, and keeps the ones held`, () => {
-    const { scheduler, offer } = fakeScheduler();
+  it(`refuses, in order and without keeping them, the frames past ${MAX_BACKLOG} waiting, and keeps the connection`, () => {
+    const { scheduler, ran, turns, nextTurn, offer } = fakeScheduler();
     const conn = new FakeConnection('a');
     scheduler.busy(conn);
-    offer(conn, ...Array.from({ length: MAX_BACKLOG }, () => CHEAP));
-    expect(conn.closings).toEqual([]);
-    offer(conn, CHEAP);
-    expect(conn.closings).toEqual([CLOSINGS.tooManyInFlight]);
-    expect(CLOSINGS.tooManyInFlight.code).toBe(1008);
+    offer(conn, ...Array.from({ length: MAX_BACKLOG }, (_, i) => `${CHEAP}#${i}`));
+    offer(conn, `${CHEAP}#x`, `${CHEAP}#y`);
     expect(conn.backlog).toHaveLength(MAX_BACKLOG);
+    expect(conn.excess).toBe(2);
+    scheduler.release(conn);
+    // Within one turn's share only part of the backlog runs; the refusal waits behind the rest.
+    while (turns.length > 0) nextTurn();
+    expect(ran.at(-1)).toBe('a:refused 2');
+    expect(ran.at(-2)).toBe(`a:${CHEAP}#${MAX_BACKLOG - 1}`);
+    expect(conn.closings).toEqual([]);
+    expect(conn.excess).toBe(0);
   });
 
   it('drops the held frames of a connection that has closed', () => {

@@ -3,9 +3,10 @@
  * (round robin); past it, the rest of its frames wait for a later turn with its socket paused, so a
  * flood queued on a few sockets cannot make an honest request wait for all of it. A busy connection
  * (a signature check in flight) holds its frames until released, so replies keep request order.
+ * Frames past the backlog are counted, not kept, and answered in their place (see refuseExcess).
  */
 import type { RawData } from 'ws';
-import { CLOSINGS, type Closing } from './refusals.js';
+import type { Closing } from './refusals.js';
 
 /**
  * Each connection's share of a turn. Honest lookups cost microseconds: a connection's pipelined
@@ -13,7 +14,7 @@ import { CLOSINGS, type Closing } from './refusals.js';
  * frames (deep nesting, 0.3-0.5 ms each) yield after one or two.
  */
 export const TURN_BUDGET_MS = 0.5;
-/** Frames a connection may have waiting; one more closes it (1008). */
+/** Frames a connection may have waiting; the excess is refused (refuseExcess), not kept. */
 export const MAX_BACKLOG = 64;
 
 /** A frame kept for a later turn: its data and whether it was binary. */
@@ -27,6 +28,8 @@ export interface TurnTaker {
   busy: boolean;
   /** CPU milliseconds spent on its frames in the current turn. */
   turnMs: number;
+  /** Frames that arrived past a full backlog: only counted, answered once the backlog has drained. */
+  excess: number;
   /** True once the connection is gone: its held frames are dropped. */
   readonly closed: boolean;
   readonly readingPaused: boolean;
@@ -38,6 +41,8 @@ export interface TurnTaker {
 export interface FairSchedulerOptions<C extends TurnTaker> {
   /** Handles one frame of `conn`, now. */
   readonly run: (conn: C, data: RawData, isBinary: boolean) => void;
+  /** Answers `count` frames of `conn` that came past a full backlog, after the replies before them. */
+  readonly refuseExcess: (conn: C, count: number) => void;
   /** A monotonic clock in milliseconds (CPU time spent is measured with it). */
   readonly now?: () => number;
   /** Calls `turn` once, at the start of the next event-loop turn. */
@@ -55,12 +60,14 @@ export class FairScheduler<C extends TurnTaker> {
   private readonly spent = new Set<C>();
   private turnScheduled = false;
   private readonly run: FairSchedulerOptions<C>['run'];
+  private readonly refuseExcess: FairSchedulerOptions<C>['refuseExcess'];
   private readonly now: () => number;
   private readonly schedule: (turn: () => void) => void;
   private readonly turn = (): void => this.nextTurn();
 
   constructor(options: FairSchedulerOptions<C>) {
     this.run = options.run;
+    this.refuseExcess = options.refuseExcess;
     this.now = options.now ?? monotonicNow;
     this.schedule = options.scheduleTurn ?? nextLoopTurn;
   }
@@ -68,7 +75,8 @@ export class FairScheduler<C extends TurnTaker> {
   /** A frame has arrived: it runs now if `conn` has its share left and nothing waiting, else waits. */
   offer(conn: C, data: RawData, isBinary: boolean): void {
     if (conn.busy || conn.backlog.length > 0 || conn.turnMs >= TURN_BUDGET_MS) {
-      if (conn.backlog.length >= MAX_BACKLOG) conn.close(CLOSINGS.tooManyInFlight);
+      // Once some are refused, later frames are too until the backlog drains: replies stay in order.
+      if (conn.backlog.length >= MAX_BACKLOG || conn.excess > 0) conn.excess += 1;
       else this.hold(conn, data, isBinary);
       return;
     }
@@ -110,6 +118,7 @@ export class FairScheduler<C extends TurnTaker> {
   private drain(conn: C): void {
     if (conn.closed) {
       conn.backlog.length = 0;
+      conn.excess = 0;
       return;
     }
     while (!conn.busy && conn.backlog.length > 0 && conn.turnMs < TURN_BUDGET_MS) {
@@ -117,8 +126,15 @@ export class FairScheduler<C extends TurnTaker> {
       this.runTimed(conn, data, isBinary);
     }
     if (conn.busy) return;
-    if (conn.backlog.length > 0) this.wait(conn);
-    else if (conn.readingPaused) conn.resumeReading();
+    if (conn.backlog.length > 0) return this.wait(conn);
+    if (conn.excess > 0) this.answerExcess(conn);
+    if (conn.readingPaused) conn.resumeReading();
+  }
+
+  private answerExcess(conn: C): void {
+    const count = conn.excess;
+    conn.excess = 0;
+    this.refuseExcess(conn, count);
   }
 
   private scheduleTurn(): void {

@@ -30,7 +30,7 @@ export class Heartbeats {
   private beat(): void {
     for (const conn of this.connections) {
       if (conn.missedPongs >= MAX_MISSED_PONGS) {
-        conn.log.info({ missedPongs: conn.missedPongs }, 'heartbeat missed twice: dropping connection');
+        conn.log.debug({ missedPongs: conn.missedPongs }, 'heartbeat missed twice: dropping connection');
         conn.terminate();
         continue;
       }

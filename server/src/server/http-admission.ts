@@ -1,7 +1,8 @@
 /**
  * The HTTP side of the one listener: /healthz, and which sockets may become WebSocket connections
- * (MaxConnections, MaxPendingConnections counting sockets still in the HTTP handshake). Listens on
- * TCP or on a unix socket.
+ * (MaxConnections; MaxPendingConnections counts sockets still in the HTTP handshake, and at the cap
+ * the oldest pending one makes way: pending-line.ts). Refusals are counted, not logged one by one.
+ * Listens on TCP or on a unix socket.
  */
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -11,6 +12,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { OnionAddress } from '../protocol/onion-address.js';
 import type { Listen, RegistryLimits } from './config.js';
 import type { Logger } from './logger.js';
+import type { PendingLine } from './pending-line.js';
+import type { RefusalSummary } from './refusal-summary.js';
 
 const SOCKET_MODE = 0o660;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
@@ -18,8 +21,6 @@ const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 /** What admission needs to know of the open connections, and where admitted ones go. */
 export interface ConnectionSink {
   readonly size: number;
-  /** Open connections that have sent no valid request yet. */
-  readonly pending: number;
   accept(ws: WebSocket, socket: Duplex): void;
 }
 
@@ -27,14 +28,15 @@ export interface HttpAdmissionOptions {
   readonly limits: RegistryLimits;
   readonly logger: Logger;
   readonly connections: ConnectionSink;
+  /** Sockets and connections without a valid request yet, shared with the open connections. */
+  readonly pendingLine: PendingLine;
+  readonly refusals: RefusalSummary;
   /** For /healthz: the registry's onion address (null while unknown) and its live peer count. */
   readonly health: () => { readonly onion: OnionAddress | null; readonly peers: number };
 }
 
 export class HttpAdmission {
   private readonly startedAt = Date.now();
-  /** TCP connections still in the HTTP handshake: slow-loris sockets count toward the pending cap too. */
-  private readonly handshaking = new Set<Duplex>();
   private readonly http: Server;
   private readonly wss: WebSocketServer;
 
@@ -59,7 +61,9 @@ export class HttpAdmission {
     );
     this.http.on('connection', (socket: Socket) => this.onSocket(socket));
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
-    this.http.on('clientError', (_err, socket: Duplex) => {
+    this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      const reason = clientErrorReason(err.code);
+      if (reason !== undefined) options.refusals.count('connections', reason);
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       else socket.destroy();
     });
@@ -102,31 +106,23 @@ export class HttpAdmission {
     res.end('not found: the registry speaks WebSocket on / (see PROTOCOL.md); health is at /healthz\n');
   }
 
+  /** Every TCP socket joins the pending line (slow-loris sockets count toward the cap too). */
   private onSocket(socket: Socket): void {
-    const { limits, logger } = this.options;
-    if (this.handshaking.size >= limits.maxPendingConnections) {
-      logger.warn({ code: 'MAX_PENDING', limit: limits.maxPendingConnections }, 'connection dropped: too many unfinished handshakes');
+    const { pendingLine, refusals } = this.options;
+    pendingLine.join(socket, () => {
+      refusals.count('connections', 'pendingEvictedInHandshake');
       socket.destroy();
-      return;
-    }
-    this.handshaking.add(socket);
-    socket.once('close', () => this.handshaking.delete(socket));
+    });
+    socket.once('close', () => pendingLine.leave(socket));
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const { limits, logger, connections } = this.options;
-    this.handshaking.delete(socket);
+    // The socket keeps its place in the pending line: accept() hands it to its connection.
+    const { limits, connections } = this.options;
     socket.on('error', () => socket.destroy());
     const path = (req.url ?? '/').split('?')[0];
-    if (path !== '/') return rejectUpgrade(socket, 404, 'Not Found');
-    if (connections.size >= limits.maxConnections) {
-      logger.warn({ code: 'MAX_CONNECTIONS', limit: limits.maxConnections }, 'connection refused: too many connections');
-      return rejectUpgrade(socket, 503, 'Service Unavailable');
-    }
-    if (connections.pending + this.handshaking.size >= limits.maxPendingConnections) {
-      logger.warn({ code: 'MAX_PENDING', limit: limits.maxPendingConnections }, 'connection refused: too many idle new connections');
-      return rejectUpgrade(socket, 503, 'Service Unavailable');
-    }
+    if (path !== '/') return this.refuseUpgrade(socket, 'badPath', 404, 'Not Found');
+    if (connections.size >= limits.maxConnections) return this.refuseUpgrade(socket, 'maxConnections', 503, 'Service Unavailable');
     // The 101 response and the hello leave in one write (one syscall, one wake-up of the peer).
     socket.cork();
     try {
@@ -135,6 +131,19 @@ export class HttpAdmission {
       socket.uncork();
     }
   }
+
+  private refuseUpgrade(socket: Duplex, reason: string, status: number, text: string): void {
+    this.options.pendingLine.leave(socket);
+    this.options.refusals.count('connections', reason);
+    rejectUpgrade(socket, status, text);
+  }
+}
+
+/** The summary's reason for an HTTP client error; undefined for a plain reset (not a refusal). */
+function clientErrorReason(code: string | undefined): string | undefined {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT') return 'handshakeTimeout';
+  if (code?.startsWith('HPE_') === true) return 'badHttp';
+  return undefined;
 }
 
 function rejectUpgrade(socket: Duplex, status: number, text: string): void {

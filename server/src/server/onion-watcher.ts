@@ -141,23 +141,28 @@ export class OnionWatcher extends EventEmitter<{ address: [OnionAddress] }> {
 
   /** Resolves once chokidar is watching, so that no change after that point can be missed. */
   private startWatcher(): Promise<void> {
-    void this.watcher?.close();
+    this.watcher?.close().catch((err: unknown) => this.options.logger.error({ err }, 'closing the previous folder watch failed'));
     const watcher = watch(this.options.dir, { depth: 0, ignoreInitial: true, persistent: true });
-    watcher.on('all', () => void this.refresh());
-    watcher.on('error', () => void this.refresh());
+    watcher.on('all', () => this.refreshInBackground());
+    watcher.on('error', () => this.refreshInBackground());
     this.watcher = watcher;
     return new Promise((resolve) => watcher.once('ready', () => resolve()));
   }
 
   private startRecheck(): void {
     if (this.recheck !== undefined || this.closed) return;
-    this.recheck = setInterval(() => void this.refresh(), this.options.recheckMs ?? 1000);
+    this.recheck = setInterval(() => this.refreshInBackground(), this.options.recheckMs ?? 1000);
     this.recheck.unref();
   }
 
   private stopRecheck(): void {
     clearInterval(this.recheck);
     this.recheck = undefined;
+  }
+
+  /** refresh() from an event or a timer: nobody awaits it, so a failure (a bug) is logged here. */
+  private refreshInBackground(): void {
+    this.refresh().catch((err: unknown) => this.options.logger.error({ err }, 're-reading the onion hostname failed'));
   }
 
   /** Re-reads the file; serialised so that a burst of events reads it once or twice, never in parallel. */
@@ -185,7 +190,7 @@ export class OnionWatcher extends EventEmitter<{ address: [OnionAddress] }> {
     const dirAppeared =
       previous?.status === 'waiting' && previous.problem === 'MISSING_DIR' && (next.status === 'known' || next.problem !== 'MISSING_DIR');
     // chokidar does not see into a folder created after it started: watch the new folder.
-    if (dirAppeared) void this.startWatcher().then(() => this.refresh());
+    if (dirAppeared) this.startWatcher().then(() => this.refreshInBackground(), (err: unknown) => this.options.logger.error({ err }, 'watching the new folder failed'));
     if (next.status === 'known') {
       this.stopRecheck();
       if (previous?.status === 'known' && previous.address === next.address) return;

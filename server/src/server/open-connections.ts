@@ -1,7 +1,8 @@
 /**
- * The open connections: what happens when one opens (hello, idle timer, its socket's events) and
- * when it closes (its peer leaves, its subscription ends), and how many have sent no valid request
- * yet (MaxPendingConnections).
+ * The open connections: what happens when one opens (hello, idle timer, its socket's events, its
+ * place in the pending line) and when it closes (its peer leaves, its subscription ends, its
+ * refusals are counted), and how many have sent no valid request yet (MaxPendingConnections).
+ * Per-connection log lines are debug: a flood must not become a flood of lines.
  */
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
@@ -16,8 +17,10 @@ import type { FairScheduler } from './fair-scheduler.js';
 import { watchPongs } from './heartbeats.js';
 import type { Logger } from './logger.js';
 import type { OutputBudget } from './output-budget.js';
+import type { PendingLine } from './pending-line.js';
+import type { RefusalSummary } from './refusal-summary.js';
 import type { Registrar } from './registration.js';
-import { CLOSINGS, type Closing } from './refusals.js';
+import { CLOSINGS, closingName, type Closing } from './refusals.js';
 
 export interface OpenConnectionsOptions {
   readonly limits: RegistryLimits;
@@ -27,6 +30,9 @@ export interface OpenConnectionsOptions {
   readonly hub: EventHub;
   readonly registrar: Registrar;
   readonly output: OutputBudget;
+  /** Shared with HTTP admission: the socket of a new connection is in it already. */
+  readonly pendingLine: PendingLine;
+  readonly refusals: RefusalSummary;
   /** The registry's own onion address, for the hello (null while unknown). */
   readonly onion: () => OnionAddress | null;
 }
@@ -57,11 +63,13 @@ export class OpenConnections implements Iterable<Connection> {
     this.open.add(conn);
     this.pending += 1;
     conn.idleTimer = setTimeout(() => conn.close(CLOSINGS.idle), limits.idleTimeoutSeconds * 1000);
-    conn.log.info({ connections: this.open.size }, 'connection opened');
+    this.options.pendingLine.update(socket, () => conn.close(CLOSINGS.pendingEvicted));
+    conn.log.debug({ connections: this.open.size }, 'connection opened');
 
     ws.on('error', (err: Error & { code?: string }) => {
       // ws closes the socket itself with the matching close code (1009 too big, 1002 protocol).
-      conn.log.info({ code: err.code }, 'connection error');
+      conn.log.debug({ code: err.code }, 'connection error');
+      this.options.refusals.count('closed', err.code ?? 'wsError');
     });
     watchPongs(conn);
     // Output also shrinks when the socket drains, and grows by the pongs ws sends on its own.
@@ -77,6 +85,7 @@ export class OpenConnections implements Iterable<Connection> {
     if (!conn.pending) return;
     conn.pending = false;
     this.pending -= 1;
+    this.options.pendingLine.leave(conn.socket);
     clearTimeout(conn.idleTimer);
     conn.idleTimer = undefined;
   }
@@ -93,10 +102,15 @@ export class OpenConnections implements Iterable<Connection> {
     if (!this.open.delete(conn)) return;
     conn.closed = true;
     if (conn.pending) this.pending -= 1;
+    this.options.pendingLine.leave(conn.socket);
     clearTimeout(conn.idleTimer);
     this.options.output.release(conn);
     this.options.hub.unsubscribe(conn);
     this.options.registrar.withdraw(conn);
-    conn.log.info({ closeCode: code, connections: this.open.size, refused: conn.refused }, 'connection closed');
+    const { refusals } = this.options;
+    const closedBy = conn.closedBy === undefined ? undefined : closingName(conn.closedBy);
+    if (closedBy !== undefined && closedBy !== 'shutdown' && closedBy !== 'replaced') refusals.count('closed', closedBy);
+    refusals.countRequests(conn.refused);
+    conn.log.debug({ closeCode: code, connections: this.open.size, refused: conn.refused }, 'connection closed');
   }
 }

@@ -33,8 +33,9 @@ export const REFUSALS = {
     ErrorCode.RATE_LIMITED,
     'the server is busy with frames of many JSON arrays and objects: send fewer, or retry in a second (this one was not read)',
   ),
-  serverBusySignatures: refusal(ErrorCode.RATE_LIMITED, 'the server is busy checking signatures: retry in a second'),
-  tooManySubscribers: refusal(ErrorCode.RATE_LIMITED, 'too many subscribers: try again later'),
+  serverBusySignatures: refusal(ErrorCode.RATE_LIMITED, 'the server is busy checking signatures: retry after retryAfterMs'),
+  queueFull: (maxQueued: number) =>
+    refusal(ErrorCode.RATE_LIMITED, `too many requests waiting on this connection: at most ${maxQueued} are queued (this one was not read)`),
   notFound: refusal(ErrorCode.NOT_FOUND, 'no peer with that nickname is online'),
   notRegistered: refusal(ErrorCode.NOT_REGISTERED, 'this connection has not registered'),
   alreadyRegistered: refusal(ErrorCode.ALREADY_REGISTERED, 'this connection has registered already: one registration per connection'),
@@ -51,7 +52,7 @@ export const REFUSALS = {
 export const CLOSINGS = {
   binaryFrame: { code: CloseCode.UNSUPPORTED_DATA, reason: 'binary frames are not supported' },
   overBudget: { code: CloseCode.POLICY_VIOLATION, reason: 'request budget exceeded repeatedly' },
-  tooManyInFlight: { code: CloseCode.POLICY_VIOLATION, reason: 'too many requests in flight' },
+  pendingEvicted: { code: CloseCode.POLICY_VIOLATION, reason: 'too many new connections: the oldest without a valid request is closed' },
   notReading: { code: CloseCode.POLICY_VIOLATION, reason: 'not reading fast enough' },
   outputFull: { code: CloseCode.POLICY_VIOLATION, reason: 'server output queue full: closing the connections with the most unread bytes' },
   idle: { code: CloseCode.POLICY_VIOLATION, reason: 'no valid request in time' },
@@ -59,7 +60,19 @@ export const CLOSINGS = {
   shutdown: { code: CloseCode.GOING_AWAY, reason: 'server shutting down' },
 } as const satisfies Record<string, Closing>;
 
-/** The error that answers a request with `what` (thrown by handlers, sent by the dispatcher). */
-export function refuse(what: Refusal): RegistryError {
-  return new RegistryError(what.code, what.message);
+export type ClosingName = keyof typeof CLOSINGS;
+
+const CLOSING_NAMES = new Map<Closing, ClosingName>(Object.entries(CLOSINGS).map(([name, closing]) => [closing, name as ClosingName]));
+
+/** The name of a closing of the table (for the refusal summary's counts), 'other' for any other. */
+export function closingName(closing: Closing): ClosingName | 'other' {
+  return CLOSING_NAMES.get(closing) ?? 'other';
+}
+
+/**
+ * The error that answers a request with `what` (thrown by handlers, sent by the dispatcher);
+ * `retryAfterMs` goes on the wire with it: when a retry can succeed.
+ */
+export function refuse(what: Refusal, retryAfterMs?: number): RegistryError {
+  return retryAfterMs === undefined ? new RegistryError(what.code, what.message) : new RegistryError(what.code, what.message, { retryAfterMs });
 }

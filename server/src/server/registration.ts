@@ -34,7 +34,8 @@ export class Registrar {
     if (!address.ok) throw refuse(REFUSALS.addressInvalid(address.reason));
     if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65_535) throw refuse(REFUSALS.portInvalid);
     // Reading the key is most of the main thread's cost of a registration: the budget covers it.
-    if (!this.budgets.takeSignatureCheck()) throw refuse(REFUSALS.serverBusySignatures);
+    const retryAfterMs = this.budgets.takeSignatureCheck(conn);
+    if (retryAfterMs > 0) throw refuse(REFUSALS.serverBusySignatures, retryAfterMs);
     const key = parsePeerKey(request.publicKey);
     const signature = decodeSignature(request.signature, key);
     const peer: PeerRecord = {
@@ -49,6 +50,7 @@ export class Registrar {
     this.peers.admit(entry);
     const payload = Buffer.from(registrationPayload(conn.challenge, request.nickname, request.address, request.port), 'utf8');
     this.scheduler.busy(conn);
+    // Neither handler throws (each catches what it calls), so the promise this returns never rejects.
     void verifySignature(key, payload, signature).then(
       (valid) => this.settle(conn, request.id, entry, valid),
       (err: unknown) => this.fail(conn, request.id, err),
@@ -71,14 +73,28 @@ export class Registrar {
       this.fail(conn, id, err);
       return;
     }
-    this.scheduler.release(conn);
+    this.release(conn);
   }
 
   /** A bug, not the peer's doing: answered as in dispatch rather than left an unhandled rejection. */
   private fail(conn: Connection, id: RequestId, err: unknown): void {
     conn.log.error({ err }, 'registration failed');
-    conn.reply(id, refuse(REFUSALS.internal));
-    this.scheduler.release(conn);
+    try {
+      conn.reply(id, refuse(REFUSALS.internal));
+    } catch (again) {
+      conn.log.error({ err: again }, 'registration failed, and so did its answer');
+    }
+    this.release(conn);
+  }
+
+  /** Runs the held frames; should that throw (a bug), the connection is dropped rather than wedged. */
+  private release(conn: Connection): void {
+    try {
+      this.scheduler.release(conn);
+    } catch (err) {
+      conn.log.error({ err }, 'held frames failed after a registration: dropping the connection');
+      conn.terminate();
+    }
   }
 
   private complete(conn: Connection, id: RequestId, entry: PeerEntry<Connection>, valid: boolean): void {

@@ -17,6 +17,8 @@ import { OnionWatcher } from './onion-watcher.js';
 import { OpenConnections } from './open-connections.js';
 import { OutputBudget } from './output-budget.js';
 import { PeerTable } from './peer-table.js';
+import { PendingLine } from './pending-line.js';
+import { RefusalSummary } from './refusal-summary.js';
 import { Registrar } from './registration.js';
 import { CLOSINGS } from './refusals.js';
 
@@ -51,12 +53,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
   const onionUrl = (): string | null => (watcher.address === null ? null : `ws://${watcher.address}:${config.hiddenServicePort}/`);
   watcher.on('address', () => logger.info({ url: onionUrl() }, `registry reachable at ${String(onionUrl())}`));
 
-  const scheduler = new FairScheduler<Connection>({ run: (conn, data, isBinary) => dispatcher.handleFrame(conn, data, isBinary) });
+  const scheduler = new FairScheduler<Connection>({
+    run: (conn, data, isBinary) => dispatcher.handleFrame(conn, data, isBinary),
+    refuseExcess: (conn, count) => dispatcher.refuseExcess(conn, count),
+  });
   const registrar = new Registrar(peers, hub, budgets, scheduler);
   const output = new OutputBudget(limits.maxOutputBytes);
-  const connections = new OpenConnections({ limits, logger, budgets, scheduler, hub, registrar, output, onion: () => watcher.address });
+  const pendingLine = new PendingLine(limits.maxPendingConnections);
+  const refusals = new RefusalSummary(logger, config.logSummarySeconds);
+  const connections = new OpenConnections({ limits, logger, budgets, scheduler, hub, registrar, output, pendingLine, refusals, onion: () => watcher.address });
   const dispatcher = new Dispatcher({ limits, budgets, peers, hub, registrar, connections });
-  const admission = new HttpAdmission({ limits, logger, connections, health: () => ({ onion: watcher.address, peers: peers.size }) });
+  const admission = new HttpAdmission({ limits, logger, connections, pendingLine, refusals, health: () => ({ onion: watcher.address, peers: peers.size }) });
   const heartbeats = new Heartbeats(connections, limits.heartbeatSeconds * 1000);
 
   const address = await admission.listen(config.listen);
@@ -85,6 +92,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
         }, SHUTDOWN_GRACE_MS);
         await closed;
         clearTimeout(grace);
+        refusals.close();
       })();
       return closing;
     },

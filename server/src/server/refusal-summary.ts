@@ -1,0 +1,57 @@
+/**
+ * Refusals are counted, not logged one by one: a flood of refused sockets must not become a flood
+ * of log lines. One line per interval ([Log] SummarySeconds) holds the counts by reason: sockets
+ * refused or evicted before they became connections, connections the server closed (by the name of
+ * their closing in refusals.ts), and error replies (by code, added when their connection closes).
+ */
+import type { Logger } from './logger.js';
+
+type Counts = Record<string, number>;
+
+/** What a summary line counts. */
+export type RefusalKind = 'connections' | 'closed' | 'requests';
+
+export class RefusalSummary {
+  private counts: Record<RefusalKind, Counts> = emptyCounts();
+  private empty = true;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly intervalSeconds: number,
+  ) {
+    this.timer = setInterval(() => this.flush(), intervalSeconds * 1000);
+    this.timer.unref();
+  }
+
+  count(kind: RefusalKind, reason: string, n = 1): void {
+    if (n <= 0) return;
+    const counts = this.counts[kind];
+    counts[reason] = (counts[reason] ?? 0) + n;
+    this.empty = false;
+  }
+
+  /** Adds a closed connection's refused requests, by error code. */
+  countRequests(byCode: Readonly<Partial<Record<string, number>>>): void {
+    for (const [code, n] of Object.entries(byCode)) this.count('requests', code, n ?? 0);
+  }
+
+  /** Logs the counts since the last line, if there were any, and starts counting afresh. */
+  flush(): void {
+    if (this.empty) return;
+    const { connections, closed, requests } = this.counts;
+    this.counts = emptyCounts();
+    this.empty = true;
+    this.logger.info({ intervalSeconds: this.intervalSeconds, connections, closed, requests }, `refusals in the last ${this.intervalSeconds} s`);
+  }
+
+  /** Stops the interval, logging what is left. */
+  close(): void {
+    clearInterval(this.timer);
+    this.flush();
+  }
+}
+
+function emptyCounts(): Record<RefusalKind, Counts> {
+  return { connections: {}, closed: {}, requests: {} };
+}

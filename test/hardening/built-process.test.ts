@@ -1,0 +1,160 @@
+/**
+ * The built server as a process (`node server/dist/cli.js serve`):
+ *  - an unexpected promise rejection or exception (a bug) is logged with its stack, and the server
+ *    keeps serving: /healthz answers and a client still gets its pong;
+ *  - a flood of 10,000 refused connections writes fewer than 100 log lines at the default level:
+ *    refusals are counted and logged as summary lines of counts by reason.
+ */
+import { rmSync, writeFileSync } from 'node:fs';
+import { request as httpGet } from 'node:http';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RawClient, randomOnion, tempDir } from '../support/registry-harness.js';
+import { waitUntil } from '../support/wait.js';
+import { freePort, startBuiltServer, stopBuiltServer, type BuiltServer } from './built-server.js';
+
+let running: BuiltServer[] = [];
+let cleanups: Array<() => void> = [];
+
+afterEach(async () => {
+  for (const s of running.splice(0)) await stopBuiltServer(s, 'SIGKILL');
+  for (const cleanup of cleanups.splice(0)) cleanup();
+});
+
+async function start(options: { registry?: Record<string, string | number>; nodeArgs?: string[] } = {}): Promise<{ server: BuiltServer; port: number; dir: string }> {
+  const dir = tempDir('built-process-');
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const port = await freePort();
+  const server = await startBuiltServer({ dir, listen: { port }, onion: randomOnion(), ...options });
+  running.push(server);
+  return { server, port, dir };
+}
+
+function healthStatus(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet({ host: '127.0.0.1', port, path: '/healthz', timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function pong(port: number): Promise<string> {
+  const c = await RawClient.connect(`ws://127.0.0.1:${port}/`);
+  try {
+    return (await c.request({ type: 'ping' })).type;
+  } finally {
+    c.ws.terminate();
+  }
+}
+
+describe('a bug that escapes its handler', () => {
+  it('is logged with its stack, and the server keeps serving (an unhandled rejection, then an uncaught exception)', async () => {
+    const preloadDir = tempDir('preload-');
+    cleanups.push(() => rmSync(preloadDir, { recursive: true, force: true }));
+    const preload = join(preloadDir, 'escape.mjs');
+    // SIGUSR2 once: a promise rejected with nobody to catch it; twice: a throw from an event handler.
+    writeFileSync(
+      preload,
+      `let n = 0;
+process.on('SIGUSR2', () => {
+  n += 1;
+  if (n === 1) Promise.reject(new Error('deliberate rejection from the preload'));
+  else throw new Error('deliberate exception from the preload');
+});
+`,
+    );
+    const { server, port } = await start({ nodeArgs: ['--import', pathToFileURL(preload).href] });
+    expect(await pong(port)).toBe('pong');
+
+    server.child.kill('SIGUSR2');
+    await waitUntil('the rejection to be logged', () => server.logs().some((l) => String((l.err as { message?: string } | undefined)?.message).includes('deliberate rejection')), {
+      timeoutMs: 5_000,
+    });
+    const rejection = server.logs().find((l) => String((l.err as { message?: string } | undefined)?.message).includes('deliberate rejection')) as Record<string, unknown>;
+    expect(rejection.level).toBe(50);
+    expect(rejection.msg).toMatch(/unhandled promise rejection/);
+    expect((rejection.err as { stack: string }).stack).toMatch(/escape\.mjs/);
+    expect(await healthStatus(port)).toBe(200);
+    expect(await pong(port)).toBe('pong');
+
+    server.child.kill('SIGUSR2');
+    await waitUntil('the exception to be logged', () => server.logs().some((l) => String((l.err as { message?: string } | undefined)?.message).includes('deliberate exception')), {
+      timeoutMs: 5_000,
+    });
+    const exception = server.logs().find((l) => String((l.err as { message?: string } | undefined)?.message).includes('deliberate exception')) as Record<string, unknown>;
+    expect(exception.msg).toMatch(/uncaught exception/);
+    expect((exception.err as { stack: string }).stack).toMatch(/escape\.mjs/);
+    expect(await healthStatus(port)).toBe(200);
+    expect(await pong(port)).toBe('pong');
+    expect(server.child.exitCode).toBeNull();
+  });
+});
+
+/** One refused attempt: a WebSocket upgrade on a raw socket; resolves with the status line's code. */
+function refusedUpgrade(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let head = '';
+    const done = (outcome: string): void => {
+      socket.destroy();
+      resolve(outcome);
+    };
+    socket.setTimeout(5_000, () => done('timeout'));
+    socket.on('error', () => done('error'));
+    socket.on('data', (chunk: Buffer) => {
+      head += chunk.toString('latin1');
+      const status = /^HTTP\/1\.1 (\d{3})/.exec(head);
+      if (status !== null) done(status[1] as string);
+    });
+    socket.on('close', () => done('closed'));
+    socket.write(
+      'GET / HTTP/1.1\r\nHost: registry\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
+  });
+}
+
+describe('logs under a flood of refused connections', () => {
+  const ATTEMPTS = 10_000;
+  const CONCURRENCY = 32;
+  const TIME_LIMIT_MS = 40_000;
+
+  it(
+    `writes fewer than 100 lines for ${ATTEMPTS} refused connections, and its summary lines count every one by reason`,
+    async () => {
+      const { server, port } = await start({ registry: { MaxConnections: 4 } });
+      const held = await Promise.all(Array.from({ length: 4 }, () => RawClient.connect(`ws://127.0.0.1:${port}/`)));
+      cleanups.push(() => held.forEach((c) => c.ws.terminate()));
+      const outcomes = new Map<string, number>();
+      let started = 0;
+      const deadline = performance.now() + TIME_LIMIT_MS;
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (started < ATTEMPTS && performance.now() < deadline) {
+            started += 1;
+            const outcome = await refusedUpgrade(port);
+            outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+          }
+        }),
+      );
+      expect(started, 'attempts made within the time limit').toBe(ATTEMPTS);
+      const refused = outcomes.get('503') ?? 0;
+      expect(refused, JSON.stringify(Object.fromEntries(outcomes))).toBe(ATTEMPTS);
+      expect(await pong(port).catch(() => 'refused: the 4 held connections fill MaxConnections')).not.toBe('pong');
+      // The default interval is 60 s: a clean stop logs the counts not yet written.
+      await stopBuiltServer(server, 'SIGTERM');
+      const lines = server.logs();
+      expect(lines.length, lines.slice(0, 5).map((l) => JSON.stringify(l)).join('\n')).toBeLessThan(100);
+      const counted = lines
+        .filter((l) => typeof l.connections === 'object' && l.connections !== null)
+        .reduce((sum, l) => sum + ((l.connections as Record<string, number>).maxConnections ?? 0), 0);
+      // Every 503 is counted: the flood's, and the one of the pong attempt above.
+      expect(counted).toBe(refused + 1);
+    },
+    90_000,
+  );
+});
