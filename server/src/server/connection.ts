@@ -93,8 +93,15 @@ export class Connection implements Subscriber, TurnTaker {
     this.socket.uncork();
   }
 
-  deliver(frame: Buffer): void {
-    this.sendText(frame);
+  /**
+   * Writes events the hub framed once for every subscriber (see event-hub.ts), straight to the
+   * socket: ws's per-frame work would cost more than the rest of a fan-out. Safe because ws sends
+   * every frame in one synchronous write (no permessage-deflate, no blobs), so frames never interleave.
+   */
+  deliver(wire: Buffer): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    this.socket.write(wire);
+    this.checkBuffered();
   }
 
   reply(id: RequestId, error: RegistryError): void {

@@ -42,13 +42,14 @@ export interface RegistryServer {
 export async function startServer(config: Config, logger: Logger): Promise<RegistryServer> {
   const { limits } = config;
   const peers = new PeerTable<Connection>(limits.maxPeers);
-  const hub = new EventHub(limits.eventBatchMs);
   const budgets = new Budgets(limits);
   const watcher = new OnionWatcher({ dir: config.hiddenServiceDir, timeoutSeconds: config.hostnameTimeoutSeconds, logger: logger.child({ module: 'onion-watcher' }) });
   const onionUrl = (): string | null => (watcher.address === null ? null : `ws://${watcher.address}:${config.hiddenServicePort}/`);
   watcher.on('address', () => logger.info({ url: onionUrl() }, `registry reachable at ${String(onionUrl())}`));
 
   const scheduler = new FairScheduler<Connection>({ run: (conn, data, isBinary) => dispatcher.handleFrame(conn, data, isBinary) });
+  // Event fan-out takes its slices of the same turns as requests (see fair-scheduler.ts).
+  const hub = new EventHub({ batchMs: limits.eventBatchMs, slices: scheduler });
   const registrar = new Registrar(peers, hub, budgets, scheduler);
   const connections = new OpenConnections({ limits, logger, budgets, scheduler, hub, registrar, onion: () => watcher.address });
   const dispatcher = new Dispatcher({ limits, budgets, peers, hub, registrar, connections });
