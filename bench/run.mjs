@@ -23,6 +23,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { renderChart } from './lib/chart.mjs';
+import { FAN_OUT_TARGETS, fanOutPhase, fanOutRows } from './phases/fan-out.mjs';
 import { makeIdentity, peerRecordLike, registerRequest } from './lib/identities.mjs';
 import { cpuSeconds, killAllChildren, machineCpu, openFilesLimit, rssBytes, spawnNode, stopChild, CAN_PIN } from './lib/procs.mjs';
 import { clientFrame, WireConnection } from './lib/wire.mjs';
@@ -108,6 +109,7 @@ const TARGETS = [
   ['peersHeld', (v) => v >= 20_000, '>= 20000'],
   ['serverRssMb', (v) => v < 400, '< 400'],
   ['churnLost', (v) => v === 0, '= 0'],
+  ...FAN_OUT_TARGETS,
 ];
 
 function parseArgs(argv) {
@@ -128,7 +130,7 @@ function parseArgs(argv) {
   if (opts.profile !== null && !['lookup', 'register'].includes(opts.profile)) {
     throw new Error('--profile takes "lookup" or "register"');
   }
-  const phases = ['verify', 'echo', 'lookup', 'latency', 'register', 'capacity', 'churn'];
+  const phases = ['verify', 'echo', 'lookup', 'latency', 'register', 'capacity', 'churn', 'fan-out'];
   for (const phase of opts.only ?? []) if (!phases.includes(phase)) throw new Error(`--only: unknown phase ${phase} (${phases.join(', ')})`);
   if (opts.profile !== null) opts.only = new Set([opts.profile]);
   if (!existsSync(opts.server)) throw new Error(`${opts.server} does not exist: run \`npm run build\` first (or pass --server)`);
@@ -219,9 +221,9 @@ function cpuUse(start, end) {
 
 /** A load worker process with a tiny request/reply protocol over IPC. */
 class Worker {
-  static async start(name) {
+  static async start(name, script = 'load-worker.mjs') {
     const child = spawnNode({
-      script: join(BENCH_DIR, 'load-worker.mjs'),
+      script: join(BENCH_DIR, script),
       env: { BENCH_WORKER_MAX_MS: String(lifetimeSeconds * 1000) },
       cpu: CLIENT_CPU,
       nofile: NOFILE,
@@ -859,6 +861,10 @@ async function main() {
   }
 
   await Promise.all([w0.stop(), w1.stop()]);
+  if (want('fan-out')) {
+    const startWorker = (name) => Worker.start(name, 'phases/fan-out-worker.mjs');
+    await fanOutPhase({ mode: opts.mode, startRegistry, startWorker, stopChild, log, metrics: m, phases: P, addresses, serverWarnings });
+  }
   results.durationSeconds = Number(elapsed());
   results.machine.loadAvgAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
 
@@ -921,6 +927,7 @@ function printTable(results) {
     ['echoRssBytesPerConnection', m.echoRssBytesPerConnection, '', 'bare ws server, idle connections (memory baseline)'],
     ['churnEventsPerSec', m.churnEventsPerSec, '', cores(P.churn)],
     ['churnLost', m.churnLost, '= 0', `${check(results.targets.churnLost?.met)}; events missing ${m.churnEventsMissing}`],
+    ...fanOutRows(m, P),
   ].filter((row) => row[1] !== undefined);
   const pad = (value, n) => String(value ?? 'n/a').padEnd(n);
   const lines = [`${pad('metric', 26)} ${pad('value', 9)} ${pad('target', 9)} note`, '-'.repeat(100)];
