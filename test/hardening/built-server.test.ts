@@ -9,7 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, rmSync, statSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { loadavg, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +17,7 @@ import { createIdentity } from '../../server/src/client/identity.js';
 import type { PeerRecord } from '../../server/src/protocol/messages.js';
 import { RegistryClient } from '../../server/src/client/registry-client.js';
 import { RawClient, ed25519Identity, randomOnion, tempDir, type Identity } from '../support/registry-harness.js';
-import { processCpuSeconds, requireBuiltServer, startBuiltServer, stopBuiltServer, type BuiltServer } from './built-server.js';
+import { freePort, processCpuSeconds, requireBuiltServer, startBuiltServer, stopBuiltServer, type BuiltServer } from './built-server.js';
 import { delay, waitUntil } from '../support/wait.js';
 import { guardProcessErrors, percentile, type ProcessErrorGuard } from './hardening-support.js';
 
@@ -58,17 +58,6 @@ afterEach(async () => {
 });
 
 afterAll(() => guard.dispose());
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 async function start(options: Parameters<typeof startBuiltServer>[0]): Promise<BuiltServer> {
   const s = await startBuiltServer(options);

@@ -7,11 +7,10 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { loadavg, setPriority } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomOnion, tempDir } from '../support/registry-harness.js';
-import { ROOT, requireBuiltServer, startBuiltServer, stopBuiltServer, type BuiltServer } from './built-server.js';
+import { ROOT, freePort, requireBuiltServer, startBuiltServer, stopBuiltServer, type BuiltServer } from './built-server.js';
 
 const SUBSCRIBERS = 2_000;
 /** 20 peers x 19 requests/s (inside the default 20/s budget), a join or a leave each: ~380 events/s. */
@@ -38,17 +37,6 @@ afterEach(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
   cleanups = [];
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 interface Worker {
   call<T>(cmd: string, args: object, timeoutMs: number): Promise<T>;

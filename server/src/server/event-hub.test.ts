@@ -27,27 +27,15 @@ function decodeFrames(wire: Buffer): string[] {
   return texts;
 }
 
-class FakeConnection implements TurnTaker {
-  readonly backlog: HeldFrame[] = [];
-  busy = false;
-  turnMs = 0;
-  closed = false;
-  readingPaused = false;
-  pauseReading(): void {
-    this.readingPaused = true;
-  }
-  resumeReading(): void {
-    this.readingPaused = false;
-  }
-  close(): void {}
-}
+/** A connection without a socket, for requests offered between slices. */
+const connection = (): TurnTaker => ({ backlog: [], busy: false, turnMs: 0, closed: false, readingPaused: false, pauseReading() {}, resumeReading() {}, close() {} });
 
 /** A hub on a real FairScheduler with a fake clock; what happened, in order, goes to `timeline`. */
 function fakeHub() {
   let clock = 0;
   const turns: Array<() => void> = [];
   const timeline: string[] = [];
-  const scheduler = new FairScheduler<FakeConnection>({
+  const scheduler = new FairScheduler<TurnTaker>({
     run: (_conn, data) => {
       timeline.push(`request ${String(data)}`);
       clock += String(data).startsWith('dear') ? 2 * TURN_BUDGET_MS : 0.01;
@@ -103,7 +91,7 @@ describe('event hub', () => {
     expect(firstSlice).toBeGreaterThan(0);
     expect(firstSlice).toBeLessThanOrEqual(SLICE_MS / WRITE_MS + 1);
     // A request that arrives between two slices runs before the rest of the fan-out.
-    scheduler.offer(new FakeConnection(), Buffer.from('ping'), false);
+    scheduler.offer(connection(), Buffer.from('ping'), false);
     expect(timeline.at(-1)).toBe('request ping');
     runTurns();
     expect(timeline.filter((t) => t.startsWith('deliver'))).toHaveLength(100);
@@ -114,7 +102,7 @@ describe('event hub', () => {
     const { scheduler, timeline, subscribers, join, nextTurn } = fakeHub();
     subscribers(100);
     join(null, 'alice');
-    const conn = new FakeConnection();
+    const conn = connection();
     scheduler.offer(conn, Buffer.from('dear'), false);
     scheduler.offer(conn, Buffer.from('held'), false); // past its share of this turn: waits for the next
     expect(timeline).toEqual(['request dear']);
