@@ -25,8 +25,8 @@ const PING_MS = 9_000;
 /**
  * A starvation guard, not a speed target (`make bench` reports the speed). Measured on the project's
  * 2-core VM while other work kept its load average at 5-12: with the sliced fan-out the pinger's p99
- * (pings clouded by the pinger's own stalls left out) was 10-50 ms; on the code before it (8ca4aca:
- * subscribers x events in one go, outside the fair turns) 210-480 ms, and the churn itself starved.
+ * (pings clouded by the pinger's own stalls left out) was 10-55 ms; on the code before it (8ca4aca:
+ * subscribers x events in one go, outside the fair turns) 190-480 ms, and the churn itself starved.
  */
 const P99_LIMIT_MS = 120;
 
