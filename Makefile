@@ -115,5 +115,5 @@ test-e2e: require-node node_modules/.package-lock.json base-images ## the whole 
 bench: require-node node_modules/.package-lock.json ## measure speed, capacity and memory (about 3 minutes); writes bench/results.json
 	npm run bench
 
-bench-smoke: require-node node_modules/.package-lock.json ## a 20-second benchmark run
+bench-smoke: require-node node_modules/.package-lock.json ## a 30-second benchmark run
 	npm run bench -- --smoke

@@ -4,7 +4,7 @@
  * next to a ceiling measured in the same run.
  *
  *   node bench/run.mjs                 full run (< 3 minutes), writes bench/results.json + bench/chart.svg
- *   node bench/run.mjs --smoke         20-second run, writes bench/results.json + bench/chart-smoke.svg
+ *   node bench/run.mjs --smoke         30-second run, writes bench/results.json + bench/chart-smoke.svg
  *   node bench/run.mjs --profile lookup|register   same load, server under --cpu-prof (bench/profiles/)
  *   node bench/run.mjs --server <path/to/cli.js>   bench another build of the server (e.g. a scratch copy)
  *
@@ -23,6 +23,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { renderChart } from './lib/chart.mjs';
+import { FAN_OUT_TARGETS, fanOutPhase, fanOutRows } from './phases/fan-out.mjs';
 import { makeIdentity, peerRecordLike, registerRequest } from './lib/identities.mjs';
 import { cpuSeconds, killAllChildren, machineCpu, openFilesLimit, rssBytes, spawnNode, stopChild, CAN_PIN } from './lib/procs.mjs';
 import { clientFrame, WireConnection } from './lib/wire.mjs';
@@ -43,7 +44,7 @@ const BUSY_HOST_CPU = 0.25;
 
 const PLANS = {
   full: {
-    budgetMs: 190_000,
+    budgetMs: 220_000,
     windowMs: 1_000,
     verifyMs: 3_000,
     conns: 128,
@@ -72,7 +73,7 @@ const PLANS = {
     churnMaxCycles: 200_000,
   },
   smoke: {
-    budgetMs: 42_000,
+    budgetMs: 45_000, // 20 s before the non-reader and fan-out phases came
     windowMs: 500,
     verifyMs: 500,
     conns: 64,
@@ -109,6 +110,7 @@ const TARGETS = [
   ['peersHeld', (v) => v >= 20_000, '>= 20000'],
   ['serverRssMb', (v) => v < 400, '< 400'],
   ['churnLost', (v) => v === 0, '= 0'],
+  ...FAN_OUT_TARGETS,
 ];
 
 function parseArgs(argv) {
@@ -129,7 +131,7 @@ function parseArgs(argv) {
   if (opts.profile !== null && !['lookup', 'register'].includes(opts.profile)) {
     throw new Error('--profile takes "lookup" or "register"');
   }
-  const phases = ['verify', 'echo', 'lookup', 'latency', 'register', 'capacity', 'churn', 'nonreader'];
+  const phases = ['verify', 'echo', 'lookup', 'latency', 'register', 'capacity', 'churn', 'nonreader', 'fan-out'];
   for (const phase of opts.only ?? []) if (!phases.includes(phase)) throw new Error(`--only: unknown phase ${phase} (${phases.join(', ')})`);
   if (opts.profile !== null) opts.only = new Set([opts.profile]);
   if (!existsSync(opts.server)) throw new Error(`${opts.server} does not exist: run \`npm run build\` first (or pass --server)`);
@@ -220,9 +222,9 @@ function cpuUse(start, end) {
 
 /** A load worker process with a tiny request/reply protocol over IPC. */
 class Worker {
-  static async start(name) {
+  static async start(name, script = 'load-worker.mjs') {
     const child = spawnNode({
-      script: join(BENCH_DIR, 'load-worker.mjs'),
+      script: join(BENCH_DIR, script),
       env: { BENCH_WORKER_MAX_MS: String(lifetimeSeconds * 1000) },
       cpu: CLIENT_CPU,
       nofile: NOFILE,
@@ -872,6 +874,10 @@ async function main() {
   }
 
   await Promise.all([w0.stop(), w1.stop()]);
+  if (want('fan-out')) {
+    const startWorker = (name) => Worker.start(name, 'phases/fan-out-worker.mjs');
+    await fanOutPhase({ mode: opts.mode, startRegistry, startWorker, stopChild, log, metrics: m, phases: P, addresses, serverWarnings });
+  }
   results.durationSeconds = Number(elapsed());
   results.machine.loadAvgAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
 
@@ -935,6 +941,7 @@ function printTable(results) {
     ['churnEventsPerSec', m.churnEventsPerSec, '', cores(P.churn)],
     ['churnLost', m.churnLost, '= 0', `${check(results.targets.churnLost?.met)}; events missing ${m.churnEventsMissing}`],
     ['nonReaderPeakRssMb', m.nonReaderPeakRssMb, '', `non-readers asking for pages: baseline ${m.nonReaderBaselineRssMb} MB, MaxOutputBytes ${m.nonReaderOutputBoundMb} MiB, ${m.nonReaderAttackersClosed} closed; honest pages ${m.nonReaderHonestPages} (failed ${m.nonReaderHonestFailures}, p99 ${m.nonReaderHonestP99Ms} ms)`],
+    ...fanOutRows(m, P),
   ].filter((row) => row[1] !== undefined);
   const pad = (value, n) => String(value ?? 'n/a').padEnd(n);
   const lines = [`${pad('metric', 26)} ${pad('value', 9)} ${pad('target', 9)} note`, '-'.repeat(100)];

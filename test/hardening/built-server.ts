@@ -4,8 +4,8 @@
  * vitest global setup (test/support/global-setup.ts), built once before any test file runs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitUntil } from '../support/wait.js';
@@ -149,13 +149,7 @@ export function processCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** SIGTERM (or SIGKILL) and wait for the exit. */
-export async function stopBuiltServer(server: BuiltServer, signal: NodeJS.Signals = 'SIGTERM'): Promise<NodeJS.Signals | number | null> {
-  if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill(signal);
-  return server.exited;
-}
-
-/** A TCP port free on 127.0.0.1 right now. */
+/** A TCP port on 127.0.0.1 that was free a moment ago, for a server's config.ini. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
@@ -165,4 +159,10 @@ export function freePort(): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
+}
+
+/** SIGTERM (or SIGKILL) and wait for the exit. */
+export async function stopBuiltServer(server: BuiltServer, signal: NodeJS.Signals = 'SIGTERM'): Promise<NodeJS.Signals | number | null> {
+  if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill(signal);
+  return server.exited;
 }

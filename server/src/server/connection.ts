@@ -109,8 +109,18 @@ export class Connection implements Subscriber, TurnTaker, OutputHolder {
     this.checkBuffered();
   }
 
-  deliver(frame: Buffer): void {
-    this.sendText(frame, false);
+  /**
+   * Writes events the hub framed once for every subscriber (see event-hub.ts), straight to the
+   * socket: ws's per-frame work would cost more than the rest of a fan-out. Safe because ws sends
+   * every frame in one synchronous write (no permessage-deflate, no blobs), so frames never
+   * interleave. Events are frames the client did not ask for: they count as unread until read.
+   */
+  deliver(wire: Buffer): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    const before = this.ws.bufferedAmount;
+    this.socket.write(wire);
+    this.meter.record(wire.length, false, before);
+    this.checkBuffered();
   }
 
   queuedBytes(): number {

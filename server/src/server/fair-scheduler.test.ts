@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FairScheduler, MAX_BACKLOG, TURN_BUDGET_MS, type HeldFrame, type TurnTaker } from './fair-scheduler.js';
-import type { Closing } from './refusals.js';
+import { FairScheduler, MAX_BACKLOG, SLICE_MS, TURN_BUDGET_MS, type HeldFrame, type TurnTaker } from './fair-scheduler.js';
+import { CLOSINGS, type Closing } from './refusals.js';
 
 /** A connection without a socket: records what the scheduler did to it. */
 class FakeConnection implements TurnTaker {
@@ -30,6 +30,9 @@ class FakeConnection implements TurnTaker {
 /** A scheduler on a fake clock: each frame's text is the CPU time in ms it takes to handle. */
 function fakeScheduler() {
   let clock = 0;
+  const advance = (ms: number): void => {
+    clock += ms;
+  };
   const turns: Array<() => void> = [];
   const ran: string[] = [];
   const scheduler = new FairScheduler<FakeConnection>({
@@ -50,7 +53,7 @@ function fakeScheduler() {
   const offer = (conn: FakeConnection, ...frames: string[]): void => {
     for (const frame of frames) scheduler.offer(conn, Buffer.from(frame), false);
   };
-  return { scheduler, ran, turns, nextTurn, offer };
+  return { scheduler, ran, turns, nextTurn, offer, advance };
 }
 
 const CHEAP = String(TURN_BUDGET_MS / 10);
@@ -145,5 +148,33 @@ describe('fair scheduler', () => {
     nextTurn();
     expect(ran).toHaveLength(1);
     expect(conn.backlog).toHaveLength(0);
+  });
+
+  it('gives sliced work one slice per turn, after the held frames, until it says it is done', () => {
+    const { scheduler, ran, turns, nextTurn, offer, advance } = fakeScheduler();
+    let units = 25; // each unit of work takes a tenth of a slice
+    const slices: number[] = [];
+    scheduler.wake({
+      runSlice: (overdue) => {
+        let done = 0;
+        while (units > 0) {
+          units -= 1;
+          done += 1;
+          advance(SLICE_MS / 10);
+          if (overdue()) break;
+        }
+        slices.push(done);
+        ran.push(`work:${done}`);
+        return units > 0;
+      },
+    });
+    const conn = new FakeConnection('a');
+    offer(conn, `${DEAR}#1`, `${CHEAP}#2`);
+    nextTurn();
+    expect(ran).toEqual([`a:${DEAR}#1`, `a:${CHEAP}#2`, 'work:10']);
+    nextTurn();
+    nextTurn();
+    expect(slices).toEqual([10, 10, 5]);
+    expect(turns).toHaveLength(0);
   });
 });

@@ -4,6 +4,8 @@
  * flood queued on a few sockets cannot make an honest request wait for all of it. A busy connection
  * (a signature check in flight) holds its frames until released, so replies keep request order.
  * Frames past the backlog are counted, not kept, and answered in their place (see refuseExcess).
+ * Work that is not a request (the event fan-out) runs in the same turns, one slice of SLICE_MS
+ * each: between two slices the event loop reads the sockets, and their requests run.
  */
 import type { RawData } from 'ws';
 import type { Closing } from './refusals.js';
@@ -16,6 +18,18 @@ import type { Closing } from './refusals.js';
 export const TURN_BUDGET_MS = 0.5;
 /** Frames a connection may have waiting; the excess is refused (refuseExcess), not kept. */
 export const MAX_BACKLOG = 64;
+
+/**
+ * The CPU time of one slice of sliced work: an honest request that arrives during a fan-out waits
+ * at most about this long for it (a pass to 2,000 subscribers takes a few such slices).
+ */
+export const SLICE_MS = 1;
+
+/** Work done in slices across turns (see FairScheduler.wake). */
+export interface SlicedWork {
+  /** Does some of the work, until `overdue()` says the slice is used up; true while some is left. */
+  runSlice(overdue: () => boolean): boolean;
+}
 
 /** A frame kept for a later turn: its data and whether it was binary. */
 export type HeldFrame = [RawData, boolean];
@@ -58,6 +72,8 @@ export class FairScheduler<C extends TurnTaker> {
   /** Connections with frames held for a later turn, and those that used some of this turn. */
   private readonly waiting = new Set<C>();
   private readonly spent = new Set<C>();
+  /** Sliced work that wants a slice of the next turn. */
+  private readonly work = new Set<SlicedWork>();
   private turnScheduled = false;
   private readonly run: FairSchedulerOptions<C>['run'];
   private readonly refuseExcess: FairSchedulerOptions<C>['refuseExcess'];
@@ -92,6 +108,12 @@ export class FairScheduler<C extends TurnTaker> {
   release(conn: C): void {
     conn.busy = false;
     this.drain(conn);
+  }
+
+  /** Gives `work` a slice of the next turn, and of every turn after it until it says it is done. */
+  wake(work: SlicedWork): void {
+    this.work.add(work);
+    this.scheduleTurn();
   }
 
   /** Keeps a frame, in order, for later; the socket is not read meanwhile (TCP pushes back). */
@@ -143,7 +165,7 @@ export class FairScheduler<C extends TurnTaker> {
     this.schedule(this.turn);
   }
 
-  /** A new turn: every connection gets its share again, held frames first. */
+  /** A new turn: every connection gets its share again, held frames first, then sliced work. */
   private nextTurn(): void {
     this.turnScheduled = false;
     for (const conn of this.spent) conn.turnMs = 0;
@@ -151,5 +173,17 @@ export class FairScheduler<C extends TurnTaker> {
     const held = [...this.waiting];
     this.waiting.clear();
     for (const conn of held) this.drain(conn);
+    this.runSlices();
+  }
+
+  /** One slice for each piece of sliced work; work left over asks for the next turn. */
+  private runSlices(): void {
+    if (this.work.size === 0) return;
+    const pending = [...this.work];
+    this.work.clear();
+    for (const work of pending) {
+      const deadline = this.now() + SLICE_MS;
+      if (work.runSlice(() => this.now() >= deadline)) this.wake(work);
+    }
   }
 }

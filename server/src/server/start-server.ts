@@ -47,7 +47,6 @@ export interface RegistryServer {
 export async function startServer(config: Config, logger: Logger): Promise<RegistryServer> {
   const { limits } = config;
   const peers = new PeerTable<Connection>(limits.maxPeers);
-  const hub = new EventHub(limits.eventBatchMs);
   const budgets = new Budgets(limits);
   const watcher = new OnionWatcher({ dir: config.hiddenServiceDir, timeoutSeconds: config.hostnameTimeoutSeconds, logger: logger.child({ module: 'onion-watcher' }) });
   const onionUrl = (): string | null => (watcher.address === null ? null : `ws://${watcher.address}:${config.hiddenServicePort}/`);
@@ -57,6 +56,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
     run: (conn, data, isBinary) => dispatcher.handleFrame(conn, data, isBinary),
     refuseExcess: (conn, count) => dispatcher.refuseExcess(conn, count),
   });
+  // Event fan-out takes its slices of the same turns as requests (see fair-scheduler.ts).
+  const hub = new EventHub({ batchMs: limits.eventBatchMs, slices: scheduler });
   const registrar = new Registrar(peers, hub, budgets, scheduler);
   const output = new OutputBudget(limits.maxOutputBytes);
   const pendingLine = new PendingLine(limits.maxPendingConnections);
