@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseIni } from 'ini';
 import { configError } from '../protocol/errors.js';
 import { unknownNames, type KnownKeys } from './config-names.js';
+import { CLAIMS_REGISTRY_KEYS, CLAIMS_SECTIONS, readClaimsConfig, type ClaimsConfig } from './claims-config.js';
 
 export type Listen =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
@@ -34,6 +35,8 @@ export interface Config {
   readonly hostnameTimeoutSeconds: number;
   readonly limits: RegistryLimits;
   readonly logLevel: LogLevel;
+  /** Revision 2: [Store] Database, [Claims] ClaimDays and ClaimAfterSeconds, [Registry] RequireAddressProof. */
+  readonly claims: ClaimsConfig;
 }
 
 /** Every limit's default; config.ini.example documents each of them. */
@@ -88,8 +91,9 @@ const LIMIT_KEYS: readonly NumberKey[] = [
 const KNOWN_KEYS: KnownKeys = new Map<string, readonly string[]>([
   ['Host', ['HOST', 'PORT']],
   ['HiddenService', ['HiddenServiceDir', 'HiddenServicePort', 'HostnameTimeoutSeconds']],
-  ['Registry', LIMIT_KEYS.map((spec) => spec.key)],
+  ['Registry', [...LIMIT_KEYS.map((spec) => spec.key), ...CLAIMS_REGISTRY_KEYS]],
   ['Log', ['level']],
+  ...CLAIMS_SECTIONS,
 ]);
 
 /** The environment variable that overrides `[section] key`, e.g. REGISTRY_HOST_PORT. */
@@ -185,6 +189,8 @@ export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process
     if (value !== undefined) limits[spec.field] = value;
   }
 
+  const claims = readClaimsConfig(reader);
+
   const levelText = reader.raw('Log', 'level')?.toLowerCase() ?? 'info';
   const logLevel = LOG_LEVELS.find((level) => level === levelText);
   if (logLevel === undefined) {
@@ -201,6 +207,7 @@ export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process
     hostnameTimeoutSeconds,
     limits: Object.freeze(limits as unknown as RegistryLimits),
     logLevel: logLevel as LogLevel,
+    claims,
   });
 }
 
@@ -225,5 +232,6 @@ export function describeConfig(config: Config): Record<string, unknown> {
     hostnameTimeoutSeconds: config.hostnameTimeoutSeconds,
     limits: config.limits,
     logLevel: config.logLevel,
+    claims: config.claims,
   };
 }

@@ -103,7 +103,9 @@ export class Connection implements Subscriber, TurnTaker {
     const code = isProtocolCode(error.code) ? error.code : ErrorCode.INTERNAL;
     this.log.debug({ code }, 'request refused');
     this.refused[code] = (this.refused[code] ?? 0) + 1;
-    this.send({ type: 'error', id, code, message: code === error.code ? error.message : ERROR_CATALOG.INTERNAL.message });
+    const message = code === error.code ? error.message : ERROR_CATALOG.INTERNAL.message;
+    if (error.retryAfterMs === null) this.send({ type: 'error', id, code, message });
+    else this.send({ type: 'error', id, code, message, retryAfterMs: error.retryAfterMs });
   }
 
   close(closing: Closing): void {

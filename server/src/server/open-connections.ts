@@ -5,7 +5,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { PROTOCOL_VERSION } from '../protocol/messages.js';
+import type { HelloLimits } from '../protocol/messages.js';
 import type { OnionAddress } from '../protocol/onion-address.js';
 import type { Budgets } from './budgets.js';
 import { ChallengeSource } from './challenges.js';
@@ -14,6 +14,7 @@ import { Connection, ConnectionLog } from './connection.js';
 import type { EventHub } from './event-hub.js';
 import type { FairScheduler } from './fair-scheduler.js';
 import { watchPongs } from './heartbeats.js';
+import { helloMessage } from './hello.js';
 import type { Logger } from './logger.js';
 import type { Registrar } from './registration.js';
 import { CLOSINGS, type Closing } from './refusals.js';
@@ -27,6 +28,8 @@ export interface OpenConnectionsOptions {
   readonly registrar: Registrar;
   /** The registry's own onion address, for the hello (null while unknown). */
   readonly onion: () => OnionAddress | null;
+  /** The limits every hello states (hello.ts). */
+  readonly helloLimits: HelloLimits;
 }
 
 export class OpenConnections implements Iterable<Connection> {
@@ -64,7 +67,7 @@ export class OpenConnections implements Iterable<Connection> {
     watchPongs(conn);
     ws.on('message', (data, isBinary) => scheduler.offer(conn, data, isBinary));
     ws.on('close', (code) => this.onClose(conn, code));
-    conn.send({ type: 'hello', protocol: PROTOCOL_VERSION, challenge, onion: this.options.onion(), limits: { maxMessageBytes: limits.maxMessageBytes } });
+    conn.send(helloMessage(challenge, this.options.onion(), this.options.helloLimits));
   }
 
   /** The connection sent its first valid request: it no longer counts as pending. */
