@@ -27,6 +27,11 @@ describe('claims configuration', () => {
     expect(config.claims).toEqual({ database: '/var/lib/p2p-registry/registry.db', claimDays: 7, claimAfterSeconds: 0, requireAddressProof: true });
   });
 
+  it('takes RequireAddressProof as the ini parser gives it (true and false become booleans)', () => {
+    expect(buildConfig({ ...minimal, Registry: { RequireAddressProof: true } }, {}).claims.requireAddressProof).toBe(true);
+    expect(buildConfig({ ...minimal, Registry: { RequireAddressProof: false } }, {}).claims.requireAddressProof).toBe(false);
+  });
+
   it('lets the environment override every one of them', () => {
     const config = buildConfig(minimal, {
       REGISTRY_STORE_DATABASE: '/data/r.db',

@@ -75,6 +75,21 @@ describe('claims: when they are made', () => {
     expect(await again.register(id, 'Alice')).toMatchObject({ type: 'registered', claim: { until: expect.any(String) } });
   });
 
+  it('does not restart the delay when the same key replaces its own registration on the same nickname and address', async () => {
+    const s = await server({}, { claims: { ClaimAfterSeconds: 2 } });
+    const id = ed25519Identity();
+    const old = await client(s);
+    await old.register(id, 'alice');
+    const started = Date.now();
+    await delay(1_200);
+    const fresh = await client(s);
+    expect(await fresh.register(id, 'alice', 6060)).toMatchObject({ type: 'registered', claim: null });
+    expect((await old.closed).code).toBe(4001);
+    await fresh.waitFor((f) => f.type === 'claimed', 5_000);
+    // Uninterrupted since the first registration: claimed about 2 s after it, not 2 s after the second.
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
   it('keeps one claim per key: a claim on another nickname and address replaces the old one at once', async () => {
     const s = await server({}, AT_ONCE);
     const id = ed25519Identity();

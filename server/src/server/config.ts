@@ -119,6 +119,7 @@ class Reader {
     const body = this.sections[section];
     const value = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[key] : undefined;
     if (value === undefined || value === null) return undefined;
+    if (typeof value === 'boolean') return String(value); // the ini parser reads true/false as booleans
     if (typeof value !== 'string') {
       this.invalid.push(`[${section}] ${key} must be a single value`);
       return undefined;

@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ed25519Identity, onionService, signAddressProof, tempDir, type RawClient } from '../../../test/support/registry-harness.js';
+import { ed25519Identity, onionService, signAddressProof, tempDir, type RawClient, type TestServer } from '../../../test/support/registry-harness.js';
 import { claimRows, testSession } from '../../../test/support/test-session.js';
 import { delay } from '../../../test/support/wait.js';
 
@@ -20,11 +20,17 @@ async function eventsOf(watcher: RawClient, count: number): Promise<Array<[strin
   });
 }
 
+/** A server that sends events at once, and a client subscribed to them. */
+async function watchedServer(): Promise<{ s: TestServer; watcher: RawClient }> {
+  const s = await server({ EventBatchMs: 0 });
+  const watcher = await client(s);
+  await watcher.request({ type: 'subscribe' });
+  return { s, watcher };
+}
+
 describe('one key, one live registration', () => {
   it('replaces the same key\'s registration under another nickname and address: replaced, 4001, peer_left then peer_joined', async () => {
-    const s = await server({ EventBatchMs: 0 });
-    const watcher = await client(s);
-    await watcher.request({ type: 'subscribe' });
+    const { s, watcher } = await watchedServer();
     const id = ed25519Identity();
     const old = await client(s);
     await old.register(id, 'alice', 5050);
@@ -43,9 +49,7 @@ describe('one key, one live registration', () => {
   });
 
   it('replaces it under the same nickname with one peer_joined carrying the new peer object', async () => {
-    const s = await server({ EventBatchMs: 0 });
-    const watcher = await client(s);
-    await watcher.request({ type: 'subscribe' });
+    const { s, watcher } = await watchedServer();
     const id = ed25519Identity();
     const old = await client(s);
     await old.register(id, 'alice', 5050);
@@ -114,9 +118,7 @@ describe('address proof', () => {
 
 describe('eviction by a proven owner', () => {
   it('evicts a live unverified holder of the address with another key: evicted, 4002, and subscribers see its peer_left', async () => {
-    const s = await server({ EventBatchMs: 0 });
-    const watcher = await client(s);
-    await watcher.request({ type: 'subscribe' });
+    const { s, watcher } = await watchedServer();
     const service = onionService();
     const squatter = await client(s);
     await squatter.register(ed25519Identity(service.address), 'squatter', 5050);
