@@ -290,7 +290,15 @@ describe('logs under a flood', () => {
     const hiddenServiceDir = tempDir('hs-');
     cleanups.push(() => rmSync(hiddenServiceDir, { recursive: true, force: true }));
     writeFileSync(join(hiddenServiceDir, 'hostname'), `${randomOnion()}\n`);
-    const config = buildConfig({ Host: { HOST: '127.0.0.1', PORT: '0' }, HiddenService: { HiddenServiceDir: hiddenServiceDir, HiddenServicePort: '80' }, Log: { level: 'info', SummarySeconds: '1' } }, {});
+    const config = buildConfig(
+      {
+        Host: { HOST: '127.0.0.1', PORT: '0' },
+        HiddenService: { HiddenServiceDir: hiddenServiceDir, HiddenServicePort: '80' },
+        Store: { Database: join(hiddenServiceDir, 'registry.db') },
+        Log: { level: 'info', SummarySeconds: '1' },
+      },
+      {},
+    );
     const registry = await startServer(config, createLogger('info', sink));
     cleanups.push(() => void registry.close());
     const c = new RawClient(`ws://127.0.0.1:${(registry.address as AddressInfo).port}/`);

@@ -2,7 +2,7 @@
  * Test support: a real registry server on 127.0.0.1:0 with a temp HiddenServiceDir, a raw protocol
  * client that records every frame, and peer identities generated in the test.
  */
-import { generateKeyPairSync, randomBytes, sign, constants, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, randomBytes, sign, constants, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,8 +11,9 @@ import { WebSocket, type ClientOptions, type RawData } from 'ws';
 import { buildConfig, type Config } from '../../server/src/server/config.js';
 import { createLogger } from '../../server/src/server/logger.js';
 import { onionAddressFromPublicKey } from '../../server/src/protocol/onion-address.js';
-import { registrationPayload } from '../../server/src/protocol/signing.js';
+import { addressProofPayload, registrationPayload } from '../../server/src/protocol/signing.js';
 import { startServer, type RegistryServer } from '../../server/src/server/start-server.js';
+import type { Clock } from '../../server/src/store/claim-store.js';
 import { checkServerMessage } from './message-schemas.js';
 
 export type Frame = Record<string, unknown> & { type: string };
@@ -25,7 +26,9 @@ export interface TestServer {
   readonly hiddenServiceDir: string;
   /** The onion address written to `hiddenServiceDir/hostname`, or null when none was written. */
   readonly onion: string | null;
-  /** Stops the server and removes the temp HiddenServiceDir; safe to call more than once. */
+  /** The claim database ([Store] Database). */
+  readonly database: string;
+  /** Stops the server and removes the temp HiddenServiceDir (and the temp database it made); safe to call more than once. */
   close(): Promise<void>;
 }
 
@@ -36,6 +39,17 @@ export interface TestServerOptions {
   hiddenService?: Record<string, string | number>;
   /** The port to listen on (127.0.0.1); 0 (the default) picks a free one. Pass a stopped server's port to restart it there. */
   port?: number;
+  /** [Claims] settings (ClaimDays, ClaimAfterSeconds). */
+  claims?: Record<string, string | number>;
+  /**
+   * The claim database; a fresh one in a temp folder by default (removed by close). Pass a stopped
+   * server's `database` to restart it on the same claims (the test then removes it).
+   */
+  database?: string;
+  /** The claim store's clock. */
+  now?: Clock;
+  /** How often live registrations' last-seen is written. */
+  touchIntervalMs?: number;
 }
 
 export function tempDir(prefix = 'registry-test-'): string {
@@ -55,14 +69,21 @@ export async function startTestServer(
   const hiddenServiceDir = tempDir('hs-');
   const hostname = options.hostname === undefined ? randomOnion() : options.hostname;
   if (hostname !== null) writeFileSync(join(hiddenServiceDir, 'hostname'), `${hostname}\n`);
+  const databaseDir = options.database === undefined ? tempDir('claims-') : undefined;
+  const database = options.database ?? join(databaseDir as string, 'registry.db');
   const sections = {
     Host: { HOST: '127.0.0.1', PORT: String(options.port ?? 0) },
     HiddenService: { HiddenServiceDir: hiddenServiceDir, HiddenServicePort: '80', ...stringify(options.hiddenService ?? {}) },
     Registry: stringify(registry),
+    Store: { Database: database },
+    Claims: stringify(options.claims ?? {}),
     Log: { level: 'silent' },
   };
   const config = buildConfig(sections, {});
-  const server = await startServer(config, createLogger('silent'));
+  const server = await startServer(config, createLogger('silent'), {
+    ...(options.now === undefined ? {} : { now: options.now }),
+    ...(options.touchIntervalMs === undefined ? {} : { touchIntervalMs: options.touchIntervalMs }),
+  });
   const port = (server.address as AddressInfo).port;
   return {
     server,
@@ -71,9 +92,11 @@ export async function startTestServer(
     url: `ws://127.0.0.1:${port}/`,
     hiddenServiceDir,
     onion: hostname,
+    database,
     async close() {
       await server.close();
       rmSync(hiddenServiceDir, { recursive: true, force: true });
+      if (databaseDir !== undefined) rmSync(databaseDir, { recursive: true, force: true });
     },
   };
 }
@@ -90,9 +113,26 @@ export interface Identity {
   readonly address: string;
 }
 
+/** An onion service's identity key and its v3 address (what tor's hs_ed25519_secret_key stands for). */
+export interface OnionService {
+  readonly address: string;
+  readonly privateKey: KeyObject;
+}
+
+export function onionService(): OnionService {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  return { address: onionAddressFromPublicKey(publicKey.export({ format: 'der', type: 'spki' }).subarray(12)), privateKey };
+}
+
 export function ed25519Identity(address = randomOnion()): Identity {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
   return { publicKeyPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(), privateKey, keyType: 'ed25519', address };
+}
+
+/** The address proof (PROTOCOL.md "Address proof") of `identity` for `service`'s address, over `challenge`. */
+export function signAddressProof(service: OnionService, identity: Identity, challenge: string, address = service.address): string {
+  const der = createPublicKey(identity.publicKeyPem).export({ format: 'der', type: 'spki' });
+  return sign(null, Buffer.from(addressProofPayload(challenge, address, der), 'utf8'), service.privateKey).toString('base64');
 }
 
 export function rsaIdentity(bits = 2048, address = randomOnion()): Identity {
@@ -227,7 +267,7 @@ export class RawClient {
     return this.waitFor((f) => f.id === id, timeoutMs, from);
   }
 
-  async register(identity: Identity, nickname: string, port = 5050, address = identity.address): Promise<Frame> {
+  async register(identity: Identity, nickname: string, port = 5050, address = identity.address, extra: Record<string, unknown> = {}): Promise<Frame> {
     return this.request({
       type: 'register',
       nickname,
@@ -235,7 +275,13 @@ export class RawClient {
       port,
       publicKey: identity.publicKeyPem,
       signature: signRegistration(identity, this.challenge, nickname, address, port),
+      ...extra,
     });
+  }
+
+  /** Registers with an address proof made with `service`'s key for `service.address`. */
+  async registerProven(identity: Identity, service: OnionService, nickname: string, port = 5050): Promise<Frame> {
+    return this.register(identity, nickname, port, service.address, { addressProof: signAddressProof(service, identity, this.challenge) });
   }
 
   events(): Frame[] {

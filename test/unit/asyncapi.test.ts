@@ -133,11 +133,28 @@ describe('checkServerMessage', () => {
     expect(() => checkServerMessage({ type: 'teleported' })).toThrow(/"teleported" is not in docs\/asyncapi.yaml/);
   });
 
-  it('accepts the optional revision-2 fields: features, more limits, retryAfterMs, addressVerified, claim', () => {
+  it('accepts the revision-2 fields: features, every limit, retryAfterMs, addressVerified, claim', () => {
     expect(() => checkServerMessage(example('hello', 1))).not.toThrow();
     expect(() => checkServerMessage(example('error', 2))).not.toThrow();
     expect(() => checkServerMessage(example('registered', 1))).not.toThrow();
     expect(() => checkServerMessage({ ...example('registered'), claim: { until: '2027-01-01T00:00:00.000Z' } })).not.toThrow();
+  });
+
+  it('requires the revision-2 fields this server always sends: features, every limit, addressVerified, claim', () => {
+    const hello = example('hello');
+    delete hello.features;
+    expect(() => checkServerMessage(hello)).toThrow(/"hello".*features/);
+    const limited = example('hello');
+    delete (limited.limits as Record<string, unknown>).claimAfterSeconds;
+    expect(() => checkServerMessage(limited)).toThrow(/"hello".*claimAfterSeconds/);
+    const registered = example('registered');
+    delete registered.claim;
+    expect(() => checkServerMessage(registered)).toThrow(/"registered".*claim/);
+    const joined = example('peer_joined');
+    delete (joined.peer as Record<string, unknown>).addressVerified;
+    expect(() => checkServerMessage(joined)).toThrow(/"peer_joined".*addressVerified/);
+    expect(() => checkServerMessage({ type: 'claimed', claim: { until: 'tomorrow' } })).toThrow(/"claimed"/);
+    expect(() => checkServerMessage({ type: 'evicted' })).toThrow(/"evicted".*reason/);
   });
 });
 

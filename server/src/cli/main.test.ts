@@ -103,13 +103,27 @@ describe('p2p-registry command', () => {
     expect((await cli(['serve', '--bogus'])).stderr).toContain('unknown option --bogus');
   });
 
+  it('serve stops with one line naming the database, the cause and the fix when the database cannot be opened, and exits non-zero', async () => {
+    const hs = tempDir('hs-');
+    writeFileSync(join(hs, 'hostname'), `${randomOnion()}\n`);
+    const notADatabase = join(tempDir('claims-'), 'registry.db');
+    writeFileSync(notADatabase, 'this is not an SQLite file, it is long enough to have a header of its own ........................');
+    const path = writeConfig(`[Host]\nHOST=127.0.0.1\nPORT=0\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=80\n[Store]\nDatabase=${notADatabase}\n[Log]\nlevel=silent\n`);
+    const out = await cli(['serve', '--config', path]);
+    expect(out.code).toBe(1);
+    const lines = out.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^p2p-registry: cannot open the claim database ${notADatabase}: .+ \\(SQLITE_NOTADB\\)\\. Fix: .+`));
+  });
+
   it('serve on a unix socket logs the URL, answers health, and exits 0 on SIGTERM after closing peers with 1001', async () => {
     const hs = tempDir('hs-');
     const onion = randomOnion();
     writeFileSync(join(hs, 'hostname'), `${onion}\n`);
     const socket = join(tempDir('sock-'), 'registry.sock');
     writeFileSync(socket, '');
-    const path = writeConfig(`[Host]\nHOST=unix:${socket}\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=80\n`);
+    const database = join(tempDir('claims-'), 'registry.db');
+    const path = writeConfig(`[Host]\nHOST=unix:${socket}\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`);
     // A regular file where the socket should be is refused, not deleted.
     const refused = await cli(['serve', '--config', path]);
     expect(refused.code).toBe(1);

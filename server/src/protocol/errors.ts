@@ -14,6 +14,8 @@ export const CloseCode = {
   POLICY_VIOLATION: 1008,
   MESSAGE_TOO_BIG: 1009,
   REPLACED: 4001,
+  /** Revision 2: the address was proven by its owner (after `{"type":"evicted"}`). */
+  EVICTED: 4002,
 } as const;
 
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
@@ -49,6 +51,8 @@ export const ERROR_CATALOG = {
   INVALID_PORT: protocol('port must be an integer from 1 to 65535'),
   INVALID_PUBLIC_KEY: protocol('publicKey must be a PEM SubjectPublicKeyInfo of an Ed25519 key or an RSA key of 2048-8192 bits'),
   BAD_SIGNATURE: protocol("signature does not verify for this connection's challenge"),
+  BAD_ADDRESS_PROOF: protocol("addressProof does not verify: it must be the onion key's Ed25519 signature over this connection's challenge, the address and the key's hash"),
+  ADDRESS_PROOF_REQUIRED: protocol('this registry requires an address proof: send addressProof, signed with the onion service key'),
   NICKNAME_TAKEN: protocol('another key holds this nickname'),
   ADDRESS_TAKEN: protocol('this onion address is registered by another peer'),
   ALREADY_REGISTERED: protocol('this connection has registered already: one registration per connection'),

@@ -16,5 +16,6 @@ export {
   type StoreErrorCode,
 } from './errors.js';
 export { parseOnionAddress, onionAddressFromPublicKey, type OnionAddress } from './onion-address.js';
-export { PROTOCOL_VERSION, NICKNAME_PATTERN, type KeyType, type PeerRecord, type ServerMessage } from './messages.js';
-export { registrationPayload } from './signing.js';
+export { PROTOCOL_VERSION, NICKNAME_PATTERN, FEATURES, type ClaimInfo, type HelloLimits, type KeyType, type PeerRecord, type ServerMessage } from './messages.js';
+export { addressProofPayload, registrationPayload } from './signing.js';
+export { decodeAddressProof, verifyAddressProof } from './address-proof.js';

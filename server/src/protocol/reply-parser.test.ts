@@ -11,6 +11,7 @@ const peer = {
   publicKey: '-----BEGIN PUBLIC KEY-----\n…',
   keyType: 'ed25519',
   registeredAt: '2025-01-01T00:00:00.000Z',
+  addressVerified: false,
 } as const;
 
 const hello = { type: 'hello', protocol: 1, challenge: 'c', onion: null, limits: { maxMessageBytes: 2048 } };
@@ -64,7 +65,7 @@ describe('reply parser: hello', () => {
 
 describe('reply parser: peers', () => {
   it('reads a peer object, ignoring fields it does not know', () => {
-    expect(readPeer({ ...peer, addressVerified: true, later: 'x' })).toEqual(peer);
+    expect(readPeer({ ...peer, later: 'x' })).toEqual(peer);
     expect(readPeer({ ...peer, keyType: 'rsa' })?.keyType).toBe('rsa');
   });
 
@@ -75,6 +76,12 @@ describe('reply parser: peers', () => {
     expect(readPeer({ ...peer, keyType: 'dsa' })).toBeUndefined();
     const { registeredAt: _registeredAt, ...partial } = peer;
     expect(readPeer(partial)).toBeUndefined();
+  });
+
+  it('reads addressVerified (revision 2), and a revision-1 peer without it as unverified', () => {
+    expect(readPeer({ ...peer, addressVerified: true })?.addressVerified).toBe(true);
+    const { addressVerified: _addressVerified, ...revision1 } = peer;
+    expect(readPeer(revision1)).toEqual(peer);
   });
 
   it('answers a malformed peer in a reply with BAD_RESPONSE', () => {

@@ -59,7 +59,8 @@ export function readPeer(value: unknown): PeerRecord | undefined {
   ) {
     return undefined;
   }
-  return { nickname, address, port, publicKey, keyType, registeredAt };
+  // Revision 2 always sends addressVerified; a revision-1 server's peers are unverified.
+  return { nickname, address, port, publicKey, keyType, registeredAt, addressVerified: value.addressVerified === true };
 }
 
 /** The greeting; undefined when the frame is not a registry hello. */

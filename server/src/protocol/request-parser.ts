@@ -93,6 +93,13 @@ function optionalString(body: Record<string, unknown>, name: string): string | n
   return value;
 }
 
+function optionalBoolean(body: Record<string, unknown>, name: string): boolean {
+  const value = field(body, name);
+  if (value === undefined || value === null) return false;
+  if (typeof value !== 'boolean') throw fieldError(`field "${name}" must be true or false`);
+  return value;
+}
+
 function requireNumber(body: Record<string, unknown>, name: string): number {
   const value = field(body, name);
   if (value === undefined) throw fieldError(`missing field "${name}"`);
@@ -121,6 +128,7 @@ function readBody(type: string, id: RequestId, body: Record<string, unknown>): R
         port: requireNumber(body, 'port'),
         publicKey: requireString(body, 'publicKey'),
         signature: requireString(body, 'signature'),
+        addressProof: optionalString(body, 'addressProof'),
       };
     case 'lookup':
       return { type, id, nickname: requireString(body, 'nickname') };
@@ -136,8 +144,9 @@ function readBody(type: string, id: RequestId, body: Record<string, unknown>): R
       }
       return { type, id, after, limit };
     }
-    case 'subscribe':
     case 'unregister':
+      return { type, id, release: optionalBoolean(body, 'release') };
+    case 'subscribe':
     case 'ping':
       return { type, id };
     default:

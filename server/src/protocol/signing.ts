@@ -1,6 +1,16 @@
-/** The exact bytes a peer signs (PROTOCOL.md "register"); server and client build them here only. */
+/** The exact bytes a peer signs (PROTOCOL.md "register", "Address proof"); server and client build them here only. */
+import { createHash } from 'node:crypto';
 
 /** The text of the message a peer signs to prove it holds its key (values exactly as sent). */
 export function registrationPayload(challenge: string, nickname: string, address: string, port: number): string {
   return `p2p-tor-chat/register/v1\n${challenge}\n${nickname}\n${address}\n${String(port)}`;
+}
+
+/**
+ * The text the onion service's own key signs to prove the registrant runs `address` (revision 2):
+ * the address exactly as sent, and the lowercase hex SHA-256 of the DER of the registering key.
+ */
+export function addressProofPayload(challenge: string, address: string, publicKeyDer: Uint8Array): string {
+  const keyHash = createHash('sha256').update(publicKeyDer).digest('hex');
+  return `p2p-tor-chat/address/v1\n${challenge}\n${address}\n${keyHash}`;
 }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildConfig, DEFAULT_LIMITS, envName, loadConfig } from './config.js';
+import { DEFAULT_CLAIMS } from './claims-config.js';
 import { RegistryError } from '../protocol/errors.js';
 
 const minimal = {
@@ -83,6 +84,7 @@ describe('configuration', () => {
     const config = loadConfig(join(import.meta.dirname, '../../../config.ini.example'), {});
     expect(config.limits).toEqual(DEFAULT_LIMITS);
     expect(config.hiddenServicePort).toBe(80);
+    expect(config.claims).toEqual(DEFAULT_CLAIMS);
   });
 
   it('says how to fix a config file that does not exist', () => {

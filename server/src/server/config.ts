@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseIni } from 'ini';
 import { configError } from '../protocol/errors.js';
 import { removedNames, unknownNames, type KnownKeys, type RemovedKeys } from './config-names.js';
+import { CLAIMS_REGISTRY_KEYS, CLAIMS_SECTIONS, readClaimsConfig, type ClaimsConfig } from './claims-config.js';
 
 export type Listen =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
@@ -36,6 +37,8 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** [Log] SummarySeconds: refusals are logged as one line of counts per this interval. */
   readonly logSummarySeconds: number;
+  /** Revision 2: [Store] Database, [Claims] ClaimDays and ClaimAfterSeconds, [Registry] RequireAddressProof. */
+  readonly claims: ClaimsConfig;
 }
 
 /** Every limit's default; config.ini.example documents each of them. */
@@ -92,8 +95,9 @@ const LIMIT_KEYS: readonly NumberKey[] = [
 const KNOWN_KEYS: KnownKeys = new Map<string, readonly string[]>([
   ['Host', ['HOST', 'PORT']],
   ['HiddenService', ['HiddenServiceDir', 'HiddenServicePort', 'HostnameTimeoutSeconds']],
-  ['Registry', LIMIT_KEYS.map((spec) => spec.key)],
+  ['Registry', [...LIMIT_KEYS.map((spec) => spec.key), ...CLAIMS_REGISTRY_KEYS]],
   ['Log', ['level', 'SummarySeconds']],
+  ...CLAIMS_SECTIONS,
 ]);
 
 /** Keys that were removed, with why and what to do instead: a config that sets one does not start. */
@@ -132,6 +136,7 @@ class Reader {
     const body = this.sections[section];
     const value = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[key] : undefined;
     if (value === undefined || value === null) return undefined;
+    if (typeof value === 'boolean') return String(value); // the ini parser reads true/false as booleans
     if (typeof value !== 'string') {
       this.invalid.push(`[${section}] ${key} must be a single value`);
       return undefined;
@@ -203,6 +208,8 @@ export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process
     if (value !== undefined) limits[spec.field] = value;
   }
 
+  const claims = readClaimsConfig(reader);
+
   const levelText = reader.raw('Log', 'level')?.toLowerCase() ?? 'info';
   const logLevel = LOG_LEVELS.find((level) => level === levelText);
   if (logLevel === undefined) {
@@ -222,6 +229,7 @@ export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process
     limits: Object.freeze(limits as unknown as RegistryLimits),
     logLevel: logLevel as LogLevel,
     logSummarySeconds,
+    claims,
   });
 }
 
@@ -247,5 +255,6 @@ export function describeConfig(config: Config): Record<string, unknown> {
     limits: config.limits,
     logLevel: config.logLevel,
     logSummarySeconds: config.logSummarySeconds,
+    claims: config.claims,
   };
 }

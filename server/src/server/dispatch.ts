@@ -137,6 +137,7 @@ export class Dispatcher {
         conn.send({ type: 'subscribed', id: request.id });
         return;
       case 'unregister':
+        if (request.release) return this.registrar.release(conn, request.id); // revision 2: replies once the claim is deleted
         if (!this.registrar.withdraw(conn)) throw refuse(REFUSALS.notRegistered);
         conn.send({ type: 'unregistered', id: request.id });
         return;

@@ -66,7 +66,7 @@ function fakeHub() {
       return s;
     });
   const join = (origin: unknown, nickname: string): void =>
-    hub.publish(origin, { type: 'peer_joined', peer: { nickname, address: 'x.onion', port: 1, publicKey: 'k', keyType: 'ed25519', registeredAt: '' } });
+    hub.publish(origin, { type: 'peer_joined', peer: { nickname, address: 'x.onion', port: 1, publicKey: 'k', keyType: 'ed25519', registeredAt: '', addressVerified: false } });
   const leave = (origin: unknown, nickname: string): void => hub.publish(origin, { type: 'peer_left', nickname });
   /** Runs the turns the scheduler asks for (as the event loop would) until none is left. */
   const runTurns = (limit = 1_000): number => {

@@ -6,7 +6,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { PROTOCOL_VERSION } from '../protocol/messages.js';
+import type { HelloLimits } from '../protocol/messages.js';
 import type { OnionAddress } from '../protocol/onion-address.js';
 import type { Budgets } from './budgets.js';
 import { ChallengeSource } from './challenges.js';
@@ -15,6 +15,7 @@ import { Connection, ConnectionLog } from './connection.js';
 import type { EventHub } from './event-hub.js';
 import type { FairScheduler } from './fair-scheduler.js';
 import { watchPongs } from './heartbeats.js';
+import { helloMessage } from './hello.js';
 import type { Logger } from './logger.js';
 import type { OutputBudget } from './output-budget.js';
 import type { PendingLine } from './pending-line.js';
@@ -35,6 +36,8 @@ export interface OpenConnectionsOptions {
   readonly refusals: RefusalSummary;
   /** The registry's own onion address, for the hello (null while unknown). */
   readonly onion: () => OnionAddress | null;
+  /** The limits every hello states (hello.ts). */
+  readonly helloLimits: HelloLimits;
 }
 
 export class OpenConnections implements Iterable<Connection> {
@@ -77,7 +80,7 @@ export class OpenConnections implements Iterable<Connection> {
     ws.on('ping', () => conn.checkBuffered());
     ws.on('message', (data, isBinary) => scheduler.offer(conn, data, isBinary));
     ws.on('close', (code) => this.onClose(conn, code));
-    conn.send({ type: 'hello', protocol: PROTOCOL_VERSION, challenge, onion: this.options.onion(), limits: { maxMessageBytes: limits.maxMessageBytes } });
+    conn.send(helloMessage(challenge, this.options.onion(), this.options.helloLimits));
   }
 
   /** The connection sent its first valid request: it no longer counts as pending. */

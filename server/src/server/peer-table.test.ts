@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { PeerRecord } from '../protocol/messages.js';
 import { PeerTable, type PeerEntry } from './peer-table.js';
 
-function reg(owner: string, nickname: string, address = `${nickname.toLowerCase()}.onion`, key = owner): PeerEntry<string> {
-  const peer: PeerRecord = { nickname, address, port: 1, publicKey: key, keyType: 'ed25519', registeredAt: '2026-01-01T00:00:00.000Z' };
-  return { owner, peer, keyDer: Buffer.from(key), json: JSON.stringify(peer) };
+function reg(owner: string, nickname: string, address = `${nickname.toLowerCase()}.onion`, key = owner, addressVerified = false): PeerEntry<string> {
+  const peer: PeerRecord = { nickname, address, port: 1, publicKey: key, keyType: 'ed25519', registeredAt: '2026-01-01T00:00:00.000Z', addressVerified };
+  return { owner, peer, keyDer: Buffer.from(key), keyId: key, json: JSON.stringify(peer) };
 }
 
 describe('peer table', () => {
@@ -24,16 +24,27 @@ describe('peer table', () => {
     expect(table.list('z', 5)).toEqual({ entries: [], next: null });
   });
 
-  it('replaces the registrations of the same key that hold the nickname or the address', () => {
+  it('keeps one live registration per key: the same key replaces its registration whatever its nickname and address', () => {
     const table = new PeerTable<string>(100);
     table.add(reg('conn1', 'alice', 'x.onion', 'K'));
-    table.add(reg('conn2', 'other', 'y.onion', 'K'));
-    const replaced = table.add(reg('conn3', 'ALICE', 'y.onion', 'K'));
-    expect(replaced.map((r) => r.owner).sort()).toEqual(['conn1', 'conn2']);
+    expect(table.add(reg('conn2', 'other', 'y.onion', 'K')).map((r) => r.owner)).toEqual(['conn1']);
+    const replaced = table.add(reg('conn3', 'ALICE', 'z.onion', 'K'));
+    expect(replaced.map((r) => r.owner)).toEqual(['conn2']);
     expect(table.size).toBe(1);
     expect(table.lookup('alice')?.peer.nickname).toBe('ALICE');
+    expect(table.lookup('other')).toBeUndefined();
     expect(table.removeOwner('conn1')).toBeUndefined();
     expect(table.size).toBe(1);
+  });
+
+  it('lets a proven address take the address from an unverified holder with another key, never from a verified one', () => {
+    const table = new PeerTable<string>(100);
+    table.add(reg('squatter', 'sam', 'x.onion', 'S'));
+    expect(() => table.add(reg('owner', 'olga', 'x.onion', 'O'))).toThrow('address');
+    expect(table.add(reg('owner', 'olga', 'x.onion', 'O', true)).map((r) => r.owner)).toEqual(['squatter']);
+    expect(table.lookup('sam')).toBeUndefined();
+    expect(() => table.add(reg('other', 'otto', 'x.onion', 'T', true))).toThrow('address');
+    expect(() => table.add(reg('other', 'otto', 'x.onion', 'T'))).toThrow('address');
   });
 
   it('does not count replaced registrations against the peer limit', () => {

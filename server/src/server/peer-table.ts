@@ -10,6 +10,8 @@ export interface PeerEntry<Owner> {
   readonly peer: PeerRecord;
   /** DER of the public key, to recognise the same peer coming back on a new connection. */
   readonly keyDer: Buffer;
+  /** Revision 2: the key's id (SHA-256 of keyDer, hex): one live registration per key, and its claim. */
+  readonly keyId: string;
   /** `peer` as JSON, made once: lookups and lists splice it into replies instead of re-serialising. */
   readonly json: string;
 }
@@ -40,6 +42,7 @@ export class PeerTable<Owner> {
   private readonly byNickname = new Map<string, PeerEntry<Owner>>();
   private readonly byAddress = new Map<string, PeerEntry<Owner>>();
   private readonly byOwner = new Map<Owner, PeerEntry<Owner>>();
+  private readonly byKey = new Map<string, PeerEntry<Owner>>();
   /** Lower-cased nicknames in order, for paging. */
   private readonly order: string[] = [];
 
@@ -67,8 +70,11 @@ export class PeerTable<Owner> {
   }
 
   /**
-   * The registrations that admitting `candidate` would replace (same key on another owner), or the
-   * coded error that refuses it: NICKNAME_TAKEN, ADDRESS_TAKEN or REGISTRY_FULL.
+   * The registrations that admitting `candidate` would replace, or the coded error that refuses it:
+   * NICKNAME_TAKEN, ADDRESS_TAKEN or REGISTRY_FULL. Replaced are the same key's registration on
+   * another owner, whatever its nickname and address (revision 2: one key, one live registration),
+   * and, for a candidate with a proven address, an unverified holder of the address with another
+   * key (revision 2: eviction; its keyId differs from the candidate's).
    */
   admit(candidate: PeerEntry<Owner>): PeerEntry<Owner>[] {
     const byNick = this.byNickname.get(nicknameKey(candidate.peer.nickname));
@@ -76,10 +82,11 @@ export class PeerTable<Owner> {
     if (byNick !== undefined && byNick.owner !== candidate.owner && !byNick.keyDer.equals(candidate.keyDer)) {
       throw refuse(REFUSALS.nicknameTaken(candidate.peer.nickname));
     }
-    if (byAddr !== undefined && byAddr.owner !== candidate.owner && !byAddr.keyDer.equals(candidate.keyDer)) {
+    const evicts = candidate.peer.addressVerified && byAddr !== undefined && !byAddr.peer.addressVerified;
+    if (byAddr !== undefined && byAddr.owner !== candidate.owner && !byAddr.keyDer.equals(candidate.keyDer) && !evicts) {
       throw refuse(REFUSALS.addressTaken);
     }
-    const replaced = [byNick, byAddr].filter(
+    const replaced = [byNick, byAddr, this.byKey.get(candidate.keyId)].filter(
       (reg, index, all): reg is PeerEntry<Owner> => reg !== undefined && all.indexOf(reg) === index,
     );
     if (this.size - replaced.length >= this.maxPeers) {
@@ -98,6 +105,7 @@ export class PeerTable<Owner> {
     this.byNickname.set(key, candidate);
     this.byAddress.set(candidate.peer.address, candidate);
     this.byOwner.set(candidate.owner, candidate);
+    this.byKey.set(candidate.keyId, candidate);
     this.order.splice(bound(this.order, key, true), 0, key);
     return replaced;
   }
@@ -118,5 +126,6 @@ export class PeerTable<Owner> {
     }
     if (this.byAddress.get(reg.peer.address) === reg) this.byAddress.delete(reg.peer.address);
     if (this.byOwner.get(reg.owner) === reg) this.byOwner.delete(reg.owner);
+    if (this.byKey.get(reg.keyId) === reg) this.byKey.delete(reg.keyId);
   }
 }

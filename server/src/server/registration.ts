@@ -1,19 +1,30 @@
 /**
  * The registration pipeline: cheap checks first, then the server's signature budget, the key, a
- * trial admission to the peer table, and last the signature check on the thread pool. Only a
- * verified registration enters the table; the connections it replaces are told and closed.
+ * trial admission to the peer table, and last the signature check (and the address proof) on the
+ * thread pool. A verified registration then passes the claim store (claim-keeper.ts) before it
+ * enters the table; the connections it replaces or evicts are told and closed.
  */
+import { decodeAddressProof, verifyAddressProof } from '../protocol/address-proof.js';
 import { RegistryError } from '../protocol/errors.js';
 import { NICKNAME_PATTERN, type PeerRecord, type RegisterRequest, type RequestId } from '../protocol/messages.js';
 import { parseOnionAddress } from '../protocol/onion-address.js';
 import { decodeSignature, parsePeerKey, verifySignature } from '../protocol/peer-key.js';
-import { registrationPayload } from '../protocol/signing.js';
+import { addressProofPayload, registrationPayload } from '../protocol/signing.js';
+import { keyIdOf, type Claim } from '../store/claim-store.js';
 import type { Budgets } from './budgets.js';
+import { claimInfo, type ClaimKeeper } from './claim-keeper.js';
+import { CLAIM_CLOSINGS, CLAIM_REFUSALS, EVICTED_REASON } from './claim-refusals.js';
 import type { Connection } from './connection.js';
 import type { EventHub } from './event-hub.js';
 import type { FairScheduler } from './fair-scheduler.js';
 import { nicknameKey, type PeerEntry, type PeerTable } from './peer-table.js';
 import { CLOSINGS, REFUSALS, refuse } from './refusals.js';
+
+/** Revision 2: the claim store's part of registration, and whether an address proof is required. */
+export interface RegistrarClaims {
+  readonly keeper: ClaimKeeper;
+  readonly requireAddressProof: boolean;
+}
 
 export class Registrar {
   constructor(
@@ -21,6 +32,7 @@ export class Registrar {
     private readonly hub: EventHub,
     private readonly budgets: Budgets,
     private readonly scheduler: FairScheduler<Connection>,
+    private readonly claims: RegistrarClaims,
   ) {}
 
   /**
@@ -38,6 +50,11 @@ export class Registrar {
     if (retryAfterMs > 0) throw refuse(REFUSALS.serverBusySignatures, retryAfterMs);
     const key = parsePeerKey(request.publicKey);
     const signature = decodeSignature(request.signature, key);
+    // Revision 2: the address proof, charged to the same signature budget.
+    if (request.addressProof === null && this.claims.requireAddressProof) throw refuse(CLAIM_REFUSALS.addressProofRequired);
+    const proof = request.addressProof === null ? null : decodeAddressProof(request.addressProof);
+    const proofRetryAfterMs = proof === null ? 0 : this.budgets.takeSignatureCheck(conn);
+    if (proofRetryAfterMs > 0) throw refuse(REFUSALS.serverBusySignatures, proofRetryAfterMs);
     const peer: PeerRecord = {
       nickname: request.nickname,
       address: address.address,
@@ -45,35 +62,65 @@ export class Registrar {
       publicKey: key.pem,
       keyType: key.type,
       registeredAt: new Date().toISOString(),
+      addressVerified: proof !== null,
     };
-    const entry: PeerEntry<Connection> = { owner: conn, peer, keyDer: key.der, json: JSON.stringify(peer) };
+    const entry: PeerEntry<Connection> = { owner: conn, peer, keyDer: key.der, keyId: keyIdOf(key.der), json: JSON.stringify(peer) };
     this.peers.admit(entry);
     const payload = Buffer.from(registrationPayload(conn.challenge, request.nickname, request.address, request.port), 'utf8');
+    const proofPayload = Buffer.from(addressProofPayload(conn.challenge, request.address, key.der), 'utf8');
     this.scheduler.busy(conn);
     // Neither handler throws (each catches what it calls), so the promise this returns never rejects.
-    void verifySignature(key, payload, signature).then(
-      (valid) => this.settle(conn, request.id, entry, valid),
+    void Promise.all([verifySignature(key, payload, signature), proof === null || verifyAddressProof(address.publicKey, proofPayload, proof)]).then(
+      ([valid, proven]) => this.settle(conn, request.id, entry, valid, proven),
       (err: unknown) => this.fail(conn, request.id, err),
     );
+  }
+
+  /**
+   * Revision 2, `unregister` with `release`: the key's claim is deleted first, then the registration
+   * withdrawn; when the store cannot be written the answer is UNAVAILABLE and both stay.
+   */
+  release(conn: Connection, id: RequestId): void {
+    const entry = this.peers.registrationOf(conn);
+    if (entry === undefined) throw refuse(REFUSALS.notRegistered);
+    this.scheduler.busy(conn);
+    this.claims.keeper
+      .release(entry)
+      .then(
+        () => {
+          this.withdraw(conn);
+          conn.send({ type: 'unregistered', id });
+        },
+        (err: unknown) => {
+          if (!(err instanceof RegistryError)) throw err;
+          conn.reply(id, err);
+        },
+      )
+      // Neither handler throws (resumeHeld and fail catch what they call): no unhandled rejection.
+      .then(
+        () => this.resumeHeld(conn),
+        (err: unknown) => this.fail(conn, id, err),
+      );
   }
 
   /** Removes `conn`'s registration, if it has one, and tells subscribers; false when it had none. */
   withdraw(conn: Connection): boolean {
     const entry = this.peers.removeOwner(conn);
     if (entry === undefined) return false;
+    this.claims.keeper.left(entry);
     this.hub.publish(conn, { type: 'peer_left', nickname: entry.peer.nickname });
     return true;
   }
 
-  /** The signature check is done: completes the registration, then lets the held frames run. */
-  private settle(conn: Connection, id: RequestId, entry: PeerEntry<Connection>, valid: boolean): void {
+  /** The checks are done: completes the registration, then lets the held frames run. */
+  private async settle(conn: Connection, id: RequestId, entry: PeerEntry<Connection>, valid: boolean, proven: boolean): Promise<void> {
     try {
-      if (!conn.closed && !conn.closing) this.complete(conn, id, entry, valid);
+      if (!conn.closed && !conn.closing) await this.complete(conn, id, entry, valid, proven);
     } catch (err) {
       this.fail(conn, id, err);
       return;
     }
-    this.release(conn);
+    this.resumeHeld(conn);
   }
 
   /** A bug, not the peer's doing: answered as in dispatch rather than left an unhandled rejection. */
@@ -84,11 +131,11 @@ export class Registrar {
     } catch (again) {
       conn.log.error({ err: again }, 'registration failed, and so did its answer');
     }
-    this.release(conn);
+    this.resumeHeld(conn);
   }
 
   /** Runs the held frames; should that throw (a bug), the connection is dropped rather than wedged. */
-  private release(conn: Connection): void {
+  private resumeHeld(conn: Connection): void {
     try {
       this.scheduler.release(conn);
     } catch (err) {
@@ -97,26 +144,44 @@ export class Registrar {
     }
   }
 
-  private complete(conn: Connection, id: RequestId, entry: PeerEntry<Connection>, valid: boolean): void {
+  private async complete(conn: Connection, id: RequestId, entry: PeerEntry<Connection>, valid: boolean, proven: boolean): Promise<void> {
     if (!valid) return conn.reply(id, refuse(REFUSALS.badSignature));
+    if (!proven) return conn.reply(id, refuse(CLAIM_REFUSALS.badAddressProof));
+    let claim: Claim | null = null;
     let replaced: PeerEntry<Connection>[];
     try {
+      // The table may have changed while the signature was checked (a name taken, the table full);
+      // checked again before the store is written, and once more by add.
+      this.peers.admit(entry);
+      claim = await this.claims.keeper.prepare(entry);
+      if (conn.closed || conn.closing) return;
       replaced = this.peers.add(entry);
     } catch (err) {
-      // The table changed while the signature was checked (a name taken, the table full).
-      if (err instanceof RegistryError) return conn.reply(id, err);
-      throw err;
+      if (!(err instanceof RegistryError)) throw err;
+      this.claims.keeper.abandon(entry, claim);
+      return conn.reply(id, err);
     }
-    conn.send({ type: 'registered', id, peer: entry.peer });
-    for (const old of replaced) {
-      old.owner.send({ type: 'replaced' });
-      old.owner.close(CLOSINGS.replaced);
-      if (nicknameKey(old.peer.nickname) !== nicknameKey(entry.peer.nickname)) {
-        this.hub.publish(old.owner, { type: 'peer_left', nickname: old.peer.nickname });
-      }
-    }
+    conn.send({ type: 'registered', id, peer: entry.peer, claim: claim === null ? null : claimInfo(claim) });
+    this.claims.keeper.entered(entry, claim, replaced);
+    for (const old of replaced) this.replace(old, entry);
     this.hub.publish(conn, { type: 'peer_joined', peer: entry.peer });
     conn.log.info({ replaced: replaced.length }, 'peer registered');
     conn.log.debug({ nickname: entry.peer.nickname, address: entry.peer.address }, 'peer registered (details)');
+  }
+
+  /** Ends a registration that `entry` replaced (same key: 4001) or evicted (a proven address: 4002). */
+  private replace(old: PeerEntry<Connection>, entry: PeerEntry<Connection>): void {
+    this.claims.keeper.left(old);
+    if (old.keyId === entry.keyId) {
+      old.owner.send({ type: 'replaced' });
+      old.owner.close(CLOSINGS.replaced);
+    } else {
+      old.owner.send({ type: 'evicted', reason: EVICTED_REASON });
+      old.owner.close(CLAIM_CLOSINGS.evicted);
+    }
+    // The same nickname stays on: subscribers see one peer_joined with the new peer object.
+    if (nicknameKey(old.peer.nickname) !== nicknameKey(entry.peer.nickname)) {
+      this.hub.publish(old.owner, { type: 'peer_left', nickname: old.peer.nickname });
+    }
   }
 }

@@ -35,11 +35,18 @@ afterEach(async () => {
 });
 
 describe('greeting', () => {
-  it('sends hello first with protocol 1, a 32-byte base64url challenge, the onion and the frame limit', async () => {
+  it('sends hello first with protocol 1, a 32-byte base64url challenge, the onion, the features and every configured limit', async () => {
     const s = await server();
     const c = await client(s);
     const hello = c.frames[0];
-    expect(hello).toMatchObject({ type: 'hello', protocol: 1, onion: s.server.onion, limits: { maxMessageBytes: 16384 } });
+    expect(hello).toEqual({
+      type: 'hello',
+      protocol: 1,
+      challenge: c.challenge,
+      onion: s.server.onion,
+      features: ['claims', 'address-proof'],
+      limits: { maxMessageBytes: 16384, heartbeatSeconds: 30, requestsPerSecond: 20, requestBurst: 40, maxListLimit: 1000, claimDays: 30, claimAfterSeconds: 600 },
+    });
     expect(Buffer.from(c.challenge, 'base64url')).toHaveLength(32);
     expect(c.challenge).toMatch(/^[A-Za-z0-9_-]{43}$/);
   });
@@ -95,7 +102,7 @@ describe('framing', () => {
   it('closes with 1009 a frame larger than the configured limit', async () => {
     const s = await server({ MaxMessageBytes: 2048 });
     const c = await client(s);
-    expect(c.hello.limits).toEqual({ maxMessageBytes: 2048 });
+    expect(c.hello.limits).toMatchObject({ maxMessageBytes: 2048 });
     c.sendRaw(JSON.stringify({ type: 'ping', pad: 'x'.repeat(3000) }));
     expect((await c.closed).code).toBe(1009);
   });

@@ -4,16 +4,20 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { OnionAddress } from '../protocol/onion-address.js';
+import type { Clock } from '../store/claim-store.js';
 import { Budgets } from './budgets.js';
+import { ClaimKeeper } from './claim-keeper.js';
 import type { Config } from './config.js';
 import type { Connection } from './connection.js';
 import { Dispatcher } from './dispatch.js';
 import { EventHub } from './event-hub.js';
 import { FairScheduler } from './fair-scheduler.js';
 import { Heartbeats } from './heartbeats.js';
+import { helloLimits } from './hello.js';
 import { HttpAdmission } from './http-admission.js';
 import type { Logger } from './logger.js';
 import { OnionWatcher } from './onion-watcher.js';
+import { openConfiguredStore } from './open-store.js';
 import { OpenConnections } from './open-connections.js';
 import { OutputBudget } from './output-budget.js';
 import { PeerTable } from './peer-table.js';
@@ -44,7 +48,28 @@ export interface RegistryServer {
   close(): Promise<void>;
 }
 
-export async function startServer(config: Config, logger: Logger): Promise<RegistryServer> {
+/** What tests may change of a server's start (nothing an operator configures). */
+export interface StartOptions {
+  /** The claim store's clock (ms since the epoch). */
+  readonly now?: Clock;
+  /** How often live registrations' last-seen is written (at most 10 minutes). */
+  readonly touchIntervalMs?: number;
+}
+
+export async function startServer(config: Config, logger: Logger, options: StartOptions = {}): Promise<RegistryServer> {
+  const { limits } = config;
+  // First: a database that cannot be opened, written or migrated stops the start (one line, from the store).
+  const store = await openConfiguredStore(config, options.now === undefined ? {} : { now: options.now });
+  const claims = new ClaimKeeper({ store, claimAfterSeconds: config.claims.claimAfterSeconds, logger: logger.child({ module: 'claims' }), ...(options.touchIntervalMs === undefined ? {} : { touchIntervalMs: options.touchIntervalMs }) });
+  try {
+    return await startWith(config, logger, claims);
+  } catch (err) {
+    await claims.close();
+    throw err;
+  }
+}
+
+async function startWith(config: Config, logger: Logger, claims: ClaimKeeper): Promise<RegistryServer> {
   const { limits } = config;
   const peers = new PeerTable<Connection>(limits.maxPeers);
   const budgets = new Budgets(limits);
@@ -58,11 +83,23 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
   });
   // Event fan-out takes its slices of the same turns as requests (see fair-scheduler.ts).
   const hub = new EventHub({ batchMs: limits.eventBatchMs, slices: scheduler });
-  const registrar = new Registrar(peers, hub, budgets, scheduler);
+  const registrar = new Registrar(peers, hub, budgets, scheduler, { keeper: claims, requireAddressProof: config.claims.requireAddressProof });
   const output = new OutputBudget(limits.maxOutputBytes);
   const pendingLine = new PendingLine(limits.maxPendingConnections);
   const refusals = new RefusalSummary(logger, config.logSummarySeconds);
-  const connections = new OpenConnections({ limits, logger, budgets, scheduler, hub, registrar, output, pendingLine, refusals, onion: () => watcher.address });
+  const connections = new OpenConnections({
+    limits,
+    logger,
+    budgets,
+    scheduler,
+    hub,
+    registrar,
+    output,
+    pendingLine,
+    refusals,
+    onion: () => watcher.address,
+    helloLimits: helloLimits(config),
+  });
   const dispatcher = new Dispatcher({ limits, budgets, peers, hub, registrar, connections });
   const admission = new HttpAdmission({ limits, logger, connections, pendingLine, refusals, health: () => ({ onion: watcher.address, peers: peers.size }) });
   const heartbeats = new Heartbeats(connections, limits.heartbeatSeconds * 1000);
@@ -94,6 +131,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Regis
         await closed;
         clearTimeout(grace);
         refusals.close();
+        await claims.close(); // after every connection's last-seen was queued
       })();
       return closing;
     },

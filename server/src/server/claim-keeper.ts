@@ -1,0 +1,275 @@
+/**
+ * The claims of live registrations (PROTOCOL.md revision 2, "Claims" and "Address proof"), between
+ * the registrar and the claim store. The store decides every conflict inside its writes; this part
+ * decides when to write:
+ *  - at register: the store's conflicts (NICKNAME_TAKEN, ADDRESS_TAKEN), then one write, so that a
+ *    store that cannot be written answers UNAVAILABLE before anything changed: the claim itself
+ *    when ClaimAfterSeconds is 0 or the key holds this binding already (a refresh), else a touch;
+ *  - after ClaimAfterSeconds of uninterrupted registration: the claim, then `claimed`;
+ *  - last-seen: every registration that ends is touched (batched), and every live one each
+ *    touch interval (at most 10 minutes, as the protocol requires);
+ *  - expired claims are purged in the background.
+ * Lookups and lists never come here: the live peer table is memory only.
+ */
+import type { ClaimInfo } from '../protocol/messages.js';
+import type { Claim, ClaimOutcome, ClaimRequest, ClaimStore, KeyId } from '../store/claim-store.js';
+import { isStoreError } from '../store/store-error.js';
+import { CLAIM_REFUSALS, unavailable } from './claim-refusals.js';
+import type { Connection } from './connection.js';
+import type { Logger } from './logger.js';
+import { nicknameKey, type PeerEntry } from './peer-table.js';
+import { refuse } from './refusals.js';
+
+type Entry = PeerEntry<Connection>;
+
+export interface ClaimKeeperOptions {
+  readonly store: ClaimStore;
+  readonly claimAfterSeconds: number;
+  readonly logger: Logger;
+  /** How often live registrations are touched; at most 10 minutes (PROTOCOL.md). */
+  readonly touchIntervalMs?: number;
+  /** How often expired claims are purged. */
+  readonly purgeIntervalMs?: number;
+}
+
+/** What the keeper remembers of a live registration. */
+interface Tracked {
+  /** When the key's uninterrupted registration on this binding began (Date.now()). */
+  since: number;
+  /** Its delayed claim (or the retry of one), while armed. */
+  timer: NodeJS.Timeout | undefined;
+  /** The key holds a claim on this binding (no delayed claim is needed). */
+  claimed: boolean;
+}
+
+const DEFAULT_TOUCH_INTERVAL_MS = 5 * 60_000;
+const DEFAULT_PURGE_INTERVAL_MS = 60 * 60_000;
+/** When the store gave no retryAfterMs. */
+const DEFAULT_RETRY_MS = 1_000;
+
+export function claimInfo(claim: Claim): ClaimInfo {
+  return { until: new Date(claim.expiresAt).toISOString() };
+}
+
+function sameBinding(claim: { readonly nickname: string; readonly address: string }, entry: Entry): boolean {
+  return claim.address === entry.peer.address && nicknameKey(claim.nickname) === nicknameKey(entry.peer.nickname);
+}
+
+export class ClaimKeeper {
+  private readonly store: ClaimStore;
+  private readonly claimAfterMs: number;
+  private readonly logger: Logger;
+  private readonly tracked = new Map<Entry, Tracked>();
+  /** Keys whose registration ended and whose last-seen is not written yet. */
+  private readonly departed = new Set<KeyId>();
+  private flushScheduled = false;
+  private failing = false;
+  private readonly touchTimer: NodeJS.Timeout;
+  private readonly purgeTimer: NodeJS.Timeout;
+  private closed: Promise<void> | undefined;
+
+  constructor(options: ClaimKeeperOptions) {
+    this.store = options.store;
+    this.claimAfterMs = options.claimAfterSeconds * 1000;
+    this.logger = options.logger;
+    this.touchTimer = setInterval(() => this.touchLive(), options.touchIntervalMs ?? DEFAULT_TOUCH_INTERVAL_MS).unref();
+    this.purgeTimer = setInterval(() => this.purge(), options.purgeIntervalMs ?? DEFAULT_PURGE_INTERVAL_MS).unref();
+    this.purge();
+  }
+
+  /**
+   * Before a verified registration enters the table: resolves with the claim the key holds on this
+   * nickname and address (made now when ClaimAfterSeconds is 0), or null. Rejects with the
+   * RegistryError to answer (NICKNAME_TAKEN, ADDRESS_TAKEN, UNAVAILABLE), having changed nothing.
+   */
+  async prepare(entry: Entry): Promise<Claim | null> {
+    try {
+      if (this.claimAfterMs === 0) return this.accepted(entry, await this.store.claim(this.requestOf(entry)));
+      return await this.checkAndTouch(entry);
+    } catch (err) {
+      throw this.failure(err);
+    }
+  }
+
+  /** The registration entered the table (replacing `replaced`): its delayed claim is armed. */
+  entered(entry: Entry, held: Claim | null, replaced: readonly Entry[]): void {
+    const tracked: Tracked = { since: Date.now(), timer: undefined, claimed: held !== null };
+    // The same key on the same binding, reconnected: its registration was not interrupted.
+    for (const old of replaced) {
+      const before = this.tracked.get(old);
+      if (before !== undefined && old.keyId === entry.keyId && sameBinding(old.peer, entry)) tracked.since = Math.min(tracked.since, before.since);
+    }
+    this.tracked.set(entry, tracked);
+    if (!tracked.claimed) this.arm(entry, tracked);
+  }
+
+  /** The registration left the table (unregister, close, replaced, evicted): its last-seen is written. */
+  left(entry: Entry): void {
+    const tracked = this.tracked.get(entry);
+    if (tracked === undefined) return;
+    clearTimeout(tracked.timer);
+    this.tracked.delete(entry);
+    this.departed.add(entry.keyId);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.touchLive(false);
+    });
+  }
+
+  /**
+   * `unregister` with `release`: deletes the key's claim. Rejects with UNAVAILABLE, the claim and
+   * the registration unchanged, when the store cannot be written.
+   */
+  async release(entry: Entry): Promise<void> {
+    const tracked = this.tracked.get(entry);
+    if (tracked !== undefined) {
+      clearTimeout(tracked.timer);
+      tracked.timer = undefined;
+    }
+    try {
+      await this.store.releaseKey(entry.keyId);
+      this.healthy();
+    } catch (err) {
+      if (tracked !== undefined && this.tracked.get(entry) === tracked && !tracked.claimed) this.arm(entry, tracked);
+      throw this.failure(err);
+    }
+  }
+
+  /**
+   * A claim made for a registration that then could not enter the table (the table changed while
+   * the store wrote) is deleted again, when it was made just now.
+   */
+  abandon(entry: Entry, claim: Claim | null): void {
+    if (claim === null || claim.claimedAt !== claim.lastSeenAt) return;
+    this.store.releaseKey(entry.keyId).then(
+      () => undefined,
+      (err: unknown) => this.logger.warn({ err }, 'could not delete the claim of a registration that did not complete'),
+    );
+  }
+
+  /** Stops the timers, writes the last-seen of every registration that ended, and closes the store. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      clearInterval(this.touchTimer);
+      clearInterval(this.purgeTimer);
+      for (const tracked of this.tracked.values()) clearTimeout(tracked.timer);
+      await this.touch([...this.departed, ...[...this.tracked.keys()].map((entry) => entry.keyId)]);
+      this.departed.clear();
+      this.tracked.clear();
+      await this.store.close();
+    })();
+    return this.closed;
+  }
+
+  private requestOf(entry: Entry): ClaimRequest {
+    const verified = entry.peer.addressVerified;
+    return { keyId: entry.keyId, publicKeyDer: entry.keyDer, nickname: entry.peer.nickname, address: entry.peer.address, addressVerified: verified, displaceUnverified: verified };
+  }
+
+  /** The claim of a `claimed` outcome; a conflict is the refusal to answer. */
+  private accepted(entry: Entry, outcome: ClaimOutcome): Claim {
+    this.healthy();
+    if (outcome.kind === 'claimed') return outcome.claim;
+    if (outcome.kind === 'nickname-taken') throw refuse(CLAIM_REFUSALS.nicknameClaimed(entry.peer.nickname, outcome.holder.expiresAt));
+    throw refuse(this.addressRefusal(entry, outcome.holder));
+  }
+
+  private addressRefusal(entry: Entry, holder: Claim): (typeof CLAIM_REFUSALS)['addressVerifiedElsewhere'] | ReturnType<(typeof CLAIM_REFUSALS)['addressClaimed']> {
+    return holder.addressVerified && !entry.peer.addressVerified ? CLAIM_REFUSALS.addressVerifiedElsewhere : CLAIM_REFUSALS.addressClaimed(holder.expiresAt);
+  }
+
+  /** ClaimAfterSeconds > 0: the store's conflicts, then one write (a refresh, or a touch). */
+  private async checkAndTouch(entry: Entry): Promise<Claim | null> {
+    const { byNickname, byAddress, byKey } = await this.store.findForRegistration({ keyId: entry.keyId, nickname: entry.peer.nickname, address: entry.peer.address });
+    if (byNickname !== null && byNickname.keyId !== entry.keyId) throw refuse(CLAIM_REFUSALS.nicknameClaimed(entry.peer.nickname, byNickname.expiresAt));
+    let displaced: Claim | null = null;
+    if (byAddress !== null && byAddress.keyId !== entry.keyId) {
+      // A valid proof takes the address from an unverified claim; nothing takes a verified one.
+      if (!entry.peer.addressVerified || byAddress.addressVerified) throw refuse(this.addressRefusal(entry, byAddress));
+      displaced = byAddress;
+    }
+    if (byKey !== null && sameBinding(byKey, entry)) return this.accepted(entry, await this.store.claim(this.requestOf(entry)));
+    const writes: Promise<unknown>[] = [this.store.touch([entry.keyId])];
+    if (displaced !== null) writes.push(this.store.releaseKey(displaced.keyId));
+    await Promise.all(writes);
+    this.healthy();
+    return null;
+  }
+
+  private arm(entry: Entry, tracked: Tracked, delayMs = Math.max(0, tracked.since + this.claimAfterMs - Date.now())): void {
+    clearTimeout(tracked.timer);
+    tracked.timer = setTimeout(() => void this.claimLater(entry, tracked), delayMs).unref();
+  }
+
+  /** The delayed claim; retried while the registration lives and the store cannot be written. */
+  private async claimLater(entry: Entry, tracked: Tracked): Promise<void> {
+    tracked.timer = undefined;
+    let outcome: ClaimOutcome;
+    try {
+      outcome = await this.store.claim(this.requestOf(entry));
+      this.healthy();
+    } catch (err) {
+      const failure = this.failure(err);
+      if (this.tracked.get(entry) === tracked) this.arm(entry, tracked, failure.retryAfterMs ?? DEFAULT_RETRY_MS);
+      if (!isStoreError(err, 'STORE_UNAVAILABLE')) this.logger.error({ err }, 'delayed claim failed');
+      return;
+    }
+    tracked.claimed = true;
+    if (outcome.kind !== 'claimed') {
+      // Another key's claim got there first (an operator released this one meanwhile, say).
+      entry.owner.log.debug({ outcome: outcome.kind }, 'delayed claim refused');
+      return;
+    }
+    if (this.tracked.get(entry) === tracked) entry.owner.send({ type: 'claimed', claim: claimInfo(outcome.claim) });
+  }
+
+  /** Touches every live registration (and the departed ones not written yet). */
+  private touchLive(all = true): void {
+    const ids = new Set(this.departed);
+    this.departed.clear();
+    if (all) for (const entry of this.tracked.keys()) ids.add(entry.keyId);
+    void this.touch([...ids]);
+  }
+
+  private async touch(ids: readonly KeyId[]): Promise<void> {
+    if (ids.length === 0) return;
+    try {
+      await this.store.touch(ids);
+      this.healthy();
+    } catch (err) {
+      // Kept for the next interval: a failed touch must not shorten a claim for long.
+      for (const id of ids) this.departed.add(id);
+      this.failure(err);
+    }
+  }
+
+  private purge(): void {
+    this.store.purgeExpired().then(
+      (purged) => {
+        if (purged > 0) this.logger.info({ purged }, 'expired claims purged');
+      },
+      (err: unknown) => void this.failure(err),
+    );
+  }
+
+  /**
+   * A store failure as the refusal to answer (UNAVAILABLE); logged once when the store starts
+   * failing, not once per request. Anything else is returned as it is (a bug, or a protocol refusal).
+   */
+  private failure(err: unknown): Error & { retryAfterMs?: number | null } {
+    if (!isStoreError(err, 'STORE_UNAVAILABLE') && !isStoreError(err, 'STORE_CLOSED')) return err instanceof Error ? err : new Error(String(err));
+    if (!this.failing) {
+      this.failing = true;
+      this.logger.error({ err }, 'the claim store cannot be written: registrations answer UNAVAILABLE until it can');
+    }
+    return unavailable(err.retryAfterMs ?? DEFAULT_RETRY_MS);
+  }
+
+  private healthy(): void {
+    if (!this.failing) return;
+    this.failing = false;
+    this.logger.info('the claim store can be written again');
+  }
+}
