@@ -14,6 +14,8 @@ export const CloseCode = {
   POLICY_VIOLATION: 1008,
   MESSAGE_TOO_BIG: 1009,
   REPLACED: 4001,
+  /** rev 2: the address was proven by its owner; this unverified holder is closed. */
+  EVICTED: 4002,
 } as const;
 
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
@@ -57,6 +59,12 @@ export const ERROR_CATALOG = {
   REGISTRY_FULL: protocol('the registry is full, try again later'),
   RATE_LIMITED: protocol('too many requests: slow down and retry'),
   INTERNAL: protocol('internal error'),
+  // -- rev 2 codes the peer client reads (added on the peer branch; the server branch adds the
+  // same rows with the server side of revision 2: keep one copy of each at merge) --
+  BAD_ADDRESS_PROOF: protocol('addressProof does not verify for this address, challenge and publicKey'),
+  ADDRESS_PROOF_REQUIRED: protocol('this registry requires an address proof: register with the onion service key (--onion-key)'),
+  UNAVAILABLE: protocol('the registry cannot serve this request right now; nothing was changed: retry later'),
+  // -- end of the peer branch's rev 2 protocol codes --
 
   // ---- raised by the peer client library ----
   BAD_URL: local('client', 'the registry URL must be ws://<host>:<port>/'),
@@ -69,6 +77,7 @@ export const ERROR_CATALOG = {
   CONNECTION_CLOSED: local('client', 'the connection to the registry closed'),
   TIMEOUT: local('client', 'no answer from the registry in time: retry'),
   REPLACED: local('client', 'another connection registered with this key, and the registry closed this one'),
+  EVICTED: local('client', "the onion address's owner proved it, and the registry closed this unverified registration"),
   RECONNECT_FAILED: local('client', 'gave up reconnecting to the registry'),
   CLOSED: local('client', 'the client is closed'),
 
@@ -107,6 +116,9 @@ export const ERROR_CATALOG = {
   KEY_INVALID: local('identity', 'the key file does not hold a PEM private key'),
   KEY_NOT_ED25519: local('identity', 'the key file holds a key that is not Ed25519'),
   KEY_WRITE_FAILED: local('identity', 'the key file cannot be written: check the folder and its permissions'),
+  ONION_KEY_UNREADABLE: local('identity', "the onion service key (tor's hs_ed25519_secret_key) cannot be read: check the path and that this user may read it"),
+  ONION_KEY_INVALID: local('identity', "the file is not tor's hs_ed25519_secret_key (a 32-byte header, then the 64-byte expanded key)"),
+  ONION_KEY_MISMATCH: local('identity', 'the onion service key is not the key of this address: pass the hs_ed25519_secret_key of --address'),
 
   // ---- raised by the claim store (server/src/store) ----
   STORE_UNAVAILABLE: local('store', 'the claim store cannot be written right now; nothing was changed: retry later'),
