@@ -105,9 +105,15 @@ describe('onion key: tor hs_ed25519_secret_key', () => {
     expect(missing.message).toContain('ENOENT');
     expect(missing.message).toContain('HiddenServiceDir');
 
+    const folder = await codeOf(loadOnionKey(tmpdir()));
+    expect(folder.code).toBe('ONION_KEY_UNREADABLE');
+    expect(folder.message).toContain('EISDIR');
+  });
+
+  it("says to run as tor's user when the file may not be read", async (context) => {
+    if (process.getuid?.() === 0) context.skip(); // root reads it anyway
     const path = await keyFile(torKey().file);
     await chmod(path, 0o000);
-    if (process.getuid?.() === 0) return; // root reads it anyway
     const denied = await codeOf(loadOnionKey(path));
     expect(denied.code).toBe('ONION_KEY_UNREADABLE');
     expect(denied.message).toContain('the user tor runs as');
