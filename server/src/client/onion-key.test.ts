@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,23 +6,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RegistryError } from '../protocol/errors.js';
 import { onionAddressFromPublicKey, parseOnionAddress } from '../protocol/onion-address.js';
 import { addressProofPayload, publicKeyDigest, signAddressProof } from './address-proof.js';
-import { loadOnionKey, onionKeyFromBytes, onionKeyHeader } from './onion-key.js';
+import { torOnionKey as torKey } from '../../../test/support/tor-onion-key.js';
+import { loadOnionKey, onionKeyFromBytes } from './onion-key.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) await cleanup();
 });
-
-/** A key made by node, and the bytes tor would write for it: header || clamp(SHA-512(seed)[0..32]) || SHA-512(seed)[32..64]. */
-function torKey(): { privateKey: KeyObject; publicKey: KeyObject; raw: Buffer; file: Buffer } {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const seed = privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(-32);
-  const expanded = createHash('sha512').update(seed).digest();
-  expanded[0] = (expanded[0] as number) & 248;
-  expanded[31] = ((expanded[31] as number) & 127) | 64;
-  const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
-  return { privateKey, publicKey, raw, file: Buffer.concat([onionKeyHeader(), expanded]) };
-}
 
 async function keyFile(bytes: Uint8Array): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'onion-key-test-'));

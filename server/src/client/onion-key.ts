@@ -32,11 +32,8 @@ export interface OnionKey {
 }
 
 /** The file's header as tor writes it. */
-export function onionKeyHeader(): Buffer {
-  const header = Buffer.alloc(HEADER_BYTES);
-  header.write(HEADER_TEXT, 'ascii');
-  return header;
-}
+const HEADER = Buffer.alloc(HEADER_BYTES);
+HEADER.write(HEADER_TEXT, 'ascii');
 
 function sha512Scalar(...parts: Uint8Array[]): bigint {
   const hash = createHash('sha512');
@@ -80,7 +77,7 @@ export function onionKeyFromBytes(bytes: Uint8Array, source = 'the onion key'): 
   if (bytes.length !== ONION_KEY_FILE_BYTES) {
     throw new RegistryError('ONION_KEY_INVALID', `${source} has ${bytes.length} bytes, tor's hs_ed25519_secret_key has ${ONION_KEY_FILE_BYTES}: ${what}`);
   }
-  if (!Buffer.from(bytes.subarray(0, HEADER_BYTES)).equals(onionKeyHeader())) {
+  if (!Buffer.from(bytes.subarray(0, HEADER_BYTES)).equals(HEADER)) {
     throw new RegistryError('ONION_KEY_INVALID', `${source} does not start with tor's header "${HEADER_TEXT}": ${what} (not hs_ed25519_public_key or a PEM key)`);
   }
   const expanded = bytes.subarray(HEADER_BYTES);
