@@ -2,14 +2,16 @@
  * Test support: a fake registry that speaks PROTOCOL.md revision 2 (or, with `revision: 1`, only
  * revision 1) over a real WebSocket on 127.0.0.1:0, for the peer client's tests while the real
  * server does not (yet) do everything. It checks what a client sends (signature and address
- * proof), answers as told, and records every request; a test scripts the rest through `reply`
- * and `send`.
+ * proof), answers as told, and records every request; a test scripts the rest through
+ * `responders` and `send`. Its hello and its own answers are checked against docs/asyncapi.yaml,
+ * so it speaks the documented frames; scripted ones are sent as given (tests send odd ones).
  */
 import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { parseOnionAddress } from '../../server/src/protocol/onion-address.js';
 import { registrationPayload } from '../../server/src/protocol/signing.js';
+import { checkServerMessage } from './message-schemas.js';
 
 export type FakeFrame = Record<string, unknown>;
 
@@ -57,10 +59,16 @@ function signatureVerifies(request: FakeFrame, challenge: string): boolean {
   return verify(null, payload, createPublicKey(publicKey), Buffer.from(signature, 'base64'));
 }
 
+function checked(frame: FakeFrame): FakeFrame {
+  checkServerMessage(frame);
+  return frame;
+}
+
 export class FakeRegistry {
   readonly connections: FakeConnection[] = [];
   /** Scripted answers, tried first; one that answers undefined leaves it to the default. */
   readonly responders: Responder[] = [];
+  private readonly failures: Error[] = [];
   private readonly wss: WebSocketServer;
 
   private constructor(
@@ -97,9 +105,11 @@ export class FakeRegistry {
     connection.ws.send(JSON.stringify(frame));
   }
 
-  close(): Promise<void> {
+  /** Stops the fake; throws the first failure of its own (e.g. a frame the schemas refuse). */
+  async close(): Promise<void> {
     for (const client of this.wss.clients) client.terminate();
-    return new Promise((resolve) => this.wss.close(() => resolve()));
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    if (this.failures.length > 0) throw this.failures[0];
   }
 
   private accept(ws: WebSocket): void {
@@ -109,15 +119,24 @@ export class FakeRegistry {
     const rev2 = this.options.revision !== 1;
     const limits = rev2 ? { ...REV2_LIMITS, claimAfterSeconds: this.options.claimAfterSeconds ?? 600 } : { maxMessageBytes: 16_384 };
     const features = rev2 ? { features: ['claims', 'address-proof'] } : {};
-    ws.send(JSON.stringify({ type: 'hello', protocol: 1, challenge: connection.challenge, onion: null, ...features, limits }));
+    ws.send(JSON.stringify(checked({ type: 'hello', protocol: 1, challenge: connection.challenge, onion: null, ...features, limits })));
     ws.on('message', (data) => {
-      const request = JSON.parse(String(data)) as FakeFrame;
-      connection.requests.push(request);
-      let answer: FakeFrame | undefined;
-      for (const responder of this.responders) answer ??= responder(request, connection);
-      answer ??= this.answer(request, connection);
-      ws.send(JSON.stringify({ ...answer, id: request.id ?? null }));
+      try {
+        this.onRequest(connection, JSON.parse(String(data)) as FakeFrame);
+      } catch (err) {
+        // Surfaced by close(): a fake that cannot answer must fail the test, not hang it.
+        this.failures.push(err as Error);
+        ws.close(1011, 'fake registry failed');
+      }
     });
+  }
+
+  private onRequest(connection: FakeConnection, request: FakeFrame): void {
+    connection.requests.push(request);
+    let answer: FakeFrame | undefined;
+    for (const responder of this.responders) answer ??= responder(request, connection);
+    const id = request.id ?? null;
+    connection.ws.send(JSON.stringify(answer === undefined ? checked({ ...this.answer(request, connection), id }) : { ...answer, id }));
   }
 
   private answer(request: FakeFrame, connection: FakeConnection): FakeFrame {
@@ -134,7 +153,7 @@ export class FakeRegistry {
           nickname: request.nickname,
           address: onion.ok ? onion.address : request.address,
           port: request.port,
-          publicKey: request.publicKey,
+          publicKey: String(request.publicKey).trimEnd(),
           keyType: 'ed25519',
           registeredAt: new Date().toISOString(),
           ...(rev2 ? { addressVerified: proven } : {}),
