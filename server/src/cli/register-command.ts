@@ -117,6 +117,10 @@ export async function registerCommand(args: ParsedArgs, io: ClientIo): Promise<n
     if (!common.json) io.stdout.write(`${claimLine(client.hello, claim)}\n`);
     else if (!watch) io.stdout.write(json({ type: 'claimed', claim }));
   });
+  client.on('reconnected', ({ registered }) => {
+    // Registered again on a new connection: its claim may differ (held now, or not yet).
+    if (registered !== null && !common.json) io.stdout.write(`${claimLine(client.hello, registered.claim)}\n`);
+  });
   if (watch) {
     try {
       await client.subscribe();

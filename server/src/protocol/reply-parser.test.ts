@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { REV2_LIMITS } from '../../../test/support/fake-registry.js';
 import { RegistryError } from './errors.js';
 import { decodeFrame, expectPeer, expectPeerPage, expectRegistered, readEvent, readHello, readPeer, readRefusal, type Frame } from './reply-parser.js';
 
@@ -14,16 +15,6 @@ const peer = {
 } as const;
 /** What the parser makes of `peer`, a peer object without rev 2's addressVerified. */
 const parsed = { ...peer, addressVerified: false };
-
-const revision2Limits = {
-  maxMessageBytes: 16_384,
-  heartbeatSeconds: 30,
-  requestsPerSecond: 20,
-  requestBurst: 40,
-  maxListLimit: 1000,
-  claimDays: 30,
-  claimAfterSeconds: 600,
-};
 
 const hello = { type: 'hello', protocol: 1, challenge: 'c', onion: null, limits: { maxMessageBytes: 2048 } };
 
@@ -58,9 +49,9 @@ describe('reply parser: hello', () => {
   });
 
   it("reads a revision-2 hello's features and limits, ignoring limits and features it does not know", () => {
-    const rev2 = readHello({ ...hello, features: ['claims', 'address-proof', 7, 'later'], limits: { ...revision2Limits, later: 1, claimDays: '30' } });
+    const rev2 = readHello({ ...hello, features: ['claims', 'address-proof', 7, 'later'], limits: { ...REV2_LIMITS, later: 1, claimDays: '30' } });
     expect(rev2?.features).toEqual(['claims', 'address-proof', 'later']);
-    const { claimDays: _claimDays, ...known } = revision2Limits;
+    const { claimDays: _claimDays, ...known } = REV2_LIMITS;
     expect(rev2?.limits).toEqual(known);
     expect(rev2?.maxMessageBytes).toBe(16_384);
   });
