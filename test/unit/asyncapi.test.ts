@@ -87,9 +87,10 @@ describe('docs/asyncapi.yaml', () => {
     const codes = at(document, 'components', 'schemas', 'ErrorCode', 'enum') as string[];
     const planned = at(document, 'components', 'schemas', 'ErrorCode', 'x-planned') as string[];
     expect(new Set(codes).size).toBe(codes.length);
-    expect([...codes].sort()).toEqual([...Object.values(ErrorCode), ...planned].sort());
+    const serverCodes = Object.values(ErrorCode) as string[];
+    expect([...codes].sort()).toEqual([...serverCodes, ...planned].sort());
     // A planned code the server has since implemented means the docs still call it planned.
-    expect(planned.filter((code) => (Object.values(ErrorCode) as string[]).includes(code))).toEqual([]);
+    expect(planned.filter((code) => serverCodes.includes(code))).toEqual([]);
   });
 
   it('carries a register example signed over the hello example\'s challenge, a test vector that PROTOCOL.md repeats', () => {

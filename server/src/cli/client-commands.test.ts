@@ -11,6 +11,8 @@ import { CLIENT_FLAGS, CLIENT_OPTIONS, runClientCommand, type ClientIo } from '.
 import { createIdentity } from '../client/identity.js';
 import { RegistryClient } from '../client/registry-client.js';
 import { waitUntil } from '../../../test/support/wait.js';
+import { addressProofVerifies, FakeRegistry, type FakeFrame, type FakeRegistryOptions } from '../../../test/support/fake-registry.js';
+import { torOnionKey, writeTorOnionKey } from '../../../test/support/tor-onion-key.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -269,5 +271,135 @@ describe('p2p-registry client: usage and failures', () => {
     expect(await main(['peers'])).toBe(2);
     expect(err).toContain('no registry given');
     expect(err).toContain('register --nickname <name>');
+  });
+});
+
+// ---- revision 2: --onion-key, the claim, release (against the fake rev-2 registry) ----
+
+async function startFake(options: FakeRegistryOptions = {}): Promise<FakeRegistry> {
+  const fake = await FakeRegistry.start(options);
+  cleanups.push(() => fake.close());
+  return fake;
+}
+
+/** A tor-format onion key file in a temp dir. */
+async function onionKeyFile(): Promise<{ path: string; address: string; dir: string }> {
+  const dir = await tempDir();
+  const key = torOnionKey();
+  return { path: writeTorOnionKey(dir, key), address: key.address, dir };
+}
+
+describe('p2p-registry register, revision 2', () => {
+  it('proves the address with --onion-key, taking --address from the key, and shows the claim when it is made', async () => {
+    const fake = await startFake({ claimAfterSeconds: 600 });
+    const onion = await onionKeyFile();
+    const r = captureIo();
+    const exit = run(['register', '--registry', fake.url, '--nickname', 'alice', '--port', '5050', '--onion-key', onion.path, '--key', join(onion.dir, 'k.pem')], r.io);
+    await waitFor(() => r.out().includes('no claim yet'), 'the registration');
+    expect(r.err()).toContain(`using the onion service key in ${onion.path} (${onion.address})`);
+    expect(r.out()).toBe(`registered alice at ${onion.address}:5050 (address verified)\nno claim yet (made after 600 s)\n`);
+    const [request] = fake.requestsOf('register');
+    expect(request).toMatchObject({ address: onion.address });
+    expect(addressProofVerifies(request as FakeFrame, fake.latest.challenge)).toBe(true);
+
+    fake.send({ type: 'claimed', claim: { until: '2030-01-01T00:00:00.000Z' } });
+    await waitFor(() => r.out().includes('claim until'), 'the claimed line');
+    expect(r.out()).toContain('\nclaim until 2030-01-01T00:00:00.000Z\n');
+    r.stop.abort();
+    expect(await exit).toBe(0);
+    expect(fake.requestsOf('unregister')).toEqual([]);
+  });
+
+  it('prints the claim as JSON with --json: in the registered line, then a claimed line', async () => {
+    const fake = await startFake();
+    const r = captureIo();
+    const exit = run(['register', '--registry', fake.url, '--nickname', 'alice', '--address', randomOnion(), '--port', '1', '--key', join(await tempDir(), 'k.pem'), '--json'], r.io);
+    await waitFor(() => r.out().includes('"registered"'), 'the registration');
+    fake.send({ type: 'claimed', claim: { until: '2030-01-01T00:00:00.000Z' } });
+    await waitFor(() => r.out().includes('"claimed"'), 'the claimed line');
+    const lines = r.out().trimEnd().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines[0]).toMatchObject({ type: 'registered', claim: null, peer: { nickname: 'alice', addressVerified: false } });
+    expect(lines[1]).toEqual({ type: 'claimed', claim: { until: '2030-01-01T00:00:00.000Z' } });
+    r.stop.abort();
+    expect(await exit).toBe(0);
+  });
+
+  it('says a revision-1 registry keeps no claims', async () => {
+    const fake = await startFake({ revision: 1 });
+    const r = captureIo();
+    const exit = run(['register', '--registry', fake.url, '--nickname', 'alice', '--address', randomOnion(), '--port', '1', '--key', join(await tempDir(), 'k.pem')], r.io);
+    await waitFor(() => r.out().includes('no claim'), 'the registration');
+    expect(r.out()).toContain('no claim: this registry keeps none (revision 1)');
+    r.stop.abort();
+    expect(await exit).toBe(0);
+  });
+
+  it('refuses an --onion-key that is not the key of --address, before registering (exit 1)', async () => {
+    const fake = await startFake();
+    const onion = await onionKeyFile();
+    const other = randomOnion();
+    const r = captureIo();
+    expect(await run(['register', '--registry', fake.url, '--nickname', 'a', '--address', other, '--port', '1', '--onion-key', onion.path, '--key', join(onion.dir, 'k.pem')], r.io)).toBe(1);
+    expect(r.err()).toContain(`is the key of ${onion.address}, not of --address ${other}`);
+    expect(fake.connections).toEqual([]);
+  });
+
+  it('says what to pass when --onion-key is not a tor key file (exit 1)', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'hs_ed25519_public_key');
+    await writeFile(path, Buffer.alloc(64));
+    const r = captureIo();
+    expect(await run(['register', '--registry', 'ws://127.0.0.1:1/', '--nickname', 'a', '--port', '1', '--onion-key', path], r.io)).toBe(1);
+    expect(r.err()).toContain("tor's hs_ed25519_secret_key has 96");
+  });
+
+  it('releases the claim on Ctrl-C with --release-on-exit', async () => {
+    const fake = await startFake();
+    const address = randomOnion();
+    const r = captureIo();
+    const exit = run(['register', '--registry', fake.url, '--nickname', 'alice', '--address', address, '--port', '1', '--key', join(await tempDir(), 'k.pem'), '--release-on-exit'], r.io);
+    await waitFor(() => r.err().includes('release the claim'), 'the registration');
+    r.stop.abort();
+    expect(await exit).toBe(0);
+    expect(fake.requestsOf('unregister')).toEqual([expect.objectContaining({ release: true })]);
+    expect(r.out()).toContain(`released: this key's claim is deleted, alice and ${address} are free`);
+  });
+
+  it('explains UNAVAILABLE with how long to wait (exit 1)', async () => {
+    const fake = await startFake();
+    fake.responders.push((request) => (request.type === 'register' ? { type: 'error', code: 'UNAVAILABLE', message: 'the claim store is unreachable', retryAfterMs: 2100 } : undefined));
+    const r = captureIo();
+    expect(await run(['register', '--registry', fake.url, '--nickname', 'a', '--address', randomOnion(), '--port', '1', '--key', join(await tempDir(), 'k.pem')], r.io)).toBe(1);
+    expect(r.err()).toContain('UNAVAILABLE: the claim store is unreachable: retry in 3 s');
+  });
+});
+
+describe('p2p-registry release', () => {
+  it('registers once, then leaves with release, and exits 0', async () => {
+    const fake = await startFake();
+    const onion = await onionKeyFile();
+    const r = captureIo();
+    expect(await run(['release', '--registry', fake.url, '--nickname', 'alice', '--port', '1', '--onion-key', onion.path, '--key', join(onion.dir, 'k.pem')], r.io)).toBe(0);
+    expect(fake.requestsOf('register')).toHaveLength(1);
+    expect(fake.requestsOf('unregister')).toEqual([expect.objectContaining({ release: true })]);
+    expect(r.out()).toContain(`released: this key's claim is deleted, alice and ${onion.address} are free`);
+  });
+
+  it('works against the real registry too', async () => {
+    const url = await startRegistry();
+    const r = captureIo();
+    expect(await run(['release', '--registry', url, '--nickname', 'alice', '--address', randomOnion(), '--port', '1', '--key', join(await tempDir(), 'k.pem'), '--json'], r.io)).toBe(0);
+    expect(JSON.parse(r.out().trimEnd().split('\n').at(-1) as string)).toMatchObject({ type: 'released', nickname: 'alice' });
+  });
+
+  it.each([
+    [['release', '--registry', 'ws://127.0.0.1:1/', '--nickname', 'a', '--port', '1'], '--address'],
+    [['release', '--registry', 'ws://127.0.0.1:1/', '--nickname', 'a', '--address', randomOnion(), '--port', '1', '--watch'], 'does not apply'],
+    [['peers', '--registry', 'ws://127.0.0.1:1/', '--release-on-exit'], 'does not apply'],
+    [['peers', '--registry', 'ws://127.0.0.1:1/', '--onion-key', 'x'], 'does not apply'],
+  ])('%j is a usage error mentioning %s', async (argv, text) => {
+    const failure = run(argv, captureIo().io);
+    await expect(failure).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(failure).rejects.toThrow(text);
   });
 });

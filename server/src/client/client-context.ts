@@ -1,7 +1,10 @@
 /** The state that the client's parts share: one object, made by the client and passed to each part. */
 import type { EventEmitter } from 'node:events';
+import type { RegistryError } from '../protocol/errors.js';
 import type { PeerRecord } from '../protocol/messages.js';
+import type { Claim, Peer } from '../protocol/reply-parser.js';
 import type { RegistryClientEvents } from './events.js';
+import type { OnionKey } from './onion-key.js';
 import type { ClientSettings } from './options.js';
 import { PendingRequests } from './requests.js';
 import { SocksAgent } from './socks5.js';
@@ -10,7 +13,18 @@ import type { Connection } from './transport.js';
 export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
 /** What `register` sends besides the key and signature: the fields of the peer object it asks for. */
-export type Registration = Pick<PeerRecord, 'nickname' | 'address' | 'port'>;
+export interface Registration extends Pick<PeerRecord, 'nickname' | 'address' | 'port'> {
+  /**
+   * Rev 2: the key of the onion service at `address` (see loadOnionKey). The registration then
+   * carries an address proof, made again for every connection's challenge.
+   */
+  readonly onionKey?: OnionKey;
+}
+
+/** What `register` resolves with: the peer object, and the claim the key holds (rev 2; null: none yet). */
+export interface RegisteredPeer extends Peer {
+  readonly claim: Claim | null;
+}
 
 export interface ClientContext {
   readonly settings: ClientSettings;
@@ -22,16 +36,21 @@ export interface ClientContext {
   state: ClientState;
   /** The current connection, greeted or not yet; null while there is none. */
   connection: Connection | null;
-  /** The current connection's registration. */
-  peer: PeerRecord | null;
+  /** The current connection's registration, with its claim as last reported. */
+  peer: RegisteredPeer | null;
   /** The registration to restore after a reconnect. */
   wanted: Registration | null;
   /** Whether to subscribe again after a reconnect. */
   wantSubscribed: boolean;
   /** The registry said another connection registered our key: reconnecting would fight over it. */
   wasReplaced: boolean;
-  /** Attempts since the connection was lost, and the timer of the next one. */
-  readonly reconnect: { attempt: number; timer: NodeJS.Timeout | undefined };
+  /** Rev 2: the registry evicted us (the address's owner proved it), with its reason; null if not. */
+  evictedReason: string | null;
+  /**
+   * Attempts since the connection was lost, the timer of the next one, and the refusal that made
+   * the last attempt fail (its retryAfterMs, if any, is the least delay before the next).
+   */
+  readonly reconnect: { attempt: number; timer: NodeJS.Timeout | undefined; refusal: RegistryError | null };
 }
 
 export function createContext(settings: ClientSettings, events: EventEmitter<RegistryClientEvents>): ClientContext {
@@ -46,6 +65,7 @@ export function createContext(settings: ClientSettings, events: EventEmitter<Reg
     wanted: null,
     wantSubscribed: false,
     wasReplaced: false,
-    reconnect: { attempt: 0, timer: undefined },
+    evictedReason: null,
+    reconnect: { attempt: 0, timer: undefined, refusal: null },
   };
 }

@@ -4,9 +4,8 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { RegistryError } from '../protocol/errors.js';
-import type { PeerRecord } from '../protocol/messages.js';
-import type { RegistryEvent } from '../protocol/reply-parser.js';
-import type { ClientContext } from './client-context.js';
+import type { Claim, Peer, RegistryEvent } from '../protocol/reply-parser.js';
+import type { ClientContext, RegisteredPeer } from './client-context.js';
 
 export interface DisconnectInfo {
   readonly code: number;
@@ -25,15 +24,22 @@ export interface ReconnectedInfo {
   /** Attempts it took. */
   readonly attempt: number;
   /** The registration restored on the new connection, or null when there was none (or it was lost). */
-  readonly registered: PeerRecord | null;
+  readonly registered: RegisteredPeer | null;
   readonly subscribed: boolean;
 }
 
 export interface RegistryClientEvents {
-  peer_joined: [peer: PeerRecord];
+  peer_joined: [peer: Peer];
   peer_left: [nickname: string];
   /** Another connection registered with this client's key; the registry closes this one (4001). */
   replaced: [];
+  /** Rev 2: the claim on this registration's nickname and address was made (also in `registration.claim`). */
+  claimed: [claim: Claim];
+  /**
+   * Rev 2: the onion address's owner registered it with an address proof; the registry closes this
+   * connection (4002) and the client closes with EVICTED, without reconnecting.
+   */
+  evicted: [reason: string];
   /** Every event above, as one stream. */
   event: [event: RegistryEvent];
   disconnected: [info: DisconnectInfo];
@@ -48,13 +54,26 @@ export interface RegistryClientEvents {
 
 /** Emits a registry event under its own name, then as `event`. */
 export function emitRegistryEvent(ctx: ClientContext, event: RegistryEvent): void {
-  if (event.type === 'replaced') {
-    ctx.wasReplaced = true;
-    ctx.events.emit('replaced');
-  } else if (event.type === 'peer_joined') {
-    ctx.events.emit('peer_joined', event.peer);
-  } else {
-    ctx.events.emit('peer_left', event.nickname);
+  switch (event.type) {
+    case 'replaced':
+      ctx.wasReplaced = true;
+      ctx.events.emit('replaced');
+      break;
+    case 'evicted':
+      ctx.evictedReason = event.reason;
+      ctx.events.emit('evicted', event.reason);
+      break;
+    case 'claimed':
+      // A claim is about this connection's registration; without one there is nothing to update.
+      if (ctx.peer !== null) ctx.peer = { ...ctx.peer, claim: event.claim };
+      ctx.events.emit('claimed', event.claim);
+      break;
+    case 'peer_joined':
+      ctx.events.emit('peer_joined', event.peer);
+      break;
+    case 'peer_left':
+      ctx.events.emit('peer_left', event.nickname);
+      break;
   }
   ctx.events.emit('event', event);
 }

@@ -4,11 +4,13 @@
  * the built entry).
  */
 export { RegistryClient } from './registry-client.js';
-export type { ClientState, Registration } from './client-context.js';
+export type { ClientState, RegisteredPeer, Registration } from './client-context.js';
 export { DEFAULT_RECONNECT, type ReconnectOptions, type RegistryClientOptions } from './options.js';
 export { backoffDelay } from './reconnect.js';
 export type { DisconnectInfo, ReconnectedInfo, ReconnectingInfo, RegistryClientEvents } from './events.js';
-export type { Hello, PeerPage, RegistryEvent } from '../protocol/reply-parser.js';
+export type { Claim, Hello, HelloLimits, Peer, PeerPage, RegistryEvent } from '../protocol/reply-parser.js';
+export { loadOnionKey, onionKeyFromBytes, type OnionKey } from './onion-key.js';
+export { publicKeyDigest, signAddressProof } from './address-proof.js';
 export { createIdentity, identityFromPem, loadOrCreateIdentity, type LoadedIdentity, type PeerIdentity } from './identity.js';
 export {
   socksConnect,

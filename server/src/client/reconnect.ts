@@ -3,14 +3,13 @@
  * each one restoring the registration and the subscription before the client counts as reconnected.
  */
 import { CloseCode, ErrorCode, RegistryError } from '../protocol/errors.js';
-import type { PeerRecord } from '../protocol/messages.js';
 import type { Hello } from '../protocol/reply-parser.js';
-import type { ClientContext } from './client-context.js';
+import type { ClientContext, RegisteredPeer } from './client-context.js';
 import type { ReconnectOptions } from './options.js';
 import { request, sendRegister, shutdown } from './session.js';
 
 /** Server refusals worth retrying on a new connection when restoring a registration. */
-const TRANSIENT_SERVER_CODES: ReadonlySet<string> = new Set([ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL, ErrorCode.REGISTRY_FULL]);
+const TRANSIENT_SERVER_CODES: ReadonlySet<string> = new Set([ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL, ErrorCode.REGISTRY_FULL, ErrorCode.UNAVAILABLE]);
 
 /**
  * The delay before reconnection attempt `attempt` (1-based). Its window grows exponentially
@@ -37,6 +36,15 @@ function reasonToStop(ctx: ClientContext, code: number): RegistryError | null {
   if (ctx.wasReplaced || code === CloseCode.REPLACED) {
     // Another live connection holds our key: reconnecting would only take it back and forth.
     return new RegistryError('REPLACED', 'another connection registered with this key, and the registry closed this one');
+  }
+  if (ctx.evictedReason !== null || code === CloseCode.EVICTED) {
+    // The address's owner proved it, and a verified address is never taken by an unverified
+    // registration: registering again would only be refused (or, against an older claim, churn).
+    const why = ctx.evictedReason === null || ctx.evictedReason === '' ? '' : ` (${ctx.evictedReason})`;
+    return new RegistryError(
+      'EVICTED',
+      `the registry closed this registration: the owner of its onion address proved it${why}; register with that address's onion key (--onion-key), or with your own address`,
+    );
   }
   if (ctx.settings.reconnect === null) return new RegistryError('CONNECTION_CLOSED', `the connection to the registry closed (code ${code})`);
   return null;
@@ -73,8 +81,11 @@ export class Reconnector {
       void shutdown(ctx, new RegistryError('RECONNECT_FAILED', `gave up reconnecting after ${options.maxAttempts} attempts${detail}`, { cause: error }));
       return;
     }
-    const delayMs = backoffDelay(attempt, options);
-    ctx.events.emit('reconnecting', { attempt, delayMs, error });
+    // A refusal that said how long to wait (rev 2 retryAfterMs) is waited out at least.
+    const refusal = ctx.reconnect.refusal;
+    ctx.reconnect.refusal = null;
+    const delayMs = Math.max(backoffDelay(attempt, options), refusal?.retryAfterMs ?? 0);
+    ctx.events.emit('reconnecting', { attempt, delayMs, error: error ?? refusal });
     ctx.reconnect.timer = setTimeout(() => {
       ctx.reconnect.timer = undefined;
       void this.attempt();
@@ -92,7 +103,7 @@ export class Reconnector {
     if (ctx.state === 'closed') return;
     const connection = ctx.connection;
     ctx.state = 'open';
-    let registered: PeerRecord | null;
+    let registered: RegisteredPeer | null;
     try {
       registered = await this.restore();
     } catch {
@@ -109,14 +120,18 @@ export class Reconnector {
    * Registers again and subscribes again, as before the loss. A registration the registry refuses
    * for good (e.g. NICKNAME_TAKEN) is reported as lost; anything else throws.
    */
-  private async restore(): Promise<PeerRecord | null> {
+  private async restore(): Promise<RegisteredPeer | null> {
     const ctx = this.ctx;
-    let registered: PeerRecord | null = null;
+    let registered: RegisteredPeer | null = null;
     if (ctx.wanted !== null) {
       try {
         registered = await sendRegister(ctx, ctx.wanted);
       } catch (err) {
-        if (isConnectionLevel(err) || TRANSIENT_SERVER_CODES.has((err as RegistryError).code)) throw err;
+        if (isConnectionLevel(err)) throw err;
+        if (TRANSIENT_SERVER_CODES.has((err as RegistryError).code)) {
+          ctx.reconnect.refusal = err as RegistryError;
+          throw err;
+        }
         ctx.wanted = null;
         ctx.events.emit('registration_lost', err as RegistryError);
       }

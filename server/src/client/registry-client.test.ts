@@ -70,7 +70,9 @@ describe('RegistryClient: requests', () => {
     const peer = await alice.register({ nickname: 'Alice', address, port: 5050 });
     expect(peer).toMatchObject({ nickname: 'Alice', address: `${address.toLowerCase()}.onion`, port: 5050, keyType: 'ed25519' });
     expect(alice.registration).toEqual(peer);
-    expect(await other.lookup('alice')).toEqual(peer);
+    const { claim, ...registered } = peer;
+    expect(claim).toBeNull();
+    expect(await other.lookup('alice')).toEqual(registered);
   });
 
   it('lists every peer across pages, in nickname order', async () => {

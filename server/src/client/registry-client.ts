@@ -1,16 +1,20 @@
 /**
- * A peer's client for the registry (PROTOCOL.md v1): direct or through a SOCKS5 proxy (tor),
- * promise-based requests matched by `id`, events, and reconnection with backoff that restores the
- * registration and the subscription.
+ * A peer's client for the registry (PROTOCOL.md v1, revision 2): direct or through a SOCKS5 proxy
+ * (tor), promise-based requests matched by `id`, events, and reconnection with backoff that
+ * restores the registration and the subscription. Against a revision-1 registry the rev-2 parts
+ * are simply absent: no features, no claim, addressVerified false.
+ *
+ * Closes that end the client for good (no reconnecting): 4001 replaced (our key registered on
+ * another connection: reconnecting would take it back and forth) and 4002 evicted (the address's
+ * owner proved it: registering again would be refused).
  *
  * This class is the facade: the parts live beside it (options, transport, liveness, requests,
  * session, reconnect, events) and share one ClientContext.
  */
 import { EventEmitter } from 'node:events';
 import { RegistryError } from '../protocol/errors.js';
-import type { PeerRecord } from '../protocol/messages.js';
-import { expectPeer, expectPeerPage, type Frame, type Hello, type PeerPage, type RegistryEvent } from '../protocol/reply-parser.js';
-import { createContext, type ClientContext, type ClientState, type Registration } from './client-context.js';
+import { expectPeer, expectPeerPage, type Claim, type Frame, type Hello, type Peer, type PeerPage, type RegistryEvent } from '../protocol/reply-parser.js';
+import { createContext, type ClientContext, type ClientState, type RegisteredPeer, type Registration } from './client-context.js';
 import { EventStream, type RegistryClientEvents } from './events.js';
 import { resolveOptions, type RegistryClientOptions } from './options.js';
 import { Reconnector } from './reconnect.js';
@@ -62,9 +66,14 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
     return this.ctx.connection?.hello ?? null;
   }
 
-  /** This connection's registration, if any. */
-  get registration(): PeerRecord | null {
+  /** This connection's registration, if any, with the claim it holds as last reported. */
+  get registration(): RegisteredPeer | null {
     return this.ctx.peer;
+  }
+
+  /** Rev 2: the claim this registration holds (`registered`, then `claimed`); null when none (yet). */
+  get claim(): Claim | null {
+    return this.ctx.peer?.claim ?? null;
   }
 
   /** Connects once (no retry: reconnection only applies to a connection that was up). */
@@ -92,20 +101,28 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
     return connecting;
   }
 
-  /** Registers this peer, signing the connection's challenge with the identity. */
-  async register(registration: Registration): Promise<PeerRecord> {
+  /**
+   * Registers this peer, signing the connection's challenge with the identity. With `onionKey`
+   * (rev 2) it adds an address proof; ONION_KEY_MISMATCH when that key is not the key of `address`.
+   */
+  async register(registration: Registration): Promise<RegisteredPeer> {
     const peer = await sendRegister(this.ctx, registration);
-    this.ctx.wanted = { nickname: registration.nickname, address: registration.address, port: registration.port };
+    const { nickname, address, port, onionKey } = registration;
+    this.ctx.wanted = onionKey === undefined ? { nickname, address, port } : { nickname, address, port, onionKey };
     return peer;
   }
 
-  async unregister(): Promise<void> {
-    await request(this.ctx, 'unregister', {}, 'unregistered');
+  /**
+   * Leaves the registry; the connection stays open. With `release` (rev 2, feature `claims`) the
+   * key's claim is deleted too, freeing the nickname and address at once; without, the claim stays.
+   */
+  async unregister(options: { readonly release?: boolean } = {}): Promise<void> {
+    await request(this.ctx, 'unregister', options.release === true ? { release: true } : {}, 'unregistered');
     this.ctx.wanted = null;
     this.ctx.peer = null;
   }
 
-  async lookup(nickname: string): Promise<PeerRecord> {
+  async lookup(nickname: string): Promise<Peer> {
     const frame = await this.safeRequest('lookup', { nickname }, 'peer');
     return expectPeer(frame.peer);
   }
@@ -119,8 +136,8 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
   }
 
   /** Every peer, following `next` across pages. */
-  async list(pageSize?: number): Promise<PeerRecord[]> {
-    const all: PeerRecord[] = [];
+  async list(pageSize?: number): Promise<Peer[]> {
+    const all: Peer[] = [];
     let after: string | null = null;
     for (;;) {
       const page: PeerPage = await this.listPage(pageSize === undefined ? { after } : { after, limit: pageSize });

@@ -10,7 +10,7 @@ import { readRefusal, type Frame } from '../protocol/reply-parser.js';
 import type { Connection } from './transport.js';
 
 /** Request body fields other than `type` and `id`. */
-export type RequestBody = Record<string, string | number | null>;
+export type RequestBody = Record<string, string | number | boolean | null>;
 
 interface Pending {
   readonly expect: string;

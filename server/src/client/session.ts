@@ -4,9 +4,11 @@
  * client down for good.
  */
 import { RegistryError } from '../protocol/errors.js';
-import type { PeerRecord } from '../protocol/messages.js';
-import { expectPeer, readEvent, type Frame, type Hello } from '../protocol/reply-parser.js';
-import type { ClientContext, Registration } from './client-context.js';
+import { parseOnionAddress } from '../protocol/onion-address.js';
+import { expectRegistered, readEvent, type Frame, type Hello } from '../protocol/reply-parser.js';
+import { signAddressProof } from './address-proof.js';
+import type { ClientContext, RegisteredPeer, Registration } from './client-context.js';
+import type { OnionKey } from './onion-key.js';
 import { emitRegistryEvent } from './events.js';
 import type { RequestBody } from './requests.js';
 import { Connection, type ConnectionHandlers } from './transport.js';
@@ -37,15 +39,29 @@ export function request(ctx: ClientContext, type: string, body: RequestBody, exp
   return ctx.requests.send(connection, type, body, expect);
 }
 
-/** Registers on the current connection, signing its challenge with the identity. */
-export async function sendRegister(ctx: ClientContext, registration: Registration): Promise<PeerRecord> {
+/** ONION_KEY_MISMATCH when the onion key is not the key of `address` (a malformed address is the registry's to refuse). */
+function checkOnionKey(onionKey: OnionKey, address: string): void {
+  const parsed = parseOnionAddress(address);
+  if (parsed.ok && parsed.address !== onionKey.address) {
+    throw new RegistryError(
+      'ONION_KEY_MISMATCH',
+      `the onion service key is the key of ${onionKey.address}, not of ${parsed.address}: pass the hs_ed25519_secret_key of the onion service at that address, or register its own address`,
+    );
+  }
+}
+
+/**
+ * Registers on the current connection, signing its challenge with the identity, and (rev 2) adding
+ * an address proof when the registration has an onion key.
+ */
+export async function sendRegister(ctx: ClientContext, registration: Registration): Promise<RegisteredPeer> {
   const identity = ctx.settings.identity;
   if (identity === undefined) {
     throw new RegistryError('NO_IDENTITY', 'register needs an identity: pass `identity` (see loadOrCreateIdentity)');
   }
   const hello = ctx.connection?.hello ?? null;
   if (hello === null) throw notConnected(ctx);
-  const { nickname, address, port } = registration;
+  const { nickname, address, port, onionKey } = registration;
   const body: RequestBody = {
     nickname,
     address,
@@ -53,8 +69,13 @@ export async function sendRegister(ctx: ClientContext, registration: Registratio
     publicKey: identity.publicKeyPem,
     signature: identity.sign(hello.challenge, nickname, address, port),
   };
-  const frame = await request(ctx, 'register', body, 'registered');
-  ctx.peer = expectPeer(frame.peer);
+  if (onionKey !== undefined) {
+    checkOnionKey(onionKey, address);
+    // A rev-1 registry ignores the field; the peer is then not addressVerified.
+    body.addressProof = signAddressProof(onionKey, hello.challenge, address, identity.publicKeyPem);
+  }
+  const { peer, claim } = expectRegistered(await request(ctx, 'register', body, 'registered'));
+  ctx.peer = { ...peer, claim };
   return ctx.peer;
 }
 

@@ -74,6 +74,7 @@ export const ERROR_CATALOG = {
   CONNECTION_CLOSED: local('client', 'the connection to the registry closed'),
   TIMEOUT: local('client', 'no answer from the registry in time: retry'),
   REPLACED: local('client', 'another connection registered with this key, and the registry closed this one'),
+  EVICTED: local('client', "the onion address's owner proved it, and the registry closed this unverified registration"),
   RECONNECT_FAILED: local('client', 'gave up reconnecting to the registry'),
   CLOSED: local('client', 'the client is closed'),
 
@@ -112,6 +113,9 @@ export const ERROR_CATALOG = {
   KEY_INVALID: local('identity', 'the key file does not hold a PEM private key'),
   KEY_NOT_ED25519: local('identity', 'the key file holds a key that is not Ed25519'),
   KEY_WRITE_FAILED: local('identity', 'the key file cannot be written: check the folder and its permissions'),
+  ONION_KEY_UNREADABLE: local('identity', "the onion service key (tor's hs_ed25519_secret_key) cannot be read: check the path and that this user may read it"),
+  ONION_KEY_INVALID: local('identity', "the file is not tor's hs_ed25519_secret_key (a 32-byte header, then the 64-byte expanded key)"),
+  ONION_KEY_MISMATCH: local('identity', 'the onion service key is not the key of this address: pass the hs_ed25519_secret_key of --address'),
 
   // ---- raised by the claim store (server/src/store) ----
   STORE_UNAVAILABLE: local('store', 'the claim store cannot be written right now; nothing was changed: retry later'),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { REV2_LIMITS } from '../../../test/support/fake-registry.js';
 import { RegistryError } from './errors.js';
-import { decodeFrame, expectPeer, expectPeerPage, readEvent, readHello, readPeer, readRefusal, type Frame } from './reply-parser.js';
+import { decodeFrame, expectPeer, expectPeerPage, expectRegistered, readEvent, readHello, readPeer, readRefusal, type Frame } from './reply-parser.js';
 
 const bytes = (value: unknown): Buffer => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
 
@@ -13,6 +14,8 @@ const peer = {
   registeredAt: '2025-01-01T00:00:00.000Z',
   addressVerified: false,
 } as const;
+/** What the parser makes of `peer`, a peer object without rev 2's addressVerified. */
+const parsed = { ...peer, addressVerified: false };
 
 const hello = { type: 'hello', protocol: 1, challenge: 'c', onion: null, limits: { maxMessageBytes: 2048 } };
 
@@ -42,13 +45,27 @@ describe('reply parser: frames', () => {
 
 describe('reply parser: hello', () => {
   it('reads the greeting and its frame limit', () => {
-    expect(readHello(hello)).toEqual({ protocol: 1, challenge: 'c', onion: null, maxMessageBytes: 2048 });
+    expect(readHello(hello)).toEqual({ protocol: 1, challenge: 'c', onion: null, maxMessageBytes: 2048, features: [], limits: { maxMessageBytes: 2048 } });
     expect(readHello({ ...hello, onion: 'x.onion' })?.onion).toBe('x.onion');
+  });
+
+  it("reads a revision-2 hello's features and limits, ignoring limits and features it does not know", () => {
+    const rev2 = readHello({ ...hello, features: ['claims', 'address-proof', 7, 'later'], limits: { ...REV2_LIMITS, later: 1, claimDays: '30' } });
+    expect(rev2?.features).toEqual(['claims', 'address-proof', 'later']);
+    const { claimDays: _claimDays, ...known } = REV2_LIMITS;
+    expect(rev2?.limits).toEqual(known);
+    expect(rev2?.maxMessageBytes).toBe(16_384);
+  });
+
+  it('takes a hello without features (revision 1) as a server with none', () => {
+    expect(readHello(hello)?.features).toEqual([]);
+    expect(readHello({ ...hello, features: 'claims' })?.features).toEqual([]);
   });
 
   it('assumes the revision-1 limit when the hello has no limits', () => {
     const { limits: _limits, ...revision1 } = hello;
     expect(readHello(revision1)?.maxMessageBytes).toBe(16_384);
+    expect(readHello(revision1)?.limits).toEqual({});
     expect(readHello({ ...hello, limits: { maxMessageBytes: '2048' } })?.maxMessageBytes).toBe(16_384);
   });
 
@@ -65,8 +82,13 @@ describe('reply parser: hello', () => {
 
 describe('reply parser: peers', () => {
   it('reads a peer object, ignoring fields it does not know', () => {
-    expect(readPeer({ ...peer, later: 'x' })).toEqual(peer);
+    expect(readPeer({ ...peer, addressVerified: true, later: 'x' })).toEqual({ ...peer, addressVerified: true });
     expect(readPeer({ ...peer, keyType: 'rsa' })?.keyType).toBe('rsa');
+  });
+
+  it('reads a revision-1 peer (no addressVerified) as not verified', () => {
+    expect(readPeer(peer)).toEqual(parsed);
+    expect(readPeer({ ...peer, addressVerified: 'yes' })).toBeUndefined();
   });
 
   it('gives nothing for a peer with a field missing or of the wrong type', () => {
@@ -85,12 +107,12 @@ describe('reply parser: peers', () => {
   });
 
   it('answers a malformed peer in a reply with BAD_RESPONSE', () => {
-    expect(expectPeer(peer)).toEqual(peer);
+    expect(expectPeer(peer)).toEqual(parsed);
     expect(thrown(() => expectPeer({ ...peer, port: null })).code).toBe('BAD_RESPONSE');
   });
 
   it('reads a page of peers, and answers a malformed one with BAD_RESPONSE', () => {
-    expect(expectPeerPage({ type: 'peers', peers: [peer], next: 'alice' })).toEqual({ peers: [peer], next: 'alice' });
+    expect(expectPeerPage({ type: 'peers', peers: [peer], next: 'alice' })).toEqual({ peers: [parsed], next: 'alice' });
     expect(expectPeerPage({ type: 'peers', peers: [], next: null })).toEqual({ peers: [], next: null });
     expect(thrown(() => expectPeerPage({ type: 'peers', peers: {}, next: null })).message).toMatch(/malformed "peers" reply/);
     expect(thrown(() => expectPeerPage({ type: 'peers', peers: [], next: 3 })).code).toBe('BAD_RESPONSE');
@@ -100,18 +122,38 @@ describe('reply parser: peers', () => {
 
 describe('reply parser: events', () => {
   it('reads each event type', () => {
-    expect(readEvent({ type: 'peer_joined', peer })).toEqual({ type: 'peer_joined', peer });
+    expect(readEvent({ type: 'peer_joined', peer })).toEqual({ type: 'peer_joined', peer: parsed });
     expect(readEvent({ type: 'peer_left', nickname: 'alice' })).toEqual({ type: 'peer_left', nickname: 'alice' });
     expect(readEvent({ type: 'replaced' })).toEqual({ type: 'replaced' });
+    const until = '2025-02-01T00:00:00.000Z';
+    expect(readEvent({ type: 'claimed', claim: { until, later: 1 } })).toEqual({ type: 'claimed', claim: { until } });
+    expect(readEvent({ type: 'evicted', reason: 'address proven by its owner' })).toEqual({ type: 'evicted', reason: 'address proven by its owner' });
   });
 
-  it('gives nothing for a malformed event', () => {
+  it('gives nothing for a malformed event, but an evicted without a reason still evicts', () => {
     expect(readEvent({ type: 'peer_joined', peer: { ...peer, port: 'x' } })).toBeUndefined();
     expect(readEvent({ type: 'peer_left' })).toBeUndefined();
+    expect(readEvent({ type: 'claimed' })).toBeUndefined();
+    expect(readEvent({ type: 'claimed', claim: { until: 'not a date' } })).toBeUndefined();
+    expect(readEvent({ type: 'evicted' })).toEqual({ type: 'evicted', reason: '' });
   });
 
   it('ignores message types it does not know (later revisions add some)', () => {
-    for (const type of ['claimed', 'evicted', 'something_new', 5, undefined]) expect(readEvent({ type })).toBeUndefined();
+    for (const type of ['something_new', 5, undefined]) expect(readEvent({ type })).toBeUndefined();
+  });
+});
+
+describe('reply parser: registered', () => {
+  it('reads the claim of a revision-2 reply, and none from a revision-1 one', () => {
+    const until = '2025-02-01T00:00:00.000Z';
+    expect(expectRegistered({ type: 'registered', peer, claim: { until } })).toEqual({ peer: parsed, claim: { until } });
+    expect(expectRegistered({ type: 'registered', peer, claim: null })).toEqual({ peer: parsed, claim: null });
+    expect(expectRegistered({ type: 'registered', peer })).toEqual({ peer: parsed, claim: null });
+  });
+
+  it('answers a malformed claim with BAD_RESPONSE', () => {
+    expect(thrown(() => expectRegistered({ type: 'registered', peer, claim: { until: 5 } })).message).toMatch(/malformed claim/);
+    expect(thrown(() => expectRegistered({ type: 'registered', peer, claim: 'soon' })).code).toBe('BAD_RESPONSE');
   });
 });
 
@@ -125,6 +167,13 @@ describe('reply parser: error replies', () => {
     const err = readRefusal({ type: 'error', id: 1, code: 'FROM_REVISION_9', message: 'no' });
     expect(err.code).toBe('BAD_RESPONSE');
     expect(err.message).toContain('"FROM_REVISION_9"');
+  });
+
+  it('carries retryAfterMs (rev 2) when the reply has a usable one', () => {
+    expect(readRefusal({ type: 'error', code: 'UNAVAILABLE', message: 'store', retryAfterMs: 1500 })).toMatchObject({ code: 'UNAVAILABLE', retryAfterMs: 1500 });
+    expect(readRefusal({ type: 'error', code: 'RATE_LIMITED', retryAfterMs: 2.2 }).retryAfterMs).toBe(3);
+    for (const bad of [-1, '100', null, Number.NaN]) expect(readRefusal({ type: 'error', code: 'RATE_LIMITED', retryAfterMs: bad }).retryAfterMs).toBeNull();
+    expect(readRefusal({ type: 'error', code: 'NICKNAME_TAKEN' }).retryAfterMs).toBeNull();
   });
 
   it('gives a refusal without a message a default one', () => {
