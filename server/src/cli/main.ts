@@ -5,12 +5,14 @@
  *   onion  --config <path>   print ws://<onion>:<port>/ from tor's hostname file
  *   health --config <path>   exit 0 when /healthz answers 200 (container HEALTHCHECK)
  *   tor-settings --config <path> --out <file>   validate config.ini, write what tor needs
+ *   claims list|show|release, backup <file>   operators' commands on the claim database
  * plus the peer client commands of client-commands.ts.
  */
 import { isUsageError, parseArgs, usageError } from './args.js';
 import { CLIENT_COMMANDS, CLIENT_FLAGS, CLIENT_OPTIONS, CLIENT_USAGE, runClientCommand } from './client-commands.js';
 import { RegistryError } from '../protocol/errors.js';
 import { health, onion, serve, SERVER_COMMANDS, writeTorSettings } from './server-commands.js';
+import { openDatabaseOf, runStoreCommand, STORE_COMMANDS, STORE_USAGE } from './store-commands.js';
 
 const USAGE = `usage: p2p-registry <command> [options]
 
@@ -22,7 +24,7 @@ registry commands (--config defaults to ./config.ini):
                              validate config.ini as serve does and write the KEY=VALUE lines
                              the tor container needs (HIDDEN_SERVICE_PORT) to <file>
   exit codes: 0 ok, 1 failure, 2 usage, 3 no onion address yet (onion), 78 configuration error
-${CLIENT_USAGE}`;
+${STORE_USAGE}${CLIENT_USAGE}`;
 
 export async function main(argv: readonly string[]): Promise<number> {
   let args;
@@ -48,6 +50,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         return writeTorSettings(configPath, out);
       }
       return await health(configPath);
+    }
+    if (STORE_COMMANDS.has(command)) {
+      const configPath = String(args.options.get('config') ?? './config.ini');
+      return await runStoreCommand(command, args, () => openDatabaseOf(configPath), { stdout: process.stdout, stderr: process.stderr });
     }
     if (CLIENT_COMMANDS.has(command)) return await runClientCommand(command, args);
     throw usageError(`unknown command "${command}"`);
