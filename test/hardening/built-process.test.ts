@@ -3,8 +3,12 @@
  *  - an unexpected promise rejection or exception (a bug) is logged with its stack, and the server
  *    keeps serving: /healthz answers and a client still gets its pong;
  *  - a flood of 10,000 refused connections writes fewer than 100 log lines at the default level:
- *    refusals are counted and logged as summary lines of counts by reason.
+ *    refusals are counted and logged as summary lines of counts by reason;
+ *  - config.ini is read by one parser with one set of rules: a section or key it does not know stops
+ *    the start with one line naming it and the nearest valid name (exit 78), as the tor container's
+ *    one-shot (`tor-settings`, the same parser) does.
  */
+import { execFile } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { request as httpGet } from 'node:http';
 import { connect } from 'node:net';
@@ -13,7 +17,7 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RawClient, randomOnion, tempDir } from '../support/registry-harness.js';
 import { waitUntil } from '../support/wait.js';
-import { freePort, startBuiltServer, stopBuiltServer, type BuiltServer } from './built-server.js';
+import { CLI, freePort, startBuiltServer, stopBuiltServer, type BuiltServer } from './built-server.js';
 
 let running: BuiltServer[] = [];
 let cleanups: Array<() => void> = [];
@@ -158,3 +162,30 @@ describe('logs under a flood of refused connections', () => {
     90_000,
   );
 });
+
+describe('config.ini, one parser', () => {
+  /** Runs the built command and resolves with its exit code and stderr. */
+  function run(args: string[]): Promise<{ code: number; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile(process.execPath, [CLI, ...args], (err, _stdout, stderr) => resolve({ code: err === null ? 0 : Number(err.code), stderr }));
+    });
+  }
+
+  const cases: Array<[string, string, string]> = [
+    ['a section spelt in another case', '[hiddenservice]\nHiddenServiceDir = /hs\nHiddenServicePort = 80\n', 'unknown section [hiddenservice]: did you mean [HiddenService]?'],
+    ['a misspelt key', '[HiddenService]\nHiddenServiceDir = /hs\nHiddenServicePrt = 80\n', 'unknown key [HiddenService] HiddenServicePrt: did you mean HiddenServicePort?'],
+  ];
+  it.each(cases)('stops serve and tor-settings alike on %s, with one line naming it', async (_what, body, message) => {
+    const dir = tempDir('one-parser-');
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const config = join(dir, 'config.ini');
+    writeFileSync(config, `[Host]\nHOST = 127.0.0.1\nPORT = 5000\n${body}`);
+    for (const args of [['serve', '--config', config], ['tor-settings', '--config', config, '--out', join(dir, 'tor.env')]]) {
+      const out = await run(args);
+      expect(out.code, args[0]).toBe(78);
+      expect(out.stderr.trim().split('\n'), args[0]).toHaveLength(1);
+      expect(out.stderr, args[0]).toContain(message);
+    }
+  });
+});
+
