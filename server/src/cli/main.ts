@@ -11,6 +11,9 @@ import { isUsageError, parseArgs, usageError } from './args.js';
 import { CLIENT_COMMANDS, CLIENT_FLAGS, CLIENT_OPTIONS, CLIENT_USAGE, runClientCommand } from './client-commands.js';
 import { RegistryError } from '../protocol/errors.js';
 import { health, onion, serve, SERVER_COMMANDS, writeTorSettings } from './server-commands.js';
+import { runStoreCommand, STORE_COMMANDS, STORE_FLAGS, STORE_USAGE } from './store-commands.js';
+import { loadConfig } from '../server/config.js';
+import { openConfiguredStore } from '../server/open-store.js';
 
 const USAGE = `usage: p2p-registry <command> [options]
 
@@ -22,12 +25,12 @@ registry commands (--config defaults to ./config.ini):
                              validate config.ini as serve does and write the KEY=VALUE lines
                              the tor container needs (HIDDEN_SERVICE_PORT) to <file>
   exit codes: 0 ok, 1 failure, 2 usage, 3 no onion address yet (onion), 78 configuration error
-${CLIENT_USAGE}`;
+${STORE_USAGE}${CLIENT_USAGE}`;
 
 export async function main(argv: readonly string[]): Promise<number> {
   let args;
   try {
-    args = parseArgs(argv, new Set(['config', 'out', ...CLIENT_OPTIONS]), new Set(['help', ...CLIENT_FLAGS]));
+    args = parseArgs(argv, new Set(['config', 'out', ...CLIENT_OPTIONS]), new Set(['help', ...STORE_FLAGS, ...CLIENT_FLAGS]));
   } catch (err) {
     process.stderr.write(`p2p-registry: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
@@ -48,6 +51,16 @@ export async function main(argv: readonly string[]): Promise<number> {
         return writeTorSettings(configPath, out);
       }
       return await health(configPath);
+    }
+    if (STORE_COMMANDS.has(command)) {
+      const configPath = String(args.options.get('config') ?? './config.ini');
+      const io = { stdout: process.stdout, stderr: process.stderr };
+      return await runStoreCommand(
+        command,
+        args,
+        () => openConfiguredStore(loadConfig(configPath)).then((store) => ({ store, database: store.path })),
+        io,
+      );
     }
     if (CLIENT_COMMANDS.has(command)) return await runClientCommand(command, args);
     throw usageError(`unknown command "${command}"`);
