@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildConfig } from '../../server/src/server/config.js';
 import { createLogger } from '../../server/src/server/logger.js';
@@ -30,6 +29,7 @@ import {
   RawSocketClient,
   encodeClientFrame,
   guardProcessErrors,
+  logSink,
   randomModulus,
   rsaPublicKeyPem,
   type ProcessErrorGuard,
@@ -280,13 +280,7 @@ describe('fairness between connections', () => {
 
 describe('logs under a flood', () => {
   it('counts refusals by code into the summary line, never one line per frame or per connection at info: a flood cannot fill the disk', async () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    });
+    const { sink, lines } = logSink();
     const hiddenServiceDir = tempDir('hs-');
     cleanups.push(() => rmSync(hiddenServiceDir, { recursive: true, force: true }));
     writeFileSync(join(hiddenServiceDir, 'hostname'), `${randomOnion()}\n`);

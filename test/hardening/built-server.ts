@@ -4,7 +4,7 @@
  * vitest global setup (test/support/global-setup.ts), built once before any test file runs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +34,12 @@ export interface BuiltServerOptions {
   readonly sections?: Record<string, Record<string, string | number>>;
   /** Extra [Log] settings (level is info). */
   readonly log?: Record<string, string | number>;
+  /**
+   * The server writes its log to a pipe that this process copies into the log file, instead of to
+   * the file itself: for a test that limits the server's own file writes (prlimit --fsize), as a
+   * full disk would, while its stdout stays writable (in the Docker stack it is a pipe too).
+   */
+  readonly logThroughPipe?: boolean;
   /** Extra node arguments before the script, e.g. `--import <preload>`. */
   readonly nodeArgs?: readonly string[];
 }
@@ -98,8 +104,10 @@ export async function startBuiltServer(options: BuiltServerOptions): Promise<Bui
   // Logs go to a file: a pipe the test process is too busy to drain would slow the server down.
   const fd = openSync(logFile, 'a');
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_')));
-  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...(options.nodeArgs ?? []), CLI, 'serve', '--config', config], { cwd: options.dir, env, stdio: ['ignore', fd, fd] });
+  const output = options.logThroughPipe === true ? 'pipe' : fd;
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...(options.nodeArgs ?? []), CLI, 'serve', '--config', config], { cwd: options.dir, env, stdio: ['ignore', output, output] });
   closeSync(fd);
+  for (const stream of [child.stdout, child.stderr]) stream?.on('data', (chunk: Buffer) => appendFileSync(logFile, chunk));
   const exited = new Promise<NodeJS.Signals | number | null>((resolveExit) => child.once('exit', (code, signal) => resolveExit(signal ?? code)));
   const logs = (): Array<Record<string, unknown>> =>
     readFileSync(logFile, 'utf8')

@@ -7,7 +7,6 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildConfig } from '../../server/src/server/config.js';
 import { createLogger } from '../../server/src/server/logger.js';
@@ -15,7 +14,7 @@ import { CLOSINGS } from '../../server/src/server/refusals.js';
 import { startServer, type RegistryServer } from '../../server/src/server/start-server.js';
 import { ed25519Identity, randomNickname, randomOnion, RawClient, tempDir } from '../support/registry-harness.js';
 import { delay, waitUntil } from '../support/wait.js';
-import { RawSocketClient } from './hardening-support.js';
+import { logSink, RawSocketClient } from './hardening-support.js';
 
 const UNLIMITED_RATES = { RateLimitPerSecond: 1_000_000, RateLimitBurst: 1_000_000, SignatureChecksPerSecond: 1_000_000 };
 
@@ -34,13 +33,7 @@ afterEach(async () => {
 });
 
 async function server(registry: Record<string, string | number>): Promise<LoggedServer> {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
+  const { sink, lines } = logSink();
   const hiddenServiceDir = tempDir('hs-');
   writeFileSync(join(hiddenServiceDir, 'hostname'), `${randomOnion()}\n`);
   const values = Object.fromEntries(Object.entries(registry).map(([k, v]) => [k, String(v)]));

@@ -155,4 +155,37 @@ describe('p2p-registry command', () => {
     expect(await exited).toBe(0);
     expect((await cli(['health', '--config', path])).code).toBe(1);
   });
+
+  it('claims list, show and release and backup work on the database config.ini names', async () => {
+    const dir = tempDir('cli-store-');
+    const database = join(dir, 'data', 'registry.db');
+    const path = writeConfig(`[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`);
+    const { openSqliteClaimStore } = await import('../store/sqlite-store.js');
+    const { newAddress, newKey, request } = await import('../store/claim-store.contract.js');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(dir, 'data'));
+    const store = await openSqliteClaimStore({ path: database, claimDays: 30 });
+    await store.claim(request(newKey(), 'mallory', newAddress()));
+    await store.close();
+
+    const listed = await cli(['claims', 'list', '--json', '--config', path]);
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ nickname: 'mallory' })]);
+    const copy = join(dir, 'backup.db');
+    expect((await cli(['backup', copy, '--config', path])).code).toBe(0);
+    expect(existsSync(copy)).toBe(true);
+    const released = await cli(['claims', 'release', 'mallory', '--config', path]);
+    expect(released.code).toBe(0);
+    expect((await cli(['claims', 'show', 'mallory', '--config', path])).code).toBe(1);
+  });
+
+  it('claims refuses to create a database that the server has not made, saying which --config to pass', async () => {
+    const dir = tempDir('cli-store-');
+    const path = writeConfig(`[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${join(dir, 'none.db')}\n`);
+    const out = await cli(['claims', 'list', '--config', path]);
+    expect(out.code).toBe(1);
+    expect(out.stderr).toContain('no claim database at');
+    expect(out.stderr).toContain("pass the server's --config");
+    expect(existsSync(join(dir, 'none.db'))).toBe(false);
+  });
 });

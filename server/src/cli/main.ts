@@ -5,15 +5,14 @@
  *   onion  --config <path>   print ws://<onion>:<port>/ from tor's hostname file
  *   health --config <path>   exit 0 when /healthz answers 200 (container HEALTHCHECK)
  *   tor-settings --config <path> --out <file>   validate config.ini, write what tor needs
+ *   claims list|show|release, backup <file>   operators' commands on the claim database
  * plus the peer client commands of client-commands.ts.
  */
 import { isUsageError, parseArgs, usageError } from './args.js';
 import { CLIENT_COMMANDS, CLIENT_FLAGS, CLIENT_OPTIONS, CLIENT_USAGE, runClientCommand } from './client-commands.js';
 import { RegistryError } from '../protocol/errors.js';
 import { health, onion, serve, SERVER_COMMANDS, writeTorSettings } from './server-commands.js';
-import { runStoreCommand, STORE_COMMANDS, STORE_FLAGS, STORE_USAGE } from './store-commands.js';
-import { loadConfig } from '../server/config.js';
-import { openConfiguredStore } from '../server/open-store.js';
+import { openDatabaseOf, runStoreCommand, STORE_COMMANDS, STORE_USAGE } from './store-commands.js';
 
 const USAGE = `usage: p2p-registry <command> [options]
 
@@ -30,7 +29,7 @@ ${STORE_USAGE}${CLIENT_USAGE}`;
 export async function main(argv: readonly string[]): Promise<number> {
   let args;
   try {
-    args = parseArgs(argv, new Set(['config', 'out', ...CLIENT_OPTIONS]), new Set(['help', ...STORE_FLAGS, ...CLIENT_FLAGS]));
+    args = parseArgs(argv, new Set(['config', 'out', ...CLIENT_OPTIONS]), new Set(['help', ...CLIENT_FLAGS]));
   } catch (err) {
     process.stderr.write(`p2p-registry: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
@@ -54,13 +53,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     if (STORE_COMMANDS.has(command)) {
       const configPath = String(args.options.get('config') ?? './config.ini');
-      const io = { stdout: process.stdout, stderr: process.stderr };
-      return await runStoreCommand(
-        command,
-        args,
-        () => openConfiguredStore(loadConfig(configPath)).then((store) => ({ store, database: store.path })),
-        io,
-      );
+      return await runStoreCommand(command, args, () => openDatabaseOf(configPath), { stdout: process.stdout, stderr: process.stderr });
     }
     if (CLIENT_COMMANDS.has(command)) return await runClientCommand(command, args);
     throw usageError(`unknown command "${command}"`);

@@ -4,6 +4,11 @@
  * server (SQLite in WAL mode takes a second connection; a write waits for the server's at most the
  * store's busy timeout), so they are safe while it serves. Each returns its exit code.
  */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { RegistryError } from '../protocol/errors.js';
+import { loadConfig } from '../server/config.js';
+import { openConfiguredStore } from '../server/open-store.js';
 import type { ParsedArgs } from './args.js';
 import { usageError } from './args.js';
 import type { TextSink } from './client-commands.js';
@@ -30,6 +35,22 @@ export interface StoreIo {
 export interface StoreHandle {
   readonly store: ClaimStore;
   readonly database: string;
+}
+
+/**
+ * Opens the database config.ini names. It must exist: the server creates it at its first start, and
+ * an operator's command that made an empty one elsewhere would only hide a wrong --config.
+ */
+export async function openDatabaseOf(configPath: string): Promise<StoreHandle> {
+  const config = loadConfig(configPath);
+  const database = resolve(config.claims.database);
+  if (!existsSync(database)) {
+    throw new RegistryError(
+      'STORE_OPEN_FAILED',
+      `no claim database at ${database} ([Store] Database of ${configPath}): pass the server's --config (in the Docker stack: docker compose exec registry node /app/server/dist/cli.js claims list --config /etc/p2p-registry/config.ini); the server creates the database at its first start`,
+    );
+  }
+  return { store: await openConfiguredStore(config), database };
 }
 
 function iso(ms: number): string {

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RegistryError } from '../protocol/errors.js';
 import { onionAddressFromPublicKey, parseOnionAddress } from '../protocol/onion-address.js';
-import { addressProofPayload, publicKeyDigest, signAddressProof } from './address-proof.js';
+import { addressProofPayload } from '../protocol/signing.js';
+import { publicKeyDigest, signAddressProof } from './address-proof.js';
 import { torOnionKey as torKey } from '../../../test/support/tor-onion-key.js';
 import { loadOnionKey, onionKeyFromBytes } from './onion-key.js';
 
@@ -61,7 +62,7 @@ describe('onion key: tor hs_ed25519_secret_key', () => {
     expect(publicKeyDigest(peerPem)).toBe(digest);
     const proof = signAddressProof(key, 'chal', key.address, peerPem);
     const payload = Buffer.from(`p2p-tor-chat/address/v1\nchal\n${key.address}\n${digest}`, 'utf8');
-    expect(addressProofPayload('chal', key.address, digest)).toBe(payload.toString('utf8'));
+    expect(addressProofPayload('chal', key.address, createPublicKey(peerPem).export({ type: 'spki', format: 'der' }))).toBe(payload.toString('utf8'));
     expect(verify(null, payload, onion.publicKey, Buffer.from(proof, 'base64'))).toBe(true);
   });
 
