@@ -34,7 +34,7 @@ docker_problem = $(shell \
   fi)
 
 .DEFAULT_GOAL := help
-.PHONY: help up down logs onion build test test-unit test-hardening test-stack test-e2e typecheck bench bench-smoke base-images require-node require-docker
+.PHONY: help up down logs onion backup restore build test test-unit test-hardening test-stack test-e2e typecheck bench bench-smoke base-images require-node require-docker
 # make test runs its parts in order, in this one make process: -j must not interleave them.
 .NOTPARALLEL:
 
@@ -72,6 +72,42 @@ onion: ## print the registry's ws://<onion>:<port>/ URL (waits for tor to write 
 	done; \
 	echo "$$url"; \
 	if command -v qrencode >/dev/null; then qrencode -t ANSIUTF8 "$$url"; fi
+
+# The claim database (registry-data volume), online: `p2p-registry backup` inside the running
+# registry writes a consistent copy (VACUUM INTO from a read-only connection, checked, synced) into
+# the volume beside the database, since the root file system is read-only; it is copied out to
+# BACKUP_DIR as registry-<UTC time>.db (mode 0600), and the copy in the volume is removed.
+BACKUP_DIR ?= backups
+DATA_DIR := /var/lib/p2p-registry
+backup: require-docker ## copy the claim database, online, to backups/registry-<UTC time>.db (BACKUP_DIR; the stack must run)
+	@set -u; umask 077; mkdir -p "$(BACKUP_DIR)"; \
+	stamp=$$(date -u +%Y%m%dT%H%M%SZ); inside=$(DATA_DIR)/backup-$$stamp.db; out="$(BACKUP_DIR)/registry-$$stamp.db"; \
+	if [ -z "$$($(COMPOSE) ps -q --status running registry 2>/dev/null)" ]; then \
+	  echo "make backup: the registry is not running (make up first; a stopped stack's volume can be copied as README says)" >&2; exit 1; fi; \
+	$(COMPOSE) exec -T registry node /app/server/dist/cli.js backup "$$inside" --config $(CONFIG) >/dev/null \
+	  && { said=$$($(COMPOSE) cp "registry:$$inside" "$$out" 2>&1) || { echo "$$said" >&2; false; }; }; rc=$$?; \
+	$(COMPOSE) exec -T registry rm -f "$$inside"; \
+	if [ $$rc = 0 ]; then chmod 0600 "$$out"; echo "$$out"; else rm -f "$$out"; echo "make backup: failed (see the line above)" >&2; exit 1; fi
+
+# FILE (a make backup file) becomes the claim database: the registry is stopped, the file checked
+# (the server opens it, migrating an older schema) and put in place as 1000:10001 mode 0600 by a
+# one-off container of the registry service (its user, its volume, no network; the old -wal/-shm
+# files go with the old database), then the registry is started again (with the database it had
+# when the file is refused).
+restore: require-docker ## replace the claim database with FILE (a make backup file); restarts the registry
+	@set -u; file="$(FILE)"; \
+	if [ -z "$$file" ] || [ ! -f "$$file" ]; then echo "make restore: FILE=<backup file> is missing or not a file: make restore FILE=backups/registry-<time>.db" >&2; exit 2; fi; \
+	$(COMPOSE) stop registry >/dev/null 2>&1 || true; \
+	$(COMPOSE) run --rm -T --no-deps --entrypoint sh registry -c ' \
+	  set -eu; db=$$REGISTRY_STORE_DATABASE; partial=$$db.restore-partial; \
+	  rm -f "$$partial"*; cat >"$$partial"; chmod 0600 "$$partial"; \
+	  REGISTRY_STORE_DATABASE=$$partial node /app/server/dist/cli.js claims list --config $(CONFIG) >/dev/null 2>&1 \
+	    || { rm -f "$$partial"*; echo "make restore: the file is not a claim database this server can open" >&2; exit 1; }; \
+	  rm -f "$$db" "$$db-wal" "$$db-shm" "$$db-journal"; mv "$$partial" "$$db"; \
+	  echo "restored $$(stat -c "%u:%g mode %a, %s bytes" "$$db" 2>/dev/null || true) -> $$db"' <"$$file"; rc=$$?; \
+	$(COMPOSE) up -d registry >/dev/null 2>&1 || { echo "make restore: docker compose up -d registry failed: make logs" >&2; exit 1; }; \
+	if [ $$rc = 0 ]; then echo "the registry is starting with the restored claims (make logs)"; \
+	else echo "make restore: nothing restored; the registry is starting with the database it had" >&2; exit 1; fi
 
 build: require-node node_modules/.package-lock.json ## compile the server and build both images
 	npm run build

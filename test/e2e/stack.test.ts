@@ -12,13 +12,17 @@ import { DockerComposeEnvironment, Wait, type StartedDockerComposeEnvironment } 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createIdentity, type PeerIdentity } from '../../server/src/client/identity.js';
 import { RegistryClient, type ReconnectedInfo } from '../../server/src/client/index.js';
+import { onionKeyFromBytes, type OnionKey } from '../../server/src/client/onion-key.js';
 import { SocksAgent, socksConnect, type SocksProxy } from '../../server/src/client/socks5.js';
 import { RawClient, ed25519Identity, randomNickname, randomOnion, signRegistration } from '../support/registry-harness.js';
-import { nextEvent, retry, waitUntil } from '../support/wait.js';
+import { nextEvent, retry, waitForValue, waitUntil } from '../support/wait.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const PROJECT = `p2p-registry-e2e-${randomBytes(3).toString('hex')}`;
 const HS_DIR = '/var/lib/tor/hidden_service';
+/** The test network's echo onion service keeps its key here, in the testnet-echo container. */
+const ECHO_KEY = '/var/lib/tor-testnet/echo/hs/hs_ed25519_secret_key';
+const REGISTRY_CONFIG = '/etc/p2p-registry/config.ini';
 const exec = promisify(execFile);
 
 let stack: StartedDockerComposeEnvironment | undefined;
@@ -103,15 +107,14 @@ async function removeLeftovers(): Promise<void> {
   }
 }
 
-beforeAll(async () => {
-  const started = Date.now();
-  await removeLeftovers();
+/** `up` of the whole project (the stack and the test network) as testcontainers does it, every wait bounded. */
+async function startStack(): Promise<StartedDockerComposeEnvironment> {
   const environment: Record<string, string> = {};
   for (const name of ['TOR_BASE_IMAGE', 'NODE_BASE_IMAGE']) {
     const value = process.env[name];
     if (value !== undefined && value !== '') environment[name] = value;
   }
-  stack = await new DockerComposeEnvironment(ROOT, ['compose.yaml', 'test/compose.testnet.yaml'])
+  const started = await new DockerComposeEnvironment(ROOT, ['compose.yaml', 'test/compose.testnet.yaml'])
     .withProjectName(PROJECT)
     .withBuild()
     .withEnvironment(environment)
@@ -123,8 +126,17 @@ beforeAll(async () => {
     .withWaitStrategy('tor-1', Wait.forHealthCheck())
     .withWaitStrategy('registry-1', Wait.forHealthCheck())
     .up();
+  stack = started;
+  // The client tor's SOCKS port is published on a random host port: a new one after every `up`.
+  socks = { host: '127.0.0.1', port: started.getContainer('testnet-client-1').getMappedPort(9050) };
+  return started;
+}
+
+beforeAll(async () => {
+  const started = Date.now();
+  await removeLeftovers();
+  await startStack();
   timings.stackHealthySeconds = (Date.now() - started) / 1000;
-  socks = { host: '127.0.0.1', port: stack.getContainer('testnet-client-1').getMappedPort(9050) };
   registryOnion = (await inContainer('tor', ['cat', `${HS_DIR}/hostname`])).output;
   registryUrl = `ws://${registryOnion}:80/`;
   echoOnion = (await inContainer('testnet-echo', ['cat', '/var/lib/tor-testnet/echo/hs/hostname'])).output;
@@ -281,4 +293,115 @@ describe('the registry through real onion routing', () => {
     const other = await connectClient();
     expect(await other.lookup(erin.nickname)).toMatchObject({ nickname: erin.nickname });
   });
+});
+
+/** The echo onion's real key, tor's `hs_ed25519_secret_key` read out of the testnet-echo container. */
+async function echoOnionKey(): Promise<OnionKey> {
+  const { output, exitCode } = await inContainer('testnet-echo', ['base64', '-w', '0', ECHO_KEY]);
+  expect(exitCode, output).toBe(0);
+  const key = onionKeyFromBytes(Buffer.from(output, 'base64'), `testnet-echo:${ECHO_KEY}`);
+  expect(key.address).toBe(echoOnion);
+  return key;
+}
+
+interface ProvenPeer {
+  readonly identity: PeerIdentity;
+  readonly onionKey: OnionKey;
+  readonly nickname: string;
+  readonly client: RegistryClient;
+  readonly until: string;
+}
+
+/**
+ * A fresh key registers the echo onion with its address proof and waits for its claim: `claimed`
+ * after the stack's ClaimAfterSeconds (2 s in test/compose.testnet.yaml; at once when it is 0).
+ */
+async function claimedProvenPeer(prefix: string): Promise<ProvenPeer> {
+  const onionKey = await echoOnionKey();
+  const identity = createIdentity();
+  const client = await connectClient(identity);
+  const nickname = randomNickname(prefix);
+  const peer = await client.register({ nickname, address: echoOnion, port: 7, onionKey });
+  expect(peer).toMatchObject({ nickname, address: echoOnion, addressVerified: true });
+  const claim = await waitForValue('the claim (`claimed`)', () => client.claim ?? undefined, { timeoutMs: 60_000, intervalMs: 100 });
+  return { identity, onionKey, nickname, client, until: claim.until };
+}
+
+/** The registry's own view of a claim, from the operators' command inside the registry container. */
+async function claimInStore(nickname: string): Promise<{ exitCode: number; claim: Record<string, unknown> | null }> {
+  const shown = await inContainer('registry', ['node', '/app/server/dist/cli.js', 'claims', 'show', nickname, '--json', '--config', REGISTRY_CONFIG]);
+  return { exitCode: shown.exitCode, claim: shown.exitCode === 0 ? (JSON.parse(shown.output) as Record<string, unknown>) : null };
+}
+
+/**
+ * With its key offline, the claim holds: nobody finds the nickname (claims of offline keys are
+ * private), another key gets NICKNAME_TAKEN, the same key gets `registered` with its claim at once.
+ * Returns the owner's new client, registered.
+ */
+async function expectClaimHolds(owner: ProvenPeer): Promise<RegistryClient> {
+  const other = await connectClient(createIdentity());
+  await expect(other.lookup(owner.nickname)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  await expect(other.register({ nickname: owner.nickname, address: randomOnion(), port: 5050 })).rejects.toMatchObject({ code: 'NICKNAME_TAKEN' });
+  await other.close();
+  const client = await connectClient(owner.identity);
+  const back = await client.register({ nickname: owner.nickname, address: echoOnion, port: 7, onionKey: owner.onionKey });
+  expect(back).toMatchObject({ nickname: owner.nickname, address: echoOnion, addressVerified: true });
+  expect(back.claim).not.toBeNull();
+  // A refresh: the claim runs ClaimDays (30) from now again, never shorter than before.
+  expect(Date.parse(back.claim?.until ?? '')).toBeGreaterThanOrEqual(Date.parse(owner.until));
+  expect(Date.parse(back.claim?.until ?? '')).toBeGreaterThan(Date.now() + 29 * 86_400_000);
+  return client;
+}
+
+/** The end of a claims test: the key releases its claim, so that the echo onion is free for the next. */
+async function release(client: RegistryClient, nickname: string): Promise<void> {
+  await client.unregister({ release: true });
+  expect((await claimInStore(nickname)).exitCode).toBe(1);
+}
+
+describe('durable claims and the address proof through the stack', () => {
+  it('verifies an address proof made from the echo onion\'s real hs_ed25519_secret_key', async () => {
+    const started = Date.now();
+    const owner = await claimedProvenPeer('proof');
+    timings.provenClaimSeconds = (Date.now() - started) / 1000;
+    const finder = await connectClient();
+    expect(await finder.lookup(owner.nickname)).toMatchObject({ nickname: owner.nickname, address: echoOnion, port: 7, addressVerified: true });
+    const stored = await claimInStore(owner.nickname);
+    expect(stored).toMatchObject({ exitCode: 0, claim: { nickname: owner.nickname, address: echoOnion, addressVerified: true, until: owner.until } });
+    await release(owner.client, owner.nickname);
+  });
+
+  it('keeps a claim over a restart of the registry container', async () => {
+    const owner = await claimedProvenPeer('grace');
+    await owner.client.close();
+    const serverStartedAt = await inspect('registry', '{{.State.StartedAt}}');
+    const restartStarted = Date.now();
+    await compose('restart', 'registry');
+    await waitHealthy('registry', 120_000);
+    expect(await inspect('registry', '{{.State.StartedAt}}')).not.toBe(serverStartedAt);
+    expect((await claimInStore(owner.nickname)).claim).toMatchObject({ nickname: owner.nickname, addressVerified: true });
+    const client = await expectClaimHolds(owner);
+    timings.registryRestartClaimCheckedSeconds = (Date.now() - restartStarted) / 1000;
+    await release(client, owner.nickname);
+  });
+
+  // Last in this file: `down` takes the test network down too; the stack comes back with a new
+  // SOCKS port, and the clients of earlier tests stay behind on the old one until afterAll.
+  it('keeps claims over docker compose down (without -v) and up: the registry-data volume', async () => {
+    const owner = await claimedProvenPeer('heidi');
+    await owner.client.close();
+    const downStarted = Date.now();
+    await compose('down', '-t', '10');
+    timings.downSeconds = (Date.now() - downStarted) / 1000;
+    const volumes = (await exec('docker', ['volume', 'ls', '-q', '--filter', `name=${PROJECT}_registry-data`])).stdout.trim();
+    expect(volumes).toBe(`${PROJECT}_registry-data`);
+    const upStarted = Date.now();
+    await startStack();
+    timings.upHealthySeconds = (Date.now() - upStarted) / 1000;
+    expect((await inContainer('tor', ['cat', `${HS_DIR}/hostname`])).output).toBe(registryOnion);
+    expect((await claimInStore(owner.nickname)).claim).toMatchObject({ nickname: owner.nickname, addressVerified: true });
+    const client = await expectClaimHolds(owner);
+    timings.downUpClaimCheckedSeconds = (Date.now() - downStarted) / 1000;
+    await release(client, owner.nickname);
+  }, 600_000);
 });

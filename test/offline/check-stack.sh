@@ -2,7 +2,8 @@
 # Offline check of the shipped compose.yaml (tor with DisableNetwork 1; never the public network):
 # builds both images, starts the stack with test/compose.offline.yaml, and checks what the
 # deployment promises: the config one-shot (one config.ini parser), tor's healthcheck, permissions,
-# no ports, the onion kept, and a bad config.ini stopping the stack with the server's message. Prints one line per check and "N passed, N failed"; exits non-zero on failure.
+# no ports, the onion kept, the claim database backed up online (make backup) and restored into a
+# fresh volume (make restore), and a bad config.ini stopping the stack with the server's message. Prints one line per check and "N passed, N failed"; exits non-zero on failure.
 #
 #   bash test/offline/check-stack.sh        (needs Docker: .ci/install-docker.sh)
 #
@@ -18,8 +19,9 @@ dc=(docker compose -p "$project" -f compose.yaml -f test/compose.offline.yaml)
 passed=0 failed=0
 check() { # check NAME COMMAND...
   local name=$1; shift
-  if "$@" >/dev/null 2>&1; then passed=$((passed + 1)); echo "ok   $name"
-  else failed=$((failed + 1)); echo "FAIL $name"; fi
+  local began=$SECONDS
+  if "$@" >/dev/null 2>&1; then passed=$((passed + 1)); echo "ok   $name ($((SECONDS - began))s)"
+  else failed=$((failed + 1)); echo "FAIL $name ($((SECONDS - began))s)"; fi
 }
 cleanup() { "${dc[@]}" down -v --remove-orphans >/dev/null 2>&1 || true; }
 trap cleanup EXIT
@@ -122,6 +124,61 @@ onion_kept() { # the onion address survives down + up (the key lives in a named 
   [ -n "$before" ] && [ "$before" = "$after" ]
 }
 
+claims_json() { in_registry node /app/server/dist/cli.js claims list --json --config /etc/p2p-registry/config.ini; }
+# Claims written into the live database (the server runs) by a one-off container of the server
+# image with the store's own code: what the server writes at registration, without a Tor network.
+seed_claims() { # NICKNAME...
+  docker run --rm --user 1000:10001 --network none -e NICKNAMES="$*" \
+    -v "${project}_registry-data:/var/lib/p2p-registry" --entrypoint node p2p-registry/server:latest --input-type=module -e '
+      import { generateKeyPairSync, randomBytes } from "node:crypto";
+      import { openSqliteClaimStore } from "/app/server/dist/store/sqlite-store.js";
+      import { keyIdOf } from "/app/server/dist/store/claim-store.js";
+      import { onionAddressFromPublicKey } from "/app/server/dist/protocol/onion-address.js";
+      const store = await openSqliteClaimStore({ path: "/var/lib/p2p-registry/registry.db", claimDays: 30 });
+      for (const nickname of process.env.NICKNAMES.split(" ")) {
+        const der = generateKeyPairSync("ed25519").publicKey.export({ type: "spki", format: "der" });
+        await store.claim({ keyId: keyIdOf(der), publicKeyDer: der, nickname, address: onionAddressFromPublicKey(randomBytes(32)), addressVerified: false });
+      }
+      await store.close();'
+}
+has_claims() { # JSON WANTED...: the nicknames of the JSON list, sorted, are exactly WANTED
+  local json=$1; shift
+  [ "$(node -e 'console.log(JSON.parse(process.argv[1]).map((c) => c.nickname).sort().join(" "))' "$json" 2>/dev/null ||
+      grep -o '"nickname":"[^"]*"' <<<"$json" | cut -d'"' -f4 | sort | tr '\n' ' ' | sed 's/ $//')" = "$*" ]
+}
+backup_restore() { # make backup while serving; a claim released after it; make restore into a fresh volume brings it back
+  local dir out file mode
+  dir=$(mktemp -d)
+  seed_claims alice bob || { rm -rf "$dir"; return 1; }
+  has_claims "$(claims_json)" alice bob || { rm -rf "$dir"; return 1; }
+  out=$(make --no-print-directory backup COMPOSE="${dc[*]}" BACKUP_DIR="$dir") || { rm -rf "$dir"; return 1; }
+  file=$(tail -n 1 <<<"$out")
+  mode=$(stat -c '%a' "$file")
+  # nothing left in the volume; the file on the host is 0600
+  [ "$mode" = 600 ] && ! in_registry sh -c 'ls /var/lib/p2p-registry | grep -q backup-' || { rm -rf "$dir"; return 1; }
+  in_registry node /app/server/dist/cli.js claims release alice --config /etc/p2p-registry/config.ini
+  has_claims "$(claims_json)" bob || { rm -rf "$dir"; return 1; }
+  # a fresh registry-data volume: the old database is gone, then the backup goes in
+  "${dc[@]}" down >/dev/null 2>&1
+  docker volume rm "${project}_registry-data" >/dev/null
+  "${dc[@]}" up -d >/dev/null 2>&1
+  registry=$("${dc[@]}" ps -q registry); tor=$("${dc[@]}" ps -q tor)
+  for _ in $(seq 1 60); do healthy "$registry" && break; sleep 1; done
+  has_claims "$(claims_json)" || { rm -rf "$dir"; return 1; }
+  # a file that is no claim database is refused; the registry comes back with what it had
+  echo 'not a database' >"$dir/bad.db"
+  make --no-print-directory restore COMPOSE="${dc[*]}" FILE="$dir/bad.db" && { rm -rf "$dir"; return 1; }
+  registry=$("${dc[@]}" ps -q registry)
+  for _ in $(seq 1 60); do healthy "$registry" && break; sleep 1; done
+  has_claims "$(claims_json)" || { rm -rf "$dir"; return 1; }
+  make --no-print-directory restore COMPOSE="${dc[*]}" FILE="$file" || { rm -rf "$dir"; return 1; }
+  rm -rf "$dir"
+  registry=$("${dc[@]}" ps -q registry)
+  for _ in $(seq 1 60); do healthy "$registry" && break; sleep 1; done
+  healthy "$registry" && has_claims "$(claims_json)" alice bob &&
+    [ "$(in_registry stat -c '%u:%g %a' /var/lib/p2p-registry/registry.db)" = "1000:10001 600" ]
+}
+
 check "config one-shot validated config.ini and wrote tor.env" config_ran
 check "tor reads only tor.env (no config.ini mounted; read-only; torrc uses its port)" tor_reads_only_its_file
 check "tor refuses a tor.env that is not HIDDEN_SERVICE_PORT=<digits>" tor_refuses_a_bad_file
@@ -143,6 +200,7 @@ check "registry has no network" no_network
 check "no port is published" no_ports
 check "logs of both containers are rotated (10m x 5)" logs_rotated
 check "onion address survives down and up" onion_kept
+check "make backup copies the claims online; make restore puts them into a fresh volume (1000:10001 0600)" backup_restore
 check "[hiddenservice] stops the stack at the one-shot with the server's line" \
   bad_config_stops_stack ./test/offline/config-bad-section.ini 'unknown section [hiddenservice]: did you mean [HiddenService]?'
 check "a misspelt key stops the stack at the one-shot with the server's line" \
