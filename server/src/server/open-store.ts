@@ -3,7 +3,7 @@
  * server's start and the operators' commands share. A failure is a RegistryError whose message is
  * the one line to print (the path, the cause, the fix).
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Clock } from '../store/claim-store.js';
 import { openSqliteClaimStore, type SqliteClaimStore } from '../store/sqlite-store.js';
@@ -22,9 +22,12 @@ export interface OpenStoreOptions {
 export async function openConfiguredStore(config: Pick<Config, 'claims'>, options: OpenStoreOptions = {}): Promise<SqliteClaimStore> {
   const path = resolve(config.claims.database);
   try {
-    mkdirSync(dirname(path), { recursive: true });
+    // The claims say which key uses which nickname and when it was last online: only the server's
+    // user may read them. SQLite gives its -wal and -shm files the database file's mode.
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    writeFileSync(path, '', { flag: 'wx', mode: 0o600 });
   } catch {
-    // openSqliteClaimStore names the folder and what to do about it.
+    // It exists already, or the folder cannot be made: openSqliteClaimStore names it and the fix.
   }
   return openSqliteClaimStore({ path, claimDays: config.claims.claimDays, ...(options.now === undefined ? {} : { now: options.now }) });
 }
