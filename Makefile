@@ -34,7 +34,7 @@ docker_problem = $(shell \
   fi)
 
 .DEFAULT_GOAL := help
-.PHONY: help up down logs onion backup restore build test test-unit test-hardening test-stack test-e2e typecheck bench bench-smoke base-images require-node require-docker
+.PHONY: help up down logs onion backup restore build test test-unit test-postgres test-hardening test-stack test-e2e typecheck bench bench-smoke base-images require-node require-docker
 # make test runs its parts in order, in this one make process: -j must not interleave them.
 .NOTPARALLEL:
 
@@ -129,13 +129,16 @@ node_modules/.package-lock.json: package-lock.json | require-node
 	@touch $@
 
 # Docker is checked first: without it the run would fail at the end, after the other suites.
-test: require-node require-docker typecheck test-unit test-hardening test-stack test-e2e ## everything: type-check, unit, hardening, the offline stack, then end-to-end through a private Tor network
+test: require-node require-docker typecheck test-unit test-postgres test-hardening test-stack test-e2e ## everything: type-check, unit, the PostgreSQL store, hardening, the offline stack, then end-to-end through a private Tor network
 
 typecheck: require-node node_modules/.package-lock.json ## type-check the server, the tests and the benchmark
 	npm run typecheck
 
 test-unit: typecheck ## the unit suite, server/dist built once first (no Docker needed)
 	npm run test:unit
+
+test-postgres: typecheck ## the claim store's contract and more on a throw-away PostgreSQL (needs Debian's postgresql package: sudo bash .ci/install-postgres.sh)
+	npm run test:postgres
 
 test-hardening: typecheck ## fuzzing, abuse limits and load on the built server (no Docker needed)
 	npm run test:hardening

@@ -1,7 +1,9 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 // server/dist, built once per run for the tests that run the built server or CLI.
 const buildDist = 'test/support/global-setup.ts';
+// The tests that need a real PostgreSQL server: their own project, which starts one.
+const postgresTests = ['server/src/store/postgres-store.test.ts'];
 
 export default defineConfig({
   test: {
@@ -11,9 +13,22 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['server/src/**/*.test.ts', 'test/unit/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, ...postgresTests],
           globalSetup: [buildDist],
           testTimeout: 15_000,
           hookTimeout: 15_000,
+        },
+      },
+      {
+        // The claim store on a real PostgreSQL (Debian's postgresql package), started once per run.
+        test: {
+          name: 'postgres',
+          include: postgresTests,
+          globalSetup: ['test/support/postgres-global-setup.ts'],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+          // The tests stop and start the one server.
+          fileParallelism: false,
         },
       },
       {

@@ -25,6 +25,7 @@ import {
 } from './claim-store.js';
 import { checkAddress, checkClaimRequest, checkKeyId, checkNickname, claimFromRow } from './claim-row.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
+import { decideClaim } from './claim-rules.js';
 import { GroupCommit, type Settled, type WriteOp } from './group-commit.js';
 import { migrate, refuseIfNewer, schemaVersionOf } from './migrations.js';
 import { backupSqliteDatabase } from './sqlite-backup.js';
@@ -321,50 +322,15 @@ export class SqliteClaimStore implements ClaimStore {
     }
   }
 
-  /** The conflict rules, run inside the write transaction: decide first, then change. */
+  /** The conflict rules (claim-rules.ts), run inside the write transaction: decide first, then change. */
   #claimNow(request: ClaimRequest): ClaimOutcome {
     const now = this.#time();
     const key = nicknameKey(request.nickname);
-    let own: Claim | null = null;
-    let othersNickname: Claim | null = null;
-    let othersAddress: Claim | null = null;
-    // Expired rows too: they do not exist for the rules, but they are in the way of the unique indexes.
-    for (const row of this.#sql.anyRelevant.all({ keyId: request.keyId, nicknameKey: key, address: request.address })) {
-      const claim = claimFromRow(row, this.path);
-      if (claim.keyId === request.keyId) own = claim;
-      else {
-        if (nicknameKey(claim.nickname) === key) othersNickname = claim;
-        if (claim.address === request.address) othersAddress = claim;
-      }
-    }
-
-    if (othersNickname !== null && othersNickname.expiresAt > now) return { kind: 'nickname-taken', holder: othersNickname };
-    let displaced: Claim | null = null;
-    if (othersAddress !== null && othersAddress.expiresAt > now) {
-      const mayDisplace = request.addressVerified && request.displaceUnverified === true && !othersAddress.addressVerified;
-      if (!mayDisplace) return { kind: 'address-taken', holder: othersAddress };
-      displaced = othersAddress;
-    }
-
-    // Whatever else is in the way is expired (it does not exist) or displaced.
-    if (othersNickname !== null) this.#sql.deleteKey.run(othersNickname.keyId);
-    if (othersAddress !== null && othersAddress !== othersNickname) this.#sql.deleteKey.run(othersAddress.keyId);
-
-    const ownLive = own !== null && own.expiresAt > now ? own : null;
-    const sameAddress = ownLive !== null && ownLive.address === request.address;
-    const sameBinding = sameAddress && nicknameKey(ownLive.nickname) === key;
-    const claim: Claim = Object.freeze({
-      keyId: request.keyId,
-      publicKeyDer: request.publicKeyDer,
-      nickname: request.nickname,
-      address: request.address,
-      // The key proved this address once; registering again without the proof, or under another
-      // nickname, does not undo that.
-      addressVerified: request.addressVerified || (sameAddress && ownLive.addressVerified),
-      claimedAt: sameBinding ? ownLive.claimedAt : now,
-      lastSeenAt: now,
-      expiresAt: now + this.#claimMs,
-    });
+    const found = this.#sql.anyRelevant.all({ keyId: request.keyId, nicknameKey: key, address: request.address }).map((row) => claimFromRow(row, this.path));
+    const decision = decideClaim(request, found, now, this.#claimMs);
+    if (!decision.write) return decision.outcome;
+    for (const keyId of decision.remove) this.#sql.deleteKey.run(keyId);
+    const { claim } = decision;
     this.#sql.upsert.run({
       keyId: claim.keyId,
       der: claim.publicKeyDer,
@@ -376,6 +342,6 @@ export class SqliteClaimStore implements ClaimStore {
       now,
       expiresAt: claim.expiresAt,
     });
-    return { kind: 'claimed', claim, previous: sameBinding ? null : ownLive, displaced };
+    return decision.outcome;
   }
 }

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { describeTarget, environmentFailure, redactConnectionString } from './postgres-failure.js';
+
+describe('PostgreSQL targets in messages', () => {
+  it('drops the password of a connection string and keeps the rest', () => {
+    expect(redactConnectionString('postgres://registry:s3cret@db.internal:5432/claims?sslmode=require')).toBe('postgres://registry@db.internal:5432/claims?sslmode=require');
+    expect(redactConnectionString('postgresql://registry:s3cret@/claims?host=/run/postgresql')).toBe('postgresql://registry@/claims?host=/run/postgresql');
+  });
+
+  it('drops parameters that carry secrets', () => {
+    const shown = redactConnectionString('postgres://registry@db/claims?password=s3cret&sslkey=/k.pem&sslpassword=x&application_name=r');
+    expect(shown).toBe('postgres://registry@db/claims?application_name=r');
+  });
+
+  it('shows nothing of a string that is not a postgres:// URL', () => {
+    expect(redactConnectionString('host=db password=s3cret')).not.toContain('s3cret');
+  });
+
+  it('describes pool options without a password', () => {
+    expect(describeTarget({ host: 'db', port: 5432, user: 'registry', database: 'claims' })).toBe('postgres://registry@db:5432/claims');
+    expect(describeTarget({ host: '/run/postgresql', database: 'claims' })).toBe('postgres:///claims?host=/run/postgresql');
+  });
+});
+
+describe('PostgreSQL failures', () => {
+  it('counts an unreachable server, a full disk and a read-only database as the environment, a constraint as a bug', () => {
+    const target = 'postgres://registry@db/claims';
+    expect(environmentFailure(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), target)?.name).toBe('ECONNREFUSED');
+    expect(environmentFailure(Object.assign(new Error('could not extend file'), { code: '53100' }), target)?.fix).toMatch(/disk space/);
+    expect(environmentFailure(Object.assign(new Error('cannot execute INSERT in a read-only transaction'), { code: '25006' }), target)?.fix).toMatch(/primary/);
+    expect(environmentFailure(new Error('Connection terminated unexpectedly'), target)?.name).toBe('CONNECTION');
+    expect(environmentFailure(Object.assign(new Error('duplicate key'), { code: '23505' }), target)).toBeUndefined();
+  });
+});

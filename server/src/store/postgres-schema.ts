@@ -1,0 +1,113 @@
+/**
+ * The PostgreSQL schema, as an ordered list of migrations beside the SQLite ones (same versions,
+ * same meaning). `schema_version` holds one row: the version the database is at. Each migration
+ * runs in its own transaction together with the version bump, under an advisory lock, so that
+ * several registries opening one new database at once migrate it exactly once. Append new
+ * migrations; never edit a released one.
+ */
+import type { PoolClient } from 'pg';
+import type { RegistryError } from '../protocol/errors.js';
+import { SCHEMA_VERSION as SQLITE_SCHEMA_VERSION, type Migration } from './migrations.js';
+import { environmentFailure, openFailure } from './postgres-failure.js';
+import { isStoreError, storeError } from './store-error.js';
+
+export const PG_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    summary: 'claims: one row per key, nickname and address unique',
+    // COLLATE "C": nickname order is byte order, as in SQLite, whatever the database's collation;
+    // list paging compares nickname_key with > and must use the same order as the index.
+    // Times are ms since the epoch.
+    sql: `
+      CREATE TABLE claims (
+        key_id           text    NOT NULL PRIMARY KEY CHECK (key_id ~ '^[0-9a-f]{64}$'),
+        public_key       bytea   NOT NULL,
+        nickname         text    NOT NULL,
+        nickname_key     text    COLLATE "C" NOT NULL UNIQUE CHECK (nickname_key = lower(nickname)),
+        address          text    NOT NULL UNIQUE,
+        address_verified boolean NOT NULL,
+        claimed_at       bigint  NOT NULL,
+        last_seen_at     bigint  NOT NULL,
+        expires_at       bigint  NOT NULL
+      );
+    `,
+  },
+  {
+    version: 2,
+    summary: 'index claims by expiry',
+    sql: `CREATE INDEX claims_by_expiry ON claims (expires_at);`,
+  },
+];
+
+export const PG_SCHEMA_VERSION: number = PG_MIGRATIONS[PG_MIGRATIONS.length - 1]?.version ?? 0;
+if (PG_SCHEMA_VERSION !== SQLITE_SCHEMA_VERSION) throw new Error('the PostgreSQL and SQLite schemas must be at the same version');
+
+/** Any constant: the key of the advisory lock migrations take (ASCII "p2pclaim" as an int8). */
+const MIGRATION_LOCK = '8084106818316921197';
+
+/** The version the database is at: 0 when it has no schema_version table (a new database). */
+export async function pgSchemaVersionOf(client: PoolClient): Promise<number> {
+  const table = await client.query<{ name: string | null }>("SELECT to_regclass('schema_version')::text AS name");
+  if (table.rows[0]?.name === null || table.rows[0] === undefined) return 0;
+  const row = await client.query<{ version: number }>('SELECT version FROM schema_version');
+  const version = row.rows[0]?.version;
+  if (typeof version !== 'number' || !Number.isInteger(version)) throw new Error('schema_version holds no version');
+  return version;
+}
+
+function refuseNewer(version: number, target: string): RegistryError {
+  return storeError(
+    'STORE_SCHEMA_NEWER',
+    `the claim database ${target} has schema version ${version}, newer than this registry knows (${PG_SCHEMA_VERSION}): ` +
+      'it was written by a newer p2p-registry. Fix: run that version or a newer one, or restore a backup made by this version.',
+  );
+}
+
+/** A new database with a claims table but no schema_version is someone else's: never write into it. */
+async function refuseForeign(client: PoolClient, target: string): Promise<void> {
+  const table = await client.query<{ name: string | null }>("SELECT to_regclass('claims')::text AS name");
+  if (table.rows[0]?.name !== null && table.rows[0] !== undefined) {
+    throw storeError(
+      'STORE_OPEN_FAILED',
+      `cannot open the claim database ${target}: it holds a claims table but no registry schema version. ` +
+        "Fix: point [Store] Database at the registry's own database (or schema), or drop that table.",
+    );
+  }
+}
+
+async function applyOne(client: PoolClient, migration: Migration, target: string): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    // Read again under the lock: another registry may have migrated meanwhile.
+    const current = await pgSchemaVersionOf(client);
+    if (current > PG_SCHEMA_VERSION) throw refuseNewer(current, target);
+    if (current === 0) await refuseForeign(client, target);
+    if (current < migration.version) {
+      if (current === 0) await client.query('CREATE TABLE schema_version (version integer NOT NULL); INSERT INTO schema_version VALUES (0)');
+      await client.query(migration.sql);
+      await client.query('UPDATE schema_version SET version = $1', [migration.version]);
+    }
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    if (isStoreError(err)) throw err;
+    const failure = environmentFailure(err, target) ?? openFailure(err, target);
+    throw storeError(
+      'STORE_MIGRATION_FAILED',
+      `cannot migrate the claim database ${target} to schema version ${migration.version} (${migration.summary}): ` +
+        `${failure.text} (${failure.name}). Fix: ${failure.fix}; the database was left at its previous version.`,
+      { cause: err },
+    );
+  }
+}
+
+/** Brings the database to the newest version. A database newer than this code is refused untouched. */
+export async function migratePostgres(client: PoolClient, target: string): Promise<{ readonly from: number; readonly to: number }> {
+  const from = await pgSchemaVersionOf(client);
+  if (from > PG_SCHEMA_VERSION) throw refuseNewer(from, target);
+  for (const migration of PG_MIGRATIONS) {
+    if (migration.version > from) await applyOne(client, migration, target);
+  }
+  return { from, to: await pgSchemaVersionOf(client) };
+}
