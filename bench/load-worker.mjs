@@ -330,6 +330,82 @@ async function register({ port, concurrency, warmupMs, durationMs, windowMs, poo
   return { windows: measured, errors: errors.count, errorSamples: errors.samples };
 }
 
+/**
+ * Open-loop registrations (phase `claims`): a new connection and a signed `register` is due every
+ * 1/rate s whatever the replies do, and latency runs from when it was due to `registered`
+ * (connect, hello, register, reply; the connection is closed afterwards). An identity is used by
+ * one registration at a time; a due registration that finds every identity busy (the server fell
+ * that far behind) counts as `overload` and is not sent. Per window: a 1% latency histogram.
+ */
+async function pacedRegister({ port, rate, warmupMs, durationMs, windowMs, poolSize, prefix, localAddresses }) {
+  const pool = identityPool(prefix, poolSize);
+  const pick = addressPicker(localAddresses);
+  const errors = new ErrorTally();
+  const windowCount = Math.max(1, Math.round(durationMs / windowMs));
+  const perWindow = Array.from({ length: windowCount }, () => []);
+  const start = now() + 20;
+  const measureFrom = start + warmupMs;
+  const measureTo = measureFrom + durationMs;
+  let launched = 0;
+  let overload = 0;
+  let inFlight = 0;
+  let answered = 0;
+  const one = async (due) => {
+    const identity = pool.shift();
+    if (identity === undefined) {
+      overload += 1;
+      return;
+    }
+    inFlight += 1;
+    try {
+      const conn = await registerOn(port, pick(), identity, 10_000);
+      const latency = now() - due;
+      answered += 1;
+      if (due >= measureFrom && due < measureTo) perWindow[Math.min(windowCount - 1, Math.floor((due - measureFrom) / windowMs))].push(latency);
+      await conn.close();
+    } catch (err) {
+      errors.add(err);
+    } finally {
+      inFlight -= 1;
+      pool.push(identity);
+    }
+  };
+  const tick = () => {
+    const t = Math.min(now(), measureTo);
+    const due = Math.floor(((t - start) * rate) / 1000) + 1 - launched;
+    for (let i = 0; i < due; i += 1) void one(start + ((launched + i) * 1000) / rate);
+    if (due > 0) launched += due;
+  };
+  const timer = setInterval(tick, 1);
+  await sleep(Math.max(0, measureFrom - now()));
+  for (let w = 0; w < windowCount; w += 1) {
+    mark('start');
+    await sleep(Math.max(0, measureFrom + (w + 1) * windowMs - now()));
+    mark('end');
+  }
+  clearInterval(timer);
+  const drainUntil = now() + 10_000;
+  while (inFlight > 0 && now() < drainUntil) await sleep(10);
+  const histogram = (values) => {
+    const counts = new Map();
+    for (const v of values) {
+      const bucket = latencyBucket(v);
+      counts.set(bucket, (counts.get(bucket) ?? 0) + 1);
+    }
+    return [...counts.entries()].sort((a, b) => a[0] - b[0]);
+  };
+  return {
+    targetPerSec: rate,
+    windows: perWindow.map((values) => ({ samples: values.length, perSec: values.length / (windowMs / 1000), histogram: histogram(values) })),
+    launched,
+    answered,
+    unanswered: inFlight,
+    overload,
+    errors: errors.count,
+    errorSamples: errors.samples,
+  };
+}
+
 const held = { conns: [], unexpectedCloses: 0, releasing: false, identities: null };
 
 /** Makes the identities of the next `hold` ahead of time, so that `hold` times registrations only. */
@@ -578,7 +654,7 @@ async function verifyViews({ port, localAddresses }) {
   }
 }
 
-const COMMANDS = { throughput, paced, register, prepareHold, hold, holdIdle, holdStatus, release, subscribe, churn, verifyViews };
+const COMMANDS = { throughput, paced, register, pacedRegister, prepareHold, hold, holdIdle, holdStatus, release, subscribe, churn, verifyViews };
 
 
 process.on('message', async (message) => {

@@ -5,7 +5,7 @@
  *
  *   node bench/run.mjs                 full run (< 3 minutes), writes bench/results.json + bench/chart.svg
  *   node bench/run.mjs --smoke         30-second run, writes bench/results.json + bench/chart-smoke.svg
- *   node bench/run.mjs --profile lookup|register   same load, server under --cpu-prof (bench/profiles/)
+ *   node bench/run.mjs --profile lookup|register|claims   same load, server under --cpu-prof (bench/profiles/)
  *   node bench/run.mjs --server <path/to/cli.js>   bench another build of the server (e.g. a scratch copy)
  *
  * The split of the machine (see bench/README.md): the process under test (registry, echo server or
@@ -23,6 +23,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { renderChart } from './lib/chart.mjs';
+import { CLAIMS_TARGETS, claimsPhase, claimsRows } from './phases/claims.mjs';
 import { FAN_OUT_TARGETS, fanOutPhase, fanOutRows } from './phases/fan-out.mjs';
 import { makeIdentity, peerRecordLike, registerRequest } from './lib/identities.mjs';
 import { cpuSeconds, killAllChildren, machineCpu, openFilesLimit, rssBytes, spawnNode, stopChild, CAN_PIN } from './lib/procs.mjs';
@@ -44,7 +45,7 @@ const BUSY_HOST_CPU = 0.25;
 
 const PLANS = {
   full: {
-    budgetMs: 220_000,
+    budgetMs: 280_000, // 220 s before the claims phase came
     windowMs: 1_000,
     verifyMs: 3_000,
     conns: 128,
@@ -73,7 +74,7 @@ const PLANS = {
     churnMaxCycles: 200_000,
   },
   smoke: {
-    budgetMs: 45_000, // 20 s before the non-reader and fan-out phases came
+    budgetMs: 60_000, // 20 s before the non-reader and fan-out phases came, 45 s before the claims phase
     windowMs: 500,
     verifyMs: 500,
     conns: 64,
@@ -111,6 +112,7 @@ const TARGETS = [
   ['serverRssMb', (v) => v < 400, '< 400'],
   ['churnLost', (v) => v === 0, '= 0'],
   ...FAN_OUT_TARGETS,
+  ...CLAIMS_TARGETS,
 ];
 
 function parseArgs(argv) {
@@ -128,10 +130,10 @@ function parseArgs(argv) {
       process.exit(0);
     } else throw new Error(`unknown argument ${arg} (try --help)`);
   }
-  if (opts.profile !== null && !['lookup', 'register'].includes(opts.profile)) {
-    throw new Error('--profile takes "lookup" or "register"');
+  if (opts.profile !== null && !['lookup', 'register', 'claims'].includes(opts.profile)) {
+    throw new Error('--profile takes "lookup", "register" or "claims"');
   }
-  const phases = ['verify', 'echo', 'lookup', 'latency', 'register', 'capacity', 'churn', 'nonreader', 'fan-out'];
+  const phases = ['verify', 'echo', 'lookup', 'latency', 'register', 'capacity', 'churn', 'nonreader', 'claims', 'fan-out'];
   for (const phase of opts.only ?? []) if (!phases.includes(phase)) throw new Error(`--only: unknown phase ${phase} (${phases.join(', ')})`);
   if (opts.profile !== null) opts.only = new Set([opts.profile]);
   if (!existsSync(opts.server)) throw new Error(`${opts.server} does not exist: run \`npm run build\` first (or pass --server)`);
@@ -306,7 +308,11 @@ class Worker {
   }
 }
 
-function serverConfig(dir, port, heartbeatSeconds) {
+/**
+ * The bench's config.ini. The claim database is in the server's temp dir (never the checkout's
+ * ./data); `claims` (phase `claims`) names another file and ClaimAfterSeconds.
+ */
+function serverConfig(dir, port, heartbeatSeconds, claims = {}) {
   const hsDir = join(dir, 'hs');
   mkdirSync(hsDir, { recursive: true, mode: 0o700 });
   writeFileSync(join(hsDir, 'hostname'), `${makeIdentity('registry').address}\n`);
@@ -335,6 +341,12 @@ MaxBufferedBytes = 268435456
 EventBatchMs = 50
 SignatureChecksPerSecond = 1000000
 JsonContainersPerSecond = 1000000000
+
+[Store]
+Database = ${claims.database ?? join(dir, 'registry.db')}
+
+[Claims]
+ClaimAfterSeconds = ${claims.claimAfterSeconds ?? 600}
 
 [Log]
 level = warn
@@ -368,12 +380,16 @@ const IMAGE_NODE_FLAGS = (() => {
   return options.split(/\s+/);
 })();
 
-/** Starts the built registry (production mode) on CPU 0 and waits for /healthz to answer 200. */
-async function startRegistry(label, heartbeatSeconds, profileName = null) {
+/**
+ * Starts the built registry (production mode) on CPU 0 and waits for /healthz to answer 200.
+ * `claims` (phase `claims`): { database, claimAfterSeconds } for the config, and `script`, an entry
+ * script run instead of the CLI with the same `--config` (bench/phases/claims-server.mjs).
+ */
+async function startRegistry(label, heartbeatSeconds, profileName = null, claims = {}) {
   const dir = join(tempRoot, label);
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
-  const configPath = serverConfig(dir, port, heartbeatSeconds);
+  const configPath = serverConfig(dir, port, heartbeatSeconds, claims);
   // The image's V8 flags (server/Dockerfile NODE_OPTIONS): the bench measures what ships.
   const nodeArgs = [...IMAGE_NODE_FLAGS];
   if (profileName !== null) {
@@ -381,8 +397,8 @@ async function startRegistry(label, heartbeatSeconds, profileName = null) {
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${join(BENCH_DIR, 'profiles')}`, `--cpu-prof-name=${profileName}`);
   }
   const child = spawnNode({
-    script: opts.server,
-    args: ['serve', '--config', configPath],
+    script: claims.script ?? opts.server,
+    args: claims.script === undefined ? ['serve', '--config', configPath] : ['--config', configPath],
     nodeArgs,
     env: { NODE_ENV: 'production', NO_PRETTY: '1' },
     cpu: SERVER_CPU,
@@ -873,6 +889,11 @@ async function main() {
     P.nonReader = out.phase;
   }
 
+  if (want('claims') && (opts.profile === null || opts.profile === 'claims')) {
+    const lent = { registerArgs, registerTimeout, windowMs: plan.windowMs, cleanWindows, mergedPercentiles, perCpu };
+    await claimsPhase({ mode: opts.mode, tempRoot, startRegistry, stopChild, worker: w0, addresses, log, metrics: m, phases: P, serverWarnings, profile: opts.profile === 'claims', ...lent });
+  }
+
   await Promise.all([w0.stop(), w1.stop()]);
   if (want('fan-out')) {
     const startWorker = (name) => Worker.start(name, 'phases/fan-out-worker.mjs');
@@ -882,9 +903,9 @@ async function main() {
   results.machine.loadAvgAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
 
   if (opts.profile !== null) {
-    const file = join(BENCH_DIR, 'profiles', `${opts.profile}.cpuprofile`);
     writeFileSync(join(BENCH_DIR, 'profiles', `${opts.profile}.results.json`), `${JSON.stringify(results, null, 2)}\n`);
-    process.stdout.write(`${summarizeProfile(file, { top: 30 })}\n`);
+    const names = opts.profile === 'claims' ? ['claims-none', 'claims-shipped', 'claims-immediate'] : [opts.profile];
+    for (const name of names) process.stdout.write(`== ${name}\n${summarizeProfile(join(BENCH_DIR, 'profiles', `${name}.cpuprofile`), { top: 30 })}\n`);
     return;
   }
   results.targets = Object.fromEntries(
@@ -942,6 +963,7 @@ function printTable(results) {
     ['churnLost', m.churnLost, '= 0', `${check(results.targets.churnLost?.met)}; events missing ${m.churnEventsMissing}`],
     ['nonReaderPeakRssMb', m.nonReaderPeakRssMb, '', `non-readers asking for pages: baseline ${m.nonReaderBaselineRssMb} MB, MaxOutputBytes ${m.nonReaderOutputBoundMb} MiB, ${m.nonReaderAttackersClosed} closed; honest pages ${m.nonReaderHonestPages} (failed ${m.nonReaderHonestFailures}, p99 ${m.nonReaderHonestP99Ms} ms)`],
     ...fanOutRows(m, P),
+    ...claimsRows(m, P, cores),
   ].filter((row) => row[1] !== undefined);
   const pad = (value, n) => String(value ?? 'n/a').padEnd(n);
   const lines = [`${pad('metric', 26)} ${pad('value', 9)} ${pad('target', 9)} note`, '-'.repeat(100)];

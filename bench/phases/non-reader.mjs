@@ -38,6 +38,8 @@ RateLimitPerSecond = 1000000
 RateLimitBurst = 1000000
 RateLimitStrikes = 1000000
 SignatureChecksPerSecond = 1000000
+[Store]
+Database = ${join(dir, 'registry.db')}
 [Log]
 level = warn
 `;

@@ -4,7 +4,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { OnionAddress } from '../protocol/onion-address.js';
-import type { Clock } from '../store/claim-store.js';
+import type { ClaimStore, Clock } from '../store/claim-store.js';
 import { Budgets } from './budgets.js';
 import { ClaimKeeper } from './claim-keeper.js';
 import type { Config } from './config.js';
@@ -48,18 +48,25 @@ export interface RegistryServer {
   close(): Promise<void>;
 }
 
-/** What tests may change of a server's start (nothing an operator configures). */
+/** What tests and the bench may change of a server's start (nothing an operator configures). */
 export interface StartOptions {
-  /** The claim store's clock (ms since the epoch). */
+  /** The claim store's clock (ms since the epoch). Ignored with `openStore`. */
   readonly now?: Clock;
   /** How often live registrations' last-seen is written (at most 10 minutes). */
   readonly touchIntervalMs?: number;
+  /**
+   * Dependency injection, not a configuration: opens the claim store in place of the configured
+   * SQLite file (`[Store] Database`). The bench's `claims` phase passes a store that keeps nothing
+   * (bench/phases/claims-server.mjs), so that the same server with and without durable claims can
+   * be measured side by side; no config key or environment variable reaches this.
+   */
+  readonly openStore?: (config: Config) => Promise<ClaimStore>;
 }
 
 export async function startServer(config: Config, logger: Logger, options: StartOptions = {}): Promise<RegistryServer> {
   const { limits } = config;
   // First: a database that cannot be opened, written or migrated stops the start (one line, from the store).
-  const store = await openConfiguredStore(config, options.now === undefined ? {} : { now: options.now });
+  const store = options.openStore !== undefined ? await options.openStore(config) : await openConfiguredStore(config, options.now === undefined ? {} : { now: options.now });
   const claims = new ClaimKeeper({ store, claimAfterSeconds: config.claims.claimAfterSeconds, logger: logger.child({ module: 'claims' }), ...(options.touchIntervalMs === undefined ? {} : { touchIntervalMs: options.touchIntervalMs }) });
   try {
     return await startWith(config, logger, claims);

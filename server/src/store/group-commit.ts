@@ -4,6 +4,12 @@
  * all of them). A registration therefore waits for the end of its turn plus one sync, and the cost
  * of a sync is shared by everything that arrived with it.
  *
+ * A write is queued as durable (the default: its promise means it survives a power cut) or not
+ * (touches and purges, which the store's contract lets be lost). A batch holding only writes that
+ * need not be durable is committed without a sync; one durable write makes the whole batch durable.
+ * Batches commit in queue order into one log, so a later synced commit makes every earlier one
+ * durable too: a lost write is always one of the most recent, never one before a durable one.
+ *
  * The flush runs from setImmediate, i.e. after the poll phase has handed every readable socket's
  * frames to their handlers: a burst of registrations that arrived together commits together.
  */
@@ -18,10 +24,11 @@ export type Settled = { readonly ok: true; readonly value: unknown } | { readonl
  * Runs a batch in one transaction: returns one Settled per op (an op may fail alone, its own
  * effects undone), or throws when the batch as a whole did not commit (then nothing of it did).
  */
-export type CommitBatch = (ops: readonly WriteOp<unknown>[]) => readonly Settled[];
+export type CommitBatch = (ops: readonly WriteOp<unknown>[], durable: boolean) => readonly Settled[];
 
 interface Pending {
   readonly op: WriteOp<unknown>;
+  readonly durable: boolean;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -39,10 +46,13 @@ export class GroupCommit {
     this.#maxBatch = maxBatch;
   }
 
-  /** Queues a write; it settles after the transaction that holds it has committed (or failed). */
-  enqueue<T>(op: WriteOp<T>): Promise<T> {
+  /**
+   * Queues a write; it settles after the transaction that holds it has committed (or failed), and
+   * when `durable`, after that commit was synced.
+   */
+  enqueue<T>(op: WriteOp<T>, durable = true): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ op, resolve: resolve as (value: unknown) => void, reject });
+      this.#queue.push({ op, durable, resolve: resolve as (value: unknown) => void, reject });
       this.#schedule();
     });
   }
@@ -67,7 +77,10 @@ export class GroupCommit {
     if (this.#queue.length > 0) this.#schedule();
     let settled: readonly Settled[];
     try {
-      settled = this.#commit(batch.map((pending) => pending.op));
+      settled = this.#commit(
+        batch.map((pending) => pending.op),
+        batch.some((pending) => pending.durable),
+      );
     } catch (error) {
       for (const pending of batch) pending.reject(error);
       this.#notifyIdle();
