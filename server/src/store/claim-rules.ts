@@ -3,7 +3,7 @@
  * decision that every store runs inside its write transaction, on the rows it read (and locked)
  * there: decide first, then change. Shared so that SQLite and PostgreSQL cannot drift apart.
  */
-import { nicknameKey, type Claim, type ClaimOutcome, type ClaimRequest, type KeyId } from './claim-store.js';
+import { nicknameKey, type Claim, type ClaimOutcome, type ClaimRequest, type KeyId, type RelevantClaims } from './claim-store.js';
 
 export type ClaimDecision =
   /** A conflict: nothing is to be written. */
@@ -57,4 +57,17 @@ export function decideClaim(request: ClaimRequest, found: readonly Claim[], now:
     expiresAt: now + claimMs,
   });
   return { write: true, remove, claim, outcome: { kind: 'claimed', claim, previous: sameBinding ? null : ownLive, displaced } };
+}
+
+/** Sorts the live claims a lookup by key, nickname key or address found into what each of them is. */
+export function sortRelevant(claims: Iterable<Claim>, keyId: KeyId, nicknameKeyOfRequest: string, address: string): RelevantClaims {
+  let byNickname: Claim | null = null;
+  let byAddress: Claim | null = null;
+  let byKey: Claim | null = null;
+  for (const claim of claims) {
+    if (claim.keyId === keyId) byKey = claim;
+    if (nicknameKey(claim.nickname) === nicknameKeyOfRequest) byNickname = claim;
+    if (claim.address === address) byAddress = claim;
+  }
+  return { byNickname, byAddress, byKey };
 }

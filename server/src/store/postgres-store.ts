@@ -21,7 +21,7 @@
 import pg, { type Pool, type PoolClient, type PoolConfig } from 'pg';
 import { MS_PER_DAY, nicknameKey, type Claim, type ClaimList, type ClaimOutcome, type ClaimRequest, type ClaimStore, type Clock, type KeyId, type ListPage, type RelevantClaims } from './claim-store.js';
 import { checkAddress, checkClaimRequest, checkKeyId, checkNickname } from './claim-row.js';
-import { decideClaim } from './claim-rules.js';
+import { decideClaim, sortRelevant } from './claim-rules.js';
 import { backupPostgresClaims } from './postgres-backup.js';
 import { describeTarget, environmentFailure, openFailure, redactConnectionString, sqlstateOf } from './postgres-failure.js';
 import { migratePostgres } from './postgres-schema.js';
@@ -173,16 +173,12 @@ export class PostgresClaimStore implements ClaimStore {
     const key = nicknameKey(checkNickname(query.nickname));
     const address = checkAddress(query.address);
     const rows = await this.#read(SQL.relevant, [keyId, key, address, this.#time()]);
-    let byNickname: Claim | null = null;
-    let byAddress: Claim | null = null;
-    let byKey: Claim | null = null;
-    for (const row of rows) {
-      const claim = claimFromPgRow(row, this.target);
-      if (claim.keyId === keyId) byKey = claim;
-      if (nicknameKey(claim.nickname) === key) byNickname = claim;
-      if (claim.address === address) byAddress = claim;
-    }
-    return { byNickname, byAddress, byKey };
+    return sortRelevant(
+      rows.map((row) => claimFromPgRow(row, this.target)),
+      keyId,
+      key,
+      address,
+    );
   }
 
   async claim(request: ClaimRequest): Promise<ClaimOutcome> {

@@ -28,7 +28,7 @@ import {
 } from './claim-store.js';
 import { checkAddress, checkClaimRequest, checkKeyId, checkNickname, claimFromRow } from './claim-row.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
-import { decideClaim } from './claim-rules.js';
+import { decideClaim, sortRelevant } from './claim-rules.js';
 import { GroupCommit, type Settled, type WriteOp } from './group-commit.js';
 import { migrate, refuseIfNewer, schemaVersionOf } from './migrations.js';
 import { backupSqliteDatabase } from './sqlite-backup.js';
@@ -167,16 +167,12 @@ export class SqliteClaimStore implements ClaimStore {
     const key = nicknameKey(checkNickname(query.nickname));
     const address = checkAddress(query.address);
     const rows = this.#read(() => this.#sql.relevant.all({ keyId, nicknameKey: key, address, now: this.#time() }));
-    let byNickname: Claim | null = null;
-    let byAddress: Claim | null = null;
-    let byKey: Claim | null = null;
-    for (const row of rows) {
-      const claim = claimFromRow(row, this.path);
-      if (claim.keyId === keyId) byKey = claim;
-      if (nicknameKey(claim.nickname) === key) byNickname = claim;
-      if (claim.address === address) byAddress = claim;
-    }
-    return { byNickname, byAddress, byKey };
+    return sortRelevant(
+      rows.map((row) => claimFromRow(row, this.path)),
+      keyId,
+      key,
+      address,
+    );
   }
 
   async claim(request: ClaimRequest): Promise<ClaimOutcome> {
