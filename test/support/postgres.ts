@@ -8,7 +8,7 @@
  * would let a broken PostgreSQL store pass CI.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -99,7 +99,10 @@ function removeLeftovers(binDir: string): void {
   for (const name of readdirSync(tmpdir())) {
     if (!name.startsWith(PREFIX)) continue;
     const dir = join(tmpdir(), name);
-    const owner = Number(readFileSafe(join(dir, 'owner.pid')));
+    const ownerText = readFileSafe(join(dir, 'owner.pid'));
+    // A folder without its owner file yet may belong to a run that is starting this very moment.
+    if (ownerText === '' && Date.now() - statSync(dir).mtimeMs < 10 * 60_000) continue;
+    const owner = Number(ownerText);
     if (Number.isSafeInteger(owner) && owner > 0 && isAlive(owner)) continue;
     const user = clusterUser();
     const [file, argv] = asUser({ user: user.name, binDir }, 'pg_ctl', ['-D', join(dir, 'data'), 'stop', '-m', 'immediate']);
