@@ -28,6 +28,8 @@ const PREFIX = 'p2p-registry-pg-';
 const DEBIAN_BIN_ROOT = '/usr/lib/postgresql';
 const INSTALL_HINT = 'install them with `apt-get install -y postgresql` (or `bash .ci/install-postgres.sh`), or point P2P_PG_BIN at a bin folder holding initdb and pg_ctl';
 const run = promisify(execFile);
+/** util-linux's runuser lives in sbin, which a CI job's PATH may leave out. */
+const RUNUSER = ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser', '/bin/runuser'].find((path) => existsSync(path)) ?? 'runuser';
 
 /** The newest PostgreSQL server bin folder (P2P_PG_BIN, else Debian's /usr/lib/postgresql/<n>/bin). */
 export function findPostgresBin(): string {
@@ -66,7 +68,7 @@ function clusterUser(): { readonly name: string; readonly uid: number; readonly 
 function asUser(server: Pick<PostgresServer, 'user' | 'binDir'>, program: string, args: readonly string[]): [string, string[]] {
   const path = join(server.binDir, program);
   if (userInfo().uid !== 0) return [path, [...args]];
-  return ['runuser', ['-u', server.user, '--', path, ...args]];
+  return [RUNUSER, ['-u', server.user, '--', path, ...args]];
 }
 
 async function runAs(server: PostgresServer, program: string, args: readonly string[]): Promise<void> {
