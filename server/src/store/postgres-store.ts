@@ -136,6 +136,10 @@ export async function openPostgresClaimStore(options: PostgresClaimStoreOptions)
   // An idle connection that the server closed (a restart): the pool has dropped it already and
   // opens a new one on the next call. Without a listener the error would end the process.
   pool.on('error', () => undefined);
+  // A checked-out connection that breaks (the server terminated it, a restart) fails its query in
+  // flight, which answers STORE_UNAVAILABLE and releases it as broken; the pool removes the idle
+  // listener while a connection is checked out, so without this one the error would end the process.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   try {
     await prepareDatabase(pool, target);
   } catch (err) {
