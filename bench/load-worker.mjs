@@ -110,6 +110,16 @@ export function latencyBucket(ms) {
   return Math.max(0, Math.ceil(Math.log(Math.max(ms, 0.001) / 0.001) / Math.log(1.01)));
 }
 
+/** A log histogram (1% buckets) of latencies, which the orchestrator can merge across windows. */
+function histogram(values) {
+  const counts = new Map();
+  for (const v of values) {
+    const bucket = latencyBucket(v);
+    counts.set(bucket, (counts.get(bucket) ?? 0) + 1);
+  }
+  return [...counts.entries()].sort((a, b) => a[0] - b[0]);
+}
+
 /** Closed loop: `inflight` requests outstanding per connection; each reply releases the next request. */
 async function throughput({ port, conns: connCount, inflight, warmupMs, durationMs, windowMs, payloads, okPrefix, localAddresses }) {
   const ring = frameRing(payloads);
@@ -243,15 +253,6 @@ async function paced({ port, conns: connCount, rate, warmupMs, durationMs, windo
   };
   const perWindow = Array.from({ length: windowCount }, () => []);
   for (let i = 0; i < sampleCount; i += 1) perWindow[sampleWindow[i]].push(samples[i]);
-  // Per window, a log histogram (1% buckets) that the orchestrator can merge across windows.
-  const histogram = (values) => {
-    const counts = new Map();
-    for (const v of values) {
-      const bucket = latencyBucket(v);
-      counts.set(bucket, (counts.get(bucket) ?? 0) + 1);
-    }
-    return [...counts.entries()].sort((a, b) => a[0] - b[0]);
-  };
   return {
     targetPerSec: rate,
     achievedPerSec: replies / (durationMs / 1000),
@@ -386,14 +387,6 @@ async function pacedRegister({ port, rate, warmupMs, durationMs, windowMs, poolS
   clearInterval(timer);
   const drainUntil = now() + 10_000;
   while (inFlight > 0 && now() < drainUntil) await sleep(10);
-  const histogram = (values) => {
-    const counts = new Map();
-    for (const v of values) {
-      const bucket = latencyBucket(v);
-      counts.set(bucket, (counts.get(bucket) ?? 0) + 1);
-    }
-    return [...counts.entries()].sort((a, b) => a[0] - b[0]);
-  };
   return {
     targetPerSec: rate,
     windows: perWindow.map((values) => ({ samples: values.length, perSec: values.length / (windowMs / 1000), histogram: histogram(values) })),

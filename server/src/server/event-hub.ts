@@ -99,9 +99,6 @@ export class EventHub implements SlicedWork {
     return this.log.length;
   }
 
-  has(subscriber: Subscriber): boolean {
-    return this.subscribers.has(subscriber);
-  }
 
   /** Subscribes to every event published from now on. */
   subscribe(subscriber: Subscriber): void {

@@ -7,6 +7,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { onionAddressFromPublicKey } from '../protocol/onion-address.js';
 import { keyIdOf, MS_PER_DAY, type ClaimOutcome, type ClaimRequest, type ClaimStore, type OpenClaimStore } from './claim-store.js';
+import type { RegistryError } from '../protocol/errors.js';
 import { isStoreError } from './store-error.js';
 
 export const CLAIM_DAYS = 30;
@@ -45,6 +46,17 @@ export function request(key: TestKey, nickname: string, address: string, extra: 
 function expectClaimed(outcome: ClaimOutcome): Extract<ClaimOutcome, { kind: 'claimed' }> {
   if (outcome.kind !== 'claimed') throw new Error(`expected a claim, got ${outcome.kind}`);
   return outcome;
+}
+
+/** The store error `promise` rejects with; anything else (or success) fails the test. */
+export async function failureOf(promise: Promise<unknown>): Promise<RegistryError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (isStoreError(err)) return err;
+    throw err;
+  }
+  throw new Error('expected a RegistryError');
 }
 
 export function describeClaimStoreContract(name: string, openStore: OpenClaimStore): void {

@@ -6,11 +6,9 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { postgresUrl, startPostgresAgain, stopPostgres } from '../../../test/support/postgres.js';
-import { CLAIM_DAYS, describeClaimStoreContract, ManualClock, newAddress, newKey, request } from './claim-store.contract.js';
+import { CLAIM_DAYS, describeClaimStoreContract, failureOf, ManualClock, newAddress, newKey, request } from './claim-store.contract.js';
 import { openPostgresClaimStore, type PostgresClaimStore, type PostgresClaimStoreOptions } from './postgres-store.js';
 import { PG_SCHEMA_VERSION } from './postgres-schema.js';
-import type { RegistryError } from '../protocol/errors.js';
-import { isStoreError } from './store-error.js';
 
 const server = inject('postgres');
 const admin = new pg.Pool({ connectionString: postgresUrl(server, 'postgres'), max: 2 });
@@ -41,16 +39,6 @@ async function openAt(connectionString: string, extra: Partial<PostgresClaimStor
   const store = await openPostgresClaimStore({ connectionString, claimDays: CLAIM_DAYS, ...extra });
   opened.push(store);
   return store;
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<RegistryError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isStoreError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a RegistryError');
 }
 
 async function sql(connectionString: string, text: string): Promise<pg.QueryResult> {

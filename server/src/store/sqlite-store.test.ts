@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CLAIM_DAYS, describeClaimStoreContract, ManualClock, newAddress, newKey, request } from './claim-store.contract.js';
+import { CLAIM_DAYS, describeClaimStoreContract, failureOf, ManualClock, newAddress, newKey, request } from './claim-store.contract.js';
 import { MS_PER_DAY } from './claim-store.js';
 import { migrate, SCHEMA_VERSION, schemaVersionOf } from './migrations.js';
 import { openSqliteClaimStore, type SqliteClaimStore, type SqliteClaimStoreOptions } from './sqlite-store.js';
@@ -33,16 +33,6 @@ async function openAt(path: string, extra: Partial<SqliteClaimStoreOptions> = {}
 afterEach(async () => {
   await Promise.all(opened.splice(0).map((store) => store.close()));
 });
-
-async function failureOf(promise: Promise<unknown>): Promise<RegistryError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isStoreError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a RegistryError');
-}
 
 function countClaims(path: string): number {
   const db = new DatabaseSync(path, { readOnly: true });
