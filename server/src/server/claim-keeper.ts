@@ -212,8 +212,13 @@ export class ClaimKeeper {
       this.healthy();
     } catch (err) {
       const failure = this.failure(err);
+      // Only a store that cannot be written now is worth retrying; anything else is a bug, logged
+      // once: retrying it every second would log it every second for as long as the peer stays.
+      if (!isStoreError(err, 'STORE_UNAVAILABLE')) {
+        this.logger.error({ err }, 'delayed claim failed');
+        return;
+      }
       if (this.tracked.get(entry) === tracked) this.arm(entry, tracked, failure.retryAfterMs ?? DEFAULT_RETRY_MS);
-      if (!isStoreError(err, 'STORE_UNAVAILABLE')) this.logger.error({ err }, 'delayed claim failed');
       return;
     }
     tracked.claimed = true;

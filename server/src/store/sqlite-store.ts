@@ -131,7 +131,8 @@ export async function openSqliteClaimStore(options: SqliteClaimStoreOptions): Pr
     return new SqliteClaimStore(db, path, checked);
   } catch (err) {
     db.close();
-    throw err;
+    // A read before the migrations' own error handling (the schema version) fails as the open did.
+    throw isStoreError(err) ? err : openError(err, path);
   }
 }
 
