@@ -151,8 +151,8 @@ test-stack: base-images ## the shipped compose.yaml with tor offline: permission
 test-e2e: require-node node_modules/.package-lock.json base-images ## the whole stack with testcontainers through real onion routing (needs Docker, compose v2)
 	source $(BASE_IMAGES_ENV) && TESTCONTAINERS_RYUK_DISABLED=$${TESTCONTAINERS_RYUK_DISABLED:-true} npm run test:e2e
 
-bench: require-node node_modules/.package-lock.json ## measure speed, capacity and memory (about 3 minutes); writes bench/results.json
+bench: require-node node_modules/.package-lock.json ## measure speed, capacity and memory (about 3-4 minutes); writes bench/results.json
 	npm run bench
 
-bench-smoke: require-node node_modules/.package-lock.json ## a 30-second benchmark run
+bench-smoke: require-node node_modules/.package-lock.json ## a short benchmark run (under 45 seconds)
 	npm run bench -- --smoke
