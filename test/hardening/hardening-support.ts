@@ -7,24 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import type { Frame } from '../support/registry-harness.js';
-import { Writable } from 'node:stream';
 import { ErrorCode } from '../../server/src/protocol/errors.js';
 import { waitUntil } from '../support/wait.js';
 
 /** Error codes PROTOCOL.md lets a peer receive: the catalog's protocol codes but INTERNAL, which is a bug. */
 export const SPEC_ERROR_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode).filter((code) => code !== ErrorCode.INTERNAL));
 
-/** A pino destination that keeps every log line, parsed, for assertions. */
-export function logSink(): { readonly sink: Writable; readonly lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { sink, lines };
-}
+export { logSink } from '../support/log-sink.js';
 
 /**
  * Close codes the server may use on a misbehaving connection: the spec's 1003/1008/1009, and 1002,

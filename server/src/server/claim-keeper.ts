@@ -214,6 +214,7 @@ export class ClaimKeeper {
       const failure = this.failure(err);
       // Only a store that cannot be written now is worth retrying; anything else is a bug, logged
       // once: retrying it every second would log it every second for as long as the peer stays.
+      if (isStoreError(err, 'STORE_CLOSED')) return; // shutting down
       if (!isStoreError(err, 'STORE_UNAVAILABLE')) {
         this.logger.error({ err }, 'delayed claim failed');
         return;

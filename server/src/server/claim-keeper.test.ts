@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { storeError } from '../store/store-error.js';
+import type { ClaimStore } from '../store/claim-store.js';
+import { ClaimKeeper } from './claim-keeper.js';
+import type { Connection } from './connection.js';
+import type { PeerEntry } from './peer-table.js';
+import { logSink } from '../../../test/support/log-sink.js';
+import { delay } from '../../../test/support/wait.js';
+
+/** A store whose delayed claims fail with `failure`; everything else succeeds and does nothing. */
+function failingStore(failure: () => Error): { store: ClaimStore; claims: () => number } {
+  let claims = 0;
+  const store = {
+    claim: () => {
+      claims += 1;
+      return Promise.reject(failure());
+    },
+    touch: () => Promise.resolve(0),
+    purgeExpired: () => Promise.resolve(0),
+    close: () => Promise.resolve(),
+  } as unknown as ClaimStore;
+  return { store, claims: () => claims };
+}
+
+function keeperWith(store: ClaimStore): { keeper: ClaimKeeper; errors: () => number } {
+  const { sink, lines } = logSink();
+  const keeper = new ClaimKeeper({ store, claimAfterSeconds: 0, logger: pino({ level: 'error' }, sink) });
+  return { keeper, errors: () => lines.filter((l) => (l.level as number) >= 50).length };
+}
+
+const entry = { keyId: 'k'.repeat(64), peer: { nickname: 'alice', address: `${'a'.repeat(56)}.onion` } } as unknown as PeerEntry<Connection>;
+
+describe('the delayed claim', () => {
+  it('is retried while the store cannot be written', async () => {
+    const { store, claims } = failingStore(() => storeError('STORE_UNAVAILABLE', 'locked', { retryAfterMs: 50 }));
+    const { keeper } = keeperWith(store);
+    keeper.entered(entry, null, []);
+    await delay(400);
+    expect(claims()).toBeGreaterThan(2);
+    await keeper.close();
+  });
+
+  it('that fails with a bug is logged once and not retried', async () => {
+    const { store, claims } = failingStore(() => new TypeError('a bug'));
+    const { keeper, errors } = keeperWith(store);
+    keeper.entered(entry, null, []);
+    await delay(1_500);
+    expect(claims()).toBe(1);
+    expect(errors()).toBe(1);
+    await keeper.close();
+  });
+});
