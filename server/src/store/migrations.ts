@@ -53,12 +53,17 @@ export function schemaVersionOf(db: DatabaseSync): number {
   return version;
 }
 
-function refuseNewer(version: number, path: string): RegistryError {
+/** A database of a newer schema than this registry knows (`known`), named by `target`: never touched. */
+export function schemaNewerError(version: number, known: number, target: string): RegistryError {
   return storeError(
     'STORE_SCHEMA_NEWER',
-    `the claim database ${path} has schema version ${version}, newer than this registry knows (${SCHEMA_VERSION}): ` +
+    `the claim database ${target} has schema version ${version}, newer than this registry knows (${known}): ` +
       'it was written by a newer p2p-registry. Fix: run that version or a newer one, or restore a backup made by this version.',
   );
+}
+
+function refuseNewer(version: number, path: string): RegistryError {
+  return schemaNewerError(version, SCHEMA_VERSION, path);
 }
 
 /** Refuses, before anything is written, a file that a newer version of the registry wrote. */

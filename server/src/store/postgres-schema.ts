@@ -7,7 +7,7 @@
  */
 import type { PoolClient } from 'pg';
 import type { RegistryError } from '../protocol/errors.js';
-import { SCHEMA_VERSION as SQLITE_SCHEMA_VERSION, type Migration } from './migrations.js';
+import { schemaNewerError, SCHEMA_VERSION as SQLITE_SCHEMA_VERSION, type Migration } from './migrations.js';
 import { environmentFailure, openFailure } from './postgres-failure.js';
 import { isStoreError, storeError } from './store-error.js';
 
@@ -56,11 +56,7 @@ export async function pgSchemaVersionOf(client: PoolClient): Promise<number> {
 }
 
 function refuseNewer(version: number, target: string): RegistryError {
-  return storeError(
-    'STORE_SCHEMA_NEWER',
-    `the claim database ${target} has schema version ${version}, newer than this registry knows (${PG_SCHEMA_VERSION}): ` +
-      'it was written by a newer p2p-registry. Fix: run that version or a newer one, or restore a backup made by this version.',
-  );
+  return schemaNewerError(version, PG_SCHEMA_VERSION, target);
 }
 
 /** A new database with a claims table but no schema_version is someone else's: never write into it. */
