@@ -25,6 +25,7 @@ import { PendingLine } from './pending-line.js';
 import { RefusalSummary } from './refusal-summary.js';
 import { Registrar } from './registration.js';
 import { CLOSINGS } from './refusals.js';
+import { LocalRoster, RosterEffects, type PeerOwner } from './roster.js';
 
 const SHUTDOWN_GRACE_MS = 3_000;
 
@@ -78,7 +79,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
 
 async function startWith(config: Config, logger: Logger, claims: ClaimKeeper): Promise<RegistryServer> {
   const { limits } = config;
-  const peers = new PeerTable<Connection>(limits.maxPeers);
+  const peers = new PeerTable<PeerOwner>(limits.maxPeers);
   const budgets = new Budgets(limits);
   const watcher = new OnionWatcher({ dir: config.hiddenServiceDir, timeoutSeconds: config.hostnameTimeoutSeconds, logger: logger.child({ module: 'onion-watcher' }) });
   const onionUrl = (): string | null => (watcher.address === null ? null : `ws://${watcher.address}:${config.hiddenServicePort}/`);
@@ -90,7 +91,8 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper): P
   });
   // Event fan-out takes its slices of the same turns as requests (see fair-scheduler.ts).
   const hub = new EventHub({ batchMs: limits.eventBatchMs, slices: scheduler });
-  const registrar = new Registrar(peers, hub, budgets, scheduler, { keeper: claims, requireAddressProof: config.claims.requireAddressProof });
+  const roster = new LocalRoster(new RosterEffects(peers, hub, claims));
+  const registrar = new Registrar(peers, roster, budgets, scheduler, { keeper: claims, requireAddressProof: config.claims.requireAddressProof });
   const output = new OutputBudget(limits.maxOutputBytes);
   const pendingLine = new PendingLine(limits.maxPendingConnections);
   const refusals = new RefusalSummary(logger, config.logSummarySeconds);
