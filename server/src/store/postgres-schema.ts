@@ -132,9 +132,14 @@ async function refuseForeign(client: PoolClient, target: string): Promise<void> 
 }
 
 async function applyOne(client: PoolClient, migration: Migration, target: string): Promise<void> {
-  await client.query('BEGIN');
+  // The lock is taken before the transaction begins, not inside it: a transaction that waited for
+  // it inside could still see the catalog as it was before the other registry's migration (its
+  // to_regclass('schema_version') said null, and a half-seen new database looked foreign).
+  let locked = false;
   try {
-    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    locked = true;
+    await client.query('BEGIN');
     // Read again under the lock: another registry may have migrated meanwhile.
     const current = await pgSchemaVersionOf(client);
     if (current > PG_SCHEMA_VERSION) throw refuseNewer(current, target);
@@ -155,6 +160,8 @@ async function applyOne(client: PoolClient, migration: Migration, target: string
         `${failure.text} (${failure.name}). Fix: ${failure.fix}; the database was left at its previous version.`,
       { cause: err },
     );
+  } finally {
+    if (locked) await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
   }
 }
 
