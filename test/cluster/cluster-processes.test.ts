@@ -69,6 +69,23 @@ describe('cluster instances as processes', () => {
     console.log(`a SIGKILLed instance's peer left the other instances' views ${tookMs} ms after the kill (lease ${LEASE_SECONDS} s)`);
   });
 
+  it('ends the registrations of an instance stopped with SIGTERM at once, in one write, not after its lease', async () => {
+    const database = await freshDatabase('stopped');
+    const [a, b] = [await instance(database), await instance(database)];
+    const watcher = await View.of(a.url);
+    clients.push(watcher.client);
+    for (let i = 0; i < 20; i += 1) {
+      const peer = await connect(b.url);
+      expect((await peer.register(ed25519Identity(), `leaving${i}`)).type).toBe('registered');
+    }
+    await waitUntil('the watcher to see all 20', () => watcher.applied().size === 20);
+    const stoppedAt = Date.now();
+    expect(await stopBuiltServer(b.server, 'SIGTERM')).toBe(0);
+    await waitUntil('all 20 to leave', () => watcher.applied().size === 0, { timeoutMs: LEASE_SECONDS * 1000 });
+    expect(Date.now() - stoppedAt).toBeLessThan(LEASE_SECONDS * 1000);
+    expect(b.server.logs().some((l) => l.msg === 'cluster instance stopped: its registrations were ended' && l.ended === 20)).toBe(true);
+  });
+
   it('gives a restarted instance a new identity: it never adopts the registrations of the process before', async () => {
     const database = await freshDatabase('restart');
     const a = await instance(database);

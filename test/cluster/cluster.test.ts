@@ -50,6 +50,8 @@ describe('a cluster of registries sharing PostgreSQL', () => {
     expect((await alice.register(aliceId, 'alice')).type).toBe('registered');
     expect((await bob.register(bobId, 'bob')).type).toBe('registered');
 
+    // Another instance learns of a registration from the log, a few milliseconds after its reply.
+    await waitConverged(urls, []);
     for (const url of urls) {
       const asker = await connect(url);
       const found = await asker.request({ type: 'lookup', nickname: 'ALICE' });
@@ -65,6 +67,7 @@ describe('a cluster of registries sharing PostgreSQL', () => {
     ]);
 
     expect((await bob.request({ type: 'unregister' })).type).toBe('unregistered');
+    await waitConverged(urls, [watcher]);
     for (const url of urls) {
       const asker = await connect(url);
       expect((await asker.request({ type: 'lookup', nickname: 'bob' })).code).toBe('NOT_FOUND');

@@ -122,6 +122,11 @@ export class ClusterRoster implements Roster {
     return this.leaveNow(entry.keyId, ref);
   }
 
+  /** From now on a closing connection's leave is only queued: close() ends them all in one write. */
+  stopping(): void {
+    this.closing = true;
+  }
+
   /** Ends this instance's registrations in one write and stops; a database away leaves them to the lease. */
   async close(): Promise<void> {
     this.closing = true;
@@ -150,7 +155,7 @@ export class ClusterRoster implements Roster {
 
   private queueLeave(keyId: string, ref: number): void {
     this.outbox.set(ref, keyId);
-    void this.flush();
+    if (!this.closing) void this.flush();
   }
 
   /** Writes the queued leaves in order; stops at the first failure (retried at the next renewal). */

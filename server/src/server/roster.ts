@@ -43,6 +43,8 @@ export interface Roster {
    * when it had none; else resolves once done, or rejects (UNAVAILABLE) with the registration kept.
    */
   leave(conn: Connection): Promise<void> | null;
+  /** The server is stopping: the connections about to close need not be ended one by one. */
+  stopping(): void;
   /** Stops background work and ends what this instance holds, after its connections closed. */
   close(): Promise<void>;
 }
@@ -99,6 +101,10 @@ export class LocalRoster implements Roster {
     this.effects.keeper.left(entry as LocalEntry);
     this.effects.left(entry);
     return Promise.resolve();
+  }
+
+  stopping(): void {
+    // Nothing to save: ending a registration here costs no write.
   }
 
   close(): Promise<void> {

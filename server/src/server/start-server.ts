@@ -143,6 +143,7 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, pr
         hub.close();
         await watcher.close();
         const closed = admission.close();
+        roster.stopping();
         connections.closeAll(CLOSINGS.shutdown);
         const grace = setTimeout(() => {
           connections.terminateAll();
