@@ -10,7 +10,7 @@
  * connection's entry in the table. A `joined` of this instance that nobody expects any more (its
  * connection closed, its wait gave up) is ended again through `orphaned`.
  */
-import type { PresenceEvent, PresenceRow, PresenceSnapshot } from '../store/presence.js';
+import { eventFingerprint, type PresenceEvent, type PresenceRow, type PresenceSnapshot } from '../store/presence.js';
 import { CLOSINGS } from './refusals.js';
 import { isLocal, RemotePeer, type AnyEntry, type LocalEntry, type RosterEffects } from './roster.js';
 
@@ -27,9 +27,10 @@ export interface ReplicaOptions {
 }
 
 export class ClusterReplica {
-  /** The log this replica follows and the last event applied from it. */
+  /** The log this replica follows, the last event applied from it, and that event's fingerprint (null: unknown). */
   logId = '';
   applied = 0;
+  anchor: string | null = null;
   private readonly instanceId: string;
   private readonly effects: RosterEffects;
   private readonly orphaned: (keyId: string, localRef: number) => void;
@@ -61,6 +62,7 @@ export class ClusterReplica {
     if (event.kind === 'joined' && event.row !== null) this.join(event.row);
     else this.end(event);
     this.applied = event.seq;
+    this.anchor = eventFingerprint(event);
   }
 
   /**
@@ -77,6 +79,7 @@ export class ClusterReplica {
     for (const row of wanted.values()) this.join(row);
     this.logId = snapshot.logId;
     this.applied = snapshot.seq;
+    this.anchor = snapshot.anchor;
   }
 
   private join(row: PresenceRow): void {

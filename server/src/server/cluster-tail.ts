@@ -1,14 +1,17 @@
 /**
  * Follows the cluster's presence log into the replica (cluster-replica.ts): woken by the
- * database's notifications and, should one be missed, by a poll. Pages are applied only when they
- * continue the last event applied; anything else re-syncs the replica from a snapshot:
- *  - the first event read is not the next one (this instance fell behind the retained log);
+ * database's notifications and, should one be missed, by a poll. Each read starts at the last
+ * event applied, which must still be there unchanged, and pages are applied only when they
+ * continue it; anything else re-syncs the replica from a snapshot:
+ *  - the next event is not there (this instance fell behind the retained log);
+ *  - the last event applied is gone or another one (a crash or a failover lost the last commits and
+ *    new ones were numbered from the head that survived);
  *  - the log has another id (the database was restored from a backup, or replaced);
- *  - the log's head is behind what was applied (a failover to a replica that missed commits).
+ *  - the log's head is behind what was applied.
  * While the database cannot be reached nothing is applied: the table stays as it was (lookups and
  * lists keep working) and the tail resumes where it stopped, with no gap and no mass peer_left.
  */
-import type { PresenceStore } from '../store/presence.js';
+import { eventFingerprint, type LogPage, type PresenceStore } from '../store/presence.js';
 import type { ClusterReplica } from './cluster-replica.js';
 import type { Logger } from './logger.js';
 
@@ -109,22 +112,36 @@ export class ClusterTail {
   /** Applies one page; true when a full page was read (read again). */
   private async readPage(): Promise<boolean> {
     const after = this.replica.applied;
-    const page = await this.presence.readLog(after, PAGE);
+    // From the last event applied on: it must still be there and still be the same event.
+    const page = await this.presence.readLog(after, PAGE + 1);
     if (this.stopped) return false;
-    const first = page.events[0];
-    const continues = page.logId === this.replica.logId && (first === undefined ? page.headSeq === after : first.seq === after + 1);
-    if (!continues) {
-      await this.resync(page.logId === this.replica.logId ? `the log moved from ${after} to ${page.headSeq} without the events between` : 'the log was replaced');
+    const problem = this.discontinuity(page, after);
+    if (problem !== null) {
+      await this.resync(problem);
       return false;
     }
-    for (const event of page.events) {
+    const events = page.events.filter((event) => event.seq > after);
+    for (const event of events) {
       if (event.seq !== this.replica.applied + 1) {
         await this.resync(`event ${this.replica.applied + 1} is missing`);
         return false;
       }
       this.replica.apply(event);
     }
-    return page.events.length === PAGE;
+    return events.length === PAGE;
+  }
+
+  /** Why this page does not continue what was applied, or null when it does. */
+  private discontinuity(page: LogPage, after: number): string | null {
+    if (page.logId !== this.replica.logId) return 'the log was replaced (a database restored from a backup?)';
+    if (page.headSeq < after) return `the log's head went back from ${after} to ${page.headSeq} (a crash or a failover lost commits)`;
+    const anchor = page.events[0];
+    if (after > 0 && this.replica.anchor !== null && (anchor?.seq !== after || eventFingerprint(anchor) !== this.replica.anchor)) {
+      return `event ${after}, the last one applied, is not in the log any more (trimmed, or lost and numbered again)`;
+    }
+    const next = page.events.find((event) => event.seq > after);
+    if (next === undefined ? page.headSeq > after : next.seq !== after + 1) return `the log moved from ${after} to ${page.headSeq} without the events between`;
+    return null;
   }
 
   private async resync(why: string): Promise<void> {

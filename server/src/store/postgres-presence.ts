@@ -11,11 +11,17 @@
  *    winner's COMMIT, fails with 23505, and its transaction runs again and sees the winner.
  *  - pg_notify inside the transaction wakes every instance's tail at COMMIT (delivered only then).
  *  - Leases are in database time (now()), so instance clocks do not matter.
+ *  - Commits wait for the WAL flush, like the claims' (tried without: `pg_ctl stop -m immediate`
+ *    then lost registrations answered a second before, and every instance had to re-sync and close
+ *    their connections). The price: presence writes commit one after another, one flush each, since
+ *    the head's lock is held until COMMIT returns (`make bench-cluster` measures it).
  */
 import pg, { type Pool, type PoolClient, type PoolConfig } from 'pg';
 import { nicknameKey } from './claim-store.js';
 import { environmentFailure, sqlstateOf } from './postgres-failure.js';
-import type { EnterOutcome, LogPage, PresenceEvent, PresenceEventKind, PresenceRow, PresenceSnapshot, PresenceStore } from './presence.js';
+import { BEGIN_DURABLE } from './postgres-sql.js';
+import { inTransaction } from './postgres-transaction.js';
+import { eventFingerprint, type EnterOutcome, type LogPage, type PresenceEvent, type PresenceEventKind, type PresenceRow, type PresenceSnapshot, type PresenceStore } from './presence.js';
 import { RegistryError } from '../protocol/errors.js';
 import { storeError } from './store-error.js';
 
@@ -143,13 +149,14 @@ export class PostgresPresence implements PresenceStore {
   }
 
   async trimLog(retainMs: number): Promise<number> {
-    const result = await this.#query("DELETE FROM presence_events WHERE at < now() - $1 * interval '1 millisecond'", [retainMs]);
+    // The newest event stays: it is every instance's anchor (cluster-tail.ts), however old.
+    const result = await this.#query("DELETE FROM presence_events WHERE at < now() - $1 * interval '1 millisecond' AND seq < (SELECT seq FROM presence_log_head WHERE id = 1)", [retainMs]);
     return result.rowCount ?? 0;
   }
 
-  async readLog(after: number, limit: number): Promise<LogPage> {
+  async readLog(from: number, limit: number): Promise<LogPage> {
     const head = await this.#head();
-    const events = await this.#query(`SELECT ${EVENT_COLUMNS} FROM presence_events WHERE seq > $1 ORDER BY seq LIMIT $2`, [after, limit]);
+    const events = await this.#query(`SELECT ${EVENT_COLUMNS} FROM presence_events WHERE seq >= $1 ORDER BY seq LIMIT $2`, [from, limit]);
     return { ...head, events: events.rows.map((raw) => eventOf(raw as Record<string, unknown>)) };
   }
 
@@ -164,9 +171,10 @@ export class PostgresPresence implements PresenceStore {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const head = (await client.query('SELECT seq, log_id FROM presence_log_head WHERE id = 1')).rows[0] as { seq: unknown; log_id: unknown };
       const rows = (await client.query(`SELECT ${ROW_COLUMNS} FROM presence ORDER BY key_id`)).rows.map(rowOf);
+      const last = (await client.query(`SELECT ${EVENT_COLUMNS} FROM presence_events WHERE seq = $1`, [head.seq])).rows[0] as Record<string, unknown> | undefined;
       await client.query('COMMIT');
       client.release();
-      return { logId: text(head.log_id), seq: Number(head.seq), rows };
+      return { logId: text(head.log_id), seq: Number(head.seq), anchor: last === undefined ? null : eventFingerprint(eventOf(last)), rows };
     } catch (err) {
       client.release(true);
       throw this.#mapped(err, 'read');
@@ -287,20 +295,7 @@ export class PostgresPresence implements PresenceStore {
     } catch (err) {
       throw this.#mapped(err, 'written');
     }
-    let committing = false;
-    try {
-      await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
-      const value = await body(client);
-      committing = true;
-      await client.query('COMMIT');
-      client.release();
-      return value;
-    } catch (err) {
-      const broken = committing || environmentFailure(err, this.#target) !== undefined;
-      if (!broken) await client.query('ROLLBACK').catch(() => undefined);
-      client.release(broken ? true : undefined);
-      throw err;
-    }
+    return inTransaction(client, BEGIN_DURABLE, this.#target, body, (err) => err);
   }
 
   /** Environment failures become STORE_UNAVAILABLE; anything else (a bug) is thrown as it is. */

@@ -25,6 +25,7 @@ import { decideClaim, sortRelevant } from './claim-rules.js';
 import { backupPostgresClaims } from './postgres-backup.js';
 import { describeTarget, environmentFailure, openFailure, redactConnectionString, sqlstateOf } from './postgres-failure.js';
 import { migratePostgres } from './postgres-schema.js';
+import { inTransaction } from './postgres-transaction.js';
 import { BEGIN_DURABLE, claimFromPgRow, SQL, upsertParams } from './postgres-sql.js';
 import type { RegistryError } from '../protocol/errors.js';
 import { isStoreError, storeError } from './store-error.js';
@@ -346,19 +347,7 @@ export class PostgresClaimStore implements ClaimStore {
     } catch (err) {
       throw this.#unavailableOr(err, doing);
     }
-    let committing = false;
-    try {
-      await client.query(BEGIN_DURABLE);
-      const value = await body(client);
-      committing = true;
-      await client.query('COMMIT');
-      client.release();
-      return value;
-    } catch (err) {
-      const broken = committing || environmentFailure(err, this.target) !== undefined || !(await rollback(client));
-      client.release(broken ? true : undefined);
-      throw this.#unavailable(err, doing, committing) ?? err;
-    }
+    return inTransaction(client, BEGIN_DURABLE, this.target, body, (err, committing) => this.#unavailable(err, doing, committing) ?? err);
   }
 
   #track<T>(promise: Promise<T>, durable: boolean): Promise<T> {
@@ -383,15 +372,5 @@ export class PostgresClaimStore implements ClaimStore {
     const earlier = [...this.#durable];
     const write = earlier.length === 0 ? run() : Promise.allSettled(earlier).then(run);
     return this.#track(write, false);
-  }
-}
-
-/** Ends a failed transaction; false when even that failed (the connection is then dropped). */
-async function rollback(client: PoolClient): Promise<boolean> {
-  try {
-    await client.query('ROLLBACK');
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -58,10 +58,20 @@ export type EnterOutcome =
 export interface PresenceSnapshot {
   readonly logId: string;
   readonly seq: number;
+  /** The fingerprint of event `seq` (null when there is none: a new log). */
+  readonly anchor: string | null;
   readonly rows: readonly PresenceRow[];
 }
 
-/** Events after a number, with the log's head read just before them. */
+/**
+ * What tells one event from another event that got the same number later: after a crash or a
+ * failover lost the last commits, new commits number their events again from the head that survived.
+ */
+export function eventFingerprint(event: Pick<PresenceEvent, 'kind' | 'keyId' | 'instanceId' | 'localRef'>): string {
+  return `${event.kind} ${event.keyId} ${event.instanceId} ${event.localRef}`;
+}
+
+/** Events from a number on (that event itself included, when it is still there), with the log's head read just before them. */
 export interface LogPage {
   readonly logId: string;
   readonly headSeq: number;
@@ -84,9 +94,10 @@ export interface PresenceStore {
   leaveInstance(instanceId: string): Promise<number>;
   /** Removes the rows of instances whose lease ran out; resolves with how many. */
   sweep(): Promise<number>;
-  /** Deletes log events older than `retainMs`. */
+  /** Deletes log events older than `retainMs`, but never the newest one. */
   trimLog(retainMs: number): Promise<number>;
-  readLog(after: number, limit: number): Promise<LogPage>;
+  /** Event `from` and those after it, at most `limit`. */
+  readLog(from: number, limit: number): Promise<LogPage>;
   snapshot(): Promise<PresenceSnapshot>;
   /** Calls `onChange` soon after any instance commits a change (best effort: poll as well). */
   listen(onChange: () => void): void;
