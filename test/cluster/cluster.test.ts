@@ -32,6 +32,13 @@ async function view(url: string): Promise<View> {
   return v;
 }
 
+/** An instance's /healthz body. */
+async function health(url: string): Promise<{ status: string; cluster?: { database: string; applied: number } }> {
+  const response = await fetch(url.replace('ws://', 'http://') + 'healthz');
+  expect(response.status).toBe(200);
+  return (await response.json()) as { status: string; cluster?: { database: string; applied: number } };
+}
+
 afterEach(async () => {
   for (const client of clients.splice(0)) client.close();
   await Promise.all(instances.splice(0).map((s) => s.close()));
@@ -193,6 +200,8 @@ describe('a cluster of registries sharing PostgreSQL', () => {
       // A peer that leaves meanwhile stays listed until its leave can be written.
       (peers[2] as RawClient).close();
       await delay(3_000); // longer than the lease: nobody may sweep anybody for the outage
+      // Healthy still (it serves lookups), and says the database is away.
+      expect(await health(urls[0] as string)).toMatchObject({ status: 'ok', cluster: { database: 'unreachable' } });
     } finally {
       await startPostgresAgain(server);
     }
@@ -203,6 +212,7 @@ describe('a cluster of registries sharing PostgreSQL', () => {
     });
     const truth = await waitConverged(urls, views, 20_000);
     expect([...truth.keys()].sort()).toEqual(['steady0', 'steady1']);
+    await waitUntil('healthz to say the database is back', async () => (await health(urls[0] as string)).cluster?.database === 'reachable');
     for (const v of views) {
       const left = v.events().filter((e) => e.type === 'peer_left').map((e) => e.nickname);
       expect(left).toEqual(['steady2']);

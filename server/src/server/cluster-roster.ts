@@ -39,6 +39,15 @@ export interface ClusterRosterOptions {
   readonly pollMs?: number;
 }
 
+/** What /healthz says of a cluster instance (a database away does not make it unhealthy: it still serves lookups). */
+export interface ClusterStatus {
+  readonly instance: string;
+  /** Whether the last lease renewal reached the database. */
+  readonly database: 'reachable' | 'unreachable';
+  /** The last presence log event applied to this instance's table. */
+  readonly applied: number;
+}
+
 /** Log events are kept this long: an instance further behind re-syncs from a snapshot. */
 const LOG_RETAIN_MS = 10 * 60_000;
 const TRIM_EVERY_MS = 60_000;
@@ -108,6 +117,10 @@ export class ClusterRoster implements Roster {
       this.queueLeave(entry.keyId, ref);
       throw refuse(REFUSALS.clusterUnavailable, this.retryAfterMs);
     }
+  }
+
+  status(): ClusterStatus {
+    return { instance: this.instanceId, database: this.healthySince === null ? 'unreachable' : 'reachable', applied: this.replica.applied };
   }
 
   leave(conn: Connection): Promise<void> | null {

@@ -4,6 +4,7 @@
  * the oldest pending one makes way: pending-line.ts). Refusals are counted, not logged one by one.
  * Listens on TCP or on a unix socket.
  */
+import type { ClusterStatus } from './cluster-roster.js';
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -32,7 +33,7 @@ export interface HttpAdmissionOptions {
   readonly pendingLine: PendingLine;
   readonly refusals: RefusalSummary;
   /** For /healthz: the registry's onion address (null while unknown) and its live peer count. */
-  readonly health: () => { readonly onion: OnionAddress | null; readonly peers: number };
+  readonly health: () => { readonly onion: OnionAddress | null; readonly peers: number; readonly cluster?: ClusterStatus };
 }
 
 export class HttpAdmission {
@@ -91,12 +92,13 @@ export class HttpAdmission {
   private handleHttp(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
-      const { onion, peers } = this.options.health();
+      const { onion, peers, cluster } = this.options.health();
       const body = JSON.stringify({
         status: onion === null ? 'starting' : 'ok',
         onion,
         peers,
         uptimeSeconds: Math.floor((Date.now() - this.startedAt) / 1000),
+        ...(cluster === undefined ? {} : { cluster }),
       });
       res.writeHead(onion === null ? 503 : 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : body);

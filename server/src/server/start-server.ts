@@ -121,7 +121,7 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, pr
     helloLimits: helloLimits(config),
   });
   const dispatcher = new Dispatcher({ limits, budgets, peers, hub, registrar, connections });
-  const admission = new HttpAdmission({ limits, logger, connections, pendingLine, refusals, health: () => ({ onion: watcher.address, peers: peers.size }) });
+  const admission = new HttpAdmission({ limits, logger, connections, pendingLine, refusals, health: () => ({ onion: watcher.address, peers: peers.size, ...(roster instanceof ClusterRoster ? { cluster: roster.status() } : {}) }) });
   const heartbeats = new Heartbeats(connections, limits.heartbeatSeconds * 1000);
 
   const address = await admission.listen(config.listen);
