@@ -201,7 +201,7 @@ describe('the cluster through Onionbalance', () => {
   });
 
   it('lets a client reach the registry at the frontend onion', async () => {
-    const client = await connectClient(master);
+    const client = await connectClient(master, { identity: createIdentity() });
     expect(client.hello).not.toBeNull();
     await client.register({ nickname: randomNickname('front'), address: randomOnion(), port: 5050 });
     await client.close();
@@ -236,7 +236,7 @@ describe('the cluster through Onionbalance', () => {
       const latencies: number[] = [];
       for (let i = 0; i < 5; i += 1) {
         const started = Date.now();
-        const client = await connectClient(master, { retry: false });
+        const client = await connectClient(master, { identity: createIdentity(), retry: false });
         latencies.push((Date.now() - started) / 1000);
         await client.register({ nickname: randomNickname('fresh'), address: randomOnion(), port: 5050 });
         await client.close();
@@ -283,6 +283,15 @@ describe('the cluster through Onionbalance', () => {
       const other = await connectClient(master, { identity: createIdentity() });
       expect(await other.lookup(peer.nickname)).toMatchObject({ nickname: peer.nickname });
       await expect(other.register({ nickname: peer.nickname, address: randomOnion(), port: 5050 })).rejects.toMatchObject({ code: 'NICKNAME_TAKEN' });
+      await other.close();
+    }
+    // Offline now, each claim holds on every backend: it is in the shared database, not in one server.
+    for (const peer of peers) await peer.client.close();
+    for (const backend of BACKENDS) {
+      const other = await connectClient(backendOnion[backend], { identity: createIdentity() });
+      for (const peer of peers) {
+        await expect(other.register({ nickname: peer.nickname, address: randomOnion(), port: 5050 }), `${peer.nickname} on ${backend}`).rejects.toMatchObject({ code: 'NICKNAME_TAKEN' });
+      }
       await other.close();
     }
   }, 600_000);
