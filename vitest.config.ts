@@ -3,7 +3,8 @@ import { configDefaults, defineConfig } from 'vitest/config';
 // server/dist, built once per run for the tests that run the built server or CLI.
 const buildDist = 'test/support/global-setup.ts';
 // The tests that need a real PostgreSQL server: their own project, which starts one.
-const postgresTests = ['server/src/store/postgres-store.test.ts'];
+// The cluster's tests (several registries sharing one) need it too.
+const postgresTests = ['server/src/store/postgres-store.test.ts', 'test/cluster/**/*.test.ts'];
 
 export default defineConfig({
   test: {
@@ -24,7 +25,7 @@ export default defineConfig({
         test: {
           name: 'postgres',
           include: postgresTests,
-          globalSetup: ['test/support/postgres-global-setup.ts'],
+          globalSetup: [buildDist, 'test/support/postgres-global-setup.ts'],
           testTimeout: 30_000,
           hookTimeout: 60_000,
           // The tests stop and start the one server.

@@ -48,6 +48,10 @@ export interface TestServerOptions {
   database?: string;
   /** The claim store's clock. */
   now?: Clock;
+  /** Further [Store] settings (a cluster's LeaseSeconds, PasswordFile). */
+  store?: Record<string, string | number>;
+  /** [Log] level (silent by default). */
+  logLevel?: 'silent' | 'info' | 'debug';
   /** How often live registrations' last-seen is written. */
   touchIntervalMs?: number;
 }
@@ -75,12 +79,12 @@ export async function startTestServer(
     Host: { HOST: '127.0.0.1', PORT: String(options.port ?? 0) },
     HiddenService: { HiddenServiceDir: hiddenServiceDir, HiddenServicePort: '80', ...stringify(options.hiddenService ?? {}) },
     Registry: stringify(registry),
-    Store: { Database: database },
+    Store: { Database: database, ...stringify(options.store ?? {}) },
     Claims: stringify(options.claims ?? {}),
-    Log: { level: 'silent' },
+    Log: { level: options.logLevel ?? 'silent' },
   };
   const config = buildConfig(sections, {});
-  const server = await startServer(config, createLogger('silent'), {
+  const server = await startServer(config, createLogger(options.logLevel ?? 'silent'), {
     ...(options.now === undefined ? {} : { now: options.now }),
     ...(options.touchIntervalMs === undefined ? {} : { touchIntervalMs: options.touchIntervalMs }),
   });

@@ -5,6 +5,8 @@
  * store's busy timeout), so they are safe while it serves. Each returns its exit code.
  */
 import { existsSync } from 'node:fs';
+import { redactConnectionString } from '../store/postgres-failure.js';
+import { isPostgresDatabase } from '../server/claims-config.js';
 import { resolve } from 'node:path';
 import { RegistryError } from '../protocol/errors.js';
 import { loadConfig } from '../server/config.js';
@@ -43,6 +45,9 @@ export interface StoreHandle {
  */
 export async function openDatabaseOf(configPath: string): Promise<StoreHandle> {
   const config = loadConfig(configPath);
+  if (isPostgresDatabase(config.claims.database)) {
+    return { store: await openConfiguredStore(config), database: redactConnectionString(config.claims.database) };
+  }
   const database = resolve(config.claims.database);
   if (!existsSync(database)) {
     throw new RegistryError(

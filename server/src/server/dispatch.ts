@@ -16,12 +16,13 @@ import { MAX_BACKLOG } from './fair-scheduler.js';
 import type { OpenConnections } from './open-connections.js';
 import type { PeerTable } from './peer-table.js';
 import type { Registrar } from './registration.js';
+import type { PeerOwner } from './roster.js';
 import { CLOSINGS, REFUSALS, refuse, type Refusal } from './refusals.js';
 
 export interface DispatcherOptions {
   readonly limits: RegistryLimits;
   readonly budgets: Budgets;
-  readonly peers: PeerTable<Connection>;
+  readonly peers: PeerTable<PeerOwner>;
   readonly hub: EventHub;
   readonly registrar: Registrar;
   readonly connections: OpenConnections;
@@ -30,7 +31,7 @@ export interface DispatcherOptions {
 export class Dispatcher {
   private readonly limits: RegistryLimits;
   private readonly budgets: Budgets;
-  private readonly peers: PeerTable<Connection>;
+  private readonly peers: PeerTable<PeerOwner>;
   private readonly hub: EventHub;
   private readonly registrar: Registrar;
   private readonly connections: OpenConnections;
@@ -138,9 +139,7 @@ export class Dispatcher {
         return;
       case 'unregister':
         if (request.release) return this.registrar.release(conn, request.id); // revision 2: replies once the claim is deleted
-        if (!this.registrar.withdraw(conn)) throw refuse(REFUSALS.notRegistered);
-        conn.send({ type: 'unregistered', id: request.id });
-        return;
+        return this.registrar.unregister(conn, request.id);
       case 'register':
         return this.registrar.register(conn, request);
     }

@@ -1,12 +1,21 @@
 /**
- * Opens the claim store a configuration names (`[Store] Database`, `[Claims] ClaimDays`): what the
- * server's start and the operators' commands share. A failure is a RegistryError whose message is
- * the one line to print (the path, the cause, the fix).
+ * Opens the claim store a configuration names (`[Store] Database`, `[Claims] ClaimDays`): a SQLite
+ * file, or a postgres:// URL (a cluster's shared database, which also holds the live presence).
+ * What the server's start and the operators' commands share. A failure is a RegistryError whose
+ * message is the one line to print (the path or URL without its password, the cause, the fix).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { Clock } from '../store/claim-store.js';
-import { openSqliteClaimStore, type SqliteClaimStore } from '../store/sqlite-store.js';
+import { parse as parseConnectionString } from 'pg-connection-string';
+import type { PoolConfig } from 'pg';
+import type { ClaimStore, Clock } from '../store/claim-store.js';
+import { redactConnectionString } from '../store/postgres-failure.js';
+import { PostgresPresence } from '../store/postgres-presence.js';
+import { openPostgresClaimStore, poolConfig, type PostgresClaimStoreOptions } from '../store/postgres-store.js';
+import type { PresenceStore } from '../store/presence.js';
+import { openSqliteClaimStore } from '../store/sqlite-store.js';
+import { storeError } from '../store/store-error.js';
+import { isPostgresDatabase } from './claims-config.js';
 import type { Config } from './config.js';
 
 export interface OpenStoreOptions {
@@ -14,12 +23,19 @@ export interface OpenStoreOptions {
   readonly now?: Clock;
 }
 
+/** What a UNAVAILABLE answer suggests when the cluster's database cannot be reached. */
+export const CLUSTER_RETRY_AFTER_MS = 1_000;
+
 /**
- * Opens (creating and migrating it if needed) the configured database. Its folder is created when
- * absent, so that the default `./data/registry.db` works out of the box; a folder that cannot be
- * created is reported by the store, naming it.
+ * Opens (creating and migrating it if needed) the configured database. A SQLite file's folder is
+ * created when absent, so that the default `./data/registry.db` works out of the box; a folder that
+ * cannot be created is reported by the store, naming it.
  */
-export async function openConfiguredStore(config: Pick<Config, 'claims'>, options: OpenStoreOptions = {}): Promise<SqliteClaimStore> {
+export async function openConfiguredStore(config: Pick<Config, 'claims'>, options: OpenStoreOptions = {}): Promise<ClaimStore> {
+  const now = options.now === undefined ? {} : { now: options.now };
+  if (isPostgresDatabase(config.claims.database)) {
+    return openPostgresClaimStore({ ...postgresConnection(config), claimDays: config.claims.claimDays, retryAfterMs: CLUSTER_RETRY_AFTER_MS, ...now });
+  }
   const path = resolve(config.claims.database);
   try {
     // The claims say which key uses which nickname and when it was last online: only the server's
@@ -29,5 +45,38 @@ export async function openConfiguredStore(config: Pick<Config, 'claims'>, option
   } catch {
     // It exists already, or the folder cannot be made: openSqliteClaimStore names it and the fix.
   }
-  return openSqliteClaimStore({ path, claimDays: config.claims.claimDays, ...(options.now === undefined ? {} : { now: options.now }) });
+  return openSqliteClaimStore({ path, claimDays: config.claims.claimDays, ...now });
+}
+
+/** The cluster's live presence, in the same PostgreSQL as the claims; null for a SQLite file. */
+export function openConfiguredPresence(config: Pick<Config, 'claims'>): PresenceStore | null {
+  if (!isPostgresDatabase(config.claims.database)) return null;
+  const connection = postgresConnection(config);
+  const target = connection.connectionString === undefined ? redactConnectionString(config.claims.database) : redactConnectionString(connection.connectionString);
+  const settings: PoolConfig = poolConfig({ ...connection, maxConnections: 4, connectTimeoutMs: 5_000, statementTimeoutMs: 10_000 });
+  return new PostgresPresence(settings, target, CLUSTER_RETRY_AFTER_MS);
+}
+
+/**
+ * The URL as it is, or (with [Store] PasswordFile) its parts plus the file's password: the driver
+ * would let the URL's absent password override one given beside it.
+ */
+function postgresConnection(config: Pick<Config, 'claims'>): Pick<PostgresClaimStoreOptions, 'connectionString' | 'pool'> {
+  const { database, passwordFile } = config.claims;
+  if (passwordFile === null) return { connectionString: database };
+  const target = redactConnectionString(database);
+  let password: string;
+  try {
+    password = readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw storeError('STORE_OPEN_FAILED', `cannot read [Store] PasswordFile ${passwordFile} (the password of ${target}): ${(err as Error).message}. Fix: create it, readable by the server's user, holding only the password.`, { cause: err });
+  }
+  const parts = parseConnectionString(database);
+  if (parts.password !== undefined && parts.password !== '') {
+    throw storeError('STORE_OPEN_FAILED', `[Store] Database ${target} holds a password and [Store] PasswordFile is set too: keep one (the file; remove the password from the URL).`);
+  }
+  const pool: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(parts)) if (value !== undefined && value !== null && value !== '' && key !== 'password') pool[key] = value;
+  if (typeof pool['port'] === 'string') pool['port'] = Number(pool['port']);
+  return { pool: { ...(pool as Omit<PoolConfig, 'connectionString' | 'types'>), password } };
 }

@@ -60,6 +60,16 @@ export class PeerTable<Owner> {
     return this.byOwner.get(owner);
   }
 
+  /** The key's live registration (revision 2: at most one). */
+  registrationOfKey(keyId: string): PeerEntry<Owner> | undefined {
+    return this.byKey.get(keyId);
+  }
+
+  /** Every registration, in no particular order (a cluster's re-sync compares them with a snapshot). */
+  entries(): IterableIterator<PeerEntry<Owner>> {
+    return this.byOwner.values();
+  }
+
   list(after: string | null, limit: number): Page<Owner> {
     const start = after === null ? 0 : bound(this.order, nicknameKey(after), false);
     const keys = this.order.slice(start, start + limit);
@@ -101,13 +111,29 @@ export class PeerTable<Owner> {
     for (const old of replaced) this.delete(old);
     const existing = this.byOwner.get(candidate.owner);
     if (existing !== undefined) this.delete(existing);
+    this.insert(candidate);
+    return replaced;
+  }
+
+  private insert(candidate: PeerEntry<Owner>): void {
     const key = nicknameKey(candidate.peer.nickname);
     this.byNickname.set(key, candidate);
     this.byAddress.set(candidate.peer.address, candidate);
     this.byOwner.set(candidate.owner, candidate);
     this.byKey.set(candidate.keyId, candidate);
     this.order.splice(bound(this.order, key, true), 0, key);
-    return replaced;
+  }
+
+  /**
+   * Adds a registration that another authority already admitted (a cluster's shared database):
+   * whatever is in its way is removed first, the size limit does not apply. Returns what it removed.
+   */
+  force(candidate: PeerEntry<Owner>): PeerEntry<Owner>[] {
+    const inWay = [this.byNickname.get(nicknameKey(candidate.peer.nickname)), this.byAddress.get(candidate.peer.address), this.byKey.get(candidate.keyId), this.byOwner.get(candidate.owner)];
+    const removed = inWay.filter((reg, index, all): reg is PeerEntry<Owner> => reg !== undefined && all.indexOf(reg) === index);
+    for (const old of removed) this.delete(old);
+    this.insert(candidate);
+    return removed;
   }
 
   /** Removes the owner's registration, if it has one; returns it. */

@@ -46,6 +46,7 @@ export const REFUSALS = {
   nicknameTaken: (nickname: string) => refusal(ErrorCode.NICKNAME_TAKEN, `nickname "${nickname}" is taken`),
   addressTaken: refusal(ErrorCode.ADDRESS_TAKEN, 'this onion address is registered by another peer'),
   registryFull: refusal(ErrorCode.REGISTRY_FULL, 'the registry is full, try again later'),
+  clusterUnavailable: refusal(ErrorCode.UNAVAILABLE, "the registry's shared database cannot be reached; nothing was changed: retry after retryAfterMs"),
   internal: refusal(ErrorCode.INTERNAL, 'internal error'),
 } as const;
 
@@ -58,6 +59,7 @@ export const CLOSINGS = {
   idle: { code: CloseCode.POLICY_VIOLATION, reason: 'no valid request in time' },
   replaced: { code: CloseCode.REPLACED, reason: 'replaced by a new connection with the same key' },
   shutdown: { code: CloseCode.GOING_AWAY, reason: 'server shutting down' },
+  leaseLost: { code: CloseCode.GOING_AWAY, reason: 'this registry instance lost the shared database for too long: register again' },
 } as const satisfies Record<string, Closing>;
 
 export type ClosingName = keyof typeof CLOSINGS;

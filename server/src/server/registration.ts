@@ -1,8 +1,8 @@
 /**
  * The registration pipeline: cheap checks first, then the server's signature budget, the key, a
  * trial admission to the peer table, and last the signature check (and the address proof) on the
- * thread pool. A verified registration then passes the claim store (claim-keeper.ts) before it
- * enters the table; the connections it replaces or evicts are told and closed.
+ * thread pool. A verified registration then passes the claim store (claim-keeper.ts) before the
+ * roster (roster.ts) makes it live; the connections it replaces or evicts are told and closed.
  */
 import { decodeAddressProof, verifyAddressProof } from '../protocol/address-proof.js';
 import { RegistryError } from '../protocol/errors.js';
@@ -13,12 +13,12 @@ import { addressProofPayload, registrationPayload } from '../protocol/signing.js
 import { keyIdOf, type Claim } from '../store/claim-store.js';
 import type { Budgets } from './budgets.js';
 import { claimInfo, type ClaimKeeper } from './claim-keeper.js';
-import { CLAIM_CLOSINGS, CLAIM_REFUSALS, EVICTED_REASON } from './claim-refusals.js';
+import { CLAIM_REFUSALS } from './claim-refusals.js';
 import type { Connection } from './connection.js';
-import type { EventHub } from './event-hub.js';
 import type { FairScheduler } from './fair-scheduler.js';
-import { nicknameKey, type PeerEntry, type PeerTable } from './peer-table.js';
-import { CLOSINGS, REFUSALS, refuse } from './refusals.js';
+import type { PeerTable } from './peer-table.js';
+import { REFUSALS, refuse } from './refusals.js';
+import type { LocalEntry, PeerOwner, Roster } from './roster.js';
 
 /** Revision 2: the claim store's part of registration, and whether an address proof is required. */
 export interface RegistrarClaims {
@@ -28,8 +28,8 @@ export interface RegistrarClaims {
 
 export class Registrar {
   constructor(
-    private readonly peers: PeerTable<Connection>,
-    private readonly hub: EventHub,
+    private readonly peers: PeerTable<PeerOwner>,
+    private readonly roster: Roster,
     private readonly budgets: Budgets,
     private readonly scheduler: FairScheduler<Connection>,
     private readonly claims: RegistrarClaims,
@@ -64,7 +64,7 @@ export class Registrar {
       registeredAt: new Date().toISOString(),
       addressVerified: proof !== null,
     };
-    const entry: PeerEntry<Connection> = { owner: conn, peer, keyDer: key.der, keyId: keyIdOf(key.der), json: JSON.stringify(peer) };
+    const entry: LocalEntry = { owner: conn, peer, keyDer: key.der, keyId: keyIdOf(key.der), json: JSON.stringify(peer) };
     this.peers.admit(entry);
     const payload = Buffer.from(registrationPayload(conn.challenge, request.nickname, request.address, request.port), 'utf8');
     const proofPayload = Buffer.from(addressProofPayload(conn.challenge, request.address, key.der), 'utf8');
@@ -84,13 +84,32 @@ export class Registrar {
     const entry = this.peers.registrationOf(conn);
     if (entry === undefined) throw refuse(REFUSALS.notRegistered);
     this.scheduler.busy(conn);
-    this.claims.keeper
-      .release(entry)
+    this.answer(
+      conn,
+      id,
+      this.claims.keeper.release(entry as LocalEntry).then(() => this.roster.leave(conn)),
+    );
+  }
+
+  /** `unregister`: the registration ends (a cluster's database first), then the answer. */
+  unregister(conn: Connection, id: RequestId): void {
+    const done = this.roster.leave(conn);
+    if (done === null) throw refuse(REFUSALS.notRegistered);
+    this.scheduler.busy(conn);
+    this.answer(conn, id, done);
+  }
+
+  /** Removes `conn`'s registration, if it has one, and tells subscribers (its connection closed). */
+  withdraw(conn: Connection): void {
+    // A closed connection's leave is retried by the roster until it is written: nothing to answer.
+    this.roster.leave(conn)?.catch((err: unknown) => conn.log.error({ err }, 'the registration of a closed connection could not be ended'));
+  }
+
+  /** `unregistered` once `done` resolves, its RegistryError if it rejects; then the held frames. */
+  private answer(conn: Connection, id: RequestId, done: Promise<unknown>): void {
+    done
       .then(
-        () => {
-          this.withdraw(conn);
-          conn.send({ type: 'unregistered', id });
-        },
+        () => conn.send({ type: 'unregistered', id }),
         (err: unknown) => {
           if (!(err instanceof RegistryError)) throw err;
           conn.reply(id, err);
@@ -103,17 +122,8 @@ export class Registrar {
       );
   }
 
-  /** Removes `conn`'s registration, if it has one, and tells subscribers; false when it had none. */
-  withdraw(conn: Connection): boolean {
-    const entry = this.peers.removeOwner(conn);
-    if (entry === undefined) return false;
-    this.claims.keeper.left(entry);
-    this.hub.publish(conn, { type: 'peer_left', nickname: entry.peer.nickname });
-    return true;
-  }
-
   /** The checks are done: completes the registration, then lets the held frames run. */
-  private async settle(conn: Connection, id: RequestId, entry: PeerEntry<Connection>, valid: boolean, proven: boolean): Promise<void> {
+  private async settle(conn: Connection, id: RequestId, entry: LocalEntry, valid: boolean, proven: boolean): Promise<void> {
     try {
       if (!conn.closed && !conn.closing) await this.complete(conn, id, entry, valid, proven);
     } catch (err) {
@@ -144,44 +154,25 @@ export class Registrar {
     }
   }
 
-  private async complete(conn: Connection, id: RequestId, entry: PeerEntry<Connection>, valid: boolean, proven: boolean): Promise<void> {
+  private async complete(conn: Connection, id: RequestId, entry: LocalEntry, valid: boolean, proven: boolean): Promise<void> {
     if (!valid) return conn.reply(id, refuse(REFUSALS.badSignature));
     if (!proven) return conn.reply(id, refuse(CLAIM_REFUSALS.badAddressProof));
     let claim: Claim | null = null;
-    let replaced: PeerEntry<Connection>[];
     try {
       // The table may have changed while the signature was checked (a name taken, the table full);
-      // checked again before the store is written, and once more by add.
+      // checked again before the store is written, and once more by the roster.
       this.peers.admit(entry);
       claim = await this.claims.keeper.prepare(entry);
       if (conn.closed || conn.closing) return;
-      replaced = this.peers.add(entry);
+      const held = claim;
+      await this.roster.enter(entry, (replaced) => this.claims.keeper.entered(entry, held, replaced));
     } catch (err) {
       if (!(err instanceof RegistryError)) throw err;
       this.claims.keeper.abandon(entry, claim);
       return conn.reply(id, err);
     }
     conn.send({ type: 'registered', id, peer: entry.peer, claim: claim === null ? null : claimInfo(claim) });
-    this.claims.keeper.entered(entry, claim, replaced);
-    for (const old of replaced) this.replace(old, entry);
-    this.hub.publish(conn, { type: 'peer_joined', peer: entry.peer });
-    conn.log.info({ replaced: replaced.length }, 'peer registered');
+    conn.log.info({}, 'peer registered');
     conn.log.debug({ nickname: entry.peer.nickname, address: entry.peer.address }, 'peer registered (details)');
-  }
-
-  /** Ends a registration that `entry` replaced (same key: 4001) or evicted (a proven address: 4002). */
-  private replace(old: PeerEntry<Connection>, entry: PeerEntry<Connection>): void {
-    this.claims.keeper.left(old);
-    if (old.keyId === entry.keyId) {
-      old.owner.send({ type: 'replaced' });
-      old.owner.close(CLOSINGS.replaced);
-    } else {
-      old.owner.send({ type: 'evicted', reason: EVICTED_REASON });
-      old.owner.close(CLAIM_CLOSINGS.evicted);
-    }
-    // The same nickname stays on: subscribers see one peer_joined with the new peer object.
-    if (nicknameKey(old.peer.nickname) !== nicknameKey(entry.peer.nickname)) {
-      this.hub.publish(old.owner, { type: 'peer_left', nickname: old.peer.nickname });
-    }
   }
 }

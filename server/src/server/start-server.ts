@@ -3,6 +3,7 @@
  * What each part does is in the file named for it.
  */
 import type { AddressInfo } from 'node:net';
+import { RegistryError } from '../protocol/errors.js';
 import type { OnionAddress } from '../protocol/onion-address.js';
 import type { ClaimStore, Clock } from '../store/claim-store.js';
 import { Budgets } from './budgets.js';
@@ -17,7 +18,9 @@ import { helloLimits } from './hello.js';
 import { HttpAdmission } from './http-admission.js';
 import type { Logger } from './logger.js';
 import { OnionWatcher } from './onion-watcher.js';
-import { openConfiguredStore } from './open-store.js';
+import { CLUSTER_RETRY_AFTER_MS, openConfiguredPresence, openConfiguredStore } from './open-store.js';
+import { ClusterRoster } from './cluster-roster.js';
+import type { PresenceStore } from '../store/presence.js';
 import { OpenConnections } from './open-connections.js';
 import { OutputBudget } from './output-budget.js';
 import { PeerTable } from './peer-table.js';
@@ -25,6 +28,7 @@ import { PendingLine } from './pending-line.js';
 import { RefusalSummary } from './refusal-summary.js';
 import { Registrar } from './registration.js';
 import { CLOSINGS } from './refusals.js';
+import { LocalRoster, RosterEffects, type PeerOwner, type Roster } from './roster.js';
 
 const SHUTDOWN_GRACE_MS = 3_000;
 
@@ -68,17 +72,20 @@ export async function startServer(config: Config, logger: Logger, options: Start
   // First: a database that cannot be opened, written or migrated stops the start (one line, from the store).
   const store = options.openStore !== undefined ? await options.openStore(config) : await openConfiguredStore(config, options.now === undefined ? {} : { now: options.now });
   const claims = new ClaimKeeper({ store, claimAfterSeconds: config.claims.claimAfterSeconds, logger: logger.child({ module: 'claims' }), ...(options.touchIntervalMs === undefined ? {} : { touchIntervalMs: options.touchIntervalMs }) });
+  // A postgres:// database: this registry is one instance of a cluster, sharing live presence too.
+  const presence = options.openStore !== undefined ? null : openConfiguredPresence(config);
   try {
-    return await startWith(config, logger, claims);
+    return await startWith(config, logger, claims, presence);
   } catch (err) {
+    await presence?.close();
     await claims.close();
     throw err;
   }
 }
 
-async function startWith(config: Config, logger: Logger, claims: ClaimKeeper): Promise<RegistryServer> {
+async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, presence: PresenceStore | null): Promise<RegistryServer> {
   const { limits } = config;
-  const peers = new PeerTable<Connection>(limits.maxPeers);
+  const peers = new PeerTable<PeerOwner>(limits.maxPeers);
   const budgets = new Budgets(limits);
   const watcher = new OnionWatcher({ dir: config.hiddenServiceDir, timeoutSeconds: config.hostnameTimeoutSeconds, logger: logger.child({ module: 'onion-watcher' }) });
   const onionUrl = (): string | null => (watcher.address === null ? null : `ws://${watcher.address}:${config.hiddenServicePort}/`);
@@ -90,7 +97,13 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper): P
   });
   // Event fan-out takes its slices of the same turns as requests (see fair-scheduler.ts).
   const hub = new EventHub({ batchMs: limits.eventBatchMs, slices: scheduler });
-  const registrar = new Registrar(peers, hub, budgets, scheduler, { keeper: claims, requireAddressProof: config.claims.requireAddressProof });
+  const effects = new RosterEffects(peers, hub, claims);
+  const roster: Roster =
+    presence === null
+      ? new LocalRoster(effects)
+      : new ClusterRoster({ presence, effects, logger: logger.child({ module: 'cluster' }), leaseMs: config.claims.leaseSeconds * 1000, retryAfterMs: CLUSTER_RETRY_AFTER_MS, onion: () => watcher.address });
+  if (roster instanceof ClusterRoster) await startCluster(roster);
+  const registrar = new Registrar(peers, roster, budgets, scheduler, { keeper: claims, requireAddressProof: config.claims.requireAddressProof });
   const output = new OutputBudget(limits.maxOutputBytes);
   const pendingLine = new PendingLine(limits.maxPendingConnections);
   const refusals = new RefusalSummary(logger, config.logSummarySeconds);
@@ -130,6 +143,7 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper): P
         hub.close();
         await watcher.close();
         const closed = admission.close();
+        roster.stopping();
         connections.closeAll(CLOSINGS.shutdown);
         const grace = setTimeout(() => {
           connections.terminateAll();
@@ -138,9 +152,22 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper): P
         await closed;
         clearTimeout(grace);
         refusals.close();
+        await roster.close(); // a cluster's registrations end in one write
         await claims.close(); // after every connection's last-seen was queued
       })();
       return closing;
     },
   };
+}
+
+/** The cluster's first contact with the shared presence: a database that cannot be read stops the start. */
+async function startCluster(roster: ClusterRoster): Promise<void> {
+  try {
+    await roster.start();
+  } catch (err) {
+    if (err instanceof RegistryError && err.code === 'STORE_UNAVAILABLE') {
+      throw new RegistryError('STORE_OPEN_FAILED', `${err.message} The start stops here: a cluster instance needs the shared database ([Store] Database) to load who is registered.`, { cause: err });
+    }
+    throw err;
+  }
 }

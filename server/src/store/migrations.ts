@@ -42,6 +42,14 @@ export const MIGRATIONS: readonly Migration[] = [
     // both). With the index a purge reads only what it deletes.
     sql: `CREATE INDEX claims_by_expiry ON claims (expires_at);`,
   },
+  {
+    version: 3,
+    summary: 'cluster tables (PostgreSQL only: nothing changes in SQLite)',
+    // The PostgreSQL schema's version 3 holds what several registries sharing one database need
+    // (postgres-schema.ts); a single-host SQLite file has no use for it. The version is bumped
+    // all the same so that both schemas keep one numbering.
+    sql: `SELECT 1;`,
+  },
 ];
 
 export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -37,6 +37,66 @@ export const PG_MIGRATIONS: readonly Migration[] = [
     summary: 'index claims by expiry',
     sql: `CREATE INDEX claims_by_expiry ON claims (expires_at);`,
   },
+  {
+    version: 3,
+    summary: 'cluster: live presence with instance leases, the ordered presence log, backends and frontend',
+    // Only several registries sharing one database use these (postgres-presence.ts says how).
+    //  - registry_instances: one row per running registry process, with its lease (database time).
+    //  - presence: the live registrations of the whole cluster; the unique indexes make one key one
+    //    registration and a nickname (case-insensitively) and an address one holder across instances.
+    //  - presence_log_head: the log's last sequence number. Every write of presence bumps it in the
+    //    same transaction, so commits are numbered in commit order with no gap; log_id names this
+    //    log (a database restored from a backup gets a new one, and every instance re-syncs).
+    //  - presence_events: the log itself, trimmed by age.
+    //  - registry_backends, registry_frontend: what Onionbalance's frontend and the backends learn
+    //    of each other (README "Cluster").
+    sql: `
+      CREATE TABLE registry_instances (
+        id          text        NOT NULL PRIMARY KEY,
+        started_at  timestamptz NOT NULL DEFAULT now(),
+        lease_until timestamptz NOT NULL
+      );
+      CREATE TABLE presence (
+        key_id           text    NOT NULL PRIMARY KEY,
+        nickname         text    NOT NULL,
+        nickname_key     text    COLLATE "C" NOT NULL UNIQUE CHECK (nickname_key = lower(nickname)),
+        address          text    NOT NULL UNIQUE,
+        address_verified boolean NOT NULL,
+        instance_id      text    NOT NULL,
+        local_ref        bigint  NOT NULL,
+        public_key       bytea   NOT NULL,
+        peer             text    NOT NULL
+      );
+      CREATE INDEX presence_by_instance ON presence (instance_id);
+      CREATE TABLE presence_log_head (
+        id     smallint NOT NULL PRIMARY KEY CHECK (id = 1),
+        seq    bigint   NOT NULL,
+        log_id text     NOT NULL
+      );
+      INSERT INTO presence_log_head VALUES (1, 0, md5(random()::text || clock_timestamp()::text));
+      CREATE TABLE presence_events (
+        seq         bigint      NOT NULL PRIMARY KEY,
+        at          timestamptz NOT NULL DEFAULT now(),
+        kind        text        NOT NULL CHECK (kind IN ('joined', 'left', 'replaced', 'evicted', 'expired')),
+        announce    boolean     NOT NULL,
+        key_id      text        NOT NULL,
+        nickname    text        NOT NULL,
+        instance_id text        NOT NULL,
+        local_ref   bigint      NOT NULL,
+        public_key  bytea,
+        peer        text
+      );
+      CREATE TABLE registry_backends (
+        onion     text        NOT NULL PRIMARY KEY,
+        last_seen timestamptz NOT NULL
+      );
+      CREATE TABLE registry_frontend (
+        id           smallint    NOT NULL PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+        master_onion text        NOT NULL,
+        updated_at   timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 export const PG_SCHEMA_VERSION: number = PG_MIGRATIONS[PG_MIGRATIONS.length - 1]?.version ?? 0;
@@ -72,9 +132,14 @@ async function refuseForeign(client: PoolClient, target: string): Promise<void> 
 }
 
 async function applyOne(client: PoolClient, migration: Migration, target: string): Promise<void> {
-  await client.query('BEGIN');
+  // The lock is taken before the transaction begins, not inside it: a transaction that waited for
+  // it inside could still see the catalog as it was before the other registry's migration (its
+  // to_regclass('schema_version') said null, and a half-seen new database looked foreign).
+  let locked = false;
   try {
-    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    locked = true;
+    await client.query('BEGIN');
     // Read again under the lock: another registry may have migrated meanwhile.
     const current = await pgSchemaVersionOf(client);
     if (current > PG_SCHEMA_VERSION) throw refuseNewer(current, target);
@@ -95,6 +160,8 @@ async function applyOne(client: PoolClient, migration: Migration, target: string
         `${failure.text} (${failure.name}). Fix: ${failure.fix}; the database was left at its previous version.`,
       { cause: err },
     );
+  } finally {
+    if (locked) await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
   }
 }
 

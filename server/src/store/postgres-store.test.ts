@@ -140,7 +140,7 @@ describe('PostgreSQL claim store', () => {
     dirs.push(dir);
     const file = join(dir, 'claims.sql');
     await store.backup(file);
-    expect(readFileSync(file, 'utf8')).toMatch(/^-- p2p-registry claim backup of postgres:\/\/[^\n]*schema version 2\./);
+    expect(readFileSync(file, 'utf8')).toMatch(new RegExp(`^-- p2p-registry claim backup of postgres://[^\\n]*schema version ${PG_SCHEMA_VERSION}\\.`));
 
     const restored = await freshDatabase();
     const psql = join(server.binDir, 'psql');

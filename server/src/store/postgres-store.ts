@@ -93,7 +93,10 @@ const types = {
     oid === INT8_OID && format !== 'binary' ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
 };
 
-function poolConfig(options: Checked): PoolConfig {
+/** The driver's settings for a target: the claim store's pool and the cluster's presence share them. */
+export function poolConfig(
+  options: Pick<PostgresClaimStoreOptions, 'connectionString' | 'pool'> & { readonly maxConnections: number; readonly connectTimeoutMs: number; readonly statementTimeoutMs: number },
+): PoolConfig {
   return {
     ...options.pool,
     ...(options.connectionString === undefined ? {} : { connectionString: options.connectionString }),

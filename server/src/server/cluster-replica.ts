@@ -1,0 +1,134 @@
+/**
+ * A cluster instance's replica of the shared presence: the peer table, kept equal to the database
+ * by applying its log in order (cluster-tail.ts reads it), or a snapshot when the log cannot be
+ * followed. Every change to the table happens here, so every instance's table, connections and
+ * subscribers see the same changes in the same order (the log's), and a subscriber that applies its
+ * events to a list ends with the same set as a fresh list, on any instance.
+ *
+ * Registrations of this instance are matched to their connections by their local ref: the registrar
+ * announces one (`expect`) before it writes, and its `joined` event, when applied, puts that
+ * connection's entry in the table. A `joined` of this instance that nobody expects any more (its
+ * connection closed, its wait gave up) is ended again through `orphaned`.
+ */
+import type { PresenceEvent, PresenceRow, PresenceSnapshot } from '../store/presence.js';
+import { CLOSINGS } from './refusals.js';
+import { isLocal, RemotePeer, type AnyEntry, type LocalEntry, type RosterEffects } from './roster.js';
+
+interface Expected {
+  readonly entry: LocalEntry;
+  readonly entered: (replaced: readonly LocalEntry[]) => void;
+}
+
+export interface ReplicaOptions {
+  readonly instanceId: string;
+  readonly effects: RosterEffects;
+  /** A registration of this instance that is in the database but has no connection: end it. */
+  readonly orphaned: (keyId: string, localRef: number) => void;
+}
+
+export class ClusterReplica {
+  /** The log this replica follows and the last event applied from it. */
+  logId = '';
+  applied = 0;
+  private readonly instanceId: string;
+  private readonly effects: RosterEffects;
+  private readonly orphaned: (keyId: string, localRef: number) => void;
+  private readonly expected = new Map<number, Expected>();
+  private readonly refs = new Map<LocalEntry, number>();
+
+  constructor(options: ReplicaOptions) {
+    this.instanceId = options.instanceId;
+    this.effects = options.effects;
+    this.orphaned = options.orphaned;
+  }
+
+  /** A registration of this instance is about to be written with this ref. */
+  expect(localRef: number, entry: LocalEntry, entered: Expected['entered']): void {
+    this.expected.set(localRef, { entry, entered });
+  }
+
+  /** Gives up on an expected registration; true when it had not been applied yet. */
+  forget(localRef: number): boolean {
+    return this.expected.delete(localRef);
+  }
+
+  refOf(entry: LocalEntry): number | undefined {
+    return this.refs.get(entry);
+  }
+
+  /** Applies the next event of the log (the tail checked that it is the next). */
+  apply(event: PresenceEvent): void {
+    if (event.kind === 'joined' && event.row !== null) this.join(event.row);
+    else this.end(event);
+    this.applied = event.seq;
+  }
+
+  /**
+   * Makes the table equal to a snapshot: what is gone leaves (peer_left), what is new joins, what
+   * is unchanged stays untouched. Used at start and whenever the log cannot be followed.
+   */
+  load(snapshot: PresenceSnapshot): void {
+    const wanted = new Map(snapshot.rows.map((row) => [row.keyId, row]));
+    for (const entry of [...this.effects.peers.entries()]) {
+      const row = wanted.get(entry.keyId);
+      if (row !== undefined && this.isRow(entry, row.instanceId, row.localRef)) wanted.delete(entry.keyId);
+      else this.remove(entry, 'expired', true);
+    }
+    for (const row of wanted.values()) this.join(row);
+    this.logId = snapshot.logId;
+    this.applied = snapshot.seq;
+  }
+
+  private join(row: PresenceRow): void {
+    const mine = row.instanceId === this.instanceId;
+    const expected = mine ? this.expected.get(row.localRef) : undefined;
+    if (expected !== undefined) this.expected.delete(row.localRef);
+    const entry: AnyEntry = expected?.entry ?? {
+      owner: new RemotePeer(row.instanceId, row.localRef),
+      peer: JSON.parse(row.peerJson) as AnyEntry['peer'],
+      keyDer: Buffer.from(row.publicKeyDer),
+      keyId: row.keyId,
+      json: row.peerJson,
+    };
+    // The log's order makes this table equal to the database's: nothing should be in the way. Should
+    // something be (a bug), the database is right: it is removed, and subscribers are told.
+    for (const old of this.effects.peers.force(entry)) {
+      this.forgetRef(old);
+      this.effects.left(old);
+    }
+    if (expected !== undefined) {
+      this.refs.set(expected.entry, row.localRef);
+      expected.entered([]);
+    }
+    this.effects.joined(entry);
+    if (mine && (expected === undefined || expected.entry.owner.closed)) this.orphaned(row.keyId, row.localRef);
+  }
+
+  private end(event: PresenceEvent): void {
+    const entry = this.effects.peers.registrationOfKey(event.keyId);
+    if (entry === undefined || !this.isRow(entry, event.instanceId, event.localRef)) return; // gone already (a snapshot)
+    const kind = event.kind === 'joined' ? 'left' : event.kind;
+    this.remove(entry, kind, event.announce);
+  }
+
+  private remove(entry: AnyEntry, kind: 'left' | 'replaced' | 'evicted' | 'expired', announce: boolean): void {
+    this.effects.peers.removeOwner(entry.owner);
+    this.forgetRef(entry);
+    if (kind === 'replaced' || kind === 'evicted') return this.effects.ended(entry, kind, announce);
+    if (isLocal(entry)) {
+      this.effects.keeper.left(entry);
+      // Its instance's lease ran out (this one was cut off from the database): the peer must register again.
+      if (kind === 'expired' && !entry.owner.closed) entry.owner.close(CLOSINGS.leaseLost);
+    }
+    if (announce) this.effects.left(entry);
+  }
+
+  private forgetRef(entry: AnyEntry): void {
+    if (isLocal(entry)) this.refs.delete(entry);
+  }
+
+  private isRow(entry: AnyEntry, instanceId: string, localRef: number): boolean {
+    if (entry.owner instanceof RemotePeer) return entry.owner.instanceId === instanceId && entry.owner.localRef === localRef;
+    return instanceId === this.instanceId && this.refs.get(entry as LocalEntry) === localRef;
+  }
+}

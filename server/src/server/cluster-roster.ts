@@ -1,0 +1,237 @@
+/**
+ * The roster of a cluster instance (several registries sharing PostgreSQL, issue 13). The database
+ * decides every registration (postgres-presence.ts); this instance writes, then waits until its
+ * tail has applied the write's event before it answers, so that its own table, its connections
+ * and its subscribers change only in the log's order (cluster-replica.ts).
+ *
+ * Its lease: renewed every third of [Store] LeaseSeconds. An instance sweeps (ends the
+ * registrations of instances whose lease ran out) only once it has itself reached the database
+ * without a failure for a whole lease: after the database was away, every live instance has renewed
+ * its lease before anyone sweeps, so an outage of the database causes no mass peer_left.
+ *
+ * When the database cannot be reached: register and unregister answer UNAVAILABLE (nothing
+ * changed); a connection that closes keeps its registration until its `left` can be written (the
+ * writes are retried, in order, until they are, or the lease runs out).
+ */
+import { randomUUID } from 'node:crypto';
+import { RegistryError } from '../protocol/errors.js';
+import type { PresenceRow, PresenceStore } from '../store/presence.js';
+import { isStoreError } from '../store/store-error.js';
+import { ClusterReplica } from './cluster-replica.js';
+import { ClusterTail } from './cluster-tail.js';
+import type { Connection } from './connection.js';
+import type { Logger } from './logger.js';
+import { REFUSALS, refuse } from './refusals.js';
+import type { LocalEntry, Roster, RosterEffects } from './roster.js';
+
+export interface ClusterRosterOptions {
+  readonly presence: PresenceStore;
+  readonly effects: RosterEffects;
+  readonly logger: Logger;
+  readonly leaseMs: number;
+  /** What UNAVAILABLE suggests. */
+  readonly retryAfterMs: number;
+  /** This instance's onion address, once known: announced to the frontend. */
+  readonly onion: () => string | null;
+  /** How long an answer waits for its own event to be applied. */
+  readonly applyTimeoutMs?: number;
+  /** How often the log is read without a notification. */
+  readonly pollMs?: number;
+}
+
+/** Log events are kept this long: an instance further behind re-syncs from a snapshot. */
+const LOG_RETAIN_MS = 10 * 60_000;
+const TRIM_EVERY_MS = 60_000;
+const ANNOUNCE_EVERY_MS = 30_000;
+
+export class ClusterRoster implements Roster {
+  readonly instanceId = randomUUID();
+  private readonly presence: PresenceStore;
+  private readonly effects: RosterEffects;
+  private readonly logger: Logger;
+  private readonly leaseMs: number;
+  private readonly retryAfterMs: number;
+  private readonly applyTimeoutMs: number;
+  private readonly onion: () => string | null;
+  private readonly replica: ClusterReplica;
+  private readonly tail: ClusterTail;
+  private nextRef = 1;
+  /** Registrations whose `left` is still to be written (their connections closed): ref to key. */
+  private readonly outbox = new Map<number, string>();
+  private flushing = false;
+  /** Since when every call to the database succeeded (Date.now()); null while it fails. */
+  private healthySince: number | null = null;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private lastTrim = 0;
+  private lastAnnounce = 0;
+  private closing = false;
+
+  constructor(options: ClusterRosterOptions) {
+    this.presence = options.presence;
+    this.effects = options.effects;
+    this.logger = options.logger;
+    this.leaseMs = options.leaseMs;
+    this.retryAfterMs = options.retryAfterMs;
+    this.applyTimeoutMs = options.applyTimeoutMs ?? 5_000;
+    this.onion = options.onion;
+    this.replica = new ClusterReplica({ instanceId: this.instanceId, effects: options.effects, orphaned: (keyId, ref) => this.queueLeave(keyId, ref) });
+    this.tail = new ClusterTail({ presence: this.presence, replica: this.replica, logger: this.logger, pollMs: options.pollMs ?? 1_000 });
+  }
+
+  /** Takes a lease, loads the replica and starts following the log. Rejects when the database cannot be reached. */
+  async start(): Promise<void> {
+    await this.presence.renewLease(this.instanceId, this.leaseMs);
+    await this.tail.start();
+    this.healthySince = Date.now();
+    this.timers.push(setInterval(() => void this.renew(), Math.max(250, Math.floor(this.leaseMs / 3))).unref());
+    this.timers.push(setInterval(() => void this.sweep(), Math.max(250, Math.floor(this.leaseMs / 2))).unref());
+    this.logger.info({ instance: this.instanceId, peers: this.effects.peers.size, leaseMs: this.leaseMs }, 'cluster instance started: following the shared presence');
+  }
+
+  async enter(entry: LocalEntry, entered: (replaced: readonly LocalEntry[]) => void): Promise<void> {
+    const ref = this.nextRef++;
+    this.replica.expect(ref, entry, entered);
+    let outcome;
+    try {
+      outcome = await this.presence.enter(this.rowOf(entry, ref));
+    } catch (err) {
+      this.replica.forget(ref);
+      throw this.refusal(err);
+    }
+    if (outcome.kind !== 'entered') {
+      this.replica.forget(ref);
+      throw refuse(outcome.kind === 'nickname-taken' ? REFUSALS.nicknameTaken(entry.peer.nickname) : REFUSALS.addressTaken);
+    }
+    if (await this.tail.waitFor(outcome.seq, this.applyTimeoutMs)) return;
+    // Written, but the log could not be read back in time: ended again, and answered UNAVAILABLE.
+    if (this.replica.forget(ref)) {
+      this.queueLeave(entry.keyId, ref);
+      throw refuse(REFUSALS.clusterUnavailable, this.retryAfterMs);
+    }
+  }
+
+  leave(conn: Connection): Promise<void> | null {
+    const entry = this.effects.peers.registrationOf(conn) as LocalEntry | undefined;
+    if (entry === undefined) return null; // a registration still being written ends once applied (it is orphaned)
+    const ref = this.replica.refOf(entry);
+    if (ref === undefined) return null;
+    if (conn.closed || this.closing) {
+      this.queueLeave(entry.keyId, ref);
+      return Promise.resolve();
+    }
+    return this.leaveNow(entry.keyId, ref);
+  }
+
+  /** From now on a closing connection's leave is only queued: close() ends them all in one write. */
+  stopping(): void {
+    this.closing = true;
+  }
+
+  /** Ends this instance's registrations in one write and stops; a database away leaves them to the lease. */
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const timer of this.timers) clearInterval(timer);
+    this.tail.stop();
+    try {
+      const ended = await this.presence.leaveInstance(this.instanceId);
+      this.logger.info({ ended }, 'cluster instance stopped: its registrations were ended');
+    } catch (err) {
+      this.logger.warn({ err, leaseMs: this.leaseMs }, 'cluster instance stopped without reaching the shared database: its registrations end when its lease runs out');
+    }
+    await this.presence.close();
+  }
+
+  private async leaveNow(keyId: string, ref: number): Promise<void> {
+    let seq: number | null;
+    try {
+      seq = await this.presence.leave(keyId, this.instanceId, ref);
+    } catch (err) {
+      throw this.refusal(err);
+    }
+    // Null: ended already (replaced, or swept); the tail applies that. A wait that times out still
+    // answers: the database holds the leave, and the table follows once the log can be read.
+    if (seq !== null) await this.tail.waitFor(seq, this.applyTimeoutMs);
+  }
+
+  private queueLeave(keyId: string, ref: number): void {
+    this.outbox.set(ref, keyId);
+    if (!this.closing) void this.flush();
+  }
+
+  /** Writes the queued leaves in order; stops at the first failure (retried at the next renewal). */
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      for (const [ref, keyId] of this.outbox) {
+        await this.presence.leave(keyId, this.instanceId, ref);
+        this.outbox.delete(ref);
+      }
+    } catch (err) {
+      if (!isStoreError(err)) this.logger.error({ err }, 'writing the end of a closed registration failed: retried at the next renewal');
+    } finally {
+      this.flushing = false;
+    }
+    this.tail.poke();
+  }
+
+  private async renew(): Promise<void> {
+    try {
+      await this.presence.renewLease(this.instanceId, this.leaseMs);
+      if (this.healthySince === null) {
+        this.healthySince = Date.now();
+        this.logger.info({ pendingLeaves: this.outbox.size }, 'the shared database is reachable again: lease renewed');
+      }
+      if (this.outbox.size > 0) void this.flush();
+      await this.housekeeping();
+    } catch (err) {
+      if (this.healthySince !== null) this.logger.warn({ err, leaseMs: this.leaseMs }, 'cannot renew this instance\'s lease in the shared database: register and unregister answer UNAVAILABLE until it is back');
+      this.healthySince = null;
+    }
+  }
+
+  /** Trims the log and announces this backend's onion now and then. */
+  private async housekeeping(): Promise<void> {
+    const now = Date.now();
+    const onion = this.onion();
+    if (onion !== null && now - this.lastAnnounce >= ANNOUNCE_EVERY_MS) {
+      await this.presence.announceBackend(onion);
+      this.lastAnnounce = now;
+    }
+    if (now - this.lastTrim >= TRIM_EVERY_MS) {
+      await this.presence.trimLog(LOG_RETAIN_MS);
+      this.lastTrim = now;
+    }
+  }
+
+  private async sweep(): Promise<void> {
+    if (this.healthySince === null || Date.now() - this.healthySince < this.leaseMs) return;
+    try {
+      const swept = await this.presence.sweep();
+      if (swept > 0) this.logger.info({ swept }, 'ended the registrations of cluster instances whose lease ran out');
+    } catch (err) {
+      if (!isStoreError(err)) this.logger.error({ err }, 'sweeping expired cluster instances failed');
+    }
+  }
+
+  private rowOf(entry: LocalEntry, localRef: number): PresenceRow {
+    return {
+      keyId: entry.keyId,
+      nickname: entry.peer.nickname,
+      address: entry.peer.address,
+      addressVerified: entry.peer.addressVerified,
+      instanceId: this.instanceId,
+      localRef,
+      publicKeyDer: entry.keyDer,
+      peerJson: entry.json,
+    };
+  }
+
+  /** The store's unavailability as the protocol's UNAVAILABLE; anything else is a bug, thrown on. */
+  private refusal(err: unknown): unknown {
+    if (isStoreError(err, 'STORE_UNAVAILABLE') || isStoreError(err, 'STORE_CLOSED')) {
+      return refuse(REFUSALS.clusterUnavailable, (err as RegistryError).retryAfterMs ?? this.retryAfterMs);
+    }
+    return err;
+  }
+}

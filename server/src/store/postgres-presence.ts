@@ -1,0 +1,317 @@
+/**
+ * Live presence in PostgreSQL (presence.ts says what it guarantees; schema version 3 holds the
+ * tables). How:
+ *  - Every write is one READ COMMITTED transaction that changes `presence` under its unique indexes
+ *    (key, nickname key, address), then, as its LAST statement, bumps presence_log_head and inserts
+ *    its events with the numbers it got. The head's row lock is held until COMMIT, so a later writer
+ *    gets its numbers only after the earlier one committed: numbers follow commit order, and a
+ *    transaction that rolls back takes its numbers with it. Taking the head last keeps the lock
+ *    short and means no transaction waits for a unique index while holding it (no deadlock).
+ *  - Two registrations racing for a nickname: the loser's INSERT waits at the unique index for the
+ *    winner's COMMIT, fails with 23505, and its transaction runs again and sees the winner.
+ *  - pg_notify inside the transaction wakes every instance's tail at COMMIT (delivered only then).
+ *  - Leases are in database time (now()), so instance clocks do not matter.
+ */
+import pg, { type Pool, type PoolClient, type PoolConfig } from 'pg';
+import { nicknameKey } from './claim-store.js';
+import { environmentFailure, sqlstateOf } from './postgres-failure.js';
+import type { EnterOutcome, LogPage, PresenceEvent, PresenceEventKind, PresenceRow, PresenceSnapshot, PresenceStore } from './presence.js';
+import { RegistryError } from '../protocol/errors.js';
+import { storeError } from './store-error.js';
+
+const CHANNEL = 'registry_presence';
+const ATTEMPTS = 8;
+const RACE_CODES: ReadonlySet<string> = new Set(['23505', '40001', '40P01']);
+const LISTEN_RETRY_MS = 1_000;
+const ROW_COLUMNS = 'key_id, nickname, address, address_verified, instance_id, local_ref, public_key, peer';
+const EVENT_COLUMNS = 'seq, kind, announce, key_id, nickname, instance_id, local_ref, public_key, peer';
+
+interface Pending {
+  readonly kind: PresenceEventKind;
+  readonly announce: boolean;
+  readonly row: PresenceRow;
+}
+
+function text(value: unknown): string {
+  if (typeof value !== 'string') throw new Error(`presence: expected text, got ${typeof value}`);
+  return value;
+}
+
+function rowOf(raw: Record<string, unknown>): PresenceRow {
+  const der = raw['public_key'];
+  if (!(der instanceof Uint8Array)) throw new Error('presence: public_key is not bytea');
+  return {
+    keyId: text(raw['key_id']),
+    nickname: text(raw['nickname']),
+    address: text(raw['address']),
+    addressVerified: raw['address_verified'] === true,
+    instanceId: text(raw['instance_id']),
+    localRef: Number(raw['local_ref']),
+    publicKeyDer: new Uint8Array(der),
+    peerJson: text(raw['peer']),
+  };
+}
+
+function eventOf(raw: Record<string, unknown>): PresenceEvent {
+  const kind = text(raw['kind']) as PresenceEventKind;
+  return {
+    seq: Number(raw['seq']),
+    kind,
+    announce: raw['announce'] === true,
+    keyId: text(raw['key_id']),
+    nickname: text(raw['nickname']),
+    instanceId: text(raw['instance_id']),
+    localRef: Number(raw['local_ref']),
+    row: kind === 'joined' ? joinedRow(raw) : null,
+  };
+}
+
+/** A joined event's row: its address and whether it is verified are in the peer object. */
+function joinedRow(raw: Record<string, unknown>): PresenceRow {
+  const peer = JSON.parse(text(raw['peer'])) as { address?: unknown; addressVerified?: unknown };
+  return rowOf({ ...raw, address: peer.address, address_verified: peer.addressVerified === true });
+}
+
+export class PostgresPresence implements PresenceStore {
+  readonly #pool: Pool;
+  readonly #config: PoolConfig;
+  readonly #target: string;
+  readonly #retryAfterMs: number;
+  #listener: pg.Client | undefined;
+  #listenTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(config: PoolConfig, target: string, retryAfterMs: number) {
+    this.#config = config;
+    this.#pool = new pg.Pool({ ...config, max: 4 });
+    this.#pool.on('error', () => undefined);
+    this.#pool.on('connect', (client) => client.on('error', () => undefined));
+    this.#target = target;
+    this.#retryAfterMs = retryAfterMs;
+  }
+
+  async renewLease(instanceId: string, leaseMs: number): Promise<void> {
+    await this.#query(
+      `INSERT INTO registry_instances (id, lease_until) VALUES ($1, now() + $2 * interval '1 millisecond')
+       ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until`,
+      [instanceId, leaseMs],
+    );
+  }
+
+  async announceBackend(onion: string): Promise<void> {
+    await this.#query('INSERT INTO registry_backends (onion, last_seen) VALUES ($1, now()) ON CONFLICT (onion) DO UPDATE SET last_seen = now()', [onion]);
+  }
+
+  async enter(row: PresenceRow): Promise<EnterOutcome> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.#transaction((client) => this.#enterIn(client, row));
+      } catch (err) {
+        if (!RACE_CODES.has(sqlstateOf(err) ?? '') || attempt >= ATTEMPTS) throw this.#mapped(err, 'written');
+      }
+    }
+  }
+
+  async leave(keyId: string, instanceId: string, localRef: number): Promise<number | null> {
+    return this.#write(async (client) => {
+      const gone = await client.query(`DELETE FROM presence WHERE key_id = $1 AND instance_id = $2 AND local_ref = $3 RETURNING ${ROW_COLUMNS}`, [keyId, instanceId, localRef]);
+      const rows = gone.rows.map(rowOf);
+      return rows.length === 0 ? null : this.#log(client, rows.map((r) => ({ kind: 'left', announce: true, row: r })));
+    });
+  }
+
+  async leaveInstance(instanceId: string): Promise<number> {
+    return this.#write(async (client) => {
+      const gone = (await client.query(`DELETE FROM presence WHERE instance_id = $1 RETURNING ${ROW_COLUMNS}`, [instanceId])).rows.map(rowOf);
+      if (gone.length > 0) await this.#log(client, gone.map((r) => ({ kind: 'left', announce: true, row: r })));
+      await client.query('DELETE FROM registry_instances WHERE id = $1', [instanceId]);
+      return gone.length;
+    });
+  }
+
+  async sweep(): Promise<number> {
+    return this.#write(async (client) => {
+      const gone = (
+        await client.query(
+          `DELETE FROM presence p WHERE NOT EXISTS (SELECT 1 FROM registry_instances i WHERE i.id = p.instance_id AND i.lease_until > now()) RETURNING ${ROW_COLUMNS}`,
+        )
+      ).rows.map(rowOf);
+      if (gone.length > 0) await this.#log(client, gone.map((r) => ({ kind: 'expired', announce: true, row: r })));
+      await client.query('DELETE FROM registry_instances WHERE lease_until <= now()');
+      return gone.length;
+    });
+  }
+
+  async trimLog(retainMs: number): Promise<number> {
+    const result = await this.#query("DELETE FROM presence_events WHERE at < now() - $1 * interval '1 millisecond'", [retainMs]);
+    return result.rowCount ?? 0;
+  }
+
+  async readLog(after: number, limit: number): Promise<LogPage> {
+    const head = await this.#head();
+    const events = await this.#query(`SELECT ${EVENT_COLUMNS} FROM presence_events WHERE seq > $1 ORDER BY seq LIMIT $2`, [after, limit]);
+    return { ...head, events: events.rows.map((raw) => eventOf(raw as Record<string, unknown>)) };
+  }
+
+  async snapshot(): Promise<PresenceSnapshot> {
+    let client: PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (err) {
+      throw this.#mapped(err, 'read');
+    }
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const head = (await client.query('SELECT seq, log_id FROM presence_log_head WHERE id = 1')).rows[0] as { seq: unknown; log_id: unknown };
+      const rows = (await client.query(`SELECT ${ROW_COLUMNS} FROM presence ORDER BY key_id`)).rows.map(rowOf);
+      await client.query('COMMIT');
+      client.release();
+      return { logId: text(head.log_id), seq: Number(head.seq), rows };
+    } catch (err) {
+      client.release(true);
+      throw this.#mapped(err, 'read');
+    }
+  }
+
+  listen(onChange: () => void): void {
+    if (this.#closed || this.#listener !== undefined) return;
+    const client = new pg.Client({ ...this.#config });
+    this.#listener = client;
+    const retry = (): void => {
+      if (this.#listener !== client) return;
+      this.#listener = undefined;
+      client.end().catch(() => undefined);
+      if (!this.#closed) this.#listenTimer = setTimeout(() => this.listen(onChange), LISTEN_RETRY_MS).unref();
+    };
+    client.on('error', retry);
+    client.on('end', retry);
+    client.on('notification', () => onChange());
+    client
+      .connect()
+      .then(() => client.query(`LISTEN ${CHANNEL}`))
+      .then(() => onChange(), retry); // caught up after a reconnect: changes meanwhile were not notified
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#listenTimer);
+    const listener = this.#listener;
+    this.#listener = undefined;
+    await listener?.end().catch(() => undefined);
+    await this.#pool.end();
+  }
+
+  async #enterIn(client: PoolClient, row: PresenceRow): Promise<EnterOutcome> {
+    // Our own lease, locked against a sweep: rows of an instance whose lease ran out would be swept.
+    const lease = await client.query('SELECT 1 FROM registry_instances WHERE id = $1 AND lease_until > now() FOR SHARE', [row.instanceId]);
+    if (lease.rowCount === 0) throw this.#unavailable(new Error('this instance lost its lease in the shared database'), 'written', 'it renews the lease by itself; retry');
+    const key = nicknameKey(row.nickname);
+    const found = (await client.query(`SELECT ${ROW_COLUMNS} FROM presence WHERE key_id = $1 OR nickname_key = $2 OR address = $3 FOR UPDATE`, [row.keyId, key, row.address])).rows.map(rowOf);
+    const removed: Pending[] = [];
+    for (const old of found) {
+      if (old.keyId === row.keyId) removed.push({ kind: 'replaced', announce: nicknameKey(old.nickname) !== key, row: old });
+      else if (nicknameKey(old.nickname) === key) return { kind: 'nickname-taken' };
+      else if (row.addressVerified && !old.addressVerified) removed.push({ kind: 'evicted', announce: true, row: old });
+      else return { kind: 'address-taken' };
+    }
+    if (removed.length > 0) await client.query('DELETE FROM presence WHERE key_id = ANY($1::text[])', [removed.map((r) => r.row.keyId)]);
+    await client.query(`INSERT INTO presence (${ROW_COLUMNS}, nickname_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, [
+      row.keyId,
+      row.nickname,
+      row.address,
+      row.addressVerified,
+      row.instanceId,
+      row.localRef,
+      row.publicKeyDer,
+      row.peerJson,
+      key,
+    ]);
+    const seq = await this.#log(client, [...removed, { kind: 'joined', announce: true, row }]);
+    return { kind: 'entered', seq, removed: removed.map((r) => r.row) };
+  }
+
+  /** Numbers and inserts the events, last in the transaction; resolves with the last number. */
+  async #log(client: PoolClient, events: readonly Pending[]): Promise<number> {
+    const head = await client.query('UPDATE presence_log_head SET seq = seq + $1 WHERE id = 1 RETURNING seq', [events.length]);
+    const last = Number((head.rows[0] as { seq: unknown }).seq);
+    const first = last - events.length + 1;
+    await client.query(
+      `INSERT INTO presence_events (seq, kind, announce, key_id, nickname, instance_id, local_ref, public_key, peer)
+       SELECT * FROM unnest($1::bigint[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bytea[], $9::text[])`,
+      [
+        events.map((_, i) => first + i),
+        events.map((e) => e.kind),
+        events.map((e) => e.announce),
+        events.map((e) => e.row.keyId),
+        events.map((e) => e.row.nickname),
+        events.map((e) => e.row.instanceId),
+        events.map((e) => e.row.localRef),
+        events.map((e) => (e.kind === 'joined' ? Buffer.from(e.row.publicKeyDer) : null)),
+        events.map((e) => (e.kind === 'joined' ? e.row.peerJson : null)),
+      ],
+    );
+    await client.query(`SELECT pg_notify('${CHANNEL}', '')`);
+    return last;
+  }
+
+  async #head(): Promise<{ logId: string; headSeq: number }> {
+    const row = (await this.#query('SELECT seq, log_id FROM presence_log_head WHERE id = 1')).rows[0] as { seq: unknown; log_id: unknown } | undefined;
+    if (row === undefined) throw new Error('presence_log_head has no row: the schema is damaged');
+    return { logId: text(row.log_id), headSeq: Number(row.seq) };
+  }
+
+  async #query(sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
+    if (this.#closed) throw storeError('STORE_CLOSED', `the presence of ${this.#target} is closed`);
+    try {
+      return await this.#pool.query(sql, params);
+    } catch (err) {
+      throw this.#mapped(err, 'reached');
+    }
+  }
+
+  async #write<T>(body: (client: PoolClient) => Promise<T>): Promise<T> {
+    try {
+      return await this.#transaction(body);
+    } catch (err) {
+      throw this.#mapped(err, 'written');
+    }
+  }
+
+  /** One transaction; its errors are thrown as the driver gave them (enter retries lost races). */
+  async #transaction<T>(body: (client: PoolClient) => Promise<T>): Promise<T> {
+    if (this.#closed) throw storeError('STORE_CLOSED', `the presence of ${this.#target} is closed`);
+    let client: PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (err) {
+      throw this.#mapped(err, 'written');
+    }
+    let committing = false;
+    try {
+      await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
+      const value = await body(client);
+      committing = true;
+      await client.query('COMMIT');
+      client.release();
+      return value;
+    } catch (err) {
+      const broken = committing || environmentFailure(err, this.#target) !== undefined;
+      if (!broken) await client.query('ROLLBACK').catch(() => undefined);
+      client.release(broken ? true : undefined);
+      throw err;
+    }
+  }
+
+  /** Environment failures become STORE_UNAVAILABLE; anything else (a bug) is thrown as it is. */
+  #mapped(err: unknown, doing: string): unknown {
+    if (err instanceof RegistryError) return err;
+    const failure = environmentFailure(err, this.#target);
+    if (failure === undefined) return err;
+    return this.#unavailable(err, doing, `${failure.fix}; it reconnects by itself`, `${failure.text} (${failure.name})`);
+  }
+
+  #unavailable(cause: unknown, doing: string, fix: string, what = cause instanceof Error ? cause.message : String(cause)): Error {
+    return storeError('STORE_UNAVAILABLE', `the cluster's presence in ${this.#target} cannot be ${doing}: ${what}. Fix: ${fix}.`, { cause, retryAfterMs: this.#retryAfterMs });
+  }
+}

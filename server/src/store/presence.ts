@@ -1,0 +1,94 @@
+/**
+ * Live presence shared by several registries (issue 13): who is registered now, on which instance,
+ * and the ordered log of every change. Only the cluster has one (postgres-presence.ts); a single
+ * registry keeps its peer table in memory and needs none of this.
+ *
+ * The rules the implementation guarantees:
+ *  - one key, one live registration; a nickname (case-insensitively) and an address have at most
+ *    one live holder, across every instance: decided by the database inside the write;
+ *  - every change is one event in the log, numbered in commit order with no gap; an instance that
+ *    applies the log in order holds the same table as any other that reached the same number;
+ *  - an instance's rows live as long as its lease: an instance that stops renewing it loses its
+ *    rows (an `expired` event each) once another instance sweeps; a new process is a new instance
+ *    and never adopts the rows of the one before.
+ */
+
+/** One live registration, as the database holds it. */
+export interface PresenceRow {
+  readonly keyId: string;
+  readonly nickname: string;
+  readonly address: string;
+  readonly addressVerified: boolean;
+  /** The instance that holds the connection. */
+  readonly instanceId: string;
+  /** Which registration of that instance (its own counter): tells a registration from a later one of the same key. */
+  readonly localRef: number;
+  readonly publicKeyDer: Uint8Array;
+  /** The peer object (PROTOCOL.md) as JSON, exactly as its instance serialised it. */
+  readonly peerJson: string;
+}
+
+/**
+ * joined: a registration began. left: it ended (its connection closed, `unregister`).
+ * replaced: the same key registered again (4001 for the old connection). evicted: a proven
+ * address took it (4002). expired: its instance's lease ran out.
+ */
+export type PresenceEventKind = 'joined' | 'left' | 'replaced' | 'evicted' | 'expired';
+
+export interface PresenceEvent {
+  readonly seq: number;
+  readonly kind: PresenceEventKind;
+  /** Subscribers are told (peer_left): false for a replacement that keeps the same nickname. */
+  readonly announce: boolean;
+  readonly keyId: string;
+  readonly nickname: string;
+  readonly instanceId: string;
+  readonly localRef: number;
+  /** The new registration, for `joined`; null otherwise. */
+  readonly row: PresenceRow | null;
+}
+
+export type EnterOutcome =
+  /** The row is live; `seq` is the number of its `joined` event; `removed` the rows it replaced or evicted. */
+  | { readonly kind: 'entered'; readonly seq: number; readonly removed: readonly PresenceRow[] }
+  | { readonly kind: 'nickname-taken' }
+  | { readonly kind: 'address-taken' };
+
+/** A consistent view: the live rows as of log number `seq`. */
+export interface PresenceSnapshot {
+  readonly logId: string;
+  readonly seq: number;
+  readonly rows: readonly PresenceRow[];
+}
+
+/** Events after a number, with the log's head read just before them. */
+export interface LogPage {
+  readonly logId: string;
+  readonly headSeq: number;
+  readonly events: readonly PresenceEvent[];
+}
+
+export interface PresenceStore {
+  /** Starts this instance's lease (or renews it). */
+  renewLease(instanceId: string, leaseMs: number): Promise<void>;
+  /** Announces this instance's onion address to the frontend (registry_backends). */
+  announceBackend(onion: string): Promise<void>;
+  /**
+   * Makes `row` live, replacing the key's other registration and evicting an unverified holder of
+   * the address when `row` is verified. Refused when this instance's lease has run out.
+   */
+  enter(row: PresenceRow): Promise<EnterOutcome>;
+  /** Ends one registration; resolves with its `left` event's number, or null when it was gone. */
+  leave(keyId: string, instanceId: string, localRef: number): Promise<number | null>;
+  /** Ends every registration of an instance and its lease (a clean shutdown). */
+  leaveInstance(instanceId: string): Promise<number>;
+  /** Removes the rows of instances whose lease ran out; resolves with how many. */
+  sweep(): Promise<number>;
+  /** Deletes log events older than `retainMs`. */
+  trimLog(retainMs: number): Promise<number>;
+  readLog(after: number, limit: number): Promise<LogPage>;
+  snapshot(): Promise<PresenceSnapshot>;
+  /** Calls `onChange` soon after any instance commits a change (best effort: poll as well). */
+  listen(onChange: () => void): void;
+  close(): Promise<void>;
+}
