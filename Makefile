@@ -34,7 +34,7 @@ docker_problem = $(shell \
   fi)
 
 .DEFAULT_GOAL := help
-.PHONY: help up down logs onion backup restore build test test-unit test-postgres test-hardening test-stack test-e2e typecheck bench bench-smoke base-images require-node require-docker
+.PHONY: help up down logs onion backup restore build cluster-up cluster-down cluster-status cluster-logs test test-unit test-postgres test-hardening test-stack test-e2e typecheck bench bench-smoke base-images require-node require-docker
 # make test runs its parts in order, in this one make process: -j must not interleave them.
 .NOTPARALLEL:
 
@@ -109,6 +109,40 @@ restore: require-docker ## replace the claim database with FILE (a make backup f
 	if [ $$rc = 0 ]; then echo "the registry is starting with the restored claims (make logs)"; \
 	else echo "make restore: nothing restored; the registry is starting with the database it had" >&2; exit 1; fi
 
+# --- The cluster (compose.cluster.yaml, README "Cluster"), every role on this host ----------------
+CLUSTER_COMPOSE ?= $(COMPOSE) -f compose.cluster.yaml --profile all
+CLUSTER_WAIT_SECONDS ?= 900
+CLUSTER_PASSWORD_FILE := cluster-secrets/postgres-password
+
+# A random PostgreSQL password, made once. The folder is 0700 (yours only); the file itself is
+# 0644 because compose bind-mounts it into containers of three different users.
+$(CLUSTER_PASSWORD_FILE):
+	@mkdir -p cluster-secrets && chmod 0700 cluster-secrets
+	@head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >$@.tmp && echo >>$@.tmp && chmod 0644 $@.tmp && mv $@.tmp $@
+	@echo "made $@ (the PostgreSQL password; every host of the cluster needs the same file)"
+
+cluster-up: config.ini $(CLUSTER_PASSWORD_FILE) require-docker ## start the cluster on this host and wait until the master onion is served (CLUSTER_WAIT_SECONDS)
+	@$(CLUSTER_COMPOSE) up -d --build || { echo "make cluster-up: docker compose up failed: see $(CLUSTER_COMPOSE) logs" >&2; exit 1; }
+	@started=$$(date +%s); last=; \
+	until said=$$($(CLUSTER_COMPOSE) exec -T frontend /usr/local/bin/cluster health 2>&1); do \
+	  if [ "$$said" != "$$last" ]; then printf '[%4ds] frontend %s\n' $$(( $$(date +%s) - started )) "$$said"; last=$$said; fi; \
+	  if [ $$(( $$(date +%s) - started )) -ge $(CLUSTER_WAIT_SECONDS) ]; then \
+	    echo "make cluster-up: the master onion is not served after $(CLUSTER_WAIT_SECONDS)s: $$said; see make cluster-logs (make cluster-up CLUSTER_WAIT_SECONDS=1800 waits longer)" >&2; exit 1; fi; \
+	  sleep 5; \
+	done; \
+	master=$$(printf '%s\n' "$$said" | sed -n 's/^healthy: serving \([a-z2-7]*\.onion\).*/\1/p'); \
+	port=$$($(CLUSTER_COMPOSE) exec -T backend1-tor cat /run/registry-config/tor.env | sed -n 's/^HIDDEN_SERVICE_PORT=//p'); \
+	echo "$$said"; echo "ws://$$master:$$port/"
+
+cluster-down: ## stop the cluster (the master key and the database stay in their volumes)
+	$(CLUSTER_COMPOSE) down
+
+cluster-status: ## onionbalance's view: each backend's descriptor, the master descriptor's last publication
+	@$(CLUSTER_COMPOSE) exec -T frontend /usr/local/bin/cluster status
+
+cluster-logs: ## follow the logs of the cluster
+	$(CLUSTER_COMPOSE) logs -f --tail=100
+
 build: require-node node_modules/.package-lock.json ## compile the server and build both images
 	npm run build
 	@$(MAKE) --no-print-directory base-images
@@ -148,7 +182,7 @@ test-stack: base-images ## the shipped compose.yaml with tor offline: permission
 
 # Ryuk (testcontainers' reaper) is off unless you turn it on: its image cannot be pulled offline,
 # and the suite cleans up by itself (down -v after the run, leftovers of interrupted runs before).
-test-e2e: require-node node_modules/.package-lock.json base-images ## the whole stack with testcontainers through real onion routing (needs Docker, compose v2)
+test-e2e: require-node node_modules/.package-lock.json base-images ## the whole stack, and the cluster through Onionbalance, with testcontainers through real onion routing (needs Docker, compose v2)
 	source $(BASE_IMAGES_ENV) && TESTCONTAINERS_RYUK_DISABLED=$${TESTCONTAINERS_RYUK_DISABLED:-true} npm run test:e2e
 
 bench: require-node node_modules/.package-lock.json ## measure speed, capacity and memory (about 3-4 minutes); writes bench/results.json

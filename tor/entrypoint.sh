@@ -10,6 +10,11 @@
 #   TOR_SETTINGS     /run/registry-config/tor.env  written by the config one-shot, mounted read-only
 #   TORRC_TEMPLATE   /etc/tor/torrc.template       the operator's torrc.template, mounted read-only
 #   TOR_RUN_DIR      /run/tor                      rendered torrc, pid file, control socket
+#   TOR_CLUSTER_SETTINGS  (unset)   a cluster backend only (compose.cluster.yaml): the file that
+#                    `cluster join` wrote, exactly one line MASTER_ONION_ADDRESS=<v3>.onion. Then
+#                    ob_config (MasterOnionAddress) is written into the onion's folder and
+#                    HiddenServiceOnionbalanceInstance 1 added to its block, before tor starts, so
+#                    that this onion serves the frontend's address too (Onionbalance v3).
 set -eu
 
 TOR_SETTINGS=${TOR_SETTINGS:-/run/registry-config/tor.env}
@@ -68,6 +73,31 @@ render() {
   ' "$1"
 }
 
+HS_DIR=/var/lib/tor/hidden_service
+
+# join_cluster SETTINGS TORRC: a cluster backend. SETTINGS must hold exactly one line
+# MASTER_ONION_ADDRESS=<56 base32 characters>.onion; ob_config is written into HS_DIR and the
+# Onionbalance option goes right after the HiddenServiceDir line of HS_DIR in TORRC (the options
+# after a HiddenServiceDir line belong to that service).
+join_cluster() {
+  [ -r "$1" ] || die "cannot read $1: it is written by the backend's join one-shot (cluster join, compose.cluster.yaml), which waits for the frontend's master address; start the cluster with docker compose -f compose.cluster.yaml up"
+  master=
+  while IFS= read -r line || [ -n "$line" ]; do
+    case $line in
+      MASTER_ONION_ADDRESS=*) [ -z "$master" ] || die "$1 sets MASTER_ONION_ADDRESS twice"; master=${line#MASTER_ONION_ADDRESS=} ;;
+      *) die "$1 has a line other than MASTER_ONION_ADDRESS=<onion> (it is written by cluster join)" ;;
+    esac
+  done <"$1"
+  printf '%s\n' "$master" | grep -Eqx '[a-z2-7]{56}\.onion' || die "$1: MASTER_ONION_ADDRESS \"$master\" is not a v3 onion address"
+  grep -qx "HiddenServiceDir $HS_DIR" "$2" || die "$TORRC_TEMPLATE has no line HiddenServiceDir $HS_DIR, which a cluster backend needs"
+  printf 'MasterOnionAddress %s\n' "$master" >"$HS_DIR/ob_config.tmp"
+  chmod 0640 "$HS_DIR/ob_config.tmp"
+  mv "$HS_DIR/ob_config.tmp" "$HS_DIR/ob_config"
+  awk -v dir="HiddenServiceDir $HS_DIR" '{ print } $0 == dir { print "HiddenServiceOnionbalanceInstance 1" }' "$2" >"$2.ob"
+  mv "$2.ob" "$2"
+  say "cluster backend of the master onion $master (ob_config written)"
+}
+
 [ -r "$TORRC_TEMPLATE" ] || die "cannot read $TORRC_TEMPLATE: mount the repository's torrc.template there (compose.yaml does)"
 
 [ -r "$TOR_SETTINGS" ] || die "cannot read $TOR_SETTINGS: it is written by compose.yaml's config one-shot (p2p-registry tor-settings), which tor depends on; start the stack with docker compose up (or make up)"
@@ -88,6 +118,12 @@ done
 rm -f "$TOR_RUN_DIR/tor.pid" "$TOR_RUN_DIR/watch.pid" "$TOR_RUN_DIR/hs-desc-uploaded" "$TOR_RUN_DIR/control"
 
 render "$TORRC_TEMPLATE" > "$TORRC.tmp"
+if [ -n "${TOR_CLUSTER_SETTINGS:-}" ]; then
+  join_cluster "$TOR_CLUSTER_SETTINGS" "$TORRC.tmp"
+else
+  # Not (or no longer) a cluster backend: a leftover ob_config would make tor refuse the folder.
+  rm -f "$HS_DIR/ob_config"
+fi
 mv "$TORRC.tmp" "$TORRC"
 say "rendered $TORRC from $TORRC_TEMPLATE (HiddenServicePort $HIDDEN_SERVICE_PORT)"
 

