@@ -223,4 +223,39 @@ describe('a cluster of registries sharing PostgreSQL', () => {
     const thief = await connect(urls[0] as string);
     expect(await thief.register(ed25519Identity(), 'steady2')).toMatchObject({ type: 'error', code: 'NICKNAME_TAKEN' });
   });
+
+  it('keeps every nickname through a rolling restart: peers of a stopped instance register again through another', async () => {
+    const database = await freshDatabase('rolling');
+    const options = { claims: { ClaimAfterSeconds: 0 } };
+    let [a, b] = [await startInstance(database, options), await startInstance(database, options)];
+    const identities = Array.from({ length: 6 }, () => ed25519Identity());
+    const nicknames = identities.map((_, i) => `roller${i}`);
+    // Half the peers on each instance.
+    let sockets = await Promise.all(identities.map(async (identity, i) => {
+      const client = await RawClient.connect((i % 2 === 0 ? a : b).url);
+      expect((await client.register(identity, nicknames[i] as string)).type).toBe('registered');
+      return client;
+    }));
+    for (const round of ['a', 'b'] as const) {
+      const stopping = round === 'a' ? a : b;
+      const staying = round === 'a' ? b : a;
+      await stopping.close();
+      // The stopped instance's peers come back through the other one; nobody else got their nicknames meanwhile.
+      const thief = await connect(staying.url);
+      for (const nickname of nicknames) expect((await thief.register(ed25519Identity(), nickname)).code).toBe('NICKNAME_TAKEN');
+      for (const client of sockets) client.close();
+      sockets = await Promise.all(identities.map(async (identity, i) => {
+        const client = await RawClient.connect(staying.url);
+        const reply = await client.register(identity, nicknames[i] as string);
+        expect(reply).toMatchObject({ type: 'registered', peer: { nickname: nicknames[i] } });
+        return client;
+      }));
+      const restarted = await startInstance(database, options);
+      if (round === 'a') a = restarted;
+      else b = restarted;
+      await waitConverged([a.url, b.url], []);
+    }
+    clients.push(...sockets);
+    instances.push(a, b);
+  });
 });
