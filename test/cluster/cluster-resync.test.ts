@@ -11,7 +11,7 @@ import { RegistryError } from '../../server/src/protocol/errors.js';
 import { buildConfig } from '../../server/src/server/config.js';
 import { openConfiguredStore } from '../../server/src/server/open-store.js';
 import { closeAdmin, freshDatabase, sql, startInstance, View, waitConverged } from '../support/cluster.js';
-import { ed25519Identity, RawClient, tempDir, type TestServer } from '../support/registry-harness.js';
+import { ed25519Identity, randomOnion, RawClient, tempDir, type TestServer } from '../support/registry-harness.js';
 import { waitUntil } from '../support/wait.js';
 
 const instances: TestServer[] = [];
@@ -76,6 +76,26 @@ describe('re-syncing a cluster instance from a snapshot', () => {
     await sql(database, "BEGIN; DELETE FROM presence WHERE nickname_key = 'keep'; UPDATE presence_log_head SET log_id = 'restored'; COMMIT; NOTIFY registry_presence");
     await waitUntil('every view to lose keep', () => views.every((v) => !v.applied().has('keep')));
     expect([...(await waitConverged(urls, views)).keys()]).toEqual(['gone']);
+  });
+});
+
+describe("the cluster's own address", () => {
+  it('is the frontend\'s master address in hello once the frontend published it, the backend\'s own before', async () => {
+    const database = await freshDatabase('frontend');
+    const before = await startInstance(database);
+    instances.push(before);
+    const first = await RawClient.connect(before.url);
+    clients.push(first);
+    expect(first.hello.onion).toBe(before.onion);
+    const master = randomOnion();
+    await sql(database, 'INSERT INTO registry_frontend (id, master_onion) VALUES (1, $1)', [master.replace('.onion', '').toUpperCase()]);
+    const after = await startInstance(database);
+    instances.push(after);
+    const second = await RawClient.connect(after.url);
+    clients.push(second);
+    expect(second.hello.onion).toBe(master);
+    const healthz = (await (await fetch(`${after.url.replace('ws://', 'http://')}healthz`)).json()) as { onion: string; cluster: { frontend: string } };
+    expect(healthz).toMatchObject({ onion: after.onion, cluster: { frontend: master } });
   });
 });
 

@@ -15,6 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { RegistryError } from '../protocol/errors.js';
+import { parseOnionAddress, type OnionAddress } from '../protocol/onion-address.js';
 import type { PresenceRow, PresenceStore } from '../store/presence.js';
 import { isStoreError } from '../store/store-error.js';
 import { ClusterReplica } from './cluster-replica.js';
@@ -46,6 +47,8 @@ export interface ClusterStatus {
   readonly database: 'reachable' | 'unreachable';
   /** The last presence log event applied to this instance's table. */
   readonly applied: number;
+  /** The frontend's master address, once known (hello reports it). */
+  readonly frontend: string | null;
 }
 
 /** Log events are kept this long: an instance further behind re-syncs from a snapshot. */
@@ -73,6 +76,7 @@ export class ClusterRoster implements Roster {
   private readonly timers: NodeJS.Timeout[] = [];
   private lastTrim = 0;
   private lastAnnounce = 0;
+  private master: OnionAddress | null = null;
   private closing = false;
 
   constructor(options: ClusterRosterOptions) {
@@ -91,6 +95,7 @@ export class ClusterRoster implements Roster {
   async start(): Promise<void> {
     await this.presence.renewLease(this.instanceId, this.leaseMs);
     await this.tail.start();
+    this.learnFrontend(await this.presence.frontendOnion());
     this.healthySince = Date.now();
     this.timers.push(setInterval(() => void this.renew(), Math.max(250, Math.floor(this.leaseMs / 3))).unref());
     this.timers.push(setInterval(() => void this.sweep(), Math.max(250, Math.floor(this.leaseMs / 2))).unref());
@@ -119,8 +124,16 @@ export class ClusterRoster implements Roster {
     }
   }
 
+  /**
+   * The cluster's address, once its Onionbalance frontend published it: what `hello` reports as
+   * the registry's own address (PROTOCOL.md), since peers reach the cluster there, not at this backend.
+   */
+  get frontendOnion(): OnionAddress | null {
+    return this.master;
+  }
+
   status(): ClusterStatus {
-    return { instance: this.instanceId, database: this.healthySince === null ? 'unreachable' : 'reachable', applied: this.replica.applied };
+    return { instance: this.instanceId, database: this.healthySince === null ? 'unreachable' : 'reachable', applied: this.replica.applied, frontend: this.master };
   }
 
   leave(conn: Connection): Promise<void> | null {
@@ -207,14 +220,26 @@ export class ClusterRoster implements Roster {
   private async housekeeping(): Promise<void> {
     const now = Date.now();
     const onion = this.onion();
-    if (onion !== null && now - this.lastAnnounce >= ANNOUNCE_EVERY_MS) {
-      await this.presence.announceBackend(onion);
+    if (now - this.lastAnnounce >= ANNOUNCE_EVERY_MS) {
+      if (onion !== null) await this.presence.announceBackend(onion);
+      this.learnFrontend(await this.presence.frontendOnion());
       this.lastAnnounce = now;
     }
     if (now - this.lastTrim >= TRIM_EVERY_MS) {
       await this.presence.trimLog(LOG_RETAIN_MS);
       this.lastTrim = now;
     }
+  }
+
+  private learnFrontend(text: string | null): void {
+    if (text === null) return;
+    const parsed = parseOnionAddress(text);
+    if (!parsed.ok) {
+      this.logger.warn({ frontend: text }, `registry_frontend holds no v3 onion address (${parsed.reason}): hello keeps reporting this backend's own address; check the frontend's log`);
+      return;
+    }
+    if (parsed.address !== this.master) this.logger.info({ frontend: parsed.address }, `the cluster's frontend address: ws://${parsed.address}/ is what hello reports`);
+    this.master = parsed.address;
   }
 
   private async sweep(): Promise<void> {

@@ -117,7 +117,8 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, pr
     output,
     pendingLine,
     refusals,
-    onion: () => watcher.address,
+    // A cluster's backend reports the frontend's address, where peers reach the registry.
+    onion: () => (roster instanceof ClusterRoster ? (roster.frontendOnion ?? watcher.address) : watcher.address),
     helloLimits: helloLimits(config),
   });
   const dispatcher = new Dispatcher({ limits, budgets, peers, hub, registrar, connections });

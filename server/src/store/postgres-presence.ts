@@ -108,6 +108,11 @@ export class PostgresPresence implements PresenceStore {
     await this.#query('INSERT INTO registry_backends (onion, last_seen) VALUES ($1, now()) ON CONFLICT (onion) DO UPDATE SET last_seen = now()', [onion]);
   }
 
+  async frontendOnion(): Promise<string | null> {
+    const row = (await this.#query('SELECT master_onion FROM registry_frontend WHERE id = 1')).rows[0] as { master_onion?: unknown } | undefined;
+    return typeof row?.master_onion === 'string' ? row.master_onion : null;
+  }
+
   async enter(row: PresenceRow): Promise<EnterOutcome> {
     for (let attempt = 1; ; attempt += 1) {
       try {

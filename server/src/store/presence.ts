@@ -83,6 +83,8 @@ export interface PresenceStore {
   renewLease(instanceId: string, leaseMs: number): Promise<void>;
   /** Announces this instance's onion address to the frontend (registry_backends). */
   announceBackend(onion: string): Promise<void>;
+  /** The frontend's master onion address (registry_frontend), as the frontend wrote it; null before it ran. */
+  frontendOnion(): Promise<string | null>;
   /**
    * Makes `row` live, replacing the key's other registration and evicting an unverified holder of
    * the address when `row` is verified. Refused when this instance's lease has run out.
