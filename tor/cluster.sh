@@ -257,9 +257,9 @@ frontend() {
   done
 }
 
-status() {
-  [ -S "$RUN_DIR/status.sock" ] || die "onionbalance is not running yet (no status socket): docker compose logs frontend"
-  exec python3 -c '
+# What onionbalance's status socket says (JSON), or a failure with the reason on stderr.
+read_status() {
+  python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(3)
@@ -273,24 +273,22 @@ while True:
 print(data.decode())' "$RUN_DIR/status.sock"
 }
 
+status() {
+  [ -S "$RUN_DIR/status.sock" ] || die "onionbalance is not running yet (no status socket): docker compose logs frontend"
+  read_status
+}
+
 # --- health -----------------------------------------------------------------------------------
 health() {
   [ -S "$RUN_DIR/status.sock" ] || { echo "unhealthy: onionbalance is not running yet (no backends known, or it is starting)"; exit 1; }
-  exec python3 - "$RUN_DIR/status.sock" <<'PY'
-import datetime, json, socket, sys
+  local answer
+  answer=$(read_status 2>&1) || { echo "unhealthy: onionbalance does not answer on its status socket (${answer##*$'\n'})"; exit 1; }
+  STATUS_JSON=$answer exec python3 - <<'PY'
+import datetime, json, os, sys
 try:
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(3)
-    s.connect(sys.argv[1])
-    data = b''
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    status = json.loads(data)
+    status = json.loads(os.environ['STATUS_JSON'])
 except Exception as e:
-    print('unhealthy: onionbalance does not answer on its status socket (%s)' % e)
+    print('unhealthy: onionbalance answered no JSON on its status socket (%s)' % e)
     sys.exit(1)
 for service in status.get('services', []):
     with_descriptor = [i for i in service['instances'] if i.get('descriptorReceived') or i.get('received')]
