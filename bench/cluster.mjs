@@ -3,7 +3,7 @@
  * `make bench-cluster` / `npm run bench:cluster`: the registry as a cluster (issue 13: several
  * instances sharing PostgreSQL), each figure next to a ceiling measured in the same run.
  *
- *   node bench/cluster.mjs            full run (under 2 minutes), writes bench/results-cluster.json
+ *   node bench/cluster.mjs            full run (~90 s), writes bench/results-cluster.json
  *   node bench/cluster.mjs --smoke    under 45 seconds, smaller numbers
  *   node bench/cluster.mjs --set key=value   override one plan entry (see PLANS)
  *   node bench/cluster.mjs --server <path/to/cli.js>   bench another build of the server
