@@ -34,7 +34,7 @@ docker_problem = $(shell \
   fi)
 
 .DEFAULT_GOAL := help
-.PHONY: help up down logs onion backup restore build cluster-up cluster-down cluster-status cluster-logs test test-unit test-postgres test-hardening test-stack test-e2e typecheck bench bench-smoke base-images require-node require-docker
+.PHONY: help up down logs onion backup restore build cluster-up cluster-down cluster-status cluster-logs test test-unit test-postgres test-hardening test-stack test-e2e typecheck bench bench-smoke bench-cluster bench-cluster-smoke base-images require-node require-docker
 # make test runs its parts in order, in this one make process: -j must not interleave them.
 .NOTPARALLEL:
 
@@ -190,3 +190,9 @@ bench: require-node node_modules/.package-lock.json ## measure speed, capacity a
 
 bench-smoke: require-node node_modules/.package-lock.json ## a short benchmark run (under 45 seconds)
 	npm run bench -- --smoke
+
+bench-cluster: require-node node_modules/.package-lock.json ## the cluster on a throw-away PostgreSQL: propagation, registrations vs pgbench, lookups vs single host (about 2 minutes; needs Debian's postgresql package); writes bench/results-cluster.json
+	npm run bench:cluster
+
+bench-cluster-smoke: require-node node_modules/.package-lock.json ## a short run of bench-cluster (under 45 seconds)
+	npm run bench:cluster -- --smoke

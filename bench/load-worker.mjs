@@ -273,7 +273,7 @@ async function paced({ port, conns: connCount, rate, warmupMs, durationMs, windo
  * Full registration on a new connection: handshake, hello, signed register, reply. Returns the open
  * connection. With `fixedRequest` (the echo baseline) that text is sent instead of a signed request.
  */
-async function registerOn(port, localAddress, identity, timeoutMs = 10_000, fixedRequest = null, replyPrefix = REGISTERED) {
+async function registerOn(port, localAddress, identity, timeoutMs = 10_000, fixedRequest = null, replyPrefix = REGISTERED, timing = null) {
   const deadline = now() + timeoutMs;
   const left = () => Math.max(1, deadline - now());
   const conn = await WireConnection.open({ port, localAddress, timeoutMs });
@@ -282,6 +282,7 @@ async function registerOn(port, localAddress, identity, timeoutMs = 10_000, fixe
     if (hello.type !== 'hello') throw new Error(`expected hello, got ${hello.type}`);
     if (fixedRequest === null) conn.sendJson(registerRequest(identity, hello.challenge));
     else conn.send(fixedRequest);
+    if (timing !== null) timing.sentAt = now();
     const reply = await conn.next(left());
     if (!reply.startsWith(replyPrefix)) throw new Error(`register refused: ${reply.slice(0, 160)}`);
     return conn;
@@ -298,8 +299,9 @@ function identityPool(prefix, size) {
 /**
  * Registrations per second, each on a new connection that is closed again after `registered`.
  * With `fixedRequest` it is the same cycle against the echo server: the transport's share of it.
+ * With `ports` (several servers: a cluster's instances) lane i registers on ports[i % n].
  */
-async function register({ port, concurrency, warmupMs, durationMs, windowMs, poolSize, prefix, localAddresses, fixedRequest = null, replyPrefix = REGISTERED }) {
+async function register({ port, ports = [port], concurrency, warmupMs, durationMs, windowMs, poolSize, prefix, localAddresses, fixedRequest = null, replyPrefix = REGISTERED }) {
   const pool = identityPool(prefix, fixedRequest === null ? poolSize : 1);
   const fixedFrame = fixedRequest === null ? null : clientFrame(fixedRequest);
   const pick = addressPicker(localAddresses);
@@ -308,11 +310,12 @@ async function register({ port, concurrency, warmupMs, durationMs, windowMs, poo
   let stopping = false;
   // Lanes stop when the windows are over, or at this deadline whatever happens.
   const stopAt = now() + warmupMs + durationMs + 5_000;
-  const lane = async () => {
+  const lane = async (laneIndex) => {
+    const lanePort = ports[laneIndex % ports.length];
     while (!stopping && now() < stopAt) {
       const identity = pool.shift();
       try {
-        const conn = await registerOn(port, pick(), identity, 10_000, fixedFrame, replyPrefix);
+        const conn = await registerOn(lanePort, pick(), identity, 10_000, fixedFrame, replyPrefix);
         done += 1;
         await conn.close();
       } catch (err) {
@@ -323,7 +326,7 @@ async function register({ port, concurrency, warmupMs, durationMs, windowMs, poo
       }
     }
   };
-  const lanes = Promise.all(Array.from({ length: concurrency }, lane));
+  const lanes = Promise.all(Array.from({ length: concurrency }, (_, i) => lane(i)));
   await sleep(warmupMs);
   const measured = await windows(durationMs, windowMs, () => done);
   stopping = true;
@@ -332,18 +335,63 @@ async function register({ port, concurrency, warmupMs, durationMs, windowMs, poo
 }
 
 /**
- * Open-loop registrations (phase `claims`): a new connection and a signed `register` is due every
- * 1/rate s whatever the replies do, and latency runs from when it was due to `registered`
- * (connect, hello, register, reply; the connection is closed afterwards). An identity is used by
- * one registration at a time; a due registration that finds every identity busy (the server fell
- * that far behind) counts as `overload` and is not sent. Per window: a 1% latency histogram.
+ * Subscribers (`watchPorts`: name -> port, one connection each) that time every `peer_joined` of a
+ * registration in `pending` (nickname -> timing): the time from sending its `register` to the event.
  */
-async function pacedRegister({ port, rate, warmupMs, durationMs, windowMs, poolSize, prefix, localAddresses }) {
+async function eventWatchers(watchPorts, localAddress, pending) {
+  const conns = [];
+  for (const [name, port] of Object.entries(watchPorts)) {
+    const conn = await WireConnection.open({ port, localAddress });
+    const hello = JSON.parse(await conn.next());
+    if (hello.type !== 'hello') throw new Error(`watcher ${name}: expected hello, got ${hello.type}`);
+    conn.sendJson({ type: 'subscribe', id: 's' });
+    const ok = JSON.parse(await conn.next());
+    if (ok.type !== 'subscribed') throw new Error(`watcher ${name}: subscribe refused: ${JSON.stringify(ok).slice(0, 160)}`);
+    conn.onText = (buf, start, end) => {
+      const event = eventOf(buf, start, end);
+      const timing = event?.joined ? pending.get(event.name) : undefined;
+      if (timing?.sentAt !== undefined && timing.events[name] === undefined) timing.events[name] = now() - timing.sentAt;
+    };
+    conns.push(conn);
+  }
+  return conns;
+}
+
+/** Per window, the histograms of what `watchers` timed: `registered` from sending and each watcher's event. */
+function watchedWindows(timings, watchNames, windowCount) {
+  const out = Array.from({ length: windowCount }, () => ({ reply: [], events: Object.fromEntries(watchNames.map((n) => [n, []])), missing: 0 }));
+  for (const t of timings) {
+    if (t.replyMs === undefined) continue;
+    const w = out[t.window];
+    w.reply.push(t.replyMs);
+    for (const name of watchNames) {
+      if (t.events[name] === undefined) w.missing += 1;
+      else w.events[name].push(t.events[name]);
+    }
+  }
+  return out.map((w) => ({ replyHistogram: histogram(w.reply), eventHistograms: Object.fromEntries(watchNames.map((n) => [n, histogram(w.events[n])])), missingEvents: w.missing }));
+}
+
+/**
+ * Open-loop registrations (phases `claims` and cluster `propagation`): a new connection and a
+ * signed `register` is due every 1/rate s whatever the replies do, and latency runs from when it
+ * was due to `registered` (connect, hello, register, reply; the connection is closed afterwards).
+ * An identity is used by one registration at a time; a due registration that finds every identity
+ * busy (the server fell that far behind) counts as `overload` and is not sent. Per window: a 1%
+ * latency histogram. With `watchPorts` (name -> port), a subscriber on each of those servers times
+ * every registration's `peer_joined` from the moment its `register` was sent, and each window also
+ * gets histograms of that and of `registered` from the send (an identity pool larger than the run's
+ * registrations keeps every nickname's event unambiguous).
+ */
+async function pacedRegister({ port, rate, warmupMs, durationMs, windowMs, poolSize, prefix, localAddresses, watchPorts = null }) {
   const pool = identityPool(prefix, poolSize);
   const pick = addressPicker(localAddresses);
   const errors = new ErrorTally();
   const windowCount = Math.max(1, Math.round(durationMs / windowMs));
   const perWindow = Array.from({ length: windowCount }, () => []);
+  const pending = new Map();
+  const timings = [];
+  const watchers = watchPorts === null ? [] : await eventWatchers(watchPorts, localAddresses[0], pending);
   const start = now() + 20;
   const measureFrom = start + warmupMs;
   const measureTo = measureFrom + durationMs;
@@ -358,11 +406,19 @@ async function pacedRegister({ port, rate, warmupMs, durationMs, windowMs, poolS
       return;
     }
     inFlight += 1;
+    const measured = due >= measureFrom && due < measureTo;
+    const window = Math.min(windowCount - 1, Math.floor((due - measureFrom) / windowMs));
+    const timing = watchPorts === null ? null : { sentAt: undefined, replyMs: undefined, events: {}, window };
+    if (timing !== null) pending.set(identity.nickname, timing);
     try {
-      const conn = await registerOn(port, pick(), identity, 10_000);
+      const conn = await registerOn(port, pick(), identity, 10_000, null, REGISTERED, timing);
       const latency = now() - due;
       answered += 1;
-      if (due >= measureFrom && due < measureTo) perWindow[Math.min(windowCount - 1, Math.floor((due - measureFrom) / windowMs))].push(latency);
+      if (timing !== null) timing.replyMs = now() - timing.sentAt;
+      if (measured) {
+        perWindow[window].push(latency);
+        if (timing !== null) timings.push(timing);
+      }
       await conn.close();
     } catch (err) {
       errors.add(err);
@@ -387,15 +443,24 @@ async function pacedRegister({ port, rate, warmupMs, durationMs, windowMs, poolS
   clearInterval(timer);
   const drainUntil = now() + 10_000;
   while (inFlight > 0 && now() < drainUntil) await sleep(10);
+  // The events of the last registrations (bounded): one that never comes counts as missing.
+  const watchNames = Object.keys(watchPorts ?? {});
+  const eventsDone = () => timings.every((t) => watchNames.every((n) => t.events[n] !== undefined));
+  const eventsUntil = now() + 3_000;
+  while (!eventsDone() && now() < eventsUntil) await sleep(10);
+  const watchersClosed = watchers.filter((c) => c.closed).length;
+  for (const conn of watchers) conn.destroy();
+  const watched = watchPorts === null ? null : watchedWindows(timings, watchNames, windowCount);
   return {
     targetPerSec: rate,
-    windows: perWindow.map((values) => ({ samples: values.length, perSec: values.length / (windowMs / 1000), histogram: histogram(values) })),
+    windows: perWindow.map((values, i) => ({ samples: values.length, perSec: values.length / (windowMs / 1000), histogram: histogram(values), ...(watched?.[i] ?? {}) })),
     launched,
     answered,
     unanswered: inFlight,
     overload,
     errors: errors.count,
     errorSamples: errors.samples,
+    watchersClosed,
   };
 }
 

@@ -13,12 +13,9 @@
  * Each ratio therefore compares two things that had exactly one core each, and the CPU use of both
  * sides is recorded per phase so a client-bound number is visible as such.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
-import { get as httpGet } from 'node:http';
-import { createServer } from 'node:net';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,16 +23,15 @@ import { renderChart } from './lib/chart.mjs';
 import { CLAIMS_TARGETS, claimsPhase, claimsRows } from './phases/claims.mjs';
 import { FAN_OUT_TARGETS, fanOutPhase, fanOutRows } from './phases/fan-out.mjs';
 import { makeIdentity, peerRecordLike, registerRequest } from './lib/identities.mjs';
-import { cpuSeconds, killAllChildren, machineCpu, openFilesLimit, rssBytes, spawnNode, stopChild, CAN_PIN } from './lib/procs.mjs';
-import { clientFrame, WireConnection } from './lib/wire.mjs';
+import { cleanWindows, mergedPercentiles, perCpu, ratio, summary } from './lib/measure.mjs';
+import { openFilesLimit, rssBytes, spawnNode, stopChild, CAN_PIN } from './lib/procs.mjs';
+import { addresses, BUILT_CLI, LOAD_CPU as CLIENT_CPU, NOFILE, SERVER_CPU, formatTable, freePort, healthz, launchRegistry, lookupPayloads, lookupReplyBytes, machineInfo, OK_LOOKUP, serverProvenance, serverWarnings } from './lib/registry.mjs';
+import { startRun } from './lib/run-control.mjs';
+import { Worker as LoadWorker } from './lib/worker.mjs';
 import { nonReaderPhase } from './phases/non-reader.mjs';
 import { summarizeProfile } from './profile-summary.mjs';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(BENCH_DIR, '..');
-const SERVER_CPU = 0;
-const CLIENT_CPU = 1;
-const NOFILE = 65_536;
 /** fds kept free on the server during the capacity phase: /healthz, and a margin. */
 const FD_RESERVE = 8;
 /** A phase whose load generator used this much of its core may be measuring the client. */
@@ -116,7 +112,7 @@ const TARGETS = [
 ];
 
 function parseArgs(argv) {
-  const opts = { mode: 'full', profile: null, server: join(ROOT, 'server/dist/cli.js'), keepTemp: false, set: [], only: null };
+  const opts = { mode: 'full', profile: null, server: BUILT_CLI, keepTemp: false, set: [], only: null };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
     if (arg === '--smoke') opts.mode = 'smoke';
@@ -158,365 +154,23 @@ for (const item of opts.set) {
   if (!(key in plan) || !Number.isFinite(Number(value))) usageError(new Error(`--set ${item}: expected <plan key>=<number>`));
   plan[key] = Number(value);
 }
-const runStarted = performance.now();
-const elapsed = () => ((performance.now() - runStarted) / 1000).toFixed(1);
-const log = (message) => process.stderr.write(`[bench ${elapsed()}s] ${message}\n`);
-const tempRoot = mkdtempSync(join(tmpdir(), 'registry-bench-'));
+const { log, elapsed, tempRoot, lifetimeSeconds, cleanup } = startRun({ budgetMs: plan.budgetMs, keepTemp: opts.keepTemp, tempPrefix: 'registry-bench-' });
 
-let cleaning = false;
-function cleanup() {
-  if (cleaning) return;
-  cleaning = true;
-  killAllChildren();
-  if (!opts.keepTemp) rmSync(tempRoot, { recursive: true, force: true });
-}
-process.on('exit', cleanup);
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(signal, () => {
-    log(`${signal}: stopping every child process`);
-    cleanup();
-    process.exit(130);
-  });
-}
-const budget = setTimeout(() => {
-  log(`run exceeded its ${plan.budgetMs / 1000} s budget: aborting (every child process is killed)`);
-  cleanup();
-  process.exit(1);
-}, plan.budgetMs);
-budget.unref();
-const lifetimeSeconds = Math.ceil(plan.budgetMs / 1000) + 30;
+/** A load worker process on the load CPU (bench/lib/worker.mjs). */
+const Worker = {
+  start: (name, script = 'load-worker.mjs') => LoadWorker.start(name, script, { cpu: CLIENT_CPU, nofile: NOFILE, lifetimeSeconds, log }),
+};
 
-function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
-
-function addresses(from, count) {
-  return Array.from({ length: count }, (_, i) => `127.0.0.${from + i}`);
-}
-
-/** A CPU reading of our processes and of the whole machine (other work on the host shows up as "foreign"). */
-function snapshot(pids) {
-  const procs = {};
-  for (const [name, pid] of Object.entries(pids)) procs[name] = cpuSeconds(pid);
-  return { t: performance.now(), machine: machineCpu(), procs };
-}
-
-function cpuUse(start, end) {
-  const seconds = (end.t - start.t) / 1000;
-  const out = {};
-  let ours = 0;
-  for (const name of Object.keys(start.procs)) {
-    const used = (end.procs[name] - start.procs[name]) / seconds;
-    out[name] = Number(used.toFixed(2));
-    if (Number.isFinite(used)) ours += used;
-  }
-  const machineBusy = (end.machine.busy - start.machine.busy) / seconds;
-  out.foreign = Number(Math.max(0, machineBusy - ours).toFixed(2));
-  return out;
-}
-
-/** A load worker process with a tiny request/reply protocol over IPC. */
-class Worker {
-  static async start(name, script = 'load-worker.mjs') {
-    const child = spawnNode({
-      script: join(BENCH_DIR, script),
-      env: { BENCH_WORKER_MAX_MS: String(lifetimeSeconds * 1000) },
-      cpu: CLIENT_CPU,
-      nofile: NOFILE,
-      lifetimeSeconds,
-      ipc: true,
-      name,
-    });
-    const worker = new Worker(name, child);
-    await worker.ready;
-    return worker;
-  }
-
-  constructor(name, child) {
-    this.name = name;
-    this.child = child;
-    this.calls = new Map();
-    this.nextId = 1;
-    this.onMark = null;
-    this.ready = new Promise((resolveReady, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${name} did not start: ${child.lines.join('\n')}`)), 10_000);
-      child.proc.on('message', (message) => {
-        if (message.ready) {
-          clearTimeout(timer);
-          this.pid = message.pid;
-          child.entry.nodePid = message.pid;
-          resolveReady();
-        } else if (message.mark !== undefined) {
-          this.onMark?.(message.mark);
-        } else {
-          const call = this.calls.get(message.id);
-          if (call === undefined) return;
-          this.calls.delete(message.id);
-          clearTimeout(call.timer);
-          if (message.ok) call.resolve(message.result);
-          else call.reject(new Error(`${name} ${call.cmd}: ${message.error}`));
-        }
-      });
-      child.exited.then((code) => {
-        for (const call of this.calls.values()) call.reject(new Error(`${name} exited (${code}) during ${call.cmd}: ${child.lines.slice(-5).join('\n')}`));
-        this.calls.clear();
-      });
-    });
-  }
-
-  call(cmd, args, timeoutMs) {
-    const id = this.nextId++;
-    return new Promise((resolveCall, reject) => {
-      const timer = setTimeout(() => {
-        this.calls.delete(id);
-        reject(new Error(`${this.name} ${cmd} took longer than ${timeoutMs} ms; its last output:\n${this.child.lines.slice(-10).join('\n')}`));
-      }, timeoutMs);
-      this.calls.set(id, { resolve: resolveCall, reject, timer, cmd });
-      this.child.proc.send({ id, cmd, args });
-    });
-  }
-
-  /**
-   * Runs a command and reads CPU use over each of its measurement windows (`start`/`end` marks).
-   * With several windows, `chosen` is the window the table reports (see cleanestWindow) and `cpu`
-   * is that window's CPU; `spanCpu` covers all windows.
-   */
-  async measured(cmd, args, timeoutMs, pids) {
-    const marks = [];
-    this.onMark = (label) => marks.push({ label, snap: snapshot(pids) });
-    const result = await this.call(cmd, args, timeoutMs);
-    this.onMark = null;
-    if (result.closedEarly > 0) log(`WARNING: the server closed ${result.closedEarly} of the ${cmd} connections during the measurement`);
-    const starts = marks.filter((x) => x.label === 'start');
-    const ends = marks.filter((x) => x.label === 'end');
-    const windowCpus = starts.map((x, i) => (ends[i] === undefined ? null : cpuUse(x.snap, ends[i].snap)));
-    const spanCpu = starts.length > 0 && ends.length > 0 ? cpuUse(starts[0].snap, ends[ends.length - 1].snap) : null;
-    if (!Array.isArray(result.windows)) return { result, cpu: spanCpu, spanCpu };
-    const chosen = cleanestWindow(result.windows, windowCpus);
-    return { result: { ...result, windowCpus }, cpu: chosen.cpu, spanCpu, chosen };
-  }
-
-  stop() {
-    return stopChild(this.child, 3_000);
-  }
-}
-
-/**
- * The bench's config.ini. The claim database is in the server's temp dir (never the checkout's
- * ./data); `claims` (phase `claims`) names another file and ClaimAfterSeconds.
- */
-function serverConfig(dir, port, heartbeatSeconds, claims = {}) {
-  const hsDir = join(dir, 'hs');
-  mkdirSync(hsDir, { recursive: true, mode: 0o700 });
-  writeFileSync(join(hsDir, 'hostname'), `${makeIdentity('registry').address}\n`);
-  const ini = `; written by bench/run.mjs: limits raised so that they are not what the bench measures
-[Host]
-HOST = 127.0.0.1
-PORT = ${port}
-
-[HiddenService]
-HiddenServiceDir = ${hsDir}
-HiddenServicePort = 80
-HostnameTimeoutSeconds = 5
-
-[Registry]
-MaxPeers = 100000
-MaxConnections = 100000
-MaxMessageBytes = 16384
-HeartbeatSeconds = ${heartbeatSeconds}
-RateLimitPerSecond = 1000000
-RateLimitBurst = 1000000
-RateLimitStrikes = 1000000
-HandshakeTimeoutSeconds = 10
-IdleTimeoutSeconds = 300
-MaxPendingConnections = 100000
-MaxBufferedBytes = 268435456
-EventBatchMs = 50
-SignatureChecksPerSecond = 1000000
-JsonContainersPerSecond = 1000000000
-
-[Store]
-Database = ${claims.database ?? join(dir, 'registry.db')}
-
-[Claims]
-ClaimAfterSeconds = ${claims.claimAfterSeconds ?? 600}
-
-[Log]
-level = warn
-`;
-  const path = join(dir, 'config.ini');
-  writeFileSync(path, ini);
-  return path;
-}
-
-function healthz(port) {
-  return new Promise((resolveHealth) => {
-    const req = httpGet({ host: '127.0.0.1', port, path: '/healthz', timeout: 2_000 }, (res) => {
-      let body = '';
-      res.on('data', (chunk) => (body += chunk));
-      res.on('end', () => {
-        try {
-          resolveHealth({ status: res.statusCode, body: JSON.parse(body) });
-        } catch {
-          resolveHealth({ status: res.statusCode, body: null });
-        }
-      });
-    });
-    req.on('error', () => resolveHealth(null));
-    req.on('timeout', () => req.destroy());
-  });
-}
-
-const IMAGE_NODE_FLAGS = (() => {
-  const options = /^ENV NODE_OPTIONS="([^"]+)"$/m.exec(readFileSync(join(ROOT, 'server/Dockerfile'), 'utf8'))?.[1];
-  if (options === undefined) throw new Error('server/Dockerfile has no ENV NODE_OPTIONS="…" line');
-  return options.split(/\s+/);
-})();
-
-/**
- * Starts the built registry (production mode) on CPU 0 and waits for /healthz to answer 200.
- * `claims` (phase `claims`): { database, claimAfterSeconds } for the config, and `script`, an entry
- * script run instead of the CLI with the same `--config` (bench/phases/claims-server.mjs).
- */
-async function startRegistry(label, heartbeatSeconds, profileName = null, claims = {}) {
-  const dir = join(tempRoot, label);
-  mkdirSync(dir, { recursive: true });
-  const port = await freePort();
-  const configPath = serverConfig(dir, port, heartbeatSeconds, claims);
-  // The image's V8 flags (server/Dockerfile NODE_OPTIONS): the bench measures what ships.
-  const nodeArgs = [...IMAGE_NODE_FLAGS];
-  if (profileName !== null) {
-    mkdirSync(join(BENCH_DIR, 'profiles'), { recursive: true });
-    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${join(BENCH_DIR, 'profiles')}`, `--cpu-prof-name=${profileName}`);
-  }
-  const child = spawnNode({
-    script: claims.script ?? opts.server,
-    args: claims.script === undefined ? ['serve', '--config', configPath] : ['--config', configPath],
-    nodeArgs,
-    env: { NODE_ENV: 'production', NO_PRETTY: '1' },
-    cpu: SERVER_CPU,
-    nofile: NOFILE,
-    lifetimeSeconds,
-    name: `registry-${label}`,
-  });
-  const pid = await child.pid;
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const health = await healthz(port);
-    if (health?.status === 200) break;
-    if (child.proc.exitCode !== null || Date.now() > deadline) {
-      throw new Error(`registry did not become healthy on port ${port}: ${child.lines.slice(-10).join('\n')}`);
-    }
-    await sleep(50);
-  }
-  return { child, pid, port, fdLimit: openFilesLimit(pid) };
-}
-
-/**
- * The window the table reports: among the windows in which other processes on the host used least
- * CPU (see cleanWindows), the one with the median rate (not the best one).
- */
-function cleanestWindow(windows, cpus) {
-  const candidates = cleanWindows(windows, cpus).sort((a, b) => a.perSec - b.perSec);
-  const all = windows.map((w) => w.perSec).sort((a, b) => a - b);
-  return { ...candidates[Math.floor((candidates.length - 1) / 2)], windows: windows.length, medianPerSec: all[Math.floor((all.length - 1) / 2)] };
-}
-
-/** Every window whose foreign CPU is within 0.05 core of the least. */
-function cleanWindows(windows, cpus) {
-  const foreign = windows.map((_, i) => cpus[i]?.foreign ?? Infinity);
-  const least = Math.min(...foreign);
-  return windows.map((w, i) => ({ ...w, cpu: cpus[i], index: i })).filter((w) => foreign[w.index] <= least + 0.05);
-}
-
-/** Percentiles (ms, 1% resolution) of merged latency histograms from load-worker's `paced`. */
-function mergedPercentiles(histograms, percentiles) {
-  const counts = new Map();
-  for (const histogram of histograms) for (const [bucket, n] of histogram) counts.set(bucket, (counts.get(bucket) ?? 0) + n);
-  const buckets = [...counts.entries()].sort((a, b) => a[0] - b[0]);
-  const total = buckets.reduce((sum, [, n]) => sum + n, 0);
-  const out = {};
-  for (const p of percentiles) {
-    const rank = Math.ceil((p / 100) * total);
-    let seen = 0;
-    out[p] = null;
-    for (const [bucket, n] of buckets) {
-      seen += n;
-      if (seen >= rank) {
-        out[p] = 0.001 * 1.01 ** bucket; // the bucket's upper edge
-        break;
-      }
-    }
-  }
-  return out;
-}
-
-/** What the results file keeps about the reported window. */
-function summary({ chosen }) {
-  return chosen === undefined ? null : { window: chosen.index, of: chosen.windows, perSec: chosen.perSec, medianPerSec: chosen.medianPerSec };
-}
-
-/** Operations per CPU-second the server process (all threads) actually used: robust to other load on the host. */
-function perCpu(perSec, cpu) {
-  return cpu?.server > 0 ? Math.round(perSec / cpu.server) : null;
-}
-
-function serverWarnings(child) {
-  return child.lines.filter((line) => line.includes('"level":40') || line.includes('"level":50') || line.includes('"level":60'));
-}
-
-const lookupNames = (count) => Array.from({ length: count }, (_, i) => `lk-${String(i).padStart(5, '0')}`);
-const lookupPayloads = (count) => lookupNames(count).map((nickname) => JSON.stringify({ type: 'lookup', id: 1, nickname }));
-const OK_LOOKUP = '{"type":"peer",';
-
-/** One real lookup, to record the reply size the echo baseline imitates. */
-async function lookupReplyBytes(port, nickname) {
-  const conn = await WireConnection.open({ port });
-  try {
-    await conn.next();
-    conn.send(clientFrame(JSON.stringify({ type: 'lookup', id: 1, nickname })));
-    return Buffer.byteLength(await conn.next(), 'utf8');
-  } finally {
-    conn.destroy();
-  }
-}
-
-/** Which server code was measured: the commit, and whether server/src had uncommitted changes. */
-function serverProvenance() {
-  if (opts.server !== join(ROOT, 'server/dist/cli.js')) return { cli: opts.server, note: 'not this checkout\'s build' };
-  try {
-    const git = (args) => execFileSync('git', args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    return { cli: 'server/dist/cli.js', commit: git(['rev-parse', 'HEAD']), serverSrcDirty: git(['status', '--porcelain', '--', 'server/src']) !== '' };
-  } catch {
-    return { cli: 'server/dist/cli.js', commit: null };
-  }
-}
-
-function machineInfo() {
-  const wsVersion = JSON.parse(readFileSync(join(ROOT, 'node_modules/ws/package.json'), 'utf8')).version;
-  return {
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    memoryMb: Math.round(totalmem() / 2 ** 20),
-    node: process.version,
-    ws: wsVersion,
-    pinned: CAN_PIN,
-    loadAvgAtStart: loadavg().map((x) => Number(x.toFixed(2))),
-  };
+/** The built registry (or `claims.script`) on the server CPU: bench/lib/registry.mjs launchRegistry. */
+function startRegistry(label, heartbeatSeconds, profileName = null, claims = {}) {
+  return launchRegistry({ tempRoot, server: opts.server, cpu: SERVER_CPU, nofile: NOFILE, lifetimeSeconds }, label, heartbeatSeconds, profileName, claims);
 }
 
 async function main() {
   const results = {
     mode: opts.profile === null ? opts.mode : `profile-${opts.profile}`,
     startedAt: new Date().toISOString(),
-    server: serverProvenance(),
+    server: serverProvenance(opts.server),
     machine: machineInfo(),
     plan,
     metrics: {},
@@ -670,7 +324,6 @@ async function main() {
     );
     if (lookupHold.held !== plan.lookupPeers) throw new Error(`could not register the lookup peers: ${JSON.stringify(lookupHold)}`);
     const replyBytes = await lookupReplyBytes(reg.port, 'lk-00001');
-    const ratio = (a, b) => (a > 0 && b > 0 ? Number((a / b).toFixed(3)) : null);
 
     if (want('lookup') || want('latency')) {
       const { result, cpu, chosen } = await w0.measured('throughput', throughputArgs(reg.port, true), phaseTimeout(plan.warmupMs + plan.measureMs), pids);
@@ -965,10 +618,7 @@ function printTable(results) {
     ...fanOutRows(m, P),
     ...claimsRows(m, P, cores),
   ].filter((row) => row[1] !== undefined);
-  const pad = (value, n) => String(value ?? 'n/a').padEnd(n);
-  const lines = [`${pad('metric', 26)} ${pad('value', 9)} ${pad('target', 9)} note`, '-'.repeat(100)];
-  for (const [name, value, target, note] of rows) lines.push(`${pad(name, 26)} ${pad(value, 9)} ${pad(target, 9)} ${note}`);
-  process.stdout.write(`\n${lines.join('\n')}\n\n`);
+  process.stdout.write(formatTable(rows));
 }
 
 main().then(

@@ -28,16 +28,18 @@ export const CLOCK_TICKS = (() => {
 })();
 
 /**
- * Starts `node <nodeArgs> <script> <args>` as a child.
+ * Starts `node <nodeArgs> <script> <args>` as a child; with `command` (another program, such as
+ * pgbench), `<command> <args>` instead.
  * @returns {{ proc, pid: Promise<number>, exited: Promise<number|null>, lines: string[] }}
- *   `pid` resolves to the node process itself (not the sh/timeout wrappers).
+ *   `pid` resolves to the node process (or the command) itself (not the sh/timeout wrappers).
  */
-export function spawnNode({ script, args = [], nodeArgs = [], env = {}, cpu, nofile, lifetimeSeconds, ipc = false, name }) {
+export function spawnNode({ script, args = [], nodeArgs = [], env = {}, cpu, nofile, lifetimeSeconds, ipc = false, name, command }) {
   const pin = CAN_PIN && cpu !== undefined ? `taskset -c ${cpu} ` : '';
   const shell =
     `ulimit -n ${nofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; ` +
     `exec timeout --kill-after=5 ${lifetimeSeconds} ${pin}"$0" "$@"`;
-  const proc = spawn('sh', ['-c', shell, process.execPath, ...nodeArgs, script, ...args], {
+  const argv = command === undefined ? [process.execPath, ...nodeArgs, script, ...args] : [command, ...args];
+  const proc = spawn('sh', ['-c', shell, ...argv], {
     stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc'] : [])],
     env: { ...process.env, ...env },
   });
@@ -63,7 +65,7 @@ export function spawnNode({ script, args = [], nodeArgs = [], env = {}, cpu, nof
         if (kids.length > 0) {
           const candidate = Number(kids[0]);
           const comm = readFileSync(`/proc/${candidate}/comm`, 'utf8').trim();
-          if (comm.startsWith('node') || comm === 'MainThread') {
+          if (command !== undefined || comm.startsWith('node') || comm === 'MainThread') {
             entry.nodePid = candidate;
             return candidate;
           }

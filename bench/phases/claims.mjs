@@ -29,6 +29,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { onionAddressFromPublicKey } from '../../server/dist/protocol/onion-address.js';
 import { keyIdOf } from '../../server/dist/store/claim-store.js';
 import { openSqliteClaimStore } from '../../server/dist/store/sqlite-store.js';
+import { ratio } from '../lib/measure.mjs';
 
 const PHASE_DIR = dirname(fileURLToPath(import.meta.url));
 
@@ -160,7 +161,6 @@ export async function claimsPhase(ctx) {
       await ctx.stopChild(reg.child, 10_000);
     }
   }
-  const ratio = (a, b) => (a > 0 && b > 0 ? Number((a / b).toFixed(3)) : null);
   m.claimsShippedVsNone = ratio(m.claimsShippedPerServerCpuSecond, m.claimsNonePerServerCpuSecond);
   m.claimsImmediateVsNone = ratio(m.claimsImmediatePerServerCpuSecond, m.claimsNonePerServerCpuSecond);
   log(`claims: per server CPU-second, shipped/none ${m.claimsShippedVsNone}, immediate/none ${m.claimsImmediateVsNone}`);
