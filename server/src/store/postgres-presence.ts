@@ -1,82 +1,51 @@
 /**
  * Live presence in PostgreSQL (presence.ts says what it guarantees; schema version 3 holds the
  * tables). How:
- *  - Every write is one READ COMMITTED transaction that changes `presence` under its unique indexes
- *    (key, nickname key, address), then, as its LAST statement, bumps presence_log_head and inserts
- *    its events with the numbers it got. The head's row lock is held until COMMIT, so a later writer
+ *  - Registrations and leaves are written in batches (group commit): what arrives while a batch is
+ *    being written goes into the next, one READ COMMITTED transaction that decides each write in
+ *    turn under the unique indexes (key, nickname key, address), then, as its LAST statement, bumps
+ *    presence_log_head and inserts all its events with the numbers it got (one statement). The head's row lock is held until COMMIT, so a later writer
  *    gets its numbers only after the earlier one committed: numbers follow commit order, and a
  *    transaction that rolls back takes its numbers with it. Taking the head last keeps the lock
  *    short and means no transaction waits for a unique index while holding it (no deadlock).
- *  - Two registrations racing for a nickname: the loser's INSERT waits at the unique index for the
- *    winner's COMMIT, fails with 23505, and its transaction runs again and sees the winner.
+ *  - Two registrations racing for a nickname on two instances: the loser's INSERT waits at the unique
+ *    index for the winner's COMMIT, fails with 23505, and its batch runs again and sees the winner.
  *  - pg_notify inside the transaction wakes every instance's tail at COMMIT (delivered only then).
  *  - Leases are in database time (now()), so instance clocks do not matter.
  *  - Commits wait for the WAL flush, like the claims' (tried without: `pg_ctl stop -m immediate`
  *    then lost registrations answered a second before, and every instance had to re-sync and close
- *    their connections). The price: presence writes commit one after another, one flush each, since
- *    the head's lock is held until COMMIT returns (`make bench-cluster` measures it).
+ *    their connections). The price: batches commit one after another, one flush each, since the
+ *    head's lock is held until COMMIT returns; batching is what keeps that from being one flush
+ *    per registration (`make bench-cluster` measures it).
  */
 import pg, { type Pool, type PoolClient, type PoolConfig } from 'pg';
 import { nicknameKey } from './claim-store.js';
 import { environmentFailure, sqlstateOf } from './postgres-failure.js';
 import { BEGIN_DURABLE } from './postgres-sql.js';
+import { CHANNEL, EVENT_COLUMNS, eventOf, logEvents, ROW_COLUMNS, rowOf, text, type Pending } from './postgres-presence-rows.js';
 import { inTransaction } from './postgres-transaction.js';
-import { eventFingerprint, type EnterOutcome, type LogPage, type PresenceEvent, type PresenceEventKind, type PresenceRow, type PresenceSnapshot, type PresenceStore } from './presence.js';
+import { eventFingerprint, type EnterOutcome, type LogPage, type PresenceRow, type PresenceSnapshot, type PresenceStore } from './presence.js';
 import { RegistryError } from '../protocol/errors.js';
 import { storeError } from './store-error.js';
 
-const CHANNEL = 'registry_presence';
 const ATTEMPTS = 8;
 const RACE_CODES: ReadonlySet<string> = new Set(['23505', '40001', '40P01']);
 const LISTEN_RETRY_MS = 1_000;
-const ROW_COLUMNS = 'key_id, nickname, address, address_verified, instance_id, local_ref, public_key, peer';
-const EVENT_COLUMNS = 'seq, kind, announce, key_id, nickname, instance_id, local_ref, public_key, peer';
+/** Most registrations and leaves one transaction writes. */
+const MAX_BATCH = 256;
 
-interface Pending {
-  readonly kind: PresenceEventKind;
-  readonly announce: boolean;
-  readonly row: PresenceRow;
+/** A registration or a leave waiting for the next batch, with what to tell its caller. */
+type Queued =
+  | { readonly kind: 'enter'; readonly row: PresenceRow; readonly settle: Settle<EnterOutcome> }
+  | { readonly kind: 'leave'; readonly keyId: string; readonly instanceId: string; readonly localRef: number; readonly settle: Settle<number | null> };
+
+interface Settle<T> {
+  readonly resolve: (value: T) => void;
+  readonly reject: (err: unknown) => void;
 }
 
-function text(value: unknown): string {
-  if (typeof value !== 'string') throw new Error(`presence: expected text, got ${typeof value}`);
-  return value;
-}
-
-function rowOf(raw: Record<string, unknown>): PresenceRow {
-  const der = raw['public_key'];
-  if (!(der instanceof Uint8Array)) throw new Error('presence: public_key is not bytea');
-  return {
-    keyId: text(raw['key_id']),
-    nickname: text(raw['nickname']),
-    address: text(raw['address']),
-    addressVerified: raw['address_verified'] === true,
-    instanceId: text(raw['instance_id']),
-    localRef: Number(raw['local_ref']),
-    publicKeyDer: new Uint8Array(der),
-    peerJson: text(raw['peer']),
-  };
-}
-
-function eventOf(raw: Record<string, unknown>): PresenceEvent {
-  const kind = text(raw['kind']) as PresenceEventKind;
-  return {
-    seq: Number(raw['seq']),
-    kind,
-    announce: raw['announce'] === true,
-    keyId: text(raw['key_id']),
-    nickname: text(raw['nickname']),
-    instanceId: text(raw['instance_id']),
-    localRef: Number(raw['local_ref']),
-    row: kind === 'joined' ? joinedRow(raw) : null,
-  };
-}
-
-/** A joined event's row: its address and whether it is verified are in the peer object. */
-function joinedRow(raw: Record<string, unknown>): PresenceRow {
-  const peer = JSON.parse(text(raw['peer'])) as { address?: unknown; addressVerified?: unknown };
-  return rowOf({ ...raw, address: peer.address, address_verified: peer.addressVerified === true });
-}
+/** What one queued write decided; `lastEvent` is the index of its last event in the batch, then its number. */
+type Decided = { readonly value: EnterOutcome | null; readonly lastEvent: number | null } | { readonly error: unknown };
 
 export class PostgresPresence implements PresenceStore {
   readonly #pool: Pool;
@@ -86,6 +55,9 @@ export class PostgresPresence implements PresenceStore {
   #listener: pg.Client | undefined;
   #listenTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** Writes waiting for the batch after the one in flight. */
+  #queue: Queued[] = [];
+  #writing = false;
 
   constructor(config: PoolConfig, target: string, retryAfterMs: number) {
     this.#config = config;
@@ -113,28 +85,19 @@ export class PostgresPresence implements PresenceStore {
     return typeof row?.master_onion === 'string' ? row.master_onion : null;
   }
 
-  async enter(row: PresenceRow): Promise<EnterOutcome> {
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        return await this.#transaction((client) => this.#enterIn(client, row));
-      } catch (err) {
-        if (!RACE_CODES.has(sqlstateOf(err) ?? '') || attempt >= ATTEMPTS) throw this.#mapped(err, 'written');
-      }
-    }
+  /** Queued into the next batch: registrations that arrive together share one transaction and one flush. */
+  enter(row: PresenceRow): Promise<EnterOutcome> {
+    return new Promise((resolve, reject) => this.#submit({ kind: 'enter', row, settle: { resolve, reject } }));
   }
 
-  async leave(keyId: string, instanceId: string, localRef: number): Promise<number | null> {
-    return this.#write(async (client) => {
-      const gone = await client.query(`DELETE FROM presence WHERE key_id = $1 AND instance_id = $2 AND local_ref = $3 RETURNING ${ROW_COLUMNS}`, [keyId, instanceId, localRef]);
-      const rows = gone.rows.map(rowOf);
-      return rows.length === 0 ? null : this.#log(client, rows.map((r) => ({ kind: 'left', announce: true, row: r })));
-    });
+  leave(keyId: string, instanceId: string, localRef: number): Promise<number | null> {
+    return new Promise((resolve, reject) => this.#submit({ kind: 'leave', keyId, instanceId, localRef, settle: { resolve, reject } }));
   }
 
   async leaveInstance(instanceId: string): Promise<number> {
     return this.#write(async (client) => {
       const gone = (await client.query(`DELETE FROM presence WHERE instance_id = $1 RETURNING ${ROW_COLUMNS}`, [instanceId])).rows.map(rowOf);
-      if (gone.length > 0) await this.#log(client, gone.map((r) => ({ kind: 'left', announce: true, row: r })));
+      if (gone.length > 0) await logEvents(client, gone.map((r) => ({ kind: 'left', announce: true, row: r })));
       await client.query('DELETE FROM registry_instances WHERE id = $1', [instanceId]);
       return gone.length;
     });
@@ -149,7 +112,7 @@ export class PostgresPresence implements PresenceStore {
           `DELETE FROM presence p WHERE NOT EXISTS (SELECT 1 FROM registry_instances i WHERE i.id = p.instance_id AND i.lease_until > now()) RETURNING ${ROW_COLUMNS}`,
         )
       ).rows.map(rowOf);
-      if (gone.length > 0) await this.#log(client, gone.map((r) => ({ kind: 'expired', announce: true, row: r })));
+      if (gone.length > 0) await logEvents(client, gone.map((r) => ({ kind: 'expired', announce: true, row: r })));
       await client.query('DELETE FROM registry_instances WHERE lease_until <= now()');
       return gone.length;
     }).catch((err: unknown) => {
@@ -220,10 +183,64 @@ export class PostgresPresence implements PresenceStore {
     await this.#pool.end();
   }
 
-  async #enterIn(client: PoolClient, row: PresenceRow): Promise<EnterOutcome> {
-    // Our own lease, locked against a sweep: rows of an instance whose lease ran out would be swept.
-    const lease = await client.query('SELECT 1 FROM registry_instances WHERE id = $1 AND lease_until > now() FOR SHARE', [row.instanceId]);
-    if (lease.rowCount === 0) throw this.#unavailable(new Error('this instance lost its lease in the shared database'), 'written', 'it renews the lease by itself; retry');
+  #submit(op: Queued): void {
+    if (this.#closed) {
+      op.settle.reject(storeError('STORE_CLOSED', `the presence of ${this.#target} is closed`));
+      return;
+    }
+    this.#queue.push(op);
+    if (!this.#writing) void this.#drain();
+  }
+
+  /** Writes the queue a batch at a time; what arrives meanwhile waits for the next batch (group commit). */
+  async #drain(): Promise<void> {
+    this.#writing = true;
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, MAX_BATCH);
+      try {
+        const decided = await this.#writeBatch(batch);
+        batch.forEach((op, i) => settle(op, decided[i] as Decided));
+      } catch (err) {
+        const mapped = this.#mapped(err, 'written');
+        for (const op of batch) op.settle.reject(mapped);
+      }
+    }
+    this.#writing = false;
+  }
+
+  /** One transaction for the whole batch; a lost race (another instance's commit in the way) runs it again. */
+  async #writeBatch(batch: readonly Queued[]): Promise<Decided[]> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.#transaction((client) => this.#batchIn(client, batch));
+      } catch (err) {
+        if (!RACE_CODES.has(sqlstateOf(err) ?? '') || attempt >= ATTEMPTS) throw err;
+      }
+    }
+  }
+
+  async #batchIn(client: PoolClient, batch: readonly Queued[]): Promise<Decided[]> {
+    const pending: Pending[] = [];
+    const decided: Decided[] = [];
+    // This instance's lease, locked against a sweep: rows of an instance whose lease ran out are swept.
+    const enter = batch.find((op) => op.kind === 'enter');
+    const leased = enter === undefined || (await client.query('SELECT 1 FROM registry_instances WHERE id = $1 AND lease_until > now() FOR SHARE', [enter.row.instanceId])).rowCount === 1;
+    for (const op of batch) {
+      if (op.kind === 'enter' && !leased) {
+        decided.push({ error: this.#unavailable(new Error('this instance lost its lease in the shared database'), 'written', 'it renews the lease by itself; retry') });
+        continue;
+      }
+      const before = pending.length;
+      const value = op.kind === 'enter' ? await this.#decideEnter(client, op.row, pending) : await this.#decideLeave(client, op, pending);
+      decided.push({ value, lastEvent: pending.length === before ? null : pending.length - 1 });
+    }
+    if (pending.length === 0) return decided;
+    const first = (await logEvents(client, pending)) - pending.length + 1;
+    return decided.map((d, i) => ('error' in d ? d : numbered(d, batch[i] as Queued, first)));
+  }
+
+  /** The rules of a registration on the rows it meets (presence.ts); its events go to `pending`. */
+  async #decideEnter(client: PoolClient, row: PresenceRow, pending: Pending[]): Promise<EnterOutcome> {
     const key = nicknameKey(row.nickname);
     const found = (await client.query(`SELECT ${ROW_COLUMNS} FROM presence WHERE key_id = $1 OR nickname_key = $2 OR address = $3 FOR UPDATE`, [row.keyId, key, row.address])).rows.map(rowOf);
     const removed: Pending[] = [];
@@ -245,32 +262,14 @@ export class PostgresPresence implements PresenceStore {
       row.peerJson,
       key,
     ]);
-    const seq = await this.#log(client, [...removed, { kind: 'joined', announce: true, row }]);
-    return { kind: 'entered', seq, removed: removed.map((r) => r.row) };
+    pending.push(...removed, { kind: 'joined', announce: true, row });
+    return { kind: 'entered', seq: 0, removed: removed.map((r) => r.row) }; // numbered once the batch is logged
   }
 
-  /** Numbers and inserts the events, last in the transaction; resolves with the last number. */
-  async #log(client: PoolClient, events: readonly Pending[]): Promise<number> {
-    const head = await client.query('UPDATE presence_log_head SET seq = seq + $1 WHERE id = 1 RETURNING seq', [events.length]);
-    const last = Number((head.rows[0] as { seq: unknown }).seq);
-    const first = last - events.length + 1;
-    await client.query(
-      `INSERT INTO presence_events (seq, kind, announce, key_id, nickname, instance_id, local_ref, public_key, peer)
-       SELECT * FROM unnest($1::bigint[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bytea[], $9::text[])`,
-      [
-        events.map((_, i) => first + i),
-        events.map((e) => e.kind),
-        events.map((e) => e.announce),
-        events.map((e) => e.row.keyId),
-        events.map((e) => e.row.nickname),
-        events.map((e) => e.row.instanceId),
-        events.map((e) => e.row.localRef),
-        events.map((e) => (e.kind === 'joined' ? Buffer.from(e.row.publicKeyDer) : null)),
-        events.map((e) => (e.kind === 'joined' ? e.row.peerJson : null)),
-      ],
-    );
-    await client.query(`SELECT pg_notify('${CHANNEL}', '')`);
-    return last;
+  async #decideLeave(client: PoolClient, op: Extract<Queued, { kind: 'leave' }>, pending: Pending[]): Promise<null> {
+    const gone = await client.query(`DELETE FROM presence WHERE key_id = $1 AND instance_id = $2 AND local_ref = $3 RETURNING ${ROW_COLUMNS}`, [op.keyId, op.instanceId, op.localRef]);
+    for (const raw of gone.rows) pending.push({ kind: 'left', announce: true, row: rowOf(raw as Record<string, unknown>) });
+    return null;
   }
 
   async #head(): Promise<{ logId: string; headSeq: number }> {
@@ -319,4 +318,17 @@ export class PostgresPresence implements PresenceStore {
   #unavailable(cause: unknown, doing: string, fix: string, what = cause instanceof Error ? cause.message : String(cause)): Error {
     return storeError('STORE_UNAVAILABLE', `the cluster's presence in ${this.#target} cannot be ${doing}: ${what}. Fix: ${fix}.`, { cause, retryAfterMs: this.#retryAfterMs });
   }
+}
+
+/** A decision with its events' numbers: the batch's first event is `first`. */
+function numbered(decided: Exclude<Decided, { readonly error: unknown }>, op: Queued, first: number): Decided {
+  const seq = decided.lastEvent === null ? null : first + decided.lastEvent;
+  if (op.kind === 'leave' || decided.value === null || decided.value.kind !== 'entered') return { value: decided.value, lastEvent: seq };
+  return { value: { ...decided.value, seq: seq as number }, lastEvent: seq };
+}
+
+function settle(op: Queued, decided: Decided): void {
+  if ('error' in decided) return op.settle.reject(decided.error);
+  if (op.kind === 'enter') op.settle.resolve(decided.value as EnterOutcome);
+  else op.settle.resolve(decided.lastEvent);
 }
