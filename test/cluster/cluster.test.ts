@@ -110,6 +110,20 @@ describe('a cluster of registries sharing PostgreSQL', () => {
     expect(aWins).toBeLessThan(rounds);
   });
 
+  it('lets one of 20 simultaneous registrations of a nickname on one instance win (its writes share batches), and 50 different ones all enter', async () => {
+    const { urls } = await cluster(2);
+    const nickname = randomNickname('batch');
+    const contenders = await Promise.all(Array.from({ length: 20 }, () => connect(urls[0] as string)));
+    const replies = await Promise.all(contenders.map((c) => c.register(ed25519Identity(), nickname)));
+    expect(replies.filter((r) => r.type === 'registered')).toHaveLength(1);
+    expect(replies.filter((r) => r.type === 'error').map((r) => r.code)).toEqual(Array(19).fill('NICKNAME_TAKEN'));
+    // And many different ones at once all enter, seen alike by the other instance.
+    const crowd = await Promise.all(Array.from({ length: 50 }, () => connect(urls[0] as string)));
+    const entered = await Promise.all(crowd.map((c, i) => c.register(ed25519Identity(), `crowd${i}`)));
+    expect(entered.every((r) => r.type === 'registered')).toBe(true);
+    expect((await waitConverged(urls, [])).size).toBe(51);
+  });
+
   it('closes the old connection with 4001 when its key registers through another instance; the nickname never leaves', async () => {
     const { urls } = await cluster(3);
     const [a, b, c] = urls as [string, string, string];
