@@ -42,20 +42,20 @@ export function addresses(from, count) {
  * ./data); `claims` (phase `claims`) names another file and ClaimAfterSeconds; `leaseSeconds`
  * goes with a postgres:// database (a cluster instance).
  */
-export function serverConfig(dir, port, heartbeatSeconds, claims = {}) {
+/**
+ * The [Host] and [HiddenService] sections of a bench server's config.ini: loopback `port`, and a
+ * HiddenServiceDir under `dir` (made here) with a valid `hostname`.
+ */
+export function listenerSections(dir, port) {
   const hsDir = join(dir, 'hs');
   mkdirSync(hsDir, { recursive: true, mode: 0o700 });
   writeFileSync(join(hsDir, 'hostname'), `${makeIdentity('registry').address}\n`);
+  return `[Host]\nHOST = 127.0.0.1\nPORT = ${port}\n\n[HiddenService]\nHiddenServiceDir = ${hsDir}\nHiddenServicePort = 80\nHostnameTimeoutSeconds = 5\n`;
+}
+
+export function serverConfig(dir, port, heartbeatSeconds, claims = {}) {
   const ini = `; written by the bench: limits raised so that they are not what the bench measures
-[Host]
-HOST = 127.0.0.1
-PORT = ${port}
-
-[HiddenService]
-HiddenServiceDir = ${hsDir}
-HiddenServicePort = 80
-HostnameTimeoutSeconds = 5
-
+${listenerSections(dir, port)}
 [Registry]
 MaxPeers = 100000
 MaxConnections = 100000

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeIdentity, registerRequest } from '../lib/identities.mjs';
 import { rssBytes, spawnNode, stopChild } from '../lib/procs.mjs';
+import { listenerSections } from '../lib/registry.mjs';
 import { clientFrame, WireConnection } from '../lib/wire.mjs';
 
 /** The heap flags of the image (server/Dockerfile NODE_OPTIONS): RSS under churn depends on them. */
@@ -22,16 +23,8 @@ const PLAN = {
 };
 
 function writeConfig(dir, port, maxOutputBytes) {
-  const hsDir = join(dir, 'hs');
-  mkdirSync(hsDir, { recursive: true, mode: 0o700 });
-  writeFileSync(join(hsDir, 'hostname'), `${makeIdentity('registry').address}\n`);
   const ini = `; written by bench/phases/non-reader.mjs: defaults but the request budgets
-[Host]
-HOST = 127.0.0.1
-PORT = ${port}
-[HiddenService]
-HiddenServiceDir = ${hsDir}
-HiddenServicePort = 80
+${listenerSections(dir, port)}
 [Registry]
 MaxOutputBytes = ${maxOutputBytes}
 RateLimitPerSecond = 1000000
