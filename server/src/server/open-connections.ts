@@ -6,6 +6,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import { CloseCode } from '../protocol/errors.js';
 import type { HelloLimits } from '../protocol/messages.js';
 import type { OnionAddress } from '../protocol/onion-address.js';
 import type { Budgets } from './budgets.js';
@@ -21,7 +22,10 @@ import type { OutputBudget } from './output-budget.js';
 import type { PendingLine } from './pending-line.js';
 import type { RefusalSummary } from './refusal-summary.js';
 import type { Registrar } from './registration.js';
-import { CLOSINGS, closingName, type Closing } from './refusals.js';
+import { CLOSINGS, closingName, type Closing, type ClosingName } from './refusals.js';
+
+/** Closes that refused nobody: not counted in the refusal summary. */
+const NOT_REFUSALS: ReadonlySet<ClosingName | 'other'> = new Set(['shutdown', 'replaced', 'leaseLost']);
 
 export interface OpenConnectionsOptions {
   readonly limits: RegistryLimits;
@@ -111,8 +115,10 @@ export class OpenConnections implements Iterable<Connection> {
     this.options.hub.unsubscribe(conn);
     this.options.registrar.withdraw(conn);
     const { refusals } = this.options;
-    const closedBy = conn.closedBy === undefined ? undefined : closingName(conn.closedBy);
-    if (closedBy !== undefined && closedBy !== 'shutdown' && closedBy !== 'replaced') refusals.count('closed', closedBy);
+    // The refusal summary counts closes that refused someone; a replacement, an eviction (4002),
+    // a shutdown and a cluster instance's lost lease refused nobody.
+    const closedBy = conn.closedBy === undefined || conn.closedBy.code === CloseCode.EVICTED ? undefined : closingName(conn.closedBy);
+    if (closedBy !== undefined && !NOT_REFUSALS.has(closedBy)) refusals.count('closed', closedBy);
     refusals.countRequests(conn.refused);
     conn.log.debug({ closeCode: code, connections: this.open.size, refused: conn.refused }, 'connection closed');
   }
