@@ -277,8 +277,12 @@ describe('the cluster through Onionbalance', () => {
     for (const backend of BACKENDS) {
       const started = Date.now();
       await compose('restart', '-t', '5', `${backend}-registry`, `${backend}-tor`);
-      // Reachable at the frontend while this backend restarts and the other one serves.
-      const probe = await connectClient(master, { timeoutMs: 60_000 });
+      // Reachable at the frontend while this backend restarts and the other one serves. The client
+      // tor may first spend an attempt or two (30 s each) on the restarting backend's stale
+      // introduction points before it uses the other backend's (seen once in CI): 120 s in all.
+      const probeStarted = Date.now();
+      const probe = await connectClient(master, { timeoutMs: 120_000 });
+      timings[`probeDuring${backend}RestartSeconds`] = (Date.now() - probeStarted) / 1000;
       await probe.close();
       await waitHealthy([`${backend}-tor`, `${backend}-registry`], 120_000);
       await waitRepublished(backend, started, 120_000);
