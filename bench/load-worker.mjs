@@ -51,6 +51,21 @@ async function windows(durationMs, windowMs, count) {
   return out;
 }
 
+/**
+ * Runs an open-loop load's `tick` every millisecond while `windowCount` windows of `windowMs`, from
+ * `measureFrom` on, are marked on a fixed schedule (so a slow tick never shifts them).
+ */
+async function pacedWindows(tick, measureFrom, windowCount, windowMs) {
+  const timer = setInterval(tick, 1);
+  await sleep(Math.max(0, measureFrom - now()));
+  for (let w = 0; w < windowCount; w += 1) {
+    mark('start');
+    await sleep(Math.max(0, measureFrom + (w + 1) * windowMs - now()));
+    mark('end');
+  }
+  clearInterval(timer);
+}
+
 class ErrorTally {
   constructor() {
     this.count = 0;
@@ -231,14 +246,7 @@ async function paced({ port, conns: connCount, rate, warmupMs, durationMs, windo
       writeRun(conn, ring, due);
     }
   };
-  const timer = setInterval(tick, 1);
-  await sleep(Math.max(0, measureFrom - now()));
-  for (let w = 0; w < windowCount; w += 1) {
-    mark('start');
-    await sleep(Math.max(0, measureFrom + (w + 1) * windowMs - now()));
-    mark('end');
-  }
-  clearInterval(timer);
+  await pacedWindows(tick, measureFrom, windowCount, windowMs);
   // Let the requests already sent come back (bounded), then count what never did.
   const drainUntil = now() + 3_000;
   while (now() < drainUntil && conns.some((c) => c.head !== c.tail)) await sleep(10);
@@ -433,14 +441,7 @@ async function pacedRegister({ port, rate, warmupMs, durationMs, windowMs, poolS
     for (let i = 0; i < due; i += 1) void one(start + ((launched + i) * 1000) / rate);
     if (due > 0) launched += due;
   };
-  const timer = setInterval(tick, 1);
-  await sleep(Math.max(0, measureFrom - now()));
-  for (let w = 0; w < windowCount; w += 1) {
-    mark('start');
-    await sleep(Math.max(0, measureFrom + (w + 1) * windowMs - now()));
-    mark('end');
-  }
-  clearInterval(timer);
+  await pacedWindows(tick, measureFrom, windowCount, windowMs);
   const drainUntil = now() + 10_000;
   while (inFlight > 0 && now() < drainUntil) await sleep(10);
   // The events of the last registrations (bounded): one that never comes counts as missing.
