@@ -127,10 +127,19 @@ export class PostgresPresence implements PresenceStore {
     return result.rowCount ?? 0;
   }
 
+  /** One statement, so one snapshot: the head and the events are as of the same moment. */
   async readLog(from: number, limit: number): Promise<LogPage> {
-    const head = await this.#head();
-    const events = await this.#query(`SELECT ${EVENT_COLUMNS} FROM presence_events WHERE seq >= $1 ORDER BY seq LIMIT $2`, [from, limit]);
-    return { ...head, events: events.rows.map((raw) => eventOf(raw as Record<string, unknown>)) };
+    const result = await this.#query(
+      `SELECT h.seq AS head_seq, h.log_id, e.* FROM presence_log_head h
+       LEFT JOIN LATERAL (SELECT ${EVENT_COLUMNS} FROM presence_events WHERE seq >= $1 ORDER BY seq LIMIT $2) e ON true
+       WHERE h.id = 1`,
+      [from, limit],
+    );
+    const rows = result.rows as Array<Record<string, unknown>>;
+    const first = rows[0];
+    if (first === undefined) throw new Error('presence_log_head has no row: the schema is damaged');
+    const events = rows.filter((raw) => raw['seq'] !== null).map(eventOf);
+    return { logId: text(first['log_id']), headSeq: Number(first['head_seq']), events };
   }
 
   async snapshot(): Promise<PresenceSnapshot> {
@@ -270,12 +279,6 @@ export class PostgresPresence implements PresenceStore {
     const gone = await client.query(`DELETE FROM presence WHERE key_id = $1 AND instance_id = $2 AND local_ref = $3 RETURNING ${ROW_COLUMNS}`, [op.keyId, op.instanceId, op.localRef]);
     for (const raw of gone.rows) pending.push({ kind: 'left', announce: true, row: rowOf(raw as Record<string, unknown>) });
     return null;
-  }
-
-  async #head(): Promise<{ logId: string; headSeq: number }> {
-    const row = (await this.#query('SELECT seq, log_id FROM presence_log_head WHERE id = 1')).rows[0] as { seq: unknown; log_id: unknown } | undefined;
-    if (row === undefined) throw new Error('presence_log_head has no row: the schema is damaged');
-    return { logId: text(row.log_id), headSeq: Number(row.seq) };
   }
 
   async #query(sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
