@@ -59,8 +59,9 @@ export class ClusterReplica {
 
   /** Applies the next event of the log (the tail checked that it is the next). */
   apply(event: PresenceEvent): void {
-    if (event.kind === 'joined' && event.row !== null) this.join(event.row);
-    else this.end(event);
+    if (event.kind !== 'joined') this.end(event, event.kind);
+    else if (event.row !== null) this.join(event.row);
+    else throw new Error(`presence event ${event.seq} is a join without its row`);
     this.applied = event.seq;
     this.anchor = eventFingerprint(event);
   }
@@ -107,14 +108,13 @@ export class ClusterReplica {
     if (mine && (expected === undefined || expected.entry.owner.closed)) this.orphaned(row.keyId, row.localRef);
   }
 
-  private end(event: PresenceEvent): void {
+  private end(event: PresenceEvent, kind: Exclude<PresenceEvent['kind'], 'joined'>): void {
     const entry = this.effects.peers.registrationOfKey(event.keyId);
     if (entry === undefined || !this.isRow(entry, event.instanceId, event.localRef)) return; // gone already (a snapshot)
-    const kind = event.kind === 'joined' ? 'left' : event.kind;
     this.remove(entry, kind, event.announce);
   }
 
-  private remove(entry: AnyEntry, kind: 'left' | 'replaced' | 'evicted' | 'expired', announce: boolean): void {
+  private remove(entry: AnyEntry, kind: Exclude<PresenceEvent['kind'], 'joined'>, announce: boolean): void {
     this.effects.peers.removeOwner(entry.owner);
     this.forgetRef(entry);
     if (kind === 'replaced' || kind === 'evicted') return this.effects.ended(entry, kind, announce);

@@ -77,6 +77,8 @@ export class ClusterRoster implements Roster {
   private lastTrim = 0;
   private lastAnnounce = 0;
   private master: OnionAddress | null = null;
+  /** The last unusable registry_frontend value warned about: said once, not every 30 s. */
+  private badFrontend: string | null = null;
   private closing = false;
 
   constructor(options: ClusterRosterOptions) {
@@ -235,7 +237,8 @@ export class ClusterRoster implements Roster {
     if (text === null) return;
     const parsed = parseOnionAddress(text);
     if (!parsed.ok) {
-      this.logger.warn({ frontend: text }, `registry_frontend holds no v3 onion address (${parsed.reason}): hello keeps reporting this backend's own address; check the frontend's log`);
+      if (text !== this.badFrontend) this.logger.warn({ frontend: text }, `registry_frontend holds no v3 onion address (${parsed.reason}): hello keeps reporting this backend's own address; check the frontend's log`);
+      this.badFrontend = text;
       return;
     }
     if (parsed.address !== this.master) this.logger.info({ frontend: parsed.address }, `the cluster's frontend address: ws://${parsed.address}/ is what hello reports`);

@@ -51,10 +51,8 @@ export async function openConfiguredStore(config: Pick<Config, 'claims'>, option
 /** The cluster's live presence, in the same PostgreSQL as the claims; null for a SQLite file. */
 export function openConfiguredPresence(config: Pick<Config, 'claims'>): PresenceStore | null {
   if (!isPostgresDatabase(config.claims.database)) return null;
-  const connection = postgresConnection(config);
-  const target = connection.connectionString === undefined ? redactConnectionString(config.claims.database) : redactConnectionString(connection.connectionString);
-  const settings: PoolConfig = poolConfig({ ...connection, maxConnections: 4, connectTimeoutMs: 5_000, statementTimeoutMs: 10_000 });
-  return new PostgresPresence(settings, target, CLUSTER_RETRY_AFTER_MS);
+  const settings: PoolConfig = poolConfig({ ...postgresConnection(config), maxConnections: 4, connectTimeoutMs: 5_000, statementTimeoutMs: 10_000 });
+  return new PostgresPresence(settings, redactConnectionString(config.claims.database), CLUSTER_RETRY_AFTER_MS);
 }
 
 /**
