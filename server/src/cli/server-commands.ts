@@ -5,6 +5,7 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import { describeConfig, loadConfig, type Config } from '../server/config.js';
+import { tuneHeapForServing } from '../server/heap-tuning.js';
 import { createLogger, type Logger } from '../server/logger.js';
 import { readOnionState } from '../server/onion-watcher.js';
 import { startServer } from '../server/start-server.js';
@@ -14,6 +15,7 @@ export const SERVER_COMMANDS: ReadonlySet<string> = new Set(['serve', 'onion', '
 
 export async function serve(configPath: string): Promise<number> {
   const cfg = loadConfig(configPath);
+  tuneHeapForServing();
   const logger = createLogger(cfg.logLevel);
   logger.info({ config: describeConfig(cfg), node: process.version }, 'starting p2p-registry');
   let stop: (reason: string, code?: number) => void = () => undefined;

@@ -1,0 +1,26 @@
+/**
+ * The V8 heap settings the serving process applies when it starts (`serve`; a server started
+ * in-process, as tests do, leaves its host's V8 alone). The image's NODE_OPTIONS sizes the heap
+ * (server/Dockerfile); what is here cannot go there, since NODE_OPTIONS accepts only a few V8 flags.
+ *
+ * Allocation-site pretenuring is off. V8 watches each object and array literal: when, at a
+ * scavenge of a full-size young generation, 85% or more of a literal's objects are still alive,
+ * it allocates that literal's objects directly in old space from then on, for the life of the
+ * process. A burst of registrations is exactly that pattern for ws's receiver, which gives every
+ * connection a fresh `[]` of fragments after each message: a thousand connections that each sent
+ * one message and stay open keep a thousand such arrays alive. From then on every message's
+ * fragment array is born in old space and holds its young payload, so each message is copied out
+ * of the young generation and promoted (about 1.7 MB per scavenge under lookup load), and old
+ * space fills at the message rate: a mark-compact every few hundred milliseconds. Measured with
+ * `make bench-cluster` (bench/README.md, "The cluster"): the instance holding 1,000 registered
+ * connections answered 0.68-0.86 of a single host's lookups per CPU-second; with pretenuring off,
+ * the same as the single host. Whether the trap springs depends on the young generation's size at
+ * the burst, so a single host could meet it too; the single host's own figures did not change.
+ */
+import { setFlagsFromString } from 'node:v8';
+
+export const SERVING_V8_FLAGS: readonly string[] = ['--no-allocation-site-pretenuring'];
+
+export function tuneHeapForServing(): void {
+  for (const flag of SERVING_V8_FLAGS) setFlagsFromString(flag);
+}
