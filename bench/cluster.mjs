@@ -13,8 +13,8 @@
  * registry (SQLite) as the reference. The split of the 2-core machine (bench/README.md):
  * CPU 0 holds PostgreSQL, the three instances and the single-host server; CPU 1 the load (the
  * load workers of bench/load-worker.mjs, and pgbench). Phases:
- *   lookups      the lookup load of bench/run.mjs against the single-host server, then each
- *                instance alone, then the single-host server again: per instance / single-host
+ *   lookups      the lookup load of bench/run.mjs against each instance alone, in rounds, with the
+ *                single-host server before, between and after them: per instance / single-host
  *   propagation  open-loop registrations on A at a steady rate; subscribers on B and on A time
  *                each `peer_joined` from the moment its `register` was sent; A's `registered` too
  *   registrations  64 at a time over A, B and C, each on a new connection closed after
@@ -38,8 +38,8 @@ const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const LOOKUP_TARGET = 0.9;
 
 const PLANS = {
-  full: { budgetMs: 170_000, windowMs: 1_000, lookupPeers: 1_000, conns: 128, inflight: 16, warmupMs: 1_500, measureMs: 5_000, propRate: 25, propWarmupMs: 1_000, propMs: 12_000, regConcurrency: 64, regPool: 4_000, regWarmupMs: 1_000, regMs: 6_000, pgbenchClients: 12, pgbenchSeconds: 5, eventBatchMs: 50 },
-  smoke: { budgetMs: 45_000, windowMs: 500, lookupPeers: 200, conns: 64, inflight: 16, warmupMs: 300, measureMs: 1_000, propRate: 25, propWarmupMs: 300, propMs: 3_000, regConcurrency: 32, regPool: 600, regWarmupMs: 300, regMs: 1_500, pgbenchClients: 12, pgbenchSeconds: 2, eventBatchMs: 50 },
+  full: { budgetMs: 170_000, windowMs: 1_000, lookupPeers: 1_000, conns: 128, inflight: 16, warmupMs: 1_500, measureMs: 5_000, lookupRounds: 2, propRate: 25, propWarmupMs: 1_000, propMs: 12_000, regConcurrency: 64, regPool: 4_000, regWarmupMs: 1_000, regMs: 6_000, pgbenchClients: 12, pgbenchSeconds: 5, eventBatchMs: 50 },
+  smoke: { budgetMs: 45_000, windowMs: 500, lookupPeers: 200, conns: 64, inflight: 16, warmupMs: 300, measureMs: 1_000, lookupRounds: 1, propRate: 25, propWarmupMs: 300, propMs: 3_000, regConcurrency: 32, regPool: 600, regWarmupMs: 300, regMs: 1_500, pgbenchClients: 12, pgbenchSeconds: 2, eventBatchMs: 50 },
 };
 
 function parseArgs(argv) {
@@ -92,13 +92,29 @@ async function lookupPhase(ctx) {
   }
   await sleep(500);
   const on = (label, reg) => lookupsOn(w0, label, reg.port, { server: reg.pid, client: w0.pid, ...pgPids });
-  const before = await on('single-host (before)', single);
-  const perInstance = {};
-  for (const name of ['A', 'B', 'C']) perInstance[name] = await on(`instance ${name}`, instances[name]);
-  const after = await on('single-host (after)', single);
-  const singlePerSec = Math.round((before.perSec + after.perSec) / 2);
-  const singlePerCpu = Math.round((before.perServerCpuSecond + after.perServerCpuSecond) / 2);
-  P.lookups = { single: { before, after }, instances: perInstance, peers: plan.lookupPeers, peersHeldOn: 'C' };
+  // Rounds, the single host before, between and after them, the instances' order reversed every
+  // other round: a host whose speed drifts over the phase (a 15% swing between two 6-second
+  // measurements is common here) then weighs on every figure alike, and each figure is a mean.
+  // Every server's first lookups run on code V8 has not optimised yet: each gets the same
+  // unmeasured warm-up first, so that no figure carries a cold start the others do not.
+  for (const reg of [single, instances.A, instances.B, instances.C]) {
+    const warm = { port: reg.port, conns: plan.conns, inflight: plan.inflight, warmupMs: plan.warmupMs, durationMs: plan.warmupMs, windowMs: plan.warmupMs, payloads: lookupPayloads(plan.lookupPeers), okPrefix: OK_LOOKUP, localAddresses: addresses(2, 4) };
+    await w0.call('throughput', warm, 2 * plan.warmupMs + 30_000);
+  }
+  const singles = [await on('single-host (before round 1)', single)];
+  const rounds = { A: [], B: [], C: [] };
+  for (let round = 1; round <= plan.lookupRounds; round += 1) {
+    const order = round % 2 === 1 ? ['A', 'B', 'C'] : ['C', 'B', 'A'];
+    for (const name of order) rounds[name].push(await on(`instance ${name} (round ${round})`, instances[name]));
+    singles.push(await on(`single-host (after round ${round})`, single));
+  }
+  const mean = (runs, key) => Math.round(runs.reduce((sum, r) => sum + r[key], 0) / runs.length);
+  const summary = (runs) => ({ perSec: mean(runs, 'perSec'), perServerCpuSecond: mean(runs, 'perServerCpuSecond'), cpu: runs[runs.length - 1].cpu, runs });
+  const perInstance = Object.fromEntries(['A', 'B', 'C'].map((name) => [name, summary(rounds[name])]));
+  const singleHost = summary(singles);
+  const singlePerSec = singleHost.perSec;
+  const singlePerCpu = singleHost.perServerCpuSecond;
+  P.lookups = { single: singleHost, instances: perInstance, rounds: plan.lookupRounds, peers: plan.lookupPeers, peersHeldOn: 'C' };
   m.singleHostLookupsPerSec = singlePerSec;
   for (const name of ['A', 'B', 'C']) {
     m[`instance${name}LookupsPerSec`] = perInstance[name].perSec;
@@ -204,8 +220,8 @@ function tableOf(results) {
   const met = results.targets.clusterLookupVsSingle.met ? 'met' : 'MISSED';
   const reg = P.registrations;
   const rows = [
-    ['singleHostLookupsPerSec', m.singleHostLookupsPerSec, '', `SQLite single host, mean of before (${P.lookups.single.before.perSec}) and after (${P.lookups.single.after.perSec}) the instances; ${m.singleHostLookupsPerServerCpuSecond} per server CPU-second; ${plan.conns} conns x ${plan.inflight} in flight`],
-    ...['A', 'B', 'C'].map((n) => [`instance${n}LookupsPerSec`, m[`instance${n}LookupsPerSec`], '', `vs single host ${m[`instance${n}LookupVsSingle`]}; ${P.lookups.instances[n].perServerCpuSecond} per server CPU-second; ${cores(P.lookups.instances[n].cpu)}`]),
+    ['singleHostLookupsPerSec', m.singleHostLookupsPerSec, '', `SQLite single host, mean of ${P.lookups.single.runs.length} runs (${P.lookups.single.runs.map((r) => r.perSec).join(', ')}) before, between and after ${P.lookups.rounds} round(s) of the instances; ${m.singleHostLookupsPerServerCpuSecond} per server CPU-second; ${plan.conns} conns x ${plan.inflight} in flight`],
+    ...['A', 'B', 'C'].map((n) => [`instance${n}LookupsPerSec`, m[`instance${n}LookupsPerSec`], '', `vs single host ${m[`instance${n}LookupVsSingle`]}; mean of ${P.lookups.instances[n].runs.map((r) => r.perSec).join(', ')}; ${P.lookups.instances[n].perServerCpuSecond} per server CPU-second; last ${cores(P.lookups.instances[n].cpu)}`]),
     ['clusterLookupVsSingle', m.clusterLookupVsSingle, `>= ${LOOKUP_TARGET}`, `${met}: the slowest instance / single host, per server CPU-second (wall rates: ${m.clusterLookupVsSingleWall})`],
     ['propagationP50Ms', m.propagationP50Ms, '', `register sent on A -> peer_joined on B's subscriber, open loop at ${m.propagationRatePerSec}/s (EventBatchMs ${plan.eventBatchMs}${plan.eventBatchMs === 50 ? ', the default,' : ''} included)`],
     ['propagationP99Ms', m.propagationP99Ms, '', `missing events ${m.propagationMissingEvents}; ${cores(P.propagation.cpu)}`],
