@@ -2,14 +2,13 @@
  * The address proof a peer adds to `register` (PROTOCOL.md rev 2, "Address proof"): the onion
  * service's own key signs the challenge, the address and the digest of the registering key.
  */
-import { createHash, createPublicKey } from 'node:crypto';
-import { addressProofPayload } from '../protocol/signing.js';
+import { createPublicKey } from 'node:crypto';
+import { addressProofPayload, keyDigest } from '../protocol/signing.js';
 import type { OnionKey } from './onion-key.js';
 
 /** Lowercase hex SHA-256 of the DER (SubjectPublicKeyInfo) of a PEM public key. */
 export function publicKeyDigest(publicKeyPem: string): string {
-  const der = createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(der).digest('hex');
+  return keyDigest(createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' }));
 }
 
 /** Base64 of the onion key's signature over the proof for this challenge, address and public key. */

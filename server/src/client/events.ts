@@ -3,7 +3,7 @@
  * arrive, and the same events as an async iterator.
  */
 import type { EventEmitter } from 'node:events';
-import type { RegistryError } from '../protocol/errors.js';
+import { RegistryError } from '../protocol/errors.js';
 import type { Claim, Peer, RegistryEvent } from '../protocol/reply-parser.js';
 import type { ClientContext, RegisteredPeer } from './client-context.js';
 
@@ -78,18 +78,44 @@ export function emitRegistryEvent(ctx: ClientContext, event: RegistryEvent): voi
   ctx.events.emit('event', event);
 }
 
+/** How many events an events() iterator holds for a reader that has not taken them yet. */
+export const DEFAULT_MAX_QUEUED_EVENTS = 10_000;
+
+export interface EventStreamOptions {
+  /** Events held for the reader; one more and the iterator stops with EVENTS_BEHIND. Default 10,000. */
+  readonly maxQueued?: number;
+}
+
 /**
  * The registry's events as an async iterator, from the moment it is made until the client closes.
- * Leaving the loop (break/return) stops it.
+ * Leaving the loop (break/return) stops it. Events are never dropped one by one, since a reader
+ * that applies them to a list would then be silently wrong: a reader that falls more than
+ * `maxQueued` events behind gets EVENTS_BEHIND instead (the held events are let go), and must list
+ * again, as a subscriber the registry cut off does.
  */
 export class EventStream implements AsyncIterableIterator<RegistryEvent, undefined> {
   private readonly queue: RegistryEvent[] = [];
+  /** queue[head] is the next event to give out; taken ones are cleared in batches (no shift()). */
+  private head = 0;
   private wake: (() => void) | null = null;
   private ended = false;
+  private behind = false;
+  private readonly maxQueued: number;
 
-  constructor(private readonly events: EventEmitter<RegistryClientEvents>) {
+  constructor(
+    private readonly events: EventEmitter<RegistryClientEvents>,
+    options: EventStreamOptions = {},
+  ) {
+    const maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED_EVENTS;
+    if (!Number.isSafeInteger(maxQueued) || maxQueued < 1) throw new RangeError(`maxQueued must be a whole number of at least 1, not ${String(maxQueued)}`);
+    this.maxQueued = maxQueued;
     events.on('event', this.onEvent);
     events.on('closed', this.stop);
+  }
+
+  /** Events received and not taken yet. */
+  get queued(): number {
+    return this.queue.length - this.head;
   }
 
   [Symbol.asyncIterator](): this {
@@ -97,26 +123,49 @@ export class EventStream implements AsyncIterableIterator<RegistryEvent, undefin
   }
 
   async next(): Promise<IteratorResult<RegistryEvent, undefined>> {
-    while (this.queue.length === 0 && !this.ended) {
+    while (this.queued === 0 && !this.ended) {
       await new Promise<void>((resolve) => {
         this.wake = resolve;
       });
       this.wake = null;
     }
-    const value = this.queue.shift();
-    return value === undefined ? { done: true, value: undefined } : { done: false, value };
+    if (this.behind) {
+      this.behind = false; // said once; the iterator is done after that
+      throw new RegistryError('EVENTS_BEHIND', `events() fell more than ${this.maxQueued} events behind its reader and stopped: list the peers again and start a new events() (or read faster, or raise maxQueued)`);
+    }
+    if (this.queued === 0) return { done: true, value: undefined };
+    const value = this.queue[this.head] as RegistryEvent;
+    this.head += 1;
+    if (this.head === this.queue.length) this.clear();
+    else if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    }
+    return { done: false, value };
   }
 
   return(): Promise<IteratorResult<RegistryEvent, undefined>> {
     this.stop();
-    this.queue.length = 0;
+    this.clear();
+    this.behind = false;
     return Promise.resolve({ done: true, value: undefined });
   }
 
   private readonly onEvent = (event: RegistryEvent): void => {
+    if (this.queued >= this.maxQueued) {
+      this.clear();
+      this.behind = true;
+      this.stop();
+      return;
+    }
     this.queue.push(event);
     this.wake?.();
   };
+
+  private clear(): void {
+    this.queue.length = 0;
+    this.head = 0;
+  }
 
   private readonly stop = (): void => {
     this.ended = true;

@@ -15,7 +15,7 @@ import { EventEmitter } from 'node:events';
 import { RegistryError } from '../protocol/errors.js';
 import { expectPeer, expectPeerPage, type Claim, type Frame, type Hello, type Peer, type PeerPage, type RegistryEvent } from '../protocol/reply-parser.js';
 import { createContext, type ClientContext, type ClientState, type RegisteredPeer, type Registration } from './client-context.js';
-import { EventStream, type RegistryClientEvents } from './events.js';
+import { EventStream, type EventStreamOptions, type RegistryClientEvents } from './events.js';
 import { resolveOptions, type RegistryClientOptions } from './options.js';
 import { Reconnector } from './reconnect.js';
 import { sendRetryingOnce, type RequestBody } from './requests.js';
@@ -165,10 +165,11 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
 
   /**
    * The registry's events as an async iterator, from now until the client closes. Leaving the
-   * loop (break/return) stops the iterator.
+   * loop (break/return) stops the iterator. A reader more than `maxQueued` events (default 10,000)
+   * behind gets EVENTS_BEHIND and must list again (events.ts).
    */
-  events(): AsyncIterableIterator<RegistryEvent> {
-    return new EventStream(this);
+  events(options: EventStreamOptions = {}): AsyncIterableIterator<RegistryEvent> {
+    return new EventStream(this, options);
   }
 
   /** Closes the connection (1000) and stops reconnecting; pending requests fail with CLOSED. */

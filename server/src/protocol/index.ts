@@ -17,5 +17,5 @@ export {
 } from './errors.js';
 export { parseOnionAddress, onionAddressFromPublicKey, type OnionAddress } from './onion-address.js';
 export { PROTOCOL_VERSION, NICKNAME_PATTERN, FEATURES, type ClaimInfo, type HelloLimits, type KeyType, type PeerRecord, type ServerMessage } from './messages.js';
-export { addressProofPayload, registrationPayload } from './signing.js';
+export { addressProofPayload, keyDigest, registrationPayload } from './signing.js';
 export { decodeAddressProof, verifyAddressProof } from './address-proof.js';

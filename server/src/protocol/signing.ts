@@ -7,10 +7,17 @@ export function registrationPayload(challenge: string, nickname: string, address
 }
 
 /**
+ * A key's digest: the lowercase hex SHA-256 of its DER (SubjectPublicKeyInfo). The address proof
+ * signs it; the registry's claims are kept under it (their key id).
+ */
+export function keyDigest(publicKeyDer: Uint8Array): string {
+  return createHash('sha256').update(publicKeyDer).digest('hex');
+}
+
+/**
  * The text the onion service's own key signs to prove the registrant runs `address` (revision 2):
  * the address exactly as sent, and the lowercase hex SHA-256 of the DER of the registering key.
  */
 export function addressProofPayload(challenge: string, address: string, publicKeyDer: Uint8Array): string {
-  const keyHash = createHash('sha256').update(publicKeyDer).digest('hex');
-  return `p2p-tor-chat/address/v1\n${challenge}\n${address}\n${keyHash}`;
+  return `p2p-tor-chat/address/v1\n${challenge}\n${address}\n${keyDigest(publicKeyDer)}`;
 }

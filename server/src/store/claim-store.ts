@@ -17,7 +17,7 @@
  *    but must not reorder them before an earlier `claim` or `release` of the same key.
  * Reads see every write whose promise has resolved; writes still in flight may or may not be seen.
  */
-import { createHash } from 'node:crypto';
+import { keyDigest } from '../protocol/signing.js';
 
 /** Milliseconds since the Unix epoch. Every time the store reads comes from the injected clock. */
 export type Clock = () => number;
@@ -138,9 +138,9 @@ export type OpenClaimStore = (options: { readonly now: Clock; readonly claimDays
 
 export const MS_PER_DAY = 86_400_000;
 
-/** The key id of an SPKI DER. */
+/** The key id of an SPKI DER: its digest (protocol/signing.ts). */
 export function keyIdOf(publicKeyDer: Uint8Array): KeyId {
-  return createHash('sha256').update(publicKeyDer).digest('hex');
+  return keyDigest(publicKeyDer);
 }
 
 /** The form nicknames are compared in. Nicknames are ASCII (NICKNAME_PATTERN), so this is exact. */
