@@ -76,6 +76,7 @@ export const ERROR_CATALOG = {
   REPLACED: local('client', 'another connection registered with this key, and the registry closed this one'),
   EVICTED: local('client', "the onion address's owner proved it, and the registry closed this unverified registration"),
   RECONNECT_FAILED: local('client', 'gave up reconnecting to the registry'),
+  EVENTS_BEHIND: local('client', 'events() fell too far behind its reader and stopped: list the peers again and start a new events() (or read faster, or raise maxQueued)'),
   CLOSED: local('client', 'the client is closed'),
 
   // ---- raised by the SOCKS5 client (tor's SocksPort) ----
