@@ -53,6 +53,24 @@ describe('p2p-registry claims', () => {
     expect(claims).toEqual([expect.objectContaining({ nickname: 'carol', addressVerified: false, until: expect.any(String) })]);
   });
 
+  it('lists a store larger than one page without holding it: every claim once, in order, written page by page', async () => {
+    const nicknames = Array.from({ length: 2_345 }, (_, i) => `p${String(i).padStart(4, '0')}`);
+    await seed(...nicknames);
+    const text = await run(['claims', 'list']);
+    expect(text.out.trim().split('\n').map((line) => line.split(' ')[0])).toEqual(nicknames);
+    const writes: string[] = [];
+    const args = parseArgs(['claims', 'list', '--json'], new Set(), new Set(STORE_FLAGS));
+    await runStoreCommand('claims', args, open, { stdout: { write: (t: string) => writes.push(t) }, stderr: { write: () => true } });
+    expect(writes.length).toBeGreaterThanOrEqual(4); // '[', three pages of at most 1,000, ']'
+    expect((JSON.parse(writes.join('')) as Array<{ nickname: string }>).map((c) => c.nickname)).toEqual(nicknames);
+  });
+
+  it('lists an empty store as "no claims", and as [] with --json', async () => {
+    const text = await run(['claims', 'list']);
+    expect(text).toMatchObject({ code: 0, out: '', err: 'no claims\n' });
+    expect(JSON.parse((await run(['claims', 'list', '--json'])).out)).toEqual([]);
+  });
+
   it('shows one claim, case-insensitively, and exits 1 for a nickname nobody claims', async () => {
     await seed('dave');
     expect((await run(['claims', 'show', 'DAVE'])).out).toMatch(/^dave /);

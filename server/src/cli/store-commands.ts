@@ -80,18 +80,23 @@ function claimJson(claim: Claim): Record<string, unknown> {
   };
 }
 
+/** Page by page: a store of any size is listed without holding every claim (JSON: one array, as before). */
 async function listClaims(store: ClaimStore, json: boolean, io: StoreIo): Promise<number> {
-  const all: Claim[] = [];
   let after: string | undefined;
+  let listed = 0;
+  if (json) io.stdout.write('[');
   for (;;) {
     const page = await store.list(after === undefined ? { limit: 1_000 } : { after, limit: 1_000 });
-    all.push(...page.claims);
+    if (page.claims.length > 0) {
+      const lines = json ? page.claims.map((claim) => JSON.stringify(claimJson(claim))).join(',') : page.claims.map((claim) => `${describeClaim(claim)}\n`).join('');
+      io.stdout.write(json && listed > 0 ? `,${lines}` : lines);
+      listed += page.claims.length;
+    }
     if (page.next === null) break;
     after = page.next;
   }
-  if (json) io.stdout.write(`${JSON.stringify(all.map(claimJson))}\n`);
-  else if (all.length === 0) io.stderr.write('no claims\n');
-  else for (const claim of all) io.stdout.write(`${describeClaim(claim)}\n`);
+  if (json) io.stdout.write(']\n');
+  else if (listed === 0) io.stderr.write('no claims\n');
   return 0;
 }
 
