@@ -71,11 +71,16 @@ function urlOf(onion: string): string {
 }
 
 /** A client through tor; retried while descriptors spread (retry: false for a single attempt). */
-async function connectClient(onion: string, options: { identity?: PeerIdentity; timeoutMs?: number; retry?: boolean } = {}): Promise<RegistryClient> {
+/**
+ * `isolation`: SOCKS credentials (RFC 1929) of the client's own, so that the client tor (which
+ * isolates streams by them, IsolateSOCKSAuth) builds it circuits no other client uses: a fresh
+ * client in the full sense, as a peer on another machine would be.
+ */
+async function connectClient(onion: string, options: { identity?: PeerIdentity; timeoutMs?: number; retry?: boolean; isolation?: string } = {}): Promise<RegistryClient> {
   const attempt = (): Promise<RegistryClient> =>
     RegistryClient.connect({
       url: urlOf(onion),
-      socks,
+      socks: options.isolation === undefined ? socks : { ...socks, username: options.isolation, password: 'e2e' },
       ...(options.identity === undefined ? {} : { identity: options.identity }),
       connectTimeoutMs: 30_000,
       reconnect: { initialDelayMs: 500, maxDelayMs: 5_000, maxAttempts: 200 },
@@ -236,11 +241,12 @@ describe('the cluster through Onionbalance', () => {
       // A client may meet the stopped backend first: a stream on a rendezvous circuit to it fails at
       // once (SOCKS general failure, seen once in CI) and a retry goes through the other one, as a
       // real client's would. What must hold: each fresh client is in within 30 s, with few retries.
+      // Each gives tor credentials of its own, so none reuses another's circuits.
       const latencies: number[] = [];
       let failedAttempts = 0;
       for (let i = 0; i < 5; i += 1) {
         const started = Date.now();
-        const client = await retry('a fresh client through the frontend', () => connectClient(master, { identity: createIdentity(), retry: false }).catch((err: unknown) => {
+        const client = await retry('a fresh client through the frontend', () => connectClient(master, { identity: createIdentity(), retry: false, isolation: `fresh-${i}-${randomBytes(4).toString('hex')}` }).catch((err: unknown) => {
           failedAttempts += 1;
           throw err;
         }), { timeoutMs: 30_000, intervalMs: 500 });

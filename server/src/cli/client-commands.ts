@@ -32,7 +32,9 @@ peer client commands (through tor: --socks or P2P_SOCKS):
 
 client options:
   --registry ws://<onion>:<port>/      the registry (required, or env P2P_REGISTRY_URL)
-  --socks <host>:<port>                tor's SocksPort, e.g. 127.0.0.1:9050 (or env P2P_SOCKS)
+  --socks <host>:<port>                tor's SocksPort, e.g. 127.0.0.1:9050 (or env P2P_SOCKS);
+                                       <user>:<password>@<host>:<port> gives tor an isolation label:
+                                       streams with other credentials never share its circuits
   --key <path>                         Ed25519 key file, made (mode 0600) if missing; default ./peer-key.pem
   --onion-key <path>                   tor's hs_ed25519_secret_key of the onion service at --address:
                                        adds an address proof (the peer is addressVerified, and takes

@@ -1,7 +1,7 @@
 /** What a RegistryClient can be told, its defaults, and the checks made before anything connects. */
 import { RegistryError } from '../protocol/errors.js';
 import type { PeerIdentity } from './identity.js';
-import type { SocksProxy } from './socks5.js';
+import { socksProxyError, type SocksProxy } from './socks5.js';
 
 export interface ReconnectOptions {
   /** The first attempt's window; it grows by `factor` with each failed attempt, up to maxDelayMs. */
@@ -82,7 +82,7 @@ export function checkReconnectOptions(options: ReconnectOptions): ReconnectOptio
   return Object.freeze({ ...options });
 }
 
-/** The registry URL, normalized; BAD_URL or SOCKS_REQUIRED when it cannot be used as given. */
+/** The registry URL, normalized; BAD_URL, SOCKS_REQUIRED or SOCKS_BAD_CREDENTIALS when it cannot be used as given. */
 function checkUrl(text: string, socks: SocksProxy | undefined): string {
   let url: URL;
   try {
@@ -97,6 +97,9 @@ function checkUrl(text: string, socks: SocksProxy | undefined): string {
     // Never hand an .onion name to the local resolver: that leaks which service we look for.
     throw new RegistryError('SOCKS_REQUIRED', `${url.hostname} is an onion address: connect through tor with a SOCKS proxy (e.g. socks 127.0.0.1:9050)`);
   }
+  // Credentials that cannot be sent would fail every attempt alike: refused here, once.
+  const badProxy = socks === undefined ? undefined : socksProxyError(socks);
+  if (badProxy !== undefined) throw badProxy;
   return url.href;
 }
 

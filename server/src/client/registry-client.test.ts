@@ -194,6 +194,11 @@ describe('RegistryClient: failures', () => {
     expect(() => new RegistryClient({ url: 'nonsense' })).toThrow(expect.objectContaining({ code: 'BAD_URL' }));
   });
 
+  it('refuses SOCKS credentials that cannot be sent before it connects, rather than at every attempt', () => {
+    const socks = { host: '127.0.0.1', port: 9050, username: 'label' };
+    expect(() => new RegistryClient({ url: `ws://${randomOnion()}:80/`, socks })).toThrow(expect.objectContaining({ code: 'SOCKS_BAD_CREDENTIALS' }));
+  });
+
   it('says what to check when nothing listens', async () => {
     const registry = await startRegistry();
     const url = registry.url;

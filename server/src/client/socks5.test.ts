@@ -58,25 +58,50 @@ interface TestProxyOptions {
   readonly method?: number;
   /** Bytes the "destination" sends in the same write as the success reply. */
   readonly early?: Buffer;
+  /** RFC 1929: the proxy selects username/password when offered, and takes these credentials only. */
+  readonly accepts?: { readonly username: string; readonly password: string };
 }
 
-/** A tiny SOCKS5 server: no auth, CONNECT by DOMAINNAME, to 127.0.0.1:<route>. */
-async function startTestProxy(options: TestProxyOptions): Promise<{ port: number; requests: SocksRequest[] }> {
+interface SocksLogin {
+  readonly methods: number[];
+  readonly username?: string;
+  readonly password?: string;
+}
+
+/** A tiny SOCKS5 server: no auth or RFC 1929, CONNECT by DOMAINNAME, to 127.0.0.1:<route>. */
+async function startTestProxy(options: TestProxyOptions): Promise<{ port: number; requests: SocksRequest[]; logins: SocksLogin[] }> {
   const requests: SocksRequest[] = [];
+  const logins: SocksLogin[] = [];
   const server = createServer((client) => {
     client.on('error', () => undefined);
     let buffer = Buffer.alloc(0);
-    let stage: 'greeting' | 'request' | 'done' = 'greeting';
+    let stage: 'greeting' | 'auth' | 'request' | 'done' = 'greeting';
+    let methods: number[] = [];
     const onData = (chunk: Buffer): void => {
       buffer = Buffer.concat([buffer, chunk]);
       if (stage === 'greeting') {
         if (buffer.length < 2 || buffer.length < 2 + (buffer[1] ?? 0)) return;
-        const methods = buffer.subarray(2, 2 + (buffer[1] ?? 0));
+        methods = [...buffer.subarray(2, 2 + (buffer[1] ?? 0))];
         buffer = buffer.subarray(2 + methods.length);
-        expect(buffer.length === 0 || buffer[0] === 5).toBe(true);
-        const method = options.method ?? 0x00;
+        const method = options.method ?? (options.accepts !== undefined && methods.includes(0x02) ? 0x02 : 0x00);
         client.write(Buffer.of(5, method));
-        if (method !== 0x00) return void client.end();
+        if (method === 0x02) stage = 'auth';
+        else if (method !== 0x00) return void client.end();
+        else {
+          logins.push({ methods });
+          stage = 'request';
+        }
+      }
+      if (stage === 'auth') {
+        const userLength = buffer[1] ?? 0;
+        if (buffer.length < 3 + userLength || buffer.length < 3 + userLength + (buffer[2 + userLength] ?? 0)) return;
+        const passLength = buffer[2 + userLength] ?? 0;
+        const login = { methods, username: buffer.subarray(2, 2 + userLength).toString('utf8'), password: buffer.subarray(3 + userLength, 3 + userLength + passLength).toString('utf8') };
+        logins.push(login);
+        buffer = buffer.subarray(3 + userLength + passLength);
+        const ok = buffer.length === 0 && login.username === options.accepts?.username && login.password === options.accepts.password;
+        client.write(Buffer.of(1, ok ? 0 : 1));
+        if (!ok) return void client.end();
         stage = 'request';
       }
       if (stage === 'request') {
@@ -106,7 +131,7 @@ async function startTestProxy(options: TestProxyOptions): Promise<{ port: number
     };
     client.on('data', onData);
   });
-  return { port: await listen(server), requests };
+  return { port: await listen(server), requests, logins };
 }
 
 /** A TCP echo server. */
@@ -195,6 +220,54 @@ describe('socksConnect', () => {
     await expect(attempt).rejects.toMatchObject({ code: 'SOCKS_AUTH_REQUIRED' });
   });
 
+  it('offers no authentication without credentials', async () => {
+    const echo = await startEcho();
+    const proxy = await startTestProxy({ route: () => echo });
+    const socket = await socksConnect({ proxy: { host: '127.0.0.1', port: proxy.port }, host: 'x.onion', port: 80 });
+    socket.destroy();
+    expect(proxy.logins).toEqual([{ methods: [0x00] }]);
+  });
+
+  it('logs in with a username and password (RFC 1929) when given them, then connects', async () => {
+    const echo = await startEcho();
+    const proxy = await startTestProxy({ route: () => echo, accepts: { username: 'registry-1', password: 'x' } });
+    const socket = await socksConnect({ proxy: { host: '127.0.0.1', port: proxy.port, username: 'registry-1', password: 'x' }, host: 'x.onion', port: 80 });
+    socket.write('through');
+    expect(await readSome(socket)).toBe('through');
+    socket.destroy();
+    expect(proxy.logins).toEqual([{ methods: [0x02], username: 'registry-1', password: 'x' }]);
+    expect(proxy.requests).toEqual([{ atyp: 3, host: 'x.onion', port: 80 }]);
+  });
+
+  it('reports a proxy that refuses the username and password', async () => {
+    const proxy = await startTestProxy({ route: () => 1, accepts: { username: 'someone', password: 'else' } });
+    const attempt = socksConnect({ proxy: { host: '127.0.0.1', port: proxy.port, username: 'me', password: 'x' }, host: 'x.onion', port: 80 });
+    await expect(attempt).rejects.toMatchObject({ code: 'SOCKS_AUTH_FAILED', message: expect.stringMatching(/refused the SOCKS username and password.*check them, or leave them out/) });
+    expect(proxy.requests).toEqual([]);
+  });
+
+  it('reports a proxy that takes no username and password when given them', async () => {
+    const proxy = await startTestProxy({ route: () => 1, method: 0xff });
+    const attempt = socksConnect({ proxy: { host: '127.0.0.1', port: proxy.port, username: 'me', password: 'x' }, host: 'x.onion', port: 80 });
+    await expect(attempt).rejects.toMatchObject({ code: 'SOCKS_AUTH_FAILED', message: expect.stringMatching(/takes no username and password: leave them out/) });
+  });
+
+  it('reports a proxy that skips the login it was offered', async () => {
+    const proxy = await startTestProxy({ route: () => 1, method: 0x00 });
+    const attempt = socksConnect({ proxy: { host: '127.0.0.1', port: proxy.port, username: 'me', password: 'x' }, host: 'x.onion', port: 80 });
+    await expect(attempt).rejects.toMatchObject({ code: 'SOCKS_BAD_REPLY' });
+  });
+
+  it.each([
+    ['a username without a password', { username: 'me' }],
+    ['a password without a username', { password: 'x' }],
+    ['an empty username', { username: '', password: 'x' }],
+    ['a password of 256 bytes', { username: 'me', password: 'p'.repeat(256) }],
+  ])('refuses %s before it connects', async (_what, credentials) => {
+    const attempt = socksConnect({ proxy: { host: '127.0.0.1', port: 9, ...credentials }, host: 'x.onion', port: 80 });
+    await expect(attempt).rejects.toMatchObject({ code: 'SOCKS_BAD_CREDENTIALS' });
+  });
+
   it('reports a proxy that hangs up during the handshake', async () => {
     const rude = await listen(createServer((socket) => socket.on('error', () => undefined).end()));
     const attempt = socksConnect({ proxy: { host: '127.0.0.1', port: rude }, host: 'x.onion', port: 80 });
@@ -222,6 +295,14 @@ describe('parseSocksAddress', () => {
     expect(parseSocksAddress('tor-client:9050')).toEqual({ host: 'tor-client', port: 9050 });
     expect(parseSocksAddress('[::1]:9050')).toEqual({ host: '::1', port: 9050 });
     for (const bad of ['127.0.0.1', ':9050', '127.0.0.1:0', '127.0.0.1:70000', '::1:9050', 'host:port', '']) {
+      expect(parseSocksAddress(bad), bad).toBeUndefined();
+    }
+  });
+
+  it('reads <user>:<password>@ before the address (the password may hold : and @), and rejects incomplete credentials', () => {
+    expect(parseSocksAddress('registry:x@127.0.0.1:9050')).toEqual({ host: '127.0.0.1', port: 9050, username: 'registry', password: 'x' });
+    expect(parseSocksAddress('me:a:b@c@[::1]:9050')).toEqual({ host: '::1', port: 9050, username: 'me', password: 'a:b@c' });
+    for (const bad of ['registry@127.0.0.1:9050', ':x@127.0.0.1:9050', 'me:@127.0.0.1:9050', `me:${'p'.repeat(256)}@127.0.0.1:9050`, 'me:x@127.0.0.1']) {
       expect(parseSocksAddress(bad), bad).toBeUndefined();
     }
   });

@@ -1,6 +1,12 @@
 /**
- * A SOCKS5 CONNECT client (RFC 1928, no authentication). Destinations are always sent as a
- * DOMAINNAME so that tor resolves them: an .onion name must never reach a local resolver.
+ * A SOCKS5 CONNECT client (RFC 1928), with no authentication or with a username and password
+ * (RFC 1929). Destinations are always sent as a DOMAINNAME so that tor resolves them: an .onion
+ * name must never reach a local resolver.
+ *
+ * To tor, a username and password are no secret but an isolation label: with IsolateSOCKSAuth (on
+ * by default on every SocksPort), streams that gave other credentials never share a circuit. A
+ * peer that gives its registry connection credentials of its own keeps it off the circuits of its
+ * chats, so nobody who watches one circuit links the two.
  */
 import { Agent, type AgentOptions, type ClientRequestArgs } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
@@ -10,6 +16,10 @@ import { ERROR_CATALOG, RegistryError, type SocksErrorCode } from '../protocol/e
 export interface SocksProxy {
   readonly host: string;
   readonly port: number;
+  /** RFC 1929 username, 1-255 bytes; with `password`, or neither. */
+  readonly username?: string;
+  /** RFC 1929 password, 1-255 bytes. */
+  readonly password?: string;
 }
 
 export interface SocksConnectOptions {
@@ -26,6 +36,11 @@ export const DEFAULT_SOCKS_TIMEOUT_MS = 60_000;
 
 const VERSION = 0x05;
 const NO_AUTH = 0x00;
+const USERNAME_PASSWORD = 0x02;
+/** RFC 1929's sub-negotiation version, and the status of success. */
+const AUTH_VERSION = 0x01;
+const AUTH_OK = 0x00;
+const MAX_CREDENTIAL_BYTES = 255;
 const NO_ACCEPTABLE_METHOD = 0xff;
 const CMD_CONNECT = 0x01;
 const ATYP_IPV4 = 0x01;
@@ -94,17 +109,54 @@ function destinationError(host: string, port: number): RegistryError | undefined
   return undefined;
 }
 
-/** The proxy's method selection (2 bytes): undefined when it accepts no authentication, else why not. */
-function methodReplyError(reply: Buffer, where: string): RegistryError | undefined {
+interface Credentials {
+  readonly username: Buffer;
+  readonly password: Buffer;
+}
+
+/** The proxy's credentials as bytes (null: none), or why they cannot be sent. */
+function credentialsOf(proxy: SocksProxy): Credentials | null | RegistryError {
+  if (proxy.username === undefined && proxy.password === undefined) return null;
+  const username = Buffer.from(proxy.username ?? '', 'utf8');
+  const password = Buffer.from(proxy.password ?? '', 'utf8');
+  const fits = (bytes: Buffer): boolean => bytes.length >= 1 && bytes.length <= MAX_CREDENTIAL_BYTES;
+  if (!fits(username) || !fits(password)) {
+    return new RegistryError('SOCKS_BAD_CREDENTIALS', `a SOCKS username and password go together, each 1-${MAX_CREDENTIAL_BYTES} bytes (got ${username.length} and ${password.length})`);
+  }
+  return { username, password };
+}
+
+/** SOCKS_BAD_CREDENTIALS when the proxy's username and password cannot be sent, else undefined. */
+export function socksProxyError(proxy: SocksProxy): RegistryError | undefined {
+  const credentials = credentialsOf(proxy);
+  return credentials instanceof RegistryError ? credentials : undefined;
+}
+
+/** RFC 1929's request: version, the username and the password, each after its length. */
+function authRequest({ username, password }: Credentials): Buffer {
+  return Buffer.concat([Buffer.of(AUTH_VERSION, username.length), username, Buffer.of(password.length), password]);
+}
+
+/** The proxy's method selection (2 bytes): undefined when it chose the one method offered, else why not. */
+function methodReplyError(reply: Buffer, where: string, offered: number): RegistryError | undefined {
   if (reply[0] !== VERSION) {
     return new RegistryError('SOCKS_NOT_SOCKS5', `${where} is not a SOCKS5 proxy (it answered version byte ${String(reply[0])}): point --socks at tor's SocksPort`);
   }
   if (reply[1] === NO_ACCEPTABLE_METHOD) {
-    return new RegistryError('SOCKS_AUTH_REQUIRED', `the proxy at ${where} requires authentication, which this client does not support`);
+    return offered === NO_AUTH
+      ? new RegistryError('SOCKS_AUTH_REQUIRED', `the proxy at ${where} requires a username and password: give them (--socks <user>:<password>@${where})`)
+      : new RegistryError('SOCKS_AUTH_FAILED', `the proxy at ${where} takes no username and password: leave them out (--socks ${where})`);
   }
-  if (reply[1] !== NO_AUTH) {
+  if (reply[1] !== offered) {
     return new RegistryError('SOCKS_BAD_REPLY', `the proxy at ${where} chose method ${String(reply[1])}, which was not offered`);
   }
+  return undefined;
+}
+
+/** RFC 1929's answer (2 bytes): undefined when the proxy took the credentials, else why not. */
+function authReplyError(reply: Buffer, where: string): RegistryError | undefined {
+  if (reply[0] !== AUTH_VERSION) return new RegistryError('SOCKS_BAD_REPLY', `the proxy at ${where} answered the username and password with version byte ${String(reply[0])}`);
+  if (reply[1] !== AUTH_OK) return new RegistryError('SOCKS_AUTH_FAILED', `the proxy at ${where} refused the SOCKS username and password (status ${String(reply[1])}): check them, or leave them out`);
   return undefined;
 }
 
@@ -131,6 +183,67 @@ function connectReplyRest(head: Buffer, where: string, host: string, port: numbe
 }
 
 /**
+ * The client's side of the SOCKS5 handshake, one step per reply. Paused mode with read(n): exactly
+ * the handshake's bytes are taken, what the destination sent after them stays for the caller.
+ */
+class Handshake {
+  private step: 'method' | 'auth' | 'reply-head' | 'reply-address' = 'method';
+  private addressLength = 0;
+  private readonly method: number;
+
+  constructor(
+    private readonly where: string,
+    private readonly host: string,
+    private readonly port: number,
+    private readonly credentials: Credentials | null,
+  ) {
+    this.method = credentials === null ? NO_AUTH : USERNAME_PASSWORD;
+  }
+
+  /** The first bytes: the one method offered. */
+  greeting(): Buffer {
+    return Buffer.of(VERSION, 1, this.method);
+  }
+
+  /** Takes what replies have arrived and answers them: null while more bytes are needed. */
+  advance(socket: Socket): 'connected' | RegistryError | null {
+    for (;;) {
+      if (this.step === 'method') {
+        const reply = socket.read(2) as Buffer | null;
+        if (reply === null) return null;
+        const refused = methodReplyError(reply, this.where, this.method);
+        if (refused !== undefined) return refused;
+        if (this.credentials === null) this.sendConnect(socket);
+        else {
+          socket.write(authRequest(this.credentials));
+          this.step = 'auth';
+        }
+      } else if (this.step === 'auth') {
+        const reply = socket.read(2) as Buffer | null;
+        if (reply === null) return null;
+        const refused = authReplyError(reply, this.where);
+        if (refused !== undefined) return refused;
+        this.sendConnect(socket);
+      } else if (this.step === 'reply-head') {
+        const head = socket.read(REPLY_HEAD_BYTES) as Buffer | null;
+        if (head === null) return null;
+        const rest = connectReplyRest(head, this.where, this.host, this.port);
+        if (rest instanceof RegistryError) return rest;
+        this.addressLength = rest;
+        this.step = 'reply-address';
+      } else {
+        return socket.read(this.addressLength) === null ? null : 'connected';
+      }
+    }
+  }
+
+  private sendConnect(socket: Socket): void {
+    socket.write(connectRequest(this.host, this.port));
+    this.step = 'reply-head';
+  }
+}
+
+/**
  * Opens a TCP connection to the proxy and asks it to CONNECT to `host:port`. Resolves with the socket,
  * ready to carry the destination's bytes; rejects with a RegistryError whose `code` says what failed.
  */
@@ -139,6 +252,8 @@ export function socksConnect(options: SocksConnectOptions): Promise<Socket> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_SOCKS_TIMEOUT_MS;
   const badDestination = destinationError(host, port);
   if (badDestination !== undefined) return Promise.reject(badDestination);
+  const credentials = credentialsOf(proxy);
+  if (credentials instanceof RegistryError) return Promise.reject(credentials);
   if (options.signal?.aborted === true) {
     return Promise.reject(new RegistryError('SOCKS_ABORTED', 'the connection attempt was cancelled'));
   }
@@ -147,9 +262,7 @@ export function socksConnect(options: SocksConnectOptions): Promise<Socket> {
   return new Promise<Socket>((resolve, reject) => {
     const socket = netConnect({ host: proxy.host, port: proxy.port });
     socket.setNoDelay(true);
-    // Paused mode with read(n): exactly the handshake's bytes are taken, the rest stays for the caller.
-    let step: 'method' | 'reply-head' | 'reply-address' = 'method';
-    let addressLength = 0;
+    const handshake = new Handshake(where, host, port, credentials);
     let settled = false;
 
     const finish = (err: RegistryError | null): void => {
@@ -172,7 +285,7 @@ export function socksConnect(options: SocksConnectOptions): Promise<Socket> {
     };
 
     const onConnect = (): void => {
-      socket.write(Buffer.of(VERSION, 1, NO_AUTH));
+      socket.write(handshake.greeting());
     };
     const onError = (err: NodeJS.ErrnoException): void => {
       const why = err.code ?? err.message;
@@ -184,35 +297,9 @@ export function socksConnect(options: SocksConnectOptions): Promise<Socket> {
     const onAbort = (): void => finish(new RegistryError('SOCKS_ABORTED', 'the connection attempt was cancelled'));
 
     const onReadable = (): void => {
-      for (;;) {
-        if (settled) return;
-        if (step === 'method') {
-          const reply = socket.read(2) as Buffer | null;
-          if (reply === null) return;
-          const refused = methodReplyError(reply, where);
-          if (refused !== undefined) {
-            finish(refused);
-            return;
-          }
-          socket.write(connectRequest(host, port));
-          step = 'reply-head';
-        } else if (step === 'reply-head') {
-          const head = socket.read(REPLY_HEAD_BYTES) as Buffer | null;
-          if (head === null) return;
-          const rest = connectReplyRest(head, where, host, port);
-          if (rest instanceof RegistryError) {
-            finish(rest);
-            return;
-          }
-          addressLength = rest;
-          step = 'reply-address';
-        } else {
-          const rest = socket.read(addressLength) as Buffer | null;
-          if (rest === null) return;
-          finish(null);
-          return;
-        }
-      }
+      if (settled) return;
+      const outcome = handshake.advance(socket);
+      if (outcome !== null) finish(outcome === 'connected' ? null : outcome);
     };
 
     const timer = setTimeout(() => {
@@ -269,12 +356,23 @@ export class SocksAgent extends Agent {
   }
 }
 
-/** Parses `host:port` or `[ipv6]:port`; undefined when it is not one. */
+/**
+ * Parses `host:port` or `[ipv6]:port`, optionally after `<username>:<password>@` (the username
+ * without a colon, each 1-255 bytes); undefined when it is not one.
+ */
 export function parseSocksAddress(text: string): SocksProxy | undefined {
-  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(text.trim());
+  const trimmed = text.trim();
+  const at = trimmed.lastIndexOf('@');
+  const address = at === -1 ? trimmed : trimmed.slice(at + 1);
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s@]+)):(\d{1,5})$/.exec(address);
   if (match === null) return undefined;
   const host = match[1] ?? match[2];
   const port = Number(match[3]);
   if (host === undefined || port < 1 || port > 65_535) return undefined;
-  return { host, port };
+  if (at === -1) return { host, port };
+  const userinfo = trimmed.slice(0, at);
+  const colon = userinfo.indexOf(':');
+  if (colon === -1) return undefined;
+  const proxy = { host, port, username: userinfo.slice(0, colon), password: userinfo.slice(colon + 1) };
+  return credentialsOf(proxy) instanceof RegistryError ? undefined : proxy;
 }
