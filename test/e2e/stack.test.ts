@@ -64,13 +64,13 @@ async function waitHealthy(service: string, timeoutMs: number): Promise<void> {
 }
 
 /** A client of the registry through tor; the first connection is retried while the descriptor spreads. */
-async function connectClient(identity?: PeerIdentity, timeoutMs = 120_000): Promise<RegistryClient> {
+async function connectClient(identity?: PeerIdentity, timeoutMs = 120_000, proxy: SocksProxy = socks): Promise<RegistryClient> {
   const client = await retry(
     'a connection to the registry through tor',
     () =>
       RegistryClient.connect({
         url: registryUrl,
-        socks,
+        socks: proxy,
         ...(identity === undefined ? {} : { identity }),
         connectTimeoutMs: 30_000,
         reconnect: { initialDelayMs: 500, maxDelayMs: 5_000, maxAttempts: 200 },
@@ -195,6 +195,14 @@ describe('the registry through real onion routing', () => {
     expect(await alice.lookup(bobName.toLowerCase())).toMatchObject({ nickname: bobName, address: bobAddress });
     const names = (await bob.list()).map((p) => p.nickname);
     expect(names).toEqual(expect.arrayContaining([aliceName, bobName]));
+  });
+
+  it('serves a peer that gives tor SOCKS credentials of its own (RFC 1929: its own, isolated circuits)', async () => {
+    const isolated = await connectClient(createIdentity(), 120_000, { ...socks, username: `registry-${randomBytes(4).toString('hex')}`, password: 'e2e' });
+    const nickname = randomNickname('isolated');
+    await isolated.register({ nickname, address: randomOnion(), port: 5050 });
+    const other = await connectClient(createIdentity());
+    expect(await other.lookup(nickname)).toMatchObject({ nickname });
   });
 
   it('shows a peer who found another through the registry reaching its own onion service', async () => {
