@@ -145,6 +145,21 @@ describe('a cluster of registries sharing PostgreSQL', () => {
     expect(await asker.request({ type: 'lookup', nickname: 'carol' })).toMatchObject({ peer: { port: 6060 } });
   });
 
+  it('keeps the ClaimAfterSeconds time of a key that registers again on the same instance while its old connection is open', async () => {
+    const { urls } = await cluster(1, { claims: { ClaimAfterSeconds: 2 } });
+    const id = ed25519Identity();
+    const old = await connect(urls[0] as string);
+    await old.register(id, 'alice');
+    const started = Date.now();
+    await delay(1_200);
+    const fresh = await connect(urls[0] as string);
+    expect(await fresh.register(id, 'alice', 6060)).toMatchObject({ type: 'registered', claim: null });
+    expect((await old.closed).code).toBe(4001);
+    await fresh.waitFor((f) => f.type === 'claimed', 5_000);
+    // Uninterrupted since the first registration (as on a single host): claimed about 2 s after it.
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
   it('evicts an unverified holder of an address on another instance when its owner proves it (4002)', async () => {
     const { urls } = await cluster(2);
     const [a, b] = urls as [string, string];

@@ -36,6 +36,13 @@ export class ClusterReplica {
   private readonly orphaned: (keyId: string, localRef: number) => void;
   private readonly expected = new Map<number, Expected>();
   private readonly refs = new Map<LocalEntry, number>();
+  /**
+   * A registration of this instance that the log just ended as replaced while this instance has a
+   * registration of the same key in flight: the join that follows in the same transaction takes
+   * over its claim timer (as on a single host, a reconnection is not an interruption), then the
+   * claim keeper lets it go. Let go at the next join whatever it is, and at a snapshot.
+   */
+  private handover: LocalEntry | null = null;
 
   constructor(options: ReplicaOptions) {
     this.instanceId = options.instanceId;
@@ -60,8 +67,10 @@ export class ClusterReplica {
   /** Applies the next event of the log (the tail checked that it is the next). */
   apply(event: PresenceEvent): void {
     if (event.kind !== 'joined') this.end(event, event.kind);
-    else if (event.row !== null) this.join(event.row);
-    else throw new Error(`presence event ${event.seq} is a join without its row`);
+    else if (event.row !== null) {
+      this.join(event.row);
+      this.letGoHandover();
+    } else throw new Error(`presence event ${event.seq} is a join without its row`);
     this.applied = event.seq;
     this.anchor = eventFingerprint(event);
   }
@@ -78,6 +87,7 @@ export class ClusterReplica {
       else this.remove(entry, 'expired', true);
     }
     for (const row of wanted.values()) this.join(row);
+    this.letGoHandover();
     this.logId = snapshot.logId;
     this.applied = snapshot.seq;
     this.anchor = snapshot.anchor;
@@ -102,7 +112,7 @@ export class ClusterReplica {
     }
     if (expected !== undefined) {
       this.refs.set(expected.entry, row.localRef);
-      expected.entered([]);
+      expected.entered(this.handover?.keyId === row.keyId ? [this.handover] : []);
     }
     this.effects.joined(entry);
     if (mine && (expected === undefined || expected.entry.owner.closed)) this.orphaned(row.keyId, row.localRef);
@@ -117,13 +127,32 @@ export class ClusterReplica {
   private remove(entry: AnyEntry, kind: Exclude<PresenceEvent['kind'], 'joined'>, announce: boolean): void {
     this.effects.peers.removeOwner(entry.owner);
     this.forgetRef(entry);
-    if (kind === 'replaced' || kind === 'evicted') return this.effects.ended(entry, kind, announce);
+    if (kind === 'replaced' || kind === 'evicted') {
+      const handOver = kind === 'replaced' && isLocal(entry) && this.expects(entry.keyId);
+      if (handOver) {
+        this.letGoHandover();
+        this.handover = entry;
+      }
+      return this.effects.ended(entry, kind, announce, handOver);
+    }
     if (isLocal(entry)) {
       this.effects.keeper.left(entry);
       // Its instance's lease ran out (this one was cut off from the database): the peer must register again.
       if (kind === 'expired' && !entry.owner.closed) entry.owner.close(CLOSINGS.leaseLost);
     }
     if (announce) this.effects.left(entry);
+  }
+
+  /** Whether a registration of this key by this instance is being written. */
+  private expects(keyId: string): boolean {
+    for (const { entry } of this.expected.values()) if (entry.keyId === keyId) return true;
+    return false;
+  }
+
+  private letGoHandover(): void {
+    if (this.handover === null) return;
+    this.effects.keeper.left(this.handover);
+    this.handover = null;
   }
 
   private forgetRef(entry: AnyEntry): void {

@@ -57,10 +57,13 @@ export class RosterEffects {
     readonly keeper: ClaimKeeper,
   ) {}
 
-  /** A registration ended by the same key registering again (4001) or by a proven address (4002). */
-  ended(old: AnyEntry, how: 'replaced' | 'evicted', announce: boolean): void {
+  /**
+   * A registration ended by the same key registering again (4001) or by a proven address (4002).
+   * `keepClaimTimer`: its claim keeper is told later, by whoever hands its time to the replacement.
+   */
+  ended(old: AnyEntry, how: 'replaced' | 'evicted', announce: boolean, keepClaimTimer = false): void {
     if (isLocal(old)) {
-      this.keeper.left(old);
+      if (!keepClaimTimer) this.keeper.left(old);
       if (how === 'replaced') {
         old.owner.send({ type: 'replaced' });
         old.owner.close(CLOSINGS.replaced);
