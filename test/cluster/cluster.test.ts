@@ -151,13 +151,14 @@ describe('a cluster of registries sharing PostgreSQL', () => {
     const old = await connect(urls[0] as string);
     await old.register(id, 'alice');
     const started = Date.now();
-    await delay(1_200);
+    await delay(1_500);
     const fresh = await connect(urls[0] as string);
     expect(await fresh.register(id, 'alice', 6060)).toMatchObject({ type: 'registered', claim: null });
     expect((await old.closed).code).toBe(4001);
     await fresh.waitFor((f) => f.type === 'claimed', 5_000);
-    // Uninterrupted since the first registration (as on a single host): claimed about 2 s after it.
-    expect(Date.now() - started).toBeLessThan(3_000);
+    // Uninterrupted since the first registration (as on a single host): claimed about 2 s after it,
+    // not 2 s after the second (3.5 s or more).
+    expect(Date.now() - started).toBeLessThan(3_200);
   });
 
   it('evicts an unverified holder of an address on another instance when its owner proves it (4002)', async () => {

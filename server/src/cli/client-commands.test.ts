@@ -240,6 +240,13 @@ describe('p2p-registry client: usage and failures', () => {
     await expect(failure).rejects.toThrow(text);
   });
 
+  it('never repeats SOCKS credentials in the usage error of a bad --socks (a password may hold @)', async () => {
+    const r = captureIo();
+    const failure = run(['peers', '--registry', 'ws://127.0.0.1:1/', '--socks', 'me:se@cret@127.0.0.1:99999'], r.io);
+    await expect(failure).rejects.toThrow('got "<credentials>@127.0.0.1:99999"');
+    await expect(failure).rejects.not.toThrow(/cret|se@/);
+  });
+
   it('tells the user to check tor when the SOCKS proxy is not there (exit 1)', async () => {
     const free = createServer().listen(0, '127.0.0.1');
     await new Promise((resolve) => free.once('listening', resolve));

@@ -47,7 +47,7 @@ export function readCommon(args: ParsedArgs, env: ClientIo['env']): Common {
   let socks: SocksProxy | undefined;
   if (socksText !== undefined && socksText.trim() !== '') {
     socks = parseSocksAddress(socksText);
-    if (socks === undefined) throw usageError(`--socks must be <host>:<port>, e.g. 127.0.0.1:9050, or <user>:<password>@<host>:<port> (tor isolates streams by them), got "${socksText.replace(/^[^@]*@/, '<credentials>@')}"`);
+    if (socks === undefined) throw usageError(`--socks must be <host>:<port>, e.g. 127.0.0.1:9050, or <user>:<password>@<host>:<port> (tor isolates streams by them), got "${socksText.includes('@') ? `<credentials>@${socksText.slice(socksText.lastIndexOf('@') + 1)}` : socksText}"`);
   }
   if (socks === undefined && parsed.hostname.toLowerCase().endsWith('.onion')) {
     throw usageError(`${parsed.hostname} is an onion address: pass --socks <host>:<port> (tor's SocksPort, e.g. 127.0.0.1:9050) or set P2P_SOCKS`);

@@ -80,7 +80,10 @@ function claimJson(claim: Claim): Record<string, unknown> {
   };
 }
 
-/** Page by page: a store of any size is listed without holding every claim (JSON: one array, as before). */
+/**
+ * Page by page: a store of any size is listed without holding every claim (JSON: one array, as
+ * before). Should a later page fail, what was written stays, cut short, and the exit code says so.
+ */
 async function listClaims(store: ClaimStore, json: boolean, io: StoreIo): Promise<number> {
   let after: string | undefined;
   let listed = 0;

@@ -268,6 +268,14 @@ describe('socksConnect', () => {
     await expect(attempt).rejects.toMatchObject({ code: 'SOCKS_BAD_CREDENTIALS' });
   });
 
+  it('reports a reply cut short by the proxy closing (after the method byte, after the login status version)', async () => {
+    for (const [credentials, cut] of [[{}, Buffer.of(5)], [{ username: 'me', password: 'x' }, Buffer.of(5, 2, 1)]] as const) {
+      const rude = await listen(createServer((socket) => socket.on('error', () => undefined).once('data', () => socket.end(cut))));
+      const attempt = socksConnect({ proxy: { host: '127.0.0.1', port: rude, ...credentials }, host: 'x.onion', port: 80 });
+      await expect(attempt).rejects.toMatchObject({ code: 'SOCKS_PROXY_CLOSED' });
+    }
+  });
+
   it('reports a proxy that hangs up during the handshake', async () => {
     const rude = await listen(createServer((socket) => socket.on('error', () => undefined).end()));
     const attempt = socksConnect({ proxy: { host: '127.0.0.1', port: rude }, host: 'x.onion', port: 80 });

@@ -209,8 +209,8 @@ class Handshake {
   advance(socket: Socket): 'connected' | RegistryError | null {
     for (;;) {
       if (this.step === 'method') {
-        const reply = socket.read(2) as Buffer | null;
-        if (reply === null) return null;
+        const reply = this.take(socket, 2);
+        if (reply === null || reply instanceof RegistryError) return reply;
         const refused = methodReplyError(reply, this.where, this.method);
         if (refused !== undefined) return refused;
         if (this.credentials === null) this.sendConnect(socket);
@@ -219,22 +219,33 @@ class Handshake {
           this.step = 'auth';
         }
       } else if (this.step === 'auth') {
-        const reply = socket.read(2) as Buffer | null;
-        if (reply === null) return null;
+        const reply = this.take(socket, 2);
+        if (reply === null || reply instanceof RegistryError) return reply;
         const refused = authReplyError(reply, this.where);
         if (refused !== undefined) return refused;
         this.sendConnect(socket);
       } else if (this.step === 'reply-head') {
-        const head = socket.read(REPLY_HEAD_BYTES) as Buffer | null;
-        if (head === null) return null;
+        const head = this.take(socket, REPLY_HEAD_BYTES);
+        if (head === null || head instanceof RegistryError) return head;
         const rest = connectReplyRest(head, this.where, this.host, this.port);
         if (rest instanceof RegistryError) return rest;
         this.addressLength = rest;
         this.step = 'reply-address';
       } else {
-        return socket.read(this.addressLength) === null ? null : 'connected';
+        const rest = this.take(socket, this.addressLength);
+        return rest === null || rest instanceof RegistryError ? rest : 'connected';
       }
     }
+  }
+
+  /**
+   * `count` bytes of the reply, null until they are there; once the proxy has ended its side,
+   * read() hands over what is left even when it is less, and that is a reply cut short.
+   */
+  private take(socket: Socket, count: number): Buffer | RegistryError | null {
+    const bytes = socket.read(count) as Buffer | null;
+    if (bytes === null || bytes.length === count) return bytes;
+    return new RegistryError('SOCKS_PROXY_CLOSED', `the proxy at ${this.where} closed the connection in the middle of its SOCKS5 reply: is it tor's SocksPort?`);
   }
 
   private sendConnect(socket: Socket): void {
