@@ -243,23 +243,26 @@ describe('the cluster through Onionbalance', () => {
     try {
       // A client may meet the stopped backend first: a stream on a rendezvous circuit to it fails at
       // once (SOCKS general failure, seen once in CI) and a retry goes through the other one, as a
-      // real client's would. What must hold: each fresh client is in within 30 s, with few retries.
+      // real client's would. Most are in within 0.3 s; on this 2-core test network tor's fallback
+      // has taken 10 s, 18 s, and once more than one 30 s attempt (CI, 2026-12-01). What must hold:
+      // each fresh client is in within 60 s, attempts of 20 s (tor goes on building the circuits
+      // in between: a new stream uses them), with at most 3 failed attempts over the five.
       const latencies: number[] = [];
       let failedAttempts = 0;
       for (let i = 0; i < 5; i += 1) {
         const started = Date.now();
-        const client = await retry('a fresh client through the frontend', () => connectClient(master, { identity: createIdentity(), retry: false }).catch((err: unknown) => {
+        const client = await retry('a fresh client through the frontend', () => connectClient(master, { identity: createIdentity(), retry: false, attemptMs: 20_000 }).catch((err: unknown) => {
           failedAttempts += 1;
           throw err;
-        }), { timeoutMs: 30_000, intervalMs: 500 });
+        }), { timeoutMs: 60_000, intervalMs: 500 });
         latencies.push((Date.now() - started) / 1000);
         await client.register({ nickname: randomNickname('fresh'), address: randomOnion(), port: 5050 });
         await client.close();
       }
       timings.connectWithOneBackendDownSeconds = latencies;
       timings.failedAttemptsWithOneBackendDown = failedAttempts;
-      expect(latencies.every((s) => s < 30)).toBe(true);
-      expect(failedAttempts).toBeLessThanOrEqual(2);
+      expect(latencies.every((s) => s < 60)).toBe(true);
+      expect(failedAttempts).toBeLessThanOrEqual(3);
     } finally {
       await compose('start', 'backend1-tor', 'backend1-registry');
     }
