@@ -38,11 +38,6 @@ export function addresses(from, count) {
 }
 
 /**
- * The bench's config.ini. The claim database is in the server's temp dir (never the checkout's
- * ./data); `claims` (phase `claims`) names another file and ClaimAfterSeconds; `leaseSeconds`
- * goes with a postgres:// database (a cluster instance).
- */
-/**
  * The [Host] and [HiddenService] sections of a bench server's config.ini: loopback `port`, and a
  * HiddenServiceDir under `dir` (made here) with a valid `hostname`.
  */
@@ -53,6 +48,11 @@ export function listenerSections(dir, port) {
   return `[Host]\nHOST = 127.0.0.1\nPORT = ${port}\n\n[HiddenService]\nHiddenServiceDir = ${hsDir}\nHiddenServicePort = 80\nHostnameTimeoutSeconds = 5\n`;
 }
 
+/**
+ * The bench's config.ini. The claim database is in the server's temp dir (never the checkout's
+ * ./data); `claims` (phase `claims`) names another file and ClaimAfterSeconds; `leaseSeconds`
+ * goes with a postgres:// database (a cluster instance).
+ */
 export function serverConfig(dir, port, heartbeatSeconds, claims = {}) {
   const ini = `; written by the bench: limits raised so that they are not what the bench measures
 ${listenerSections(dir, port)}

@@ -27,7 +27,7 @@ describe('events(): the registry events as an async iterator', () => {
     const stream = new EventStream(events, { maxQueued: 5_000 });
     const seen: RegistryEvent[] = [];
     let sent = 0;
-    // Bursts larger than the reads, so the queue grows past the point where taken events are cleared.
+    // Bursts larger than the reads, so the queue grows and shrinks while it is read.
     for (let round = 0; round < 10; round += 1) {
       for (let i = 0; i < 700; i += 1) events.emit('event', left(sent++));
       seen.push(...(await take(stream, 500)));

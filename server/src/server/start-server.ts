@@ -98,11 +98,12 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, pr
   // Event fan-out takes its slices of the same turns as requests (see fair-scheduler.ts).
   const hub = new EventHub({ batchMs: limits.eventBatchMs, slices: scheduler });
   const effects = new RosterEffects(peers, hub, claims);
-  const roster: Roster =
+  const cluster =
     presence === null
-      ? new LocalRoster(effects)
+      ? null
       : new ClusterRoster({ presence, effects, logger: logger.child({ module: 'cluster' }), leaseMs: config.claims.leaseSeconds * 1000, retryAfterMs: CLUSTER_RETRY_AFTER_MS, onion: () => watcher.address });
-  if (roster instanceof ClusterRoster) await startCluster(roster);
+  const roster: Roster = cluster ?? new LocalRoster(effects);
+  if (cluster !== null) await startCluster(cluster);
   const registrar = new Registrar(peers, roster, budgets, scheduler, { keeper: claims, requireAddressProof: config.claims.requireAddressProof });
   const output = new OutputBudget(limits.maxOutputBytes);
   const pendingLine = new PendingLine(limits.maxPendingConnections);
@@ -118,11 +119,11 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, pr
     pendingLine,
     refusals,
     // A cluster's backend reports the frontend's address, where peers reach the registry.
-    onion: () => (roster instanceof ClusterRoster ? (roster.frontendOnion ?? watcher.address) : watcher.address),
+    onion: () => cluster?.frontendOnion ?? watcher.address,
     helloLimits: helloLimits(config),
   });
   const dispatcher = new Dispatcher({ limits, budgets, peers, hub, registrar, connections });
-  const admission = new HttpAdmission({ limits, logger, connections, pendingLine, refusals, health: () => ({ onion: watcher.address, peers: peers.size, ...(roster instanceof ClusterRoster ? { cluster: roster.status() } : {}) }) });
+  const admission = new HttpAdmission({ limits, logger, connections, pendingLine, refusals, health: () => ({ onion: watcher.address, peers: peers.size, ...(cluster === null ? {} : { cluster: cluster.status() }) }) });
   const heartbeats = new Heartbeats(connections, limits.heartbeatSeconds * 1000);
 
   const address = await admission.listen(config.listen);
