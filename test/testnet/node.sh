@@ -53,6 +53,9 @@ Log [rend]info file $state/client/rend.log
 # intro point still acknowledges. Circuits on this network build in milliseconds.
 LearnCircuitBuildTimeout 0
 CircuitBuildTimeout 5
+# Inside the container only, no authentication: the cluster e2e sends SIGNAL NEWNYM here (a fresh
+# onion-service client state) once a restarted backend is in the master descriptor.
+ControlPort 127.0.0.1:9051
 # Reached from the host through a port published on 127.0.0.1 (docker's gateway is private).
 SocksPolicy accept private:*
 SocksPolicy reject *
