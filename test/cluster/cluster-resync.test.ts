@@ -12,7 +12,7 @@ import { buildConfig } from '../../server/src/server/config.js';
 import { openConfiguredStore } from '../../server/src/server/open-store.js';
 import { closeAdmin, freshDatabase, sql, startInstance, View, waitConverged } from '../support/cluster.js';
 import { ed25519Identity, randomOnion, RawClient, tempDir, type TestServer } from '../support/registry-harness.js';
-import { waitUntil } from '../support/wait.js';
+import { delay, waitForValue, waitUntil } from '../support/wait.js';
 
 const instances: TestServer[] = [];
 const clients: RawClient[] = [];
@@ -96,6 +96,31 @@ describe("the cluster's own address", () => {
     expect(second.hello.onion).toBe(master);
     const healthz = (await (await fetch(`${after.url.replace('ws://', 'http://')}healthz`)).json()) as { onion: string; cluster: { frontend: string } };
     expect(healthz).toMatchObject({ onion: after.onion, cluster: { frontend: master } });
+  });
+});
+
+describe("a backend's announcement to the frontend", () => {
+  it('carries its registry instance and lease, renewed with the lease, and keeps an operator\'s drain', async () => {
+    const database = await freshDatabase('backends');
+    const backend = await startInstance(database);
+    instances.push(backend);
+    const row = async (): Promise<{ instance_id: string; lease_s: number; drained: boolean } | undefined> =>
+      (
+        await sql(database, 'SELECT instance_id, extract(epoch from lease_until - now())::float AS lease_s, drained_at IS NOT NULL AS drained FROM registry_backends WHERE onion = $1', [
+          backend.onion,
+        ])
+      ).rows[0] as { instance_id: string; lease_s: number; drained: boolean } | undefined;
+    // Announced at the first renewal (a third of the 2 s lease), with the instance's lease ahead of it.
+    const first = await waitForValue('the backend announced', row, { timeoutMs: 5_000, intervalMs: 100 });
+    const instance = (await sql(database, 'SELECT id FROM registry_instances')).rows as Array<{ id: string }>;
+    expect(instance.map((r) => r.id)).toEqual([first.instance_id]);
+    expect(first.lease_s).toBeGreaterThan(0);
+    expect(first.lease_s).toBeLessThanOrEqual(2);
+    await sql(database, "UPDATE registry_backends SET drained_at = now(), drain_reason = 'maintenance' WHERE onion = $1", [backend.onion]);
+    await delay(1_500); // two renewals later: still announced, still drained
+    const later = await row();
+    expect(later).toMatchObject({ instance_id: first.instance_id, drained: true });
+    expect(later?.lease_s).toBeGreaterThan(0);
   });
 });
 

@@ -54,7 +54,8 @@ export interface ClusterStatus {
 /** Log events are kept this long: an instance further behind re-syncs from a snapshot. */
 const LOG_RETAIN_MS = 10 * 60_000;
 const TRIM_EVERY_MS = 60_000;
-const ANNOUNCE_EVERY_MS = 30_000;
+/** How often the frontend's address is read again (the backend's own announcement goes with every renewal). */
+const FRONTEND_EVERY_MS = 30_000;
 
 export class ClusterRoster implements Roster {
   readonly instanceId = randomUUID();
@@ -75,7 +76,7 @@ export class ClusterRoster implements Roster {
   private healthySince: number | null = null;
   private readonly timers: NodeJS.Timeout[] = [];
   private lastTrim = 0;
-  private lastAnnounce = 0;
+  private lastFrontendRead = 0;
   private master: OnionAddress | null = null;
   /** The last unusable registry_frontend value warned about: said once, not every 30 s. */
   private badFrontend: string | null = null;
@@ -97,7 +98,9 @@ export class ClusterRoster implements Roster {
   async start(): Promise<void> {
     await this.presence.renewLease(this.instanceId, this.leaseMs);
     await this.tail.start();
+    await this.announce();
     this.learnFrontend(await this.presence.frontendOnion());
+    this.lastFrontendRead = Date.now();
     this.healthySince = Date.now();
     this.timers.push(setInterval(() => void this.renew(), Math.max(250, Math.floor(this.leaseMs / 3))).unref());
     this.timers.push(setInterval(() => void this.sweep(), Math.max(250, Math.floor(this.leaseMs / 2))).unref());
@@ -218,19 +221,27 @@ export class ClusterRoster implements Roster {
     }
   }
 
-  /** Trims the log and announces this backend's onion now and then. */
+  /**
+   * Announces this backend's onion with the lease just renewed (the frontend follows it: a backend
+   * whose registry stops renewing leaves the master descriptor), reads the frontend's address now
+   * and then, and trims the log.
+   */
   private async housekeeping(): Promise<void> {
     const now = Date.now();
-    const onion = this.onion();
-    if (now - this.lastAnnounce >= ANNOUNCE_EVERY_MS) {
-      if (onion !== null) await this.presence.announceBackend(onion);
+    await this.announce();
+    if (now - this.lastFrontendRead >= FRONTEND_EVERY_MS) {
       this.learnFrontend(await this.presence.frontendOnion());
-      this.lastAnnounce = now;
+      this.lastFrontendRead = now;
     }
     if (now - this.lastTrim >= TRIM_EVERY_MS) {
       await this.presence.trimLog(LOG_RETAIN_MS);
       this.lastTrim = now;
     }
+  }
+
+  private async announce(): Promise<void> {
+    const onion = this.onion();
+    if (onion !== null) await this.presence.announceBackend(onion, this.instanceId, this.leaseMs);
   }
 
   private learnFrontend(text: string | null): void {

@@ -50,6 +50,12 @@ export const MIGRATIONS: readonly Migration[] = [
     // all the same so that both schemas keep one numbering.
     sql: `SELECT 1;`,
   },
+  {
+    version: 4,
+    summary: 'cluster operations: backends follow leases and drains (PostgreSQL only: nothing changes in SQLite)',
+    // As version 3: the PostgreSQL schema's version 4 changes cluster tables only.
+    sql: `SELECT 1;`,
+  },
 ];
 
 export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -76,8 +76,13 @@ export class PostgresPresence implements PresenceStore {
     );
   }
 
-  async announceBackend(onion: string): Promise<void> {
-    await this.#query('INSERT INTO registry_backends (onion, last_seen) VALUES ($1, now()) ON CONFLICT (onion) DO UPDATE SET last_seen = now()', [onion]);
+  async announceBackend(onion: string, instanceId: string, leaseMs: number): Promise<void> {
+    // A drain (drained_at) is the operator's and survives the announcements.
+    await this.#query(
+      `INSERT INTO registry_backends (onion, last_seen, instance_id, lease_until) VALUES ($1, now(), $2, now() + $3 * interval '1 millisecond')
+       ON CONFLICT (onion) DO UPDATE SET last_seen = now(), instance_id = excluded.instance_id, lease_until = excluded.lease_until`,
+      [onion, instanceId, leaseMs],
+    );
   }
 
   async frontendOnion(): Promise<string | null> {

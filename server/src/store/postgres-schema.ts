@@ -97,6 +97,25 @@ export const PG_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    summary: 'cluster operations: backends follow their registry\'s lease and can be drained; a registration\'s start travels with it',
+    // - registry_backends.instance_id, lease_until: the registry instance that serves this onion
+    //   and its lease, written at every renewal (and kept when it stops), so the frontend lists
+    //   the backends whose registry is alive, not every onion seen in the last day.
+    // - drained_at, drain_reason: set by `cluster drain`: the frontend leaves the backend out of
+    //   the master descriptor while its registry goes on serving whoever still reaches it.
+    // - presence.registered_at: when the key's registration began (ms since the epoch), carried
+    //   from a replaced row so that ClaimAfterSeconds does not start again on another instance.
+    sql: `
+      ALTER TABLE registry_backends
+        ADD COLUMN instance_id  text,
+        ADD COLUMN lease_until  timestamptz,
+        ADD COLUMN drained_at   timestamptz,
+        ADD COLUMN drain_reason text;
+      ALTER TABLE presence ADD COLUMN registered_at bigint;
+    `,
+  },
 ];
 
 export const PG_SCHEMA_VERSION: number = PG_MIGRATIONS[PG_MIGRATIONS.length - 1]?.version ?? 0;

@@ -81,8 +81,11 @@ export interface LogPage {
 export interface PresenceStore {
   /** Starts this instance's lease (or renews it). */
   renewLease(instanceId: string, leaseMs: number): Promise<void>;
-  /** Announces this instance's onion address to the frontend (registry_backends). */
-  announceBackend(onion: string): Promise<void>;
+  /**
+   * Announces this instance's onion address to the frontend (registry_backends) with the
+   * instance's lease: the frontend serves the backends whose registry holds a live lease.
+   */
+  announceBackend(onion: string, instanceId: string, leaseMs: number): Promise<void>;
   /** The frontend's master onion address (registry_frontend), as the frontend wrote it; null before it ran. */
   frontendOnion(): Promise<string | null>;
   /**
