@@ -34,7 +34,7 @@ docker_problem = $(shell \
   fi)
 
 .DEFAULT_GOAL := help
-.PHONY: help up down logs onion backup restore build cluster-up cluster-down cluster-status cluster-logs test test-unit test-postgres test-hardening test-stack test-e2e typecheck bench bench-smoke bench-cluster bench-cluster-smoke base-images require-node require-docker
+.PHONY: help up down logs onion backup restore build cluster-up cluster-down cluster-status cluster-backends cluster-upgrade cluster-drain cluster-undrain cluster-remove cluster-logs test test-unit test-postgres test-hardening test-stack test-e2e typecheck bench bench-smoke bench-cluster bench-cluster-smoke base-images require-node require-docker
 # make test runs its parts in order, in this one make process: -j must not interleave them.
 .NOTPARALLEL:
 
@@ -139,6 +139,29 @@ cluster-down: ## stop the cluster (the master key and the database stay in their
 
 cluster-status: ## onionbalance's view: each backend's descriptor, the master descriptor's last publication
 	@$(CLUSTER_COMPOSE) exec -T frontend /usr/local/bin/cluster status
+
+cluster-backends: require-docker ## every backend: serving, drained or lapsed, its registry instance, whether the master descriptor lists it
+	@COMPOSE="$(CLUSTER_COMPOSE)" bash tor/cluster-ops.sh backends
+
+# Upgrades replace registry containers only: the backends' tors keep their introduction points.
+cluster-upgrade: require-node node_modules/.package-lock.json require-docker ## rebuild the server image and replace each backend's registry, one at a time, each once the previous is healthy and leased
+	npm run build
+	@$(MAKE) --no-print-directory base-images
+	@source $(BASE_IMAGES_ENV) && COMPOSE="$(CLUSTER_COMPOSE)" bash tor/cluster-ops.sh upgrade
+
+# BACKEND: a backend's compose name (backend1) or its onion address. WAIT=1 also waits until no
+# peer's tor can hold a descriptor that lists it (up to a day on the Tor network: README, Cluster).
+cluster-drain: require-docker ## take BACKEND out of the master descriptor (REASON=..., WAIT=1); returns once published without it
+	@test -n "$(BACKEND)" || { echo "make cluster-drain: give BACKEND=backend1 (or its onion address)" >&2; exit 2; }
+	@COMPOSE="$(CLUSTER_COMPOSE)" bash tor/cluster-ops.sh drain "$(BACKEND)" $(if $(REASON),--reason "$(REASON)") $(if $(filter 1 yes true,$(WAIT)),--wait)
+
+cluster-undrain: require-docker ## bring a drained BACKEND back into the master descriptor
+	@test -n "$(BACKEND)" || { echo "make cluster-undrain: give BACKEND=backend1 (or its onion address)" >&2; exit 2; }
+	@COMPOSE="$(CLUSTER_COMPOSE)" bash tor/cluster-ops.sh undrain "$(BACKEND)"
+
+cluster-remove: require-docker ## drain BACKEND, stop its registry and tor, and forget it
+	@test -n "$(BACKEND)" || { echo "make cluster-remove: give BACKEND=backend2 (or its onion address)" >&2; exit 2; }
+	@COMPOSE="$(CLUSTER_COMPOSE)" bash tor/cluster-ops.sh remove "$(BACKEND)"
 
 cluster-logs: ## follow the logs of the cluster
 	$(CLUSTER_COMPOSE) logs -f --tail=100

@@ -44,7 +44,8 @@ RUN set -eu; \
     rm -f /etc/tor/torrc
 
 COPY tor/cluster.sh /usr/local/bin/cluster
-RUN chmod 0755 /usr/local/bin/cluster
+COPY tor/onionbalance-frontend /usr/local/bin/onionbalance-frontend
+RUN chmod 0755 /usr/local/bin/cluster /usr/local/bin/onionbalance-frontend
 
 USER debian-tor
 WORKDIR /var/lib/tor
