@@ -81,7 +81,7 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 60_000;
  */
 export const DEFAULT_RACE_DELAY_MS = 5_000;
 /** Node's longest timer: a longer delay fires after 1 ms instead. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 const DEFAULT_LIVENESS_TIMEOUT_MS = 90_000;
 
@@ -90,6 +90,7 @@ export function checkReconnectOptions(options: ReconnectOptions): ReconnectOptio
   const problems: string[] = [];
   if (!(options.initialDelayMs >= 0)) problems.push('initialDelayMs must be >= 0');
   if (!(options.maxDelayMs >= options.initialDelayMs)) problems.push('maxDelayMs must be >= initialDelayMs');
+  if (!(options.maxDelayMs <= MAX_TIMER_MS)) problems.push(`maxDelayMs must be <= ${MAX_TIMER_MS} (Node's longest timer)`);
   if (!(options.factor >= 1)) problems.push('factor must be >= 1');
   if (!(options.jitter >= 0 && options.jitter <= 1)) problems.push('jitter must be between 0 and 1');
   if (!(options.maxAttempts >= 1)) problems.push('maxAttempts must be >= 1');
