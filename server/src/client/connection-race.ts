@@ -3,7 +3,7 @@
  * Onionbalance, tor may hold a descriptor whose introduction points belong to a backend that just
  * died; such a point can keep acknowledging for many seconds, and each pick of it stalls a
  * connection ~16 s before tor tries another. So an attempt with no hello after `raceDelayMs` is
- * raced by a second one with SOCKS credentials of its own (socks5.ts, freshIsolation): tor builds
+ * raced by a second one with SOCKS credentials of its own (socks-isolation.ts): tor builds
  * it new circuits, which likely go through another introduction point. The first hello wins; the
  * other attempt is closed, and nothing of it reaches the client.
  *
@@ -22,7 +22,8 @@
  */
 import { RegistryError } from '../protocol/errors.js';
 import type { ClientSettings } from './options.js';
-import { freshIsolation, SocksAgent } from './socks5.js';
+import { freshIsolation } from './socks-isolation.js';
+import { SocksAgent } from './socks5.js';
 import { Connection, type AttemptHandlers, type ConnectionHandlers } from './transport.js';
 
 /** Attempts in flight at most: the first and one racer. */

@@ -6,7 +6,7 @@ import { randomOnion, startTestServer, type TestServer } from '../../../test/sup
 import { createIdentity } from './identity.js';
 import { RegistryError } from '../protocol/errors.js';
 import { RegistryClient } from './registry-client.js';
-import { freshIsolation, parseSocksAddress, SocksAgent, socksConnect, socksProxyError } from './socks5.js';
+import { parseSocksAddress, SocksAgent, socksConnect } from './socks5.js';
 import { delay } from '../../../test/support/wait.js';
 import { startFakeSocksProxy, type FakeSocksProxy, type FakeSocksProxyOptions } from '../../../test/support/fake-socks-proxy.js';
 
@@ -232,25 +232,6 @@ describe('parseSocksAddress', () => {
     for (const bad of ['registry@127.0.0.1:9050', ':x@127.0.0.1:9050', 'me:@127.0.0.1:9050', `me:${'p'.repeat(256)}@127.0.0.1:9050`, 'me:x@127.0.0.1']) {
       expect(parseSocksAddress(bad), bad).toBeUndefined();
     }
-  });
-});
-
-describe('freshIsolation', () => {
-  it('makes a new label each time: the configured username with a random suffix, and a random password', () => {
-    const proxy = { host: '127.0.0.1', port: 9050, username: 'registry', password: 'x' };
-    const [one, two] = [freshIsolation(proxy), freshIsolation(proxy)];
-    expect(one).toMatchObject({ host: '127.0.0.1', port: 9050, username: expect.stringMatching(/^registry\+race-[0-9a-f]{16}$/) });
-    expect(one.password).not.toBe('x');
-    expect(two.username).not.toBe(one.username);
-    expect(two.password).not.toBe(one.password);
-    expect(freshIsolation({ host: '127.0.0.1', port: 9050 }).username).toMatch(/^p2p-registry\+race-/);
-  });
-
-  it('cuts a long configured username, between characters, so the label still fits in 255 bytes', () => {
-    const label = freshIsolation({ host: '127.0.0.1', port: 9050, username: 'ü'.repeat(127), password: 'x' });
-    expect(Buffer.byteLength(label.username ?? '', 'utf8')).toBeLessThanOrEqual(255);
-    expect(label.username).toMatch(/^ü+\+race-[0-9a-f]{16}$/);
-    expect(socksProxyError(label)).toBeUndefined();
   });
 });
 

@@ -8,7 +8,6 @@
  * peer that gives its registry connection credentials of its own keeps it off the circuits of its
  * chats, so nobody who watches one circuit links the two.
  */
-import { randomBytes } from 'node:crypto';
 import { Agent, type AgentOptions, type ClientRequestArgs } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -41,7 +40,8 @@ const USERNAME_PASSWORD = 0x02;
 /** RFC 1929's sub-negotiation version, and the status of success. */
 const AUTH_VERSION = 0x01;
 const AUTH_OK = 0x00;
-const MAX_CREDENTIAL_BYTES = 255;
+/** RFC 1929's limit on a username and on a password. */
+export const MAX_CREDENTIAL_BYTES = 255;
 const NO_ACCEPTABLE_METHOD = 0xff;
 const CMD_CONNECT = 0x01;
 const ATYP_IPV4 = 0x01;
@@ -131,28 +131,6 @@ function credentialsOf(proxy: SocksProxy): Credentials | null | RegistryError {
 export function socksProxyError(proxy: SocksProxy): RegistryError | undefined {
   const credentials = credentialsOf(proxy);
   return credentials instanceof RegistryError ? credentials : undefined;
-}
-
-/** The username of a fresh isolation label when the proxy was given none. */
-const ISOLATION_USERNAME = 'p2p-registry';
-
-/**
- * The proxy with credentials no stream has used before: tor gives a stream that uses them circuits
- * of its own (IsolateSOCKSAuth). The username keeps the configured one as its prefix (cut to fit),
- * so the label still reads as this client's; both parts are random beyond it. A proxy that checks
- * logins (not tor) refuses such a label: see connection-race.ts for what that costs.
- */
-export function freshIsolation(proxy: SocksProxy): SocksProxy {
-  const suffix = `+race-${randomBytes(8).toString('hex')}`;
-  const room = MAX_CREDENTIAL_BYTES - Buffer.byteLength(suffix, 'utf8');
-  let prefix = '';
-  let prefixBytes = 0;
-  for (const char of proxy.username ?? ISOLATION_USERNAME) {
-    prefixBytes += Buffer.byteLength(char, 'utf8');
-    if (prefixBytes > room) break;
-    prefix += char;
-  }
-  return { ...proxy, username: `${prefix}${suffix}`, password: randomBytes(16).toString('hex') };
 }
 
 /** RFC 1929's request: version, the username and the password, each after its length. */
