@@ -29,6 +29,8 @@ export interface FakeConnection {
   readonly ws: WebSocket;
   readonly challenge: string;
   readonly requests: FakeFrame[];
+  /** The close code, once the connection closed. */
+  closedWith: number | null;
 }
 
 /** Answers one request: a frame to send (its `id` is filled in), or undefined for the default answer. */
@@ -37,6 +39,8 @@ export type Responder = (request: FakeFrame, connection: FakeConnection) => Fake
 export interface FakeRegistryOptions {
   readonly revision?: 1 | 2;
   readonly claimAfterSeconds?: number;
+  /** Connections (0-based, in order of arrival) whose hello waits for `greet`, like a stalled backend's. */
+  readonly holdHello?: (index: number) => boolean;
 }
 
 /** Whether a register request's address proof verifies (PROTOCOL.md rev 2, "Address proof"). */
@@ -86,8 +90,12 @@ export class FakeRegistry {
     return new FakeRegistry(wss, options);
   }
 
+  get port(): number {
+    return (this.wss.address() as AddressInfo).port;
+  }
+
   get url(): string {
-    return `ws://127.0.0.1:${(this.wss.address() as AddressInfo).port}/`;
+    return `ws://127.0.0.1:${this.port}/`;
   }
 
   get latest(): FakeConnection {
@@ -106,6 +114,14 @@ export class FakeRegistry {
     connection.ws.send(JSON.stringify(frame));
   }
 
+  /** Sends a held hello. */
+  greet(connection: FakeConnection): void {
+    const rev2 = this.options.revision !== 1;
+    const limits = rev2 ? { ...REV2_LIMITS, claimAfterSeconds: this.options.claimAfterSeconds ?? 600 } : { maxMessageBytes: 16_384 };
+    const features = rev2 ? { features: ['claims', 'address-proof'] } : {};
+    connection.ws.send(JSON.stringify(checked({ type: 'hello', protocol: 1, challenge: connection.challenge, onion: null, ...features, limits }, rev2 ? 2 : 1)));
+  }
+
   /** Stops the fake; throws the first failure of its own (e.g. a frame the schemas refuse). */
   async close(): Promise<void> {
     for (const client of this.wss.clients) client.terminate();
@@ -114,13 +130,13 @@ export class FakeRegistry {
   }
 
   private accept(ws: WebSocket): void {
-    const connection: FakeConnection = { ws, challenge: randomBytes(32).toString('base64url'), requests: [] };
-    this.connections.push(connection);
+    const connection: FakeConnection = { ws, challenge: randomBytes(32).toString('base64url'), requests: [], closedWith: null };
+    const index = this.connections.push(connection) - 1;
     ws.on('error', () => undefined);
-    const rev2 = this.options.revision !== 1;
-    const limits = rev2 ? { ...REV2_LIMITS, claimAfterSeconds: this.options.claimAfterSeconds ?? 600 } : { maxMessageBytes: 16_384 };
-    const features = rev2 ? { features: ['claims', 'address-proof'] } : {};
-    ws.send(JSON.stringify(checked({ type: 'hello', protocol: 1, challenge: connection.challenge, onion: null, ...features, limits }, rev2 ? 2 : 1)));
+    ws.on('close', (code) => {
+      connection.closedWith = code;
+    });
+    if (this.options.holdHello?.(index) !== true) this.greet(connection);
     ws.on('message', (data) => {
       try {
         this.onRequest(connection, JSON.parse(String(data)) as FakeFrame);

@@ -6,8 +6,8 @@ import type { Claim, Peer } from '../protocol/reply-parser.js';
 import type { RegistryClientEvents } from './events.js';
 import type { OnionKey } from './onion-key.js';
 import type { ClientSettings } from './options.js';
+import type { ConnectionRace } from './connection-race.js';
 import { PendingRequests } from './requests.js';
-import { SocksAgent } from './socks5.js';
 import type { Connection } from './transport.js';
 
 export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -28,14 +28,14 @@ export interface RegisteredPeer extends Peer {
 
 export interface ClientContext {
   readonly settings: ClientSettings;
-  /** Opens every connection through the SOCKS proxy; undefined for direct connections. */
-  readonly agent: SocksAgent | undefined;
   readonly requests: PendingRequests;
   /** Where the client's events are emitted (the RegistryClient itself). */
   readonly events: EventEmitter<RegistryClientEvents>;
   state: ClientState;
-  /** The current connection, greeted or not yet; null while there is none. */
+  /** The current connection: greeted, the winner of its race; null while there is none. */
   connection: Connection | null;
+  /** The attempts to connect in flight; null while none is. */
+  race: ConnectionRace | null;
   /** The current connection's registration, with its claim as last reported. */
   peer: RegisteredPeer | null;
   /** The registration to restore after a reconnect. */
@@ -56,11 +56,11 @@ export interface ClientContext {
 export function createContext(settings: ClientSettings, events: EventEmitter<RegistryClientEvents>): ClientContext {
   return {
     settings,
-    agent: settings.socks === undefined ? undefined : new SocksAgent(settings.socks, { socksTimeoutMs: settings.connectTimeoutMs }),
     requests: new PendingRequests(settings.requestTimeoutMs),
     events,
     state: 'idle',
     connection: null,
+    race: null,
     peer: null,
     wanted: null,
     wantSubscribed: false,

@@ -5,7 +5,7 @@
  */
 export { RegistryClient } from './registry-client.js';
 export type { ClientState, RegisteredPeer, Registration } from './client-context.js';
-export { DEFAULT_RECONNECT, type ReconnectOptions, type RegistryClientOptions } from './options.js';
+export { DEFAULT_RACE_DELAY_MS, DEFAULT_RECONNECT, type ReconnectOptions, type RegistryClientOptions } from './options.js';
 export { backoffDelay } from './reconnect.js';
 export { DEFAULT_MAX_QUEUED_EVENTS } from './events.js';
 export type { DisconnectInfo, EventStreamOptions, ReconnectedInfo, ReconnectingInfo, RegistryClientEvents } from './events.js';

@@ -25,8 +25,14 @@ export interface RegistryClientOptions {
   readonly identity?: PeerIdentity;
   /** SOCKS5 proxy (tor's SocksPort); host names are resolved by the proxy. */
   readonly socks?: SocksProxy;
-  /** Time to reach the registry and receive its hello. Default 60 s. */
+  /** Time to reach the registry and receive its hello, racing attempts included. Default 60 s. */
   readonly connectTimeoutMs?: number;
+  /**
+   * An attempt to connect (or reconnect) with no hello after this long is raced by a second one on
+   * circuits of its own, and the first hello wins (connection-race.ts). Default 5 s; 0 disables
+   * racing, and so does a delay not shorter than connectTimeoutMs.
+   */
+  readonly raceDelayMs?: number;
   /** Time for a reply. Default 30 s. */
   readonly requestTimeoutMs?: number;
   /**
@@ -45,6 +51,8 @@ export interface ClientSettings {
   readonly identity: PeerIdentity | undefined;
   readonly socks: SocksProxy | undefined;
   readonly connectTimeoutMs: number;
+  /** 0: no racing. */
+  readonly raceDelayMs: number;
   readonly requestTimeoutMs: number;
   readonly livenessTimeoutMs: number;
   /** null: reconnection is disabled. */
@@ -67,6 +75,13 @@ export const DEFAULT_RECONNECT: ReconnectOptions = Object.freeze({
 });
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 60_000;
+/**
+ * A healthy connection greets well within it, so a racer is rarely started for nothing (each costs
+ * tor new circuits); a dead introduction point stalls an attempt ~16 s before tor tries another.
+ */
+export const DEFAULT_RACE_DELAY_MS = 5_000;
+/** Node's longest timer: a longer delay fires after 1 ms instead. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 const DEFAULT_LIVENESS_TIMEOUT_MS = 90_000;
 
@@ -75,11 +90,20 @@ export function checkReconnectOptions(options: ReconnectOptions): ReconnectOptio
   const problems: string[] = [];
   if (!(options.initialDelayMs >= 0)) problems.push('initialDelayMs must be >= 0');
   if (!(options.maxDelayMs >= options.initialDelayMs)) problems.push('maxDelayMs must be >= initialDelayMs');
+  if (!(options.maxDelayMs <= MAX_TIMER_MS)) problems.push(`maxDelayMs must be <= ${MAX_TIMER_MS} (Node's longest timer)`);
   if (!(options.factor >= 1)) problems.push('factor must be >= 1');
   if (!(options.jitter >= 0 && options.jitter <= 1)) problems.push('jitter must be between 0 and 1');
   if (!(options.maxAttempts >= 1)) problems.push('maxAttempts must be >= 1');
   if (problems.length > 0) throw new RangeError(`invalid reconnect options: ${problems.join('; ')}`);
   return Object.freeze({ ...options });
+}
+
+/** The race delay, checked (RangeError, like the reconnect options). */
+function checkRaceDelay(ms: number): number {
+  if (typeof ms !== 'number' || !(ms >= 0 && ms <= MAX_TIMER_MS)) {
+    throw new RangeError(`invalid raceDelayMs: must be a number of ms from 0 (no racing) to ${MAX_TIMER_MS}, got ${String(ms)}`);
+  }
+  return ms;
 }
 
 /** The registry URL, normalized; BAD_URL, SOCKS_REQUIRED or SOCKS_BAD_CREDENTIALS when it cannot be used as given. */
@@ -111,6 +135,7 @@ export function resolveOptions(options: RegistryClientOptions): ClientSettings {
     identity: options.identity,
     socks: options.socks,
     connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    raceDelayMs: checkRaceDelay(options.raceDelayMs ?? DEFAULT_RACE_DELAY_MS),
     requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     livenessTimeoutMs: options.livenessTimeoutMs ?? DEFAULT_LIVENESS_TIMEOUT_MS,
     reconnect: options.reconnect === false ? null : checkReconnectOptions({ ...DEFAULT_RECONNECT, ...options.reconnect }),

@@ -6,6 +6,7 @@ import { CloseCode, ErrorCode, RegistryError } from '../protocol/errors.js';
 import type { Hello } from '../protocol/reply-parser.js';
 import type { ClientContext, RegisteredPeer } from './client-context.js';
 import type { ReconnectOptions } from './options.js';
+import { MAX_RETRY_AFTER_MS } from './requests.js';
 import { request, sendRegister, shutdown } from './session.js';
 
 /** Server refusals worth retrying on a new connection when restoring a registration. */
@@ -81,10 +82,12 @@ export class Reconnector {
       void shutdown(ctx, new RegistryError('RECONNECT_FAILED', `gave up reconnecting after ${options.maxAttempts} attempts${detail}`, { cause: error }));
       return;
     }
-    // A refusal that said how long to wait (rev 2 retryAfterMs) is waited out at least.
+    // A refusal that said how long to wait (rev 2 retryAfterMs) is waited out at least, up to the
+    // cap: a longer wait is the backoff's to grow into, and past 2^31-1 ms Node's timer fires at once.
     const refusal = ctx.reconnect.refusal;
     ctx.reconnect.refusal = null;
-    const delayMs = Math.max(backoffDelay(attempt, options), refusal?.retryAfterMs ?? 0);
+    const retryAfterMs = Math.min(refusal?.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS);
+    const delayMs = Math.max(backoffDelay(attempt, options), retryAfterMs);
     ctx.events.emit('reconnecting', { attempt, delayMs, error: error ?? refusal });
     ctx.reconnect.timer = setTimeout(() => {
       ctx.reconnect.timer = undefined;

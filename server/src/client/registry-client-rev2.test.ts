@@ -11,6 +11,7 @@ import { delay, nextEvent, waitUntil } from '../../../test/support/wait.js';
 import { RegistryError } from '../protocol/errors.js';
 import { createIdentity } from './identity.js';
 import { onionKeyFromBytes } from './onion-key.js';
+import { MAX_RETRY_AFTER_MS } from './requests.js';
 import { RegistryClient, type Claim, type DisconnectInfo, type ReconnectedInfo, type RegistryClientOptions, type RegistryEvent } from './index.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -218,6 +219,22 @@ describe('RegistryClient, revision 2: retryAfterMs', () => {
     expect(info.registered?.nickname).toBe('alice');
     expect(delays[0]).toBeLessThan(100);
     expect(delays[1]).toBeGreaterThanOrEqual(400);
+  });
+
+  it("caps a reconnect's wait for a huge retryAfterMs, instead of overflowing the timer and retrying at once", async () => {
+    const fake = await fakeRegistry();
+    const c = await client({ url: fake.url, reconnect: FAST_RECONNECT });
+    await c.register({ nickname: 'alice', address: randomOnion(), port: 1 });
+    // Past Node's longest timer (2^31-1 ms), which then fires after 1 ms.
+    fake.responders.push((request) => (request.type === 'register' ? { type: 'error', code: 'UNAVAILABLE', message: 'store unreachable', retryAfterMs: 2 ** 31 } : undefined));
+    const delays: number[] = [];
+    c.on('reconnecting', ({ delayMs }) => delays.push(delayMs));
+    fake.latest.ws.terminate();
+    await waitUntil('the wait the refused re-register asked for', () => delays.length >= 2);
+    expect(delays[1]).toBe(MAX_RETRY_AFTER_MS);
+    await delay(200); // many times what an overflowed timer waits: no attempt is made
+    expect(fake.connections).toHaveLength(2);
+    expect(c.state).toBe('reconnecting');
   });
 });
 

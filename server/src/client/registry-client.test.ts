@@ -350,4 +350,11 @@ describe('RegistryClient: reconnection', () => {
     expect(backoffDelay(3, options, () => 1)).toBe(200);
     expect(() => new RegistryClient({ url: 'ws://127.0.0.1:1/', reconnect: { jitter: 2 } })).toThrow(/jitter/);
   });
+
+  it("refuses a maxDelayMs past Node's longest timer, which would fire after 1 ms and retry at once", () => {
+    for (const maxDelayMs of [2 ** 31, Number.POSITIVE_INFINITY]) {
+      expect(() => new RegistryClient({ url: 'ws://127.0.0.1:1/', reconnect: { maxDelayMs } }), String(maxDelayMs)).toThrow(/maxDelayMs must be <= 2147483647/);
+    }
+    expect(() => new RegistryClient({ url: 'ws://127.0.0.1:1/', reconnect: { maxDelayMs: 2 ** 31 - 1 } })).not.toThrow();
+  });
 });

@@ -72,7 +72,10 @@ export class PendingRequests {
 
 /** Requests that change nothing on the server, so sending one twice is harmless. */
 const SAFE_TO_RETRY: ReadonlySet<string> = new Set(['ping', 'lookup', 'list', 'subscribe']);
-/** A longer wait than this is the caller's to decide: the refusal is surfaced instead. */
+/**
+ * The longest retryAfterMs the client waits out by itself: a request refused with a longer one is
+ * surfaced for the caller to decide, and a reconnect waits this long at most (reconnect.ts).
+ */
 export const MAX_RETRY_AFTER_MS = 10_000;
 
 /** How long to wait before the one retry of `type` after `err`; undefined: no retry, surface it. */

@@ -11,18 +11,23 @@ import type { ClientContext, RegisteredPeer, Registration } from './client-conte
 import type { OnionKey } from './onion-key.js';
 import { emitRegistryEvent } from './events.js';
 import type { RequestBody } from './requests.js';
-import { Connection, type ConnectionHandlers } from './transport.js';
+import { ConnectionRace } from './connection-race.js';
+import type { Connection, ConnectionHandlers } from './transport.js';
 
-/** Opens a new connection as the current one and waits for its hello. */
+/** Opens a new connection, racing a slow one (connection-race.ts), and makes the winner the current one. */
 export async function openConnection(ctx: ClientContext, handlers: ConnectionHandlers): Promise<Hello> {
-  const connection = new Connection(ctx.settings, ctx.agent, handlers);
-  ctx.connection = connection;
+  const race = new ConnectionRace(ctx.settings, handlers, (winner) => {
+    ctx.connection = winner;
+  });
+  ctx.race = race;
   try {
-    return await connection.ready;
+    const winner = await race.won;
+    return await winner.ready;
   } catch (err) {
-    if (ctx.connection === connection) ctx.connection = null;
     if (ctx.state === 'closed') throw new RegistryError('CLOSED', 'the client was closed while connecting');
     throw err;
+  } finally {
+    if (ctx.race === race) ctx.race = null;
   }
 }
 
@@ -106,8 +111,7 @@ export async function shutdown(ctx: ClientContext, error: RegistryError | null):
   ctx.reconnect.timer = undefined;
   const connection = ctx.connection;
   ctx.requests.rejectAll(error ?? new RegistryError('CLOSED', 'the client was closed'));
-  ctx.agent?.destroy();
-  await connection?.close();
+  await Promise.all([connection?.close(), ctx.race?.close()]);
   ctx.connection = null;
   ctx.peer = null;
   ctx.events.emit('closed', error);

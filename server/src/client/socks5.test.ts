@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { createServer, connect as netConnect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { randomOnion, startTestServer, type TestServer } from '../../../test/support/registry-harness.js';
@@ -8,6 +8,7 @@ import { RegistryError } from '../protocol/errors.js';
 import { RegistryClient } from './registry-client.js';
 import { parseSocksAddress, SocksAgent, socksConnect } from './socks5.js';
 import { delay } from '../../../test/support/wait.js';
+import { startFakeSocksProxy, type FakeSocksProxy, type FakeSocksProxyOptions } from '../../../test/support/fake-socks-proxy.js';
 
 // ---- fixtures: real sockets only ----
 
@@ -45,93 +46,11 @@ async function startRegistry(port = 0): Promise<TestServer> {
   return registry;
 }
 
-interface SocksRequest {
-  readonly atyp: number;
-  readonly host: string;
-  readonly port: number;
-}
-
-interface TestProxyOptions {
-  /** Where a CONNECT goes: a local port, or a reply code to refuse with. */
-  readonly route: (request: SocksRequest) => number | { readonly reply: number };
-  /** Method the proxy selects (0xff: none acceptable). */
-  readonly method?: number;
-  /** Bytes the "destination" sends in the same write as the success reply. */
-  readonly early?: Buffer;
-  /** RFC 1929: the proxy selects username/password when offered, and takes these credentials only. */
-  readonly accepts?: { readonly username: string; readonly password: string };
-}
-
-interface SocksLogin {
-  readonly methods: number[];
-  readonly username?: string;
-  readonly password?: string;
-}
-
-/** A tiny SOCKS5 server: no auth or RFC 1929, CONNECT by DOMAINNAME, to 127.0.0.1:<route>. */
-async function startTestProxy(options: TestProxyOptions): Promise<{ port: number; requests: SocksRequest[]; logins: SocksLogin[] }> {
-  const requests: SocksRequest[] = [];
-  const logins: SocksLogin[] = [];
-  const server = createServer((client) => {
-    client.on('error', () => undefined);
-    let buffer = Buffer.alloc(0);
-    let stage: 'greeting' | 'auth' | 'request' | 'done' = 'greeting';
-    let methods: number[] = [];
-    const onData = (chunk: Buffer): void => {
-      buffer = Buffer.concat([buffer, chunk]);
-      if (stage === 'greeting') {
-        if (buffer.length < 2 || buffer.length < 2 + (buffer[1] ?? 0)) return;
-        methods = [...buffer.subarray(2, 2 + (buffer[1] ?? 0))];
-        buffer = buffer.subarray(2 + methods.length);
-        const method = options.method ?? (options.accepts !== undefined && methods.includes(0x02) ? 0x02 : 0x00);
-        client.write(Buffer.of(5, method));
-        if (method === 0x02) stage = 'auth';
-        else if (method !== 0x00) return void client.end();
-        else {
-          logins.push({ methods });
-          stage = 'request';
-        }
-      }
-      if (stage === 'auth') {
-        const userLength = buffer[1] ?? 0;
-        if (buffer.length < 3 + userLength || buffer.length < 3 + userLength + (buffer[2 + userLength] ?? 0)) return;
-        const passLength = buffer[2 + userLength] ?? 0;
-        const login = { methods, username: buffer.subarray(2, 2 + userLength).toString('utf8'), password: buffer.subarray(3 + userLength, 3 + userLength + passLength).toString('utf8') };
-        logins.push(login);
-        buffer = buffer.subarray(3 + userLength + passLength);
-        const ok = buffer.length === 0 && login.username === options.accepts?.username && login.password === options.accepts.password;
-        client.write(Buffer.of(1, ok ? 0 : 1));
-        if (!ok) return void client.end();
-        stage = 'request';
-      }
-      if (stage === 'request') {
-        if (buffer.length < 5) return;
-        const atyp = buffer[3] ?? 0;
-        const length = buffer[4] ?? 0;
-        if (buffer.length < 7 + length) return;
-        const host = buffer.subarray(5, 5 + length).toString('utf8');
-        const port = buffer.readUInt16BE(5 + length);
-        stage = 'done';
-        client.off('data', onData);
-        const request = { atyp, host, port };
-        requests.push(request);
-        const route = options.route(request);
-        if (typeof route !== 'number') {
-          client.end(Buffer.of(5, route.reply, 0, 1, 0, 0, 0, 0, 0, 0));
-          return;
-        }
-        const upstream = netConnect({ host: '127.0.0.1', port: route }, () => {
-          const reply = Buffer.of(5, 0, 0, 1, 127, 0, 0, 1, 0, 0);
-          client.write(options.early === undefined ? reply : Buffer.concat([reply, options.early]));
-          client.pipe(upstream).pipe(client);
-        });
-        upstream.on('error', () => client.destroy());
-        client.on('close', () => upstream.destroy());
-      }
-    };
-    client.on('data', onData);
-  });
-  return { port: await listen(server), requests, logins };
+/** The fake SOCKS5 proxy (test/support/fake-socks-proxy.ts), stopped after the test. */
+async function startTestProxy(options: FakeSocksProxyOptions): Promise<FakeSocksProxy> {
+  const proxy = await startFakeSocksProxy(options);
+  cleanups.push(() => proxy.close());
+  return proxy;
 }
 
 /** A TCP echo server. */

@@ -40,7 +40,8 @@ const USERNAME_PASSWORD = 0x02;
 /** RFC 1929's sub-negotiation version, and the status of success. */
 const AUTH_VERSION = 0x01;
 const AUTH_OK = 0x00;
-const MAX_CREDENTIAL_BYTES = 255;
+/** RFC 1929's limit on a username and on a password. */
+export const MAX_CREDENTIAL_BYTES = 255;
 const NO_ACCEPTABLE_METHOD = 0xff;
 const CMD_CONNECT = 0x01;
 const ATYP_IPV4 = 0x01;

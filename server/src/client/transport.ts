@@ -1,7 +1,7 @@
 /**
- * One WebSocket to the registry: opened directly or through the SOCKS agent, greeted by the hello
- * (checked before anything else is read), watched for liveness, closed with a grace period.
- * A Connection is used once; reconnecting opens a new one.
+ * One WebSocket to the registry: opened directly or through its own SOCKS agent, greeted by the
+ * hello (checked before anything else is read), watched for liveness, closed with a grace period.
+ * A Connection is used once; reconnecting opens a new one (connection-race.ts opens them).
  */
 import { WebSocket } from 'ws';
 import { CloseCode, RegistryError } from '../protocol/errors.js';
@@ -20,6 +20,19 @@ const MAX_PAYLOAD_BYTES = 8 * 1024 * 1024;
 export interface ConnectionHandlers {
   onFrame(connection: Connection, frame: Frame): void;
   onClose(connection: Connection, code: number, reason: string): void;
+}
+
+/** A connection's handlers while it is one attempt among others to connect. */
+export interface AttemptHandlers extends ConnectionHandlers {
+  /** The hello was accepted: called before `ready` resolves and before any later frame is handed on. */
+  onGreeted(connection: Connection): void;
+}
+
+export interface AttemptOptions {
+  /** Opens the connection through the SOCKS proxy; the connection destroys it when it closes. */
+  readonly agent: SocksAgent | undefined;
+  /** Time to receive the hello. */
+  readonly timeoutMs: number;
 }
 
 /** Turns a failure to connect (ws, net or SOCKS error) into a RegistryError that says what to do. */
@@ -57,19 +70,21 @@ export class Connection {
 
   constructor(
     private readonly settings: ClientSettings,
-    agent: SocksAgent | undefined,
-    private readonly handlers: ConnectionHandlers,
+    private readonly handlers: AttemptHandlers,
+    { agent, timeoutMs }: AttemptOptions,
   ) {
     this.ws = new WebSocket(settings.url, {
       ...(agent === undefined ? {} : { agent }),
-      handshakeTimeout: settings.connectTimeoutMs,
+      handshakeTimeout: timeoutMs,
       perMessageDeflate: false,
       maxPayload: MAX_PAYLOAD_BYTES,
     });
     this.liveness = new Liveness(this.ws, settings.livenessTimeoutMs);
     this.ws.on('ping', () => this.touch());
     this.ws.on('pong', () => this.touch());
-    this.ready = this.handshake();
+    // Closed before its SOCKS handshake completed, the agent still holds that socket: let it go.
+    if (agent !== undefined) this.ws.once('close', () => agent.destroy());
+    this.ready = this.handshake(timeoutMs);
   }
 
   /** Greeted and not closing: requests may be sent. */
@@ -108,8 +123,8 @@ export class Connection {
   }
 
   /** Waits for the hello; after it, frames and the close go to the handlers. */
-  private handshake(): Promise<Hello> {
-    const { url, socks, connectTimeoutMs } = this.settings;
+  private handshake(timeoutMs: number): Promise<Hello> {
+    const { url, socks } = this.settings;
     const ws = this.ws;
     return new Promise<Hello>((resolve, reject) => {
       let failure: RegistryError | null = null;
@@ -119,8 +134,8 @@ export class Connection {
       };
       const timer = setTimeout(() => {
         const tor = socks === undefined ? '' : ' and that tor has bootstrapped';
-        fail(new RegistryError('TIMEOUT', `no hello from the registry at ${url} within ${connectTimeoutMs} ms: check the URL${tor}, or retry`));
-      }, connectTimeoutMs);
+        fail(new RegistryError('TIMEOUT', `no hello from the registry at ${url} within ${timeoutMs} ms: check the URL${tor}, or retry`));
+      }, timeoutMs);
 
       ws.on('error', (err) => {
         if (this.hello === null) failure ??= connectError(err, url, socks);
@@ -139,6 +154,7 @@ export class Connection {
         clearTimeout(timer);
         this.hello = hello;
         this.liveness.start();
+        this.handlers.onGreeted(this);
         resolve(hello);
       });
       ws.on('close', (code, reason) => {
