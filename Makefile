@@ -34,7 +34,7 @@ docker_problem = $(shell \
   fi)
 
 .DEFAULT_GOAL := help
-.PHONY: help up down logs onion backup restore build cluster-up cluster-down cluster-status cluster-backends cluster-upgrade cluster-drain cluster-undrain cluster-remove cluster-logs test test-unit test-postgres test-hardening test-stack test-e2e typecheck bench bench-smoke bench-cluster bench-cluster-smoke base-images require-node require-docker
+.PHONY: help up down logs onion backup restore build cluster-up cluster-down cluster-status cluster-backends cluster-upgrade cluster-drain cluster-undrain cluster-remove cluster-logs test test-unit test-postgres test-hardening test-stack test-e2e typecheck bench bench-smoke bench-cluster bench-cluster-smoke bench-failover base-images require-node require-docker
 # make test runs its parts in order, in this one make process: -j must not interleave them.
 .NOTPARALLEL:
 
@@ -216,6 +216,9 @@ bench-smoke: require-node node_modules/.package-lock.json ## a short benchmark r
 
 bench-cluster: require-node node_modules/.package-lock.json ## the cluster on a throw-away PostgreSQL: propagation, registrations vs pgbench, lookups vs single host (about 2 minutes; needs Debian's postgresql package); writes bench/results-cluster.json
 	npm run bench:cluster
+
+bench-failover: require-node node_modules/.package-lock.json base-images ## peers through a backend's upgrade, drain-then-stop, SIGKILL and pause, through the private Tor network (about 25 minutes; needs Docker); writes bench/results-failover.json
+	source $(BASE_IMAGES_ENV) && npm run bench:failover
 
 bench-cluster-smoke: require-node node_modules/.package-lock.json ## a short run of bench-cluster (under 45 seconds)
 	npm run bench:cluster -- --smoke
