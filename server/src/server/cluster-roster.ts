@@ -4,10 +4,13 @@
  * tail has applied the write's event before it answers, so that its own table, its connections
  * and its subscribers change only in the log's order (cluster-replica.ts).
  *
- * Its lease: renewed every third of [Store] LeaseSeconds. An instance sweeps (ends the
- * registrations of instances whose lease ran out) only once it has itself reached the database
- * without a failure for a whole lease: after the database was away, every live instance has renewed
- * its lease before anyone sweeps, so an outage of the database causes no mass peer_left.
+ * Its lease: renewed every third of [Store] LeaseSeconds, on a connection of its own (a full pool
+ * or a stuck query cannot delay it). An instance sweeps (ends the registrations of instances whose
+ * lease ran out) only once it has itself reached the database without a failure for a whole lease:
+ * after the database was away, every live instance has renewed its lease before anyone sweeps, so
+ * an outage of the database causes no mass peer_left. Renewal, sweep and housekeeping never
+ * overlap themselves (periodic-task.ts); a failing housekeeping step is reported as that step,
+ * and says nothing about the lease.
  *
  * When the database cannot be reached: register and unregister answer UNAVAILABLE (nothing
  * changed); a connection that closes keeps its registration until its `left` can be written (the
@@ -23,6 +26,7 @@ import { ClusterTail } from './cluster-tail.js';
 import type { Connection } from './connection.js';
 import type { Logger } from './logger.js';
 import { REFUSALS, refuse } from './refusals.js';
+import { PeriodicTask } from './periodic-task.js';
 import type { LocalEntry, Roster, RosterEffects } from './roster.js';
 
 export interface ClusterRosterOptions {
@@ -49,7 +53,17 @@ export interface ClusterStatus {
   readonly applied: number;
   /** The frontend's master address, once known (hello reports it). */
   readonly frontend: string | null;
+  /** Whether a housekeeping step (announcing this backend, reading the frontend's address, trimming the log) is failing. */
+  readonly housekeeping: 'ok' | 'failing';
 }
+
+/** The background work done after a renewal, each step reported on its own. */
+type HousekeepingStep = 'announce' | 'frontend' | 'trim';
+const STEP_TEXT: Readonly<Record<HousekeepingStep, string>> = {
+  announce: 'announcing this backend to the frontend (registry_backends)',
+  frontend: "reading the frontend's address (registry_frontend)",
+  trim: 'trimming the presence log (presence_events)',
+};
 
 /** Log events are kept this long: an instance further behind re-syncs from a snapshot. */
 const LOG_RETAIN_MS = 10 * 60_000;
@@ -74,7 +88,10 @@ export class ClusterRoster implements Roster {
   private flushing = false;
   /** Since when every call to the database succeeded (Date.now()); null while it fails. */
   private healthySince: number | null = null;
-  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly renewal: PeriodicTask;
+  private readonly sweeping: PeriodicTask;
+  private readonly housekeeping: PeriodicTask;
+  private readonly failingSteps = new Set<HousekeepingStep>();
   private lastTrim = 0;
   private lastFrontendRead = 0;
   private master: OnionAddress | null = null;
@@ -92,18 +109,20 @@ export class ClusterRoster implements Roster {
     this.onion = options.onion;
     this.replica = new ClusterReplica({ instanceId: this.instanceId, effects: options.effects, orphaned: (keyId, ref) => this.queueLeave(keyId, ref) });
     this.tail = new ClusterTail({ presence: this.presence, replica: this.replica, logger: this.logger, pollMs: options.pollMs ?? 1_000 });
+    this.renewal = new PeriodicTask(() => this.renew(), Math.max(250, Math.floor(this.leaseMs / 3)));
+    this.sweeping = new PeriodicTask(() => this.sweep(), Math.max(250, Math.floor(this.leaseMs / 2)));
+    // Run after each renewal that succeeded, never while the previous run is still going.
+    this.housekeeping = new PeriodicTask(() => this.keepHouse());
   }
 
   /** Takes a lease, loads the replica and starts following the log. Rejects when the database cannot be reached. */
   async start(): Promise<void> {
     await this.presence.renewLease(this.instanceId, this.leaseMs);
     await this.tail.start();
-    await this.announce();
-    this.learnFrontend(await this.presence.frontendOnion());
-    this.lastFrontendRead = Date.now();
+    await this.housekeeping.trigger();
     this.healthySince = Date.now();
-    this.timers.push(setInterval(() => void this.renew(), Math.max(250, Math.floor(this.leaseMs / 3))).unref());
-    this.timers.push(setInterval(() => void this.sweep(), Math.max(250, Math.floor(this.leaseMs / 2))).unref());
+    this.renewal.start();
+    this.sweeping.start();
     this.logger.info({ instance: this.instanceId, peers: this.effects.peers.size, leaseMs: this.leaseMs }, 'cluster instance started: following the shared presence');
   }
 
@@ -138,7 +157,13 @@ export class ClusterRoster implements Roster {
   }
 
   status(): ClusterStatus {
-    return { instance: this.instanceId, database: this.healthySince === null ? 'unreachable' : 'reachable', applied: this.replica.applied, frontend: this.master };
+    return {
+      instance: this.instanceId,
+      database: this.healthySince === null ? 'unreachable' : 'reachable',
+      applied: this.replica.applied,
+      frontend: this.master,
+      housekeeping: this.failingSteps.size === 0 ? 'ok' : 'failing',
+    };
   }
 
   leave(conn: Connection): Promise<void> | null {
@@ -161,7 +186,7 @@ export class ClusterRoster implements Roster {
   /** Ends this instance's registrations in one write and stops; a database away leaves them to the lease. */
   async close(): Promise<void> {
     this.closing = true;
-    for (const timer of this.timers) clearInterval(timer);
+    await Promise.all([this.renewal.stop(), this.sweeping.stop(), this.housekeeping.stop()]);
     this.tail.stop();
     try {
       const ended = await this.presence.leaveInstance(this.instanceId);
@@ -209,16 +234,17 @@ export class ClusterRoster implements Roster {
   private async renew(): Promise<void> {
     try {
       await this.presence.renewLease(this.instanceId, this.leaseMs);
-      if (this.healthySince === null) {
-        this.healthySince = Date.now();
-        this.logger.info({ pendingLeaves: this.outbox.size }, 'the shared database is reachable again: lease renewed');
-      }
-      if (this.outbox.size > 0) void this.flush();
-      await this.housekeeping();
     } catch (err) {
       if (this.healthySince !== null) this.logger.warn({ err, leaseMs: this.leaseMs }, 'cannot renew this instance\'s lease in the shared database: register and unregister answer UNAVAILABLE until it is back');
       this.healthySince = null;
+      return;
     }
+    if (this.healthySince === null) {
+      this.healthySince = Date.now();
+      this.logger.info({ pendingLeaves: this.outbox.size }, 'the shared database is reachable again: lease renewed');
+    }
+    if (this.outbox.size > 0) void this.flush();
+    void this.housekeeping.trigger();
   }
 
   /**
@@ -226,17 +252,26 @@ export class ClusterRoster implements Roster {
    * whose registry stops renewing leaves the master descriptor), reads the frontend's address now
    * and then, and trims the log.
    */
-  private async housekeeping(): Promise<void> {
+  private async keepHouse(): Promise<void> {
     const now = Date.now();
-    await this.announce();
-    if (now - this.lastFrontendRead >= FRONTEND_EVERY_MS) {
-      this.learnFrontend(await this.presence.frontendOnion());
+    await this.step('announce', () => this.announce());
+    if (now - this.lastFrontendRead >= FRONTEND_EVERY_MS && (await this.step('frontend', async () => this.learnFrontend(await this.presence.frontendOnion())))) {
       this.lastFrontendRead = now;
     }
-    if (now - this.lastTrim >= TRIM_EVERY_MS) {
-      await this.presence.trimLog(LOG_RETAIN_MS);
-      this.lastTrim = now;
+    if (now - this.lastTrim >= TRIM_EVERY_MS && (await this.step('trim', () => this.presence.trimLog(LOG_RETAIN_MS)))) this.lastTrim = now;
+  }
+
+  /** One housekeeping step; a failure is said once (until the step works again) and never counts against the lease. */
+  private async step(step: HousekeepingStep, run: () => Promise<unknown>): Promise<boolean> {
+    try {
+      await run();
+    } catch (err) {
+      if (!this.failingSteps.has(step)) this.logger.warn({ err, step }, `cluster housekeeping: ${STEP_TEXT[step]} failed; the lease is renewed all the same, and this is tried again after the next renewal`);
+      this.failingSteps.add(step);
+      return false;
     }
+    if (this.failingSteps.delete(step)) this.logger.info({ step }, `cluster housekeeping: ${STEP_TEXT[step]} works again`);
+    return true;
   }
 
   private async announce(): Promise<void> {

@@ -53,6 +53,9 @@ export class PostgresPresence implements PresenceStore {
   readonly #target: string;
   readonly #retryAfterMs: number;
   #listener: pg.Client | undefined;
+  /** The lease's own connection: a full pool or a stuck query elsewhere never delays a renewal. */
+  #lease: Promise<pg.Client> | undefined;
+  #leaseClient: pg.Client | undefined;
   #listenTimer: NodeJS.Timeout | undefined;
   #closed = false;
   /** Writes waiting for the batch after the one in flight. */
@@ -69,11 +72,20 @@ export class PostgresPresence implements PresenceStore {
   }
 
   async renewLease(instanceId: string, leaseMs: number): Promise<void> {
-    await this.#query(
-      `INSERT INTO registry_instances (id, lease_until) VALUES ($1, now() + $2 * interval '1 millisecond')
-       ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until`,
-      [instanceId, leaseMs],
-    );
+    if (this.#closed) throw storeError('STORE_CLOSED', `the presence of ${this.#target} is closed`);
+    const client = await this.#leaseConnection();
+    try {
+      // Updates no key column: a batch's FOR KEY SHARE on this row does not make it wait.
+      await client.query(
+        `INSERT INTO registry_instances (id, lease_until) VALUES ($1, now() + $2 * interval '1 millisecond')
+         ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until`,
+        [instanceId, leaseMs],
+      );
+    } catch (err) {
+      // A fresh connection next time: this one may be broken, or still busy with a statement the driver gave up on.
+      this.#dropLease();
+      throw this.#mapped(err, 'reached');
+    }
   }
 
   async announceBackend(onion: string, instanceId: string, leaseMs: number): Promise<void> {
@@ -194,7 +206,47 @@ export class PostgresPresence implements PresenceStore {
     const listener = this.#listener;
     this.#listener = undefined;
     await listener?.end().catch(() => undefined);
+    this.#dropLease();
     await this.#pool.end();
+  }
+
+  /** The lease's connection, opened on first use and again after a failure. */
+  #leaseConnection(): Promise<pg.Client> {
+    if (this.#lease === undefined) {
+      const lease = this.#connectLease();
+      this.#lease = lease;
+      lease.catch(() => {
+        if (this.#lease === lease) this.#lease = undefined;
+      });
+    }
+    return this.#lease;
+  }
+
+  async #connectLease(): Promise<pg.Client> {
+    const client = new pg.Client({ ...this.#config });
+    // Broken while idle (a restart of the server): dropped, and the next renewal opens another.
+    client.on('error', () => {
+      if (this.#leaseClient === client) this.#dropLease();
+    });
+    try {
+      await client.connect();
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw this.#mapped(err, 'reached');
+    }
+    if (this.#closed) {
+      await client.end().catch(() => undefined);
+      throw storeError('STORE_CLOSED', `the presence of ${this.#target} is closed`);
+    }
+    this.#leaseClient = client;
+    return client;
+  }
+
+  #dropLease(): void {
+    const lease = this.#lease;
+    this.#lease = undefined;
+    this.#leaseClient = undefined;
+    lease?.then((client) => client.end()).catch(() => undefined);
   }
 
   #submit(op: Queued): void {
@@ -236,9 +288,10 @@ export class PostgresPresence implements PresenceStore {
   async #batchIn(client: PoolClient, batch: readonly Queued[]): Promise<Decided[]> {
     const pending: Pending[] = [];
     const decided: Decided[] = [];
-    // This instance's lease, locked against a sweep: rows of an instance whose lease ran out are swept.
+    // This instance's lease, locked against a sweep or a shutdown deleting it (rows of an instance
+    // whose lease ran out are swept). FOR KEY SHARE, not FOR SHARE: the renewal's update does not wait for it.
     const enter = batch.find((op) => op.kind === 'enter');
-    const leased = enter === undefined || (await client.query('SELECT 1 FROM registry_instances WHERE id = $1 AND lease_until > now() FOR SHARE', [enter.row.instanceId])).rowCount === 1;
+    const leased = enter === undefined || (await client.query('SELECT 1 FROM registry_instances WHERE id = $1 AND lease_until > now() FOR KEY SHARE', [enter.row.instanceId])).rowCount === 1;
     for (const op of batch) {
       if (op.kind === 'enter' && !leased) {
         decided.push({ error: this.#unavailable(new Error('this instance lost its lease in the shared database'), 'written', 'it renews the lease by itself; retry') });
