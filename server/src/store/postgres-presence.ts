@@ -1,13 +1,20 @@
 /**
- * Live presence in PostgreSQL (presence.ts says what it guarantees; schema version 3 holds the
- * tables). How:
+ * Live presence in PostgreSQL (presence.ts says what it guarantees; schema versions 3 and 4 hold
+ * the tables). How:
  *  - Registrations and leaves are written in batches (group commit): what arrives while a batch is
  *    being written goes into the next, one READ COMMITTED transaction that decides each write in
  *    turn under the unique indexes (key, nickname key, address), then, as its LAST statement, bumps
- *    presence_log_head and inserts all its events with the numbers it got (one statement). The head's row lock is held until COMMIT, so a later writer
- *    gets its numbers only after the earlier one committed: numbers follow commit order, and a
- *    transaction that rolls back takes its numbers with it. Taking the head last keeps the lock
- *    short and means no transaction waits for a unique index while holding it (no deadlock).
+ *    presence_log_head and inserts all its events with the numbers it got (one statement). The
+ *    head's row lock is held until COMMIT, so a later writer gets its numbers only after the
+ *    earlier one committed: numbers follow commit order, and a transaction that rolls back takes
+ *    its numbers with it.
+ *  - The lock order, the same in every writer: registry_instances rows (a batch's own, FOR KEY
+ *    SHARE; a shutdown's or a sweep's, deleted), then presence rows, then the head, LAST. So no
+ *    transaction holding the head ever waits for a row lock or a unique index, and nobody waits for
+ *    the head while holding what its holder needs. A sweep passes by instance rows in use (SKIP
+ *    LOCKED) rather than waiting for them. What remains: two batches that lock the same two
+ *    presence rows in opposite orders can still deadlock; PostgreSQL ends one (40P01) after
+ *    deadlock_timeout and it runs again.
  *  - Two registrations racing for a nickname on two instances: the loser's INSERT waits at the unique
  *    index for the winner's COMMIT, fails with 23505, and its batch runs again and sees the winner.
  *  - pg_notify inside the transaction wakes every instance's tail at COMMIT (delivered only then).
@@ -31,6 +38,8 @@ import { storeError } from './store-error.js';
 const ATTEMPTS = 8;
 const RACE_CODES: ReadonlySet<string> = new Set(['23505', '40001', '40P01']);
 const LISTEN_RETRY_MS = 1_000;
+/** The advisory lock a sweep holds for its transaction (any constant: ASCII "p2psweep" as an int8). */
+const SWEEP_LOCK = '8084647922310145392';
 /** Most registrations and leaves one transaction writes. */
 const MAX_BATCH = 256;
 
@@ -113,28 +122,34 @@ export class PostgresPresence implements PresenceStore {
 
   async leaveInstance(instanceId: string): Promise<number> {
     return this.#write(async (client) => {
+      // The lock order (top of this file): the instance's row first, which waits for its batches
+      // in flight (they hold it FOR KEY SHARE), then its presence rows, then the head.
+      await client.query('DELETE FROM registry_instances WHERE id = $1', [instanceId]);
       const gone = (await client.query(`DELETE FROM presence WHERE instance_id = $1 RETURNING ${ROW_COLUMNS}`, [instanceId])).rows.map(rowOf);
       if (gone.length > 0) await logEvents(client, gone.map((r) => ({ kind: 'left', announce: true, row: r })));
-      await client.query('DELETE FROM registry_instances WHERE id = $1', [instanceId]);
       return gone.length;
     });
   }
 
   async sweep(): Promise<number> {
-    // Two sweeps, or a sweep and a registration, may deadlock on the rows they both lock (PostgreSQL
-    // ends one): a sweep that lost is simply the next one's work.
     return this.#write(async (client) => {
+      // One sweep in the cluster at a time; the others have nothing to do.
+      const alone = (await client.query('SELECT pg_try_advisory_xact_lock($1) AS alone', [SWEEP_LOCK])).rows[0] as { alone: boolean };
+      if (!alone.alone) return 0;
+      // The lock order: instance rows first. A row in use is passed by (SKIP LOCKED): its instance is
+      // renewing its lease, or one of its batches is in flight; the next sweep sees it again.
+      const ended = (
+        await client.query('DELETE FROM registry_instances WHERE id IN (SELECT id FROM registry_instances WHERE lease_until <= now() FOR UPDATE SKIP LOCKED) RETURNING id')
+      ).rows.map((r: { id: unknown }) => text(r.id));
+      // Rows of an instance that has no row at all are swept too: they can only be left over.
       const gone = (
         await client.query(
-          `DELETE FROM presence p WHERE NOT EXISTS (SELECT 1 FROM registry_instances i WHERE i.id = p.instance_id AND i.lease_until > now()) RETURNING ${ROW_COLUMNS}`,
+          `DELETE FROM presence p WHERE p.instance_id = ANY($1::text[]) OR NOT EXISTS (SELECT 1 FROM registry_instances i WHERE i.id = p.instance_id) RETURNING ${ROW_COLUMNS}`,
+          [ended],
         )
       ).rows.map(rowOf);
       if (gone.length > 0) await logEvents(client, gone.map((r) => ({ kind: 'expired', announce: true, row: r })));
-      await client.query('DELETE FROM registry_instances WHERE lease_until <= now()');
       return gone.length;
-    }).catch((err: unknown) => {
-      if (RACE_CODES.has(sqlstateOf(err) ?? '')) return 0;
-      throw err;
     });
   }
 
