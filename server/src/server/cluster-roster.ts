@@ -140,12 +140,13 @@ export class ClusterRoster implements Roster {
       this.replica.forget(ref);
       throw refuse(outcome.kind === 'nickname-taken' ? REFUSALS.nicknameTaken(entry.peer.nickname) : REFUSALS.addressTaken);
     }
-    if (await this.tail.waitFor(outcome.seq, this.applyTimeoutMs)) return;
-    // Written, but the log could not be read back in time: ended again, and answered UNAVAILABLE.
-    if (this.replica.forget(ref)) {
-      this.queueLeave(entry.keyId, ref);
-      throw refuse(REFUSALS.clusterUnavailable, this.retryAfterMs);
-    }
+    await this.tail.waitFor(outcome.seq, this.applyTimeoutMs);
+    // Its join (or a snapshot holding it) put it in the table: registered.
+    if (!this.replica.forget(ref)) return;
+    // Not in the table: the log could not be read back in time, or a re-sync from a snapshot that no
+    // longer held it went past its event. Either way it must not outlive this answer: ended (again).
+    this.queueLeave(entry.keyId, ref);
+    throw refuse(REFUSALS.clusterUnavailable, this.retryAfterMs);
   }
 
   /**
