@@ -80,7 +80,7 @@ async function deadlocks(database: string): Promise<number> {
 /** A's registration of `contested`, waiting at the unique index while it holds A's instance row. */
 async function batchInFlight(database: string, presence: PostgresPresence, instance: string): Promise<{ entered: Promise<{ outcome: EnterOutcome; at: number }>; release: () => Promise<number> }> {
   const held = await holdNickname(database, 'contested');
-  const entered = presence.enter(row('contested', instance)).then((outcome) => ({ outcome, at: Date.now() }));
+  const entered = presence.enter(row('contested', instance), Date.now()).then((outcome) => ({ outcome, at: Date.now() }));
   await waitUntil('the batch to wait at the unique index', async () => (await waitingOnLocks(database)) >= 1);
   return {
     entered,
@@ -95,7 +95,7 @@ describe('the lock order of presence writes', () => {
   it("ends an instance (a clean shutdown) while its registration batch waits at a unique index: no deadlock, the batch's row ends too", async () => {
     const { database, presence } = await presenceOn('locks_leave');
     await presence.renewLease('a', 60_000);
-    expect((await presence.enter(row('before', 'a'))).kind).toBe('entered');
+    expect((await presence.enter(row('before', 'a'), Date.now())).kind).toBe('entered');
     const batch = await batchInFlight(database, presence, 'a');
     const leaving = presence.leaveInstance('a').catch((err: unknown) => err);
     await delay(300); // the shutdown reaches what it waits for
@@ -112,7 +112,7 @@ describe('the lock order of presence writes', () => {
   it('sweeps while a registration batch of the expired instance is in flight: no deadlock, the next sweep ends its rows', async () => {
     const { database, presence } = await presenceOn('locks_sweep');
     await presence.renewLease('a', 1_500);
-    expect((await presence.enter(row('before', 'a'))).kind).toBe('entered');
+    expect((await presence.enter(row('before', 'a'), Date.now())).kind).toBe('entered');
     const batch = await batchInFlight(database, presence, 'a');
     await waitUntil("a's lease to run out", async () => (await sql(database, "SELECT 1 FROM registry_instances WHERE id = 'a' AND lease_until <= now()")).rowCount === 1, { timeoutMs: 3_000, intervalMs: 50 });
     const sweeping = presence.sweep().catch((err: unknown) => err);

@@ -131,7 +131,7 @@ export class ClusterRoster implements Roster {
     this.replica.expect(ref, entry, entered);
     let outcome;
     try {
-      outcome = await this.presence.enter(this.rowOf(entry, ref));
+      outcome = await this.presence.enter(this.rowOf(entry, ref), Date.now());
     } catch (err) {
       this.replica.forget(ref);
       throw this.refusal(err);
@@ -141,8 +141,12 @@ export class ClusterRoster implements Roster {
       throw refuse(outcome.kind === 'nickname-taken' ? REFUSALS.nicknameTaken(entry.peer.nickname) : REFUSALS.addressTaken);
     }
     await this.tail.waitFor(outcome.seq, this.applyTimeoutMs);
-    // Its join (or a snapshot holding it) put it in the table: registered.
-    if (!this.replica.forget(ref)) return;
+    // Its join (or a snapshot holding it) put it in the table: registered. Its claim is timed from
+    // when the registration it carries on began, on whichever instance that was.
+    if (!this.replica.forget(ref)) {
+      this.effects.keeper.carryOn(entry, outcome.registeredAt);
+      return;
+    }
     // Not in the table: the log could not be read back in time, or a re-sync from a snapshot that no
     // longer held it went past its event. Either way it must not outlive this answer: ended (again).
     this.queueLeave(entry.keyId, ref);

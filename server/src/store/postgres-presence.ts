@@ -45,7 +45,7 @@ const MAX_BATCH = 256;
 
 /** A registration or a leave waiting for the next batch, with what to tell its caller. */
 type Queued =
-  | { readonly kind: 'enter'; readonly row: PresenceRow; readonly settle: Settle<EnterOutcome> }
+  | { readonly kind: 'enter'; readonly row: PresenceRow; readonly registeredAt: number; readonly settle: Settle<EnterOutcome> }
   | { readonly kind: 'leave'; readonly keyId: string; readonly instanceId: string; readonly localRef: number; readonly settle: Settle<number | null> };
 
 interface Settle<T> {
@@ -112,8 +112,8 @@ export class PostgresPresence implements PresenceStore {
   }
 
   /** Queued into the next batch: registrations that arrive together share one transaction and one flush. */
-  enter(row: PresenceRow): Promise<EnterOutcome> {
-    return new Promise((resolve, reject) => this.#submit({ kind: 'enter', row, settle: { resolve, reject } }));
+  enter(row: PresenceRow, registeredAt: number): Promise<EnterOutcome> {
+    return new Promise((resolve, reject) => this.#submit({ kind: 'enter', row, registeredAt, settle: { resolve, reject } }));
   }
 
   leave(keyId: string, instanceId: string, localRef: number): Promise<number | null> {
@@ -313,7 +313,7 @@ export class PostgresPresence implements PresenceStore {
         continue;
       }
       const before = pending.length;
-      const value = op.kind === 'enter' ? await this.#decideEnter(client, op.row, pending) : await this.#decideLeave(client, op, pending);
+      const value = op.kind === 'enter' ? await this.#decideEnter(client, op, pending) : await this.#decideLeave(client, op, pending);
       decided.push({ value, lastEvent: pending.length === before ? null : pending.length - 1 });
     }
     if (pending.length === 0) return decided;
@@ -322,18 +322,26 @@ export class PostgresPresence implements PresenceStore {
   }
 
   /** The rules of a registration on the rows it meets (presence.ts); its events go to `pending`. */
-  async #decideEnter(client: PoolClient, row: PresenceRow, pending: Pending[]): Promise<EnterOutcome> {
+  async #decideEnter(client: PoolClient, op: Extract<Queued, { kind: 'enter' }>, pending: Pending[]): Promise<EnterOutcome> {
+    const { row } = op;
     const key = nicknameKey(row.nickname);
-    const found = (await client.query(`SELECT ${ROW_COLUMNS} FROM presence WHERE key_id = $1 OR nickname_key = $2 OR address = $3 FOR UPDATE`, [row.keyId, key, row.address])).rows.map(rowOf);
+    const raws = (await client.query(`SELECT ${ROW_COLUMNS}, registered_at FROM presence WHERE key_id = $1 OR nickname_key = $2 OR address = $3 FOR UPDATE`, [row.keyId, key, row.address]))
+      .rows as Array<Record<string, unknown>>;
     const removed: Pending[] = [];
-    for (const old of found) {
-      if (old.keyId === row.keyId) removed.push({ kind: 'replaced', announce: nicknameKey(old.nickname) !== key, row: old });
-      else if (nicknameKey(old.nickname) === key) return { kind: 'nickname-taken' };
+    let registeredAt = op.registeredAt;
+    for (const raw of raws) {
+      const old = rowOf(raw);
+      if (old.keyId === row.keyId) {
+        // The same key on the same binding, reconnected (to whichever instance): not interrupted.
+        const since = raw['registered_at'];
+        if (typeof since === 'number' && nicknameKey(old.nickname) === key && old.address === row.address) registeredAt = Math.min(registeredAt, since);
+        removed.push({ kind: 'replaced', announce: nicknameKey(old.nickname) !== key, row: old });
+      } else if (nicknameKey(old.nickname) === key) return { kind: 'nickname-taken' };
       else if (row.addressVerified && !old.addressVerified) removed.push({ kind: 'evicted', announce: true, row: old });
       else return { kind: 'address-taken' };
     }
     if (removed.length > 0) await client.query('DELETE FROM presence WHERE key_id = ANY($1::text[])', [removed.map((r) => r.row.keyId)]);
-    await client.query(`INSERT INTO presence (${ROW_COLUMNS}, nickname_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, [
+    await client.query(`INSERT INTO presence (${ROW_COLUMNS}, nickname_key, registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [
       row.keyId,
       row.nickname,
       row.address,
@@ -343,9 +351,10 @@ export class PostgresPresence implements PresenceStore {
       row.publicKeyDer,
       row.peerJson,
       key,
+      registeredAt,
     ]);
     pending.push(...removed, { kind: 'joined', announce: true, row });
-    return { kind: 'entered', seq: 0, removed: removed.map((r) => r.row) }; // numbered once the batch is logged
+    return { kind: 'entered', seq: 0, removed: removed.map((r) => r.row), registeredAt }; // numbered once the batch is logged
   }
 
   async #decideLeave(client: PoolClient, op: Extract<Queued, { kind: 'leave' }>, pending: Pending[]): Promise<null> {
