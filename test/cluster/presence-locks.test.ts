@@ -27,7 +27,7 @@ afterAll(closeAdmin);
 async function presenceOn(prefix: string): Promise<{ database: string; presence: PostgresPresence }> {
   const database = await freshDatabase(prefix);
   await (await openPostgresClaimStore({ connectionString: database, claimDays: 1 })).close();
-  const presence = new PostgresPresence(poolConfig({ connectionString: database, maxConnections: 4, connectTimeoutMs: 5_000, statementTimeoutMs: 10_000 }), 'test', 1_000);
+  const presence = new PostgresPresence(poolConfig({ connectionString: database, maxConnections: 4, connectTimeoutMs: 5_000, statementTimeoutMs: 10_000, applicationName: 'p2p-registry test' }), 'test', 1_000);
   opened.push(presence);
   return { database, presence };
 }

@@ -16,7 +16,6 @@
  * changed); a connection that closes keeps its registration until its `left` can be written (the
  * writes are retried, in order, until they are, or the lease runs out).
  */
-import { randomUUID } from 'node:crypto';
 import { RegistryError } from '../protocol/errors.js';
 import { parseOnionAddress, type OnionAddress } from '../protocol/onion-address.js';
 import type { PresenceRow, PresenceStore } from '../store/presence.js';
@@ -30,6 +29,8 @@ import { PeriodicTask } from './periodic-task.js';
 import type { LocalEntry, Roster, RosterEffects } from './roster.js';
 
 export interface ClusterRosterOptions {
+  /** This instance's id (a new one for every process): its registrations, its lease, its connections' names. */
+  readonly instanceId: string;
   readonly presence: PresenceStore;
   readonly effects: RosterEffects;
   readonly logger: Logger;
@@ -72,7 +73,7 @@ const TRIM_EVERY_MS = 60_000;
 const FRONTEND_EVERY_MS = 30_000;
 
 export class ClusterRoster implements Roster {
-  readonly instanceId = randomUUID();
+  readonly instanceId: string;
   private readonly presence: PresenceStore;
   private readonly effects: RosterEffects;
   private readonly logger: Logger;
@@ -100,6 +101,7 @@ export class ClusterRoster implements Roster {
   private closing = false;
 
   constructor(options: ClusterRosterOptions) {
+    this.instanceId = options.instanceId;
     this.presence = options.presence;
     this.effects = options.effects;
     this.logger = options.logger;

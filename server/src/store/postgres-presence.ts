@@ -27,6 +27,7 @@
  */
 import pg, { type Pool, type PoolClient, type PoolConfig } from 'pg';
 import { nicknameKey } from './claim-store.js';
+import { APPLICATION_NAME, connectionName, INSTANCE_CONNECTIONS } from './postgres-connections.js';
 import { environmentFailure, sqlstateOf } from './postgres-failure.js';
 import { BEGIN_DURABLE } from './postgres-sql.js';
 import { CHANNEL, EVENT_COLUMNS, eventOf, logEvents, ROW_COLUMNS, rowOf, text, type Pending } from './postgres-presence-rows.js';
@@ -59,6 +60,7 @@ type Decided = { readonly value: EnterOutcome | null; readonly lastEvent: number
 export class PostgresPresence implements PresenceStore {
   readonly #pool: Pool;
   readonly #config: PoolConfig;
+  readonly #label: string;
   readonly #target: string;
   readonly #retryAfterMs: number;
   #listener: pg.Client | undefined;
@@ -71,9 +73,11 @@ export class PostgresPresence implements PresenceStore {
   #queue: Queued[] = [];
   #writing = false;
 
-  constructor(config: PoolConfig, target: string, retryAfterMs: number) {
+  /** `label` names this instance's connections in pg_stat_activity (postgres-connections.ts). */
+  constructor(config: PoolConfig, target: string, retryAfterMs: number, label = APPLICATION_NAME) {
     this.#config = config;
-    this.#pool = new pg.Pool({ ...config, max: 4 });
+    this.#label = label;
+    this.#pool = new pg.Pool({ ...config, max: INSTANCE_CONNECTIONS.presence, application_name: connectionName(label, 'presence') });
     this.#pool.on('error', () => undefined);
     this.#pool.on('connect', (client) => client.on('error', () => undefined));
     this.#target = target;
@@ -197,7 +201,7 @@ export class PostgresPresence implements PresenceStore {
 
   listen(onChange: () => void): void {
     if (this.#closed || this.#listener !== undefined) return;
-    const client = new pg.Client({ ...this.#config });
+    const client = new pg.Client({ ...this.#config, application_name: connectionName(this.#label, 'listener') });
     this.#listener = client;
     const retry = (): void => {
       if (this.#listener !== client) return;
@@ -238,7 +242,7 @@ export class PostgresPresence implements PresenceStore {
   }
 
   async #connectLease(): Promise<pg.Client> {
-    const client = new pg.Client({ ...this.#config });
+    const client = new pg.Client({ ...this.#config, application_name: connectionName(this.#label, 'lease') });
     // Broken while idle (a restart of the server): dropped, and the next renewal opens another.
     client.on('error', () => {
       if (this.#leaseClient === client) this.#dropLease();
