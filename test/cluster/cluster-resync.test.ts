@@ -15,6 +15,7 @@ import { buildConfig } from '../../server/src/server/config.js';
 import { openConfiguredStore } from '../../server/src/server/open-store.js';
 import { closeAdmin, freshDatabase, sql, startInstance, View, waitConverged } from '../support/cluster.js';
 import { ed25519Identity, onionService, randomOnion, RawClient, tempDir, type Identity, type TestServer } from '../support/registry-harness.js';
+import { logSink } from '../support/log-sink.js';
 import { delay, waitForValue, waitUntil } from '../support/wait.js';
 
 const instances: TestServer[] = [];
@@ -205,6 +206,34 @@ describe("the cluster's own address", () => {
     expect(second.hello.onion).toBe(master);
     const healthz = (await (await fetch(`${after.url.replace('ws://', 'http://')}healthz`)).json()) as { onion: string; cluster: { frontend: string } };
     expect(healthz).toMatchObject({ onion: after.onion, cluster: { frontend: master } });
+  });
+});
+
+describe("what a cluster backend logs as the registry's address", () => {
+  const reachable = (lines: ReadonlyArray<Record<string, unknown>>): string[] => lines.map((l) => String(l['msg'])).filter((m) => m.includes('reachable at'));
+
+  it("is the frontend's master address once known, and its own onion as the backend's", async () => {
+    const database = await freshDatabase('reachable');
+    instances.push(await startInstance(database)); // creates the tables
+    const master = randomOnion();
+    await sql(database, 'INSERT INTO registry_frontend (id, master_onion) VALUES (1, $1)', [master]);
+    const { sink, lines } = logSink();
+    const backend = await startInstance(database, { logLevel: 'info', logDestination: sink });
+    instances.push(backend);
+    await waitUntil('the address to be logged', () => reachable(lines).length > 0);
+    expect(reachable(lines)).toEqual([`registry reachable at ws://${master}:80/ (the cluster's frontend); ws://${backend.onion}:80/ is this backend's own onion`]);
+  });
+
+  it("says its own onion is the backend's, not where the registry is reachable, before the frontend published its address", async () => {
+    const database = await freshDatabase('reachable');
+    const { sink, lines } = logSink();
+    const backend = await startInstance(database, { logLevel: 'info', logDestination: sink });
+    instances.push(backend);
+    await waitUntil('the address to be logged', () => lines.some((l) => String(l['msg']).includes(String(backend.onion))));
+    expect(reachable(lines)).toEqual([]);
+    expect(lines.map((l) => String(l['msg']))).toContain(
+      `ws://${backend.onion}:80/ is this cluster backend's own onion: peers reach the registry at the frontend's address, which it has not published yet`,
+    );
   });
 });
 

@@ -39,6 +39,8 @@ export interface ClusterRosterOptions {
   readonly retryAfterMs: number;
   /** This instance's onion address, once known: announced to the frontend. */
   readonly onion: () => string | null;
+  /** The frontend's address changed (became known, or another): see frontendOnion. */
+  readonly frontendChanged?: () => void;
   /** How long an answer waits for its own event to be applied. */
   readonly applyTimeoutMs?: number;
   /** How often the log is read without a notification. */
@@ -81,6 +83,7 @@ export class ClusterRoster implements Roster {
   private readonly retryAfterMs: number;
   private readonly applyTimeoutMs: number;
   private readonly onion: () => string | null;
+  private readonly frontendChanged: () => void;
   private readonly replica: ClusterReplica;
   private readonly tail: ClusterTail;
   private nextRef = 1;
@@ -109,6 +112,7 @@ export class ClusterRoster implements Roster {
     this.retryAfterMs = options.retryAfterMs;
     this.applyTimeoutMs = options.applyTimeoutMs ?? 5_000;
     this.onion = options.onion;
+    this.frontendChanged = options.frontendChanged ?? (() => undefined);
     this.replica = new ClusterReplica({ instanceId: this.instanceId, effects: options.effects, orphaned: (keyId, ref) => this.queueLeave(keyId, ref) });
     this.tail = new ClusterTail({ presence: this.presence, replica: this.replica, logger: this.logger, pollMs: options.pollMs ?? 1_000 });
     this.renewal = new PeriodicTask(() => this.renew(), Math.max(250, Math.floor(this.leaseMs / 3)));
@@ -294,8 +298,9 @@ export class ClusterRoster implements Roster {
       this.badFrontend = text;
       return;
     }
-    if (parsed.address !== this.master) this.logger.info({ frontend: parsed.address }, `the cluster's frontend address: ws://${parsed.address}/ is what hello reports`);
+    if (parsed.address === this.master) return;
     this.master = parsed.address;
+    this.frontendChanged();
   }
 
   private async sweep(): Promise<void> {

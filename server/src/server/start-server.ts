@@ -94,7 +94,7 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
   const budgets = new Budgets(limits);
   const watcher = new OnionWatcher({ dir: config.hiddenServiceDir, timeoutSeconds: config.hostnameTimeoutSeconds, logger: logger.child({ module: 'onion-watcher' }) });
   const onionUrl = (): string | null => (watcher.address === null ? null : `ws://${watcher.address}:${config.hiddenServicePort}/`);
-  watcher.on('address', () => logger.info({ url: onionUrl() }, `registry reachable at ${String(onionUrl())}`));
+  watcher.on('address', () => logAddress());
 
   const scheduler = new FairScheduler<Connection>({
     run: (conn, data, isBinary) => dispatcher.handleFrame(conn, data, isBinary),
@@ -113,7 +113,25 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
           leaseMs: config.claims.leaseSeconds * 1000,
           retryAfterMs: CLUSTER_RETRY_AFTER_MS,
           onion: () => watcher.address,
+          // Said here once this backend's own onion is known too; the watcher says it otherwise.
+          frontendChanged: () => {
+            if (watcher.address !== null) logAddress();
+          },
         });
+  /**
+   * Where peers reach the registry: this onion, or a cluster's frontend address (a backend's own
+   * onion is only where the frontend's descriptor sends their circuits).
+   */
+  const logAddress = (): void => {
+    const own = String(onionUrl());
+    const master = cluster?.frontendOnion ?? null;
+    if (cluster === null) logger.info({ url: own }, `registry reachable at ${own}`);
+    else if (master === null) logger.info({ backend: own }, `${own} is this cluster backend's own onion: peers reach the registry at the frontend's address, which it has not published yet`);
+    else {
+      const url = `ws://${master}:${config.hiddenServicePort}/`;
+      logger.info({ url, backend: own }, `registry reachable at ${url} (the cluster's frontend); ${own} is this backend's own onion`);
+    }
+  };
   const roster: Roster = cluster ?? new LocalRoster(effects);
   if (cluster !== null) await startCluster(cluster);
   const registrar = new Registrar(peers, roster, budgets, scheduler, { keeper: claims, requireAddressProof: config.claims.requireAddressProof });
