@@ -135,9 +135,10 @@ export class ClusterRoster implements Roster {
   async enter(entry: LocalEntry, entered: (replaced: readonly LocalEntry[]) => void): Promise<void> {
     const ref = this.nextRef++;
     this.replica.expect(ref, entry, entered);
+    const startedAt = Date.now();
     let outcome;
     try {
-      outcome = await this.presence.enter(this.rowOf(entry, ref), Date.now());
+      outcome = await this.presence.enter(this.rowOf(entry, ref), startedAt);
     } catch (err) {
       this.replica.forget(ref);
       throw this.refusal(err);
@@ -150,7 +151,7 @@ export class ClusterRoster implements Roster {
     // Its join (or a snapshot holding it) put it in the table: registered. Its claim is timed from
     // when the registration it carries on began, on whichever instance that was.
     if (!this.replica.forget(ref)) {
-      this.effects.keeper.carryOn(entry, outcome.registeredAt);
+      if (outcome.registeredAt < startedAt) this.effects.keeper.carryOn(entry, outcome.registeredAt);
       return;
     }
     // Not in the table: the log could not be read back in time, or a re-sync from a snapshot that no
@@ -197,7 +198,9 @@ export class ClusterRoster implements Roster {
   /** Ends this instance's registrations in one write and stops; a database away leaves them to the lease. */
   async close(): Promise<void> {
     this.closing = true;
-    await Promise.all([this.renewal.stop(), this.sweeping.stop(), this.housekeeping.stop()]);
+    void this.sweeping.stop();
+    void this.housekeeping.stop();
+    await this.renewal.stop(); // a renewal after the leave below would take a lease again
     this.tail.stop();
     try {
       const ended = await this.presence.leaveInstance(this.instanceId);
@@ -246,6 +249,7 @@ export class ClusterRoster implements Roster {
     try {
       await this.presence.renewLease(this.instanceId, this.leaseMs);
     } catch (err) {
+      if (this.closing) return;
       if (this.healthySince !== null) this.logger.warn({ err, leaseMs: this.leaseMs }, 'cannot renew this instance\'s lease in the shared database: register and unregister answer UNAVAILABLE until it is back');
       this.healthySince = null;
       return;
@@ -277,6 +281,7 @@ export class ClusterRoster implements Roster {
     try {
       await run();
     } catch (err) {
+      if (this.closing) return false;
       if (!this.failingSteps.has(step)) this.logger.warn({ err, step }, `cluster housekeeping: ${STEP_TEXT[step]} failed; the lease is renewed all the same, and this is tried again after the next renewal`);
       this.failingSteps.add(step);
       return false;
