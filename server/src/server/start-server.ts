@@ -118,20 +118,7 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
             if (watcher.address !== null) logAddress();
           },
         });
-  /**
-   * Where peers reach the registry: this onion, or a cluster's frontend address (a backend's own
-   * onion is only where the frontend's descriptor sends their circuits).
-   */
-  const logAddress = (): void => {
-    const own = String(onionUrl());
-    const master = cluster?.frontendOnion ?? null;
-    if (cluster === null) logger.info({ url: own }, `registry reachable at ${own}`);
-    else if (master === null) logger.info({ backend: own }, `${own} is this cluster backend's own onion: peers reach the registry at the frontend's address, which it has not published yet`);
-    else {
-      const url = `ws://${master}:${config.hiddenServicePort}/`;
-      logger.info({ url, backend: own }, `registry reachable at ${url} (the cluster's frontend); ${own} is this backend's own onion`);
-    }
-  };
+  const logAddress = (): void => logReachable(logger, String(onionUrl()), cluster, config.hiddenServicePort);
   const roster: Roster = cluster ?? new LocalRoster(effects);
   if (cluster !== null) await startCluster(cluster);
   const registrar = new Registrar(peers, roster, budgets, scheduler, { keeper: claims, requireAddressProof: config.claims.requireAddressProof });
@@ -190,6 +177,20 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
       return closing;
     },
   };
+}
+
+/**
+ * Where peers reach the registry: this onion (`own`), or a cluster's frontend address (a backend's
+ * own onion is only where the frontend's descriptor sends their circuits).
+ */
+function logReachable(logger: Logger, own: string, cluster: ClusterRoster | null, port: number): void {
+  const master = cluster?.frontendOnion ?? null;
+  if (cluster === null) logger.info({ url: own }, `registry reachable at ${own}`);
+  else if (master === null) logger.info({ backend: own }, `${own} is this cluster backend's own onion: peers reach the registry at the frontend's address, which it has not published yet`);
+  else {
+    const url = `ws://${master}:${port}/`;
+    logger.info({ url, backend: own }, `registry reachable at ${url} (the cluster's frontend); ${own} is this backend's own onion`);
+  }
 }
 
 /** The cluster's first contact with the shared presence: a database that cannot be read stops the start. */

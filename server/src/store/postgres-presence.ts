@@ -29,6 +29,7 @@ import pg, { type Pool, type PoolClient, type PoolConfig } from 'pg';
 import { nicknameKey } from './claim-store.js';
 import { APPLICATION_NAME, connectionName, INSTANCE_CONNECTIONS } from './postgres-connections.js';
 import { environmentFailure, sqlstateOf } from './postgres-failure.js';
+import { SoleConnection } from './postgres-sole-connection.js';
 import { BEGIN_DURABLE } from './postgres-sql.js';
 import { CHANNEL, EVENT_COLUMNS, eventOf, logEvents, ROW_COLUMNS, rowOf, text, type Pending } from './postgres-presence-rows.js';
 import { inTransaction } from './postgres-transaction.js';
@@ -65,8 +66,7 @@ export class PostgresPresence implements PresenceStore {
   readonly #retryAfterMs: number;
   #listener: pg.Client | undefined;
   /** The lease's own connection: a full pool or a stuck query elsewhere never delays a renewal. */
-  #lease: Promise<pg.Client> | undefined;
-  #leaseClient: pg.Client | undefined;
+  readonly #lease: SoleConnection;
   #listenTimer: NodeJS.Timeout | undefined;
   #closed = false;
   /** Writes waiting for the batch after the one in flight. */
@@ -80,23 +80,21 @@ export class PostgresPresence implements PresenceStore {
     this.#pool = new pg.Pool({ ...config, max: INSTANCE_CONNECTIONS.presence, application_name: connectionName(label, 'presence') });
     this.#pool.on('error', () => undefined);
     this.#pool.on('connect', (client) => client.on('error', () => undefined));
+    this.#lease = new SoleConnection({ ...config, application_name: connectionName(label, 'lease') });
     this.#target = target;
     this.#retryAfterMs = retryAfterMs;
   }
 
   async renewLease(instanceId: string, leaseMs: number): Promise<void> {
     if (this.#closed) throw storeError('STORE_CLOSED', `the presence of ${this.#target} is closed`);
-    const client = await this.#leaseConnection();
     try {
       // Updates no key column: a batch's FOR KEY SHARE on this row does not make it wait.
-      await client.query(
+      await this.#lease.query(
         `INSERT INTO registry_instances (id, lease_until) VALUES ($1, now() + $2 * interval '1 millisecond')
          ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until`,
         [instanceId, leaseMs],
       );
     } catch (err) {
-      // A fresh connection next time: this one may be broken, or still busy with a statement the driver gave up on.
-      this.#dropLease();
       throw this.#mapped(err, 'reached');
     }
   }
@@ -225,47 +223,8 @@ export class PostgresPresence implements PresenceStore {
     const listener = this.#listener;
     this.#listener = undefined;
     await listener?.end().catch(() => undefined);
-    this.#dropLease();
+    this.#lease.close();
     await this.#pool.end();
-  }
-
-  /** The lease's connection, opened on first use and again after a failure. */
-  #leaseConnection(): Promise<pg.Client> {
-    if (this.#lease === undefined) {
-      const lease = this.#connectLease();
-      this.#lease = lease;
-      lease.catch(() => {
-        if (this.#lease === lease) this.#lease = undefined;
-      });
-    }
-    return this.#lease;
-  }
-
-  async #connectLease(): Promise<pg.Client> {
-    const client = new pg.Client({ ...this.#config, application_name: connectionName(this.#label, 'lease') });
-    // Broken while idle (a restart of the server): dropped, and the next renewal opens another.
-    client.on('error', () => {
-      if (this.#leaseClient === client) this.#dropLease();
-    });
-    try {
-      await client.connect();
-    } catch (err) {
-      await client.end().catch(() => undefined);
-      throw this.#mapped(err, 'reached');
-    }
-    if (this.#closed) {
-      await client.end().catch(() => undefined);
-      throw storeError('STORE_CLOSED', `the presence of ${this.#target} is closed`);
-    }
-    this.#leaseClient = client;
-    return client;
-  }
-
-  #dropLease(): void {
-    const lease = this.#lease;
-    this.#lease = undefined;
-    this.#leaseClient = undefined;
-    lease?.then((client) => client.end()).catch(() => undefined);
   }
 
   #submit(op: Queued): void {
