@@ -161,6 +161,36 @@ describe('a cluster of registries sharing PostgreSQL', () => {
     expect(Date.now() - started).toBeLessThan(3_200);
   });
 
+  it('keeps the ClaimAfterSeconds time of a key that registers again on another instance while its old connection is open', async () => {
+    const { urls } = await cluster(2, { claims: { ClaimAfterSeconds: 2 } });
+    const id = ed25519Identity();
+    const old = await connect(urls[0] as string);
+    await old.register(id, 'alice');
+    const started = Date.now();
+    await delay(1_500);
+    // A reconnection that lands on another backend: the registration was not interrupted.
+    const fresh = await connect(urls[1] as string);
+    expect(await fresh.register(id, 'alice', 6060)).toMatchObject({ type: 'registered', claim: null });
+    expect((await old.closed).code).toBe(4001);
+    await fresh.waitFor((f) => f.type === 'claimed', 5_000);
+    // Claimed about 2 s after the first registration, not 2 s after the second (3.5 s or more).
+    expect(Date.now() - started).toBeLessThan(3_200);
+  });
+
+  it('starts the ClaimAfterSeconds time again when the key registers on another instance under another nickname', async () => {
+    const { urls } = await cluster(2, { claims: { ClaimAfterSeconds: 2 } });
+    const id = ed25519Identity();
+    const old = await connect(urls[0] as string);
+    await old.register(id, 'alice');
+    await delay(1_500);
+    const fresh = await connect(urls[1] as string);
+    expect(await fresh.register(id, 'alicia')).toMatchObject({ type: 'registered', claim: null });
+    const again = Date.now();
+    await fresh.waitFor((f) => f.type === 'claimed', 5_000);
+    // Another binding is another registration: its own 2 s.
+    expect(Date.now() - again).toBeGreaterThanOrEqual(1_900);
+  });
+
   it('evicts an unverified holder of an address on another instance when its owner proves it (4002)', async () => {
     const { urls } = await cluster(2);
     const [a, b] = urls as [string, string];

@@ -52,6 +52,8 @@ export interface TestServerOptions {
   store?: Record<string, string | number>;
   /** [Log] level (silent by default). */
   logLevel?: 'silent' | 'info' | 'debug';
+  /** Where the server's log lines go (test/support/log-sink.ts keeps them); stdout by default. */
+  logDestination?: NodeJS.WritableStream;
   /** How often live registrations' last-seen is written. */
   touchIntervalMs?: number;
 }
@@ -84,7 +86,7 @@ export async function startTestServer(
     Log: { level: options.logLevel ?? 'silent' },
   };
   const config = buildConfig(sections, {});
-  const server = await startServer(config, createLogger(options.logLevel ?? 'silent'), {
+  const server = await startServer(config, createLogger(options.logLevel ?? 'silent', options.logDestination), {
     ...(options.now === undefined ? {} : { now: options.now }),
     ...(options.touchIntervalMs === undefined ? {} : { touchIntervalMs: options.touchIntervalMs }),
   });

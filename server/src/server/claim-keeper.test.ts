@@ -51,3 +51,40 @@ describe('the delayed claim', () => {
     await keeper.close();
   });
 });
+
+describe('a registration that carries on an earlier one (a cluster: the same key reconnected to another instance)', () => {
+  const held = { ...entry, owner: { send: () => undefined, log: { debug: () => undefined } } } as unknown as PeerEntry<Connection>;
+
+  function countingKeeper(claimAfterSeconds: number): { keeper: ClaimKeeper; claims: () => number } {
+    let claims = 0;
+    const store = {
+      claim: () => {
+        claims += 1;
+        return Promise.resolve({ kind: 'claimed', claim: { expiresAt: Date.now() + 1_000 } });
+      },
+      touch: () => Promise.resolve(0),
+      purgeExpired: () => Promise.resolve(0),
+      close: () => Promise.resolve(),
+    } as unknown as ClaimStore;
+    const keeper = new ClaimKeeper({ store, claimAfterSeconds, logger: pino({ level: 'silent' }) });
+    return { keeper, claims: () => claims };
+  }
+
+  it('is claimed ClaimAfterSeconds after the earlier start, not after its own', async () => {
+    const { keeper, claims } = countingKeeper(1);
+    keeper.entered(held, null, []);
+    keeper.carryOn(held, Date.now() - 800);
+    await delay(400);
+    expect(claims()).toBe(1);
+    await keeper.close();
+  });
+
+  it('keeps its own start when the one it carries on is later', async () => {
+    const { keeper, claims } = countingKeeper(1);
+    keeper.entered(held, null, []);
+    keeper.carryOn(held, Date.now() + 10_000);
+    await delay(400);
+    expect(claims()).toBe(0);
+    await keeper.close();
+  });
+});

@@ -103,6 +103,19 @@ export class ClaimKeeper {
     if (!tracked.claimed) this.arm(entry, tracked);
   }
 
+  /**
+   * The registration carries on one of the same key, nickname and address that began at `since`
+   * (Date.now() of the instance it began on; a cluster's database carries it from one instance to
+   * the next): its delayed claim is timed from then, as a reconnection to the same host would be.
+   */
+  carryOn(entry: Entry, since: number): void {
+    const tracked = this.tracked.get(entry);
+    // Not armed: claimed already, or its claim is being written.
+    if (tracked === undefined || tracked.timer === undefined || since >= tracked.since) return;
+    tracked.since = since;
+    this.arm(entry, tracked);
+  }
+
   /** The registration left the table (unregister, close, replaced, evicted): its last-seen is written. */
   left(entry: Entry): void {
     const tracked = this.tracked.get(entry);

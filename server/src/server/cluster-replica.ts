@@ -11,7 +11,8 @@
  * connection closed, its wait gave up) is ended again through `orphaned`.
  */
 import { eventFingerprint, type PresenceEvent, type PresenceRow, type PresenceSnapshot } from '../store/presence.js';
-import { CLOSINGS } from './refusals.js';
+import { nicknameKey } from './peer-table.js';
+import { CLOSINGS, type Closing } from './refusals.js';
 import { isLocal, RemotePeer, type AnyEntry, type LocalEntry, type RosterEffects } from './roster.js';
 
 interface Expected {
@@ -81,10 +82,11 @@ export class ClusterReplica {
    */
   load(snapshot: PresenceSnapshot): void {
     const wanted = new Map(snapshot.rows.map((row) => [row.keyId, row]));
+    const byAddress = new Map(snapshot.rows.map((row) => [row.address, row]));
     for (const entry of [...this.effects.peers.entries()]) {
       const row = wanted.get(entry.keyId);
       if (row !== undefined && this.isRow(entry, row.instanceId, row.localRef)) wanted.delete(entry.keyId);
-      else this.remove(entry, 'expired', true);
+      else this.vanish(entry, row, byAddress.get(entry.peer.address));
     }
     for (const row of wanted.values()) this.join(row);
     this.letGoHandover();
@@ -124,7 +126,19 @@ export class ClusterReplica {
     this.remove(entry, kind, event.announce);
   }
 
-  private remove(entry: AnyEntry, kind: Exclude<PresenceEvent['kind'], 'joined'>, announce: boolean): void {
+  /**
+   * An entry a snapshot no longer holds, ended as its missed event would have ended it, as far as
+   * the snapshot tells: its key registered again (4001, and the new row's join follows), its
+   * address proven by another key (4002), or else gone (1001: register again). A client told 4001
+   * or 4002 does not reconnect to take its key or address back.
+   */
+  private vanish(entry: AnyEntry, sameKey: PresenceRow | undefined, sameAddress: PresenceRow | undefined): void {
+    if (sameKey !== undefined) return this.remove(entry, 'replaced', nicknameKey(sameKey.nickname) !== nicknameKey(entry.peer.nickname));
+    if (sameAddress !== undefined && sameAddress.addressVerified && sameAddress.keyId !== entry.keyId) return this.remove(entry, 'evicted', true);
+    this.remove(entry, 'expired', true, CLOSINGS.registrationLost);
+  }
+
+  private remove(entry: AnyEntry, kind: Exclude<PresenceEvent['kind'], 'joined'>, announce: boolean, closing: Closing = CLOSINGS.leaseLost): void {
     this.effects.peers.removeOwner(entry.owner);
     this.forgetRef(entry);
     if (kind === 'replaced' || kind === 'evicted') {
@@ -138,7 +152,7 @@ export class ClusterReplica {
     if (isLocal(entry)) {
       this.effects.keeper.left(entry);
       // Its instance's lease ran out (this one was cut off from the database): the peer must register again.
-      if (kind === 'expired' && !entry.owner.closed) entry.owner.close(CLOSINGS.leaseLost);
+      if (kind === 'expired' && !entry.owner.closed) entry.owner.close(closing);
     }
     if (announce) this.effects.left(entry);
   }

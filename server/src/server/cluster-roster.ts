@@ -4,16 +4,18 @@
  * tail has applied the write's event before it answers, so that its own table, its connections
  * and its subscribers change only in the log's order (cluster-replica.ts).
  *
- * Its lease: renewed every third of [Store] LeaseSeconds. An instance sweeps (ends the
- * registrations of instances whose lease ran out) only once it has itself reached the database
- * without a failure for a whole lease: after the database was away, every live instance has renewed
- * its lease before anyone sweeps, so an outage of the database causes no mass peer_left.
+ * Its lease: renewed every third of [Store] LeaseSeconds, on a connection of its own (a full pool
+ * or a stuck query cannot delay it). An instance sweeps (ends the registrations of instances whose
+ * lease ran out) only once it has itself reached the database without a failure for a whole lease:
+ * after the database was away, every live instance has renewed its lease before anyone sweeps, so
+ * an outage of the database causes no mass peer_left. Renewal, sweep and housekeeping never
+ * overlap themselves (periodic-task.ts); a failing housekeeping step is reported as that step,
+ * and says nothing about the lease.
  *
  * When the database cannot be reached: register and unregister answer UNAVAILABLE (nothing
  * changed); a connection that closes keeps its registration until its `left` can be written (the
  * writes are retried, in order, until they are, or the lease runs out).
  */
-import { randomUUID } from 'node:crypto';
 import { RegistryError } from '../protocol/errors.js';
 import { parseOnionAddress, type OnionAddress } from '../protocol/onion-address.js';
 import type { PresenceRow, PresenceStore } from '../store/presence.js';
@@ -23,9 +25,12 @@ import { ClusterTail } from './cluster-tail.js';
 import type { Connection } from './connection.js';
 import type { Logger } from './logger.js';
 import { REFUSALS, refuse } from './refusals.js';
+import { PeriodicTask } from './periodic-task.js';
 import type { LocalEntry, Roster, RosterEffects } from './roster.js';
 
 export interface ClusterRosterOptions {
+  /** This instance's id (a new one for every process): its registrations, its lease, its connections' names. */
+  readonly instanceId: string;
   readonly presence: PresenceStore;
   readonly effects: RosterEffects;
   readonly logger: Logger;
@@ -34,6 +39,8 @@ export interface ClusterRosterOptions {
   readonly retryAfterMs: number;
   /** This instance's onion address, once known: announced to the frontend. */
   readonly onion: () => string | null;
+  /** The frontend's address changed (became known, or another): see frontendOnion. */
+  readonly frontendChanged?: () => void;
   /** How long an answer waits for its own event to be applied. */
   readonly applyTimeoutMs?: number;
   /** How often the log is read without a notification. */
@@ -49,7 +56,17 @@ export interface ClusterStatus {
   readonly applied: number;
   /** The frontend's master address, once known (hello reports it). */
   readonly frontend: string | null;
+  /** Whether a housekeeping step (announcing this backend, reading the frontend's address, trimming the log) is failing. */
+  readonly housekeeping: 'ok' | 'failing';
 }
+
+/** The background work done after a renewal, each step reported on its own. */
+type HousekeepingStep = 'announce' | 'frontend' | 'trim';
+const STEP_TEXT: Readonly<Record<HousekeepingStep, string>> = {
+  announce: 'announcing this backend to the frontend (registry_backends)',
+  frontend: "reading the frontend's address (registry_frontend)",
+  trim: 'trimming the presence log (presence_events)',
+};
 
 /** Log events are kept this long: an instance further behind re-syncs from a snapshot. */
 const LOG_RETAIN_MS = 10 * 60_000;
@@ -58,7 +75,7 @@ const TRIM_EVERY_MS = 60_000;
 const FRONTEND_EVERY_MS = 30_000;
 
 export class ClusterRoster implements Roster {
-  readonly instanceId = randomUUID();
+  readonly instanceId: string;
   private readonly presence: PresenceStore;
   private readonly effects: RosterEffects;
   private readonly logger: Logger;
@@ -66,6 +83,7 @@ export class ClusterRoster implements Roster {
   private readonly retryAfterMs: number;
   private readonly applyTimeoutMs: number;
   private readonly onion: () => string | null;
+  private readonly frontendChanged: () => void;
   private readonly replica: ClusterReplica;
   private readonly tail: ClusterTail;
   private nextRef = 1;
@@ -74,7 +92,10 @@ export class ClusterRoster implements Roster {
   private flushing = false;
   /** Since when every call to the database succeeded (Date.now()); null while it fails. */
   private healthySince: number | null = null;
-  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly renewal: PeriodicTask;
+  private readonly sweeping: PeriodicTask;
+  private readonly housekeeping: PeriodicTask;
+  private readonly failingSteps = new Set<HousekeepingStep>();
   private lastTrim = 0;
   private lastFrontendRead = 0;
   private master: OnionAddress | null = null;
@@ -83,6 +104,7 @@ export class ClusterRoster implements Roster {
   private closing = false;
 
   constructor(options: ClusterRosterOptions) {
+    this.instanceId = options.instanceId;
     this.presence = options.presence;
     this.effects = options.effects;
     this.logger = options.logger;
@@ -90,29 +112,33 @@ export class ClusterRoster implements Roster {
     this.retryAfterMs = options.retryAfterMs;
     this.applyTimeoutMs = options.applyTimeoutMs ?? 5_000;
     this.onion = options.onion;
+    this.frontendChanged = options.frontendChanged ?? (() => undefined);
     this.replica = new ClusterReplica({ instanceId: this.instanceId, effects: options.effects, orphaned: (keyId, ref) => this.queueLeave(keyId, ref) });
     this.tail = new ClusterTail({ presence: this.presence, replica: this.replica, logger: this.logger, pollMs: options.pollMs ?? 1_000 });
+    this.renewal = new PeriodicTask(() => this.renew(), Math.max(250, Math.floor(this.leaseMs / 3)));
+    this.sweeping = new PeriodicTask(() => this.sweep(), Math.max(250, Math.floor(this.leaseMs / 2)));
+    // Run after each renewal that succeeded, never while the previous run is still going.
+    this.housekeeping = new PeriodicTask(() => this.keepHouse());
   }
 
   /** Takes a lease, loads the replica and starts following the log. Rejects when the database cannot be reached. */
   async start(): Promise<void> {
     await this.presence.renewLease(this.instanceId, this.leaseMs);
     await this.tail.start();
-    await this.announce();
-    this.learnFrontend(await this.presence.frontendOnion());
-    this.lastFrontendRead = Date.now();
+    await this.housekeeping.trigger();
     this.healthySince = Date.now();
-    this.timers.push(setInterval(() => void this.renew(), Math.max(250, Math.floor(this.leaseMs / 3))).unref());
-    this.timers.push(setInterval(() => void this.sweep(), Math.max(250, Math.floor(this.leaseMs / 2))).unref());
+    this.renewal.start();
+    this.sweeping.start();
     this.logger.info({ instance: this.instanceId, peers: this.effects.peers.size, leaseMs: this.leaseMs }, 'cluster instance started: following the shared presence');
   }
 
   async enter(entry: LocalEntry, entered: (replaced: readonly LocalEntry[]) => void): Promise<void> {
     const ref = this.nextRef++;
     this.replica.expect(ref, entry, entered);
+    const startedAt = Date.now();
     let outcome;
     try {
-      outcome = await this.presence.enter(this.rowOf(entry, ref));
+      outcome = await this.presence.enter(this.rowOf(entry, ref), startedAt);
     } catch (err) {
       this.replica.forget(ref);
       throw this.refusal(err);
@@ -121,12 +147,17 @@ export class ClusterRoster implements Roster {
       this.replica.forget(ref);
       throw refuse(outcome.kind === 'nickname-taken' ? REFUSALS.nicknameTaken(entry.peer.nickname) : REFUSALS.addressTaken);
     }
-    if (await this.tail.waitFor(outcome.seq, this.applyTimeoutMs)) return;
-    // Written, but the log could not be read back in time: ended again, and answered UNAVAILABLE.
-    if (this.replica.forget(ref)) {
-      this.queueLeave(entry.keyId, ref);
-      throw refuse(REFUSALS.clusterUnavailable, this.retryAfterMs);
+    await this.tail.waitFor(outcome.seq, this.applyTimeoutMs);
+    // Its join (or a snapshot holding it) put it in the table: registered. Its claim is timed from
+    // when the registration it carries on began, on whichever instance that was.
+    if (!this.replica.forget(ref)) {
+      if (outcome.registeredAt < startedAt) this.effects.keeper.carryOn(entry, outcome.registeredAt);
+      return;
     }
+    // Not in the table: the log could not be read back in time, or a re-sync from a snapshot that no
+    // longer held it went past its event. Either way it must not outlive this answer: ended (again).
+    this.queueLeave(entry.keyId, ref);
+    throw refuse(REFUSALS.clusterUnavailable, this.retryAfterMs);
   }
 
   /**
@@ -138,7 +169,13 @@ export class ClusterRoster implements Roster {
   }
 
   status(): ClusterStatus {
-    return { instance: this.instanceId, database: this.healthySince === null ? 'unreachable' : 'reachable', applied: this.replica.applied, frontend: this.master };
+    return {
+      instance: this.instanceId,
+      database: this.healthySince === null ? 'unreachable' : 'reachable',
+      applied: this.replica.applied,
+      frontend: this.master,
+      housekeeping: this.failingSteps.size === 0 ? 'ok' : 'failing',
+    };
   }
 
   leave(conn: Connection): Promise<void> | null {
@@ -161,7 +198,9 @@ export class ClusterRoster implements Roster {
   /** Ends this instance's registrations in one write and stops; a database away leaves them to the lease. */
   async close(): Promise<void> {
     this.closing = true;
-    for (const timer of this.timers) clearInterval(timer);
+    void this.sweeping.stop();
+    void this.housekeeping.stop();
+    await this.renewal.stop(); // a renewal after the leave below would take a lease again
     this.tail.stop();
     try {
       const ended = await this.presence.leaveInstance(this.instanceId);
@@ -209,16 +248,18 @@ export class ClusterRoster implements Roster {
   private async renew(): Promise<void> {
     try {
       await this.presence.renewLease(this.instanceId, this.leaseMs);
-      if (this.healthySince === null) {
-        this.healthySince = Date.now();
-        this.logger.info({ pendingLeaves: this.outbox.size }, 'the shared database is reachable again: lease renewed');
-      }
-      if (this.outbox.size > 0) void this.flush();
-      await this.housekeeping();
     } catch (err) {
+      if (this.closing) return;
       if (this.healthySince !== null) this.logger.warn({ err, leaseMs: this.leaseMs }, 'cannot renew this instance\'s lease in the shared database: register and unregister answer UNAVAILABLE until it is back');
       this.healthySince = null;
+      return;
     }
+    if (this.healthySince === null) {
+      this.healthySince = Date.now();
+      this.logger.info({ pendingLeaves: this.outbox.size }, 'the shared database is reachable again: lease renewed');
+    }
+    if (this.outbox.size > 0) void this.flush();
+    void this.housekeeping.trigger();
   }
 
   /**
@@ -226,17 +267,27 @@ export class ClusterRoster implements Roster {
    * whose registry stops renewing leaves the master descriptor), reads the frontend's address now
    * and then, and trims the log.
    */
-  private async housekeeping(): Promise<void> {
+  private async keepHouse(): Promise<void> {
     const now = Date.now();
-    await this.announce();
-    if (now - this.lastFrontendRead >= FRONTEND_EVERY_MS) {
-      this.learnFrontend(await this.presence.frontendOnion());
+    await this.step('announce', () => this.announce());
+    if (now - this.lastFrontendRead >= FRONTEND_EVERY_MS && (await this.step('frontend', async () => this.learnFrontend(await this.presence.frontendOnion())))) {
       this.lastFrontendRead = now;
     }
-    if (now - this.lastTrim >= TRIM_EVERY_MS) {
-      await this.presence.trimLog(LOG_RETAIN_MS);
-      this.lastTrim = now;
+    if (now - this.lastTrim >= TRIM_EVERY_MS && (await this.step('trim', () => this.presence.trimLog(LOG_RETAIN_MS)))) this.lastTrim = now;
+  }
+
+  /** One housekeeping step; a failure is said once (until the step works again) and never counts against the lease. */
+  private async step(step: HousekeepingStep, run: () => Promise<unknown>): Promise<boolean> {
+    try {
+      await run();
+    } catch (err) {
+      if (this.closing) return false;
+      if (!this.failingSteps.has(step)) this.logger.warn({ err, step }, `cluster housekeeping: ${STEP_TEXT[step]} failed; the lease is renewed all the same, and this is tried again after the next renewal`);
+      this.failingSteps.add(step);
+      return false;
     }
+    if (this.failingSteps.delete(step)) this.logger.info({ step }, `cluster housekeeping: ${STEP_TEXT[step]} works again`);
+    return true;
   }
 
   private async announce(): Promise<void> {
@@ -252,8 +303,9 @@ export class ClusterRoster implements Roster {
       this.badFrontend = text;
       return;
     }
-    if (parsed.address !== this.master) this.logger.info({ frontend: parsed.address }, `the cluster's frontend address: ws://${parsed.address}/ is what hello reports`);
+    if (parsed.address === this.master) return;
     this.master = parsed.address;
+    this.frontendChanged();
   }
 
   private async sweep(): Promise<void> {

@@ -25,7 +25,7 @@ import type { Registrar } from './registration.js';
 import { CLOSINGS, closingName, type Closing, type ClosingName } from './refusals.js';
 
 /** Closes that refused nobody: not counted in the refusal summary. */
-const NOT_REFUSALS: ReadonlySet<ClosingName | 'other'> = new Set(['shutdown', 'replaced', 'leaseLost']);
+const NOT_REFUSALS: ReadonlySet<ClosingName | 'other'> = new Set(['shutdown', 'replaced', 'leaseLost', 'registrationLost']);
 
 export interface OpenConnectionsOptions {
   readonly limits: RegistryLimits;

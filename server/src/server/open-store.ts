@@ -9,6 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseConnectionString } from 'pg-connection-string';
 import type { PoolConfig } from 'pg';
 import type { ClaimStore, Clock } from '../store/claim-store.js';
+import { APPLICATION_NAME, connectionName, INSTANCE_CONNECTIONS } from '../store/postgres-connections.js';
 import { redactConnectionString } from '../store/postgres-failure.js';
 import { PostgresPresence } from '../store/postgres-presence.js';
 import { openPostgresClaimStore, poolConfig, type PostgresClaimStoreOptions } from '../store/postgres-store.js';
@@ -21,6 +22,8 @@ import type { Config } from './config.js';
 export interface OpenStoreOptions {
   /** The store's clock (ms since the epoch); tests inject one. */
   readonly now?: Clock;
+  /** A cluster instance's id: its connections carry it in their application_name. */
+  readonly instanceId?: string;
 }
 
 /** What a UNAVAILABLE answer suggests when the cluster's database cannot be reached. */
@@ -34,7 +37,14 @@ export const CLUSTER_RETRY_AFTER_MS = 1_000;
 export async function openConfiguredStore(config: Pick<Config, 'claims'>, options: OpenStoreOptions = {}): Promise<ClaimStore> {
   const now = options.now === undefined ? {} : { now: options.now };
   if (isPostgresDatabase(config.claims.database)) {
-    return openPostgresClaimStore({ ...postgresConnection(config), claimDays: config.claims.claimDays, retryAfterMs: CLUSTER_RETRY_AFTER_MS, ...now });
+    return openPostgresClaimStore({
+      ...postgresConnection(config),
+      claimDays: config.claims.claimDays,
+      retryAfterMs: CLUSTER_RETRY_AFTER_MS,
+      maxConnections: INSTANCE_CONNECTIONS.claims,
+      applicationName: connectionName(instanceLabel(options.instanceId), 'claims'),
+      ...now,
+    });
   }
   const path = resolve(config.claims.database);
   try {
@@ -49,10 +59,22 @@ export async function openConfiguredStore(config: Pick<Config, 'claims'>, option
 }
 
 /** The cluster's live presence, in the same PostgreSQL as the claims; null for a SQLite file. */
-export function openConfiguredPresence(config: Pick<Config, 'claims'>): PresenceStore | null {
+export function openConfiguredPresence(config: Pick<Config, 'claims'>, instanceId?: string): PresenceStore | null {
   if (!isPostgresDatabase(config.claims.database)) return null;
-  const settings: PoolConfig = poolConfig({ ...postgresConnection(config), maxConnections: 4, connectTimeoutMs: 5_000, statementTimeoutMs: 10_000 });
-  return new PostgresPresence(settings, redactConnectionString(config.claims.database), CLUSTER_RETRY_AFTER_MS);
+  const label = instanceLabel(instanceId);
+  const settings: PoolConfig = poolConfig({
+    ...postgresConnection(config),
+    maxConnections: INSTANCE_CONNECTIONS.presence,
+    connectTimeoutMs: 5_000,
+    statementTimeoutMs: 10_000,
+    applicationName: connectionName(label, 'presence'),
+  });
+  return new PostgresPresence(settings, redactConnectionString(config.claims.database), CLUSTER_RETRY_AFTER_MS, label);
+}
+
+/** What names an instance's connections in pg_stat_activity; the operator's commands have no instance. */
+function instanceLabel(instanceId: string | undefined): string {
+  return instanceId === undefined ? APPLICATION_NAME : `${APPLICATION_NAME} ${instanceId}`;
 }
 
 /**

@@ -60,6 +60,7 @@ export const CLOSINGS = {
   replaced: { code: CloseCode.REPLACED, reason: 'replaced by a new connection with the same key' },
   shutdown: { code: CloseCode.GOING_AWAY, reason: 'server shutting down' },
   leaseLost: { code: CloseCode.GOING_AWAY, reason: 'this registry instance lost the shared database for too long: register again' },
+  registrationLost: { code: CloseCode.GOING_AWAY, reason: "the registry's shared database no longer holds this registration: register again" },
 } as const satisfies Record<string, Closing>;
 
 export type ClosingName = keyof typeof CLOSINGS;

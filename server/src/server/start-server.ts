@@ -2,11 +2,13 @@
  * The registry server's wiring: creates its parts, connects them, listens, and returns the handle.
  * What each part does is in the file named for it.
  */
+import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { RegistryError } from '../protocol/errors.js';
 import type { OnionAddress } from '../protocol/onion-address.js';
 import type { ClaimStore, Clock } from '../store/claim-store.js';
 import { Budgets } from './budgets.js';
+import { isPostgresDatabase } from './claims-config.js';
 import { ClaimKeeper } from './claim-keeper.js';
 import type { Config } from './config.js';
 import type { Connection } from './connection.js';
@@ -69,13 +71,16 @@ export interface StartOptions {
 
 export async function startServer(config: Config, logger: Logger, options: StartOptions = {}): Promise<RegistryServer> {
   const { limits } = config;
+  // A cluster instance's id, known before its first connection so that each one carries it.
+  const instanceId = isPostgresDatabase(config.claims.database) ? randomUUID() : undefined;
   // First: a database that cannot be opened, written or migrated stops the start (one line, from the store).
-  const store = options.openStore !== undefined ? await options.openStore(config) : await openConfiguredStore(config, options.now === undefined ? {} : { now: options.now });
+  const store =
+    options.openStore !== undefined ? await options.openStore(config) : await openConfiguredStore(config, { ...(options.now === undefined ? {} : { now: options.now }), ...(instanceId === undefined ? {} : { instanceId }) });
   const claims = new ClaimKeeper({ store, claimAfterSeconds: config.claims.claimAfterSeconds, logger: logger.child({ module: 'claims' }), ...(options.touchIntervalMs === undefined ? {} : { touchIntervalMs: options.touchIntervalMs }) });
   // A postgres:// database: this registry is one instance of a cluster, sharing live presence too.
-  const presence = options.openStore !== undefined ? null : openConfiguredPresence(config);
+  const presence = options.openStore !== undefined || instanceId === undefined ? null : openConfiguredPresence(config, instanceId);
   try {
-    return await startWith(config, logger, claims, presence);
+    return await startWith(config, logger, claims, presence === null || instanceId === undefined ? null : { presence, instanceId });
   } catch (err) {
     await presence?.close();
     await claims.close();
@@ -83,13 +88,13 @@ export async function startServer(config: Config, logger: Logger, options: Start
   }
 }
 
-async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, presence: PresenceStore | null): Promise<RegistryServer> {
+async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, shared: { readonly presence: PresenceStore; readonly instanceId: string } | null): Promise<RegistryServer> {
   const { limits } = config;
   const peers = new PeerTable<PeerOwner>(limits.maxPeers);
   const budgets = new Budgets(limits);
   const watcher = new OnionWatcher({ dir: config.hiddenServiceDir, timeoutSeconds: config.hostnameTimeoutSeconds, logger: logger.child({ module: 'onion-watcher' }) });
   const onionUrl = (): string | null => (watcher.address === null ? null : `ws://${watcher.address}:${config.hiddenServicePort}/`);
-  watcher.on('address', () => logger.info({ url: onionUrl() }, `registry reachable at ${String(onionUrl())}`));
+  watcher.on('address', () => logAddress());
 
   const scheduler = new FairScheduler<Connection>({
     run: (conn, data, isBinary) => dispatcher.handleFrame(conn, data, isBinary),
@@ -99,9 +104,21 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, pr
   const hub = new EventHub({ batchMs: limits.eventBatchMs, slices: scheduler });
   const effects = new RosterEffects(peers, hub, claims);
   const cluster =
-    presence === null
+    shared === null
       ? null
-      : new ClusterRoster({ presence, effects, logger: logger.child({ module: 'cluster' }), leaseMs: config.claims.leaseSeconds * 1000, retryAfterMs: CLUSTER_RETRY_AFTER_MS, onion: () => watcher.address });
+      : new ClusterRoster({
+          ...shared,
+          effects,
+          logger: logger.child({ module: 'cluster' }),
+          leaseMs: config.claims.leaseSeconds * 1000,
+          retryAfterMs: CLUSTER_RETRY_AFTER_MS,
+          onion: () => watcher.address,
+          // Said here once this backend's own onion is known too; the watcher says it otherwise.
+          frontendChanged: () => {
+            if (watcher.address !== null) logAddress();
+          },
+        });
+  const logAddress = (): void => logReachable(logger, String(onionUrl()), cluster, config.hiddenServicePort);
   const roster: Roster = cluster ?? new LocalRoster(effects);
   if (cluster !== null) await startCluster(cluster);
   const registrar = new Registrar(peers, roster, budgets, scheduler, { keeper: claims, requireAddressProof: config.claims.requireAddressProof });
@@ -160,6 +177,20 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, pr
       return closing;
     },
   };
+}
+
+/**
+ * Where peers reach the registry: this onion (`own`), or a cluster's frontend address (a backend's
+ * own onion is only where the frontend's descriptor sends their circuits).
+ */
+function logReachable(logger: Logger, own: string, cluster: ClusterRoster | null, port: number): void {
+  const master = cluster?.frontendOnion ?? null;
+  if (cluster === null) logger.info({ url: own }, `registry reachable at ${own}`);
+  else if (master === null) logger.info({ backend: own }, `${own} is this cluster backend's own onion: peers reach the registry at the frontend's address, which it has not published yet`);
+  else {
+    const url = `ws://${master}:${port}/`;
+    logger.info({ url, backend: own }, `registry reachable at ${url} (the cluster's frontend); ${own} is this backend's own onion`);
+  }
 }
 
 /** The cluster's first contact with the shared presence: a database that cannot be read stops the start. */

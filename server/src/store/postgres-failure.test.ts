@@ -31,4 +31,12 @@ describe('PostgreSQL failures', () => {
     expect(environmentFailure(new Error('Connection terminated unexpectedly'), target)?.name).toBe('CONNECTION');
     expect(environmentFailure(Object.assign(new Error('duplicate key'), { code: '23505' }), target)).toBeUndefined();
   });
+
+  it('counts too many connections (53300) as the environment, with a fix that names max_connections and what a registry instance holds', () => {
+    const failure = environmentFailure(Object.assign(new Error('sorry, too many clients already'), { code: '53300' }), 'postgres://registry@db/claims');
+    expect(failure?.name).toBe('53300');
+    expect(failure?.fix).toMatch(/raise max_connections/);
+    expect(failure?.fix).toMatch(/a registry instance holds up to 10 connections/);
+    expect(failure?.fix).toMatch(/Connection budget/);
+  });
 });

@@ -5,6 +5,7 @@
  * operator the cause and the fix. Also the one place that turns a connection target into text:
  * credentials never leave it.
  */
+import { INSTANCE_CONNECTION_TOTAL } from './postgres-connections.js';
 
 export interface PostgresFailure {
   /** The SQLSTATE (e.g. 53100) or the socket error code (e.g. ECONNREFUSED). */
@@ -41,7 +42,12 @@ function sqlstateFix(code: string, target: string): string | undefined {
   if (code === '57P01' || code === '57P02' || code === '57P03') return `PostgreSQL at ${target} is shutting down or starting up: wait for it`;
   if (code === '53100') return `free disk space on the PostgreSQL server of ${target}`;
   if (code === '53200') return `free memory on the PostgreSQL server of ${target}`;
-  if (code === '53300') return `too many connections to ${target}: raise max_connections or lower the pools of other clients`;
+  if (code === '53300') {
+    return (
+      `too many connections to ${target}: raise max_connections on the server (or the role's or database's CONNECTION LIMIT), or lower what its clients hold; ` +
+      `a registry instance holds up to ${INSTANCE_CONNECTION_TOTAL} connections (docs/CLUSTER.md, "Connection budget")`
+    );
+  }
   if (code.startsWith('53')) return `the PostgreSQL server of ${target} is out of resources (see its log)`;
   if (code === '25006') return `${target} accepts only reads (a standby, or default_transaction_read_only): point [Store] Database at the primary`;
   if (code.startsWith('58')) return `the PostgreSQL server of ${target} reports a system or disk error (see its log)`;

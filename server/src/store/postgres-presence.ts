@@ -1,13 +1,20 @@
 /**
- * Live presence in PostgreSQL (presence.ts says what it guarantees; schema version 3 holds the
- * tables). How:
+ * Live presence in PostgreSQL (presence.ts says what it guarantees; schema versions 3 and 4 hold
+ * the tables). How:
  *  - Registrations and leaves are written in batches (group commit): what arrives while a batch is
  *    being written goes into the next, one READ COMMITTED transaction that decides each write in
  *    turn under the unique indexes (key, nickname key, address), then, as its LAST statement, bumps
- *    presence_log_head and inserts all its events with the numbers it got (one statement). The head's row lock is held until COMMIT, so a later writer
- *    gets its numbers only after the earlier one committed: numbers follow commit order, and a
- *    transaction that rolls back takes its numbers with it. Taking the head last keeps the lock
- *    short and means no transaction waits for a unique index while holding it (no deadlock).
+ *    presence_log_head and inserts all its events with the numbers it got (one statement). The
+ *    head's row lock is held until COMMIT, so a later writer gets its numbers only after the
+ *    earlier one committed: numbers follow commit order, and a transaction that rolls back takes
+ *    its numbers with it.
+ *  - The lock order, the same in every writer: registry_instances rows (a batch's own, FOR KEY
+ *    SHARE; a shutdown's or a sweep's, deleted), then presence rows, then the head, LAST. So no
+ *    transaction holding the head ever waits for a row lock or a unique index, and nobody waits for
+ *    the head while holding what its holder needs. A sweep passes by instance rows in use (SKIP
+ *    LOCKED) rather than waiting for them. What remains: two batches that lock the same two
+ *    presence rows in opposite orders can still deadlock; PostgreSQL ends one (40P01) after
+ *    deadlock_timeout and it runs again.
  *  - Two registrations racing for a nickname on two instances: the loser's INSERT waits at the unique
  *    index for the winner's COMMIT, fails with 23505, and its batch runs again and sees the winner.
  *  - pg_notify inside the transaction wakes every instance's tail at COMMIT (delivered only then).
@@ -20,7 +27,9 @@
  */
 import pg, { type Pool, type PoolClient, type PoolConfig } from 'pg';
 import { nicknameKey } from './claim-store.js';
+import { APPLICATION_NAME, connectionName, INSTANCE_CONNECTIONS } from './postgres-connections.js';
 import { environmentFailure, sqlstateOf } from './postgres-failure.js';
+import { SoleConnection } from './postgres-sole-connection.js';
 import { BEGIN_DURABLE } from './postgres-sql.js';
 import { CHANNEL, EVENT_COLUMNS, eventOf, logEvents, ROW_COLUMNS, rowOf, text, type Pending } from './postgres-presence-rows.js';
 import { inTransaction } from './postgres-transaction.js';
@@ -31,12 +40,14 @@ import { storeError } from './store-error.js';
 const ATTEMPTS = 8;
 const RACE_CODES: ReadonlySet<string> = new Set(['23505', '40001', '40P01']);
 const LISTEN_RETRY_MS = 1_000;
+/** The advisory lock a sweep holds for its transaction (any constant: ASCII "p2psweep" as an int8). */
+const SWEEP_LOCK = '8084647922310145392';
 /** Most registrations and leaves one transaction writes. */
 const MAX_BATCH = 256;
 
 /** A registration or a leave waiting for the next batch, with what to tell its caller. */
 type Queued =
-  | { readonly kind: 'enter'; readonly row: PresenceRow; readonly settle: Settle<EnterOutcome> }
+  | { readonly kind: 'enter'; readonly row: PresenceRow; readonly registeredAt: number; readonly settle: Settle<EnterOutcome> }
   | { readonly kind: 'leave'; readonly keyId: string; readonly instanceId: string; readonly localRef: number; readonly settle: Settle<number | null> };
 
 interface Settle<T> {
@@ -50,30 +61,42 @@ type Decided = { readonly value: EnterOutcome | null; readonly lastEvent: number
 export class PostgresPresence implements PresenceStore {
   readonly #pool: Pool;
   readonly #config: PoolConfig;
+  readonly #label: string;
   readonly #target: string;
   readonly #retryAfterMs: number;
   #listener: pg.Client | undefined;
+  /** The lease's own connection: a full pool or a stuck query elsewhere never delays a renewal. */
+  readonly #lease: SoleConnection;
   #listenTimer: NodeJS.Timeout | undefined;
   #closed = false;
   /** Writes waiting for the batch after the one in flight. */
   #queue: Queued[] = [];
   #writing = false;
 
-  constructor(config: PoolConfig, target: string, retryAfterMs: number) {
+  /** `label` names this instance's connections in pg_stat_activity (postgres-connections.ts). */
+  constructor(config: PoolConfig, target: string, retryAfterMs: number, label = APPLICATION_NAME) {
     this.#config = config;
-    this.#pool = new pg.Pool({ ...config, max: 4 });
+    this.#label = label;
+    this.#pool = new pg.Pool({ ...config, max: INSTANCE_CONNECTIONS.presence, application_name: connectionName(label, 'presence') });
     this.#pool.on('error', () => undefined);
     this.#pool.on('connect', (client) => client.on('error', () => undefined));
+    this.#lease = new SoleConnection({ ...config, application_name: connectionName(label, 'lease') });
     this.#target = target;
     this.#retryAfterMs = retryAfterMs;
   }
 
   async renewLease(instanceId: string, leaseMs: number): Promise<void> {
-    await this.#query(
-      `INSERT INTO registry_instances (id, lease_until) VALUES ($1, now() + $2 * interval '1 millisecond')
-       ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until`,
-      [instanceId, leaseMs],
-    );
+    if (this.#closed) throw storeError('STORE_CLOSED', `the presence of ${this.#target} is closed`);
+    try {
+      // Updates no key column: a batch's FOR KEY SHARE on this row does not make it wait.
+      await this.#lease.query(
+        `INSERT INTO registry_instances (id, lease_until) VALUES ($1, now() + $2 * interval '1 millisecond')
+         ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until`,
+        [instanceId, leaseMs],
+      );
+    } catch (err) {
+      throw this.#mapped(err, 'reached');
+    }
   }
 
   async announceBackend(onion: string, instanceId: string, leaseMs: number): Promise<void> {
@@ -91,8 +114,8 @@ export class PostgresPresence implements PresenceStore {
   }
 
   /** Queued into the next batch: registrations that arrive together share one transaction and one flush. */
-  enter(row: PresenceRow): Promise<EnterOutcome> {
-    return new Promise((resolve, reject) => this.#submit({ kind: 'enter', row, settle: { resolve, reject } }));
+  enter(row: PresenceRow, registeredAt: number): Promise<EnterOutcome> {
+    return new Promise((resolve, reject) => this.#submit({ kind: 'enter', row, registeredAt, settle: { resolve, reject } }));
   }
 
   leave(keyId: string, instanceId: string, localRef: number): Promise<number | null> {
@@ -101,28 +124,34 @@ export class PostgresPresence implements PresenceStore {
 
   async leaveInstance(instanceId: string): Promise<number> {
     return this.#write(async (client) => {
+      // The lock order (top of this file): the instance's row first, which waits for its batches
+      // in flight (they hold it FOR KEY SHARE), then its presence rows, then the head.
+      await client.query('DELETE FROM registry_instances WHERE id = $1', [instanceId]);
       const gone = (await client.query(`DELETE FROM presence WHERE instance_id = $1 RETURNING ${ROW_COLUMNS}`, [instanceId])).rows.map(rowOf);
       if (gone.length > 0) await logEvents(client, gone.map((r) => ({ kind: 'left', announce: true, row: r })));
-      await client.query('DELETE FROM registry_instances WHERE id = $1', [instanceId]);
       return gone.length;
     });
   }
 
   async sweep(): Promise<number> {
-    // Two sweeps, or a sweep and a registration, may deadlock on the rows they both lock (PostgreSQL
-    // ends one): a sweep that lost is simply the next one's work.
     return this.#write(async (client) => {
+      // One sweep in the cluster at a time; the others have nothing to do.
+      const alone = (await client.query('SELECT pg_try_advisory_xact_lock($1) AS alone', [SWEEP_LOCK])).rows[0] as { alone: boolean };
+      if (!alone.alone) return 0;
+      // The lock order: instance rows first. A row in use is passed by (SKIP LOCKED): its instance is
+      // renewing its lease, or one of its batches is in flight; the next sweep sees it again.
+      const ended = (
+        await client.query('DELETE FROM registry_instances WHERE id IN (SELECT id FROM registry_instances WHERE lease_until <= now() FOR UPDATE SKIP LOCKED) RETURNING id')
+      ).rows.map((r: { id: unknown }) => text(r.id));
+      // Rows of an instance that has no row at all are swept too: they can only be left over.
       const gone = (
         await client.query(
-          `DELETE FROM presence p WHERE NOT EXISTS (SELECT 1 FROM registry_instances i WHERE i.id = p.instance_id AND i.lease_until > now()) RETURNING ${ROW_COLUMNS}`,
+          `DELETE FROM presence p WHERE p.instance_id = ANY($1::text[]) OR NOT EXISTS (SELECT 1 FROM registry_instances i WHERE i.id = p.instance_id) RETURNING ${ROW_COLUMNS}`,
+          [ended],
         )
       ).rows.map(rowOf);
       if (gone.length > 0) await logEvents(client, gone.map((r) => ({ kind: 'expired', announce: true, row: r })));
-      await client.query('DELETE FROM registry_instances WHERE lease_until <= now()');
       return gone.length;
-    }).catch((err: unknown) => {
-      if (RACE_CODES.has(sqlstateOf(err) ?? '')) return 0;
-      throw err;
     });
   }
 
@@ -170,7 +199,7 @@ export class PostgresPresence implements PresenceStore {
 
   listen(onChange: () => void): void {
     if (this.#closed || this.#listener !== undefined) return;
-    const client = new pg.Client({ ...this.#config });
+    const client = new pg.Client({ ...this.#config, application_name: connectionName(this.#label, 'listener') });
     this.#listener = client;
     const retry = (): void => {
       if (this.#listener !== client) return;
@@ -194,6 +223,7 @@ export class PostgresPresence implements PresenceStore {
     const listener = this.#listener;
     this.#listener = undefined;
     await listener?.end().catch(() => undefined);
+    this.#lease.close();
     await this.#pool.end();
   }
 
@@ -236,16 +266,17 @@ export class PostgresPresence implements PresenceStore {
   async #batchIn(client: PoolClient, batch: readonly Queued[]): Promise<Decided[]> {
     const pending: Pending[] = [];
     const decided: Decided[] = [];
-    // This instance's lease, locked against a sweep: rows of an instance whose lease ran out are swept.
+    // This instance's lease, locked against a sweep or a shutdown deleting it (rows of an instance
+    // whose lease ran out are swept). FOR KEY SHARE, not FOR SHARE: the renewal's update does not wait for it.
     const enter = batch.find((op) => op.kind === 'enter');
-    const leased = enter === undefined || (await client.query('SELECT 1 FROM registry_instances WHERE id = $1 AND lease_until > now() FOR SHARE', [enter.row.instanceId])).rowCount === 1;
+    const leased = enter === undefined || (await client.query('SELECT 1 FROM registry_instances WHERE id = $1 AND lease_until > now() FOR KEY SHARE', [enter.row.instanceId])).rowCount === 1;
     for (const op of batch) {
       if (op.kind === 'enter' && !leased) {
         decided.push({ error: this.#unavailable(new Error('this instance lost its lease in the shared database'), 'written', 'it renews the lease by itself; retry') });
         continue;
       }
       const before = pending.length;
-      const value = op.kind === 'enter' ? await this.#decideEnter(client, op.row, pending) : await this.#decideLeave(client, op, pending);
+      const value = op.kind === 'enter' ? await this.#decideEnter(client, op, pending) : await this.#decideLeave(client, op, pending);
       decided.push({ value, lastEvent: pending.length === before ? null : pending.length - 1 });
     }
     if (pending.length === 0) return decided;
@@ -254,18 +285,26 @@ export class PostgresPresence implements PresenceStore {
   }
 
   /** The rules of a registration on the rows it meets (presence.ts); its events go to `pending`. */
-  async #decideEnter(client: PoolClient, row: PresenceRow, pending: Pending[]): Promise<EnterOutcome> {
+  async #decideEnter(client: PoolClient, op: Extract<Queued, { kind: 'enter' }>, pending: Pending[]): Promise<EnterOutcome> {
+    const { row } = op;
     const key = nicknameKey(row.nickname);
-    const found = (await client.query(`SELECT ${ROW_COLUMNS} FROM presence WHERE key_id = $1 OR nickname_key = $2 OR address = $3 FOR UPDATE`, [row.keyId, key, row.address])).rows.map(rowOf);
+    const raws = (await client.query(`SELECT ${ROW_COLUMNS}, registered_at FROM presence WHERE key_id = $1 OR nickname_key = $2 OR address = $3 FOR UPDATE`, [row.keyId, key, row.address]))
+      .rows as Array<Record<string, unknown>>;
     const removed: Pending[] = [];
-    for (const old of found) {
-      if (old.keyId === row.keyId) removed.push({ kind: 'replaced', announce: nicknameKey(old.nickname) !== key, row: old });
-      else if (nicknameKey(old.nickname) === key) return { kind: 'nickname-taken' };
+    let registeredAt = op.registeredAt;
+    for (const raw of raws) {
+      const old = rowOf(raw);
+      if (old.keyId === row.keyId) {
+        // The same key on the same binding, reconnected (to whichever instance): not interrupted.
+        const since = raw['registered_at'];
+        if (typeof since === 'number' && nicknameKey(old.nickname) === key && old.address === row.address) registeredAt = Math.min(registeredAt, since);
+        removed.push({ kind: 'replaced', announce: nicknameKey(old.nickname) !== key, row: old });
+      } else if (nicknameKey(old.nickname) === key) return { kind: 'nickname-taken' };
       else if (row.addressVerified && !old.addressVerified) removed.push({ kind: 'evicted', announce: true, row: old });
       else return { kind: 'address-taken' };
     }
     if (removed.length > 0) await client.query('DELETE FROM presence WHERE key_id = ANY($1::text[])', [removed.map((r) => r.row.keyId)]);
-    await client.query(`INSERT INTO presence (${ROW_COLUMNS}, nickname_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, [
+    await client.query(`INSERT INTO presence (${ROW_COLUMNS}, nickname_key, registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [
       row.keyId,
       row.nickname,
       row.address,
@@ -275,9 +314,10 @@ export class PostgresPresence implements PresenceStore {
       row.publicKeyDer,
       row.peerJson,
       key,
+      registeredAt,
     ]);
     pending.push(...removed, { kind: 'joined', announce: true, row });
-    return { kind: 'entered', seq: 0, removed: removed.map((r) => r.row) }; // numbered once the batch is logged
+    return { kind: 'entered', seq: 0, removed: removed.map((r) => r.row), registeredAt }; // numbered once the batch is logged
   }
 
   async #decideLeave(client: PoolClient, op: Extract<Queued, { kind: 'leave' }>, pending: Pending[]): Promise<null> {

@@ -24,6 +24,7 @@ import { checkAddress, checkClaimRequest, checkKeyId, checkNickname } from './cl
 import { decideClaim, sortRelevant } from './claim-rules.js';
 import { backupPostgresClaims } from './postgres-backup.js';
 import { describeTarget, environmentFailure, openFailure, redactConnectionString, sqlstateOf } from './postgres-failure.js';
+import { APPLICATION_NAME, connectionName, INSTANCE_CONNECTIONS } from './postgres-connections.js';
 import { migratePostgres } from './postgres-schema.js';
 import { inTransaction } from './postgres-transaction.js';
 import { BEGIN_DURABLE, claimFromPgRow, SQL, upsertParams } from './postgres-sql.js';
@@ -47,14 +48,17 @@ export interface PostgresClaimStoreOptions {
   readonly connectTimeoutMs?: number;
   /** The server cancels a statement after this long; the driver gives up on it a little later. */
   readonly statementTimeoutMs?: number;
+  /** What pg_stat_activity names this store's connections. */
+  readonly applicationName?: string;
 }
 
 const DEFAULTS = {
   now: Date.now,
   retryAfterMs: 1_000,
-  maxConnections: 10,
+  maxConnections: INSTANCE_CONNECTIONS.claims,
   connectTimeoutMs: 5_000,
   statementTimeoutMs: 10_000,
+  applicationName: connectionName(APPLICATION_NAME, 'claims'),
 } as const;
 
 /** A claim that lost a race at a unique index is decided again this many times at most. */
@@ -77,6 +81,7 @@ function checkOptions(options: PostgresClaimStoreOptions): Checked {
   }
   if (!(Number.isSafeInteger(full.maxConnections) && full.maxConnections >= 1)) problems.push('maxConnections must be a whole number >= 1');
   if (typeof full.now !== 'function') problems.push('now must be a function');
+  if (typeof full.applicationName !== 'string') problems.push('applicationName must be a string');
   if (problems.length > 0) throw storeError('STORE_BAD_INPUT', `claim store options: ${problems.join('; ')}`);
   return full;
 }
@@ -96,7 +101,12 @@ const types = {
 
 /** The driver's settings for a target: the claim store's pool and the cluster's presence share them. */
 export function poolConfig(
-  options: Pick<PostgresClaimStoreOptions, 'connectionString' | 'pool'> & { readonly maxConnections: number; readonly connectTimeoutMs: number; readonly statementTimeoutMs: number },
+  options: Pick<PostgresClaimStoreOptions, 'connectionString' | 'pool'> & {
+    readonly maxConnections: number;
+    readonly connectTimeoutMs: number;
+    readonly statementTimeoutMs: number;
+    readonly applicationName: string;
+  },
 ): PoolConfig {
   return {
     ...options.pool,
@@ -106,7 +116,7 @@ export function poolConfig(
     statement_timeout: options.statementTimeoutMs,
     query_timeout: options.statementTimeoutMs + 2_000,
     keepAlive: true,
-    application_name: 'p2p-registry',
+    application_name: options.applicationName,
     types,
   };
 }

@@ -49,8 +49,12 @@ export interface PresenceEvent {
 }
 
 export type EnterOutcome =
-  /** The row is live; `seq` is the number of its `joined` event; `removed` the rows it replaced or evicted. */
-  | { readonly kind: 'entered'; readonly seq: number; readonly removed: readonly PresenceRow[] }
+  /**
+   * The row is live; `seq` is the number of its `joined` event; `removed` the rows it replaced or
+   * evicted; `registeredAt` when the key's registration began (ms since the epoch): carried from
+   * the row of the same key on the same nickname and address that it replaced, on any instance.
+   */
+  | { readonly kind: 'entered'; readonly seq: number; readonly removed: readonly PresenceRow[]; readonly registeredAt: number }
   | { readonly kind: 'nickname-taken' }
   | { readonly kind: 'address-taken' };
 
@@ -91,8 +95,10 @@ export interface PresenceStore {
   /**
    * Makes `row` live, replacing the key's other registration and evicting an unverified holder of
    * the address when `row` is verified. Refused when this instance's lease has run out.
+   * `registeredAt` (ms since the epoch, the registering instance's clock) is when this registration
+   * began, unless it carries on one of the same key, nickname and address that it replaces.
    */
-  enter(row: PresenceRow): Promise<EnterOutcome>;
+  enter(row: PresenceRow, registeredAt: number): Promise<EnterOutcome>;
   /** Ends one registration; resolves with its `left` event's number, or null when it was gone. */
   leave(keyId: string, instanceId: string, localRef: number): Promise<number | null>;
   /** Ends every registration of an instance and its lease (a clean shutdown). */
