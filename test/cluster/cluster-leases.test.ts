@@ -5,28 +5,13 @@
  * instances sweep its peers.
  */
 import pg from 'pg';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { closeAdmin, freshDatabase, sql, startInstance, View } from '../support/cluster.js';
+import { describe, expect, it } from 'vitest';
+import { clusterTestScope, freshDatabase, sql, startInstance, View } from '../support/cluster.js';
 import { logSink } from '../support/log-sink.js';
-import { ed25519Identity, RawClient, type TestServer } from '../support/registry-harness.js';
+import { ed25519Identity } from '../support/registry-harness.js';
 import { delay, waitUntil } from '../support/wait.js';
 
-const instances: TestServer[] = [];
-const clients: RawClient[] = [];
-const lockers: pg.Client[] = [];
-
-afterEach(async () => {
-  for (const locker of lockers.splice(0)) await locker.end().catch(() => undefined);
-  for (const client of clients.splice(0)) client.close();
-  await Promise.all(instances.splice(0).map((s) => s.close()));
-});
-afterAll(closeAdmin);
-
-async function connect(url: string): Promise<RawClient> {
-  const client = await RawClient.connect(url);
-  clients.push(client);
-  return client;
-}
+const { instances, clients, lockers, connect } = clusterTestScope();
 
 /** An outside connection holding `statement`'s locks in an open transaction, until the test ends. */
 async function holdLocks(database: string, statement: string, params: unknown[] = []): Promise<pg.Client> {

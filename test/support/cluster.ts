@@ -3,7 +3,7 @@
  * share one, and a subscriber's view (a list, then its events applied to it).
  */
 import pg from 'pg';
-import { inject } from 'vitest';
+import { afterAll, afterEach, inject } from 'vitest';
 import { postgresUrl, type PostgresServer } from './postgres.js';
 import { RawClient, startTestServer, type Frame, type TestServer, type TestServerOptions } from './registry-harness.js';
 import { waitUntil } from './wait.js';
@@ -122,4 +122,24 @@ export async function waitConverged(urls: readonly string[], views: readonly Vie
     { timeoutMs, intervalMs: 100 },
   );
   return truth;
+}
+
+/**
+ * What a cluster test file starts and must end after each test: instances, raw clients and the
+ * outside connections that hold locks. Registers the hooks; call once at the top of a file.
+ */
+export function clusterTestScope(): { instances: TestServer[]; clients: RawClient[]; lockers: pg.Client[]; connect: (url: string) => Promise<RawClient> } {
+  const scope = { instances: [] as TestServer[], clients: [] as RawClient[], lockers: [] as pg.Client[] };
+  afterEach(async () => {
+    for (const locker of scope.lockers.splice(0)) await locker.end().catch(() => undefined);
+    for (const client of scope.clients.splice(0)) client.close();
+    await Promise.all(scope.instances.splice(0).map((s) => s.close()));
+  });
+  afterAll(closeAdmin);
+  const connect = async (url: string): Promise<RawClient> => {
+    const client = await RawClient.connect(url);
+    scope.clients.push(client);
+    return client;
+  };
+  return { ...scope, connect };
 }

@@ -188,3 +188,10 @@ export class FakeRegistry {
     }
   }
 }
+
+/** A fake registry that `defer` (cleanupsAfterEach) closes after the test. */
+export async function deferredFakeRegistry(defer: (cleanup: () => Promise<void>) => void, options: FakeRegistryOptions = {}): Promise<FakeRegistry> {
+  const fake = await FakeRegistry.start(options);
+  defer(() => fake.close());
+  return fake;
+}

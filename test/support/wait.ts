@@ -5,6 +5,8 @@
  * test timeout with no context.
  */
 import { once, type EventEmitter } from 'node:events';
+import { expect } from 'vitest';
+import { RegistryError } from '../../server/src/protocol/errors.js';
 
 export const DEFAULT_TIMEOUT_MS = 5_000;
 export const DEFAULT_INTERVAL_MS = 10;
@@ -139,4 +141,14 @@ export async function nextEvent<A extends unknown[] = unknown[]>(emitter: EventE
     if (signal.aborted) throw new WaitTimeoutError(what, timeoutMs, undefined, { cause: err });
     throw err;
   }
+}
+
+/** The RegistryError a promise rejects with; fails the test when it resolves or rejects with something else. */
+export async function registryRejection(promise: Promise<unknown>): Promise<RegistryError> {
+  const err = await promise.then(
+    () => new Error('expected a rejection'),
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(RegistryError);
+  return err as RegistryError;
 }

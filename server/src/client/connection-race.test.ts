@@ -3,30 +3,23 @@
  * leave a CONNECT unanswered, as tor does while it waits on a dead introduction point, in front of
  * the fake registry; and the fake registry alone, for direct connections.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { FakeRegistry, type FakeRegistryOptions } from '../../../test/support/fake-registry.js';
+import { describe, expect, it } from 'vitest';
+import { cleanupsAfterEach } from '../../../test/support/cleanups.js';
+import { deferredFakeRegistry, type FakeRegistry, type FakeRegistryOptions } from '../../../test/support/fake-registry.js';
 import { startFakeSocksProxy, type FakeSocksProxy, type FakeSocksProxyOptions, type SocksRoute } from '../../../test/support/fake-socks-proxy.js';
 import { randomOnion } from '../../../test/support/registry-harness.js';
-import { delay, nextEvent, waitUntil } from '../../../test/support/wait.js';
+import { delay, nextEvent, registryRejection as rejection, waitUntil } from '../../../test/support/wait.js';
 import { RegistryError } from '../protocol/errors.js';
 import { MAX_RACING_ATTEMPTS } from './connection-race.js';
 import { RegistryClient, type RegistryClientOptions, type RegistryEvent } from './index.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function fakeRegistry(options: FakeRegistryOptions = {}): Promise<FakeRegistry> {
-  const fake = await FakeRegistry.start(options);
-  cleanups.push(() => fake.close());
-  return fake;
-}
+const defer = cleanupsAfterEach();
+const fakeRegistry = (options: FakeRegistryOptions = {}): Promise<FakeRegistry> => deferredFakeRegistry(defer, options);
 
 /** A fake SocksPort that, like tor, takes no login or any login. */
 async function fakeProxy(options: FakeSocksProxyOptions): Promise<FakeSocksProxy> {
   const proxy = await startFakeSocksProxy({ accepts: 'any', ...options });
-  cleanups.push(() => proxy.close());
+  defer(() => proxy.close());
   return proxy;
 }
 
@@ -38,23 +31,13 @@ function inTurn(...routes: SocksRoute[]): () => SocksRoute {
 
 async function client(options: RegistryClientOptions): Promise<RegistryClient> {
   const c = await RegistryClient.connect(options);
-  cleanups.push(() => c.close());
+  defer(() => c.close());
   return c;
 }
 
 /** Options for a client of the onion behind `proxy`, racing after 100 ms. */
 function throughProxy(proxy: FakeSocksProxy, more: Partial<RegistryClientOptions> = {}): RegistryClientOptions {
   return { url: `ws://${randomOnion()}:80/`, socks: { host: '127.0.0.1', port: proxy.port }, raceDelayMs: 100, reconnect: false, ...more };
-}
-
-/** The error a promise rejects with (it must reject with a RegistryError). */
-async function rejection(promise: Promise<unknown>): Promise<RegistryError> {
-  const err = await promise.then(
-    () => new Error('expected a rejection'),
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(RegistryError);
-  return err as RegistryError;
 }
 
 describe('racing a slow connection through SOCKS', () => {
@@ -104,7 +87,7 @@ describe('racing a slow connection through SOCKS', () => {
     const login = { username: 'registry', password: 'x' };
     const proxy = await fakeProxy({ route: () => fake.port, accepts: login });
     const c = new RegistryClient(throughProxy(proxy, { socks: { host: '127.0.0.1', port: proxy.port, ...login } }));
-    cleanups.push(() => c.close());
+    defer(() => c.close());
     const connecting = c.connect();
     await waitUntil("the second attempt's login refused", () => proxy.logins.length === 2 && fake.connections.length === 1);
     fake.greet(fake.latest);
@@ -207,7 +190,7 @@ describe('racing a slow direct connection', () => {
   it('takes the first hello: what the other connection sends, even after a hello of its own, never reaches the client', async () => {
     const fake = await fakeRegistry({ holdHello: () => true });
     const c = new RegistryClient({ url: fake.url, raceDelayMs: 50, reconnect: false });
-    cleanups.push(() => c.close());
+    defer(() => c.close());
     const events: RegistryEvent[] = [];
     c.on('event', (event) => events.push(event));
     const connecting = c.connect();

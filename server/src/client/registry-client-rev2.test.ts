@@ -3,45 +3,28 @@
  * speaks the rev-2 frames (test/support/fake-registry.ts), and against the real server of
  * test/support/registry-harness.ts (rev 1 until the server side lands; the tests hold for both).
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { addressProofVerifies, FakeRegistry, REV2_LIMITS, type FakeFrame, type FakeRegistryOptions } from '../../../test/support/fake-registry.js';
+import { describe, expect, it } from 'vitest';
+import { cleanupsAfterEach } from '../../../test/support/cleanups.js';
+import { addressProofVerifies, deferredFakeRegistry, FakeRegistry, REV2_LIMITS, type FakeFrame, type FakeRegistryOptions } from '../../../test/support/fake-registry.js';
 import { randomOnion, startTestServer } from '../../../test/support/registry-harness.js';
 import { torOnionKey } from '../../../test/support/tor-onion-key.js';
-import { delay, nextEvent, waitUntil } from '../../../test/support/wait.js';
+import { delay, nextEvent, registryRejection as rejection, waitUntil } from '../../../test/support/wait.js';
 import { RegistryError } from '../protocol/errors.js';
 import { createIdentity } from './identity.js';
 import { onionKeyFromBytes } from './onion-key.js';
 import { MAX_RETRY_AFTER_MS } from './requests.js';
 import { RegistryClient, type Claim, type DisconnectInfo, type ReconnectedInfo, type RegistryClientOptions, type RegistryEvent } from './index.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function fakeRegistry(options: FakeRegistryOptions = {}): Promise<FakeRegistry> {
-  const fake = await FakeRegistry.start(options);
-  cleanups.push(() => fake.close());
-  return fake;
-}
+const defer = cleanupsAfterEach();
+const fakeRegistry = (options: FakeRegistryOptions = {}): Promise<FakeRegistry> => deferredFakeRegistry(defer, options);
 
 async function client(options: RegistryClientOptions): Promise<RegistryClient> {
   const c = await RegistryClient.connect({ identity: createIdentity(), ...options });
-  cleanups.push(() => c.close());
+  defer(() => c.close());
   return c;
 }
 
 const FAST_RECONNECT = { initialDelayMs: 20, maxDelayMs: 100, jitter: 0 };
-
-/** The error a promise rejects with (it must reject). */
-async function rejection(promise: Promise<unknown>): Promise<RegistryError> {
-  const err = await promise.then(
-    () => new Error('expected a rejection'),
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(RegistryError);
-  return err as RegistryError;
-}
 
 describe('RegistryClient, revision 2: hello', () => {
   it('reads the features and limits of a revision-2 hello', async () => {
@@ -256,7 +239,7 @@ describe('RegistryClient, revision 2: what it does not know', () => {
 describe('RegistryClient, revision 2: against the real registry', () => {
   it('registers with an onion key, verified exactly when the registry has the address-proof feature, and releases', async () => {
     const registry = await startTestServer({ EventBatchMs: 0 });
-    cleanups.push(() => registry.close());
+    defer(() => registry.close());
     const c = await client({ url: registry.url });
     const key = torOnionKey();
     const peer = await c.register({ nickname: 'alice', address: key.address, port: 5050, onionKey: onionKeyFromBytes(key.file) });
