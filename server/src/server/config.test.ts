@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildConfig, DEFAULT_LIMITS, envName, loadConfig } from './config.js';
+import { buildConfig, DEFAULT_LIMITS, describeConfig, envName, loadConfig } from './config.js';
 import { DEFAULT_CLAIMS } from './claims-config.js';
 import { RegistryError } from '../protocol/errors.js';
 
@@ -136,5 +136,17 @@ describe('configuration', () => {
       ]),
     );
     expect(err.missing).toEqual(['[Host] PORT', '[HiddenService] HiddenServiceDir', '[HiddenService] HiddenServicePort']);
+  });
+
+  it('describes the config for the start-up log without the database password, from the file or the environment', () => {
+    const fromFile = buildConfig({ ...minimal, Store: { Database: 'postgres://registry:s3cr@t@db:5432/claims?sslmode=require&password=other' } }, {});
+    const fromEnv = buildConfig(minimal, { REGISTRY_STORE_DATABASE: 'postgresql://registry:s3cr@t@/claims?host=/run/postgresql' });
+    for (const config of [fromFile, fromEnv]) {
+      const text = JSON.stringify(describeConfig(config));
+      expect(text).not.toContain('s3cr');
+      expect(text).not.toContain('@t');
+      expect(text).not.toContain('other');
+    }
+    expect(describeConfig(fromFile)).toMatchObject({ claims: { database: 'postgres://registry@db:5432/claims?sslmode=require' } });
   });
 });
