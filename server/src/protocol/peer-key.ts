@@ -3,6 +3,7 @@
  * signature check of a registration.
  */
 import { constants, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { ed25519KeyProblem } from './ed25519-point.js';
 import { ErrorCode, RegistryError } from './errors.js';
 import type { KeyType } from './messages.js';
 
@@ -46,6 +47,7 @@ function parseEd25519Spki(text: string): PeerKey | undefined {
   const der = Buffer.alloc(ED25519_SPKI_BYTES); // not pooled: it lives as long as the registration
   if (der.write(body, 'base64') !== ED25519_SPKI_BYTES || der.toString('base64') !== body) return undefined;
   if (!der.subarray(0, ED25519_SPKI_PREFIX.length).equals(ED25519_SPKI_PREFIX)) return undefined;
+  checkEd25519Point(der.subarray(ED25519_SPKI_PREFIX.length));
   const x = der.subarray(ED25519_SPKI_PREFIX.length).toString('base64url');
   let object: KeyObject;
   try {
@@ -56,7 +58,17 @@ function parseEd25519Spki(text: string): PeerKey | undefined {
   return { type: 'ed25519', object, pem: `${PEM_HEADER}\n${body}\n${PEM_FOOTER}`, der };
 }
 
-/** Parses a PEM SPKI public key; anything but Ed25519 or RSA of an allowed size is INVALID_PUBLIC_KEY. */
+/** Erratum 1: a key of small order, or with a torsion component, is INVALID_PUBLIC_KEY. */
+function checkEd25519Point(raw: Uint8Array): void {
+  const problem = ed25519KeyProblem(raw);
+  if (problem !== null) throw new RegistryError(ErrorCode.INVALID_PUBLIC_KEY, `publicKey is refused: ${problem}`);
+}
+
+/**
+ * Parses a PEM SPKI public key; anything but Ed25519 or RSA of an allowed size is
+ * INVALID_PUBLIC_KEY, and so is an Ed25519 key outside the prime-order subgroup (about a
+ * millisecond to check: the server parses keys within its signature budget).
+ */
 export function parsePeerKey(pem: string): PeerKey {
   const text = pem.trim();
   if (!text.startsWith(PEM_HEADER) || !text.endsWith(PEM_FOOTER)) {
@@ -99,6 +111,7 @@ export function parsePeerKey(pem: string): PeerKey {
   // The PEM is the base64 of the canonical DER: decoding it costs ~1 us, where a second export
   // costs ~0.1-0.2 ms of the main thread with OpenSSL 3 (and every registration pays it).
   const der = Buffer.from(canonical.slice(PEM_HEADER.length, -PEM_FOOTER.length), 'base64');
+  if (type === 'ed25519') checkEd25519Point(der.subarray(ED25519_SPKI_PREFIX.length));
   return { type, object, pem: canonical, der };
 }
 

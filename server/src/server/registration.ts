@@ -1,5 +1,5 @@
 /**
- * The registration pipeline: cheap checks first, then the server's signature budget, the key, a
+ * The registration pipeline: cheap checks first, then the server's signature budget, the keys, a
  * trial admission to the peer table, and last the signature check (and the address proof) on the
  * thread pool. A verified registration then passes the claim store (claim-keeper.ts) before the
  * roster (roster.ts) makes it live; the connections it replaces or evicts are told and closed.
@@ -7,7 +7,7 @@
 import { decodeAddressProof, verifyAddressProof } from '../protocol/address-proof.js';
 import { RegistryError } from '../protocol/errors.js';
 import { NICKNAME_PATTERN, type PeerRecord, type RegisterRequest, type RequestId } from '../protocol/messages.js';
-import { parseOnionAddress } from '../protocol/onion-address.js';
+import { checkOnionKey, decodeOnionAddress } from '../protocol/onion-address.js';
 import { decodeSignature, parsePeerKey, verifySignature } from '../protocol/peer-key.js';
 import { addressProofPayload, registrationPayload } from '../protocol/signing.js';
 import { keyIdOf, type Claim } from '../store/claim-store.js';
@@ -42,12 +42,15 @@ export class Registrar {
   register(conn: Connection, request: RegisterRequest): void {
     if (this.peers.registrationOf(conn) !== undefined) throw refuse(REFUSALS.alreadyRegistered);
     if (!NICKNAME_PATTERN.test(request.nickname)) throw refuse(REFUSALS.nicknameInvalid);
-    const address = parseOnionAddress(request.address);
-    if (!address.ok) throw refuse(REFUSALS.addressInvalid(address.reason));
+    const decoded = decodeOnionAddress(request.address);
+    if (!decoded.ok) throw refuse(REFUSALS.addressInvalid(decoded.reason));
     if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65_535) throw refuse(REFUSALS.portInvalid);
-    // Reading the key is most of the main thread's cost of a registration: the budget covers it.
+    // Reading the key, and checking that it and the address's key are of the prime-order subgroup
+    // (erratum 1), are most of the main thread's cost of a registration: the budget covers them.
     const retryAfterMs = this.budgets.takeSignatureCheck(conn);
     if (retryAfterMs > 0) throw refuse(REFUSALS.serverBusySignatures, retryAfterMs);
+    const address = checkOnionKey(decoded);
+    if (!address.ok) throw refuse(REFUSALS.addressInvalid(address.reason));
     const key = parsePeerKey(request.publicKey);
     const signature = decodeSignature(request.signature, key);
     // Revision 2: the address proof, charged to the same signature budget.

@@ -10,6 +10,8 @@ import {
   type TestServer,
 } from '../../../test/support/registry-harness.js';
 import { PeerTable } from './peer-table.js';
+import { onionAddressFromPublicKey } from '../protocol/onion-address.js';
+import { SMALL_ORDER_POINTS, ed25519Pem, realRawKey, withTorsion } from '../../../test/support/ed25519-torsion.js';
 import { delay } from '../../../test/support/wait.js';
 
 let servers: TestServer[] = [];
@@ -217,6 +219,36 @@ describe('register', () => {
     for (const address of [flipped, 'short.onion', `${'a'.repeat(56)}.onion`, `${good.slice(0, 55)}1.onion`, 'expyuzz4wqqyqhjn.onion']) {
       expect(await c.register(id, 'eve', 5050, address)).toMatchObject({ type: 'error', code: 'INVALID_ADDRESS' });
     }
+  });
+
+  it('refuses an address whose key is of small order or has a torsion component with INVALID_ADDRESS, though signed (erratum 1)', async () => {
+    const s = await server();
+    const c = await client(s);
+    const id = ed25519Identity();
+    const refused = [...Object.values(SMALL_ORDER_POINTS).map((hex) => Buffer.from(hex, 'hex')), withTorsion(realRawKey())];
+    for (const key of refused) {
+      const reply = await c.register(id, 'eve', 5050, onionAddressFromPublicKey(key));
+      expect(reply).toMatchObject({ type: 'error', code: 'INVALID_ADDRESS' });
+    }
+    expect(await c.register(id, 'eve')).toMatchObject({ type: 'registered' });
+  });
+
+  it('refuses an Ed25519 key of small order or with a torsion component with INVALID_PUBLIC_KEY, before its signature (erratum 1)', async () => {
+    const s = await server();
+    const c = await client(s);
+    const address = randomOnion();
+    for (const key of [Buffer.from(SMALL_ORDER_POINTS['the identity (order 1)'] as string, 'hex'), withTorsion(realRawKey())]) {
+      const reply = await c.request({ type: 'register', nickname: 'eve', address, port: 5050, publicKey: ed25519Pem(key), signature: Buffer.alloc(64).toString('base64') });
+      expect(reply).toMatchObject({ type: 'error', code: 'INVALID_PUBLIC_KEY' });
+    }
+  });
+
+  it('checks the key of an address within the server\'s signature budget: over it, RATE_LIMITED comes first', async () => {
+    const s = await server({ SignatureChecksPerSecond: 1 });
+    expect(await (await client(s)).register(ed25519Identity(), 'first')).toMatchObject({ type: 'registered' });
+    const c = await client(s);
+    const reply = await c.register(ed25519Identity(), 'second', 5050, onionAddressFromPublicKey(withTorsion(realRawKey())));
+    expect(reply).toMatchObject({ type: 'error', code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) });
   });
 
   it.each([0, 65536, -1, 1.5])('refuses port %j with INVALID_PORT', async (port) => {
