@@ -52,6 +52,10 @@ export interface TestServerOptions {
   store?: Record<string, string | number>;
   /** [Log] level (silent by default). */
   logLevel?: 'silent' | 'info' | 'debug';
+  /** Where the log goes (stdout by default), e.g. a logSink() for assertions. */
+  logDestination?: NodeJS.WritableStream;
+  /** [Log] SummarySeconds. */
+  logSummarySeconds?: number;
   /** How often live registrations' last-seen is written. */
   touchIntervalMs?: number;
 }
@@ -81,10 +85,10 @@ export async function startTestServer(
     Registry: stringify(registry),
     Store: { Database: database, ...stringify(options.store ?? {}) },
     Claims: stringify(options.claims ?? {}),
-    Log: { level: options.logLevel ?? 'silent' },
+    Log: { level: options.logLevel ?? 'silent', ...(options.logSummarySeconds === undefined ? {} : { SummarySeconds: String(options.logSummarySeconds) }) },
   };
   const config = buildConfig(sections, {});
-  const server = await startServer(config, createLogger(options.logLevel ?? 'silent'), {
+  const server = await startServer(config, createLogger(options.logLevel ?? 'silent', options.logDestination), {
     ...(options.now === undefined ? {} : { now: options.now }),
     ...(options.touchIntervalMs === undefined ? {} : { touchIntervalMs: options.touchIntervalMs }),
   });

@@ -36,7 +36,7 @@ export interface Config {
   readonly hostnameTimeoutSeconds: number;
   readonly limits: RegistryLimits;
   readonly logLevel: LogLevel;
-  /** [Log] SummarySeconds: refusals are logged as one line of counts per this interval. */
+  /** [Log] SummarySeconds: registrations and refusals are logged as one line of counts per this interval. */
   readonly logSummarySeconds: number;
   /** Revision 2: [Store] Database, [Claims] ClaimDays and ClaimAfterSeconds, [Registry] RequireAddressProof. */
   readonly claims: ClaimsConfig;

@@ -17,6 +17,7 @@ import { CLAIM_REFUSALS } from './claim-refusals.js';
 import type { Connection } from './connection.js';
 import type { FairScheduler } from './fair-scheduler.js';
 import type { PeerTable } from './peer-table.js';
+import type { SummaryLine } from './summary-line.js';
 import { REFUSALS, refuse } from './refusals.js';
 import type { LocalEntry, PeerOwner, Roster } from './roster.js';
 
@@ -33,6 +34,7 @@ export class Registrar {
     private readonly budgets: Budgets,
     private readonly scheduler: FairScheduler<Connection>,
     private readonly claims: RegistrarClaims,
+    private readonly summary: Pick<SummaryLine, 'registered'>,
   ) {}
 
   /**
@@ -175,7 +177,8 @@ export class Registrar {
       return conn.reply(id, err);
     }
     conn.send({ type: 'registered', id, peer: entry.peer, claim: claim === null ? null : claimInfo(claim) });
-    conn.log.info({}, 'peer registered');
-    conn.log.debug({ nickname: entry.peer.nickname, address: entry.peer.address }, 'peer registered (details)');
+    // Counted for the summary line: a line each at info would make a reconnect storm a flood of lines.
+    this.summary.registered();
+    conn.log.debug({ nickname: entry.peer.nickname, address: entry.peer.address }, 'peer registered');
   }
 }

@@ -12,6 +12,7 @@ import {
 import { PeerTable } from './peer-table.js';
 import { onionAddressFromPublicKey } from '../protocol/onion-address.js';
 import { SMALL_ORDER_POINTS, ed25519Pem, realRawKey, withTorsion } from '../../../test/support/ed25519-torsion.js';
+import { logSink } from '../../../test/support/log-sink.js';
 import { delay } from '../../../test/support/wait.js';
 
 let servers: TestServer[] = [];
@@ -564,5 +565,27 @@ describe('http', () => {
     const onion = randomOnion();
     const s = await server({}, { hostname: onion, hiddenService: { HiddenServicePort: 8080 } });
     expect(s.server.url).toBe(`ws://${onion}:8080/`);
+  });
+});
+
+describe('logs', () => {
+  it('counts registrations in the periodic summary line and writes no line per registration at info', async () => {
+    const { sink, lines } = logSink();
+    const s = await server({}, { logLevel: 'info', logDestination: sink, logSummarySeconds: 1 });
+    for (const nickname of ['alice', 'bob', 'carol']) expect(await (await client(s)).register(ed25519Identity(), nickname)).toMatchObject({ type: 'registered' });
+    await expect.poll(() => lines.some((l) => typeof l.registrations === 'number'), { timeout: 3_000 }).toBe(true);
+    await s.close(); // logs what the last interval counted
+    expect(lines.filter((l) => String(l.msg).startsWith('peer registered'))).toEqual([]);
+    const summaries = lines.filter((l) => typeof l.registrations === 'number');
+    expect(summaries[0]).toMatchObject({ level: 30, intervalSeconds: 1, msg: 'summary of the last 1 s' });
+    expect(summaries.reduce((sum, l) => sum + (l.registrations as number), 0)).toBe(3);
+  });
+
+  it('logs each registration at debug, with its nickname and address only there', async () => {
+    const { sink, lines } = logSink();
+    const s = await server({}, { logLevel: 'debug', logDestination: sink });
+    const id = ed25519Identity();
+    expect(await (await client(s)).register(id, 'alice')).toMatchObject({ type: 'registered' });
+    await expect.poll(() => lines.find((l) => l.msg === 'peer registered')).toMatchObject({ level: 20, nickname: 'alice', address: id.address });
   });
 });
