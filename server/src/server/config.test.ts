@@ -149,4 +149,26 @@ describe('configuration', () => {
     }
     expect(describeConfig(fromFile)).toMatchObject({ claims: { database: 'postgres://registry@db:5432/claims?sslmode=require' } });
   });
+
+  it('refuses an unknown REGISTRY_* variable, naming it, the variable it was probably meant to be, and what to do', () => {
+    const err = errorOf(() => buildConfig(minimal, { REGISTRY_STORE_DATABSE: 'postgres://registry@db/claims' }));
+    expect(err.invalid).toEqual([
+      'unknown environment variable REGISTRY_STORE_DATABSE: did you mean REGISTRY_STORE_DATABASE? (REGISTRY_<SECTION>_<KEY> sets [Section] Key of config.ini: rename the variable or unset it)',
+    ]);
+    expect(err.message.split('\n')).toHaveLength(1);
+  });
+
+  it('refuses a REGISTRY_* variable near no known name, and one spelt in lower case, which is not read', () => {
+    const err = errorOf(() => buildConfig(minimal, { REGISTRY_TELEPORT: '1', registry_store_database: '/data/r.db' }));
+    expect(err.invalid).toEqual([
+      'unknown environment variable REGISTRY_TELEPORT: no key of config.ini has this name (REGISTRY_<SECTION>_<KEY> sets [Section] Key of config.ini, e.g. REGISTRY_STORE_DATABASE: rename the variable or unset it)',
+      'unknown environment variable registry_store_database: did you mean REGISTRY_STORE_DATABASE? (REGISTRY_<SECTION>_<KEY> sets [Section] Key of config.ini: rename the variable or unset it)',
+    ]);
+  });
+
+  it('lists unknown variables with the other problems, and leaves other variables alone', () => {
+    const err = errorOf(() => buildConfig({ Host: minimal.Host }, { REGISTRY_LOG_LEVLE: 'debug', PATH: '/bin', P2P_REGISTRY_URL: 'ws://x/', MY_REGISTRY_TOKEN: 'x' }));
+    expect(err.missing).toEqual(['[HiddenService] HiddenServiceDir', '[HiddenService] HiddenServicePort']);
+    expect(err.invalid).toEqual([expect.stringContaining('REGISTRY_LOG_LEVLE: did you mean REGISTRY_LOG_LEVEL?')]);
+  });
 });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseIni } from 'ini';
 import { configError } from '../protocol/errors.js';
-import { removedNames, unknownNames, type KnownKeys, type RemovedKeys } from './config-names.js';
+import { removedNames, unknownEnvNames, unknownNames, type KnownKeys, type RemovedKeys } from './config-names.js';
 import { redactConnectionString } from '../store/postgres-failure.js';
 import { CLAIMS_REGISTRY_KEYS, CLAIMS_SECTIONS, isPostgresDatabase, readClaimsConfig, type ClaimsConfig } from './claims-config.js';
 
@@ -190,6 +190,7 @@ export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process
   const reader = new Reader(sections, env);
   reader.invalid.push(...removedNames(sections, env, REMOVED_KEYS, envName));
   reader.invalid.push(...unknownNames(sections, KNOWN_KEYS, REMOVED_KEYS));
+  reader.invalid.push(...unknownEnvNames(env, KNOWN_KEYS, REMOVED_KEYS, envName));
   const listen = readListen(reader);
   const hiddenServiceDir = reader.required('HiddenService', 'HiddenServiceDir');
   const hiddenServicePort = reader.integer(
