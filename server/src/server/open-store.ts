@@ -21,6 +21,11 @@ import type { Config } from './config.js';
 export interface OpenStoreOptions {
   /** The store's clock (ms since the epoch); tests inject one. */
   readonly now?: Clock;
+  /**
+   * Reads only (operators' `claims list`, `claims show`, `backup`): nothing is created, migrated or
+   * written, so a read-only SQLite file or mount, or a PostgreSQL role with only SELECT, serves.
+   */
+  readonly readOnly?: boolean;
 }
 
 /** What a UNAVAILABLE answer suggests when the cluster's database cannot be reached. */
@@ -33,10 +38,12 @@ export const CLUSTER_RETRY_AFTER_MS = 1_000;
  */
 export async function openConfiguredStore(config: Pick<Config, 'claims'>, options: OpenStoreOptions = {}): Promise<ClaimStore> {
   const now = options.now === undefined ? {} : { now: options.now };
+  const readOnly = options.readOnly === true;
   if (isPostgresDatabase(config.claims.database)) {
-    return openPostgresClaimStore({ ...postgresConnection(config), claimDays: config.claims.claimDays, retryAfterMs: CLUSTER_RETRY_AFTER_MS, ...now });
+    return openPostgresClaimStore({ ...postgresConnection(config), claimDays: config.claims.claimDays, retryAfterMs: CLUSTER_RETRY_AFTER_MS, readOnly, ...now });
   }
   const path = resolve(config.claims.database);
+  if (readOnly) return openSqliteClaimStore({ path, claimDays: config.claims.claimDays, readOnly, ...now });
   try {
     // The claims say which key uses which nickname and when it was last online: only the server's
     // user may read them. SQLite gives its -wal and -shm files the database file's mode.
