@@ -37,3 +37,14 @@ export function ed25519Pem(raw: Uint8Array): string {
   const der = Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), raw]);
   return `-----BEGIN PUBLIC KEY-----\n${der.toString('base64')}\n-----END PUBLIC KEY-----`;
 }
+
+/**
+ * The PEM with its base64's unused last bits set: OpenSSL reads it as the same key, the server's
+ * fixed-layout fast path for Ed25519 does not (the general path then decides).
+ */
+export function nonCanonicalBase64(pem: string): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  const [header, body = '', footer] = pem.trim().split('\n');
+  const last = alphabet.indexOf(body.at(-2) ?? '');
+  return [header, `${body.slice(0, -2)}${alphabet[(last & ~3) | 1]}=`, footer].join('\n');
+}

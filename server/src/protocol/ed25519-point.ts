@@ -19,13 +19,22 @@ function remember(key: string): void {
   recentlyGood.add(key);
 }
 
+function memoKey(raw: Uint8Array): string {
+  return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1');
+}
+
+/** Whether `raw` was found good lately: its check costs nothing now. */
+export function isKnownGoodEd25519Key(raw: Uint8Array): boolean {
+  return recentlyGood.has(memoKey(raw));
+}
+
 /**
  * Why `raw` is refused as an Ed25519 public key, or null when it is a point of the prime-order
  * subgroup other than the identity. A key not seen lately costs about a millisecond of the calling
  * thread: callers that parse untrusted input charge it to a budget.
  */
 export function ed25519KeyProblem(raw: Uint8Array): string | null {
-  const key = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1');
+  const key = memoKey(raw);
   if (recentlyGood.has(key)) return null;
   let point: InstanceType<typeof ed25519.Point>;
   try {

@@ -1,16 +1,8 @@
 import { constants, generateKeyPairSync, sign } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { NOT_A_POINT, SMALL_ORDER_POINTS, ed25519Pem, realRawKey, withTorsion } from '../../../test/support/ed25519-torsion.js';
+import { NOT_A_POINT, SMALL_ORDER_POINTS, ed25519Pem, nonCanonicalBase64, realRawKey, withTorsion } from '../../../test/support/ed25519-torsion.js';
 import { RegistryError } from './errors.js';
 import { decodeSignature, parsePeerKey, verifySignature } from './peer-key.js';
-
-/** The PEM with its base64's unused last bits set: OpenSSL reads it, the fixed-layout fast path does not. */
-function nonCanonicalBase64(pem: string): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-  const [header, body = '', footer] = pem.split('\n');
-  const last = alphabet.indexOf(body.at(-2) ?? '');
-  return [header, `${body.slice(0, -2)}${alphabet[(last & ~3) | 1]}=`, footer].join('\n');
-}
 
 function refusal(pem: string): RegistryError {
   try {

@@ -8,7 +8,8 @@ import { decodeAddressProof, verifyAddressProof } from '../protocol/address-proo
 import { RegistryError } from '../protocol/errors.js';
 import { NICKNAME_PATTERN, type PeerRecord, type RegisterRequest, type RequestId } from '../protocol/messages.js';
 import { checkOnionKey, decodeOnionAddress } from '../protocol/onion-address.js';
-import { decodeSignature, parsePeerKey, verifySignature } from '../protocol/peer-key.js';
+import { isKnownGoodEd25519Key } from '../protocol/ed25519-point.js';
+import { checkPeerKeyPoint, decodeSignature, ed25519PointOf, peekEd25519Point, readPeerKey, verifySignature } from '../protocol/peer-key.js';
 import { addressProofPayload, registrationPayload } from '../protocol/signing.js';
 import { keyIdOf, type Claim } from '../store/claim-store.js';
 import type { Budgets } from './budgets.js';
@@ -47,13 +48,18 @@ export class Registrar {
     const decoded = decodeOnionAddress(request.address);
     if (!decoded.ok) throw refuse(REFUSALS.addressInvalid(decoded.reason));
     if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65_535) throw refuse(REFUSALS.portInvalid);
-    // Reading the key, and checking that it and the address's key are of the prime-order subgroup
-    // (erratum 1), are most of the main thread's cost of a registration: the budget covers them.
-    const retryAfterMs = this.budgets.takeSignatureCheck(conn);
+    // Reading the key, and erratum 1's subgroup checks of points not checked lately, are most of
+    // the main thread's cost of a registration: the budget covers them before any runs.
+    const keyPoint = peekEd25519Point(request.publicKey);
+    const retryAfterMs = this.budgets.takeRegistrationChecks(conn, uncheckedPoints(decoded.publicKey, keyPoint));
     if (retryAfterMs > 0) throw refuse(REFUSALS.serverBusySignatures, retryAfterMs);
     const address = checkOnionKey(decoded);
     if (!address.ok) throw refuse(REFUSALS.addressInvalid(address.reason));
-    const key = parsePeerKey(request.publicKey);
+    const key = readPeerKey(request.publicKey);
+    // An Ed25519 key in another layout than the usual one showed its point only now.
+    const lateRetryAfterMs = keyPoint === undefined ? this.budgets.takePointChecks(conn, uncheckedPoints(ed25519PointOf(key))) : 0;
+    if (lateRetryAfterMs > 0) throw refuse(REFUSALS.serverBusySignatures, lateRetryAfterMs);
+    checkPeerKeyPoint(key);
     const signature = decodeSignature(request.signature, key);
     // Revision 2: the address proof, charged to the same signature budget.
     if (request.addressProof === null && this.claims.requireAddressProof) throw refuse(CLAIM_REFUSALS.addressProofRequired);
@@ -181,4 +187,9 @@ export class Registrar {
     this.summary.registered();
     conn.log.debug({ nickname: entry.peer.nickname, address: entry.peer.address }, 'peer registered');
   }
+}
+
+/** How many of these Ed25519 points (absent ones aside) were not found good lately: each needs a check. */
+function uncheckedPoints(...points: ReadonlyArray<Uint8Array | null | undefined>): number {
+  return points.filter((point) => point !== null && point !== undefined && !isKnownGoodEd25519Key(point)).length;
 }

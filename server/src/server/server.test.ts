@@ -11,7 +11,7 @@ import {
 } from '../../../test/support/registry-harness.js';
 import { PeerTable } from './peer-table.js';
 import { onionAddressFromPublicKey } from '../protocol/onion-address.js';
-import { SMALL_ORDER_POINTS, ed25519Pem, realRawKey, withTorsion } from '../../../test/support/ed25519-torsion.js';
+import { SMALL_ORDER_POINTS, ed25519Pem, nonCanonicalBase64, realRawKey, withTorsion } from '../../../test/support/ed25519-torsion.js';
 import { logSink } from '../../../test/support/log-sink.js';
 import { delay } from '../../../test/support/wait.js';
 
@@ -250,6 +250,31 @@ describe('register', () => {
     const c = await client(s);
     const reply = await c.register(ed25519Identity(), 'second', 5050, onionAddressFromPublicKey(withTorsion(realRawKey())));
     expect(reply).toMatchObject({ type: 'error', code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) });
+  });
+
+  it('charges the subgroup checks of keys and addresses not checked lately to the signature budget (erratum 1)', async () => {
+    // 9 units: one registration of a fresh key and address (1 + 2 checks of 4) takes a whole window.
+    const s = await server({ SignatureChecksPerSecond: 9 });
+    const started = performance.now();
+    const replies = [];
+    for (let i = 0; i < 6; i += 1) replies.push(await (await client(s)).register(ed25519Identity(), `fresh${i}`));
+    const windows = Math.floor((performance.now() - started) / 1_000) + 1;
+    const registered = replies.filter((r) => r.type === 'registered').length;
+    expect(registered).toBeGreaterThanOrEqual(1);
+    expect(registered).toBeLessThanOrEqual(windows);
+    expect(replies.filter((r) => r.code === 'RATE_LIMITED')).toHaveLength(6 - registered);
+  });
+
+  it('takes the check of an Ed25519 key in an unusual layout from the budget once it is read: past it, RATE_LIMITED', async () => {
+    const unusual = (): ReturnType<typeof ed25519Identity> => {
+      const id = ed25519Identity();
+      return { ...id, publicKeyPem: nonCanonicalBase64(id.publicKeyPem) };
+    };
+    const roomy = await server();
+    expect(await (await client(roomy)).register(unusual(), 'unusual')).toMatchObject({ type: 'registered' });
+    // 5 units: the key read and the address's check, not the key's, which only reading it shows.
+    const s = await server({ SignatureChecksPerSecond: 5 });
+    expect(await (await client(s)).register(unusual(), 'unusual')).toMatchObject({ type: 'error', code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) });
   });
 
   it.each([0, 65536, -1, 1.5])('refuses port %j with INVALID_PORT', async (port) => {
