@@ -10,7 +10,7 @@ import { FairShare } from './fair-share.js';
 import { TokenBucket } from './token-bucket.js';
 
 /** A point check, in units of the signature budget (a key read and its signature check). */
-export const POINT_CHECK_UNITS = 4;
+const POINT_CHECK_UNITS = 4;
 
 export class Budgets {
   private readonly signatureChecks: FairShare<object>;
