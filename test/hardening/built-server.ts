@@ -42,6 +42,8 @@ export interface BuiltServerOptions {
   readonly logThroughPipe?: boolean;
   /** Extra node arguments before the script, e.g. `--import <preload>`. */
   readonly nodeArgs?: readonly string[];
+  /** Environment variables for the server on top of this process's (whose REGISTRY_* are left out). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface BuiltServer {
@@ -103,7 +105,7 @@ export async function startBuiltServer(options: BuiltServerOptions): Promise<Bui
   const logFile = join(options.dir, `server-${starts}.log`);
   // Logs go to a file: a pipe the test process is too busy to drain would slow the server down.
   const fd = openSync(logFile, 'a');
-  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_')));
+  const env = { ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_'))), ...options.env };
   const output = options.logThroughPipe === true ? 'pipe' : fd;
   const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...(options.nodeArgs ?? []), CLI, 'serve', '--config', config], { cwd: options.dir, env, stdio: ['ignore', output, output] });
   closeSync(fd);

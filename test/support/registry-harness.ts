@@ -52,8 +52,10 @@ export interface TestServerOptions {
   store?: Record<string, string | number>;
   /** [Log] level (silent by default). */
   logLevel?: 'silent' | 'info' | 'debug';
-  /** Where the server's log lines go (test/support/log-sink.ts keeps them); stdout by default. */
+  /** Where the log goes (stdout by default), e.g. a logSink() for assertions. */
   logDestination?: NodeJS.WritableStream;
+  /** [Log] SummarySeconds. */
+  logSummarySeconds?: number;
   /** How often live registrations' last-seen is written. */
   touchIntervalMs?: number;
 }
@@ -83,7 +85,7 @@ export async function startTestServer(
     Registry: stringify(registry),
     Store: { Database: database, ...stringify(options.store ?? {}) },
     Claims: stringify(options.claims ?? {}),
-    Log: { level: options.logLevel ?? 'silent' },
+    Log: { level: options.logLevel ?? 'silent', ...(options.logSummarySeconds === undefined ? {} : { SummarySeconds: String(options.logSummarySeconds) }) },
   };
   const config = buildConfig(sections, {});
   const server = await startServer(config, createLogger(options.logLevel ?? 'silent', options.logDestination), {

@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -24,6 +24,17 @@ async function cli(args: string[]): Promise<Outcome> {
 async function cliWithEnv(args: string[], env: Record<string, string>): Promise<Outcome> {
   try {
     const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, NO_PRETTY: '1', ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** The built command as another OS user (the tests run as root in CI: root ignores file modes). */
+async function cliAs(user: string, args: string[]): Promise<Outcome> {
+  try {
+    const { stdout, stderr } = await run('/usr/sbin/runuser', ['-u', user, '--', process.execPath, CLI, ...args], { env: { ...process.env, NO_PRETTY: '1' } });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -177,6 +188,56 @@ describe('p2p-registry command', () => {
     const released = await cli(['claims', 'release', 'mallory', '--config', path]);
     expect(released.code).toBe(0);
     expect((await cli(['claims', 'show', 'mallory', '--config', path])).code).toBe(1);
+  });
+
+  it('claims list and show only read: they work while another connection holds the database\'s write lock', async () => {
+    const dir = tempDir('cli-store-');
+    const database = join(dir, 'registry.db');
+    const path = writeConfig(`[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`);
+    const { openSqliteClaimStore } = await import('../store/sqlite-store.js');
+    const { newAddress, newKey, request } = await import('../store/claim-store.contract.js');
+    const store = await openSqliteClaimStore({ path: database, claimDays: 30 });
+    await store.claim(request(newKey(), 'mallory', newAddress()));
+    await store.close();
+    const { DatabaseSync } = await import('node:sqlite');
+    // A writer's lock, as a busy server's commit would hold it: any write would wait, then fail.
+    const writer = new DatabaseSync(database);
+    writer.exec('BEGIN IMMEDIATE');
+    try {
+      const listed = await cli(['claims', 'list', '--json', '--config', path]);
+      expect(listed.stderr).toBe('');
+      expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ nickname: 'mallory' })]);
+      expect(await cli(['claims', 'show', 'Mallory', '--config', path])).toMatchObject({ code: 0, stdout: expect.stringContaining('mallory') });
+    } finally {
+      writer.exec('ROLLBACK');
+      writer.close();
+    }
+  });
+
+  it('claims list and show work for an account that may only read the database file and its folder, the server stopped', async () => {
+    const dir = tempDir('cli-store-');
+    const database = join(dir, 'registry.db');
+    const path = writeConfig(`[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`);
+    const { openSqliteClaimStore } = await import('../store/sqlite-store.js');
+    const { newAddress, newKey, request } = await import('../store/claim-store.contract.js');
+    const store = await openSqliteClaimStore({ path: database, claimDays: 30 });
+    await store.claim(request(newKey(), 'mallory', newAddress()));
+    await store.close();
+    const { chmodSync } = await import('node:fs');
+    chmodSync(database, 0o444);
+    chmodSync(dir, 0o555);
+    chmodSync(dirname(path), 0o755);
+    try {
+      // Root may write anything: the commands then run as `nobody`, whom the modes do bind.
+      const asReader = (args: string[]): Promise<Outcome> => (process.getuid?.() === 0 ? cliAs('nobody', args) : cli(args));
+      const listed = await asReader(['claims', 'list', '--json', '--config', path]);
+      expect(listed.stderr).toBe('');
+      expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ nickname: 'mallory' })]);
+      expect(await asReader(['claims', 'show', 'mallory', '--config', path])).toMatchObject({ code: 0, stdout: expect.stringContaining('mallory') });
+      expect(existsSync(`${database}-wal`)).toBe(false);
+    } finally {
+      chmodSync(dir, 0o755);
+    }
   });
 
   it('claims refuses to create a database that the server has not made, saying which --config to pass', async () => {

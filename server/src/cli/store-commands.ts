@@ -20,7 +20,8 @@ export const STORE_COMMANDS: ReadonlySet<string> = new Set(['claims', 'backup'])
 export const STORE_FLAGS: readonly string[] = ['json'];
 
 export const STORE_USAGE = `
-operator commands on the claim database ([Store] Database of --config; safe while the server runs):
+operator commands on the claim database ([Store] Database of --config; safe while the server runs;
+all but release only read, so a read-only file or a PostgreSQL role with only SELECT serves them):
   claims list [--json]                 every live claim, in nickname order
   claims show <nickname>               one claim
   claims release <nickname>            delete the claim on a nickname (abuse handling): it is free at once
@@ -39,14 +40,18 @@ export interface StoreHandle {
   readonly database: string;
 }
 
+/** What a command does to the claims: `read` needs no write access to the database at all. */
+export type StoreAccess = 'read' | 'write';
+
 /**
  * Opens the database config.ini names. It must exist: the server creates it at its first start, and
  * an operator's command that made an empty one elsewhere would only hide a wrong --config.
  */
-export async function openDatabaseOf(configPath: string): Promise<StoreHandle> {
+export async function openDatabaseOf(configPath: string, access: StoreAccess): Promise<StoreHandle> {
   const config = loadConfig(configPath);
+  const options = { readOnly: access === 'read' };
   if (isPostgresDatabase(config.claims.database)) {
-    return { store: await openConfiguredStore(config), database: redactConnectionString(config.claims.database) };
+    return { store: await openConfiguredStore(config, options), database: redactConnectionString(config.claims.database) };
   }
   const database = resolve(config.claims.database);
   if (!existsSync(database)) {
@@ -55,7 +60,7 @@ export async function openDatabaseOf(configPath: string): Promise<StoreHandle> {
       `no claim database at ${database} ([Store] Database of ${configPath}): pass the server's --config (in the Docker stack: docker compose exec registry node /app/server/dist/cli.js claims list --config /etc/p2p-registry/config.ini); the server creates the database at its first start`,
     );
   }
-  return { store: await openConfiguredStore(config), database };
+  return { store: await openConfiguredStore(config, options), database };
 }
 
 function iso(ms: number): string {
@@ -141,7 +146,7 @@ async function backup(handle: StoreHandle, args: ParsedArgs, io: StoreIo): Promi
 }
 
 /** Runs `claims …` or `backup …` on an opened store (closed afterwards). Usage problems throw USAGE. */
-export async function runStoreCommand(command: string, args: ParsedArgs, open: () => Promise<StoreHandle>, io: StoreIo): Promise<number> {
+export async function runStoreCommand(command: string, args: ParsedArgs, open: (access: StoreAccess) => Promise<StoreHandle>, io: StoreIo): Promise<number> {
   const sub = command === 'claims' ? args.positional[0] : undefined;
   if (command === 'claims' && (sub === undefined || !['list', 'show', 'release'].includes(sub))) {
     throw usageError('claims needs list, show <nickname> or release <nickname>');
@@ -150,7 +155,8 @@ export async function runStoreCommand(command: string, args: ParsedArgs, open: (
   if (command === 'claims' && sub !== 'list') oneNickname(args, sub as string);
   if (command === 'backup' && args.positional.length !== 1) throw usageError('backup takes one file: p2p-registry backup <file>');
   // Usage is checked before the database is opened: a mistyped command must not create one.
-  const handle = await open();
+  // Only release writes: list, show and backup work for an account or a role that may only read.
+  const handle = await open(sub === 'release' ? 'write' : 'read');
   try {
     if (command === 'backup') return await backup(handle, args, io);
     if (sub === 'list') return await listClaims(handle.store, args.options.has('json'), io);

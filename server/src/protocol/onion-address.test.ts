@@ -1,5 +1,6 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { NOT_A_POINT, SMALL_ORDER_POINTS, withTorsion } from '../../../test/support/ed25519-torsion.js';
 import { onionAddressFromPublicKey, parseOnionAddress } from './onion-address.js';
 
 function rawKey(): Buffer {
@@ -50,5 +51,23 @@ describe('v3 onion addresses', () => {
     expect(parseOnionAddress('').ok).toBe(false);
     expect(parseOnionAddress(`${'a'.repeat(55)}1`)).toMatchObject({ ok: false, reason: expect.stringContaining('base32') });
     expect(parseOnionAddress(`${'a'.repeat(57)}.onion`).ok).toBe(false);
+  });
+
+  it('accepts the addresses of real keys, whose points are in the prime-order subgroup', () => {
+    for (let i = 0; i < 20; i += 1) expect(parseOnionAddress(onionAddressFromPublicKey(rawKey())).ok).toBe(true);
+  });
+
+  it('refuses an address whose key is a point of small order, the identity among them (erratum 1)', () => {
+    for (const [name, hex] of Object.entries(SMALL_ORDER_POINTS)) {
+      expect(parseOnionAddress(onionAddressFromPublicKey(Buffer.from(hex, 'hex'))), name).toEqual({ ok: false, reason: expect.stringContaining('small order') });
+    }
+  });
+
+  it('refuses an address whose key is a real key plus a point of order 8 (erratum 1)', () => {
+    expect(parseOnionAddress(onionAddressFromPublicKey(withTorsion(rawKey())))).toEqual({ ok: false, reason: expect.stringContaining('torsion') });
+  });
+
+  it('refuses an address whose 32 bytes are no point of the curve', () => {
+    expect(parseOnionAddress(onionAddressFromPublicKey(Buffer.from(NOT_A_POINT, 'hex')))).toEqual({ ok: false, reason: expect.stringContaining('not an Ed25519 point') });
   });
 });

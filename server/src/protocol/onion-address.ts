@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ed25519KeyProblem } from './ed25519-point.js';
 
 /** A v3 onion address in canonical form: 56 lowercase base32 characters followed by `.onion`. */
 export type OnionAddress = string & { readonly __brand: 'OnionAddress' };
@@ -36,10 +37,26 @@ function base32Decode(text: string): Buffer | undefined {
 
 /**
  * Checks a v3 onion address the way tor does: base32 of pubkey(32) | checksum(2) | version(1),
- * version 3, checksum = SHA3-256(".onion checksum" | pubkey | version)[0..2].
- * Accepts any case, with or without the `.onion` suffix.
+ * version 3, checksum = SHA3-256(".onion checksum" | pubkey | version)[0..2], and (erratum 1) a
+ * key of Ed25519's prime-order subgroup. Accepts any case, with or without the `.onion` suffix.
  */
 export function parseOnionAddress(input: string): OnionParseResult {
+  const decoded = decodeOnionAddress(input);
+  if (!decoded.ok) return decoded;
+  return checkOnionKey(decoded);
+}
+
+/**
+ * The key check of parseOnionAddress, apart: about a millisecond where the rest takes microseconds,
+ * so the server makes it only once a registration has been granted its share of the server's budget.
+ */
+export function checkOnionKey(decoded: Extract<OnionParseResult, { ok: true }>): OnionParseResult {
+  const problem = ed25519KeyProblem(decoded.publicKey);
+  return problem === null ? decoded : { ok: false, reason: `the key of the address is refused: ${problem}` };
+}
+
+/** parseOnionAddress without the key check (checkOnionKey): length, base32, version and checksum. */
+export function decodeOnionAddress(input: string): OnionParseResult {
   const lower = input.trim().toLowerCase();
   const label = lower.endsWith('.onion') ? lower.slice(0, -'.onion'.length) : lower;
   if (label.length !== V3_LENGTH) {

@@ -1,6 +1,18 @@
 import { constants, generateKeyPairSync, sign } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { NOT_A_POINT, SMALL_ORDER_POINTS, ed25519Pem, nonCanonicalBase64, realRawKey, withTorsion } from '../../../test/support/ed25519-torsion.js';
+import { RegistryError } from './errors.js';
 import { decodeSignature, parsePeerKey, verifySignature } from './peer-key.js';
+
+function refusal(pem: string): RegistryError {
+  try {
+    parsePeerKey(pem);
+  } catch (err) {
+    if (err instanceof RegistryError) return err;
+    throw err;
+  }
+  throw new Error('expected INVALID_PUBLIC_KEY, the key was accepted');
+}
 
 describe('peer keys', () => {
   it('reads an Ed25519 key (fast path) exactly as OpenSSL does: same canonical PEM and DER', () => {
@@ -39,5 +51,32 @@ describe('peer keys', () => {
     }
     const pkcs1v15 = sign('sha256', payload, rsa.privateKey);
     expect(await verifySignature(rsaKey, payload, pkcs1v15)).toBe(false);
+  });
+
+  it('accepts the Ed25519 keys of real key pairs, whose points are in the prime-order subgroup', () => {
+    for (let i = 0; i < 20; i += 1) expect(parsePeerKey(ed25519Pem(realRawKey())).type).toBe('ed25519');
+  });
+
+  it('refuses an Ed25519 key that is a point of small order, the identity among them, as INVALID_PUBLIC_KEY (erratum 1)', () => {
+    for (const [name, hex] of Object.entries(SMALL_ORDER_POINTS)) {
+      const err = refusal(ed25519Pem(Buffer.from(hex, 'hex')));
+      expect(err.code, name).toBe('INVALID_PUBLIC_KEY');
+      expect(err.message, name).toContain('small order');
+    }
+  });
+
+  it('refuses an Ed25519 key that is a real key plus a point of order 8 as INVALID_PUBLIC_KEY (erratum 1)', () => {
+    const err = refusal(ed25519Pem(withTorsion(realRawKey())));
+    expect(err.code).toBe('INVALID_PUBLIC_KEY');
+    expect(err.message).toContain('torsion');
+  });
+
+  it('refuses such a key on the general path too (a PEM that the fast path leaves to OpenSSL)', () => {
+    expect(refusal(nonCanonicalBase64(ed25519Pem(withTorsion(realRawKey())))).code).toBe('INVALID_PUBLIC_KEY');
+    expect(parsePeerKey(nonCanonicalBase64(ed25519Pem(realRawKey()))).type).toBe('ed25519');
+  });
+
+  it('refuses 32 bytes that are no point of the curve as INVALID_PUBLIC_KEY', () => {
+    expect(refusal(ed25519Pem(Buffer.from(NOT_A_POINT, 'hex'))).code).toBe('INVALID_PUBLIC_KEY');
   });
 });

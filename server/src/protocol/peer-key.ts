@@ -3,6 +3,7 @@
  * signature check of a registration.
  */
 import { constants, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { ed25519KeyProblem } from './ed25519-point.js';
 import { ErrorCode, RegistryError } from './errors.js';
 import type { KeyType } from './messages.js';
 
@@ -34,6 +35,26 @@ const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const ED25519_SPKI_BYTES = 44;
 const ED25519_PEM_BODY = /^[A-Za-z0-9+/]{59}=$/;
 
+/** The base64 body and DER of a PEM in the one fixed Ed25519 SPKI layout, canonically encoded. */
+function ed25519SpkiOf(text: string): { readonly body: string; readonly der: Buffer } | undefined {
+  const body = text.slice(PEM_HEADER.length, text.length - PEM_FOOTER.length).replace(/\s+/g, '');
+  if (!ED25519_PEM_BODY.test(body)) return undefined;
+  const der = Buffer.alloc(ED25519_SPKI_BYTES); // not pooled: it lives as long as the registration
+  if (der.write(body, 'base64') !== ED25519_SPKI_BYTES || der.toString('base64') !== body) return undefined;
+  if (!der.subarray(0, ED25519_SPKI_PREFIX.length).equals(ED25519_SPKI_PREFIX)) return undefined;
+  return { body, der };
+}
+
+/**
+ * The Ed25519 point of a PEM key in the usual layout, without reading the key (microseconds, for
+ * budgeting before it is read); undefined for any other PEM, RSA keys among them.
+ */
+export function peekEd25519Point(pem: string): Uint8Array | undefined {
+  const text = pem.trim();
+  if (!text.startsWith(PEM_HEADER) || !text.endsWith(PEM_FOOTER)) return undefined;
+  return ed25519SpkiOf(text)?.der.subarray(ED25519_SPKI_PREFIX.length);
+}
+
 /**
  * The common case without OpenSSL's generic decoder: an Ed25519 SPKI has one fixed 44-byte layout,
  * so read it directly and import the raw key as JWK (about 15x cheaper than createPublicKey on PEM,
@@ -41,11 +62,9 @@ const ED25519_PEM_BODY = /^[A-Za-z0-9+/]{59}=$/;
  * and takes the general path, which decides.
  */
 function parseEd25519Spki(text: string): PeerKey | undefined {
-  const body = text.slice(PEM_HEADER.length, text.length - PEM_FOOTER.length).replace(/\s+/g, '');
-  if (!ED25519_PEM_BODY.test(body)) return undefined;
-  const der = Buffer.alloc(ED25519_SPKI_BYTES); // not pooled: it lives as long as the registration
-  if (der.write(body, 'base64') !== ED25519_SPKI_BYTES || der.toString('base64') !== body) return undefined;
-  if (!der.subarray(0, ED25519_SPKI_PREFIX.length).equals(ED25519_SPKI_PREFIX)) return undefined;
+  const spki = ed25519SpkiOf(text);
+  if (spki === undefined) return undefined;
+  const { body, der } = spki;
   const x = der.subarray(ED25519_SPKI_PREFIX.length).toString('base64url');
   let object: KeyObject;
   try {
@@ -56,8 +75,34 @@ function parseEd25519Spki(text: string): PeerKey | undefined {
   return { type: 'ed25519', object, pem: `${PEM_HEADER}\n${body}\n${PEM_FOOTER}`, der };
 }
 
-/** Parses a PEM SPKI public key; anything but Ed25519 or RSA of an allowed size is INVALID_PUBLIC_KEY. */
+/**
+ * Parses a PEM SPKI public key; anything but Ed25519 or RSA of an allowed size is
+ * INVALID_PUBLIC_KEY, and so (erratum 1) is an Ed25519 key outside the prime-order subgroup.
+ */
 export function parsePeerKey(pem: string): PeerKey {
+  const key = readPeerKey(pem);
+  checkPeerKeyPoint(key);
+  return key;
+}
+
+/** The raw 32-byte point of an Ed25519 key; null for RSA. */
+export function ed25519PointOf(key: PeerKey): Uint8Array | null {
+  return key.type === 'ed25519' ? key.der.subarray(ED25519_SPKI_PREFIX.length) : null;
+}
+
+/**
+ * Erratum 1: an Ed25519 key of small order, or with a torsion component, is INVALID_PUBLIC_KEY.
+ * Apart from readPeerKey because it costs as much as several key reads: the server charges it to
+ * its budget first.
+ */
+export function checkPeerKeyPoint(key: PeerKey): void {
+  const point = ed25519PointOf(key);
+  const problem = point === null ? null : ed25519KeyProblem(point);
+  if (problem !== null) throw new RegistryError(ErrorCode.INVALID_PUBLIC_KEY, `publicKey is refused: ${problem}`);
+}
+
+/** parsePeerKey without the point check (checkPeerKeyPoint). */
+export function readPeerKey(pem: string): PeerKey {
   const text = pem.trim();
   if (!text.startsWith(PEM_HEADER) || !text.endsWith(PEM_FOOTER)) {
     throw new RegistryError(

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { REV2_LIMITS } from '../../../test/support/fake-registry.js';
+import { randomOnion } from '../../../test/support/registry-harness.js';
 import { RegistryError } from './errors.js';
 import { decodeFrame, expectPeer, expectPeerPage, expectRegistered, readEvent, readHello, readPeer, readRefusal, type Frame } from './reply-parser.js';
 
@@ -7,7 +8,7 @@ const bytes = (value: unknown): Buffer => Buffer.from(typeof value === 'string' 
 
 const peer = {
   nickname: 'alice',
-  address: `${'a'.repeat(56)}.onion`,
+  address: randomOnion(),
   port: 5050,
   publicKey: '-----BEGIN PUBLIC KEY-----\n…',
   keyType: 'ed25519',

@@ -9,6 +9,9 @@ import type { RegistryLimits } from './config.js';
 import { FairShare } from './fair-share.js';
 import { TokenBucket } from './token-bucket.js';
 
+/** A point check, in units of the signature budget (a key read and its signature check). */
+const POINT_CHECK_UNITS = 4;
+
 export class Budgets {
   private readonly signatureChecks: FairShare<object>;
   /** Parsing of frames of many arrays and objects, in requestCost tokens. */
@@ -42,5 +45,24 @@ export class Budgets {
   /** One signature check (and the key parse before it): 0 when granted, else retryAfterMs. */
   takeSignatureCheck(conn: object): number {
     return this.signatureChecks.take(conn);
+  }
+
+  /**
+   * A registration's checks, taken before any of them runs: reading its key and checking its
+   * signature (one unit), and (erratum 1) `pointChecks` checks of Ed25519 points, each of which
+   * costs the main thread as much as several key reads. Never more than a second's worth, so that
+   * a small budget still admits a registration a second. 0 when granted, else retryAfterMs.
+   */
+  takeRegistrationChecks(conn: object, pointChecks: number): number {
+    return this.take(conn, 1 + pointChecks * POINT_CHECK_UNITS);
+  }
+
+  /** Point checks found needed only once the key was read (an Ed25519 key in an unusual layout). */
+  takePointChecks(conn: object, pointChecks: number): number {
+    return pointChecks === 0 ? 0 : this.take(conn, pointChecks * POINT_CHECK_UNITS);
+  }
+
+  private take(conn: object, units: number): number {
+    return this.signatureChecks.take(conn, Math.min(units, this.limits.signatureChecksPerSecond));
   }
 }

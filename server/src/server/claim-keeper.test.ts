@@ -7,6 +7,7 @@ import type { Connection } from './connection.js';
 import type { PeerEntry } from './peer-table.js';
 import { logSink } from '../../../test/support/log-sink.js';
 import { delay } from '../../../test/support/wait.js';
+import { randomOnion } from '../../../test/support/registry-harness.js';
 
 /** A store whose delayed claims fail with `failure`; everything else succeeds and does nothing. */
 function failingStore(failure: () => Error): { store: ClaimStore; claims: () => number } {
@@ -29,7 +30,7 @@ function keeperWith(store: ClaimStore): { keeper: ClaimKeeper; errors: () => num
   return { keeper, errors: () => lines.filter((l) => (l.level as number) >= 50).length };
 }
 
-const entry = { keyId: 'k'.repeat(64), peer: { nickname: 'alice', address: `${'a'.repeat(56)}.onion` } } as unknown as PeerEntry<Connection>;
+const entry = { keyId: 'k'.repeat(64), peer: { nickname: 'alice', address: randomOnion() } } as unknown as PeerEntry<Connection>;
 
 describe('the delayed claim', () => {
   it('is retried while the store cannot be written', async () => {

@@ -185,18 +185,18 @@ export class ClaimKeeper {
   private accepted(entry: Entry, outcome: ClaimOutcome): Claim {
     this.healthy();
     if (outcome.kind === 'claimed') return outcome.claim;
-    if (outcome.kind === 'nickname-taken') throw refuse(CLAIM_REFUSALS.nicknameClaimed(entry.peer.nickname, outcome.holder.expiresAt));
+    if (outcome.kind === 'nickname-taken') throw refuse(CLAIM_REFUSALS.nicknameClaimed(entry.peer.nickname));
     throw refuse(this.addressRefusal(entry, outcome.holder));
   }
 
-  private addressRefusal(entry: Entry, holder: Claim): (typeof CLAIM_REFUSALS)['addressVerifiedElsewhere'] | ReturnType<(typeof CLAIM_REFUSALS)['addressClaimed']> {
-    return holder.addressVerified && !entry.peer.addressVerified ? CLAIM_REFUSALS.addressVerifiedElsewhere : CLAIM_REFUSALS.addressClaimed(holder.expiresAt);
+  private addressRefusal(entry: Entry, holder: Claim): (typeof CLAIM_REFUSALS)['addressVerifiedElsewhere'] | (typeof CLAIM_REFUSALS)['addressClaimed'] {
+    return holder.addressVerified && !entry.peer.addressVerified ? CLAIM_REFUSALS.addressVerifiedElsewhere : CLAIM_REFUSALS.addressClaimed;
   }
 
   /** ClaimAfterSeconds > 0: the store's conflicts, then one write (a refresh, or a touch). */
   private async checkAndTouch(entry: Entry): Promise<Claim | null> {
     const { byNickname, byAddress, byKey } = await this.store.findForRegistration({ keyId: entry.keyId, nickname: entry.peer.nickname, address: entry.peer.address });
-    if (byNickname !== null && byNickname.keyId !== entry.keyId) throw refuse(CLAIM_REFUSALS.nicknameClaimed(entry.peer.nickname, byNickname.expiresAt));
+    if (byNickname !== null && byNickname.keyId !== entry.keyId) throw refuse(CLAIM_REFUSALS.nicknameClaimed(entry.peer.nickname));
     let displaced: Claim | null = null;
     if (byAddress !== null && byAddress.keyId !== entry.keyId) {
       // A valid proof takes the address from an unverified claim; nothing takes a verified one.

@@ -11,10 +11,10 @@ export const CLAIM_REFUSALS = {
     code: ErrorCode.ADDRESS_PROOF_REQUIRED,
     message: 'this registry requires an address proof: send addressProof, signed with the onion service key (hs_ed25519_secret_key)',
   },
-  nicknameClaimed: (nickname: string, until: number) =>
-    ({ code: ErrorCode.NICKNAME_TAKEN, message: `nickname "${nickname}" is claimed by another key until ${new Date(until).toISOString()}` }) satisfies Refusal,
-  addressClaimed: (until: number) =>
-    ({ code: ErrorCode.ADDRESS_TAKEN, message: `this onion address is claimed by another key until ${new Date(until).toISOString()}` }) satisfies Refusal,
+  // Erratum 1: never until when. A claim lasts claimDays from its key's last registration, so
+  // its end would tell anyone when that key was last online.
+  nicknameClaimed: (nickname: string) => ({ code: ErrorCode.NICKNAME_TAKEN, message: `nickname "${nickname}" is claimed by another key` }) satisfies Refusal,
+  addressClaimed: { code: ErrorCode.ADDRESS_TAKEN, message: 'this onion address is claimed by another key' },
   addressVerifiedElsewhere: { code: ErrorCode.ADDRESS_TAKEN, message: 'this onion address was proven by another key: only a registration with an address proof can take it' },
 } as const satisfies Record<string, Refusal | ((...args: never[]) => Refusal)>;
 

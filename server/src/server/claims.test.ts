@@ -103,14 +103,29 @@ describe('claims: when they are made', () => {
 });
 
 describe('claims: what they hold', () => {
-  it('refuses the nickname and the address of an offline claim to another key, saying until when', async () => {
+  it('refuses the nickname and the address of an offline claim to another key, without saying until when (erratum 1)', async () => {
     const s = await server({}, AT_ONCE);
     const owner = ed25519Identity();
     await registerAndLeave(s, await client(s), owner, 'alice');
     const c = await client(s);
     const taken = await c.register(ed25519Identity(), 'ALICE');
-    expect(taken).toMatchObject({ type: 'error', code: 'NICKNAME_TAKEN', message: expect.stringMatching(/claimed by another key until 20\d\d-/) });
-    expect(await c.register(ed25519Identity(owner.address), 'bob')).toMatchObject({ type: 'error', code: 'ADDRESS_TAKEN' });
+    const addressTaken = await c.register(ed25519Identity(owner.address), 'bob');
+    expect(taken).toEqual({ type: 'error', id: taken.id, code: 'NICKNAME_TAKEN', message: 'nickname "ALICE" is claimed by another key' });
+    expect(addressTaken).toEqual({ type: 'error', id: addressTaken.id, code: 'ADDRESS_TAKEN', message: 'this onion address is claimed by another key' });
+  });
+
+  it('refuses a claim the same way whenever its key was last online: nothing in the refusal follows from that time (erratum 1)', async () => {
+    const clock = new ManualClock(Date.parse('2030-01-01T00:00:00.000Z'));
+    const s = await server({}, { ...AT_ONCE, now: clock.now });
+    const [early, late] = [ed25519Identity(), ed25519Identity()];
+    await registerAndLeave(s, await client(s), early, 'early');
+    clock.time += 7 * MS_PER_DAY + 12_345;
+    await registerAndLeave(s, await client(s), late, 'late');
+    const c = await client(s);
+    const refusals = [await c.register(ed25519Identity(), 'early'), await c.register(ed25519Identity(), 'late')];
+    expect(refusals.map((r) => r.message)).toEqual(['nickname "early" is claimed by another key', 'nickname "late" is claimed by another key']);
+    const byAddress = [await c.register(ed25519Identity(early.address), 'x1'), await c.register(ed25519Identity(late.address), 'x2')];
+    expect(byAddress[0]).toEqual({ ...byAddress[1], id: byAddress[0]?.id });
   });
 
   it('never shows an offline claim in lookup, list or events', async () => {

@@ -1,6 +1,7 @@
 /**
- * Unknown sections and keys in config.ini, each with the nearest valid name: a misspelt key would
- * otherwise be ignored silently and its default used.
+ * Unknown sections and keys in config.ini, and unknown REGISTRY_* environment variables, each with
+ * the nearest valid name: a misspelt key or variable would otherwise be ignored silently and its
+ * default used (a misspelt REGISTRY_STORE_DATABASE: a single-host SQLite registry).
  */
 
 /** Sections and their keys, as config.ini spells them. */
@@ -88,3 +89,29 @@ export function unknownNames(sections: Readonly<Record<string, unknown>>, known:
   }
   return problems;
 }
+
+const ENV_PREFIX = 'REGISTRY_';
+const ENV_HELP = 'REGISTRY_<SECTION>_<KEY> sets [Section] Key of config.ini';
+
+/**
+ * One problem line for every environment variable named REGISTRY_* (in any case) that sets no key
+ * of `known`; a removed key's variable is removedNames' to report.
+ */
+export function unknownEnvNames(env: NodeJS.ProcessEnv, known: KnownKeys, removed: RemovedKeys, envName: (section: string, key: string) => string): string[] {
+  const names = [...known].flatMap(([section, keys]) => keys.map((key) => envName(section, key)));
+  const accepted = new Set([...names, ...[...removed].flatMap(([section, keys]) => [...keys.keys()].map((key) => envName(section, key)))]);
+  const problems: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.toUpperCase().startsWith(ENV_PREFIX) || accepted.has(name)) continue;
+    // Compared without the prefix that all share, which would make any two names look alike.
+    const tail = nearestName(name.slice(ENV_PREFIX.length), names.map((known) => known.slice(ENV_PREFIX.length)));
+    const near = tail === undefined ? undefined : `${ENV_PREFIX}${tail}`;
+    problems.push(
+      near === undefined
+        ? `unknown environment variable ${name}: no key of config.ini has this name (${ENV_HELP}, e.g. ${names.find((n) => n.endsWith('_DATABASE')) ?? names[0]}: rename the variable or unset it)`
+        : `unknown environment variable ${name}: did you mean ${near}? (${ENV_HELP}: rename the variable or unset it)`,
+    );
+  }
+  return problems;
+}
+

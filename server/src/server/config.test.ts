@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildConfig, DEFAULT_LIMITS, envName, loadConfig } from './config.js';
+import { buildConfig, DEFAULT_LIMITS, describeConfig, envName, loadConfig } from './config.js';
 import { DEFAULT_CLAIMS } from './claims-config.js';
 import { RegistryError } from '../protocol/errors.js';
 
@@ -136,5 +136,39 @@ describe('configuration', () => {
       ]),
     );
     expect(err.missing).toEqual(['[Host] PORT', '[HiddenService] HiddenServiceDir', '[HiddenService] HiddenServicePort']);
+  });
+
+  it('describes the config for the start-up log without the database password, from the file or the environment', () => {
+    const fromFile = buildConfig({ ...minimal, Store: { Database: 'postgres://registry:s3cr@t@db:5432/claims?sslmode=require&password=other' } }, {});
+    const fromEnv = buildConfig(minimal, { REGISTRY_STORE_DATABASE: 'postgresql://registry:s3cr@t@/claims?host=/run/postgresql' });
+    for (const config of [fromFile, fromEnv]) {
+      const text = JSON.stringify(describeConfig(config));
+      expect(text).not.toContain('s3cr');
+      expect(text).not.toContain('@t');
+      expect(text).not.toContain('other');
+    }
+    expect(describeConfig(fromFile)).toMatchObject({ claims: { database: 'postgres://registry@db:5432/claims?sslmode=require' } });
+  });
+
+  it('refuses an unknown REGISTRY_* variable, naming it, the variable it was probably meant to be, and what to do', () => {
+    const err = errorOf(() => buildConfig(minimal, { REGISTRY_STORE_DATABSE: 'postgres://registry@db/claims' }));
+    expect(err.invalid).toEqual([
+      'unknown environment variable REGISTRY_STORE_DATABSE: did you mean REGISTRY_STORE_DATABASE? (REGISTRY_<SECTION>_<KEY> sets [Section] Key of config.ini: rename the variable or unset it)',
+    ]);
+    expect(err.message.split('\n')).toHaveLength(1);
+  });
+
+  it('refuses a REGISTRY_* variable near no known name, and one spelt in lower case, which is not read', () => {
+    const err = errorOf(() => buildConfig(minimal, { REGISTRY_TELEPORT: '1', registry_store_database: '/data/r.db' }));
+    expect(err.invalid).toEqual([
+      'unknown environment variable REGISTRY_TELEPORT: no key of config.ini has this name (REGISTRY_<SECTION>_<KEY> sets [Section] Key of config.ini, e.g. REGISTRY_STORE_DATABASE: rename the variable or unset it)',
+      'unknown environment variable registry_store_database: did you mean REGISTRY_STORE_DATABASE? (REGISTRY_<SECTION>_<KEY> sets [Section] Key of config.ini: rename the variable or unset it)',
+    ]);
+  });
+
+  it('lists unknown variables with the other problems, and leaves other variables alone', () => {
+    const err = errorOf(() => buildConfig({ Host: minimal.Host }, { REGISTRY_LOG_LEVLE: 'debug', PATH: '/bin', P2P_REGISTRY_URL: 'ws://x/', MY_REGISTRY_TOKEN: 'x' }));
+    expect(err.missing).toEqual(['[HiddenService] HiddenServiceDir', '[HiddenService] HiddenServicePort']);
+    expect(err.invalid).toEqual([expect.stringContaining('REGISTRY_LOG_LEVLE: did you mean REGISTRY_LOG_LEVEL?')]);
   });
 });

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseIni } from 'ini';
 import { configError } from '../protocol/errors.js';
-import { removedNames, unknownNames, type KnownKeys, type RemovedKeys } from './config-names.js';
-import { CLAIMS_REGISTRY_KEYS, CLAIMS_SECTIONS, readClaimsConfig, type ClaimsConfig } from './claims-config.js';
+import { removedNames, unknownEnvNames, unknownNames, type KnownKeys, type RemovedKeys } from './config-names.js';
+import { redactConnectionString } from '../store/postgres-failure.js';
+import { CLAIMS_REGISTRY_KEYS, CLAIMS_SECTIONS, isPostgresDatabase, readClaimsConfig, type ClaimsConfig } from './claims-config.js';
 
 export type Listen =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
@@ -35,7 +36,7 @@ export interface Config {
   readonly hostnameTimeoutSeconds: number;
   readonly limits: RegistryLimits;
   readonly logLevel: LogLevel;
-  /** [Log] SummarySeconds: refusals are logged as one line of counts per this interval. */
+  /** [Log] SummarySeconds: registrations and refusals are logged as one line of counts per this interval. */
   readonly logSummarySeconds: number;
   /** Revision 2: [Store] Database, [Claims] ClaimDays and ClaimAfterSeconds, [Registry] RequireAddressProof. */
   readonly claims: ClaimsConfig;
@@ -189,6 +190,7 @@ export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process
   const reader = new Reader(sections, env);
   reader.invalid.push(...removedNames(sections, env, REMOVED_KEYS, envName));
   reader.invalid.push(...unknownNames(sections, KNOWN_KEYS, REMOVED_KEYS));
+  reader.invalid.push(...unknownEnvNames(env, KNOWN_KEYS, REMOVED_KEYS, envName));
   const listen = readListen(reader);
   const hiddenServiceDir = reader.required('HiddenService', 'HiddenServiceDir');
   const hiddenServicePort = reader.integer(
@@ -245,7 +247,10 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
   return buildConfig(parseIni(text) as Sections, env);
 }
 
-/** The config as it is safe to log (there are no secrets in it today; keep it that way here). */
+/**
+ * The config as it is safe to log. `[Store] Database` may hold the PostgreSQL password (from the
+ * file or REGISTRY_STORE_DATABASE): it is shown as messages show it, without one.
+ */
 export function describeConfig(config: Config): Record<string, unknown> {
   return {
     listen: config.listen.kind === 'unix' ? `unix:${config.listen.path}` : `${config.listen.host}:${config.listen.port}`,
@@ -255,6 +260,6 @@ export function describeConfig(config: Config): Record<string, unknown> {
     limits: config.limits,
     logLevel: config.logLevel,
     logSummarySeconds: config.logSummarySeconds,
-    claims: config.claims,
+    claims: { ...config.claims, database: isPostgresDatabase(config.claims.database) ? redactConnectionString(config.claims.database) : config.claims.database },
   };
 }

@@ -14,7 +14,7 @@ import type { OnionAddress } from '../protocol/onion-address.js';
 import type { Listen, RegistryLimits } from './config.js';
 import type { Logger } from './logger.js';
 import type { PendingLine } from './pending-line.js';
-import type { RefusalSummary } from './refusal-summary.js';
+import type { SummaryLine } from './summary-line.js';
 
 const SOCKET_MODE = 0o660;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
@@ -31,7 +31,7 @@ export interface HttpAdmissionOptions {
   readonly connections: ConnectionSink;
   /** Sockets and connections without a valid request yet, shared with the open connections. */
   readonly pendingLine: PendingLine;
-  readonly refusals: RefusalSummary;
+  readonly refusals: SummaryLine;
   /** For /healthz: the registry's onion address (null while unknown) and its live peer count. */
   readonly health: () => { readonly onion: OnionAddress | null; readonly peers: number; readonly cluster?: ClusterStatus };
 }

@@ -13,7 +13,10 @@ export function createLogger(level: LogLevel, destination: NodeJS.WritableStream
     level,
     base: { service: 'p2p-registry' },
     // Fixed in code, never from input: nothing secret is logged on purpose, this is a safety net.
-    redact: { paths: ['publicKey', 'signature', '*.publicKey', '*.signature', 'challenge'], censor: '[redacted]' },
+    redact: {
+      paths: ['publicKey', 'signature', '*.publicKey', '*.signature', 'challenge', 'password', '*.password', 'connectionString', '*.connectionString'],
+      censor: '[redacted]',
+    },
   };
   if (destination === process.stdout && process.stdout.isTTY && process.env.NO_PRETTY === undefined) {
     try {

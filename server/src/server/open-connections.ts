@@ -20,7 +20,7 @@ import { helloMessage } from './hello.js';
 import type { Logger } from './logger.js';
 import type { OutputBudget } from './output-budget.js';
 import type { PendingLine } from './pending-line.js';
-import type { RefusalSummary } from './refusal-summary.js';
+import type { SummaryLine } from './summary-line.js';
 import type { Registrar } from './registration.js';
 import { CLOSINGS, closingName, type Closing, type ClosingName } from './refusals.js';
 
@@ -37,7 +37,7 @@ export interface OpenConnectionsOptions {
   readonly output: OutputBudget;
   /** Shared with HTTP admission: the socket of a new connection is in it already. */
   readonly pendingLine: PendingLine;
-  readonly refusals: RefusalSummary;
+  readonly refusals: SummaryLine;
   /** The registry's own onion address, for the hello (null while unknown). */
   readonly onion: () => OnionAddress | null;
   /** The limits every hello states (hello.ts). */

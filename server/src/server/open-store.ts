@@ -24,6 +24,11 @@ export interface OpenStoreOptions {
   readonly now?: Clock;
   /** A cluster instance's id: its connections carry it in their application_name. */
   readonly instanceId?: string;
+  /**
+   * Reads only (operators' `claims list`, `claims show`, `backup`): nothing is created, migrated or
+   * written, so a read-only SQLite file or mount, or a PostgreSQL role with only SELECT, serves.
+   */
+  readonly readOnly?: boolean;
 }
 
 /** What a UNAVAILABLE answer suggests when the cluster's database cannot be reached. */
@@ -36,6 +41,7 @@ export const CLUSTER_RETRY_AFTER_MS = 1_000;
  */
 export async function openConfiguredStore(config: Pick<Config, 'claims'>, options: OpenStoreOptions = {}): Promise<ClaimStore> {
   const now = options.now === undefined ? {} : { now: options.now };
+  const readOnly = options.readOnly === true;
   if (isPostgresDatabase(config.claims.database)) {
     return openPostgresClaimStore({
       ...postgresConnection(config),
@@ -43,10 +49,12 @@ export async function openConfiguredStore(config: Pick<Config, 'claims'>, option
       retryAfterMs: CLUSTER_RETRY_AFTER_MS,
       maxConnections: INSTANCE_CONNECTIONS.claims,
       applicationName: connectionName(instanceLabel(options.instanceId), 'claims'),
+      readOnly,
       ...now,
     });
   }
   const path = resolve(config.claims.database);
+  if (readOnly) return openSqliteClaimStore({ path, claimDays: config.claims.claimDays, readOnly, ...now });
   try {
     // The claims say which key uses which nickname and when it was last online: only the server's
     // user may read them. SQLite gives its -wal and -shm files the database file's mode.

@@ -1,5 +1,5 @@
 /**
- * The registration pipeline: cheap checks first, then the server's signature budget, the key, a
+ * The registration pipeline: cheap checks first, then the server's signature budget, the keys, a
  * trial admission to the peer table, and last the signature check (and the address proof) on the
  * thread pool. A verified registration then passes the claim store (claim-keeper.ts) before the
  * roster (roster.ts) makes it live; the connections it replaces or evicts are told and closed.
@@ -7,8 +7,9 @@
 import { decodeAddressProof, verifyAddressProof } from '../protocol/address-proof.js';
 import { RegistryError } from '../protocol/errors.js';
 import { NICKNAME_PATTERN, type PeerRecord, type RegisterRequest, type RequestId } from '../protocol/messages.js';
-import { parseOnionAddress } from '../protocol/onion-address.js';
-import { decodeSignature, parsePeerKey, verifySignature } from '../protocol/peer-key.js';
+import { checkOnionKey, decodeOnionAddress } from '../protocol/onion-address.js';
+import { isKnownGoodEd25519Key } from '../protocol/ed25519-point.js';
+import { checkPeerKeyPoint, decodeSignature, ed25519PointOf, peekEd25519Point, readPeerKey, verifySignature } from '../protocol/peer-key.js';
 import { addressProofPayload, registrationPayload } from '../protocol/signing.js';
 import { keyIdOf, type Claim } from '../store/claim-store.js';
 import type { Budgets } from './budgets.js';
@@ -17,6 +18,7 @@ import { CLAIM_REFUSALS } from './claim-refusals.js';
 import type { Connection } from './connection.js';
 import type { FairScheduler } from './fair-scheduler.js';
 import type { PeerTable } from './peer-table.js';
+import type { SummaryLine } from './summary-line.js';
 import { REFUSALS, refuse } from './refusals.js';
 import type { LocalEntry, PeerOwner, Roster } from './roster.js';
 
@@ -33,6 +35,7 @@ export class Registrar {
     private readonly budgets: Budgets,
     private readonly scheduler: FairScheduler<Connection>,
     private readonly claims: RegistrarClaims,
+    private readonly summary: Pick<SummaryLine, 'registered'>,
   ) {}
 
   /**
@@ -42,13 +45,21 @@ export class Registrar {
   register(conn: Connection, request: RegisterRequest): void {
     if (this.peers.registrationOf(conn) !== undefined) throw refuse(REFUSALS.alreadyRegistered);
     if (!NICKNAME_PATTERN.test(request.nickname)) throw refuse(REFUSALS.nicknameInvalid);
-    const address = parseOnionAddress(request.address);
-    if (!address.ok) throw refuse(REFUSALS.addressInvalid(address.reason));
+    const decoded = decodeOnionAddress(request.address);
+    if (!decoded.ok) throw refuse(REFUSALS.addressInvalid(decoded.reason));
     if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65_535) throw refuse(REFUSALS.portInvalid);
-    // Reading the key is most of the main thread's cost of a registration: the budget covers it.
-    const retryAfterMs = this.budgets.takeSignatureCheck(conn);
+    // Reading the key, and erratum 1's subgroup checks of points not checked lately, are most of
+    // the main thread's cost of a registration: the budget covers them before any runs.
+    const keyPoint = peekEd25519Point(request.publicKey);
+    const retryAfterMs = this.budgets.takeRegistrationChecks(conn, uncheckedPoints(decoded.publicKey, keyPoint));
     if (retryAfterMs > 0) throw refuse(REFUSALS.serverBusySignatures, retryAfterMs);
-    const key = parsePeerKey(request.publicKey);
+    const address = checkOnionKey(decoded);
+    if (!address.ok) throw refuse(REFUSALS.addressInvalid(address.reason));
+    const key = readPeerKey(request.publicKey);
+    // An Ed25519 key in another layout than the usual one showed its point only now.
+    const lateRetryAfterMs = keyPoint === undefined ? this.budgets.takePointChecks(conn, uncheckedPoints(ed25519PointOf(key))) : 0;
+    if (lateRetryAfterMs > 0) throw refuse(REFUSALS.serverBusySignatures, lateRetryAfterMs);
+    checkPeerKeyPoint(key);
     const signature = decodeSignature(request.signature, key);
     // Revision 2: the address proof, charged to the same signature budget.
     if (request.addressProof === null && this.claims.requireAddressProof) throw refuse(CLAIM_REFUSALS.addressProofRequired);
@@ -172,7 +183,13 @@ export class Registrar {
       return conn.reply(id, err);
     }
     conn.send({ type: 'registered', id, peer: entry.peer, claim: claim === null ? null : claimInfo(claim) });
-    conn.log.info({}, 'peer registered');
-    conn.log.debug({ nickname: entry.peer.nickname, address: entry.peer.address }, 'peer registered (details)');
+    // Counted for the summary line: a line each at info would make a reconnect storm a flood of lines.
+    this.summary.registered();
+    conn.log.debug({ nickname: entry.peer.nickname, address: entry.peer.address }, 'peer registered');
   }
+}
+
+/** How many of these Ed25519 points (absent ones aside) were not found good lately: each needs a check. */
+function uncheckedPoints(...points: ReadonlyArray<Uint8Array | null | undefined>): number {
+  return points.filter((point) => point !== null && point !== undefined && !isKnownGoodEd25519Key(point)).length;
 }

@@ -10,6 +10,9 @@ import {
   type TestServer,
 } from '../../../test/support/registry-harness.js';
 import { PeerTable } from './peer-table.js';
+import { onionAddressFromPublicKey } from '../protocol/onion-address.js';
+import { SMALL_ORDER_POINTS, ed25519Pem, nonCanonicalBase64, realRawKey, withTorsion } from '../../../test/support/ed25519-torsion.js';
+import { logSink } from '../../../test/support/log-sink.js';
 import { delay } from '../../../test/support/wait.js';
 
 let servers: TestServer[] = [];
@@ -217,6 +220,61 @@ describe('register', () => {
     for (const address of [flipped, 'short.onion', `${'a'.repeat(56)}.onion`, `${good.slice(0, 55)}1.onion`, 'expyuzz4wqqyqhjn.onion']) {
       expect(await c.register(id, 'eve', 5050, address)).toMatchObject({ type: 'error', code: 'INVALID_ADDRESS' });
     }
+  });
+
+  it('refuses an address whose key is of small order or has a torsion component with INVALID_ADDRESS, though signed (erratum 1)', async () => {
+    const s = await server();
+    const c = await client(s);
+    const id = ed25519Identity();
+    const refused = [...Object.values(SMALL_ORDER_POINTS).map((hex) => Buffer.from(hex, 'hex')), withTorsion(realRawKey())];
+    for (const key of refused) {
+      const reply = await c.register(id, 'eve', 5050, onionAddressFromPublicKey(key));
+      expect(reply).toMatchObject({ type: 'error', code: 'INVALID_ADDRESS' });
+    }
+    expect(await c.register(id, 'eve')).toMatchObject({ type: 'registered' });
+  });
+
+  it('refuses an Ed25519 key of small order or with a torsion component with INVALID_PUBLIC_KEY, before its signature (erratum 1)', async () => {
+    const s = await server();
+    const c = await client(s);
+    const address = randomOnion();
+    for (const key of [Buffer.from(SMALL_ORDER_POINTS['the identity (order 1)'] as string, 'hex'), withTorsion(realRawKey())]) {
+      const reply = await c.request({ type: 'register', nickname: 'eve', address, port: 5050, publicKey: ed25519Pem(key), signature: Buffer.alloc(64).toString('base64') });
+      expect(reply).toMatchObject({ type: 'error', code: 'INVALID_PUBLIC_KEY' });
+    }
+  });
+
+  it('checks the key of an address within the server\'s signature budget: over it, RATE_LIMITED comes first', async () => {
+    const s = await server({ SignatureChecksPerSecond: 1 });
+    expect(await (await client(s)).register(ed25519Identity(), 'first')).toMatchObject({ type: 'registered' });
+    const c = await client(s);
+    const reply = await c.register(ed25519Identity(), 'second', 5050, onionAddressFromPublicKey(withTorsion(realRawKey())));
+    expect(reply).toMatchObject({ type: 'error', code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) });
+  });
+
+  it('charges the subgroup checks of keys and addresses not checked lately to the signature budget (erratum 1)', async () => {
+    // 9 units: one registration of a fresh key and address (1 + 2 checks of 4) takes a whole window.
+    const s = await server({ SignatureChecksPerSecond: 9 });
+    const started = performance.now();
+    const replies = [];
+    for (let i = 0; i < 6; i += 1) replies.push(await (await client(s)).register(ed25519Identity(), `fresh${i}`));
+    const windows = Math.floor((performance.now() - started) / 1_000) + 1;
+    const registered = replies.filter((r) => r.type === 'registered').length;
+    expect(registered).toBeGreaterThanOrEqual(1);
+    expect(registered).toBeLessThanOrEqual(windows);
+    expect(replies.filter((r) => r.code === 'RATE_LIMITED')).toHaveLength(6 - registered);
+  });
+
+  it('takes the check of an Ed25519 key in an unusual layout from the budget once it is read: past it, RATE_LIMITED', async () => {
+    const unusual = (): ReturnType<typeof ed25519Identity> => {
+      const id = ed25519Identity();
+      return { ...id, publicKeyPem: nonCanonicalBase64(id.publicKeyPem) };
+    };
+    const roomy = await server();
+    expect(await (await client(roomy)).register(unusual(), 'unusual')).toMatchObject({ type: 'registered' });
+    // 5 units: the key read and the address's check, not the key's, which only reading it shows.
+    const s = await server({ SignatureChecksPerSecond: 5 });
+    expect(await (await client(s)).register(unusual(), 'unusual')).toMatchObject({ type: 'error', code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) });
   });
 
   it.each([0, 65536, -1, 1.5])('refuses port %j with INVALID_PORT', async (port) => {
@@ -532,5 +590,27 @@ describe('http', () => {
     const onion = randomOnion();
     const s = await server({}, { hostname: onion, hiddenService: { HiddenServicePort: 8080 } });
     expect(s.server.url).toBe(`ws://${onion}:8080/`);
+  });
+});
+
+describe('logs', () => {
+  it('counts registrations in the periodic summary line and writes no line per registration at info', async () => {
+    const { sink, lines } = logSink();
+    const s = await server({}, { logLevel: 'info', logDestination: sink, logSummarySeconds: 1 });
+    for (const nickname of ['alice', 'bob', 'carol']) expect(await (await client(s)).register(ed25519Identity(), nickname)).toMatchObject({ type: 'registered' });
+    await expect.poll(() => lines.some((l) => typeof l.registrations === 'number'), { timeout: 3_000 }).toBe(true);
+    await s.close(); // logs what the last interval counted
+    expect(lines.filter((l) => String(l.msg).startsWith('peer registered'))).toEqual([]);
+    const summaries = lines.filter((l) => typeof l.registrations === 'number');
+    expect(summaries[0]).toMatchObject({ level: 30, intervalSeconds: 1, msg: 'summary of the last 1 s' });
+    expect(summaries.reduce((sum, l) => sum + (l.registrations as number), 0)).toBe(3);
+  });
+
+  it('logs each registration at debug, with its nickname and address only there', async () => {
+    const { sink, lines } = logSink();
+    const s = await server({}, { logLevel: 'debug', logDestination: sink });
+    const id = ed25519Identity();
+    expect(await (await client(s)).register(id, 'alice')).toMatchObject({ type: 'registered' });
+    await expect.poll(() => lines.find((l) => l.msg === 'peer registered')).toMatchObject({ level: 20, nickname: 'alice', address: id.address });
   });
 });

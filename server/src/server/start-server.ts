@@ -27,7 +27,7 @@ import { OpenConnections } from './open-connections.js';
 import { OutputBudget } from './output-budget.js';
 import { PeerTable } from './peer-table.js';
 import { PendingLine } from './pending-line.js';
-import { RefusalSummary } from './refusal-summary.js';
+import { SummaryLine } from './summary-line.js';
 import { Registrar } from './registration.js';
 import { CLOSINGS } from './refusals.js';
 import { LocalRoster, RosterEffects, type PeerOwner, type Roster } from './roster.js';
@@ -121,10 +121,10 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
   const logAddress = (): void => logReachable(logger, String(onionUrl()), cluster, config.hiddenServicePort);
   const roster: Roster = cluster ?? new LocalRoster(effects);
   if (cluster !== null) await startCluster(cluster);
-  const registrar = new Registrar(peers, roster, budgets, scheduler, { keeper: claims, requireAddressProof: config.claims.requireAddressProof });
+  const summary = new SummaryLine(logger, config.logSummarySeconds);
+  const registrar = new Registrar(peers, roster, budgets, scheduler, { keeper: claims, requireAddressProof: config.claims.requireAddressProof }, summary);
   const output = new OutputBudget(limits.maxOutputBytes);
   const pendingLine = new PendingLine(limits.maxPendingConnections);
-  const refusals = new RefusalSummary(logger, config.logSummarySeconds);
   const connections = new OpenConnections({
     limits,
     logger,
@@ -134,13 +134,13 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
     registrar,
     output,
     pendingLine,
-    refusals,
+    refusals: summary,
     // A cluster's backend reports the frontend's address, where peers reach the registry.
     onion: () => cluster?.frontendOnion ?? watcher.address,
     helloLimits: helloLimits(config),
   });
   const dispatcher = new Dispatcher({ limits, budgets, peers, hub, registrar, connections });
-  const admission = new HttpAdmission({ limits, logger, connections, pendingLine, refusals, health: () => ({ onion: watcher.address, peers: peers.size, ...(cluster === null ? {} : { cluster: cluster.status() }) }) });
+  const admission = new HttpAdmission({ limits, logger, connections, pendingLine, refusals: summary, health: () => ({ onion: watcher.address, peers: peers.size, ...(cluster === null ? {} : { cluster: cluster.status() }) }) });
   const heartbeats = new Heartbeats(connections, limits.heartbeatSeconds * 1000);
 
   const address = await admission.listen(config.listen);
@@ -170,7 +170,7 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
         }, SHUTDOWN_GRACE_MS);
         await closed;
         clearTimeout(grace);
-        refusals.close();
+        summary.close();
         await roster.close(); // a cluster's registrations end in one write
         await claims.close(); // after every connection's last-seen was queued
       })();

@@ -76,6 +76,19 @@ export function schemaNewerError(version: number, known: number, target: string)
   );
 }
 
+/**
+ * Why a store opened to read only (operators' commands) refuses a database not at `known`: it may
+ * not migrate, and reading an older schema as the current one could misread it.
+ */
+export function readOnlySchemaError(version: number, known: number, target: string): RegistryError {
+  if (version > known) return schemaNewerError(version, known, target);
+  return storeError(
+    'STORE_OPEN_FAILED',
+    `cannot read the claim database ${target}: it is at schema version ${version}, older than this registry's ${known}. ` +
+      'Fix: start the server once (it migrates the file), or run this command with write access.',
+  );
+}
+
 function refuseNewer(version: number, path: string): RegistryError {
   return schemaNewerError(version, SCHEMA_VERSION, path);
 }

@@ -7,6 +7,19 @@ describe('PostgreSQL targets in messages', () => {
     expect(redactConnectionString('postgresql://registry:s3cret@/claims?host=/run/postgresql')).toBe('postgresql://registry@/claims?host=/run/postgresql');
   });
 
+  it('ends the user-info at the last @ before the host, as URL parsing and the driver do', () => {
+    expect(redactConnectionString('postgres://reg:s3cr@t@db/registry')).toBe('postgres://reg@db/registry');
+    expect(redactConnectionString('postgresql://reg:a@b@c@/registry?host=/run/postgresql')).toBe('postgresql://reg@/registry?host=/run/postgresql');
+  });
+
+  it('shows nothing of a URL with an @ past its host part, or a port of letters (a password with an unescaped / ? or #, or no host)', () => {
+    for (const url of ['postgres://reg:Xq7/Zr9@db/registry', 'postgres://reg:Xq7?Zr9@db/registry', 'postgres://reg:Xq7#Zr9@db/registry', 'postgres://reg:7/Zr9@db/registry', 'postgres://reg:Xq7Zr9/registry']) {
+      const shown = redactConnectionString(url);
+      expect(shown).not.toContain('Xq7');
+      expect(shown).not.toContain('Zr9');
+    }
+  });
+
   it('drops parameters that carry secrets', () => {
     const shown = redactConnectionString('postgres://registry@db/claims?password=s3cret&sslkey=/k.pem&sslpassword=x&application_name=r');
     expect(shown).toBe('postgres://registry@db/claims?application_name=r');

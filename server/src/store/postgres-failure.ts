@@ -109,22 +109,48 @@ export function openFailure(err: unknown, target: string): PostgresFailure {
   return environmentFailure(err, target) ?? { name: sqlstate ?? 'ERROR', text, fix: `check [Store] Database (${target}) and the PostgreSQL server's log` };
 }
 
+/** Query parameters of a connection string that are shown: none of them can hold a secret. */
+const SHOWN_PARAMETERS: ReadonlySet<string> = new Set([
+  'host',
+  'port',
+  'dbname',
+  'db',
+  'user',
+  'sslmode',
+  'sslrootcert',
+  'sslcert',
+  'application_name',
+  'connect_timeout',
+  'target_session_attrs',
+  'client_encoding',
+  'encoding',
+]);
+
+const NOT_SHOWN = '<PostgreSQL connection string (not a postgres:// URL of the usual form; not shown)>';
+
 /**
- * A connection string without its secrets, for messages and logs: the password after the user and
- * any parameter whose name speaks of a password, key, secret or token are dropped. Parsed by hand:
- * `postgres://user@/db?host=/run/postgresql` (a socket) is no WHATWG URL. Anything that is not a
- * postgres:// URL is not shown at all.
+ * A connection string without its secrets, for messages and logs: the password after the user is
+ * dropped, and only the parameters known to hold none (SHOWN_PARAMETERS) are kept. Parsed by hand:
+ * `postgres://user@/db?host=/run/postgresql` (a socket) is no WHATWG URL. The user-info ends at the
+ * last @ of the host part, as URL parsing (and so the driver) has it. Anything else is not shown at
+ * all: a string that is not a postgres:// URL, or one with an @ past its host part (a password
+ * holding an unescaped / ? or #, which the driver reads otherwise than its author meant).
  */
 export function redactConnectionString(connectionString: string): string {
-  const match = /^(postgres(?:ql)?:\/\/)([^@/?#]*@)?([^?#]*)(\?[^#]*)?/i.exec(connectionString);
-  if (match === null) return '<PostgreSQL connection string (not a postgres:// URL; not shown)>';
-  const [, scheme = '', auth = '', rest = '', query = ''] = match;
-  const user = auth === '' ? '' : `${auth.slice(0, -1).split(':')[0] ?? ''}@`;
+  const match = /^(postgres(?:ql)?:\/\/)([^/?#]*)([^?#]*)(\?[^#]*)?(#.*)?$/is.exec(connectionString);
+  if (match === null) return NOT_SHOWN;
+  const [, scheme = '', authority = '', path = '', query = '', fragment = ''] = match;
+  if (`${path}${query}${fragment}`.includes('@')) return NOT_SHOWN;
+  const at = authority.lastIndexOf('@');
+  const user = at < 0 ? '' : `${authority.slice(0, at).split(':')[0] ?? ''}@`;
+  const host = authority.slice(at + 1);
+  // host, host:port, [v6]:port; a "port" of letters is a user:password whose @ came later.
+  if (!/^(\[[^\]]*\]|[^:[\]]*)(:\d*)?$/.test(host)) return NOT_SHOWN;
   const kept = query
     .slice(1)
     .split('&')
-    .filter((pair) => pair !== '' && !/pass|key|secret|token/i.test(decodeURIComponentSafe(pair.split('=')[0] ?? '')));
-  return `${scheme}${user}${rest}${kept.length === 0 ? '' : `?${kept.join('&')}`}`;
+    .filter((pair) => pair !== '' && SHOWN_PARAMETERS.has(decodeURIComponentSafe(pair.split('=')[0] ?? '').toLowerCase()));
+  return `${scheme}${user}${host}${path}${kept.length === 0 ? '' : `?${kept.join('&')}`}`;
 }
 
 function decodeURIComponentSafe(text: string): string {

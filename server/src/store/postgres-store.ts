@@ -25,7 +25,8 @@ import { decideClaim, sortRelevant } from './claim-rules.js';
 import { backupPostgresClaims } from './postgres-backup.js';
 import { describeTarget, environmentFailure, openFailure, redactConnectionString, sqlstateOf } from './postgres-failure.js';
 import { APPLICATION_NAME, connectionName, INSTANCE_CONNECTIONS } from './postgres-connections.js';
-import { migratePostgres } from './postgres-schema.js';
+import { migratePostgres, PG_SCHEMA_VERSION, pgSchemaVersionOf } from './postgres-schema.js';
+import { readOnlySchemaError } from './migrations.js';
 import { inTransaction } from './postgres-transaction.js';
 import { BEGIN_DURABLE, claimFromPgRow, SQL, upsertParams } from './postgres-sql.js';
 import type { RegistryError } from '../protocol/errors.js';
@@ -50,6 +51,11 @@ export interface PostgresClaimStoreOptions {
   readonly statementTimeoutMs?: number;
   /** What pg_stat_activity names this store's connections. */
   readonly applicationName?: string;
+  /**
+   * Reads only (the operators' `claims list`, `claims show`, `backup`): nothing is migrated or
+   * written at open, so a role with only SELECT serves; writes through the store fail.
+   */
+  readonly readOnly?: boolean;
 }
 
 const DEFAULTS = {
@@ -59,6 +65,7 @@ const DEFAULTS = {
   connectTimeoutMs: 5_000,
   statementTimeoutMs: 10_000,
   applicationName: connectionName(APPLICATION_NAME, 'claims'),
+  readOnly: false,
 } as const;
 
 /** A claim that lost a race at a unique index is decided again this many times at most. */
@@ -82,6 +89,7 @@ function checkOptions(options: PostgresClaimStoreOptions): Checked {
   if (!(Number.isSafeInteger(full.maxConnections) && full.maxConnections >= 1)) problems.push('maxConnections must be a whole number >= 1');
   if (typeof full.now !== 'function') problems.push('now must be a function');
   if (typeof full.applicationName !== 'string') problems.push('applicationName must be a string');
+  if (typeof full.readOnly !== 'boolean') problems.push('readOnly must be true or false');
   if (problems.length > 0) throw storeError('STORE_BAD_INPUT', `claim store options: ${problems.join('; ')}`);
   return full;
 }
@@ -142,7 +150,18 @@ async function prepareDatabase(pool: Pool, target: string): Promise<void> {
   }
 }
 
-/** Connects, migrates (creating the tables in a new database) and checks that it can write. */
+/** A read-only store's open: the database must be at this registry's schema version (nothing is migrated). */
+async function checkReadable(pool: Pool, target: string): Promise<void> {
+  const client = await pool.connect();
+  try {
+    const version = await pgSchemaVersionOf(client);
+    if (version !== PG_SCHEMA_VERSION) throw readOnlySchemaError(version, PG_SCHEMA_VERSION, target);
+  } finally {
+    client.release();
+  }
+}
+
+/** Connects, migrates (creating the tables in a new database) and checks that it can write; or, `readOnly`, checks its schema. */
 export async function openPostgresClaimStore(options: PostgresClaimStoreOptions): Promise<PostgresClaimStore> {
   const checked = checkOptions(options);
   const target = postgresTarget(checked);
@@ -155,7 +174,7 @@ export async function openPostgresClaimStore(options: PostgresClaimStoreOptions)
   // listener while a connection is checked out, so without this one the error would end the process.
   pool.on('connect', (client) => client.on('error', () => undefined));
   try {
-    await prepareDatabase(pool, target);
+    await (checked.readOnly ? checkReadable(pool, target) : prepareDatabase(pool, target));
   } catch (err) {
     await pool.end().catch(() => undefined);
     if (isStoreError(err)) throw err;

@@ -148,6 +148,44 @@ describe('SQLite claim store', () => {
     expect(err.message).toMatch(new RegExp(`^cannot open the claim database ${path}: disk I/O error \\(SQLITE_IOERR\\)\\. Fix: check the disk`));
   });
 
+  it('opens read-only (SQLite\'s read-only flag) for the operators\' reads: beside a running server, they work where no write can, and it writes nothing', async () => {
+    const path = join(tempDir(), 'read-only.db');
+    const server = await openAt(path);
+    await server.claim(request(newKey(), 'alice', newAddress()));
+    const before = [readFileSync(path), readFileSync(`${path}-wal`)];
+    refuseFileWrites();
+    let reader: SqliteClaimStore;
+    let listed: string[];
+    let shown: string | undefined;
+    try {
+      reader = await openAt(path, { readOnly: true });
+      listed = (await reader.list()).claims.map((claim) => claim.nickname);
+      shown = (await reader.getByNickname('ALICE'))?.nickname;
+    } finally {
+      allowFileWrites();
+    }
+    expect(listed).toEqual(['alice']);
+    expect(shown).toBe('alice');
+    expect((await failureOf(reader.claim(request(newKey(), 'bob', newAddress())))).message).toContain('readonly');
+    await reader.close();
+    expect([readFileSync(path), readFileSync(`${path}-wal`)]).toEqual(before);
+  });
+
+  it('opened read-only, refuses a file at an older schema version rather than read it unmigrated, saying what to do', async () => {
+    const path = join(tempDir(), 'old.db');
+    const db = new DatabaseSync(path);
+    migrate(db, path, 1);
+    db.close();
+    const err = await failureOf(openAt(path, { readOnly: true }));
+    expect(err.code).toBe('STORE_OPEN_FAILED');
+    expect(err.message).toBe(`cannot read the claim database ${path}: it is at schema version 1, older than this registry's ${SCHEMA_VERSION}. Fix: start the server once (it migrates the file), or run this command with write access.`);
+    expect(schemaVersionOf(new DatabaseSync(path, { readOnly: true }))).toBe(1);
+    const newer = new DatabaseSync(path);
+    newer.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+    newer.close();
+    expect((await failureOf(openAt(path, { readOnly: true }))).code).toBe('STORE_SCHEMA_NEWER');
+  });
+
   it('answers UNAVAILABLE to writes while the disk refuses them, changes nothing, and recovers by itself', async () => {
     const path = join(tempDir(), 'failing.db');
     const store = await openAt(path);

@@ -32,7 +32,8 @@ import { decideClaim, sortRelevant } from './claim-rules.js';
 import { GroupCommit, type Settled, type WriteOp } from './group-commit.js';
 import { migrate, refuseIfNewer, schemaVersionOf } from './migrations.js';
 import { backupSqliteDatabase } from './sqlite-backup.js';
-import { environmentFailure, openFailure } from './sqlite-failure.js';
+import { environmentFailure } from './sqlite-failure.js';
+import { openError, openReadOnly } from './sqlite-open.js';
 import type { RegistryError } from '../protocol/errors.js';
 import { isStoreError, storeError } from './store-error.js';
 
@@ -52,6 +53,12 @@ export interface SqliteClaimStoreOptions {
   readonly maxBatch?: number;
   /** The `retryAfterMs` that STORE_UNAVAILABLE suggests. */
   readonly retryAfterMs?: number;
+  /**
+   * Reads only (the operators' `claims list`, `claims show`, `backup`): the file is opened with
+   * SQLite's read-only flag, so an account or a mount that may not write can read it; nothing is
+   * migrated or written, and writes through the store fail.
+   */
+  readonly readOnly?: boolean;
 }
 
 const DEFAULTS = {
@@ -59,6 +66,7 @@ const DEFAULTS = {
   busyTimeoutMs: 1_000,
   maxBatch: 512,
   retryAfterMs: 1_000,
+  readOnly: false,
 } as const;
 
 /** Rows a purge deletes per transaction, so that a large purge never holds the thread for long. */
@@ -78,6 +86,7 @@ function checkOptions(options: SqliteClaimStoreOptions): Required<SqliteClaimSto
   if (!(Number.isSafeInteger(full.maxBatch) && full.maxBatch >= 1)) problems.push('maxBatch must be a whole number >= 1');
   if (!(Number.isSafeInteger(full.retryAfterMs) && full.retryAfterMs >= 0)) problems.push('retryAfterMs must be a whole number >= 0');
   if (typeof full.now !== 'function') problems.push('now must be a function');
+  if (typeof full.readOnly !== 'boolean') problems.push('readOnly must be true or false');
   if (problems.length > 0) throw storeError('STORE_BAD_INPUT', `claim store options: ${problems.join('; ')}`);
   return full;
 }
@@ -101,10 +110,6 @@ function openConnection(path: string, busyTimeoutMs: number): DatabaseSync {
   }
 }
 
-function openError(err: unknown, path: string): RegistryError {
-  const failure = openFailure(err, path);
-  return storeError('STORE_OPEN_FAILED', `cannot open the claim database ${path}: ${failure.text} (${failure.name}). Fix: ${failure.fix}.`, { cause: err });
-}
 
 /**
  * A real write at start, so that a database that opens but cannot be written (read-only file or
@@ -120,10 +125,11 @@ function probeWrite(db: DatabaseSync, path: string): void {
   }
 }
 
-/** Opens (creating it if absent) and migrates the database at `options.path`. */
+/** Opens (creating it if absent) and migrates the database at `options.path`; or, `readOnly`, only opens it. */
 export async function openSqliteClaimStore(options: SqliteClaimStoreOptions): Promise<SqliteClaimStore> {
   const checked = checkOptions(options);
   const path = resolve(checked.path);
+  if (checked.readOnly) return new SqliteClaimStore(openReadOnly(path, checked.busyTimeoutMs), path, checked);
   const db = openConnection(path, checked.busyTimeoutMs);
   try {
     migrate(db, path);

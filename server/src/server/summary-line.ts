@@ -1,18 +1,21 @@
 /**
- * Refusals are counted, not logged one by one: a flood of refused sockets must not become a flood
- * of log lines. One line per interval ([Log] SummarySeconds) holds the counts by reason: sockets
- * refused or evicted before they became connections, connections the server closed (by the name of
- * their closing in refusals.ts), and error replies (by code, added when their connection closes).
+ * The periodic summary line: registrations and refusals are counted, not logged one by one, so
+ * that neither a flood of refused sockets nor a reconnect storm becomes a flood of log lines. One
+ * line per interval ([Log] SummarySeconds) holds the registrations made, and the refusals by
+ * reason: sockets refused or evicted before they became connections, connections the server
+ * closed (by the name of their closing in refusals.ts), and error replies (by code, added when
+ * their connection closes).
  */
 import type { Logger } from './logger.js';
 
 type Counts = Record<string, number>;
 
-/** What a summary line counts. */
+/** The refusals a summary line counts. */
 export type RefusalKind = 'connections' | 'closed' | 'requests';
 
-export class RefusalSummary {
+export class SummaryLine {
   private counts: Record<RefusalKind, Counts> = emptyCounts();
+  private registrations = 0;
   private empty = true;
   private readonly timer: NodeJS.Timeout;
 
@@ -22,6 +25,12 @@ export class RefusalSummary {
   ) {
     this.timer = setInterval(() => this.flush(), intervalSeconds * 1000);
     this.timer.unref();
+  }
+
+  /** A registration was made (answered `registered`). */
+  registered(): void {
+    this.registrations += 1;
+    this.empty = false;
   }
 
   count(kind: RefusalKind, reason: string, n = 1): void {
@@ -40,9 +49,11 @@ export class RefusalSummary {
   flush(): void {
     if (this.empty) return;
     const { connections, closed, requests } = this.counts;
+    const registrations = this.registrations;
     this.counts = emptyCounts();
+    this.registrations = 0;
     this.empty = true;
-    this.logger.info({ intervalSeconds: this.intervalSeconds, connections, closed, requests }, `refusals in the last ${this.intervalSeconds} s`);
+    this.logger.info({ intervalSeconds: this.intervalSeconds, registrations, connections, closed, requests }, `summary of the last ${this.intervalSeconds} s`);
   }
 
   /** Stops the interval, logging what is left. */
