@@ -24,7 +24,9 @@ import { checkAddress, checkClaimRequest, checkKeyId, checkNickname } from './cl
 import { decideClaim, sortRelevant } from './claim-rules.js';
 import { backupPostgresClaims } from './postgres-backup.js';
 import { describeTarget, environmentFailure, openFailure, redactConnectionString, sqlstateOf } from './postgres-failure.js';
-import { APPLICATION_NAME, connectionName, INSTANCE_CONNECTIONS } from './postgres-connections.js';
+import { checkOptions, type Checked, type PostgresClaimStoreOptions } from './postgres-store-options.js';
+
+export type { PostgresClaimStoreOptions };
 import { migratePostgres, PG_SCHEMA_VERSION, pgSchemaVersionOf } from './postgres-schema.js';
 import { readOnlySchemaError } from './migrations.js';
 import { inTransaction } from './postgres-transaction.js';
@@ -32,67 +34,12 @@ import { BEGIN_DURABLE, claimFromPgRow, SQL, upsertParams } from './postgres-sql
 import type { RegistryError } from '../protocol/errors.js';
 import { isStoreError, storeError } from './store-error.js';
 
-export interface PostgresClaimStoreOptions {
-  /** `postgres://user:password@host:port/database?…` (or `?host=/run/postgresql` for a socket). */
-  readonly connectionString?: string;
-  /** Pool options instead of (or on top of) a connection string: host, user, password, ssl, … */
-  readonly pool?: Omit<PoolConfig, 'connectionString' | 'types'>;
-  /** A claim lasts this many days after its key was last seen. */
-  readonly claimDays: number;
-  /** The clock (ms since the epoch); tests inject one. */
-  readonly now?: Clock;
-  /** The `retryAfterMs` that STORE_UNAVAILABLE suggests. */
-  readonly retryAfterMs?: number;
-  /** Most connections this store holds. */
-  readonly maxConnections?: number;
-  /** How long to wait for a connection (or for a free one in the pool). */
-  readonly connectTimeoutMs?: number;
-  /** The server cancels a statement after this long; the driver gives up on it a little later. */
-  readonly statementTimeoutMs?: number;
-  /** What pg_stat_activity names this store's connections. */
-  readonly applicationName?: string;
-  /**
-   * Reads only (the operators' `claims list`, `claims show`, `backup`): nothing is migrated or
-   * written at open, so a role with only SELECT serves; writes through the store fail.
-   */
-  readonly readOnly?: boolean;
-}
-
-const DEFAULTS = {
-  now: Date.now,
-  retryAfterMs: 1_000,
-  maxConnections: INSTANCE_CONNECTIONS.claims,
-  connectTimeoutMs: 5_000,
-  statementTimeoutMs: 10_000,
-  applicationName: connectionName(APPLICATION_NAME, 'claims'),
-  readOnly: false,
-} as const;
-
 /** A claim that lost a race at a unique index is decided again this many times at most. */
 const CLAIM_ATTEMPTS = 8;
 /** SQLSTATEs after which a claim's transaction is simply run again: it lost a race. */
 const RACE_CODES: ReadonlySet<string> = new Set(['23505', '40001', '40P01']);
 const PURGE_CHUNK = 1_000;
 const INT8_OID = 20;
-
-type Checked = Required<Omit<PostgresClaimStoreOptions, 'connectionString' | 'pool'>> & Pick<PostgresClaimStoreOptions, 'connectionString' | 'pool'>;
-
-function checkOptions(options: PostgresClaimStoreOptions): Checked {
-  const full = { ...DEFAULTS, ...options };
-  const problems: string[] = [];
-  if (full.connectionString === undefined && full.pool === undefined) problems.push('connectionString or pool is required');
-  if (full.connectionString !== undefined && (typeof full.connectionString !== 'string' || full.connectionString === '')) problems.push('connectionString must be a non-empty string');
-  if (!(Number.isFinite(full.claimDays) && full.claimDays > 0)) problems.push(`claimDays must be a positive number, got ${String(full.claimDays)}`);
-  for (const name of ['retryAfterMs', 'connectTimeoutMs', 'statementTimeoutMs'] as const) {
-    if (!(Number.isSafeInteger(full[name]) && full[name] >= 0)) problems.push(`${name} must be a whole number >= 0`);
-  }
-  if (!(Number.isSafeInteger(full.maxConnections) && full.maxConnections >= 1)) problems.push('maxConnections must be a whole number >= 1');
-  if (typeof full.now !== 'function') problems.push('now must be a function');
-  if (typeof full.applicationName !== 'string') problems.push('applicationName must be a string');
-  if (typeof full.readOnly !== 'boolean') problems.push('readOnly must be true or false');
-  if (problems.length > 0) throw storeError('STORE_BAD_INPUT', `claim store options: ${problems.join('; ')}`);
-  return full;
-}
 
 /** The target as operators see it in messages: never with its password. */
 export function postgresTarget(options: Pick<PostgresClaimStoreOptions, 'connectionString' | 'pool'>): string {
