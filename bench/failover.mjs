@@ -231,7 +231,8 @@ async function main() {
     await during;
     results[name] = {
       fresh: { ...summarise(fresh.map((f) => f.seconds)), failedAttempts: fresh.reduce((n, f) => n + f.attempts - (f.seconds === null ? 0 : 1), 0) },
-      reconnecting: { ...summarise(reconnecting), registered: peers.length },
+      // When each noticed the loss (a closed connection at once; a hung one at its liveness timeout).
+      reconnecting: { ...summarise(reconnecting), registered: peers.length, lostAfterSeconds: lost.map((p) => Math.round(p.lost - t0) / 1000) },
     };
     log(`${name}: ${JSON.stringify(results[name].fresh)} | reconnecting ${JSON.stringify(results[name].reconnecting)}`);
     await Promise.all(peers.map((p) => p.client.close()));
