@@ -1,6 +1,7 @@
 /**
- * The layout's size rules (README, Layout): no source file of the server package over 400 lines and
- * no function over 100, tests excepted. Checked here so that they cannot drift.
+ * The code-shape rules (CONTRIBUTING.md, "Code shape and documents"): no source file of the server
+ * package over 400 lines and no function over 100, tests excepted. Checked here so that they cannot
+ * drift.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
