@@ -83,7 +83,7 @@ backup: require-docker ## copy the claim database, online, to backups/registry-<
 	@set -u; umask 077; mkdir -p "$(BACKUP_DIR)"; \
 	stamp=$$(date -u +%Y%m%dT%H%M%SZ); inside=$(DATA_DIR)/backup-$$stamp.db; out="$(BACKUP_DIR)/registry-$$stamp.db"; \
 	if [ -z "$$($(COMPOSE) ps -q --status running registry 2>/dev/null)" ]; then \
-	  echo "make backup: the registry is not running (make up first; a stopped stack's volume can be copied as README says)" >&2; exit 1; fi; \
+	  echo "make backup: the registry is not running (make up first; a stopped stack's volume can be copied as docs/OPERATIONS.md says)" >&2; exit 1; fi; \
 	$(COMPOSE) exec -T registry node /app/server/dist/cli.js backup "$$inside" --config $(CONFIG) >/dev/null \
 	  && { said=$$($(COMPOSE) cp "registry:$$inside" "$$out" 2>&1) || { echo "$$said" >&2; false; }; }; rc=$$?; \
 	$(COMPOSE) exec -T registry rm -f "$$inside"; \
@@ -109,7 +109,7 @@ restore: require-docker ## replace the claim database with FILE (a make backup f
 	if [ $$rc = 0 ]; then echo "the registry is starting with the restored claims (make logs)"; \
 	else echo "make restore: nothing restored; the registry is starting with the database it had" >&2; exit 1; fi
 
-# --- The cluster (compose.cluster.yaml, README "Cluster"), every role on this host ----------------
+# --- The cluster (compose.cluster.yaml, docs/CLUSTER.md), every role on this host ----------------
 CLUSTER_COMPOSE ?= $(COMPOSE) -f compose.cluster.yaml --profile all
 CLUSTER_WAIT_SECONDS ?= 900
 CLUSTER_PASSWORD_FILE := cluster-secrets/postgres-password
@@ -150,7 +150,7 @@ cluster-upgrade: require-node node_modules/.package-lock.json require-docker ## 
 	@source $(BASE_IMAGES_ENV) && COMPOSE="$(CLUSTER_COMPOSE)" bash tor/cluster-ops.sh upgrade
 
 # BACKEND: a backend's compose name (backend1) or its onion address. WAIT=1 also waits until no
-# peer's tor can hold a descriptor that lists it (up to a day on the Tor network: README, Cluster).
+# peer's tor can hold a descriptor that lists it (up to a day on the Tor network: docs/CLUSTER.md).
 cluster-drain: require-docker ## take BACKEND out of the master descriptor (REASON=..., WAIT=1); returns once published without it
 	@test -n "$(BACKEND)" || { echo "make cluster-drain: give BACKEND=backend1 (or its onion address)" >&2; exit 2; }
 	@COMPOSE="$(CLUSTER_COMPOSE)" bash tor/cluster-ops.sh drain "$(BACKEND)" $(if $(REASON),--reason "$(REASON)") $(if $(filter 1 yes true,$(WAIT)),--wait)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The cluster's operations, run on the Docker host (make cluster-upgrade, cluster-drain, ...;
-# README, Cluster). Each goes through `docker compose` and the frontend's `cluster` command
+# docs/CLUSTER.md). Each goes through `docker compose` and the frontend's `cluster` command
 # (tor/cluster.sh), so no step needs SQL.
 #
 #   cluster-ops.sh upgrade [--no-build]
@@ -103,7 +103,7 @@ remove() {
     [ $(( $(date +%s) - started )) -lt "$WAIT_SECONDS" ] || die "$onion still holds a lease after ${WAIT_SECONDS}s: is its registry still running?"
     sleep 5
   done
-  say "removed $onion: remove its services and volumes from your compose file (README, Cluster)"
+  say "removed $onion: remove its services and volumes from your compose file (docs/CLUSTER.md)"
 }
 
 command=${1:-}

@@ -208,7 +208,7 @@ read_backends() {
     if ! valid_onion "$onion"; then say "ignoring \"$onion\" in registry_backends: not a v3 onion address"; continue; fi
     count=$(( count + 1 ))
     if [ "$count" -gt "$MAX_BACKENDS" ]; then
-      say "more than $MAX_BACKENDS backends are serving: onionbalance serves the $MAX_BACKENDS renewed last (a descriptor holds no more; drain one: README, Cluster)"
+      say "more than $MAX_BACKENDS backends are serving: onionbalance serves the $MAX_BACKENDS renewed last (a descriptor holds no more; drain one: docs/CLUSTER.md)"
       break
     fi
     BACKENDS="$BACKENDS $onion"
@@ -433,7 +433,7 @@ drain() {
   poke_frontend
   wait_published "" "$onion"
   until_ts=$(next_time_period "$PUBLISHED_AT")
-  say "published without $onion at $(utc "$PUBLISHED_AT"). Peers whose tor fetched the master descriptor before then may use $onion's introduction points until $(utc "$until_ts") (tor keeps a descriptor until the next time period begins), or until they all fail. Its registry keeps serving them; stopping its tor before then makes those peers try another backend's introduction points (README, Cluster: drain)."
+  say "published without $onion at $(utc "$PUBLISHED_AT"). Peers whose tor fetched the master descriptor before then may use $onion's introduction points until $(utc "$until_ts") (tor keeps a descriptor until the next time period begins), or until they all fail. Its registry keeps serving them; stopping its tor before then makes those peers try another backend's introduction points (docs/CLUSTER.md: drain)."
   if [ -n "$wait_expiry" ]; then
     while [ "$(date +%s)" -lt "$until_ts" ]; do
       say "waiting until $(utc "$until_ts") ($(( until_ts - $(date +%s) ))s)"

@@ -110,7 +110,7 @@ for dir in /var/lib/tor /var/lib/tor/hidden_service "$TOR_RUN_DIR"; do
   if [ ! -w "$dir" ]; then
     die "$dir is not writable by $(id -un) (uid $(id -u)). Fix the volume's owner, e.g.
   docker run --rm -v <volume>:/v debian:bookworm-slim chown -R $(id -u):$(id -g) /v
-(see README, troubleshooting: permission problems on the volume)"
+(see docs/OPERATIONS.md, Troubleshooting: permission problems on the volume)"
   fi
 done
 

@@ -1,7 +1,7 @@
 /**
  * End-to-end: the cluster (compose.cluster.yaml: PostgreSQL, the Onionbalance frontend, two
  * backends of tor + registry) on a private Tor network (test/compose.cluster-testnet.yaml), started
- * with testcontainers, and operated as README says (tor/cluster-ops.sh: upgrade, drain, undrain).
+ * with testcontainers, and operated as docs/CLUSTER.md says (tor/cluster-ops.sh: upgrade, drain, undrain).
  * Clients reach the registry through the client tor's SOCKS port: through the frontend's master
  * onion, or a backend's own onion where a test needs to pick the backend. Each client stands for
  * a peer of its own and gives tor SOCKS credentials of its own, so no two share circuits; they

@@ -25,7 +25,7 @@ all but release only read, so a read-only file or a PostgreSQL role with only SE
   claims list [--json]                 every live claim, in nickname order
   claims show <nickname>               one claim
   claims release <nickname>            delete the claim on a nickname (abuse handling): it is free at once
-  backup <file>                        an online, consistent copy of the database (restore: README)
+  backup <file>                        an online, consistent copy of the database (restore: docs/OPERATIONS.md)
   exit codes: 0 ok, 1 failure or no such claim, 2 usage, 78 configuration error
 `;
 

@@ -64,7 +64,7 @@ export interface ClientSettings {
  * average, and the 20,000 peers a restart drops at once come 4,000 a second at most instead of all
  * in the same instant, then thinner with each window; the onion admits ~300 new connections/s
  * after a burst of 3,000 (torrc.template), so all are back in about 1.5 min (reconnect.test.ts
- * simulates it; README "Capacity").
+ * simulates it; docs/OPERATIONS.md "Capacity").
  */
 export const DEFAULT_RECONNECT: ReconnectOptions = Object.freeze({
   initialDelayMs: 5_000,

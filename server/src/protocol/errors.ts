@@ -39,7 +39,7 @@ function local<S extends Exclude<ErrorSource, 'protocol'>>(source: S, message: s
   return { source, message, closeCode: null };
 }
 
-/** The catalog. README's "Error codes" table and docs/PROTOCOL.md list the protocol rows. */
+/** The catalog. docs/PROTOCOL.md's "Error codes" table lists the protocol rows. */
 export const ERROR_CATALOG = {
   // ---- answered by the registry (PROTOCOL.md) ----
   BAD_JSON: protocol('the frame is not valid UTF-8, not JSON, or not a JSON object'),

@@ -55,7 +55,7 @@ export const DEFAULT_LIMITS: RegistryLimits = Object.freeze({
   idleTimeoutSeconds: 30,
   maxPendingConnections: 1_000,
   maxBufferedBytes: 1_048_576,
-  // Sized for a 1 GB VPS (README "Sizing memory"): queued output is at most twice this.
+  // Sized for a 1 GB VPS (docs/OPERATIONS.md "Sizing memory"): queued output is at most twice this.
   maxOutputBytes: 67_108_864,
   eventBatchMs: 50,
   signatureChecksPerSecond: 2_000,

@@ -49,7 +49,7 @@ export const PG_MIGRATIONS: readonly Migration[] = [
     //    log (a database restored from a backup gets a new one, and every instance re-syncs).
     //  - presence_events: the log itself, trimmed by age.
     //  - registry_backends, registry_frontend: what Onionbalance's frontend and the backends learn
-    //    of each other (README "Cluster").
+    //    of each other (docs/CLUSTER.md).
     sql: `
       CREATE TABLE registry_instances (
         id          text        NOT NULL PRIMARY KEY,
