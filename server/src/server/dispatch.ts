@@ -12,7 +12,7 @@ import type { Budgets } from './budgets.js';
 import type { RegistryLimits } from './config.js';
 import type { Connection } from './connection.js';
 import type { EventHub } from './event-hub.js';
-import { MAX_BACKLOG } from './fair-scheduler.js';
+import { backlogLength } from './fair-scheduler.js';
 import type { OpenConnections } from './open-connections.js';
 import type { PeerTable } from './peer-table.js';
 import type { Registrar } from './registration.js';
@@ -107,7 +107,7 @@ export class Dispatcher {
    * a strike: the queue is the connection's own doing.
    */
   refuseExcess(conn: Connection, count: number): void {
-    const refusal = REFUSALS.queueFull(MAX_BACKLOG);
+    const refusal = REFUSALS.queueFull(backlogLength(this.limits));
     const retryAfterMs = conn.bucket.msUntil(count);
     for (let i = 0; i < count && !conn.closing; i += 1) this.refuseOverBudget(conn, null, refusal, retryAfterMs);
   }

@@ -14,7 +14,7 @@ import type { Config } from './config.js';
 import type { Connection } from './connection.js';
 import { Dispatcher } from './dispatch.js';
 import { EventHub } from './event-hub.js';
-import { FairScheduler } from './fair-scheduler.js';
+import { backlogLength, FairScheduler } from './fair-scheduler.js';
 import { Heartbeats } from './heartbeats.js';
 import { helloLimits } from './hello.js';
 import { HttpAdmission } from './http-admission.js';
@@ -99,6 +99,7 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
   const scheduler = new FairScheduler<Connection>({
     run: (conn, data, isBinary) => dispatcher.handleFrame(conn, data, isBinary),
     refuseExcess: (conn, count) => dispatcher.refuseExcess(conn, count),
+    maxBacklog: backlogLength(limits),
   });
   // Event fan-out takes its slices of the same turns as requests (see fair-scheduler.ts).
   const hub = new EventHub({ batchMs: limits.eventBatchMs, slices: scheduler });
