@@ -153,6 +153,9 @@ export class Connection implements Subscriber, TurnTaker, OutputHolder {
     const message = code === error.code ? error.message : ERROR_CATALOG.INTERNAL.message;
     if (error.retryAfterMs === null) this.send({ type: 'error', id, code, message });
     else this.send({ type: 'error', id, code, message, retryAfterMs: error.retryAfterMs });
+    // A bug while handling this connection's request: what it was doing is suspect, so it is closed
+    // (the process is not: see guardProcess in cli/server-commands.ts).
+    if (code === ErrorCode.INTERNAL) this.close(CLOSINGS.internalError);
   }
 
   close(closing: Closing): void {

@@ -45,8 +45,25 @@ export class Dispatcher {
     this.connections = options.connections;
   }
 
-  /** Handles one frame of `conn` (the fair scheduler decides when). */
+  /**
+   * Handles one frame of `conn` (the fair scheduler decides when). A bug in it is caught here, where
+   * it is known to concern this connection: answered INTERNAL, and the connection alone is closed.
+   */
   handleFrame(conn: Connection, data: RawData, isBinary: boolean): void {
+    try {
+      this.handle(conn, data, isBinary);
+    } catch (err) {
+      conn.log.error({ err }, 'frame handling failed');
+      try {
+        conn.reply(null, refuse(REFUSALS.internal));
+      } catch (again) {
+        conn.log.error({ err: again }, 'frame handling failed, and so did its answer: dropping the connection');
+        conn.terminate();
+      }
+    }
+  }
+
+  private handle(conn: Connection, data: RawData, isBinary: boolean): void {
     if (conn.closing) return;
     if (isBinary) {
       conn.reply(null, refuse(REFUSALS.binaryFrame));

@@ -12,6 +12,7 @@ import {
 import type { Socket } from 'node:net';
 import type { ClaimStore } from '../store/claim-store.js';
 import { PeerTable } from './peer-table.js';
+import { TokenBucket } from './token-bucket.js';
 import { delay, waitUntil } from '../../../test/support/wait.js';
 
 let servers: TestServer[] = [];
@@ -314,9 +315,10 @@ describe('register', () => {
     await old.closed;
     expect(await fresh.request({ type: 'lookup', nickname: 'liam' })).toMatchObject({ type: 'peer' });
   });
-  it('answers INTERNAL when completing a verified registration fails unexpectedly, and keeps serving the connection', async () => {
+  it('answers INTERNAL when completing a verified registration fails unexpectedly, and closes that connection alone with 1011', async () => {
     const s = await server();
     const c = await client(s);
+    const other = await client(s);
     const add = vi.spyOn(PeerTable.prototype, 'add').mockImplementationOnce(() => {
       throw new Error('simulated bug');
     });
@@ -325,14 +327,44 @@ describe('register', () => {
       const signature = signRegistration(id, c.challenge, 'dave', id.address, 5050);
       c.sendRaw(JSON.stringify({ type: 'register', id: 'r', nickname: 'dave', address: id.address, port: 5050, publicKey: id.publicKeyPem, signature }));
       c.sendRaw(JSON.stringify({ type: 'ping', id: 'p' })); // held while the signature is checked
-      await c.waitFor((f) => f.id === 'p');
-      expect(c.frames.filter((f) => f.id === 'r' || f.id === 'p')).toMatchObject([
-        { type: 'error', id: 'r', code: 'INTERNAL', message: 'internal error' },
-        { type: 'pong', id: 'p' },
-      ]);
-      expect(await c.request({ type: 'lookup', nickname: 'dave' })).toMatchObject({ code: 'NOT_FOUND' });
+      expect(await c.closed).toEqual({ code: 1011, reason: 'internal error: this connection is closed, reconnect' });
+      expect(c.frames.filter((f) => f.id === 'r' || f.id === 'p')).toMatchObject([{ type: 'error', id: 'r', code: 'INTERNAL', message: 'internal error' }]);
+      expect(await other.request({ type: 'lookup', nickname: 'dave' })).toMatchObject({ code: 'NOT_FOUND' });
     } finally {
       add.mockRestore();
+    }
+  });
+
+  it('answers INTERNAL to a request whose handler fails unexpectedly, and closes that connection alone with 1011', async () => {
+    const s = await server();
+    const c = await client(s);
+    const other = await client(s);
+    const lookup = vi.spyOn(PeerTable.prototype, 'lookup').mockImplementationOnce(() => {
+      throw new Error('simulated bug');
+    });
+    try {
+      expect(await c.request({ type: 'lookup', nickname: 'erin' })).toMatchObject({ type: 'error', code: 'INTERNAL', message: 'internal error' });
+      expect((await c.closed).code).toBe(1011);
+      expect((await other.request({ type: 'ping' })).type).toBe('pong');
+    } finally {
+      lookup.mockRestore();
+    }
+  });
+
+  it('answers INTERNAL with id null when a frame fails before its request is read, and closes that connection alone with 1011', async () => {
+    const s = await server();
+    const c = await client(s);
+    const other = await client(s);
+    const take = vi.spyOn(TokenBucket.prototype, 'take').mockImplementationOnce(() => {
+      throw new Error('simulated bug');
+    });
+    try {
+      c.sendRaw(JSON.stringify({ type: 'ping', id: 'p' }));
+      expect(await c.waitFor((f) => f.type === 'error')).toMatchObject({ id: null, code: 'INTERNAL' });
+      expect((await c.closed).code).toBe(1011);
+      expect((await other.request({ type: 'ping' })).type).toBe('pong');
+    } finally {
+      take.mockRestore();
     }
   });
 });
