@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --no-allocation-site-pretenuring
 /**
  * The `p2p-registry` executable: runs the command and exits with its code. The one other exit is
  * serve's, after an uncaught exception (guardProcess, cli/server-commands.ts).

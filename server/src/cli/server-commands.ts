@@ -15,9 +15,12 @@ export const SERVER_COMMANDS: ReadonlySet<string> = new Set(['serve', 'onion', '
 
 export async function serve(configPath: string): Promise<number> {
   const cfg = loadConfig(configPath);
-  tuneHeapForServing();
+  const setLate = tuneHeapForServing();
   const logger = createLogger(cfg.logLevel);
   logger.info({ config: describeConfig(cfg), node: process.version }, 'starting p2p-registry');
+  if (setLate.length > 0) {
+    logger.warn({ flags: setLate }, `V8 flags set after start, which Node calls unsafe: start node with ${setLate.join(' ')} (the image and the p2p-registry bin do)`);
+  }
   const unguard = guardProcess(logger, (code) => process.exit(code));
   const server = await startServer(cfg, logger);
   return new Promise((resolve) => {
