@@ -104,10 +104,14 @@ export function healthz(port) {
   });
 }
 
+/** The image's node flags: server/Dockerfile's NODE_OPTIONS and its ENTRYPOINT's node flags. */
 const IMAGE_NODE_FLAGS = (() => {
-  const options = /^ENV NODE_OPTIONS="([^"]+)"$/m.exec(readFileSync(join(ROOT, 'server/Dockerfile'), 'utf8'))?.[1];
+  const dockerfile = readFileSync(join(ROOT, 'server/Dockerfile'), 'utf8');
+  const options = /^ENV NODE_OPTIONS="([^"]+)"$/m.exec(dockerfile)?.[1];
   if (options === undefined) throw new Error('server/Dockerfile has no ENV NODE_OPTIONS="…" line');
-  return options.split(/\s+/);
+  const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1];
+  if (entrypoint === undefined) throw new Error('server/Dockerfile has no ENTRYPOINT [...] line');
+  return [...options.split(/\s+/), ...JSON.parse(entrypoint).filter((arg) => arg.startsWith('--'))];
 })();
 
 /**

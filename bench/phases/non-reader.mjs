@@ -13,8 +13,8 @@ import { rssBytes, spawnNode, stopChild } from '../lib/procs.mjs';
 import { listenerSections } from '../lib/registry.mjs';
 import { clientFrame, WireConnection } from '../lib/wire.mjs';
 
-/** The heap flags of the image (server/Dockerfile NODE_OPTIONS): RSS under churn depends on them. */
-const IMAGE_NODE_FLAGS = ['--max-semi-space-size=16', '--max-old-space-size=320'];
+/** The V8 flags of the image (server/Dockerfile NODE_OPTIONS, ENTRYPOINT): RSS under churn depends on them. */
+const IMAGE_NODE_FLAGS = ['--max-semi-space-size=16', '--max-old-space-size=320', '--no-allocation-site-pretenuring'];
 const PLAN = {
   // Loopback TCP buffers up to ~4 MB per connection in the kernel before the server queues
   // anything: fewer attackers with big pages reach the bound sooner.

@@ -1,5 +1,8 @@
-#!/usr/bin/env node
-/** The `p2p-registry` executable: runs the command and is the only place that exits the process. */
+#!/usr/bin/env -S node --no-allocation-site-pretenuring
+/**
+ * The `p2p-registry` executable: runs the command and exits with its code. The one other exit is
+ * serve's, after an uncaught exception (guardProcess, cli/server-commands.ts).
+ */
 import { main } from './cli/main.js';
 
 main(process.argv.slice(2)).then(

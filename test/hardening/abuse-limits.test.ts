@@ -185,7 +185,9 @@ describe('connection, request and subscriber budgets free up again', () => {
     const greedy = await client(s);
     const other = await client(s);
     for (let i = 0; i < 10; i += 1) greedy.sendRaw(JSON.stringify({ type: 'ping', id: i }));
-    await greedy.waitFor(() => greedy.frames.filter((f) => f.id === 9).length === 1);
+    // Ten replies: the last ones may be refusals with id null, if the pings had to queue (past the
+    // burst, the queue's length) because a turn ran out while the machine was busy.
+    await greedy.waitFor(() => greedy.frames.length === 11);
     expect(greedy.frames.filter((f) => f.type === 'pong').length).toBeGreaterThanOrEqual(5);
     expect(greedy.frames.filter((f) => f.code === 'RATE_LIMITED').length).toBeGreaterThanOrEqual(4);
     expect(await other.request({ type: 'ping' }), 'another connection has its own budget').toMatchObject({ type: 'pong' });

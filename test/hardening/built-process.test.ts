@@ -1,7 +1,8 @@
 /**
  * The built server as a process (`node server/dist/cli.js serve`):
- *  - an unexpected promise rejection or exception (a bug) is logged with its stack, and the server
- *    keeps serving: /healthz answers and a client still gets its pong;
+ *  - an unexpected promise rejection (a bug) is logged with its stack, and the server keeps
+ *    serving: /healthz answers and a client still gets its pong; an uncaught exception is logged at
+ *    fatal with its stack and the process exits with 70, for its supervisor to restart it;
  *  - a flood of 10,000 refused connections writes fewer than 100 log lines at the default level:
  *    refusals are counted and logged as summary lines of counts by reason;
  *  - config.ini is read by one parser with one set of rules: a section or key it does not know stops
@@ -56,46 +57,46 @@ async function pong(port: number): Promise<string> {
   }
 }
 
-describe('a bug that escapes its handler', () => {
-  it('is logged with its stack, and the server keeps serving (an unhandled rejection, then an uncaught exception)', async () => {
-    const preloadDir = tempDir('preload-');
-    cleanups.push(() => rmSync(preloadDir, { recursive: true, force: true }));
-    const preload = join(preloadDir, 'escape.mjs');
-    // SIGUSR2 once: a promise rejected with nobody to catch it; twice: a throw from an event handler.
-    writeFileSync(
-      preload,
-      `let n = 0;
-process.on('SIGUSR2', () => {
-  n += 1;
-  if (n === 1) Promise.reject(new Error('deliberate rejection from the preload'));
-  else throw new Error('deliberate exception from the preload');
-});
-`,
-    );
-    const { server, port } = await start({ nodeArgs: ['--import', pathToFileURL(preload).href] });
-    expect(await pong(port)).toBe('pong');
+/** A preload module (node --import) that runs `onSignal` in the server process on each SIGUSR2. */
+function signalPreload(onSignal: string): string {
+  const preloadDir = tempDir('preload-');
+  cleanups.push(() => rmSync(preloadDir, { recursive: true, force: true }));
+  const preload = join(preloadDir, 'escape.mjs');
+  writeFileSync(preload, `process.on('SIGUSR2', () => {\n  ${onSignal}\n});\n`);
+  return pathToFileURL(preload).href;
+}
 
+function loggedError(server: BuiltServer, text: string): Record<string, unknown> | undefined {
+  return server.logs().find((l) => String((l.err as { message?: string } | undefined)?.message).includes(text));
+}
+
+describe('a bug that escapes its handler', () => {
+  it('an unhandled rejection is logged with its stack, and the server keeps serving', async () => {
+    // Nothing but a test's preload can send it: a signal, not anything from the network.
+    const { server, port } = await start({ nodeArgs: ['--import', signalPreload("Promise.reject(new Error('deliberate rejection from the preload'));")] });
+    expect(await pong(port)).toBe('pong');
     server.child.kill('SIGUSR2');
-    await waitUntil('the rejection to be logged', () => server.logs().some((l) => String((l.err as { message?: string } | undefined)?.message).includes('deliberate rejection')), {
-      timeoutMs: 5_000,
-    });
-    const rejection = server.logs().find((l) => String((l.err as { message?: string } | undefined)?.message).includes('deliberate rejection')) as Record<string, unknown>;
+    await waitUntil('the rejection to be logged', () => loggedError(server, 'deliberate rejection') !== undefined, { timeoutMs: 5_000 });
+    const rejection = loggedError(server, 'deliberate rejection') as Record<string, unknown>;
     expect(rejection.level).toBe(50);
     expect(rejection.msg).toMatch(/unhandled promise rejection/);
     expect((rejection.err as { stack: string }).stack).toMatch(/escape\.mjs/);
     expect(await healthStatus(port)).toBe(200);
     expect(await pong(port)).toBe('pong');
-
-    server.child.kill('SIGUSR2');
-    await waitUntil('the exception to be logged', () => server.logs().some((l) => String((l.err as { message?: string } | undefined)?.message).includes('deliberate exception')), {
-      timeoutMs: 5_000,
-    });
-    const exception = server.logs().find((l) => String((l.err as { message?: string } | undefined)?.message).includes('deliberate exception')) as Record<string, unknown>;
-    expect(exception.msg).toMatch(/uncaught exception/);
-    expect((exception.err as { stack: string }).stack).toMatch(/escape\.mjs/);
-    expect(await healthStatus(port)).toBe(200);
-    expect(await pong(port)).toBe('pong');
     expect(server.child.exitCode).toBeNull();
+  });
+
+  it('an uncaught exception is logged at fatal with its stack, and the process exits with 70: its state is unknown', async () => {
+    const { server, port } = await start({ nodeArgs: ['--import', signalPreload("throw new Error('deliberate exception from the preload');")] });
+    expect(await pong(port)).toBe('pong');
+    server.child.kill('SIGUSR2');
+    const exit = await Promise.race([server.exited, new Promise((resolve) => setTimeout(() => resolve('still running after 5 s'), 5_000))]);
+    expect(exit).toBe(70);
+    const exception = loggedError(server, 'deliberate exception') as Record<string, unknown>;
+    expect(exception.level).toBe(60);
+    expect(exception.msg).toMatch(/uncaught exception/);
+    expect(exception.origin).toBe('uncaughtException');
+    expect((exception.err as { stack: string }).stack).toMatch(/escape\.mjs/);
   });
 });
 

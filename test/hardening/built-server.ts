@@ -84,15 +84,20 @@ export function writeConfig(options: BuiltServerOptions): string {
 }
 
 /**
- * The V8 flags the image runs the server with: server/Dockerfile's NODE_OPTIONS, read from there so
- * that the tests run what ships (a fixed young generation and the heap cap sized for compose's
- * memory limit). Node 24 otherwise lets the young generation grow to tens of MB more RSS on a big
- * host, which looks like a leak in the memory-flat test and is not one.
+ * The V8 flags the image runs the server with: server/Dockerfile's NODE_OPTIONS and its
+ * ENTRYPOINT's node flags, read from there so that the tests run what ships (a fixed young
+ * generation and the heap cap sized for compose's memory limit; pretenuring off). Node 24
+ * otherwise lets the young generation grow to tens of MB more RSS on a big host, which looks like a
+ * leak in the memory-flat test and is not one.
  */
 export const SERVER_NODE_FLAGS: readonly string[] = (() => {
-  const options = /^ENV NODE_OPTIONS="([^"]+)"$/m.exec(readFileSync(join(ROOT, 'server/Dockerfile'), 'utf8'))?.[1];
+  const dockerfile = readFileSync(join(ROOT, 'server/Dockerfile'), 'utf8');
+  const options = /^ENV NODE_OPTIONS="([^"]+)"$/m.exec(dockerfile)?.[1];
   if (options === undefined) throw new Error('server/Dockerfile has no ENV NODE_OPTIONS="…" line: the tests run the server with the image\'s flags');
-  return options.split(/\s+/);
+  const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1];
+  if (entrypoint === undefined) throw new Error('server/Dockerfile has no ENTRYPOINT [...] line: the tests run the server with the image\'s flags');
+  const nodeFlags = (JSON.parse(entrypoint) as string[]).filter((arg) => arg.startsWith('--'));
+  return [...options.split(/\s+/), ...nodeFlags];
 })();
 
 let starts = 0;

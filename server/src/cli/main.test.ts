@@ -2,6 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -143,7 +144,7 @@ describe('p2p-registry command', () => {
     const { rmSync } = await import('node:fs');
     rmSync(socket);
     const child = spawn(process.execPath, [CLI, 'serve', '--config', path], { env: { ...process.env, NO_PRETTY: '1' } });
-    const lines: Array<{ msg: string; url?: string }> = [];
+    const lines: Array<{ msg: string; url?: string; level?: number; flags?: string[] }> = [];
     const reachable = new Promise<void>((resolve) => {
       createInterface({ input: child.stdout }).on('line', (line) => {
         lines.push(JSON.parse(line) as { msg: string });
@@ -152,6 +153,8 @@ describe('p2p-registry command', () => {
     });
     await reachable;
     expect(lines).toContainEqual(expect.objectContaining({ msg: `registry reachable at ws://${onion}:80/` }));
+    // Started by hand without the V8 flag the bin and the image give node: set late, and said so.
+    expect(lines).toContainEqual(expect.objectContaining({ level: 40, flags: ['--no-allocation-site-pretenuring'] }));
     const { statSync } = await import('node:fs');
     expect(statSync(socket).mode & 0o777).toBe(0o660);
     expect((await cli(['health', '--config', path])).code).toBe(0);
@@ -248,5 +251,22 @@ describe('p2p-registry command', () => {
     expect(out.stderr).toContain('no claim database at');
     expect(out.stderr).toContain("pass the server's --config");
     expect(existsSync(join(dir, 'none.db'))).toBe(false);
+  });
+});
+
+describe('the p2p-registry bin', () => {
+  it("gives V8 the serving flag on node's command line when started as the bin (its shebang), as npm links it", async () => {
+    const shebang = readFileSync(CLI, 'utf8').split('\n')[0] ?? '';
+    expect(shebang.startsWith('#!')).toBe(true);
+    // What the kernel runs: the interpreter, the rest of the line as one argument, then the script.
+    const line = shebang.slice(2).trim();
+    const interpreter = line.slice(0, line.indexOf(' '));
+    const argument = line.slice(line.indexOf(' ') + 1);
+    const preload = join(tempDir('bin-'), 'exec-argv.mjs');
+    writeFileSync(preload, "process.stderr.write(`execArgv=${JSON.stringify(process.execArgv)}\\n`);\n");
+    const nodeOptions = `${process.env.NODE_OPTIONS ?? ''} --import=${pathToFileURL(preload).href}`.trim();
+    const { stderr } = await run(interpreter, [argument, CLI, '--help'], { env: { ...process.env, NODE_OPTIONS: nodeOptions } });
+    const execArgv = JSON.parse(/^execArgv=(.*)$/m.exec(stderr)?.[1] ?? 'null') as string[] | null;
+    expect(execArgv).toContain('--no-allocation-site-pretenuring');
   });
 });

@@ -15,15 +15,17 @@ export const SERVER_COMMANDS: ReadonlySet<string> = new Set(['serve', 'onion', '
 
 export async function serve(configPath: string): Promise<number> {
   const cfg = loadConfig(configPath);
-  tuneHeapForServing();
+  const setLate = tuneHeapForServing();
   const logger = createLogger(cfg.logLevel);
   logger.info({ config: describeConfig(cfg), node: process.version }, 'starting p2p-registry');
-  let stop: (reason: string, code?: number) => void = () => undefined;
-  const unguard = guardProcess(logger, (reason) => stop(reason, EXIT_SOFTWARE));
+  if (setLate.length > 0) {
+    logger.warn({ flags: setLate }, `V8 flags set after start, which Node calls unsafe: start node with ${setLate.join(' ')} (the image and the p2p-registry bin do)`);
+  }
+  const unguard = guardProcess(logger, (code) => process.exit(code));
   const server = await startServer(cfg, logger);
   return new Promise((resolve) => {
     let stopping = false;
-    stop = (reason: string, code = 0): void => {
+    const stop = (reason: string, code = 0): void => {
       if (stopping) return;
       stopping = true;
       logger.info({ reason }, 'shutting down: closing every connection with 1001');
@@ -44,33 +46,34 @@ export async function serve(configPath: string): Promise<number> {
   });
 }
 
-/** sysexits EX_SOFTWARE: the server stopped itself after a storm of uncaught exceptions. */
-const EXIT_SOFTWARE = 70;
-/** This many uncaught exceptions within the window mean a broken state, not one bad input. */
-const EXCEPTION_STORM = { count: 10, windowMs: 60_000 } as const;
+/** sysexits EX_SOFTWARE: the server stopped itself after an uncaught exception. */
+export const EXIT_SOFTWARE = 70;
+/** How long the last log lines may take to reach stdout before the process exits anyway. */
+const FLUSH_TIMEOUT_MS = 2_000;
 
 /**
- * The process-level policy: an unhandled rejection or an uncaught exception is a bug, logged with
- * its stack, and the registry keeps serving: every peer dropped at once would come back as a
- * reconnect storm that tor's intro-point limits stretch over minutes. Exceptions come from one
- * connection's handler almost always; should they keep coming (EXCEPTION_STORM), the state is
- * suspect and the server shuts down cleanly (exit 70) for its supervisor to restart. Returns the
- * function that removes the handlers.
+ * The process-level policy (SECURITY.md, "Bugs"). A bug in a frame's handling is caught in its
+ * connection's handler (dispatch.ts, registration.ts) and closes that connection alone (1011). An
+ * uncaught exception escaped every handler: where it came from and what it left half done are
+ * unknown, so it is logged at fatal with its stack, the log is flushed, and the process exits with
+ * EXIT_SOFTWARE for its supervisor to restart it (peers reconnect with backoff). An unhandled
+ * rejection is logged and the server keeps serving: it ends an async operation nobody waited for,
+ * after the synchronous code around it ran to completion. Returns the function that removes the
+ * handlers; `exit` ends the process.
  */
-export function guardProcess(logger: Logger, giveUp: (reason: string) => void): () => void {
-  const recent: number[] = [];
+export function guardProcess(logger: Logger, exit: (code: number) => void): () => void {
+  let exiting = false;
   const onRejection = (reason: unknown): void => {
     logger.error(reason instanceof Error ? { err: reason } : { reason: String(reason) }, 'unhandled promise rejection (a bug): logged, still serving');
   };
   const onException = (err: Error, origin: string): void => {
-    logger.error({ err, origin }, 'uncaught exception (a bug): logged, still serving');
-    const now = Date.now();
-    recent.push(now);
-    while (recent.length > 0 && (recent[0] as number) <= now - EXCEPTION_STORM.windowMs) recent.shift();
-    if (recent.length >= EXCEPTION_STORM.count) {
-      logger.fatal({ exceptions: recent.length, windowMs: EXCEPTION_STORM.windowMs }, 'uncaught exceptions keep coming: shutting down for a restart');
-      giveUp('uncaught exceptions');
-    }
+    if (exiting) return;
+    exiting = true;
+    logger.fatal({ err, origin }, `uncaught exception (a bug): the server's state is unknown, exiting with ${EXIT_SOFTWARE} for a restart`);
+    const exitNow = (): void => exit(EXIT_SOFTWARE);
+    // A stdout that never drains (a stuck pipe) must not keep a broken server running.
+    setTimeout(exitNow, FLUSH_TIMEOUT_MS);
+    logger.flush(() => process.stdout.write('', exitNow));
   };
   process.on('unhandledRejection', onRejection);
   process.on('uncaughtException', onException);

@@ -13,6 +13,8 @@ export const CloseCode = {
   UNSUPPORTED_DATA: 1003,
   POLICY_VIOLATION: 1008,
   MESSAGE_TOO_BIG: 1009,
+  /** A bug while handling one of the connection's requests (after an INTERNAL reply). */
+  INTERNAL_ERROR: 1011,
   REPLACED: 4001,
   /** Revision 2: the address was proven by its owner (after `{"type":"evicted"}`). */
   EVICTED: 4002,
@@ -61,7 +63,7 @@ export const ERROR_CATALOG = {
   REGISTRY_FULL: protocol('the registry is full, try again later'),
   RATE_LIMITED: protocol('too many requests: slow down and retry (after retryAfterMs when the reply carries it)'),
   UNAVAILABLE: protocol('the server cannot serve this request right now; nothing was changed: retry after retryAfterMs'),
-  INTERNAL: protocol('internal error'),
+  INTERNAL: protocol('internal error', CloseCode.INTERNAL_ERROR),
 
   // ---- raised by the peer client library ----
   BAD_URL: local('client', 'the registry URL must be ws://<host>:<port>/'),

@@ -6,7 +6,7 @@ import type { RequestId, ServerMessage } from '../protocol/messages.js';
 import type { Subscriber } from './event-hub.js';
 import type { HeldFrame, TurnTaker } from './fair-scheduler.js';
 import type { Logger } from './logger.js';
-import { UnreadMeter, type OutputBudget, type OutputHolder } from './output-budget.js';
+import { NOT_HOLDING, UnreadMeter, type OutputBudget, type OutputHolder } from './output-budget.js';
 import { CLOSINGS, type Closing } from './refusals.js';
 import type { TokenBucket } from './token-bucket.js';
 
@@ -63,6 +63,8 @@ export class Connection implements Subscriber, TurnTaker, OutputHolder {
   idleTimer: NodeJS.Timeout | undefined;
   /** Its bytes in the server-wide output total (written by OutputBudget). */
   outputBytes = 0;
+  /** Where OutputBudget filed it (written by OutputBudget). */
+  outputRank = NOT_HOLDING;
 
   /** Tells the reply being sent from a backlog (MaxBufferedBytes counts only the backlog). */
   private readonly meter = new UnreadMeter();
@@ -151,6 +153,9 @@ export class Connection implements Subscriber, TurnTaker, OutputHolder {
     const message = code === error.code ? error.message : ERROR_CATALOG.INTERNAL.message;
     if (error.retryAfterMs === null) this.send({ type: 'error', id, code, message });
     else this.send({ type: 'error', id, code, message, retryAfterMs: error.retryAfterMs });
+    // A bug while handling this connection's request: what it was doing is suspect, so it is closed
+    // (the process is not: see guardProcess in cli/server-commands.ts).
+    if (code === ErrorCode.INTERNAL) this.close(CLOSINGS.internalError);
   }
 
   close(closing: Closing): void {

@@ -12,7 +12,7 @@ import type { Budgets } from './budgets.js';
 import type { RegistryLimits } from './config.js';
 import type { Connection } from './connection.js';
 import type { EventHub } from './event-hub.js';
-import { MAX_BACKLOG } from './fair-scheduler.js';
+import { backlogLength } from './fair-scheduler.js';
 import type { OpenConnections } from './open-connections.js';
 import type { PeerTable } from './peer-table.js';
 import type { Registrar } from './registration.js';
@@ -45,8 +45,25 @@ export class Dispatcher {
     this.connections = options.connections;
   }
 
-  /** Handles one frame of `conn` (the fair scheduler decides when). */
+  /**
+   * Handles one frame of `conn` (the fair scheduler decides when). A bug in it is caught here, where
+   * it is known to concern this connection: answered INTERNAL, and the connection alone is closed.
+   */
   handleFrame(conn: Connection, data: RawData, isBinary: boolean): void {
+    try {
+      this.handle(conn, data, isBinary);
+    } catch (err) {
+      conn.log.error({ err }, 'frame handling failed');
+      try {
+        conn.reply(null, refuse(REFUSALS.internal));
+      } catch (again) {
+        conn.log.error({ err: again }, 'frame handling failed, and so did its answer: dropping the connection');
+        conn.terminate();
+      }
+    }
+  }
+
+  private handle(conn: Connection, data: RawData, isBinary: boolean): void {
     if (conn.closing) return;
     if (isBinary) {
       conn.reply(null, refuse(REFUSALS.binaryFrame));
@@ -107,7 +124,7 @@ export class Dispatcher {
    * a strike: the queue is the connection's own doing.
    */
   refuseExcess(conn: Connection, count: number): void {
-    const refusal = REFUSALS.queueFull(MAX_BACKLOG);
+    const refusal = REFUSALS.queueFull(backlogLength(this.limits));
     const retryAfterMs = conn.bucket.msUntil(count);
     for (let i = 0; i < count && !conn.closing; i += 1) this.refuseOverBudget(conn, null, refusal, retryAfterMs);
   }

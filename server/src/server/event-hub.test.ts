@@ -37,6 +37,7 @@ function fakeHub() {
   const timeline: string[] = [];
   const scheduler = new FairScheduler<TurnTaker>({
     refuseExcess: () => {},
+    maxBacklog: 64,
     run: (_conn, data) => {
       timeline.push(`request ${String(data)}`);
       clock += String(data).startsWith('dear') ? 2 * TURN_BUDGET_MS : 0.01;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FairScheduler, MAX_BACKLOG, SLICE_MS, TURN_BUDGET_MS, type HeldFrame, type TurnTaker } from './fair-scheduler.js';
+import { FairScheduler, SLICE_MS, TURN_BUDGET_MS, type HeldFrame, type TurnTaker } from './fair-scheduler.js';
 import { CLOSINGS, type Closing } from './refusals.js';
 
 /** A connection without a socket: records what the scheduler did to it. */
@@ -41,6 +41,7 @@ function fakeScheduler() {
       clock += Number(String(data).split('#')[0]);
     },
     refuseExcess: (conn, count) => ran.push(`${conn.name}:refused ${count}`),
+    maxBacklog: MAX_BACKLOG,
     now: () => clock,
     scheduleTurn: (turn) => turns.push(turn),
   });
@@ -56,6 +57,8 @@ function fakeScheduler() {
   return { scheduler, ran, turns, nextTurn, offer, advance };
 }
 
+/** The backlog's length in these tests (a server's is its RateLimitBurst). */
+const MAX_BACKLOG = 64;
 const CHEAP = String(TURN_BUDGET_MS / 10);
 const DEAR = String(TURN_BUDGET_MS * 1.2);
 
@@ -138,6 +141,19 @@ describe('fair scheduler', () => {
     expect(ran.at(-2)).toBe(`a:${CHEAP}#${MAX_BACKLOG - 1}`);
     expect(conn.closings).toEqual([]);
     expect(conn.excess).toBe(0);
+  });
+
+  it('stops reading a busy connection once it holds a frame, and reads it again once its backlog has run', () => {
+    const { scheduler, ran, turns, nextTurn, offer } = fakeScheduler();
+    const conn = new FakeConnection('a');
+    scheduler.busy(conn);
+    expect(conn.readingPaused).toBe(false);
+    offer(conn, `${CHEAP}#1`);
+    expect(conn.readingPaused).toBe(true);
+    scheduler.release(conn);
+    while (turns.length > 0) nextTurn();
+    expect(ran).toEqual([`a:${CHEAP}#1`]);
+    expect(conn.readingPaused).toBe(false);
   });
 
   it('drops the held frames of a connection that has closed', () => {

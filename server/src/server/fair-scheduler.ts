@@ -16,8 +16,16 @@ import type { Closing } from './refusals.js';
  * frames (deep nesting, 0.3-0.5 ms each) yield after one or two.
  */
 export const TURN_BUDGET_MS = 0.5;
-/** Frames a connection may have waiting; the excess is refused (refuseExcess), not kept. */
-export const MAX_BACKLOG = 64;
+
+/**
+ * Frames a connection may have waiting (the excess is refused, not kept): its request burst
+ * (RateLimitBurst, the hello's `requestBurst`), since more requests at once than its budget allows
+ * would be refused when they ran anyway. Memory is bounded by not reading a connection whose frames
+ * wait, not by this length: what was already read (one socket read, at most 64 KiB) is all it holds.
+ */
+export function backlogLength(limits: { readonly rateLimitBurst: number }): number {
+  return limits.rateLimitBurst;
+}
 
 /**
  * The CPU time of one slice of sliced work: an honest request that arrives during a fan-out waits
@@ -57,6 +65,8 @@ export interface FairSchedulerOptions<C extends TurnTaker> {
   readonly run: (conn: C, data: RawData, isBinary: boolean) => void;
   /** Answers `count` frames of `conn` that came past a full backlog, after the replies before them. */
   readonly refuseExcess: (conn: C, count: number) => void;
+  /** Frames a connection may have waiting (backlogLength). */
+  readonly maxBacklog: number;
   /** A monotonic clock in milliseconds (CPU time spent is measured with it). */
   readonly now?: () => number;
   /** Calls `turn` once, at the start of the next event-loop turn. */
@@ -77,6 +87,7 @@ export class FairScheduler<C extends TurnTaker> {
   private turnScheduled = false;
   private readonly run: FairSchedulerOptions<C>['run'];
   private readonly refuseExcess: FairSchedulerOptions<C>['refuseExcess'];
+  private readonly maxBacklog: number;
   private readonly now: () => number;
   private readonly schedule: (turn: () => void) => void;
   private readonly turn = (): void => this.nextTurn();
@@ -84,6 +95,7 @@ export class FairScheduler<C extends TurnTaker> {
   constructor(options: FairSchedulerOptions<C>) {
     this.run = options.run;
     this.refuseExcess = options.refuseExcess;
+    this.maxBacklog = options.maxBacklog;
     this.now = options.now ?? monotonicNow;
     this.schedule = options.scheduleTurn ?? nextLoopTurn;
   }
@@ -92,7 +104,7 @@ export class FairScheduler<C extends TurnTaker> {
   offer(conn: C, data: RawData, isBinary: boolean): void {
     if (conn.busy || conn.backlog.length > 0 || conn.turnMs >= TURN_BUDGET_MS) {
       // Once some are refused, later frames are too until the backlog drains: replies stay in order.
-      if (conn.backlog.length >= MAX_BACKLOG || conn.excess > 0) conn.excess += 1;
+      if (conn.backlog.length >= this.maxBacklog || conn.excess > 0) conn.excess += 1;
       else this.hold(conn, data, isBinary);
       return;
     }
@@ -119,8 +131,9 @@ export class FairScheduler<C extends TurnTaker> {
   /** Keeps a frame, in order, for later; the socket is not read meanwhile (TCP pushes back). */
   private hold(conn: C, data: RawData, isBinary: boolean): void {
     conn.backlog.push([data, isBinary]);
-    if (conn.busy) return; // release() drains the backlog
-    this.wait(conn);
+    if (!conn.busy) return this.wait(conn);
+    // release() drains the backlog, and reads the socket again once it is empty.
+    if (!conn.readingPaused) conn.pauseReading();
   }
 
   private wait(conn: C): void {

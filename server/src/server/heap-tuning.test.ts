@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { SERVING_V8_FLAGS } from './heap-tuning.js';
+import { flagsMissingFrom, SERVING_V8_FLAGS } from './heap-tuning.js';
 
 const TUNING = pathToFileURL(fileURLToPath(new URL('./heap-tuning.ts', import.meta.url))).href;
 
@@ -37,8 +37,10 @@ for (let i = 0; i < 400000; i += 1) messages += busy[i & 127].message(Buffer.fro
 console.log(JSON.stringify({ oldSpaceGrowth: oldSpace() - before, messages, held: held.length, other: other.j }));
 `;
 
-function run(mode: 'tuned' | 'untuned'): { oldSpaceGrowth: number; output: string } {
-  const child = spawnSync(process.execPath, ['--max-semi-space-size=1', '--input-type=module', '-e', BURST_THEN_MESSAGES, mode], { encoding: 'utf8', timeout: 60_000 });
+/** 'tuned': set at runtime (the fallback); 'command-line': given to node as the image and the bin do. */
+function run(mode: 'tuned' | 'untuned' | 'command-line'): { oldSpaceGrowth: number; output: string } {
+  const flags = mode === 'command-line' ? SERVING_V8_FLAGS : [];
+  const child = spawnSync(process.execPath, ['--max-semi-space-size=1', ...flags, '--input-type=module', '-e', BURST_THEN_MESSAGES, mode], { encoding: 'utf8', timeout: 60_000 });
   const output = `${child.stdout}${child.stderr}`;
   if (child.status !== 0) throw new Error(`the child failed (${child.status ?? child.signal}): ${output}`);
   const last = child.stdout.trim().split('\n').at(-1) ?? '';
@@ -57,7 +59,16 @@ describe('the serving process turns V8 allocation-site pretenuring off', () => {
     expect(run('untuned').oldSpaceGrowth).toBeGreaterThan(4 * MB);
   });
 
-  it('with it, the same messages die young', () => {
+  it('with it set at runtime (the fallback), the same messages die young', () => {
     expect(run('tuned').oldSpaceGrowth).toBeLessThan(1 * MB);
+  });
+
+  it("with it on node's command line (the image's ENTRYPOINT, the bin's shebang), the same messages die young", () => {
+    expect(run('command-line').oldSpaceGrowth).toBeLessThan(1 * MB);
+  });
+
+  it('sets at runtime only the flags node was started without', () => {
+    expect(flagsMissingFrom(['--max-old-space-size=320'])).toEqual(['--no-allocation-site-pretenuring']);
+    expect(flagsMissingFrom(['--max-old-space-size=320', '--no-allocation-site-pretenuring'])).toEqual([]);
   });
 });

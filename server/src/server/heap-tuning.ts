@@ -1,7 +1,11 @@
 /**
- * The V8 heap settings the serving process applies when it starts (`serve`; a server started
- * in-process, as tests do, leaves its host's V8 alone). The image's NODE_OPTIONS sizes the heap
- * (server/Dockerfile); what is here cannot go there, since NODE_OPTIONS accepts only a few V8 flags.
+ * The V8 settings of the serving process. The image's NODE_OPTIONS sizes the heap
+ * (server/Dockerfile); the flag here cannot go there, since NODE_OPTIONS accepts only a few V8
+ * flags, so the project gives it on node's command line: the image's ENTRYPOINT and the bin's
+ * shebang (server/src/cli.ts). Node documents setting V8 flags after start as unsafe, so `serve`
+ * sets one at runtime only when node was started without it (`node server/dist/cli.js serve` by
+ * hand), and logs a warning that says so. A server started in-process, as tests do, leaves its
+ * host's V8 alone.
  *
  * Allocation-site pretenuring is off. V8 watches each object and array literal: when, at a
  * scavenge of a full-size young generation, 85% or more of a literal's objects are still alive,
@@ -21,6 +25,14 @@ import { setFlagsFromString } from 'node:v8';
 
 export const SERVING_V8_FLAGS: readonly string[] = ['--no-allocation-site-pretenuring'];
 
-export function tuneHeapForServing(): void {
-  for (const flag of SERVING_V8_FLAGS) setFlagsFromString(flag);
+/** The serving flags node's command line (`execArgv`) did not give. */
+export function flagsMissingFrom(execArgv: readonly string[]): readonly string[] {
+  return SERVING_V8_FLAGS.filter((flag) => !execArgv.includes(flag));
+}
+
+/** The fallback: sets the serving flags node was started without, and returns them. */
+export function tuneHeapForServing(execArgv: readonly string[] = process.execArgv): readonly string[] {
+  const missing = flagsMissingFrom(execArgv);
+  for (const flag of missing) setFlagsFromString(flag);
+  return missing;
 }

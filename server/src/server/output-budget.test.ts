@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OutputBudget, UnreadMeter, type OutputHolder } from './output-budget.js';
+import { NOT_HOLDING, OutputBudget, UnreadMeter, type OutputHolder } from './output-budget.js';
 import { CLOSINGS, type Closing } from './refusals.js';
 
 const MIB = 1_048_576;
@@ -37,6 +37,7 @@ describe('UnreadMeter', () => {
 
 class FakeHolder implements OutputHolder {
   outputBytes = 0;
+  outputRank = NOT_HOLDING;
   closing = false;
   terminated = false;
   readonly closings: Closing[] = [];
@@ -113,5 +114,80 @@ describe('OutputBudget', () => {
     budget.update(other);
     expect(closing.terminated).toBe(true);
     expect(budget.total).toBeLessThanOrEqual(2 * MIB);
+  });
+});
+
+/** A reader that never reads, counting every time the budget reads a holder (the budget's work). */
+class CountedReader extends FakeHolder {
+  constructor(
+    name: string,
+    queued: number,
+    private readonly work: { reads: number },
+  ) {
+    super(name, queued);
+  }
+
+  override queuedBytes(): number {
+    this.work.reads += 1;
+    return super.queuedBytes();
+  }
+
+  override unreadBytes(): number {
+    this.work.reads += 1;
+    return super.unreadBytes();
+  }
+
+  /** One more frame it will not read. */
+  grow(bytes: number): void {
+    this.queued += bytes;
+    this.unread += bytes;
+  }
+}
+
+/**
+ * Holder reads per send over `sends` sends of `frame` bytes, round robin over `count` readers; a
+ * reader closed by the budget is replaced by a new one, as an attacker would reconnect.
+ */
+function readsPerSend(budget: OutputBudget, count: number, sends: number, frame: number, work: { reads: number }): number {
+  const readers = Array.from({ length: count }, (_, i) => new CountedReader(`reader ${i}`, frame, work));
+  for (const reader of readers) budget.update(reader);
+  work.reads = 0;
+  for (let i = 0; i < sends; i += 1) {
+    if (readers[i % count]!.closing) readers[i % count] = new CountedReader(`reader ${i}`, 0, work);
+    const reader = readers[i % count]!;
+    reader.grow(frame);
+    budget.update(reader);
+  }
+  return work.reads / sends;
+}
+
+describe('OutputBudget cost per send', () => {
+  it('stays a few holder reads while closing connections keep the total over the bound, however many hold output', () => {
+    const costs = [100, 2_000].map((count) => {
+      const work = { reads: 0 };
+      const budget = new OutputBudget(4 * MIB);
+      // Closed for the bound, it keeps its queue while its close frame waits behind it.
+      const closing = new CountedReader('closed, draining', 5 * MIB, work);
+      budget.update(closing);
+      expect(closing.closing).toBe(true);
+      const cost = readsPerSend(budget, count, 2_000, 100, work);
+      expect(budget.total).toBeGreaterThan(4 * MIB);
+      return cost;
+    });
+    expect(costs[0]).toBeLessThanOrEqual(4);
+    expect(costs[1]).toBeLessThanOrEqual(4);
+  });
+
+  it('stays a few holder reads per send while open connections keep passing the bound, however many hold output', () => {
+    const costs = [100, 2_000].map((count) => {
+      const work = { reads: 0 };
+      const budget = new OutputBudget(MIB);
+      // Each round queues 2 MiB more in all: the bound is passed again and again.
+      const cost = readsPerSend(budget, count, 20 * count, Math.ceil((2 * MIB) / count), work);
+      expect(budget.total).toBeLessThanOrEqual(2 * MIB);
+      return cost;
+    });
+    expect(costs[0]).toBeLessThanOrEqual(10);
+    expect(costs[1]).toBeLessThanOrEqual(10);
   });
 });

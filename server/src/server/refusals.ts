@@ -58,6 +58,7 @@ export const CLOSINGS = {
   outputFull: { code: CloseCode.POLICY_VIOLATION, reason: 'server output queue full: closing the connections with the most unread bytes' },
   idle: { code: CloseCode.POLICY_VIOLATION, reason: 'no valid request in time' },
   replaced: { code: CloseCode.REPLACED, reason: 'replaced by a new connection with the same key' },
+  internalError: { code: CloseCode.INTERNAL_ERROR, reason: 'internal error: this connection is closed, reconnect' },
   shutdown: { code: CloseCode.GOING_AWAY, reason: 'server shutting down' },
   leaseLost: { code: CloseCode.GOING_AWAY, reason: 'this registry instance lost the shared database for too long: register again' },
   registrationLost: { code: CloseCode.GOING_AWAY, reason: "the registry's shared database no longer holds this registration: register again" },

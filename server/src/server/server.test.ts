@@ -9,11 +9,14 @@ import {
   startTestServer,
   type TestServer,
 } from '../../../test/support/registry-harness.js';
+import type { Socket } from 'node:net';
+import type { ClaimStore } from '../store/claim-store.js';
 import { PeerTable } from './peer-table.js';
 import { onionAddressFromPublicKey } from '../protocol/onion-address.js';
 import { SMALL_ORDER_POINTS, ed25519Pem, nonCanonicalBase64, realRawKey, withTorsion } from '../../../test/support/ed25519-torsion.js';
 import { logSink } from '../../../test/support/log-sink.js';
-import { delay } from '../../../test/support/wait.js';
+import { TokenBucket } from './token-bucket.js';
+import { delay, waitUntil } from '../../../test/support/wait.js';
 
 let servers: TestServer[] = [];
 let clients: RawClient[] = [];
@@ -370,9 +373,10 @@ describe('register', () => {
     await old.closed;
     expect(await fresh.request({ type: 'lookup', nickname: 'liam' })).toMatchObject({ type: 'peer' });
   });
-  it('answers INTERNAL when completing a verified registration fails unexpectedly, and keeps serving the connection', async () => {
+  it('answers INTERNAL when completing a verified registration fails unexpectedly, and closes that connection alone with 1011', async () => {
     const s = await server();
     const c = await client(s);
+    const other = await client(s);
     const add = vi.spyOn(PeerTable.prototype, 'add').mockImplementationOnce(() => {
       throw new Error('simulated bug');
     });
@@ -381,14 +385,120 @@ describe('register', () => {
       const signature = signRegistration(id, c.challenge, 'dave', id.address, 5050);
       c.sendRaw(JSON.stringify({ type: 'register', id: 'r', nickname: 'dave', address: id.address, port: 5050, publicKey: id.publicKeyPem, signature }));
       c.sendRaw(JSON.stringify({ type: 'ping', id: 'p' })); // held while the signature is checked
-      await c.waitFor((f) => f.id === 'p');
-      expect(c.frames.filter((f) => f.id === 'r' || f.id === 'p')).toMatchObject([
-        { type: 'error', id: 'r', code: 'INTERNAL', message: 'internal error' },
-        { type: 'pong', id: 'p' },
-      ]);
-      expect(await c.request({ type: 'lookup', nickname: 'dave' })).toMatchObject({ code: 'NOT_FOUND' });
+      expect(await c.closed).toEqual({ code: 1011, reason: 'internal error: this connection is closed, reconnect' });
+      expect(c.frames.filter((f) => f.id === 'r' || f.id === 'p')).toMatchObject([{ type: 'error', id: 'r', code: 'INTERNAL', message: 'internal error' }]);
+      expect(await other.request({ type: 'lookup', nickname: 'dave' })).toMatchObject({ code: 'NOT_FOUND' });
     } finally {
       add.mockRestore();
+    }
+  });
+
+  it('answers INTERNAL to a request whose handler fails unexpectedly, and closes that connection alone with 1011', async () => {
+    const s = await server();
+    const c = await client(s);
+    const other = await client(s);
+    const lookup = vi.spyOn(PeerTable.prototype, 'lookup').mockImplementationOnce(() => {
+      throw new Error('simulated bug');
+    });
+    try {
+      expect(await c.request({ type: 'lookup', nickname: 'erin' })).toMatchObject({ type: 'error', code: 'INTERNAL', message: 'internal error' });
+      expect((await c.closed).code).toBe(1011);
+      expect((await other.request({ type: 'ping' })).type).toBe('pong');
+    } finally {
+      lookup.mockRestore();
+    }
+  });
+
+  it('answers INTERNAL with id null when a frame fails before its request is read, and closes that connection alone with 1011', async () => {
+    const s = await server();
+    const c = await client(s);
+    const other = await client(s);
+    const take = vi.spyOn(TokenBucket.prototype, 'take').mockImplementationOnce(() => {
+      throw new Error('simulated bug');
+    });
+    try {
+      c.sendRaw(JSON.stringify({ type: 'ping', id: 'p' }));
+      expect(await c.waitFor((f) => f.type === 'error')).toMatchObject({ id: null, code: 'INTERNAL' });
+      expect((await c.closed).code).toBe(1011);
+      expect((await other.request({ type: 'ping' })).type).toBe('pong');
+    } finally {
+      take.mockRestore();
+    }
+  });
+});
+
+/** A claim store that never answers: a database that has stopped responding. */
+function storeThatNeverAnswers(): ClaimStore {
+  const never = <T>(): Promise<T> => new Promise<T>(() => {});
+  return {
+    findForRegistration: never,
+    claim: never,
+    touch: never,
+    releaseKey: never,
+    releaseNickname: never,
+    getByNickname: never,
+    list: never,
+    purgeExpired: never,
+    backup: never,
+    close: async () => {},
+  };
+}
+
+function registerFrame(c: RawClient, nickname: string, id: string): string {
+  const identity = ed25519Identity();
+  const signature = signRegistration(identity, c.challenge, nickname, identity.address, 5050);
+  return JSON.stringify({ type: 'register', id, nickname, address: identity.address, port: 5050, publicKey: identity.publicKeyPem, signature });
+}
+
+/** Sends the frames in one write: they reach the server in one read. */
+function sendInOneWrite(c: RawClient, frames: readonly string[]): void {
+  const socket = (c.ws as unknown as { _socket: Socket })._socket;
+  socket.cork();
+  for (const frame of frames) c.sendRaw(frame);
+  socket.uncork();
+}
+
+describe('requests queued on a connection', () => {
+  it('are not read while its registration waits on the store: the sender is pushed back, however much it sends', async () => {
+    const s = await server({}, { openStore: async () => storeThatNeverAnswers() });
+    const c = await client(s);
+    c.sendRaw(registerFrame(c, 'held', 'reg'));
+    const frame = JSON.stringify({ type: 'ping', pad: 'x'.repeat(16_000) });
+    const sent = 2_048 * Buffer.byteLength(frame);
+    for (let i = 0; i < 2_048; i += 1) c.sendRaw(frame);
+    // Whatever the server reads leaves the client's queue; wait until the queue stops moving.
+    let last = -1;
+    let still = 0;
+    await waitUntil(
+      "the client's queue to settle",
+      () => {
+        const queued = c.ws.bufferedAmount;
+        still = queued === last ? still + 1 : 0;
+        last = queued;
+        return queued === 0 || still >= 5;
+      },
+      { timeoutMs: 10_000, intervalMs: 50 },
+    );
+    // Only what the kernel's socket buffers hold has left the client (a few MiB on loopback).
+    expect(c.ws.bufferedAmount).toBeGreaterThan(sent / 2);
+    expect(c.frames.map((f) => f.type)).toEqual(['hello']);
+  });
+
+  it('are refused unread past RateLimitBurst waiting, each with RATE_LIMITED and id null, in order', async () => {
+    const s = await server({ RateLimitBurst: 5 });
+    const c = await client(s);
+    const from = c.frames.length;
+    sendInOneWrite(c, [registerFrame(c, 'queued', 'reg'), ...Array.from({ length: 8 }, (_, i) => JSON.stringify({ type: 'ping', id: i }))]);
+    await c.waitFor(() => c.frames.length - from >= 9);
+    const replies = c.frames.slice(from);
+    expect(replies[0]).toMatchObject({ type: 'registered', id: 'reg' });
+    // The five held ran in order (the last over the request budget, which the register took one of).
+    expect(replies.slice(1, 6).map((f) => f.id)).toEqual([0, 1, 2, 3, 4]);
+    const unread = replies.slice(6);
+    expect(unread).toHaveLength(3);
+    for (const refusal of unread) {
+      expect(refusal).toMatchObject({ type: 'error', id: null, code: 'RATE_LIMITED' });
+      expect(refusal.message).toContain('at most 5 are queued');
     }
   });
 });

@@ -14,7 +14,7 @@ import type { Config } from './config.js';
 import type { Connection } from './connection.js';
 import { Dispatcher } from './dispatch.js';
 import { EventHub } from './event-hub.js';
-import { FairScheduler } from './fair-scheduler.js';
+import { backlogLength, FairScheduler } from './fair-scheduler.js';
 import { Heartbeats } from './heartbeats.js';
 import { helloLimits } from './hello.js';
 import { HttpAdmission } from './http-admission.js';
@@ -99,6 +99,7 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
   const scheduler = new FairScheduler<Connection>({
     run: (conn, data, isBinary) => dispatcher.handleFrame(conn, data, isBinary),
     refuseExcess: (conn, count) => dispatcher.refuseExcess(conn, count),
+    maxBacklog: backlogLength(limits),
   });
   // Event fan-out takes its slices of the same turns as requests (see fair-scheduler.ts).
   const hub = new EventHub({ batchMs: limits.eventBatchMs, slices: scheduler });
@@ -142,11 +143,17 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
   const dispatcher = new Dispatcher({ limits, budgets, peers, hub, registrar, connections });
   const admission = new HttpAdmission({ limits, logger, connections, pendingLine, refusals: summary, health: () => ({ onion: watcher.address, peers: peers.size, ...(cluster === null ? {} : { cluster: cluster.status() }) }) });
   const heartbeats = new Heartbeats(connections, limits.heartbeatSeconds * 1000);
+  const close = closer({ heartbeats, hub, watcher, admission, roster, connections, summary, claims });
 
-  const address = await admission.listen(config.listen);
-  await watcher.start();
-
-  let closing: Promise<void> | undefined;
+  let address: AddressInfo | string;
+  try {
+    address = await admission.listen(config.listen);
+    await watcher.start();
+  } catch (err) {
+    // A failed start closes what it started: the listener, the timers, a cluster's tail, the store.
+    await close();
+    throw err;
+  }
   return {
     address,
     get onion() {
@@ -156,26 +163,44 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
       return onionUrl();
     },
     stats: () => ({ connections: connections.size, pending: connections.pending, peers: peers.size, subscribers: hub.subscriberCount, outputBytes: output.total }),
-    close() {
-      closing ??= (async () => {
-        heartbeats.stop();
-        hub.close();
-        await watcher.close();
-        const closed = admission.close();
-        roster.stopping();
-        connections.closeAll(CLOSINGS.shutdown);
-        const grace = setTimeout(() => {
-          connections.terminateAll();
-          admission.closeAllConnections();
-        }, SHUTDOWN_GRACE_MS);
-        await closed;
-        clearTimeout(grace);
-        summary.close();
-        await roster.close(); // a cluster's registrations end in one write
-        await claims.close(); // after every connection's last-seen was queued
-      })();
-      return closing;
-    },
+    close,
+  };
+}
+
+interface RunningParts {
+  readonly heartbeats: Heartbeats;
+  readonly hub: EventHub;
+  readonly watcher: OnionWatcher;
+  readonly admission: HttpAdmission;
+  readonly roster: Roster;
+  readonly connections: OpenConnections;
+  readonly summary: SummaryLine;
+  readonly claims: ClaimKeeper;
+}
+
+/** The server's close, once (later calls wait for the first): also what a failed start runs. */
+function closer(parts: RunningParts): () => Promise<void> {
+  const { heartbeats, hub, watcher, admission, roster, connections, summary, claims } = parts;
+  let closing: Promise<void> | undefined;
+  return () => {
+    closing ??= (async () => {
+      heartbeats.stop();
+      hub.close();
+      await watcher.close();
+      const closed = admission.close();
+      roster.stopping();
+      connections.closeAll(CLOSINGS.shutdown);
+      const grace = setTimeout(() => {
+        connections.terminateAll();
+        admission.closeAllConnections();
+      }, SHUTDOWN_GRACE_MS);
+      await closed;
+      clearTimeout(grace);
+      summary.close();
+      await roster.close(); // a cluster's registrations end in one write
+      await claims.close(); // after every connection's last-seen was queued
+    })();
+    return closing;
   };
 }
 

@@ -11,6 +11,7 @@ import { migrate, SCHEMA_VERSION, schemaVersionOf } from './migrations.js';
 import { openSqliteClaimStore, type SqliteClaimStore, type SqliteClaimStoreOptions } from './sqlite-store.js';
 import type { RegistryError } from '../protocol/errors.js';
 import { isStoreError } from './store-error.js';
+import { waitUntil } from '../../../test/support/wait.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -240,13 +241,13 @@ describe('SQLite claim store', () => {
     const store = await openAt(join(tempDir(), 'group.db'));
     const outcomes = await Promise.all(Array.from({ length: 100 }, (_, i) => store.claim(request(newKey(), `peer${i}`, newAddress()))));
     expect(outcomes.every((o) => o.kind === 'claimed')).toBe(true);
-    expect(store.stats()).toEqual({ writes: 100, commits: 1, failedCommits: 0 });
+    expect(store.stats()).toMatchObject({ writes: 100, commits: 1, failedCommits: 0 });
   });
 
   it('commits one transaction per write with maxBatch 1', async () => {
     const store = await openAt(join(tempDir(), 'single.db'), { maxBatch: 1 });
     await Promise.all(Array.from({ length: 10 }, (_, i) => store.claim(request(newKey(), `peer${i}`, newAddress()))));
-    expect(store.stats()).toEqual({ writes: 10, commits: 10, failedCommits: 0 });
+    expect(store.stats()).toMatchObject({ writes: 10, commits: 10, failedCommits: 0 });
   });
 
   it('undoes alone a write that fails in a batch, commits the others, and names a row it cannot read', async () => {
@@ -292,6 +293,55 @@ describe('SQLite claim store', () => {
     await Promise.all(Array.from({ length: 2_500 }, (_, i) => store.claim(request(newKey(), `old${i}`, newAddress()))));
     clock.advanceDays(CLAIM_DAYS + 1);
     expect(await store.purgeExpired()).toBe(2_500);
+  });
+
+  it('touches many keys in slices of 500, each its own transaction, serving the event loop between them', async () => {
+    const store = await openAt(join(tempDir(), 'touch.db'));
+    const keys = Array.from({ length: 1_800 }, () => newKey());
+    await Promise.all(keys.map((key, i) => store.claim(request(key, `peer${i}`, newAddress()))));
+    const before = store.stats().commits;
+    // A callback of every event-loop turn, noting how many slices had committed when it ran.
+    const seen = new Set<number>();
+    let touching = true;
+    const everyTurn = (): void => {
+      seen.add(store.stats().commits - before);
+      if (touching) setImmediate(everyTurn);
+    };
+    setImmediate(everyTurn);
+    const touched = await store.touch(keys.map((key) => key.keyId));
+    touching = false;
+    expect(touched).toBe(1_800);
+    expect(store.stats().commits - before).toBe(4);
+    // The event loop ran after each of the first three slices, before the next one.
+    expect([1, 2, 3].every((slices) => seen.has(slices))).toBe(true);
+  });
+
+  it('leaves the WAL to the checkpointer: no commit checkpoints on the main thread', async () => {
+    const path = join(tempDir(), 'no-autocheckpoint.db');
+    // A checkpointer that does not come round during the test.
+    const store = await openAt(path, { checkpointIntervalMs: 600_000 });
+    const key = newKey();
+    await store.claim(request(key, 'alice', newAddress()));
+    // Past the 10,000 WAL frames at which a commit would have checkpointed by itself (SQLite's
+    // wal_autocheckpoint): a touch commit writes one.
+    for (let i = 0; i < 12_000; i += 1) await store.touch([key.keyId]);
+    const other = new DatabaseSync(path);
+    const wal = other.prepare('PRAGMA wal_checkpoint(PASSIVE)').get() as { log: number };
+    other.close();
+    expect(wal.log).toBeGreaterThan(12_000);
+  });
+
+  it('checkpoints the WAL on a timer, off the main thread, and says so in its stats', async () => {
+    const path = join(tempDir(), 'checkpointed.db');
+    const store = await openAt(path, { checkpointIntervalMs: 20 });
+    await Promise.all(Array.from({ length: 50 }, (_, i) => store.claim(request(newKey(), `peer${i}`, newAddress()))));
+    await waitUntil('a checkpoint', () => store.stats().checkpoints > 0, { timeoutMs: 5_000 });
+    // Everything in the WAL is in the database file: a checkpoint now has nothing left to copy.
+    const other = new DatabaseSync(path);
+    const wal = other.prepare('PRAGMA wal_checkpoint(PASSIVE)').get() as { log: number; checkpointed: number };
+    other.close();
+    expect(wal.log).toBeGreaterThan(0);
+    expect(wal.checkpointed).toBe(wal.log);
   });
 
   it('backs up online to a consistent copy that opens as a store', async () => {

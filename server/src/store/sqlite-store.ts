@@ -10,6 +10,10 @@
  * such batches, never a claim or release nor anything before one. A failed write rolls its whole
  * transaction back and rejects with STORE_UNAVAILABLE; the next write simply begins a new
  * transaction, so the store recovers by itself once the disk does.
+ *
+ * The event loop: large writes are sliced (a touch of every live key, a purge) with the event loop
+ * served between slices, and the WAL is checkpointed from another thread (sqlite-checkpointer.ts),
+ * never inside a commit.
  */
 import { resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
@@ -30,6 +34,7 @@ import { checkAddress, checkClaimRequest, checkKeyId, checkNickname, claimFromRo
 import { prepareStatements, type Statements } from './sqlite-statements.js';
 import { decideClaim, sortRelevant } from './claim-rules.js';
 import { GroupCommit, type Settled, type WriteOp } from './group-commit.js';
+import { SqliteCheckpointer } from './sqlite-checkpointer.js';
 import { migrate, refuseIfNewer, schemaVersionOf } from './migrations.js';
 import { backupSqliteDatabase } from './sqlite-backup.js';
 import { environmentFailure } from './sqlite-failure.js';
@@ -59,6 +64,8 @@ export interface SqliteClaimStoreOptions {
    * migrated or written, and writes through the store fail.
    */
   readonly readOnly?: boolean;
+  /** How often the WAL is checkpointed (from another thread) when something was committed. */
+  readonly checkpointIntervalMs?: number;
 }
 
 const DEFAULTS = {
@@ -67,14 +74,19 @@ const DEFAULTS = {
   maxBatch: 512,
   retryAfterMs: 1_000,
   readOnly: false,
+  checkpointIntervalMs: 1_000,
 } as const;
 
 /** Rows a purge deletes per transaction, so that a large purge never holds the thread for long. */
 const PURGE_CHUNK = 1_000;
+/** Keys a touch updates per transaction: the periodic touch of every live key comes in slices. */
+const TOUCH_CHUNK = 500;
 /** The WAL is truncated back to this after a checkpoint, so that one burst does not keep it large. */
 const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
-/** WAL pages between checkpoints (default 1,000; ~40 MB): a checkpoint writes a page once however
- * often it changed, which took a quarter off a claim's CPU at 100,000 claims (bench phase `claims`). */
+/**
+ * WAL pages between automatic checkpoints, used only if the checkpoint thread cannot run (SQLite's
+ * default is 1,000; a checkpoint writes a page once however often it changed).
+ */
 const WAL_AUTOCHECKPOINT_PAGES = 10_000;
 
 function checkOptions(options: SqliteClaimStoreOptions): Required<SqliteClaimStoreOptions> {
@@ -85,6 +97,7 @@ function checkOptions(options: SqliteClaimStoreOptions): Required<SqliteClaimSto
   if (!(Number.isSafeInteger(full.busyTimeoutMs) && full.busyTimeoutMs >= 0)) problems.push('busyTimeoutMs must be a whole number >= 0');
   if (!(Number.isSafeInteger(full.maxBatch) && full.maxBatch >= 1)) problems.push('maxBatch must be a whole number >= 1');
   if (!(Number.isSafeInteger(full.retryAfterMs) && full.retryAfterMs >= 0)) problems.push('retryAfterMs must be a whole number >= 0');
+  if (!(Number.isSafeInteger(full.checkpointIntervalMs) && full.checkpointIntervalMs >= 1)) problems.push('checkpointIntervalMs must be a whole number >= 1');
   if (typeof full.now !== 'function') problems.push('now must be a function');
   if (typeof full.readOnly !== 'boolean') problems.push('readOnly must be true or false');
   if (problems.length > 0) throw storeError('STORE_BAD_INPUT', `claim store options: ${problems.join('; ')}`);
@@ -101,7 +114,8 @@ function openConnection(path: string, busyTimeoutMs: number): DatabaseSync {
     refuseIfNewer(db, path);
     const mode = db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode?: unknown } | undefined;
     if (mode?.journal_mode !== 'wal') throw new Error(`the file system refused WAL mode (journal_mode is ${String(mode?.journal_mode)})`);
-    db.exec(`PRAGMA synchronous = FULL; PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}; PRAGMA wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES};`);
+    // Checkpoints run from the checkpoint thread (sqlite-checkpointer.ts), not inside a commit.
+    db.exec(`PRAGMA synchronous = FULL; PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}; PRAGMA wal_autocheckpoint = 0;`);
     return db;
   } catch (err) {
     db?.close();
@@ -153,6 +167,7 @@ export class SqliteClaimStore implements ClaimStore {
   readonly #sync: { readonly full: StatementSync; readonly normal: StatementSync }; // NORMAL: touches and purges only
   #syncFull = true;
   readonly #savepoint: { readonly begin: StatementSync; readonly release: StatementSync };
+  readonly #checkpointer: SqliteCheckpointer;
   #closed = false;
   #stats = { writes: 0, commits: 0, failedCommits: 0 };
 
@@ -167,6 +182,15 @@ export class SqliteClaimStore implements ClaimStore {
     this.#writes = new GroupCommit((ops, durable) => this.#commit(ops, durable), options.maxBatch);
     this.#sync = { full: db.prepare('PRAGMA synchronous = FULL'), normal: db.prepare('PRAGMA synchronous = NORMAL') };
     this.#savepoint = { begin: db.prepare('SAVEPOINT op'), release: db.prepare('RELEASE op') };
+    this.#checkpointer = new SqliteCheckpointer({
+      path,
+      journalSizeLimitBytes: JOURNAL_SIZE_LIMIT_BYTES,
+      intervalMs: options.checkpointIntervalMs,
+      // The WAL must not grow without bound: SQLite checkpoints inside commits again, as before.
+      onFailure: () => {
+        if (!this.#closed) db.exec(`PRAGMA wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
+      },
+    });
   }
 
   async findForRegistration(query: { readonly keyId: KeyId; readonly nickname: string; readonly address: string }): Promise<RelevantClaims> {
@@ -187,14 +211,25 @@ export class SqliteClaimStore implements ClaimStore {
     return this.#write(() => this.#claimNow(request));
   }
 
+  /**
+   * In slices of TOUCH_CHUNK keys, each queued once the one before has committed, so the event
+   * loop serves sockets between them (the periodic touch of a full registry is ~20,000 keys). A
+   * claim or release queued meanwhile may commit before a later slice: harmless, since a touch only
+   * moves a live claim's last-seen to now and leaves a released key alone.
+   */
   async touch(keyIds: readonly KeyId[]): Promise<number> {
     const ids = keyIds.map(checkKeyId);
-    return this.#write(() => {
-      const now = this.#time();
-      let touched = 0;
-      for (const keyId of ids) touched += Number(this.#sql.touch.run({ keyId, now, expiresAt: now + this.#claimMs }).changes);
-      return touched;
-    }, false);
+    let touched = 0;
+    for (let from = 0; from < ids.length; from += TOUCH_CHUNK) {
+      const slice = ids.slice(from, from + TOUCH_CHUNK);
+      touched += await this.#write(() => {
+        const now = this.#time();
+        let changed = 0;
+        for (const keyId of slice) changed += Number(this.#sql.touch.run({ keyId, now, expiresAt: now + this.#claimMs }).changes);
+        return changed;
+      }, false);
+    }
+    return touched;
   }
 
   async releaseKey(keyId: KeyId): Promise<Claim | null> {
@@ -248,16 +283,17 @@ export class SqliteClaimStore implements ClaimStore {
     backupSqliteDatabase(this.path, file);
   }
 
-  /** Writes committed, transactions committed (one sync each), and transactions that failed. */
-  stats(): { readonly writes: number; readonly commits: number; readonly failedCommits: number } {
-    return { ...this.#stats };
+  /** Writes committed, transactions committed (one sync each), transactions that failed, WAL checkpoints. */
+  stats(): { readonly writes: number; readonly commits: number; readonly failedCommits: number; readonly checkpoints: number } {
+    return { ...this.#stats, checkpoints: this.#checkpointer.checkpoints };
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#writes.idle();
-    this.#db.close();
+    await this.#checkpointer.close();
+    this.#db.close(); // the last connection: SQLite checkpoints what is left and removes the WAL
   }
 
   /** The clock as a whole number of ms (an injected clock may return fractions). */
@@ -327,6 +363,7 @@ export class SqliteClaimStore implements ClaimStore {
         }
       }
       db.exec('COMMIT');
+      this.#checkpointer.committed();
       this.#stats.commits += 1;
       this.#stats.writes += ops.length;
       return settled;
