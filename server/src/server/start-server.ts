@@ -20,6 +20,7 @@ import { helloLimits } from './hello.js';
 import { HttpAdmission } from './http-admission.js';
 import type { Logger } from './logger.js';
 import { OnionWatcher } from './onion-watcher.js';
+import { OperatorListener, type HealthState } from './operator-listener.js';
 import { CLUSTER_RETRY_AFTER_MS, openConfiguredPresence, openConfiguredStore } from './open-store.js';
 import { ClusterRoster } from './cluster-roster.js';
 import type { PresenceStore } from '../store/presence.js';
@@ -140,10 +141,14 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
     helloLimits: helloLimits(config),
   });
   const dispatcher = new Dispatcher({ limits, budgets, peers, hub, registrar, connections });
-  const admission = new HttpAdmission({ limits, logger, connections, pendingLine, refusals: summary, health: () => ({ onion: watcher.address, peers: peers.size, ...(cluster === null ? {} : { cluster: cluster.status() }) }) });
+  const admission = new HttpAdmission({ limits, logger, connections, pendingLine, refusals: summary });
+  const operator = await listenForOperator(config, logger, () => ({ onion: watcher.address, peers: peers.size, ...(cluster === null ? {} : { cluster: cluster.status() }) }));
   const heartbeats = new Heartbeats(connections, limits.heartbeatSeconds * 1000);
 
-  const address = await admission.listen(config.listen);
+  const address = await admission.listen(config.listen).catch(async (err: unknown) => {
+    await operator?.close();
+    throw err;
+  });
   await watcher.start();
 
   let closing: Promise<void> | undefined;
@@ -170,6 +175,7 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
         }, SHUTDOWN_GRACE_MS);
         await closed;
         clearTimeout(grace);
+        await operator?.close();
         summary.close();
         await roster.close(); // a cluster's registrations end in one write
         await claims.close(); // after every connection's last-seen was queued
@@ -177,6 +183,17 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
       return closing;
     },
   };
+}
+
+/** The operator listener when [Host] OperatorSocket is set, listening; it comes up before the public one. */
+async function listenForOperator(config: Config, logger: Logger, health: () => HealthState): Promise<OperatorListener | null> {
+  if (config.operatorSocket === null) {
+    logger.info('no operator listener ([Host] OperatorSocket is not set): /healthz is served nowhere and `p2p-registry health` fails');
+    return null;
+  }
+  const operator = new OperatorListener({ logger, health });
+  await operator.listen(config.operatorSocket);
+  return operator;
 }
 
 /**
