@@ -1,7 +1,7 @@
 /**
  * The built server as a process (`node server/dist/cli.js serve`):
  *  - an unexpected promise rejection or exception (a bug) is logged with its stack, and the server
- *    keeps serving: /healthz answers and a client still gets its pong;
+ *    keeps serving: /healthz answers on the operator listener and a client still gets its pong;
  *  - a flood of 10,000 refused connections writes fewer than 100 log lines at the default level:
  *    refusals are counted and logged as summary lines of counts by reason;
  *  - config.ini is read by one parser with one set of rules: a section or key it does not know stops
@@ -10,7 +10,6 @@
  */
 import { execFile } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
-import { request as httpGet } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -34,17 +33,6 @@ async function start(options: { registry?: Record<string, string | number>; node
   const server = await startBuiltServer({ dir, listen: { port }, onion: randomOnion(), ...options });
   running.push(server);
   return { server, port, dir };
-}
-
-function healthStatus(port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = httpGet({ host: '127.0.0.1', port, path: '/healthz', timeout: 2_000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 async function pong(port: number): Promise<string> {
@@ -83,7 +71,7 @@ process.on('SIGUSR2', () => {
     expect(rejection.level).toBe(50);
     expect(rejection.msg).toMatch(/unhandled promise rejection/);
     expect((rejection.err as { stack: string }).stack).toMatch(/escape\.mjs/);
-    expect(await healthStatus(port)).toBe(200);
+    expect((await server.health()).status).toBe(200);
     expect(await pong(port)).toBe('pong');
 
     server.child.kill('SIGUSR2');
@@ -93,7 +81,7 @@ process.on('SIGUSR2', () => {
     const exception = server.logs().find((l) => String((l.err as { message?: string } | undefined)?.message).includes('deliberate exception')) as Record<string, unknown>;
     expect(exception.msg).toMatch(/uncaught exception/);
     expect((exception.err as { stack: string }).stack).toMatch(/escape\.mjs/);
-    expect(await healthStatus(port)).toBe(200);
+    expect((await server.health()).status).toBe(200);
     expect(await pong(port)).toBe('pong');
     expect(server.child.exitCode).toBeNull();
   });
