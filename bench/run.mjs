@@ -32,7 +32,7 @@ import { nonReaderPhase } from './phases/non-reader.mjs';
 import { summarizeProfile } from './profile-summary.mjs';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
-/** fds kept free on the server during the capacity phase: /healthz, and a margin. */
+/** fds kept free on the server during the capacity phase: /healthz (operator socket), and a margin. */
 const FD_RESERVE = 8;
 /** A phase whose load generator used this much of its core may be measuring the client. */
 const CLIENT_BOUND_CPU = 0.9;
@@ -477,7 +477,7 @@ async function main() {
     log(`held ${a.held + b.held} peers in ${registerSeconds.toFixed(1)}s (failed ${a.failed + b.failed}); holding ${plan.holdMs / 1000}s with ${plan.heartbeatSeconds}s heartbeats`);
     await sleep(plan.holdMs);
     const [sa, sb] = await Promise.all([w0.call('holdStatus', {}, 5_000), w1.call('holdStatus', {}, 5_000)]);
-    const health = await healthz(reg.port);
+    const health = await healthz(reg.operatorSocket);
     const rssAfter = rssBytes(reg.pid);
     const open = sa.open + sb.open;
     const registered = health?.body?.peers ?? 0;
@@ -505,7 +505,7 @@ async function main() {
     m.rssBytesPerPeer = m.peersHeld > 0 ? Math.round((rssAfter - rssBefore) / m.peersHeld) : null;
     log(`peersHeld ${m.peersHeld}, RSS ${m.serverRssMb} MB (+${Math.round((rssAfter - rssBefore) / 2 ** 20)} MB, ${m.rssBytesPerPeer} B/peer), min pings per peer ${P.capacity.minPingsPerPeer}`);
     await Promise.all([w0.call('release', {}, 20_000), w1.call('release', {}, 20_000)]);
-    for (let i = 0; i < 100 && (await healthz(reg.port))?.body?.peers !== 0; i += 1) await sleep(50);
+    for (let i = 0; i < 100 && (await healthz(reg.operatorSocket))?.body?.peers !== 0; i += 1) await sleep(50);
   }
 
   async function churnPhase(reg) {

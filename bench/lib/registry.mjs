@@ -37,15 +37,20 @@ export function addresses(from, count) {
   return Array.from({ length: count }, (_, i) => `127.0.0.${from + i}`);
 }
 
+/** The operator listener's socket of a bench server whose files are in `dir` (/healthz is there). */
+export function operatorSocketIn(dir) {
+  return join(dir, 'operator.sock');
+}
+
 /**
- * The [Host] and [HiddenService] sections of a bench server's config.ini: loopback `port`, and a
- * HiddenServiceDir under `dir` (made here) with a valid `hostname`.
+ * The [Host] and [HiddenService] sections of a bench server's config.ini: loopback `port`, the
+ * operator socket in `dir`, and a HiddenServiceDir under `dir` (made here) with a valid `hostname`.
  */
 export function listenerSections(dir, port) {
   const hsDir = join(dir, 'hs');
   mkdirSync(hsDir, { recursive: true, mode: 0o700 });
   writeFileSync(join(hsDir, 'hostname'), `${makeIdentity('registry').address}\n`);
-  return `[Host]\nHOST = 127.0.0.1\nPORT = ${port}\n\n[HiddenService]\nHiddenServiceDir = ${hsDir}\nHiddenServicePort = 80\nHostnameTimeoutSeconds = 5\n`;
+  return `[Host]\nHOST = 127.0.0.1\nPORT = ${port}\nOperatorSocket = ${operatorSocketIn(dir)}\n\n[HiddenService]\nHiddenServiceDir = ${hsDir}\nHiddenServicePort = 80\nHostnameTimeoutSeconds = 5\n`;
 }
 
 /**
@@ -86,9 +91,10 @@ level = warn
   return path;
 }
 
-export function healthz(port) {
+/** GET /healthz on a bench server's operator socket: { status, body } (body parsed, or null); null when it does not answer. */
+export function healthz(operatorSocket) {
   return new Promise((resolveHealth) => {
-    const req = httpGet({ host: '127.0.0.1', port, path: '/healthz', timeout: 2_000 }, (res) => {
+    const req = httpGet({ socketPath: operatorSocket, path: '/healthz', timeout: 2_000 }, (res) => {
       let body = '';
       res.on('data', (chunk) => (body += chunk));
       res.on('end', () => {
@@ -115,8 +121,8 @@ const IMAGE_NODE_FLAGS = (() => {
 })();
 
 /**
- * Starts the built registry (production mode) pinned to `run.cpu` and waits for /healthz to answer
- * 200. `run`: { tempRoot, server (cli.js), cpu, nofile, lifetimeSeconds }. `claims`: see
+ * Starts the built registry (production mode) pinned to `run.cpu` and waits for /healthz (on its
+ * operator socket) to answer 200. `run`: { tempRoot, server (cli.js), cpu, nofile, lifetimeSeconds }. `claims`: see
  * serverConfig, and `script`, an entry script run instead of the CLI with the same `--config`
  * (bench/phases/claims-server.mjs).
  */
@@ -143,16 +149,17 @@ export async function launchRegistry(run, label, heartbeatSeconds, profileName =
     name: `registry-${label}`,
   });
   const pid = await child.pid;
+  const operatorSocket = operatorSocketIn(dir);
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const health = await healthz(port);
+    const health = await healthz(operatorSocket);
     if (health?.status === 200) break;
     if (child.proc.exitCode !== null || Date.now() > deadline) {
-      throw new Error(`registry did not become healthy on port ${port}: ${child.lines.slice(-10).join('\n')}`);
+      throw new Error(`registry on port ${port} did not become healthy (its operator socket ${operatorSocket}): ${child.lines.slice(-10).join('\n')}`);
     }
     await sleep(50);
   }
-  return { child, pid, port, fdLimit: openFilesLimit(pid) };
+  return { child, pid, port, operatorSocket, fdLimit: openFilesLimit(pid) };
 }
 
 export function serverWarnings(child) {

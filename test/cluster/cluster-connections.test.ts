@@ -23,8 +23,7 @@ describe("a cluster instance's connections to its database", () => {
     const database = await freshDatabase('budget');
     const a = await startInstance(database);
     instances.push(a);
-    const healthz = (await (await fetch(`${a.url.replace('ws://', 'http://')}healthz`)).json()) as { cluster: { instance: string } };
-    const instance = healthz.cluster.instance;
+    const instance = ((await a.health()).body as { cluster: { instance: string } }).cluster.instance;
     const leaver = await connect(a.url);
     expect((await leaver.register(ed25519Identity(), 'leaver')).type).toBe('registered');
 

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { clusterTestScope, freshDatabase, sql, startInstance, View } from '../support/cluster.js';
 import { logSink } from '../support/log-sink.js';
-import { ed25519Identity } from '../support/registry-harness.js';
+import { ed25519Identity, type TestServer } from '../support/registry-harness.js';
 import { delay, waitUntil } from '../support/wait.js';
 
 const { instances, clients, lockers, connect } = clusterTestScope();
@@ -24,8 +24,9 @@ async function holdLocks(database: string, statement: string, params: unknown[] 
   return locker;
 }
 
-async function health(url: string): Promise<{ cluster: { database: string; housekeeping: string } }> {
-  return (await (await fetch(`${url.replace('ws://', 'http://')}healthz`)).json()) as { cluster: { database: string; housekeeping: string } };
+/** An instance's /healthz body (its operator listener). */
+async function health(instance: TestServer): Promise<{ cluster: { database: string; housekeeping: string } }> {
+  return (await instance.health()).body as { cluster: { database: string; housekeeping: string } };
 }
 
 describe("a cluster instance's lease", () => {
@@ -58,7 +59,7 @@ describe("a cluster instance's lease", () => {
     // Every announcement of a backend fails from now on; renewing the lease does not.
     await sql(database, "ALTER TABLE registry_backends ADD CONSTRAINT refuse_all CHECK (onion = 'none') NOT VALID");
     await delay(2_500);
-    expect(await health(a.url)).toMatchObject({ cluster: { database: 'reachable', housekeeping: 'failing' } });
+    expect(await health(a)).toMatchObject({ cluster: { database: 'reachable', housekeeping: 'failing' } });
     const messages = lines.map((line) => String(line['msg']));
     expect(messages.filter((m) => m.includes('cannot renew'))).toEqual([]);
     const warnings = lines.filter((line) => line['step'] === 'announce');
@@ -68,6 +69,6 @@ describe("a cluster instance's lease", () => {
     const peer = await connect(a.url);
     expect((await peer.register(ed25519Identity(), 'fine')).type).toBe('registered');
     await sql(database, 'ALTER TABLE registry_backends DROP CONSTRAINT refuse_all');
-    await waitUntil('housekeeping to recover', async () => (await health(a.url)).cluster.housekeeping === 'ok', { timeoutMs: 5_000, intervalMs: 100 });
+    await waitUntil('housekeeping to recover', async () => (await health(a)).cluster.housekeeping === 'ok', { timeoutMs: 5_000, intervalMs: 100 });
   });
 });

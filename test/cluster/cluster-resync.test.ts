@@ -204,8 +204,22 @@ describe("the cluster's own address", () => {
     const second = await RawClient.connect(after.url);
     clients.push(second);
     expect(second.hello.onion).toBe(master);
-    const healthz = (await (await fetch(`${after.url.replace('ws://', 'http://')}healthz`)).json()) as { onion: string; cluster: { frontend: string } };
-    expect(healthz).toMatchObject({ onion: after.onion, cluster: { frontend: master } });
+    expect((await after.health()).body).toMatchObject({ onion: after.onion, cluster: { frontend: master } });
+  });
+});
+
+describe("a cluster backend's public listener", () => {
+  it('tells plain HTTP, /healthz included, nothing of its instance, database, uptime or peers: its operator listener does', async () => {
+    const instance = await startInstance(await freshDatabase('public'));
+    instances.push(instance);
+    const { body } = await instance.health();
+    const id = (body as { cluster: { instance: string } }).cluster.instance;
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    const res = await fetch(`${instance.url.replace('ws://', 'http://')}healthz`);
+    expect(res.status).toBe(426);
+    const text = await res.text();
+    expect(text).not.toContain(id);
+    expect(text).not.toMatch(/uptime|peers|instance|database|cluster/i);
   });
 });
 

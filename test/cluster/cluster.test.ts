@@ -13,11 +13,11 @@ import { delay, waitUntil } from '../support/wait.js';
 const instances: TestServer[] = [];
 const clients: RawClient[] = [];
 
-async function cluster(count: number, options: Parameters<typeof startInstance>[1] = {}): Promise<{ database: string; urls: string[] }> {
+async function cluster(count: number, options: Parameters<typeof startInstance>[1] = {}): Promise<{ database: string; urls: string[]; servers: TestServer[] }> {
   const database = await freshDatabase();
   const started = await Promise.all(Array.from({ length: count }, () => startInstance(database, options)));
   instances.push(...started);
-  return { database, urls: started.map((s) => s.url) };
+  return { database, urls: started.map((s) => s.url), servers: started };
 }
 
 async function connect(url: string): Promise<RawClient> {
@@ -32,11 +32,11 @@ async function view(url: string): Promise<View> {
   return v;
 }
 
-/** An instance's /healthz body. */
-async function health(url: string): Promise<{ status: string; cluster?: { database: string; applied: number } }> {
-  const response = await fetch(url.replace('ws://', 'http://') + 'healthz');
-  expect(response.status).toBe(200);
-  return (await response.json()) as { status: string; cluster?: { database: string; applied: number } };
+/** An instance's /healthz body (its operator listener). */
+async function health(instance: TestServer): Promise<{ status: string; cluster?: { database: string; applied: number } }> {
+  const { status, body } = await instance.health();
+  expect(status).toBe(200);
+  return body as { status: string; cluster?: { database: string; applied: number } };
 }
 
 afterEach(async () => {
@@ -223,7 +223,7 @@ describe('a cluster of registries sharing PostgreSQL', () => {
   });
 
   it('keeps serving lookups and lists while the database is stopped, answers UNAVAILABLE to register, and resumes with no gap and no mass leave', async () => {
-    const { urls } = await cluster(3, { claims: { ClaimAfterSeconds: 0 } });
+    const { urls, servers } = await cluster(3, { claims: { ClaimAfterSeconds: 0 } });
     const views = await Promise.all(urls.map((url) => view(url)));
     const peers = await Promise.all(
       urls.map(async (url, i) => {
@@ -249,7 +249,7 @@ describe('a cluster of registries sharing PostgreSQL', () => {
       (peers[2] as RawClient).close();
       await delay(3_000); // longer than the lease: nobody may sweep anybody for the outage
       // Healthy still (it serves lookups), and says the database is away.
-      expect(await health(urls[0] as string)).toMatchObject({ status: 'ok', cluster: { database: 'unreachable' } });
+      expect(await health(servers[0] as TestServer)).toMatchObject({ status: 'ok', cluster: { database: 'unreachable' } });
     } finally {
       await startPostgresAgain(server);
     }
@@ -260,7 +260,7 @@ describe('a cluster of registries sharing PostgreSQL', () => {
     });
     const truth = await waitConverged(urls, views, 20_000);
     expect([...truth.keys()].sort()).toEqual(['steady0', 'steady1']);
-    await waitUntil('healthz to say the database is back', async () => (await health(urls[0] as string)).cluster?.database === 'reachable');
+    await waitUntil('healthz to say the database is back', async () => (await health(servers[0] as TestServer)).cluster?.database === 'reachable');
     for (const v of views) {
       const left = v.events().filter((e) => e.type === 'peer_left').map((e) => e.nickname);
       expect(left).toEqual(['steady2']);

@@ -1,7 +1,7 @@
 /**
  * The built server as a process (`node server/dist/cli.js serve`):
  *  - an unexpected promise rejection (a bug) is logged with its stack, and the server keeps
- *    serving: /healthz answers and a client still gets its pong; an uncaught exception is logged at
+ *    serving: /healthz answers on the operator listener and a client still gets its pong; an uncaught exception is logged at
  *    fatal with its stack and the process exits with 70, for its supervisor to restart it;
  *  - a flood of 10,000 refused connections writes fewer than 100 log lines at the default level:
  *    refusals are counted and logged as summary lines of counts by reason;
@@ -11,7 +11,6 @@
  */
 import { execFile } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
-import { request as httpGet } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -35,17 +34,6 @@ async function start(options: { registry?: Record<string, string | number>; node
   const server = await startBuiltServer({ dir, listen: { port }, onion: randomOnion(), ...options });
   running.push(server);
   return { server, port, dir };
-}
-
-function healthStatus(port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = httpGet({ host: '127.0.0.1', port, path: '/healthz', timeout: 2_000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 async function pong(port: number): Promise<string> {
@@ -81,7 +69,7 @@ describe('a bug that escapes its handler', () => {
     expect(rejection.level).toBe(50);
     expect(rejection.msg).toMatch(/unhandled promise rejection/);
     expect((rejection.err as { stack: string }).stack).toMatch(/escape\.mjs/);
-    expect(await healthStatus(port)).toBe(200);
+    expect((await server.health()).status).toBe(200);
     expect(await pong(port)).toBe('pong');
     expect(server.child.exitCode).toBeNull();
   });

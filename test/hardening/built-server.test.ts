@@ -223,9 +223,7 @@ describe('kill -9 under load, then restart', () => {
     }
     await expectCleanRegistry(url, restored as PeerRecord[]);
     expect(second.logs().filter((l) => (l.level as number) >= 50)).toEqual([]);
-    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
-    expect(health.status).toBe(200);
-    expect(await health.json()).toMatchObject({ status: 'ok', onion, peers: 20 });
+    expect(await second.health()).toMatchObject({ status: 200, body: { status: 'ok', onion, peers: 20 } });
   }, 60_000);
 
   it('comes back on the same unix socket (the stale socket file does not block it) and peers re-register by hand', async () => {

@@ -8,6 +8,7 @@ import { appendFileSync, existsSync, mkdirSync, openSync, closeSync, readFileSyn
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fetchHealth } from '../../server/src/cli/health-check.js';
 import { waitUntil } from '../support/wait.js';
 
 export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
@@ -50,6 +51,10 @@ export interface BuiltServer {
   readonly child: ChildProcess;
   readonly pid: number;
   readonly logFile: string;
+  /** The operator listener's socket ([Host] OperatorSocket): <dir>/operator.sock. */
+  readonly operatorSocket: string;
+  /** GET /healthz on the operator listener: its status code and JSON body. */
+  health(): Promise<{ status: number; body: Record<string, unknown> }>;
   /** Resolves with the signal (or exit code) the process ended with. */
   readonly exited: Promise<NodeJS.Signals | number | null>;
   /** Resident set size in bytes, from /proc/<pid>/status. */
@@ -60,12 +65,18 @@ export interface BuiltServer {
   logs(): Array<Record<string, unknown>>;
 }
 
+/** Where the built server's operator listener is, as the images have one. */
+export function operatorSocketIn(dir: string): string {
+  return join(dir, 'operator.sock');
+}
+
 /** Writes config.ini for `options` and returns its path. */
 export function writeConfig(options: BuiltServerOptions): string {
   const hiddenServiceDir = join(options.dir, 'hs');
   mkdirSync(hiddenServiceDir, { recursive: true });
   writeFileSync(join(hiddenServiceDir, 'hostname'), `${options.onion}\n`);
-  const host = 'socket' in options.listen ? `HOST = unix:${options.listen.socket}` : `HOST = 127.0.0.1\nPORT = ${options.listen.port}`;
+  const listen = 'socket' in options.listen ? `HOST = unix:${options.listen.socket}` : `HOST = 127.0.0.1\nPORT = ${options.listen.port}`;
+  const host = `${listen}\nOperatorSocket = ${operatorSocketIn(options.dir)}`;
   const registry = Object.entries(options.registry ?? {})
     .map(([key, value]) => `${key} = ${value}`)
     .join('\n');
@@ -138,10 +149,16 @@ export async function startBuiltServer(options: BuiltServerOptions): Promise<Bui
     child.kill('SIGKILL');
     throw new Error(`${(err as Error).message}; its log:\n${readFileSync(logFile, 'utf8').slice(-2_000)}`, { cause: err });
   }
+  const operatorSocket = operatorSocketIn(options.dir);
   return {
     child,
     pid: child.pid as number,
     logFile,
+    operatorSocket,
+    async health() {
+      const { status, body } = await fetchHealth(operatorSocket);
+      return { status, body: JSON.parse(body) as Record<string, unknown> };
+    },
     exited,
     logs,
     cpuSeconds() {

@@ -2,8 +2,10 @@
 # Offline check of the shipped compose.yaml (tor with DisableNetwork 1; never the public network):
 # builds both images, starts the stack with test/compose.offline.yaml, and checks what the
 # deployment promises: the config one-shot (one config.ini parser), tor's healthcheck, permissions,
-# no ports, the onion kept, the claim database backed up online (make backup) and restored into a
-# fresh volume (make restore), and a bad config.ini stopping the stack with the server's message. Prints one line per check and "N passed, N failed"; exits non-zero on failure.
+# health on the operator socket only (never through tor's socket), no ports, the onion kept, the
+# claim database backed up online (make backup) and restored into a fresh volume (make restore),
+# and a bad config.ini stopping the stack with the server's message. Prints one line per check and
+# "N passed, N failed"; exits non-zero on failure.
 #
 #   bash test/offline/check-stack.sh        (needs Docker: .ci/install-docker.sh)
 #
@@ -108,11 +110,19 @@ bad_config_stops_stack() { # CONFIG_INI EXPECTED: `up` fails at the one-shot wit
 no_ports() { ! "${dc[@]}" config | grep -Eq '^[[:space:]]+(ports|published):'; }
 tor_uid() { [ "$(docker exec "$tor" id -u):$(docker exec "$tor" id -g)" = 10001:10001 ]; }
 registry_uid() { [ "$(in_registry id -u):$(in_registry id -g)" = 1000:10001 ]; }
-tor_reaches_socket() { # a client with tor's uid/gid gets 200 from /healthz through the socket
+tor_reaches_socket() { # a client with tor's uid/gid reaches the socket: plain HTTP, /healthz too, gets 426 and no health
   docker run --rm --user 10001:10001 --network none -v "${project}_registry-socket:/run/registry:ro" \
     --entrypoint node p2p-registry/server:latest -e '
-      require("http").get({ socketPath: "/run/registry/registry.sock", path: "/healthz" },
-        (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on("error", () => process.exit(1))'
+      require("http").get({ socketPath: "/run/registry/registry.sock", path: "/healthz" }, (r) => {
+        let body = "";
+        r.on("data", (chunk) => (body += chunk));
+        r.on("end", () => process.exit(r.statusCode === 426 && !/uptime|peers|onion|status/.test(body) ? 0 : 1));
+      }).on("error", () => process.exit(1))'
+}
+operator_socket_private() { # /healthz is on the operator socket: the registry's user alone, in a tmpfs tor does not have
+  [ "$(in_registry stat -c '%a %u' /run/registry-operator /run/registry-operator/operator.sock | tr '\n' ' ')" = "700 1000 600 1000 " ] &&
+    ! docker exec "$tor" test -e /run/registry-operator &&
+    in_registry node /app/server/dist/cli.js health --config /etc/p2p-registry/config.ini | grep -q '"uptimeSeconds"'
 }
 onion_kept() { # the onion address survives down + up (the key lives in a named volume)
   local before after
@@ -192,7 +202,8 @@ check "registry logs its ws://<onion>:8080/ URL (port from config.ini)" logs_hav
 check "tor runs as 10001:10001" tor_uid
 check "registry runs as 1000:10001" registry_uid
 check "socket is mode 0660, group tor" socket_mode
-check "tor's uid/gid reaches /healthz through the socket" tor_reaches_socket
+check "tor's uid/gid reaches the socket, where plain HTTP (/healthz too) gets 426 and no health" tor_reaches_socket
+check "health answers on the operator socket (0600, tmpfs 0700 of 1000), which tor does not have" operator_socket_private
 check "hostname is 0640 and the secret key 0600" key_modes
 check "registry can read hostname" hostname_readable
 check "registry cannot read hs_ed25519_secret_key" key_unreadable

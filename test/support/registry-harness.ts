@@ -14,6 +14,7 @@ import { onionAddressFromPublicKey } from '../../server/src/protocol/onion-addre
 import { addressProofPayload, registrationPayload } from '../../server/src/protocol/signing.js';
 import { startServer, type RegistryServer, type StartOptions } from '../../server/src/server/start-server.js';
 import type { Clock } from '../../server/src/store/claim-store.js';
+import { fetchHealth } from '../../server/src/cli/health-check.js';
 import { checkServerMessage } from './message-schemas.js';
 
 export type Frame = Record<string, unknown> & { type: string };
@@ -23,6 +24,10 @@ export interface TestServer {
   readonly config: Config;
   readonly url: string;
   readonly port: number;
+  /** The operator listener's unix socket ([Host] OperatorSocket), in a temp folder of its own. */
+  readonly operatorSocket: string;
+  /** GET /healthz on the operator listener: its status code and JSON body. */
+  health(): Promise<{ status: number; body: Record<string, unknown> }>;
   readonly hiddenServiceDir: string;
   /** The onion address written to `hiddenServiceDir/hostname`, or null when none was written. */
   readonly onion: string | null;
@@ -81,8 +86,10 @@ export async function startTestServer(
   if (hostname !== null) writeFileSync(join(hiddenServiceDir, 'hostname'), `${hostname}\n`);
   const databaseDir = options.database === undefined ? tempDir('claims-') : undefined;
   const database = options.database ?? join(databaseDir as string, 'registry.db');
+  const operatorDir = tempDir('operator-');
+  const operatorSocket = join(operatorDir, 'operator.sock');
   const sections = {
-    Host: { HOST: '127.0.0.1', PORT: String(options.port ?? 0) },
+    Host: { HOST: '127.0.0.1', PORT: String(options.port ?? 0), OperatorSocket: operatorSocket },
     HiddenService: { HiddenServiceDir: hiddenServiceDir, HiddenServicePort: '80', ...stringify(options.hiddenService ?? {}) },
     Registry: stringify(registry),
     Store: { Database: database, ...stringify(options.store ?? {}) },
@@ -101,12 +108,18 @@ export async function startTestServer(
     config,
     port,
     url: `ws://127.0.0.1:${port}/`,
+    operatorSocket,
+    async health() {
+      const { status, body } = await fetchHealth(operatorSocket);
+      return { status, body: JSON.parse(body) as Record<string, unknown> };
+    },
     hiddenServiceDir,
     onion: hostname,
     database,
     async close() {
       await server.close();
       rmSync(hiddenServiceDir, { recursive: true, force: true });
+      rmSync(operatorDir, { recursive: true, force: true });
       if (databaseDir !== undefined) rmSync(databaseDir, { recursive: true, force: true });
     },
   };

@@ -1,19 +1,14 @@
 import { request } from 'node:http';
-import type { Listen } from '../server/config.js';
 
 export interface HealthResult {
   readonly status: number;
   readonly body: string;
 }
 
-/** GET /healthz over the configured listener (TCP or unix socket). */
-export function fetchHealth(listen: Listen, timeoutMs = 3_000): Promise<HealthResult> {
+/** GET /healthz on the operator listener's unix socket ([Host] OperatorSocket). */
+export function fetchHealth(operatorSocket: string, timeoutMs = 3_000): Promise<HealthResult> {
   return new Promise((resolve, reject) => {
-    const target =
-      listen.kind === 'unix'
-        ? { socketPath: listen.path }
-        : { host: listen.host === '0.0.0.0' || listen.host === '::' ? '127.0.0.1' : listen.host, port: listen.port };
-    const req = request({ ...target, path: '/healthz', method: 'GET', timeout: timeoutMs }, (res) => {
+    const req = request({ socketPath: operatorSocket, path: '/healthz', method: 'GET', timeout: timeoutMs }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {

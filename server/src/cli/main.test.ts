@@ -128,14 +128,15 @@ describe('p2p-registry command', () => {
     expect(lines[0]).toMatch(new RegExp(`^p2p-registry: cannot open the claim database ${notADatabase}: .+ \\(SQLITE_NOTADB\\)\\. Fix: .+`));
   });
 
-  it('serve on a unix socket logs the URL, answers health, and exits 0 on SIGTERM after closing peers with 1001', async () => {
+  it('serve on a unix socket logs the URL, answers health on the operator socket, and exits 0 on SIGTERM after closing peers with 1001', async () => {
     const hs = tempDir('hs-');
     const onion = randomOnion();
     writeFileSync(join(hs, 'hostname'), `${onion}\n`);
     const socket = join(tempDir('sock-'), 'registry.sock');
     writeFileSync(socket, '');
+    const operatorSocket = join(tempDir('operator-'), 'operator.sock');
     const database = join(tempDir('claims-'), 'registry.db');
-    const path = writeConfig(`[Host]\nHOST=unix:${socket}\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`);
+    const path = writeConfig(`[Host]\nHOST=unix:${socket}\nOperatorSocket=${operatorSocket}\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`);
     // A regular file where the socket should be is refused, not deleted.
     const refused = await cli(['serve', '--config', path]);
     expect(refused.code).toBe(1);
@@ -157,7 +158,9 @@ describe('p2p-registry command', () => {
     expect(lines).toContainEqual(expect.objectContaining({ level: 40, flags: ['--no-allocation-site-pretenuring'] }));
     const { statSync } = await import('node:fs');
     expect(statSync(socket).mode & 0o777).toBe(0o660);
-    expect((await cli(['health', '--config', path])).code).toBe(0);
+    const healthy = await cli(['health', '--config', path]);
+    expect(healthy.code).toBe(0);
+    expect(JSON.parse(healthy.stdout)).toEqual({ status: 'ok', onion, peers: 0, uptimeSeconds: expect.any(Number) });
 
     const ws = new WebSocket(`ws+unix:${socket}:/`);
     ws.on('error', () => {});
@@ -167,7 +170,38 @@ describe('p2p-registry command', () => {
     child.kill('SIGTERM');
     expect(await closed).toBe(1001);
     expect(await exited).toBe(0);
-    expect((await cli(['health', '--config', path])).code).toBe(1);
+    const stopped = await cli(['health', '--config', path]);
+    expect(stopped.code).toBe(1);
+    expect(stopped.stderr).toMatch(/^p2p-registry: the server does not answer on its operator socket \(\[Host\] OperatorSocket\): .+; is it running with this config\?\n$/);
+  });
+
+  it('health asks only the operator listener: without [Host] OperatorSocket it says what to set, even with the server up on its public socket', async () => {
+    const hs = tempDir('hs-');
+    writeFileSync(join(hs, 'hostname'), `${randomOnion()}\n`);
+    const socket = join(tempDir('sock-'), 'registry.sock');
+    const database = join(tempDir('claims-'), 'registry.db');
+    const path = writeConfig(`[Host]\nHOST=unix:${socket}\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`);
+    const child = spawn(process.execPath, [CLI, 'serve', '--config', path], { env: { ...process.env, NO_PRETTY: '1' } });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve) => createInterface({ input: child.stdout }).on('line', (line) => line.includes('registry reachable at') && resolve()));
+    const out = await cli(['health', '--config', path]);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(out).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'p2p-registry: no operator listener to ask: set [Host] OperatorSocket (or REGISTRY_HOST_OPERATORSOCKET) to a unix socket path, e.g. /run/registry-operator/operator.sock, and restart the server\n',
+    });
+  });
+
+  it('serve refuses an operator socket that is its public socket, with one line, before it listens', async () => {
+    const socket = join(tempDir('sock-'), 'registry.sock');
+    const path = writeConfig(`[Host]\nHOST=unix:${socket}\nOperatorSocket=${socket}\n[HiddenService]\nHiddenServiceDir=/hs\nHiddenServicePort=80\n`);
+    const out = await cli(['serve', '--config', path]);
+    expect(out.code).toBe(78);
+    expect(out.stderr.trim().split('\n')).toHaveLength(1);
+    expect(out.stderr).toContain("[Host] OperatorSocket is the public listener's socket");
+    expect(existsSync(socket)).toBe(false);
   });
 
   it('claims list, show and release and backup work on the database config.ini names', async () => {

@@ -3,7 +3,7 @@
  * executable, ../cli.ts, is the only place that exits).
  *   serve  --config <path>   run the registry
  *   onion  --config <path>   print ws://<onion>:<port>/ from tor's hostname file
- *   health --config <path>   exit 0 when /healthz answers 200 (container HEALTHCHECK)
+ *   health --config <path>   exit 0 when the operator listener's /healthz answers 200 (container HEALTHCHECK)
  *   tor-settings --config <path> --out <file>   validate config.ini, write what tor needs
  *   claims list|show|release, backup <file>   operators' commands on the claim database
  * plus the peer client commands of client-commands.ts.
@@ -19,7 +19,7 @@ const USAGE = `usage: p2p-registry <command> [options]
 registry commands (--config defaults to ./config.ini):
   serve  [--config <path>]   run the registry server
   onion  [--config <path>]   print the registry's ws://<onion>:<port>/ URL
-  health [--config <path>]   exit 0 if the running server is healthy
+  health [--config <path>]   exit 0 if the running server is healthy (asks [Host] OperatorSocket)
   tor-settings [--config <path>] --out <file>
                              validate config.ini as serve does and write the KEY=VALUE lines
                              the tor container needs (HIDDEN_SERVICE_PORT) to <file>

@@ -1,7 +1,7 @@
 /**
- * The registry's own commands: serve, onion (print the URL), health (container HEALTHCHECK),
- * tor-settings (what the tor container needs from config.ini, rendered by this parser).
- * Each returns its exit code; only ../cli.ts exits.
+ * The registry's own commands: serve, onion (print the URL), health (container HEALTHCHECK, over
+ * the operator listener), tor-settings (what the tor container needs from config.ini, rendered by
+ * this parser). Each returns its exit code; only ../cli.ts exits.
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import { describeConfig, loadConfig, type Config } from '../server/config.js';
@@ -94,18 +94,22 @@ export async function onion(configPath: string): Promise<number> {
   return 0;
 }
 
+/** Asks the operator listener, never the public one: tor forwards that to the onion, which must not learn health (SECURITY.md). */
 export async function health(configPath: string): Promise<number> {
   const cfg = loadConfig(configPath);
+  if (cfg.operatorSocket === null) {
+    process.stderr.write('p2p-registry: no operator listener to ask: set [Host] OperatorSocket (or REGISTRY_HOST_OPERATORSOCKET) to a unix socket path, e.g. /run/registry-operator/operator.sock, and restart the server\n');
+    return 1;
+  }
   try {
-    const result = await fetchHealth(cfg.listen);
+    const result = await fetchHealth(cfg.operatorSocket);
     process.stdout.write(`${result.body}\n`);
     return result.status === 200 ? 0 : 1;
   } catch (err) {
-    process.stderr.write(`p2p-registry: the server does not answer on its listener: ${(err as Error).message}\n`);
+    process.stderr.write(`p2p-registry: the server does not answer on its operator socket ([Host] OperatorSocket): ${(err as Error).message}; is it running with this config?\n`);
     return 1;
   }
 }
-
 
 /**
  * The KEY=VALUE lines the tor container reads (tor/entrypoint.sh accepts exactly these lines,

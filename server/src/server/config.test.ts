@@ -76,6 +76,35 @@ describe('configuration', () => {
     expect(errorOf(() => buildConfig({ ...minimal, Host: { HOST: 'unix:' } }, {})).message).toContain('needs a socket path');
   });
 
+  it('has no operator listener unless [Host] OperatorSocket names its unix socket, from the file or REGISTRY_HOST_OPERATORSOCKET', () => {
+    expect(buildConfig(minimal, {}).operatorSocket).toBeNull();
+    expect(buildConfig({ ...minimal, Host: { ...minimal.Host, OperatorSocket: '/run/registry-operator/operator.sock' } }, {}).operatorSocket).toBe('/run/registry-operator/operator.sock');
+    expect(buildConfig(minimal, { REGISTRY_HOST_OPERATORSOCKET: '/tmp/operator.sock' }).operatorSocket).toBe('/tmp/operator.sock');
+  });
+
+  it("refuses an operator socket that is the public listener's socket, which tor forwards the onion to", () => {
+    const host = { HOST: 'unix:/run/registry/registry.sock' };
+    for (const operator of ['/run/registry/registry.sock', '/run/registry/../registry/registry.sock']) {
+      const err = errorOf(() => buildConfig({ ...minimal, Host: { ...host, OperatorSocket: operator } }, {}));
+      expect(err.invalid).toEqual([
+        "[Host] OperatorSocket is the public listener's socket ([Host] HOST unix:/run/registry/registry.sock), which tor forwards the onion to: health would answer on the onion; choose another path, in a folder tor does not mount, e.g. /run/registry-operator/operator.sock",
+      ]);
+    }
+    expect(errorOf(() => buildConfig({ ...minimal, Host: host }, { REGISTRY_HOST_OPERATORSOCKET: '/run/registry/registry.sock' })).message).toContain('OperatorSocket is the public listener');
+    expect(buildConfig({ ...minimal, Host: { ...host, OperatorSocket: '/run/registry-operator/operator.sock' } }, {}).operatorSocket).toBe('/run/registry-operator/operator.sock');
+  });
+
+  it('refuses an operator socket path that is relative, a folder, too long for a unix socket, or written with unix:', () => {
+    const problem = (path: string): string[] => errorOf(() => buildConfig({ ...minimal, Host: { ...minimal.Host, OperatorSocket: path } }, {})).invalid as string[];
+    expect(problem('operator.sock')).toEqual([
+      '[Host] OperatorSocket must be an absolute path (the health command may run from another folder), e.g. /run/registry-operator/operator.sock, got "operator.sock"',
+    ]);
+    expect(problem('/run/registry-operator/')).toEqual(['[Host] OperatorSocket must name the socket file, not its folder, e.g. /run/registry-operator/operator.sock, got "/run/registry-operator/"']);
+    expect(problem(`/${'a'.repeat(107)}`)).toEqual(['[Host] OperatorSocket is 108 bytes long and a unix socket path holds at most 107: choose a shorter path']);
+    expect(problem('unix:/run/operator.sock')).toEqual(['[Host] OperatorSocket takes the socket path alone, without "unix:", e.g. /run/registry-operator/operator.sock, got "unix:/run/operator.sock"']);
+    expect(buildConfig({ ...minimal, Host: { ...minimal.Host, OperatorSocket: `/${'a'.repeat(106)}` } }, {}).operatorSocket).toHaveLength(107);
+  });
+
   it('refuses a key given twice as an array', () => {
     expect(errorOf(() => buildConfig({ ...minimal, Registry: { MaxPeers: ['1', '2'] } }, {})).message).toContain('[Registry] MaxPeers must be a single value');
   });
@@ -85,6 +114,7 @@ describe('configuration', () => {
     expect(config.limits).toEqual(DEFAULT_LIMITS);
     expect(config.hiddenServicePort).toBe(80);
     expect(config.claims).toEqual(DEFAULT_CLAIMS);
+    expect(config.operatorSocket).toBeNull();
   });
 
   it('says how to fix a config file that does not exist', () => {

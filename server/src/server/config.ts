@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import { parse as parseIni } from 'ini';
 import { configError } from '../protocol/errors.js';
 import { removedNames, unknownEnvNames, unknownNames, type KnownKeys, type RemovedKeys } from './config-names.js';
@@ -30,7 +31,13 @@ export interface RegistryLimits {
 }
 
 export interface Config {
+  /** The public listener: tor forwards the onion service here. */
   readonly listen: Listen;
+  /**
+   * [Host] OperatorSocket: the operator listener's unix socket (GET /healthz), which tor must not
+   * forward; null: none (then `p2p-registry health` has nothing to ask).
+   */
+  readonly operatorSocket: string | null;
   readonly hiddenServiceDir: string;
   readonly hiddenServicePort: number;
   readonly hostnameTimeoutSeconds: number;
@@ -94,7 +101,7 @@ const LIMIT_KEYS: readonly NumberKey[] = [
 
 /** Every section and key config.ini may hold (checked by name: a misspelt key is an error). */
 const KNOWN_KEYS: KnownKeys = new Map<string, readonly string[]>([
-  ['Host', ['HOST', 'PORT']],
+  ['Host', ['HOST', 'PORT', 'OperatorSocket']],
   ['HiddenService', ['HiddenServiceDir', 'HiddenServicePort', 'HostnameTimeoutSeconds']],
   ['Registry', [...LIMIT_KEYS.map((spec) => spec.key), ...CLAIMS_REGISTRY_KEYS]],
   ['Log', ['level', 'SummarySeconds']],
@@ -182,6 +189,32 @@ function readListen(reader: Reader): Listen | undefined {
   return { kind: 'tcp', host, port };
 }
 
+/** The longest unix socket path Linux takes (sun_path holds 108 bytes with the final NUL). */
+const MAX_SOCKET_PATH_BYTES = 107;
+const OPERATOR_SOCKET_EXAMPLE = '/run/registry-operator/operator.sock';
+
+/** [Host] OperatorSocket: an absolute socket path (the `health` command may run from another folder), never the public listener's. */
+function readOperatorSocket(reader: Reader, listen: Listen | undefined): string | null {
+  const path = reader.raw('Host', 'OperatorSocket');
+  if (path === undefined) return null;
+  const problem = operatorSocketProblem(path, listen);
+  if (problem === undefined) return path;
+  reader.invalid.push(`[Host] OperatorSocket ${problem}`);
+  return null;
+}
+
+function operatorSocketProblem(path: string, listen: Listen | undefined): string | undefined {
+  if (path.startsWith('unix:')) return `takes the socket path alone, without "unix:", e.g. ${OPERATOR_SOCKET_EXAMPLE}, got "${path}"`;
+  if (!isAbsolute(path)) return `must be an absolute path (the health command may run from another folder), e.g. ${OPERATOR_SOCKET_EXAMPLE}, got "${path}"`;
+  if (path.endsWith('/')) return `must name the socket file, not its folder, e.g. ${OPERATOR_SOCKET_EXAMPLE}, got "${path}"`;
+  const bytes = Buffer.byteLength(path);
+  if (bytes > MAX_SOCKET_PATH_BYTES) return `is ${bytes} bytes long and a unix socket path holds at most ${MAX_SOCKET_PATH_BYTES}: choose a shorter path`;
+  if (listen?.kind === 'unix' && resolve(listen.path) === resolve(path)) {
+    return `is the public listener's socket ([Host] HOST unix:${listen.path}), which tor forwards the onion to: health would answer on the onion; choose another path, in a folder tor does not mount, e.g. ${OPERATOR_SOCKET_EXAMPLE}`;
+  }
+  return undefined;
+}
+
 /**
  * Builds the configuration from parsed ini sections and the environment. Reports every problem at
  * once in a single CONFIG_INVALID error; the result is frozen.
@@ -192,6 +225,7 @@ export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process
   reader.invalid.push(...unknownNames(sections, KNOWN_KEYS, REMOVED_KEYS));
   reader.invalid.push(...unknownEnvNames(env, KNOWN_KEYS, REMOVED_KEYS, envName));
   const listen = readListen(reader);
+  const operatorSocket = readOperatorSocket(reader, listen);
   const hiddenServiceDir = reader.required('HiddenService', 'HiddenServiceDir');
   const hiddenServicePort = reader.integer(
     'HiddenService',
@@ -225,6 +259,7 @@ export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process
   }
   return Object.freeze({
     listen: Object.freeze(listen as Listen),
+    operatorSocket,
     hiddenServiceDir: hiddenServiceDir as string,
     hiddenServicePort: hiddenServicePort as number,
     hostnameTimeoutSeconds,
@@ -254,6 +289,7 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
 export function describeConfig(config: Config): Record<string, unknown> {
   return {
     listen: config.listen.kind === 'unix' ? `unix:${config.listen.path}` : `${config.listen.host}:${config.listen.port}`,
+    operatorSocket: config.operatorSocket,
     hiddenServiceDir: config.hiddenServiceDir,
     hiddenServicePort: config.hiddenServicePort,
     hostnameTimeoutSeconds: config.hostnameTimeoutSeconds,

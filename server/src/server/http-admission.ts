@@ -1,23 +1,28 @@
 /**
- * The HTTP side of the one listener: /healthz, and which sockets may become WebSocket connections
- * (MaxConnections; MaxPendingConnections counts sockets still in the HTTP handshake, and at the cap
- * the oldest pending one makes way: pending-line.ts). Refusals are counted, not logged one by one.
- * Listens on TCP or on a unix socket.
+ * The HTTP side of the public listener, the one tor forwards the onion to: which sockets may
+ * become WebSocket connections (MaxConnections; MaxPendingConnections counts sockets still in the
+ * HTTP handshake, and at the cap the oldest pending one makes way: pending-line.ts). Refusals are
+ * counted, not logged one by one. Plain HTTP gets one line saying to speak WebSocket and nothing
+ * about the server (health is the operator listener's: operator-listener.ts). TCP or unix socket.
  */
-import type { ClusterStatus } from './cluster-roster.js';
-import { chmod, lstat, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { OnionAddress } from '../protocol/onion-address.js';
 import type { Listen, RegistryLimits } from './config.js';
+import { describeAddress, listenOn } from './listen.js';
 import type { Logger } from './logger.js';
 import type { PendingLine } from './pending-line.js';
 import type { SummaryLine } from './summary-line.js';
 
+/** tor's group connects to the socket (compose.yaml runs the server with tor's gid). */
 const SOCKET_MODE = 0o660;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+/**
+ * All that plain HTTP learns on the onion: no uptime (restart times help deanonymise an onion
+ * service), no counts, no cluster instance (SECURITY.md).
+ */
+const SPEAK_WEBSOCKET = 'this is a p2p-registry: connect with WebSocket to / (see PROTOCOL.md)\n';
 
 /** What admission needs to know of the open connections, and where admitted ones go. */
 export interface ConnectionSink {
@@ -32,12 +37,9 @@ export interface HttpAdmissionOptions {
   /** Sockets and connections without a valid request yet, shared with the open connections. */
   readonly pendingLine: PendingLine;
   readonly refusals: SummaryLine;
-  /** For /healthz: the registry's onion address (null while unknown) and its live peer count. */
-  readonly health: () => { readonly onion: OnionAddress | null; readonly peers: number; readonly cluster?: ClusterStatus };
 }
 
 export class HttpAdmission {
-  private readonly startedAt = Date.now();
   private readonly http: Server;
   private readonly wss: WebSocketServer;
 
@@ -72,11 +74,8 @@ export class HttpAdmission {
 
   /** Listens (a unix socket replaces a stale one and gets mode 660); returns the bound address. */
   async listen(listen: Listen): Promise<AddressInfo | string> {
-    if (listen.kind === 'unix') await clearStaleSocket(listen.path);
-    await listenOn(this.http, listen);
-    if (listen.kind === 'unix') await chmod(listen.path, SOCKET_MODE);
-    const address = this.http.address() as AddressInfo | string;
-    this.options.logger.info({ listen: typeof address === 'string' ? `unix:${address}` : `${address.address}:${address.port}` }, 'listening');
+    const address = await listenOn(this.http, listen, { name: '[Host] HOST', socketMode: SOCKET_MODE });
+    this.options.logger.info({ listen: describeAddress(address) }, 'listening');
     return address;
   }
 
@@ -89,23 +88,15 @@ export class HttpAdmission {
     this.http.closeAllConnections();
   }
 
+  /** Any request that is not a WebSocket upgrade, whatever its path or method. */
   private handleHttp(req: IncomingMessage, res: ServerResponse): void {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
-      const { onion, peers, cluster } = this.options.health();
-      const body = JSON.stringify({
-        status: onion === null ? 'starting' : 'ok',
-        onion,
-        peers,
-        uptimeSeconds: Math.floor((Date.now() - this.startedAt) / 1000),
-        ...(cluster === undefined ? {} : { cluster }),
-      });
-      res.writeHead(onion === null ? 503 : 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
-      res.end(req.method === 'HEAD' ? undefined : body);
-      return;
-    }
-    res.writeHead(404, { 'Content-Type': 'text/plain' });
-    res.end('not found: the registry speaks WebSocket on / (see PROTOCOL.md); health is at /healthz\n');
+    res.writeHead(426, {
+      Upgrade: 'websocket',
+      Connection: 'close',
+      'Content-Type': 'text/plain',
+      'Content-Length': Buffer.byteLength(SPEAK_WEBSOCKET),
+    });
+    res.end(req.method === 'HEAD' ? undefined : SPEAK_WEBSOCKET);
   }
 
   /** Every TCP socket joins the pending line (slow-loris sockets count toward the cap too). */
@@ -153,29 +144,4 @@ function rejectUpgrade(socket: Duplex, status: number, text: string): void {
   socket.end(
     `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
-}
-
-function listenOn(server: Server, listen: Listen): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    const done = (): void => {
-      server.off('error', reject);
-      resolve();
-    };
-    if (listen.kind === 'unix') server.listen(listen.path, done);
-    else server.listen(listen.port, listen.host, done);
-  });
-}
-
-/** Removes a socket file left by a previous run; refuses to delete anything that is not a socket. */
-async function clearStaleSocket(path: string): Promise<void> {
-  try {
-    const info = await lstat(path);
-    if (!info.isSocket()) {
-      throw new Error(`${path} exists and is not a socket: remove it or choose another [Host] HOST unix: path`);
-    }
-    await unlink(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
 }

@@ -673,24 +673,22 @@ describe('heartbeats, budgets and shutdown', () => {
 });
 
 describe('http', () => {
-  it('serves /healthz 200 with status, onion, peers and uptime once the onion is known', async () => {
+  it('answers plain HTTP on the public listener, /healthz included, with 426 and one line: nothing of uptime, peers or instance', async () => {
     const s = await server();
     await (await client(s)).register(ed25519Identity(), 'rita');
-    const res = await fetch(`http://127.0.0.1:${s.port}/healthz`);
-    expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'ok', onion: s.server.onion, peers: 1, uptimeSeconds: expect.any(Number) });
+    for (const path of ['/healthz', '/', '/peers']) {
+      const res = await fetch(`http://127.0.0.1:${s.port}${path}`);
+      expect(res.status).toBe(426);
+      expect(res.headers.get('upgrade')).toBe('websocket');
+      const body = await res.text();
+      expect(body).toBe('this is a p2p-registry: connect with WebSocket to / (see PROTOCOL.md)\n');
+      expect(body).not.toMatch(/uptime|peers|instance|onion|status/i);
+    }
+    expect((await fetch(`http://127.0.0.1:${s.port}/healthz`, { method: 'HEAD' })).status).toBe(426);
   });
 
-  it('serves /healthz 503 before the onion address is known', async () => {
-    const s = await server({}, { hostname: null });
-    const res = await fetch(`http://127.0.0.1:${s.port}/healthz`);
-    expect(res.status).toBe(503);
-    expect(await res.json()).toMatchObject({ status: 'starting', onion: null });
-  });
-
-  it('answers 404 to any other path, and to a WebSocket upgrade elsewhere than /', async () => {
+  it('answers a WebSocket upgrade elsewhere than / with 404', async () => {
     const s = await server();
-    expect((await fetch(`http://127.0.0.1:${s.port}/peers`)).status).toBe(404);
     const c = new RawClient(`ws://127.0.0.1:${s.port}/other`);
     clients.push(c);
     await expect(c.opened).rejects.toThrow('HTTP 404');

@@ -20,6 +20,7 @@ import { helloLimits } from './hello.js';
 import { HttpAdmission } from './http-admission.js';
 import type { Logger } from './logger.js';
 import { OnionWatcher } from './onion-watcher.js';
+import { OperatorListener, type HealthState } from './operator-listener.js';
 import { CLUSTER_RETRY_AFTER_MS, openConfiguredPresence, openConfiguredStore } from './open-store.js';
 import { ClusterRoster } from './cluster-roster.js';
 import type { PresenceStore } from '../store/presence.js';
@@ -141,16 +142,19 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
     helloLimits: helloLimits(config),
   });
   const dispatcher = new Dispatcher({ limits, budgets, peers, hub, registrar, connections });
-  const admission = new HttpAdmission({ limits, logger, connections, pendingLine, refusals: summary, health: () => ({ onion: watcher.address, peers: peers.size, ...(cluster === null ? {} : { cluster: cluster.status() }) }) });
+  const admission = new HttpAdmission({ limits, logger, connections, pendingLine, refusals: summary });
   const heartbeats = new Heartbeats(connections, limits.heartbeatSeconds * 1000);
-  const close = closer({ heartbeats, hub, watcher, admission, roster, connections, summary, claims });
+  const parts: RunningParts = { heartbeats, hub, watcher, admission, roster, connections, summary, claims, operator: null };
+  const close = closer(parts);
 
   let address: AddressInfo | string;
   try {
+    // The operator listener comes up before the public one.
+    parts.operator = await listenForOperator(config, logger, () => ({ onion: watcher.address, peers: peers.size, ...(cluster === null ? {} : { cluster: cluster.status() }) }));
     address = await admission.listen(config.listen);
     await watcher.start();
   } catch (err) {
-    // A failed start closes what it started: the listener, the timers, a cluster's tail, the store.
+    // A failed start closes what it started: the listeners, the timers, a cluster's tail, the store.
     await close();
     throw err;
   }
@@ -175,6 +179,8 @@ interface RunningParts {
   readonly roster: Roster;
   readonly connections: OpenConnections;
   readonly summary: SummaryLine;
+  /** Set once it listens. */
+  operator: OperatorListener | null;
   readonly claims: ClaimKeeper;
 }
 
@@ -196,12 +202,24 @@ function closer(parts: RunningParts): () => Promise<void> {
       }, SHUTDOWN_GRACE_MS);
       await closed;
       clearTimeout(grace);
+      await parts.operator?.close();
       summary.close();
       await roster.close(); // a cluster's registrations end in one write
       await claims.close(); // after every connection's last-seen was queued
     })();
     return closing;
   };
+}
+
+/** The operator listener when [Host] OperatorSocket is set, listening; it comes up before the public one. */
+async function listenForOperator(config: Config, logger: Logger, health: () => HealthState): Promise<OperatorListener | null> {
+  if (config.operatorSocket === null) {
+    logger.info('no operator listener ([Host] OperatorSocket is not set): /healthz is served nowhere and `p2p-registry health` fails');
+    return null;
+  }
+  const operator = new OperatorListener({ logger, health });
+  await operator.listen(config.operatorSocket);
+  return operator;
 }
 
 /**

@@ -1,0 +1,74 @@
+/**
+ * The operator listener ([Host] OperatorSocket): a unix socket that tor does not forward, for what
+ * only the operator may learn. GET /healthz answers the server's state: status, onion, peers,
+ * uptime, and a cluster instance's own (cluster-roster.ts). On the onion these would tell anyone
+ * when the server restarted, which helps deanonymise an onion service, and a cluster's internals
+ * (SECURITY.md); the public listener answers plain HTTP with one line (http-admission.ts).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { ClusterStatus } from './cluster-roster.js';
+import type { OnionAddress } from '../protocol/onion-address.js';
+import { listenOn } from './listen.js';
+import type { Logger } from './logger.js';
+
+/** The server's own user only: the container HEALTHCHECK runs as it; widening is the operator's choice. */
+const SOCKET_MODE = 0o600;
+/** Generous for a local health check, short enough that a stuck client does not hold a socket long. */
+const REQUEST_TIMEOUT_MS = 5_000;
+
+export interface HealthState {
+  /** The registry's onion address, null while tor has not written it. */
+  readonly onion: OnionAddress | null;
+  readonly peers: number;
+  readonly cluster?: ClusterStatus;
+}
+
+export interface OperatorListenerOptions {
+  readonly logger: Logger;
+  readonly health: () => HealthState;
+}
+
+export class OperatorListener {
+  private readonly startedAt = Date.now();
+  private readonly http: Server;
+
+  constructor(private readonly options: OperatorListenerOptions) {
+    this.http = createServer({ headersTimeout: REQUEST_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: REQUEST_TIMEOUT_MS }, (req, res) =>
+      this.handle(req, res),
+    );
+    this.http.on('clientError', (_err: Error, socket) => socket.destroy());
+  }
+
+  /** Listens on `path` (a stale socket of a previous run is replaced; mode 600). */
+  async listen(path: string): Promise<void> {
+    await listenOn(this.http, { kind: 'unix', path }, { name: '[Host] OperatorSocket', socketMode: SOCKET_MODE });
+    this.options.logger.info({ operatorSocket: path }, 'operator listener ready: GET /healthz');
+  }
+
+  /** Stops listening and closes its connections (none outlives a health check). */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.http.close(() => resolve());
+      this.http.closeAllConnections();
+    });
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/healthz' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' });
+      res.end('not found: the operator listener serves GET /healthz\n');
+      return;
+    }
+    const { onion, peers, cluster } = this.options.health();
+    const body = JSON.stringify({
+      status: onion === null ? 'starting' : 'ok',
+      onion,
+      peers,
+      uptimeSeconds: Math.floor((Date.now() - this.startedAt) / 1000),
+      ...(cluster === undefined ? {} : { cluster }),
+    });
+    res.writeHead(onion === null ? 503 : 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
+}
