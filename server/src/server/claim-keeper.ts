@@ -196,13 +196,12 @@ export class ClaimKeeper {
   /** ClaimAfterSeconds > 0: the store's conflicts, then one write (a refresh, or a touch). */
   private async checkAndTouch(entry: Entry): Promise<Claim | null> {
     const { byNickname, byAddress, byKey } = await this.store.findForRegistration({ keyId: entry.keyId, nickname: entry.peer.nickname, address: entry.peer.address });
-    if (byNickname !== null && byNickname.keyId !== entry.keyId) throw refuse(CLAIM_REFUSALS.nicknameClaimed(entry.peer.nickname));
-    let displaced: Claim | null = null;
-    if (byAddress !== null && byAddress.keyId !== entry.keyId) {
-      // A valid proof takes the address from an unverified claim; nothing takes a verified one.
-      if (!entry.peer.addressVerified || byAddress.addressVerified) throw refuse(this.addressRefusal(entry, byAddress));
-      displaced = byAddress;
-    }
+    // A valid proof takes the address from an unverified claim; nothing takes a verified one.
+    const othersAddress = byAddress !== null && byAddress.keyId !== entry.keyId ? byAddress : null;
+    const displaced = othersAddress !== null && entry.peer.addressVerified && !othersAddress.addressVerified ? othersAddress : null;
+    // Erratum 1: that claim loses the nickname too, when it holds it.
+    if (byNickname !== null && byNickname.keyId !== entry.keyId && byNickname.keyId !== displaced?.keyId) throw refuse(CLAIM_REFUSALS.nicknameClaimed(entry.peer.nickname));
+    if (othersAddress !== null && displaced === null) throw refuse(this.addressRefusal(entry, othersAddress));
     if (byKey !== null && sameBinding(byKey, entry)) return this.accepted(entry, await this.store.claim(this.requestOf(entry)));
     const writes: Promise<unknown>[] = [this.store.touch([entry.keyId])];
     if (displaced !== null) writes.push(this.store.releaseKey(displaced.keyId));

@@ -270,6 +270,23 @@ export function describeClaimStoreContract(name: string, openStore: OpenClaimSto
       expect(await s.getByNickname('squatter')).toBeNull();
     });
 
+    it('lets a verified claim displace an unverified claim of another key that holds both the address and the nickname (erratum 1)', async () => {
+      const s = await open();
+      const [squatter, owner] = [newKey(), newKey()];
+      const address = newAddress();
+      const squat = expectClaimed(await s.claim(request(squatter, 'alice', address)));
+      expect((await s.claim(request(owner, 'ALICE', address, { addressVerified: true }))).kind).toBe('nickname-taken');
+      const taken = expectClaimed(await s.claim(request(owner, 'ALICE', address, { addressVerified: true, displaceUnverified: true })));
+      expect(taken.displaced).toEqual(squat.claim);
+      expect(await s.getByNickname('alice')).toMatchObject({ keyId: owner.keyId, nickname: 'ALICE', addressVerified: true });
+      expect((await s.findForRegistration({ keyId: squatter.keyId, nickname: 'x', address: newAddress() })).byKey).toBeNull();
+      // Only a claim that holds the address loses the nickname: another holder of it keeps it.
+      await s.claim(request(newKey(), 'bob', newAddress()));
+      const address2 = newAddress();
+      await s.claim(request(newKey(), 'sam', address2));
+      expect((await s.claim(request(newKey(), 'bob', address2, { addressVerified: true, displaceUnverified: true }))).kind).toBe('nickname-taken');
+    });
+
     it('never lets a claim displace a verified claim, nor an unverified claim displace anything', async () => {
       const s = await open();
       const address = newAddress();
