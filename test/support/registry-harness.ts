@@ -12,7 +12,7 @@ import { buildConfig, type Config } from '../../server/src/server/config.js';
 import { createLogger } from '../../server/src/server/logger.js';
 import { onionAddressFromPublicKey } from '../../server/src/protocol/onion-address.js';
 import { addressProofPayload, registrationPayload } from '../../server/src/protocol/signing.js';
-import { startServer, type RegistryServer } from '../../server/src/server/start-server.js';
+import { startServer, type RegistryServer, type StartOptions } from '../../server/src/server/start-server.js';
 import type { Clock } from '../../server/src/store/claim-store.js';
 import { checkServerMessage } from './message-schemas.js';
 
@@ -58,6 +58,8 @@ export interface TestServerOptions {
   logSummarySeconds?: number;
   /** How often live registrations' last-seen is written. */
   touchIntervalMs?: number;
+  /** Opens the claim store in place of the configured one (StartOptions.openStore): a test's wrapper of it. */
+  openStore?: StartOptions['openStore'];
 }
 
 export function tempDir(prefix = 'registry-test-'): string {
@@ -91,6 +93,7 @@ export async function startTestServer(
   const server = await startServer(config, createLogger(options.logLevel ?? 'silent', options.logDestination), {
     ...(options.now === undefined ? {} : { now: options.now }),
     ...(options.touchIntervalMs === undefined ? {} : { touchIntervalMs: options.touchIntervalMs }),
+    ...(options.openStore === undefined ? {} : { openStore: options.openStore }),
   });
   const port = (server.address as AddressInfo).port;
   return {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { storeError } from '../store/store-error.js';
-import type { ClaimStore } from '../store/claim-store.js';
-import { ClaimKeeper } from './claim-keeper.js';
+import type { Claim, ClaimStore } from '../store/claim-store.js';
+import { ClaimKeeper, type Prepared } from './claim-keeper.js';
 import type { Connection } from './connection.js';
 import type { PeerEntry } from './peer-table.js';
 import { logSink } from '../../../test/support/log-sink.js';
@@ -48,6 +48,50 @@ describe('the delayed claim', () => {
     keeper.entered(entry, null, []);
     await delay(1_500);
     expect(claims()).toBe(1);
+    expect(errors()).toBe(1);
+    await keeper.close();
+  });
+});
+
+describe('what a registration wrote, once the roster answered', () => {
+  const made = { keyId: 'k'.repeat(64), nickname: 'alice2' } as unknown as Claim;
+  const previous = { keyId: 'k'.repeat(64), nickname: 'alice' } as unknown as Claim;
+
+  it('is reverted when it was refused; a revert the store cannot write now is tried again until it can', async () => {
+    const reverts: Array<[Claim, readonly Claim[]]> = [];
+    const store = {
+      revert: (m: Claim, restore: readonly Claim[]) => {
+        reverts.push([m, restore]);
+        return reverts.length < 3 ? Promise.reject(storeError('STORE_UNAVAILABLE', 'locked', { retryAfterMs: 20 })) : Promise.resolve(1);
+      },
+      touch: () => Promise.resolve(0),
+      purgeExpired: () => Promise.resolve(0),
+      close: () => Promise.resolve(),
+    } as unknown as ClaimStore;
+    const { keeper, errors } = keeperWith(store);
+    await keeper.abandon({ held: made, undo: { made, restore: [previous] }, displaced: null });
+    await expect.poll(() => reverts.length).toBe(3);
+    expect(reverts.every(([m, restore]) => m === made && restore[0] === previous)).toBe(true);
+    // Said once, as any store that cannot be written.
+    expect(errors()).toBe(1);
+    await keeper.close();
+  });
+
+  it('deletes the displaced claim once it is in; a deletion that fails with a bug is logged, and the registration stands', async () => {
+    const released: string[] = [];
+    const store = {
+      releaseKey: (keyId: string) => {
+        released.push(keyId);
+        return Promise.reject(new TypeError('a bug'));
+      },
+      touch: () => Promise.resolve(0),
+      purgeExpired: () => Promise.resolve(0),
+      close: () => Promise.resolve(),
+    } as unknown as ClaimStore;
+    const { keeper, errors } = keeperWith(store);
+    const prepared: Prepared = { held: null, undo: null, displaced: previous };
+    await expect(keeper.completed(prepared)).resolves.toBeUndefined();
+    expect(released).toEqual([previous.keyId]);
     expect(errors()).toBe(1);
     await keeper.close();
   });

@@ -56,7 +56,7 @@ export function decideClaim(request: ClaimRequest, found: readonly Claim[], now:
     lastSeenAt: now,
     expiresAt: now + claimMs,
   });
-  return { write: true, remove, claim, outcome: { kind: 'claimed', claim, previous: sameBinding ? null : ownLive, displaced } };
+  return { write: true, remove, claim, outcome: { kind: 'claimed', claim, previous: ownLive, displaced } };
 }
 
 /** Sorts the live claims a lookup by key, nickname key or address found into what each of them is. */

@@ -146,7 +146,7 @@ export function describeClaimStoreContract(name: string, openStore: OpenClaimSto
       const first = expectClaimed(await s.claim(request(alice, 'alice', address)));
       clock.advanceDays(10);
       const again = expectClaimed(await s.claim(request(alice, 'Alice', address)));
-      expect(again.previous).toBeNull();
+      expect(again.previous).toEqual(first.claim);
       expect(again.claim.claimedAt).toBe(first.claim.claimedAt);
       expect(again.claim.nickname).toBe('Alice');
       expect(again.claim.expiresAt).toBe(clock.time + CLAIM_DAYS * MS_PER_DAY);
@@ -318,6 +318,35 @@ export function describeClaimStoreContract(name: string, openStore: OpenClaimSto
       expect(again.claim.addressVerified).toBe(true);
       const moved = expectClaimed(await s.claim(request(alice, 'alice-renamed', newAddress())));
       expect(moved.claim.addressVerified).toBe(false);
+    });
+
+    it("reverts a claim whose registration was refused: the key's previous claim and a displaced one are put back as they were", async () => {
+      const s = await open();
+      const [alice, squatter] = [newKey(), newKey()];
+      const proven = newAddress();
+      const before = expectClaimed(await s.claim(request(alice, 'alice', newAddress()))).claim;
+      const squat = expectClaimed(await s.claim(request(squatter, 'squat', proven))).claim;
+      clock.advanceDays(1);
+      const moved = expectClaimed(await s.claim(request(alice, 'alice2', proven, { addressVerified: true, displaceUnverified: true })));
+      expect(moved.previous).toEqual(before);
+      expect(await s.revert(moved.claim, [before, squat])).toBe(2);
+      expect((await s.list()).claims).toEqual([before, squat]);
+    });
+
+    it('reverts nothing newer: a claim of the key made since stays, and a nickname taken since is not put back', async () => {
+      const s = await open();
+      const [alice, bob] = [newKey(), newKey()];
+      const before = expectClaimed(await s.claim(request(alice, 'alice', newAddress()))).claim;
+      clock.time += 1;
+      const moved = expectClaimed(await s.claim(request(alice, 'alice2', newAddress()))).claim;
+      clock.time += 1;
+      const since = expectClaimed(await s.claim(request(alice, 'alice3', newAddress()))).claim;
+      expect(await s.revert(moved, [before])).toBe(0);
+      expect(await s.getByNickname('alice3')).toEqual(since);
+      expect(await s.getByNickname('alice')).toBeNull();
+      const bobs = expectClaimed(await s.claim(request(bob, 'alice', newAddress()))).claim;
+      expect(await s.revert(since, [before])).toBe(0);
+      expect((await s.list()).claims).toEqual([bobs]);
     });
 
     it('lists live claims in case-insensitive nickname order, a page at a time', async () => {

@@ -20,7 +20,7 @@
  */
 import pg, { type Pool, type PoolClient, type PoolConfig } from 'pg';
 import { MS_PER_DAY, nicknameKey, type Claim, type ClaimList, type ClaimOutcome, type ClaimRequest, type ClaimStore, type Clock, type KeyId, type ListPage, type RelevantClaims } from './claim-store.js';
-import { checkAddress, checkClaimRequest, checkKeyId, checkNickname } from './claim-row.js';
+import { checkAddress, checkClaim, checkClaimRequest, checkKeyId, checkNickname } from './claim-row.js';
 import { decideClaim, sortRelevant } from './claim-rules.js';
 import { backupPostgresClaims } from './postgres-backup.js';
 import { describeTarget, environmentFailure, openFailure, redactConnectionString, sqlstateOf } from './postgres-failure.js';
@@ -30,7 +30,7 @@ export type { PostgresClaimStoreOptions };
 import { migratePostgres, PG_SCHEMA_VERSION, pgSchemaVersionOf } from './postgres-schema.js';
 import { readOnlySchemaError } from './migrations.js';
 import { inTransaction } from './postgres-transaction.js';
-import { BEGIN_DURABLE, claimFromPgRow, SQL, upsertParams } from './postgres-sql.js';
+import { BEGIN_DURABLE, claimFromPgRow, exactParams, SQL, upsertParams } from './postgres-sql.js';
 import type { RegistryError } from '../protocol/errors.js';
 import { isStoreError, storeError } from './store-error.js';
 
@@ -187,6 +187,25 @@ export class PostgresClaimStore implements ClaimStore {
       const now = this.#time();
       return (await this.#statement(SQL.touch, [ids, now, now + this.#claimMs])).rowCount ?? 0;
     });
+  }
+
+  async revert(made: Claim, restore: readonly Claim[]): Promise<number> {
+    checkClaim(made);
+    restore.forEach(checkClaim);
+    return this.#durableWrite(() =>
+      this.#transaction('written', async (client) => {
+        await client.query(SQL.deleteExact, exactParams(made));
+        const now = this.#time();
+        let restored = 0;
+        for (const claim of restore) {
+          if (claim.expiresAt <= now) continue;
+          const key = nicknameKey(claim.nickname);
+          await client.query(SQL.deleteExpiredInWay, [claim.keyId, key, claim.address, now]);
+          restored += (await client.query(SQL.restore, upsertParams(claim, key))).rowCount ?? 0;
+        }
+        return restored;
+      }),
+    );
   }
 
   async releaseKey(keyId: KeyId): Promise<Claim | null> {
