@@ -80,8 +80,8 @@ describe('what a registration wrote, once the roster answered', () => {
   it('deletes the displaced claim once it is in; a deletion that fails with a bug is logged, and the registration stands', async () => {
     const released: string[] = [];
     const store = {
-      releaseKey: (keyId: string) => {
-        released.push(keyId);
+      releaseClaim: (claim: Claim) => {
+        released.push(claim.keyId);
         return Promise.reject(new TypeError('a bug'));
       },
       touch: () => Promise.resolve(0),

@@ -128,7 +128,8 @@ export class ClaimKeeper {
   async completed(prepared: Prepared): Promise<void> {
     if (prepared.displaced === null) return;
     try {
-      await this.store.releaseKey(prepared.displaced.keyId);
+      // Only while it is the claim read: one that moved or was proven since stays.
+      await this.store.releaseClaim(prepared.displaced);
       this.healthy();
     } catch (err) {
       this.failure(err);

@@ -74,3 +74,21 @@ describe('a registration refused after its claim writes changes nothing', () => 
     expect(claimRows(s.database)).toMatchObject([{ nickname: 'squat', address: service.address }]);
   });
 });
+
+describe('the unverified claim a proof displaces', () => {
+  it('is deleted only while it is still the claim read: one that moved meanwhile, to a verified address, stays (ClaimAfterSeconds 600)', async () => {
+    const { s, gated } = await gatedServer({}, 600);
+    const service = onionService();
+    const squatter = ed25519Identity(service.address);
+    await gated.inner.claim(claimOf(squatter, 'squat'));
+    const owner = ed25519Identity();
+    const gate = gated.holdAfter('findForRegistration', (query) => (query as { keyId: string }).keyId === keyOf(owner).keyId);
+    const proving = (await client(s)).registerProven(owner, service, 'owner');
+    await gate.reached;
+    const elsewhere = onionService().address;
+    await gated.inner.claim(claimOf(squatter, 'squat', { address: elsewhere, addressVerified: true }));
+    gate.open();
+    expect(await proving).toMatchObject({ type: 'registered', peer: { addressVerified: true } });
+    expect(claimRows(s.database)).toMatchObject([{ nickname: 'squat', address: elsewhere, address_verified: 1 }]);
+  });
+});

@@ -238,6 +238,21 @@ export function describeClaimStoreContract(name: string, openStore: OpenClaimSto
       expectClaimed(await s.claim(request(newKey(), 'ALICE', address)));
     });
 
+    it('releases a claim read earlier only while it is still exactly that claim', async () => {
+      const s = await open();
+      const squatter = newKey();
+      const address = newAddress();
+      const read = expectClaimed(await s.claim(request(squatter, 'squat', address))).claim;
+      const proven = expectClaimed(await s.claim(request(squatter, 'squat', address, { addressVerified: true }))).claim;
+      expect(await s.releaseClaim(read)).toBe(false);
+      clock.time += 1;
+      const moved = expectClaimed(await s.claim(request(squatter, 'squat', newAddress()))).claim;
+      expect(await s.releaseClaim(proven)).toBe(false);
+      expect((await s.list()).claims).toEqual([moved]);
+      expect(await s.releaseClaim(moved)).toBe(true);
+      expect((await s.list()).claims).toEqual([]);
+    });
+
     it('releases the claim on a nickname whoever holds it, for operators', async () => {
       const s = await open();
       const alice = newKey();

@@ -121,6 +121,13 @@ export interface ClaimStore {
    */
   revert(made: Claim, restore: readonly Claim[]): Promise<number>;
 
+  /**
+   * Deletes `claim` only if its key's claim is still exactly it (nickname, address, verification
+   * and claimedAt): a claim read earlier (one a proof displaces) that moved or was proven since
+   * stays. Decided inside the write. Durable. Resolves with whether it was deleted.
+   */
+  releaseClaim(claim: Claim): Promise<boolean>;
+
   /** Deletes the key's claim (the peer's `release`). Resolves with the deleted claim, if any. Durable. */
   releaseKey(keyId: KeyId): Promise<Claim | null>;
 

@@ -208,6 +208,11 @@ export class PostgresClaimStore implements ClaimStore {
     );
   }
 
+  async releaseClaim(claim: Claim): Promise<boolean> {
+    checkClaim(claim);
+    return this.#durableWrite(() => this.#transaction('written', async (client) => ((await client.query(SQL.deleteExact, exactParams(claim))).rowCount ?? 0) > 0));
+  }
+
   async releaseKey(keyId: KeyId): Promise<Claim | null> {
     const id = checkKeyId(keyId);
     return this.#durableWrite(() => this.#transaction('written', async (client) => this.#liveOrNull((await client.query(SQL.deleteKey, [id])).rows[0])));

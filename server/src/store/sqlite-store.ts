@@ -215,6 +215,11 @@ export class SqliteClaimStore implements ClaimStore {
     });
   }
 
+  async releaseClaim(claim: Claim): Promise<boolean> {
+    checkClaim(claim);
+    return this.#write(() => Number(this.#sql.deleteExact.run(exactParams(claim)).changes) > 0);
+  }
+
   async releaseKey(keyId: KeyId): Promise<Claim | null> {
     const id = checkKeyId(keyId);
     return this.#write(() => this.#liveOrNull(this.#sql.deleteKey.get(id)));
