@@ -15,6 +15,9 @@
  *  - `touch` and `purgeExpired` need not be (a lost touch shortens a claim by at most the touch
  *    interval, which the protocol allows; a lost purge is redone). Implementations may batch them,
  *    but must not reorder them before an earlier `claim` or `release` of the same key.
+ *  - the durable writes of one key (`claim`, `revert`, `releaseClaim`, `releaseKey`) take effect in
+ *    the order they were issued: a release issued after a claim deletes that claim, whichever of
+ *    the two the database could run first.
  * Reads see every write whose promise has resolved; writes still in flight may or may not be seen.
  */
 import { keyDigest } from '../protocol/signing.js';
