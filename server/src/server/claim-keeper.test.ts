@@ -24,9 +24,9 @@ function failingStore(failure: () => Error): { store: ClaimStore; claims: () => 
   return { store, claims: () => claims };
 }
 
-function keeperWith(store: ClaimStore): { keeper: ClaimKeeper; errors: () => number } {
+function keeperWith(store: ClaimStore, intervals: { touchIntervalMs?: number; purgeIntervalMs?: number } = {}): { keeper: ClaimKeeper; errors: () => number } {
   const { sink, lines } = logSink();
-  const keeper = new ClaimKeeper({ store, claimAfterSeconds: 0, logger: pino({ level: 'error' }, sink) });
+  const keeper = new ClaimKeeper({ store, claimAfterSeconds: 0, logger: pino({ level: 'error' }, sink), ...intervals });
   return { keeper, errors: () => lines.filter((l) => (l.level as number) >= 50).length };
 }
 
@@ -50,6 +50,71 @@ describe('the delayed claim', () => {
     expect(claims()).toBe(1);
     expect(errors()).toBe(1);
     await keeper.close();
+  });
+});
+
+describe('last-seen and purges', () => {
+  const claim = { keyId: entry.keyId, expiresAt: Date.now() + 60_000 } as unknown as Claim;
+
+  it('logs a touch that fails with a bug once, and does not keep its keys for another try', async () => {
+    const touched: string[][] = [];
+    const store = {
+      touch: (ids: readonly string[]) => {
+        touched.push([...ids]);
+        return Promise.reject(new TypeError('a bug'));
+      },
+      purgeExpired: () => Promise.resolve(0),
+      close: () => Promise.resolve(),
+    } as unknown as ClaimStore;
+    const { keeper, errors } = keeperWith(store, { touchIntervalMs: 20 });
+    keeper.entered(entry, claim, []);
+    keeper.left(entry);
+    await delay(300);
+    expect(touched.filter((ids) => ids.includes(entry.keyId))).toHaveLength(1);
+    expect(errors()).toBe(1);
+    await keeper.close();
+  });
+
+  it('logs a purge that fails with a bug once, and does not run it again', async () => {
+    let purges = 0;
+    const store = {
+      touch: () => Promise.resolve(0),
+      purgeExpired: () => {
+        purges += 1;
+        return Promise.reject(new TypeError('a bug'));
+      },
+      close: () => Promise.resolve(),
+    } as unknown as ClaimStore;
+    const { keeper, errors } = keeperWith(store, { purgeIntervalMs: 20 });
+    await delay(300);
+    expect(purges).toBe(1);
+    expect(errors()).toBe(1);
+    await keeper.close();
+  });
+
+  it('writes no delayed claim once it is closing, and logs no error for one', async () => {
+    let closed = false;
+    let claims = 0;
+    const store = {
+      claim: () => {
+        claims += 1;
+        return Promise.reject(closed ? storeError('STORE_CLOSED', 'closed') : new Error('not closed yet'));
+      },
+      touch: () => Promise.resolve(0),
+      purgeExpired: () => Promise.resolve(0),
+      close: () => {
+        closed = true;
+        return Promise.resolve();
+      },
+    } as unknown as ClaimStore;
+    const { keeper, errors } = keeperWith(store);
+    const closing = keeper.close();
+    // A registration that got in while the server shut down.
+    keeper.entered(entry, null, []);
+    await closing;
+    await delay(100);
+    expect(claims).toBe(0);
+    expect(errors()).toBe(0);
   });
 });
 

@@ -96,6 +96,10 @@ export class ClaimKeeper {
   private readonly touchTimer: NodeJS.Timeout;
   private readonly purgeTimer: NodeJS.Timeout;
   private closed: Promise<void> | undefined;
+  /** close() began: no delayed claim is armed any more, and the store closing is nothing to report. */
+  private closing = false;
+  /** A touch failed with a bug (said once, until a touch works again). */
+  private touchBroken = false;
 
   constructor(options: ClaimKeeperOptions) {
     this.store = options.store;
@@ -114,7 +118,7 @@ export class ClaimKeeper {
    */
   async prepare(entry: Entry): Promise<Prepared> {
     try {
-      if (this.claimAfterMs === 0) return this.claimed(entry, await this.store.claim(this.requestOf(entry)), null);
+      if (this.claimAfterMs === 0) return this.claimed(entry, await this.store.claim(this.requestOf(entry)));
       return await this.checkAndTouch(entry);
     } catch (err) {
       throw this.failure(err);
@@ -209,6 +213,7 @@ export class ClaimKeeper {
   /** Stops the timers, writes the last-seen of every registration that ended, and closes the store. */
   close(): Promise<void> {
     this.closed ??= (async () => {
+      this.closing = true;
       clearInterval(this.touchTimer);
       clearInterval(this.purgeTimer);
       for (const tracked of this.tracked.values()) clearTimeout(tracked.timer);
@@ -229,9 +234,9 @@ export class ClaimKeeper {
   }
 
   /** What a claim written at register did; a conflict is the refusal to answer. */
-  private claimed(entry: Entry, outcome: ClaimOutcome, displaced: Claim | null): Prepared {
+  private claimed(entry: Entry, outcome: ClaimOutcome): Prepared {
     this.healthy();
-    if (outcome.kind === 'claimed') return { held: outcome.claim, undo: undoOf(outcome), displaced };
+    if (outcome.kind === 'claimed') return { held: outcome.claim, undo: undoOf(outcome), displaced: null };
     if (outcome.kind === 'nickname-taken') throw refuse(CLAIM_REFUSALS.nicknameClaimed(entry.peer.nickname));
     throw refuse(this.addressRefusal(entry, outcome.holder));
   }
@@ -248,7 +253,7 @@ export class ClaimKeeper {
         return;
       }
       this.reverts.add(undo);
-      if (this.closed === undefined && this.revertTimer === undefined) {
+      if (!this.closing && this.revertTimer === undefined) {
         this.revertTimer = setTimeout(() => {
           this.revertTimer = undefined;
           for (const again of [...this.reverts]) void this.revert(again);
@@ -270,13 +275,14 @@ export class ClaimKeeper {
     // Erratum 1: that claim loses the nickname too, when it holds it.
     if (byNickname !== null && byNickname.keyId !== entry.keyId && byNickname.keyId !== displaced?.keyId) throw refuse(CLAIM_REFUSALS.nicknameClaimed(entry.peer.nickname));
     if (othersAddress !== null && displaced === null) throw refuse(this.addressRefusal(entry, othersAddress));
-    if (byKey !== null && sameBinding(byKey, entry)) return this.claimed(entry, await this.store.claim(this.requestOf(entry)), null);
+    if (byKey !== null && sameBinding(byKey, entry)) return this.claimed(entry, await this.store.claim(this.requestOf(entry)));
     await this.store.touch([entry.keyId]);
     this.healthy();
     return { held: null, undo: null, displaced };
   }
 
   private arm(entry: Entry, tracked: Tracked, delayMs = Math.max(0, tracked.since + this.claimAfterMs - Date.now())): void {
+    if (this.closing) return;
     clearTimeout(tracked.timer);
     tracked.timer = setTimeout(() => void this.claimLater(entry, tracked), delayMs).unref();
   }
@@ -289,10 +295,13 @@ export class ClaimKeeper {
       outcome = await this.store.claim(this.requestOf(entry));
       this.healthy();
     } catch (err) {
+      if (this.closing || isStoreError(err, 'STORE_CLOSED')) {
+        this.logger.debug({ err }, 'delayed claim not written: shutting down');
+        return;
+      }
       const failure = this.failure(err);
       // Only a store that cannot be written now is worth retrying; anything else is a bug, logged
       // once: retrying it every second would log it every second for as long as the peer stays.
-      if (isStoreError(err, 'STORE_CLOSED')) return; // shutting down
       if (!isStoreError(err, 'STORE_UNAVAILABLE')) {
         this.logger.error({ err }, 'delayed claim failed');
         return;
@@ -322,10 +331,17 @@ export class ClaimKeeper {
     try {
       await this.store.touch(ids);
       this.healthy();
+      this.touchBroken = false;
     } catch (err) {
-      // Kept for the next interval: a failed touch must not shorten a claim for long.
-      for (const id of ids) this.departed.add(id);
-      this.failure(err);
+      if (isStoreError(err, 'STORE_UNAVAILABLE')) {
+        // Kept for the next interval: a failed touch must not shorten a claim for long.
+        for (const id of ids) this.departed.add(id);
+        this.failure(err);
+      } else if (!isStoreError(err, 'STORE_CLOSED') && !this.touchBroken) {
+        // A bug: trying the same keys again would fail again, unseen, at every interval.
+        this.touchBroken = true;
+        this.logger.error({ err }, 'writing last-seen failed, not because the store is away: those keys are not tried again (said once until a touch works)');
+      }
     }
   }
 
@@ -334,16 +350,25 @@ export class ClaimKeeper {
       (purged) => {
         if (purged > 0) this.logger.info({ purged }, 'expired claims purged');
       },
-      (err: unknown) => void this.failure(err),
+      (err: unknown) => {
+        if (isStoreError(err, 'STORE_UNAVAILABLE')) return void this.failure(err);
+        if (isStoreError(err, 'STORE_CLOSED')) return;
+        // A bug would fail again every interval: stopped, and said once. Reads ignore expired claims.
+        clearInterval(this.purgeTimer);
+        this.logger.error({ err }, 'purging expired claims failed, not because the store is away: not tried again until a restart');
+      },
     );
   }
 
   /**
    * A store failure as the refusal to answer (UNAVAILABLE); logged once when the store starts
-   * failing, not once per request. Anything else is returned as it is (a bug, or a protocol refusal).
+   * failing, not once per request, and not at all when it is closed (a shutdown). Anything else is
+   * returned as it is (a bug, or a protocol refusal).
    */
   private failure(err: unknown): Error & { retryAfterMs?: number | null } {
     if (!isStoreError(err, 'STORE_UNAVAILABLE') && !isStoreError(err, 'STORE_CLOSED')) return err instanceof Error ? err : new Error(String(err));
+    // Closed only by close(): the server is shutting down, nothing is wrong with the store.
+    if (err.code === 'STORE_CLOSED') return unavailable(DEFAULT_RETRY_MS);
     if (!this.failing) {
       this.failing = true;
       this.logger.error({ err }, 'the claim store cannot be written: registrations answer UNAVAILABLE until it can');
