@@ -194,6 +194,28 @@ describe('a cluster of registries sharing PostgreSQL', () => {
     expect(await asker.request({ type: 'lookup', nickname: 'owner' })).toMatchObject({ peer: { address: service.address, addressVerified: true } });
   });
 
+  it('evicts a squatter on another instance that holds both the nickname and the address when the owner proves the address (4002, erratum 1)', async () => {
+    const { urls } = await cluster(2);
+    const [a, b] = urls as [string, string];
+    const watcher = await view(b);
+    const service = onionService();
+    const squatter = await connect(a);
+    expect((await squatter.register(ed25519Identity(service.address), 'alice', 5050)).type).toBe('registered');
+    await watcher.client.waitFor((f) => f.type === 'peer_joined');
+    const owner = await connect(b);
+    expect(await owner.registerProven(ed25519Identity(), service, 'alice', 6060)).toMatchObject({ type: 'registered', peer: { nickname: 'alice', addressVerified: true } });
+    await squatter.waitFor((f) => f.type === 'evicted');
+    expect(await squatter.closed).toMatchObject({ code: 4002 });
+    await waitConverged(urls, [watcher]);
+    expect(watcher.events().map((e) => [e.type, (e.peer as { port?: number } | undefined)?.port ?? e.nickname])).toEqual([
+      ['peer_joined', 5050],
+      ['peer_left', 'alice'],
+      ['peer_joined', 6060],
+    ]);
+    const asker = await connect(a);
+    expect(await asker.request({ type: 'lookup', nickname: 'alice' })).toMatchObject({ peer: { address: service.address, addressVerified: true, port: 6060 } });
+  });
+
   it('keeps every subscriber of every instance equal to a fresh list through random churn', async () => {
     const { urls } = await cluster(3);
     const views = await Promise.all(urls.map((url) => view(url)));

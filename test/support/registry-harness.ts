@@ -63,7 +63,7 @@ export interface TestServerOptions {
   logSummarySeconds?: number;
   /** How often live registrations' last-seen is written. */
   touchIntervalMs?: number;
-  /** A claim store in place of the SQLite file (StartOptions.openStore): one that fails, or never answers. */
+  /** A claim store in place of the configured one (StartOptions.openStore): one that fails, never answers, or a test's wrapper of it. */
   openStore?: StartOptions['openStore'];
 }
 

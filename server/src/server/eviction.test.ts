@@ -159,6 +159,45 @@ describe('eviction by a proven owner', () => {
     expect(await (await client(s)).register(ed25519Identity(), 'squatter')).toMatchObject({ type: 'registered' });
   });
 
+  it('displaces a live squatter that holds both the nickname and the address: evicted, 4002, and the owner registers (erratum 1)', async () => {
+    const s = await server({ EventBatchMs: 0 }, { claims: { ClaimAfterSeconds: 0 } });
+    const watcher = await client(s);
+    await watcher.request({ type: 'subscribe' });
+    const service = onionService();
+    const squatter = await client(s);
+    expect(await squatter.register(ed25519Identity(service.address), 'alice', 5050)).toMatchObject({ type: 'registered', claim: { until: expect.any(String) } });
+    const owner = await client(s);
+    const reply = await owner.registerProven(ed25519Identity(), service, 'alice', 6060);
+    expect(reply).toMatchObject({ type: 'registered', peer: { nickname: 'alice', addressVerified: true }, claim: { until: expect.any(String) } });
+    expect(await squatter.waitFor((f) => f.type === 'evicted')).toEqual({ type: 'evicted', reason: 'address proven by its owner' });
+    expect((await squatter.closed).code).toBe(4002);
+    expect(await eventsOf(watcher, 3)).toEqual([
+      ['peer_joined', 'alice', 5050],
+      ['peer_left', 'alice', undefined],
+      ['peer_joined', 'alice', 6060],
+    ]);
+    expect(claimRows(s.database)).toMatchObject([{ nickname: 'alice', address: service.address, address_verified: 1 }]);
+  });
+
+  // 0: the owner's claim is written at once and takes the squatter's place; 1: the squatter's claim
+  // is released and the owner's own waits for its second.
+  it.each([
+    [0, [{ nickname: 'alice', address_verified: 1 }]],
+    [1, []],
+  ])('displaces the claim of an offline squatter that holds both the nickname and the address (ClaimAfterSeconds %i, erratum 1)', async (after, rows) => {
+    const s = await server({}, { claims: { ClaimAfterSeconds: after } });
+    const service = onionService();
+    const squatter = await client(s);
+    await squatter.register(ed25519Identity(service.address), 'alice');
+    if (after > 0) await squatter.waitFor((f) => f.type === 'claimed', 5_000);
+    squatter.close();
+    await squatter.closed;
+    await expect.poll(() => s.server.stats().peers).toBe(0);
+    expect(await (await client(s)).register(ed25519Identity(), 'alice')).toMatchObject({ code: 'NICKNAME_TAKEN' });
+    expect(await (await client(s)).registerProven(ed25519Identity(), service, 'alice')).toMatchObject({ type: 'registered', peer: { addressVerified: true } });
+    expect(claimRows(s.database)).toMatchObject(rows);
+  });
+
   it('never lets an unverified registration take a proven address, live or claimed', async () => {
     const s = await server({}, { claims: { ClaimAfterSeconds: 0 } });
     const service = onionService();

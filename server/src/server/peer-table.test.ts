@@ -47,6 +47,17 @@ describe('peer table', () => {
     expect(() => table.add(reg('other', 'otto', 'x.onion', 'T'))).toThrow('address');
   });
 
+  it('lets a proven address take the nickname too from an unverified holder of both, but not from another holder of the nickname (erratum 1)', () => {
+    const table = new PeerTable<string>(100);
+    table.add(reg('squatter', 'alice', 'x.onion', 'S'));
+    expect(() => table.add(reg('owner', 'alice', 'x.onion', 'O'))).toThrow('nickname');
+    expect(table.add(reg('owner', 'alice', 'x.onion', 'O', true)).map((r) => r.owner)).toEqual(['squatter']);
+    expect(table.lookup('alice')?.owner).toBe('owner');
+    table.add(reg('bob', 'bob', 'b.onion', 'B'));
+    table.add(reg('squatter2', 'sam', 'y.onion', 'S2'));
+    expect(() => table.add(reg('owner2', 'bob', 'y.onion', 'O2', true))).toThrow('nickname');
+  });
+
   it('does not count replaced registrations against the peer limit', () => {
     const table = new PeerTable<string>(1);
     table.add(reg('conn1', 'alice', 'x.onion', 'K'));

@@ -84,15 +84,16 @@ export class PeerTable<Owner> {
    * NICKNAME_TAKEN, ADDRESS_TAKEN or REGISTRY_FULL. Replaced are the same key's registration on
    * another owner, whatever its nickname and address (revision 2: one key, one live registration),
    * and, for a candidate with a proven address, an unverified holder of the address with another
-   * key (revision 2: eviction; its keyId differs from the candidate's).
+   * key (revision 2: eviction; its keyId differs from the candidate's), also when that holder holds
+   * the nickname too (erratum 1: a squatter of both never keeps the nickname against the proof).
    */
   admit(candidate: PeerEntry<Owner>): PeerEntry<Owner>[] {
     const byNick = this.byNickname.get(nicknameKey(candidate.peer.nickname));
     const byAddr = this.byAddress.get(candidate.peer.address);
-    if (byNick !== undefined && byNick.owner !== candidate.owner && !byNick.keyDer.equals(candidate.keyDer)) {
+    const evicts = candidate.peer.addressVerified && byAddr !== undefined && !byAddr.peer.addressVerified;
+    if (byNick !== undefined && byNick.owner !== candidate.owner && !byNick.keyDer.equals(candidate.keyDer) && !(evicts && byNick === byAddr)) {
       throw refuse(REFUSALS.nicknameTaken(candidate.peer.nickname));
     }
-    const evicts = candidate.peer.addressVerified && byAddr !== undefined && !byAddr.peer.addressVerified;
     if (byAddr !== undefined && byAddr.owner !== candidate.owner && !byAddr.keyDer.equals(candidate.keyDer) && !evicts) {
       throw refuse(REFUSALS.addressTaken);
     }

@@ -11,9 +11,9 @@ import { checkOnionKey, decodeOnionAddress } from '../protocol/onion-address.js'
 import { isKnownGoodEd25519Key } from '../protocol/ed25519-point.js';
 import { checkPeerKeyPoint, decodeSignature, ed25519PointOf, peekEd25519Point, readPeerKey, verifySignature } from '../protocol/peer-key.js';
 import { addressProofPayload, registrationPayload } from '../protocol/signing.js';
-import { keyIdOf, type Claim } from '../store/claim-store.js';
+import { keyIdOf } from '../store/claim-store.js';
 import type { Budgets } from './budgets.js';
-import { claimInfo, type ClaimKeeper } from './claim-keeper.js';
+import { claimInfo, type ClaimKeeper, type Prepared } from './claim-keeper.js';
 import { CLAIM_REFUSALS } from './claim-refusals.js';
 import type { Connection } from './connection.js';
 import type { FairScheduler } from './fair-scheduler.js';
@@ -168,20 +168,23 @@ export class Registrar {
   private async complete(conn: Connection, id: RequestId, entry: LocalEntry, valid: boolean, proven: boolean): Promise<void> {
     if (!valid) return conn.reply(id, refuse(REFUSALS.badSignature));
     if (!proven) return conn.reply(id, refuse(CLAIM_REFUSALS.badAddressProof));
-    let claim: Claim | null = null;
+    let prepared: Prepared | null = null;
     try {
       // The table may have changed while the signature was checked (a name taken, the table full);
       // checked again before the store is written, and once more by the roster.
       this.peers.admit(entry);
-      claim = await this.claims.keeper.prepare(entry);
-      if (conn.closed || conn.closing) return;
-      const held = claim;
+      prepared = await this.claims.keeper.prepare(entry);
+      // A registration that does not happen changes nothing, the claims included.
+      if (conn.closed || conn.closing) return await this.claims.keeper.abandon(prepared);
+      const held = prepared.held;
       await this.roster.enter(entry, (replaced) => this.claims.keeper.entered(entry, held, replaced));
     } catch (err) {
       if (!(err instanceof RegistryError)) throw err;
-      this.claims.keeper.abandon(entry, claim);
+      if (prepared !== null) await this.claims.keeper.abandon(prepared);
       return conn.reply(id, err);
     }
+    await this.claims.keeper.completed(prepared);
+    const claim = prepared.held;
     conn.send({ type: 'registered', id, peer: entry.peer, claim: claim === null ? null : claimInfo(claim) });
     // Counted for the summary line: a line each at info would make a reconnect storm a flood of lines.
     this.summary.registered();

@@ -91,8 +91,10 @@ export class LocalRoster implements Roster {
     const replaced = this.effects.peers.add(entry); // throws the refusal, having changed nothing
     entered(replaced.filter(isLocal));
     for (const old of replaced) {
-      // The same nickname stays on: subscribers see one peer_joined with the new peer object.
-      this.effects.ended(old, old.keyId === entry.keyId ? 'replaced' : 'evicted', nicknameKey(old.peer.nickname) !== nicknameKey(entry.peer.nickname));
+      // The same key on the same nickname: subscribers see one peer_joined with the new peer object.
+      // An eviction is always a peer_left, even of the nickname the owner takes (erratum 1).
+      const how = old.keyId === entry.keyId ? 'replaced' : 'evicted';
+      this.effects.ended(old, how, how === 'evicted' || nicknameKey(old.peer.nickname) !== nicknameKey(entry.peer.nickname));
     }
     this.effects.joined(entry);
     return Promise.resolve();

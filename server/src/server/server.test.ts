@@ -434,6 +434,8 @@ function storeThatNeverAnswers(): ClaimStore {
     findForRegistration: never,
     claim: never,
     touch: never,
+    revert: never,
+    releaseClaim: never,
     releaseKey: never,
     releaseNickname: never,
     getByNickname: never,

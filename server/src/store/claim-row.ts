@@ -86,3 +86,10 @@ export function checkClaimRequest(request: ClaimRequest): ClaimRequest {
   if (typeof request.addressVerified !== 'boolean') throw badInput('addressVerified must be a boolean');
   return request;
 }
+
+/** Checks a claim passed back in (a revert): a claim request's checks, and its times. */
+export function checkClaim(claim: Claim): Claim {
+  checkClaimRequest(claim);
+  if (!isTime(claim.claimedAt) || !isTime(claim.lastSeenAt) || !isTime(claim.expiresAt)) throw badInput('claimedAt, lastSeenAt and expiresAt must be whole numbers of ms');
+  return claim;
+}

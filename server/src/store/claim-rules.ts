@@ -28,18 +28,18 @@ export function decideClaim(request: ClaimRequest, found: readonly Claim[], now:
     }
   }
 
-  if (othersNickname !== null && othersNickname.expiresAt > now) return { write: false, outcome: { kind: 'nickname-taken', holder: othersNickname } };
-  let displaced: Claim | null = null;
-  if (othersAddress !== null && othersAddress.expiresAt > now) {
-    const mayDisplace = request.addressVerified && request.displaceUnverified === true && !othersAddress.addressVerified;
-    if (!mayDisplace) return { write: false, outcome: { kind: 'address-taken', holder: othersAddress } };
-    displaced = othersAddress;
-  }
+  const liveAddress = othersAddress !== null && othersAddress.expiresAt > now ? othersAddress : null;
+  const mayDisplace = liveAddress !== null && request.addressVerified && request.displaceUnverified === true && !liveAddress.addressVerified;
+  // Erratum 1: the unverified claim on the proven address is displaced from the nickname too.
+  const nicknameDisplaced = mayDisplace && othersNickname?.keyId === liveAddress.keyId;
+  if (othersNickname !== null && othersNickname.expiresAt > now && !nicknameDisplaced) return { write: false, outcome: { kind: 'nickname-taken', holder: othersNickname } };
+  if (liveAddress !== null && !mayDisplace) return { write: false, outcome: { kind: 'address-taken', holder: liveAddress } };
+  const displaced = mayDisplace ? liveAddress : null;
 
   // Whatever else is in the way is expired (it does not exist) or displaced.
   const remove: KeyId[] = [];
   if (othersNickname !== null) remove.push(othersNickname.keyId);
-  if (othersAddress !== null && othersAddress !== othersNickname) remove.push(othersAddress.keyId);
+  if (othersAddress !== null && othersAddress.keyId !== othersNickname?.keyId) remove.push(othersAddress.keyId);
 
   const ownLive = own !== null && own.expiresAt > now ? own : null;
   const sameAddress = ownLive !== null && ownLive.address === request.address;
@@ -56,7 +56,7 @@ export function decideClaim(request: ClaimRequest, found: readonly Claim[], now:
     lastSeenAt: now,
     expiresAt: now + claimMs,
   });
-  return { write: true, remove, claim, outcome: { kind: 'claimed', claim, previous: sameBinding ? null : ownLive, displaced } };
+  return { write: true, remove, claim, outcome: { kind: 'claimed', claim, previous: ownLive, displaced } };
 }
 
 /** Sorts the live claims a lookup by key, nickname key or address found into what each of them is. */

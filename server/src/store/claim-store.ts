@@ -15,6 +15,9 @@
  *  - `touch` and `purgeExpired` need not be (a lost touch shortens a claim by at most the touch
  *    interval, which the protocol allows; a lost purge is redone). Implementations may batch them,
  *    but must not reorder them before an earlier `claim` or `release` of the same key.
+ *  - the durable writes of one key (`claim`, `revert`, `releaseClaim`, `releaseKey`) take effect in
+ *    the order they were issued: a release issued after a claim deletes that claim, whichever of
+ *    the two the database could run first.
  * Reads see every write whose promise has resolved; writes still in flight may or may not be seen.
  */
 import { keyDigest } from '../protocol/signing.js';
@@ -70,8 +73,8 @@ export interface RelevantClaims {
 
 export type ClaimOutcome =
   /**
-   * The key holds `claim` now (durably). `previous` is the key's claim it replaced, when it had one
-   * on another nickname or address (a move; null when it only refreshed the same binding).
+   * The key holds `claim` now (durably). `previous` is the key's live claim before this write, as it
+   * was (on another nickname or address: a move; on the same: a refresh), or null when it had none.
    * `displaced` is another key's unverified claim on the address that a verified claim took.
    */
   | { readonly kind: 'claimed'; readonly claim: Claim; readonly previous: Claim | null; readonly displaced: Claim | null }
@@ -110,6 +113,23 @@ export interface ClaimStore {
    * Keys without a live claim are skipped. Resolves with how many claims were extended.
    */
   touch(keyIds: readonly KeyId[]): Promise<number>;
+
+  /**
+   * Undoes a claim whose registration was refused after it was written (PROTOCOL "Durability": a
+   * refused registration changes nothing): deletes `made` only if the key's claim is still exactly
+   * it (nickname, address, verification and claimedAt), then puts back each of `restore` (the key's
+   * previous claim, a displaced one) as it was, unless it has expired or a live claim now holds its
+   * key, nickname or address. Decided inside the write, so a late revert undoes nothing newer.
+   * Durable. Resolves with how many claims were put back.
+   */
+  revert(made: Claim, restore: readonly Claim[]): Promise<number>;
+
+  /**
+   * Deletes `claim` only if its key's claim is still exactly it (nickname, address, verification
+   * and claimedAt): a claim read earlier (one a proof displaces) that moved or was proven since
+   * stays. Decided inside the write. Durable. Resolves with whether it was deleted.
+   */
+  releaseClaim(claim: Claim): Promise<boolean>;
 
   /** Deletes the key's claim (the peer's `release`). Resolves with the deleted claim, if any. Durable. */
   releaseKey(keyId: KeyId): Promise<Claim | null>;

@@ -299,8 +299,10 @@ export class PostgresPresence implements PresenceStore {
         const since = raw['registered_at'];
         if (typeof since === 'number' && nicknameKey(old.nickname) === key && old.address === row.address) registeredAt = Math.min(registeredAt, since);
         removed.push({ kind: 'replaced', announce: nicknameKey(old.nickname) !== key, row: old });
+      } else if (old.address === row.address && row.addressVerified && !old.addressVerified) {
+        // Evicted from the address, and from the nickname too when it holds that as well (erratum 1).
+        removed.push({ kind: 'evicted', announce: true, row: old });
       } else if (nicknameKey(old.nickname) === key) return { kind: 'nickname-taken' };
-      else if (row.addressVerified && !old.addressVerified) removed.push({ kind: 'evicted', announce: true, row: old });
       else return { kind: 'address-taken' };
     }
     if (removed.length > 0) await client.query('DELETE FROM presence WHERE key_id = ANY($1::text[])', [removed.map((r) => r.row.keyId)]);

@@ -1,5 +1,5 @@
 /** The SQL of the PostgreSQL claim store, and the one conversion of its rows to the shared row shape. */
-import type { Claim } from './claim-store.js';
+import { nicknameKey, type Claim } from './claim-store.js';
 import { claimFromRow } from './claim-row.js';
 
 /** claim-row.ts's CLAIM_COLUMNS, with the boolean as 0/1 as claimFromRow expects. */
@@ -19,6 +19,12 @@ export const SQL = {
   deleteKeys: 'DELETE FROM claims WHERE key_id = ANY($1::text[])',
   deleteKey: `DELETE FROM claims WHERE key_id = $1 RETURNING ${COLUMNS}`,
   deleteNickname: `DELETE FROM claims WHERE nickname_key = $1 RETURNING ${COLUMNS}`,
+  /** Only while the key's claim is still exactly the one read (a revert, a displaced claim). */
+  deleteExact: 'DELETE FROM claims WHERE key_id = $1 AND nickname_key = $2 AND address = $3 AND address_verified = $4 AND claimed_at = $5',
+  deleteExpiredInWay: 'DELETE FROM claims WHERE (key_id = $1 OR nickname_key = $2 OR address = $3) AND expires_at <= $4',
+  /** Any unique index in the way (a live claim of that key, nickname or address) leaves it out. */
+  restore: `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
   upsert: `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
     ON CONFLICT (key_id) DO UPDATE SET
@@ -55,4 +61,9 @@ export function upsertParams(claim: Claim, nicknameKey: string): unknown[] {
     claim.lastSeenAt,
     claim.expiresAt,
   ];
+}
+
+/** What identifies a claim exactly (deleteExact's parameters). */
+export function exactParams(claim: Claim): unknown[] {
+  return [claim.keyId, nicknameKey(claim.nickname), claim.address, claim.addressVerified, claim.claimedAt];
 }

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { postgresUrl, startPostgresAgain, stopPostgres } from '../../../test/support/postgres.js';
+import { delay, waitUntil } from '../../../test/support/wait.js';
 import { CLAIM_DAYS, describeClaimStoreContract, failureOf, ManualClock, newAddress, newKey, request } from './claim-store.contract.js';
 import { openPostgresClaimStore, type PostgresClaimStore, type PostgresClaimStoreOptions } from './postgres-store.js';
 import { PG_SCHEMA_VERSION } from './postgres-schema.js';
@@ -93,6 +94,32 @@ describe('PostgreSQL claim store', () => {
     }
     expect((await a.list()).claims).toHaveLength(200);
   }, 60_000);
+
+  it('applies the durable writes of one key in the order they were issued: a release after a claim that waits for a lock deletes that claim', async () => {
+    const url = await freshDatabase();
+    const store = await openAt(url);
+    const [key, other] = [newKey(), newKey()];
+    // An outside transaction holds the nickname at its unique index: the claim waits there.
+    const locker = new pg.Client({ connectionString: url });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query(
+        "INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at) VALUES ($1, $2, 'alice', 'alice', $3, false, 0, 0, 1)",
+        [other.keyId, Buffer.from(other.publicKeyDer), newAddress()],
+      );
+      const claiming = store.claim(request(key, 'alice', newAddress()));
+      await waitUntil('the claim to wait at the unique index', async () => ((await sql(url, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rowCount ?? 0) > 0);
+      const releasing = store.releaseKey(key.keyId);
+      await delay(300);
+      await locker.query('ROLLBACK');
+      expect((await claiming).kind).toBe('claimed');
+      expect(await releasing).toMatchObject({ keyId: key.keyId, nickname: 'alice' });
+      expect(await store.getByNickname('alice')).toBeNull();
+    } finally {
+      await locker.end();
+    }
+  });
 
   it('rejects writes with STORE_UNAVAILABLE while the server is down, keeps what it acknowledged, and recovers by itself', async () => {
     const url = await freshDatabase();

@@ -10,8 +10,11 @@
  * the winner's claim and answers nickname-taken. So exactly one wins.
  *
  * Durability: claims and releases run with synchronous_commit on and resolve only after COMMIT
- * returned. Touches and purges are single statements that need not be durable; they wait for the
- * claims and releases issued before them, so they never overtake one.
+ * returned. Each key's claims, reverts and releases run one after another in the order they were
+ * issued (key-order.ts): on separate pool connections a later release could commit first and be
+ * undone by an earlier claim still waiting for a lock. Touches and purges are single statements
+ * that need not be durable; they wait for the claims and releases issued before them, so they
+ * never overtake one.
  *
  * Failures: a server that is down, restarting, out of disk or read-only makes an operation reject
  * with STORE_UNAVAILABLE (with retryAfterMs): its transaction rolled back, nothing changed. The
@@ -20,7 +23,7 @@
  */
 import pg, { type Pool, type PoolClient, type PoolConfig } from 'pg';
 import { MS_PER_DAY, nicknameKey, type Claim, type ClaimList, type ClaimOutcome, type ClaimRequest, type ClaimStore, type Clock, type KeyId, type ListPage, type RelevantClaims } from './claim-store.js';
-import { checkAddress, checkClaimRequest, checkKeyId, checkNickname } from './claim-row.js';
+import { checkAddress, checkClaim, checkClaimRequest, checkKeyId, checkNickname } from './claim-row.js';
 import { decideClaim, sortRelevant } from './claim-rules.js';
 import { backupPostgresClaims } from './postgres-backup.js';
 import { describeTarget, environmentFailure, openFailure, redactConnectionString, sqlstateOf } from './postgres-failure.js';
@@ -30,7 +33,8 @@ export type { PostgresClaimStoreOptions };
 import { migratePostgres, PG_SCHEMA_VERSION, pgSchemaVersionOf } from './postgres-schema.js';
 import { readOnlySchemaError } from './migrations.js';
 import { inTransaction } from './postgres-transaction.js';
-import { BEGIN_DURABLE, claimFromPgRow, SQL, upsertParams } from './postgres-sql.js';
+import { KeyOrder } from './key-order.js';
+import { BEGIN_DURABLE, claimFromPgRow, exactParams, SQL, upsertParams } from './postgres-sql.js';
 import type { RegistryError } from '../protocol/errors.js';
 import { isStoreError, storeError } from './store-error.js';
 
@@ -141,6 +145,8 @@ export class PostgresClaimStore implements ClaimStore {
   readonly #writes = new Set<Promise<unknown>>();
   /** Claims and releases in flight: touches and purges wait for those issued before them. */
   readonly #durable = new Set<Promise<unknown>>();
+  /** Each key's claims, reverts and releases, in the order they were issued. */
+  readonly #keyOrder = new KeyOrder();
   #closed = false;
 
   /** Use openPostgresClaimStore: it migrates and checks the database first. */
@@ -167,7 +173,7 @@ export class PostgresClaimStore implements ClaimStore {
 
   async claim(request: ClaimRequest): Promise<ClaimOutcome> {
     checkClaimRequest(request);
-    return this.#durableWrite(async () => {
+    return this.#durableWrite([request.keyId], async () => {
       for (let attempt = 1; ; attempt += 1) {
         try {
           return await this.#transaction('written', (client) => this.#claimIn(client, request));
@@ -189,14 +195,39 @@ export class PostgresClaimStore implements ClaimStore {
     });
   }
 
+  async revert(made: Claim, restore: readonly Claim[]): Promise<number> {
+    checkClaim(made);
+    restore.forEach(checkClaim);
+    return this.#durableWrite([made.keyId, ...restore.map((claim) => claim.keyId)], () =>
+      this.#transaction('written', async (client) => {
+        await client.query(SQL.deleteExact, exactParams(made));
+        const now = this.#time();
+        let restored = 0;
+        for (const claim of restore) {
+          if (claim.expiresAt <= now) continue;
+          const key = nicknameKey(claim.nickname);
+          await client.query(SQL.deleteExpiredInWay, [claim.keyId, key, claim.address, now]);
+          restored += (await client.query(SQL.restore, upsertParams(claim, key))).rowCount ?? 0;
+        }
+        return restored;
+      }),
+    );
+  }
+
+  async releaseClaim(claim: Claim): Promise<boolean> {
+    checkClaim(claim);
+    return this.#durableWrite([claim.keyId], () => this.#transaction('written', async (client) => ((await client.query(SQL.deleteExact, exactParams(claim))).rowCount ?? 0) > 0));
+  }
+
   async releaseKey(keyId: KeyId): Promise<Claim | null> {
     const id = checkKeyId(keyId);
-    return this.#durableWrite(() => this.#transaction('written', async (client) => this.#liveOrNull((await client.query(SQL.deleteKey, [id])).rows[0])));
+    return this.#durableWrite([id], () => this.#transaction('written', async (client) => this.#liveOrNull((await client.query(SQL.deleteKey, [id])).rows[0])));
   }
 
   async releaseNickname(nickname: string): Promise<Claim | null> {
     const key = nicknameKey(checkNickname(nickname));
-    return this.#durableWrite(() => this.#transaction('written', async (client) => this.#liveOrNull((await client.query(SQL.deleteNickname, [key])).rows[0])));
+    // Whose claim it deletes is known only inside the write: ordered with no key's writes.
+    return this.#durableWrite([], () => this.#transaction('written', async (client) => this.#liveOrNull((await client.query(SQL.deleteNickname, [key])).rows[0])));
   }
 
   async getByNickname(nickname: string): Promise<Claim | null> {
@@ -337,9 +368,10 @@ export class PostgresClaimStore implements ClaimStore {
     return promise;
   }
 
-  #durableWrite<T>(run: () => Promise<T>): Promise<T> {
+  /** Runs after the writes of the same keys issued before it (key-order.ts). */
+  #durableWrite<T>(keys: readonly KeyId[], run: () => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(storeError('STORE_CLOSED', `the claim store ${this.target} is closed`));
-    return this.#track(run(), true);
+    return this.#track(this.#keyOrder.run(keys, run), true);
   }
 
   /** Runs after every claim and release issued before it has settled. */

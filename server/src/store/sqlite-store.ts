@@ -30,7 +30,7 @@ import {
   type ListPage,
   type RelevantClaims,
 } from './claim-store.js';
-import { checkAddress, checkClaimRequest, checkKeyId, checkNickname, claimFromRow } from './claim-row.js';
+import { checkAddress, checkClaim, checkClaimRequest, checkKeyId, checkNickname, claimFromRow } from './claim-row.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
 import { decideClaim, sortRelevant } from './claim-rules.js';
 import { GroupCommit, type Settled, type WriteOp } from './group-commit.js';
@@ -183,6 +183,29 @@ export class SqliteClaimStore implements ClaimStore {
       }, false);
     }
     return touched;
+  }
+
+  async revert(made: Claim, restore: readonly Claim[]): Promise<number> {
+    checkClaim(made);
+    restore.forEach(checkClaim);
+    return this.#write(() => {
+      this.#sql.deleteExact.run(exactParams(made));
+      const now = this.#time();
+      let restored = 0;
+      for (const claim of restore) {
+        if (claim.expiresAt <= now) continue;
+        const key = nicknameKey(claim.nickname);
+        this.#sql.deleteExpiredInWay.run({ keyId: claim.keyId, nicknameKey: key, address: claim.address, now });
+        const { changes } = this.#sql.restore.run({ ...exactParams(claim), der: claim.publicKeyDer, nickname: claim.nickname, lastSeenAt: claim.lastSeenAt, expiresAt: claim.expiresAt });
+        restored += Number(changes);
+      }
+      return restored;
+    });
+  }
+
+  async releaseClaim(claim: Claim): Promise<boolean> {
+    checkClaim(claim);
+    return this.#write(() => Number(this.#sql.deleteExact.run(exactParams(claim)).changes) > 0);
   }
 
   async releaseKey(keyId: KeyId): Promise<Claim | null> {
@@ -353,4 +376,9 @@ export class SqliteClaimStore implements ClaimStore {
     });
     return decision.outcome;
   }
+}
+
+/** What identifies a claim exactly (deleteExact's parameters). */
+function exactParams(claim: Claim): { keyId: string; nicknameKey: string; address: string; verified: number; claimedAt: number } {
+  return { keyId: claim.keyId, nicknameKey: nicknameKey(claim.nickname), address: claim.address, verified: claim.addressVerified ? 1 : 0, claimedAt: claim.claimedAt };
 }
