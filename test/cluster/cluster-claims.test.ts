@@ -4,13 +4,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { clusterTestScope, freshDatabase, sql, startInstance } from '../support/cluster.js';
-import { ed25519Identity } from '../support/registry-harness.js';
+import { ed25519Identity, type TestServer } from '../support/registry-harness.js';
 import { waitUntil } from '../support/wait.js';
 
 const { instances, connect } = clusterTestScope();
 
-async function instanceIdOf(url: string): Promise<string> {
-  const health = (await (await fetch(`${url.replace('ws://', 'http://')}healthz`)).json()) as { cluster: { instance: string } };
+async function instanceIdOf(server: TestServer): Promise<string> {
+  const health = (await server.health()).body as { cluster: { instance: string } };
   return health.cluster.instance;
 }
 
@@ -25,7 +25,7 @@ describe('claims in a cluster', () => {
     first.close();
     await waitUntil('alice to leave', async () => (await sql(database, 'SELECT 1 FROM presence')).rowCount === 0);
     // The instance loses its lease and cannot take it again: the presence refuses its registrations.
-    const instance = await instanceIdOf(a.url);
+    const instance = await instanceIdOf(a);
     await sql(database, `ALTER TABLE registry_instances ADD CONSTRAINT lease_lost CHECK (id <> '${instance}') NOT VALID`);
     await sql(database, 'DELETE FROM registry_instances WHERE id = $1', [instance]);
     const again = await connect(a.url);
