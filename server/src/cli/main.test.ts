@@ -50,6 +50,19 @@ function writeConfig(lines: string): string {
   return path;
 }
 
+/** A config whose SQLite store holds one claim, of `mallory`. */
+async function storeWithMallory(): Promise<{ dir: string; database: string; path: string }> {
+  const dir = tempDir('cli-store-');
+  const database = join(dir, 'registry.db');
+  const path = writeConfig(`[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`);
+  const { openSqliteClaimStore } = await import('../store/sqlite-store.js');
+  const { newAddress, newKey, request } = await import('../store/claim-store.contract.js');
+  const store = await openSqliteClaimStore({ path: database, claimDays: 30 });
+  await store.claim(request(newKey(), 'mallory', newAddress()));
+  await store.close();
+  return { dir, database, path };
+}
+
 describe('p2p-registry command', () => {
   it('serve fails with one line naming every missing key and exits non-zero', async () => {
     const path = writeConfig('[Host]\nHOST = 127.0.0.1\n');
@@ -228,14 +241,7 @@ describe('p2p-registry command', () => {
   });
 
   it('claims list and show only read: they work while another connection holds the database\'s write lock', async () => {
-    const dir = tempDir('cli-store-');
-    const database = join(dir, 'registry.db');
-    const path = writeConfig(`[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`);
-    const { openSqliteClaimStore } = await import('../store/sqlite-store.js');
-    const { newAddress, newKey, request } = await import('../store/claim-store.contract.js');
-    const store = await openSqliteClaimStore({ path: database, claimDays: 30 });
-    await store.claim(request(newKey(), 'mallory', newAddress()));
-    await store.close();
+    const { database, path } = await storeWithMallory();
     const { DatabaseSync } = await import('node:sqlite');
     // A writer's lock, as a busy server's commit would hold it: any write would wait, then fail.
     const writer = new DatabaseSync(database);
@@ -252,14 +258,7 @@ describe('p2p-registry command', () => {
   });
 
   it('claims list and show work for an account that may only read the database file and its folder, the server stopped', async () => {
-    const dir = tempDir('cli-store-');
-    const database = join(dir, 'registry.db');
-    const path = writeConfig(`[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`);
-    const { openSqliteClaimStore } = await import('../store/sqlite-store.js');
-    const { newAddress, newKey, request } = await import('../store/claim-store.contract.js');
-    const store = await openSqliteClaimStore({ path: database, claimDays: 30 });
-    await store.claim(request(newKey(), 'mallory', newAddress()));
-    await store.close();
+    const { dir, database, path } = await storeWithMallory();
     const { chmodSync } = await import('node:fs');
     chmodSync(database, 0o444);
     chmodSync(dir, 0o555);
