@@ -50,6 +50,8 @@ POLL_SECONDS=${CLUSTER_POLL_SECONDS:-10}
 WAIT_SECONDS=${CLUSTER_WAIT_SECONDS:-600}
 GRACE_SECONDS=${CLUSTER_LEASE_GRACE_SECONDS:-30}
 PUBLISH_WAIT_SECONDS=${CLUSTER_PUBLISH_WAIT_SECONDS:-300}
+# SQL: a registry_backends row whose registry holds its lease, or lost it within the grace.
+LEASED="lease_until > now() - make_interval(secs => $GRACE_SECONDS)"
 # onionbalance 0.2.2 takes two introduction points per backend; tor's 50,000-byte descriptor
 # limit leaves room for 8 backends (~2.7 KB per introduction point).
 MAX_BACKENDS=8
@@ -57,6 +59,12 @@ ROLE=${1:-frontend}
 
 say() { printf 'cluster %s: %s\n' "$ROLE" "$*"; }
 die() { printf 'cluster %s: error: %s\n' "$ROLE" "$*" >&2; exit 1; }
+
+for setting in CLUSTER_POLL_SECONDS=$POLL_SECONDS CLUSTER_LEASE_GRACE_SECONDS=$GRACE_SECONDS CLUSTER_PUBLISH_WAIT_SECONDS=$PUBLISH_WAIT_SECONDS; do
+  case ${setting#*=} in
+    '' | *[!0-9]*) die "${setting%%=*} must be a whole number of seconds, got \"${setting#*=}\": fix it in the frontend's environment" ;;
+  esac
+done
 
 # --- PostgreSQL -------------------------------------------------------------------------------
 database_setup() {
@@ -200,7 +208,7 @@ publish_master() { sql "INSERT INTO registry_frontend (id, master_onion, updated
 # recently renewed first (a stale row never pushes out a live backend).
 read_backends() {
   rows=$(sql "SELECT onion FROM registry_backends
-    WHERE drained_at IS NULL AND lease_until > now() - make_interval(secs => $GRACE_SECONDS)
+    WHERE drained_at IS NULL AND $LEASED
     ORDER BY lease_until DESC, onion") || return 1
   BACKENDS= count=0
   for onion in $rows; do
@@ -236,6 +244,7 @@ write_onionbalance_config() {
     for onion in $BACKENDS; do i=$(( i + 1 )); echo "      - {address: $onion, name: backend-$i}"; done
   } >"$RUN_DIR/config.yaml.tmp"
   mv "$RUN_DIR/config.yaml.tmp" "$RUN_DIR/config.yaml"
+  printf '%s\n' "$BACKENDS" >"$RUN_DIR/backends"   # what `cluster backends` calls published
 }
 
 OB_PID=
@@ -243,7 +252,6 @@ start_onionbalance() {
   write_onionbalance_config
   onionbalance-frontend --hs-version v3 -i "${CONTROL_PORT%:*}" -p "${CONTROL_PORT#*:}" -c "$RUN_DIR/config.yaml" &
   OB_PID=$!
-  printf '%s\n' "$BACKENDS" >"$RUN_DIR/backends"
   say "onionbalance started for $MASTER with $(echo "$BACKENDS" | wc -w) backend(s): $BACKENDS"
 }
 
@@ -284,7 +292,6 @@ frontend() {
         if [ "$BACKENDS" != "$current" ]; then
           say "the backends changed ($(what_changed "$current" "$BACKENDS")): onionbalance reloads and publishes the new set"
           write_onionbalance_config
-          printf '%s\n' "$BACKENDS" >"$RUN_DIR/backends"
           current=$BACKENDS
           date +%s >"$RUN_DIR/reloaded-at"
           kill -HUP "$OB_PID"
@@ -345,7 +352,7 @@ backends() {
   operator_setup
   served=$(cat "$RUN_DIR/backends" 2>/dev/null || true)
   rows=$(sql "SELECT onion, CASE WHEN drained_at IS NOT NULL THEN 'drained' WHEN lease_until > now() THEN 'serving'
-      WHEN lease_until > now() - make_interval(secs => $GRACE_SECONDS) THEN 'grace' ELSE 'lapsed' END,
+      WHEN $LEASED THEN 'grace' ELSE 'lapsed' END,
       coalesce(instance_id, '-'), coalesce(round(extract(epoch FROM lease_until - now()))::text, '-'),
       coalesce(to_char(drained_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '-'), coalesce(drain_reason, '')
     FROM registry_backends ORDER BY onion") || die "cannot read registry_backends: $(why_failed)"
@@ -421,7 +428,7 @@ drain() {
   done
   operator_setup
   others=$(sql "SELECT count(*) FROM registry_backends WHERE onion <> '$onion' AND drained_at IS NULL
-    AND lease_until > now() - make_interval(secs => $GRACE_SECONDS)") || die "cannot read registry_backends: $(why_failed)"
+    AND $LEASED") || die "cannot read registry_backends: $(why_failed)"
   if [ "$others" = 0 ] && [ -z "$force" ]; then
     die "$onion is the only backend serving: draining it would leave the master onion with nothing to publish (the frontend keeps the last set). Start another backend first, or add --force"
   fi
@@ -449,7 +456,7 @@ undrain() {
   [ $# -le 1 ] || die "usage: cluster undrain ONION"
   operator_setup
   done_row=$(sql "UPDATE registry_backends SET drained_at = NULL, drain_reason = NULL WHERE onion = '$onion'
-    RETURNING lease_until > now() - make_interval(secs => $GRACE_SECONDS)") || die "cannot write registry_backends: $(why_failed)"
+    RETURNING $LEASED") || die "cannot write registry_backends: $(why_failed)"
   [ -n "$done_row" ] || die "no backend $onion in registry_backends: cluster backends lists the backends the database knows"
   if [ "$done_row" != t ]; then
     say "$onion is no longer drained, but its registry holds no live lease: it is published once its registry runs again"
@@ -465,7 +472,7 @@ forget() {
   need_onion "${1:-}"
   [ $# -le 1 ] || die "usage: cluster forget ONION"
   operator_setup
-  state=$(sql "SELECT lease_until > now() - make_interval(secs => $GRACE_SECONDS) FROM registry_backends WHERE onion = '$onion'") \
+  state=$(sql "SELECT $LEASED FROM registry_backends WHERE onion = '$onion'") \
     || die "cannot read registry_backends: $(why_failed)"
   [ -n "$state" ] || die "no backend $onion in registry_backends: cluster backends lists the backends the database knows"
   [ "$state" = f ] || die "$onion's registry still holds a lease: stop its registry first (it would announce itself again), then forget it"
