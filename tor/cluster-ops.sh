@@ -31,17 +31,20 @@ frontend() { compose exec -T frontend /usr/local/bin/cluster "$@"; }
 # registry_services: the backendN-registry services of this compose file, in order.
 registry_services() { services | grep -E '^backend[0-9]+-registry$' | sort -V || true; }
 
-# The services of this compose file (read whole: grep -q on a pipe would cut it short, SIGPIPE).
-services() { compose config --services; }
+# The services of this compose file, read once (whole: grep -q on a pipe would cut it short).
+SERVICES=
+services() {
+  [ -n "$SERVICES" ] || SERVICES=$(compose config --services) || die "docker compose config failed: run it yourself to see why"
+  printf '%s\n' "$SERVICES"
+}
 
 # onion_of BACKEND: an onion address as it is, or the onion of a backend's compose name.
 onion_of() {
   case $1 in
     *.onion) printf '%s\n' "$1" ;;
     *)
-      local all
-      all=$(services) || die "docker compose config failed: run it yourself to see why"
-      printf '%s\n' "$all" | grep -qx "$1-tor" || die "no service $1-tor in this compose file: give a backend's name (backend1) or its onion address (make cluster-backends lists them)"
+      services >/dev/null
+      printf '%s\n' "$SERVICES" | grep -qx "$1-tor" || die "no service $1-tor in this compose file: give a backend's name (backend1) or its onion address (make cluster-backends lists them)"
       compose exec -T "$1-tor" cat "$HS_DIR/hostname" 2>/dev/null \
         || die "cannot read $1's onion from its tor container: is $1-tor running here? (on another host, give the onion address instead)" ;;
   esac
@@ -62,13 +65,14 @@ health_of() {
 upgrade() {
   local build=1 service backend onion before started row
   [ "${1:-}" = --no-build ] && build=
-  mapfile -t services < <(registry_services)
-  [ "${#services[@]}" -gt 0 ] || die "no backendN-registry service in this compose file"
+  services >/dev/null   # read here, in this shell: the subshells below inherit it
+  mapfile -t registries < <(registry_services)
+  [ "${#registries[@]}" -gt 0 ] || die "no backendN-registry service in this compose file"
   if [ -n "$build" ]; then
     say "building the server image"
-    compose build "${services[0]}"
+    compose build "${registries[0]}"
   fi
-  for service in "${services[@]}"; do
+  for service in "${registries[@]}"; do
     backend=${service%-registry}
     onion=$(onion_of "$backend")
     before=$(backend_row "$onion")
