@@ -47,7 +47,7 @@ export async function serve(configPath: string): Promise<number> {
 }
 
 /** sysexits EX_SOFTWARE: the server stopped itself after an uncaught exception. */
-export const EXIT_SOFTWARE = 70;
+const EXIT_SOFTWARE = 70;
 /** How long the last log lines may take to reach stdout before the process exits anyway. */
 const FLUSH_TIMEOUT_MS = 2_000;
 
@@ -61,7 +61,7 @@ const FLUSH_TIMEOUT_MS = 2_000;
  * after the synchronous code around it ran to completion. Returns the function that removes the
  * handlers; `exit` ends the process.
  */
-export function guardProcess(logger: Logger, exit: (code: number) => void): () => void {
+function guardProcess(logger: Logger, exit: (code: number) => void): () => void {
   let exiting = false;
   const onRejection = (reason: unknown): void => {
     logger.error(reason instanceof Error ? { err: reason } : { reason: String(reason) }, 'unhandled promise rejection (a bug): logged, still serving');

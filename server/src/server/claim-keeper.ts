@@ -75,9 +75,9 @@ function sameBinding(claim: { readonly nickname: string; readonly address: strin
 }
 
 /** What a claim write would have to undo: nothing for a refresh of the binding the key held. */
-function undoOf(outcome: Extract<ClaimOutcome, { kind: 'claimed' }>): Undo | null {
+function undoOf(entry: Entry, outcome: Extract<ClaimOutcome, { kind: 'claimed' }>): Undo | null {
   const { claim, previous, displaced } = outcome;
-  if (previous !== null && previous.address === claim.address && nicknameKey(previous.nickname) === nicknameKey(claim.nickname)) return null;
+  if (previous !== null && sameBinding(previous, entry)) return null;
   return { made: claim, restore: [previous, displaced].filter((c): c is Claim => c !== null) };
 }
 
@@ -236,7 +236,7 @@ export class ClaimKeeper {
   /** What a claim written at register did; a conflict is the refusal to answer. */
   private claimed(entry: Entry, outcome: ClaimOutcome): Prepared {
     this.healthy();
-    if (outcome.kind === 'claimed') return { held: outcome.claim, undo: undoOf(outcome), displaced: null };
+    if (outcome.kind === 'claimed') return { held: outcome.claim, undo: undoOf(entry, outcome), displaced: null };
     if (outcome.kind === 'nickname-taken') throw refuse(CLAIM_REFUSALS.nicknameClaimed(entry.peer.nickname));
     throw refuse(this.addressRefusal(entry, outcome.holder));
   }

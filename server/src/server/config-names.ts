@@ -90,7 +90,7 @@ export function unknownNames(sections: Readonly<Record<string, unknown>>, known:
   return problems;
 }
 
-const ENV_PREFIX = 'REGISTRY_';
+export const ENV_PREFIX = 'REGISTRY_';
 const ENV_HELP = 'REGISTRY_<SECTION>_<KEY> sets [Section] Key of config.ini';
 
 /**

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { parse as parseIni } from 'ini';
 import { configError } from '../protocol/errors.js';
-import { removedNames, unknownEnvNames, unknownNames, type KnownKeys, type RemovedKeys } from './config-names.js';
+import { ENV_PREFIX, removedNames, unknownEnvNames, unknownNames, type KnownKeys, type RemovedKeys } from './config-names.js';
 import { redactConnectionString } from '../store/postgres-failure.js';
 import { CLAIMS_REGISTRY_KEYS, CLAIMS_SECTIONS, isPostgresDatabase, readClaimsConfig, type ClaimsConfig } from './claims-config.js';
 
@@ -123,7 +123,7 @@ const REMOVED_KEYS: RemovedKeys = new Map([
 
 /** The environment variable that overrides `[section] key`, e.g. REGISTRY_HOST_PORT. */
 export function envName(section: string, key: string): string {
-  return `REGISTRY_${section}_${key}`.toUpperCase();
+  return `${ENV_PREFIX}${section}_${key}`.toUpperCase();
 }
 
 /** Parsed ini: sections of keys, and (wrongly placed) keys outside any section. */

@@ -27,7 +27,7 @@
  */
 import pg, { type Pool, type PoolClient, type PoolConfig } from 'pg';
 import { nicknameKey } from './claim-store.js';
-import { APPLICATION_NAME, connectionName, INSTANCE_CONNECTIONS } from './postgres-connections.js';
+import { APPLICATION_NAME, connectionName } from './postgres-connections.js';
 import { environmentFailure, sqlstateOf } from './postgres-failure.js';
 import { SoleConnection } from './postgres-sole-connection.js';
 import { BEGIN_DURABLE } from './postgres-sql.js';
@@ -77,7 +77,7 @@ export class PostgresPresence implements PresenceStore {
   constructor(config: PoolConfig, target: string, retryAfterMs: number, label = APPLICATION_NAME) {
     this.#config = config;
     this.#label = label;
-    this.#pool = new pg.Pool({ ...config, max: INSTANCE_CONNECTIONS.presence, application_name: connectionName(label, 'presence') });
+    this.#pool = new pg.Pool(config); // sized and named by its opener (open-store.ts: INSTANCE_CONNECTIONS.presence)
     this.#pool.on('error', () => undefined);
     this.#pool.on('connect', (client) => client.on('error', () => undefined));
     this.#lease = new SoleConnection({ ...config, application_name: connectionName(label, 'lease') });
@@ -86,17 +86,14 @@ export class PostgresPresence implements PresenceStore {
   }
 
   async renewLease(instanceId: string, leaseMs: number): Promise<void> {
-    if (this.#closed) throw storeError('STORE_CLOSED', `the presence of ${this.#target} is closed`);
-    try {
-      // Updates no key column: a batch's FOR KEY SHARE on this row does not make it wait.
-      await this.#lease.query(
-        `INSERT INTO registry_instances (id, lease_until) VALUES ($1, now() + $2 * interval '1 millisecond')
-         ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until`,
-        [instanceId, leaseMs],
-      );
-    } catch (err) {
-      throw this.#mapped(err, 'reached');
-    }
+    // On the lease's own connection. Updates no key column: a batch's FOR KEY SHARE on this row
+    // does not make it wait.
+    await this.#query(
+      `INSERT INTO registry_instances (id, lease_until) VALUES ($1, now() + $2 * interval '1 millisecond')
+       ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until`,
+      [instanceId, leaseMs],
+      this.#lease,
+    );
   }
 
   async announceBackend(onion: string, instanceId: string, leaseMs: number): Promise<void> {
@@ -328,10 +325,11 @@ export class PostgresPresence implements PresenceStore {
     return null;
   }
 
-  async #query(sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
+  /** One statement on the pool, or on `on` (the lease's own connection). */
+  async #query(sql: string, params: unknown[] = [], on: { query(sql: string, params: unknown[]): Promise<pg.QueryResult> } = this.#pool): Promise<pg.QueryResult> {
     if (this.#closed) throw storeError('STORE_CLOSED', `the presence of ${this.#target} is closed`);
     try {
-      return await this.#pool.query(sql, params);
+      return await on.query(sql, params);
     } catch (err) {
       throw this.#mapped(err, 'reached');
     }
