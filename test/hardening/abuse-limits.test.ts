@@ -187,7 +187,7 @@ describe('connection, request and subscriber budgets free up again', () => {
     for (let i = 0; i < 10; i += 1) greedy.sendRaw(JSON.stringify({ type: 'ping', id: i }));
     // Ten replies: the last ones may be refusals with id null, if the pings had to queue (past the
     // burst, the queue's length) because a turn ran out while the machine was busy.
-    await greedy.waitFor(() => greedy.frames.length === 11);
+    await greedy.waitUntil(() => greedy.frames.length === 11);
     expect(greedy.frames.filter((f) => f.type === 'pong').length).toBeGreaterThanOrEqual(5);
     expect(greedy.frames.filter((f) => f.code === 'RATE_LIMITED').length).toBeGreaterThanOrEqual(4);
     expect(await other.request({ type: 'ping' }), 'another connection has its own budget').toMatchObject({ type: 'pong' });
@@ -302,7 +302,7 @@ describe('logs under a flood', () => {
     await c.opened;
     for (let i = 0; i < 30; i += 1) c.sendRaw('{"type":');
     c.sendRaw('{"type":"teleport"}');
-    await c.waitFor(() => c.frames.filter((f) => f.type === 'error').length === 31);
+    await c.waitUntil(() => c.frames.filter((f) => f.type === 'error').length === 31);
     c.close();
     const summary = (): Record<string, unknown> | undefined => lines.find((l) => String(l.msg).startsWith('summary of the last'));
     await waitUntil('the summary line', () => summary() !== undefined, { timeoutMs: 3_000 });
@@ -345,7 +345,7 @@ describe('slow readers (MaxBufferedBytes)', () => {
     expect(s.server.stats().subscribers, 'the stalled subscriber was dropped').toBe(1);
     expect(producer.frames.filter((f) => f.type === 'error')).toEqual([]);
 
-    await reader.waitFor(() => reader.events().length === cycles * 2, 10_000);
+    await reader.waitUntil(() => reader.events().length === cycles * 2, 10_000);
     const kinds = reader.events().map((e) => e.type);
     expect(kinds.every((kind, i) => kind === (i % 2 === 0 ? 'peer_joined' : 'peer_left'))).toBe(true);
     expect(await reader.request({ type: 'ping' })).toMatchObject({ type: 'pong' });

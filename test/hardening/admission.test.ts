@@ -79,7 +79,7 @@ describe('requests pipelined past the queue', () => {
     // The register takes a signature check; the pings queue behind it (in one write, so the queue
     // fills whatever the speed of the check).
     sendInOneWrite(c, [registerFrame(c, 'reg'), ...Array.from({ length: 70 }, (_, i) => JSON.stringify({ type: 'ping', id: i }))]);
-    await c.waitFor(() => c.frames.length - from >= 71, 10_000);
+    await c.waitUntil(() => c.frames.length - from >= 71, 10_000);
     const replies = c.frames.slice(from);
     expect(replies[0]).toMatchObject({ type: 'registered', id: 'reg' });
     const rest = replies.slice(1, 71);

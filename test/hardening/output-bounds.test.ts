@@ -108,7 +108,7 @@ describe('a reply the client asked for', () => {
     expect(page.peers as unknown[]).toHaveLength(1000);
     expect(JSON.stringify(page).length).toBeGreaterThan(18 * 16_384);
     await registerPeers(s.url, 8);
-    await reader.waitFor(() => reader.events().length === 8, 5_000);
+    await reader.waitUntil(() => reader.events().length === 8, 5_000);
     expect((await reader.request({ type: 'ping' })).type).toBe('pong');
     expect(closings(s)).toEqual([]);
   }, 60_000);

@@ -258,17 +258,40 @@ export class RawClient {
     for (const wake of waiters) wake();
   }
 
-  /** Waits for the first frame (from `from` on) that matches. */
+  /**
+   * Waits for the first frame (from `from` on) that matches. Each frame is tried once, as it
+   * arrives: rescanning every frame on every arrival made a wait for the last of 16,000 events
+   * quadratic, long enough to time out while the frames were all there.
+   */
   async waitFor(match: (frame: Frame) => boolean, timeoutMs = 5_000, from = 0): Promise<Frame> {
+    let next = from;
+    let found: Frame | undefined;
+    await this.waitUntil(
+      () => {
+        for (; found === undefined && next < this.frames.length; next += 1) {
+          if (match(this.frames[next]!)) found = this.frames[next];
+        }
+        return found !== undefined;
+      },
+      timeoutMs,
+      'a matching frame',
+    );
+    return found!;
+  }
+
+  /**
+   * Waits until `condition` (over the frames as a whole, e.g. a count) holds: tried now and once
+   * after each batch of frames arrives, never once per frame already received.
+   */
+  async waitUntil(condition: () => boolean, timeoutMs = 5_000, what = 'a condition on the frames'): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const offSchema = this.schemaErrors[0];
       if (offSchema !== undefined) throw offSchema;
-      const found = this.frames.slice(from).find(match);
-      if (found !== undefined) return found;
-      if (this.ws.readyState === WebSocket.CLOSED) throw new Error(`connection closed while waiting; frames: ${JSON.stringify(this.frames)}`);
+      if (condition()) return;
+      if (this.ws.readyState === WebSocket.CLOSED) throw new Error(`connection closed while waiting for ${what}; ${this.describeFrames()}`);
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for a frame; got ${JSON.stringify(this.frames)}`);
+      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; ${this.describeFrames()}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.waiters.push(() => {
@@ -277,6 +300,13 @@ export class RawClient {
         });
       });
     }
+  }
+
+  /** What arrived, short enough for a failure message: the count by type, then the last frames. */
+  private describeFrames(): string {
+    const byType: Record<string, number> = {};
+    for (const f of this.frames) byType[String(f.type)] = (byType[String(f.type)] ?? 0) + 1;
+    return `got ${this.frames.length} frames ${JSON.stringify(byType)}, the last: ${JSON.stringify(this.frames.slice(-5)).slice(0, 2_000)}`;
   }
 
   sendRaw(data: string | Buffer, binary = false): void {

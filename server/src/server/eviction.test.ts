@@ -12,7 +12,7 @@ const { server, client } = testSession();
 
 /** Every event a subscriber got, as [type, nickname, port]. */
 async function eventsOf(watcher: RawClient, count: number): Promise<Array<[string, string, number | undefined]>> {
-  await watcher.waitFor(() => watcher.events().length >= count);
+  await watcher.waitUntil(() => watcher.events().length >= count);
   await delay(100);
   return watcher.events().map((e) => {
     const peer = e.peer as { nickname: string; port: number } | undefined;

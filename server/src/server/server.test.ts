@@ -129,7 +129,7 @@ describe('framing', () => {
     c.sendRaw(JSON.stringify({ type: 'ping', id: 'x'.repeat(65) }));
     c.sendRaw(JSON.stringify({ type: 'ping', id: { a: 1 } }));
     c.sendRaw(JSON.stringify({ type: 'ping', id: 1.5 }));
-    await c.waitFor(() => c.frames.filter((f) => f.type === 'error').length === 3);
+    await c.waitUntil(() => c.frames.filter((f) => f.type === 'error').length === 3);
     for (const f of c.frames.filter((f) => f.type === 'error')) expect(f).toMatchObject({ code: 'BAD_REQUEST', id: null });
   });
 
@@ -355,7 +355,7 @@ describe('register', () => {
     await old.waitFor((f) => f.type === 'replaced');
     expect((await old.closed).code).toBe(4001);
     expect(await watcher.request({ type: 'lookup', nickname: 'kate' })).toMatchObject({ peer: { port: 6060 } });
-    await watcher.waitFor(() => watcher.events().length >= 2);
+    await watcher.waitUntil(() => watcher.events().length >= 2);
     await delay(150);
     expect(watcher.events().map((e) => [e.type, (e.peer as { port?: number } | undefined)?.port])).toEqual([
       ['peer_joined', 5050],
@@ -491,7 +491,7 @@ describe('requests queued on a connection', () => {
     const c = await client(s);
     const from = c.frames.length;
     sendInOneWrite(c, [registerFrame(c, 'queued', 'reg'), ...Array.from({ length: 8 }, (_, i) => JSON.stringify({ type: 'ping', id: i }))]);
-    await c.waitFor(() => c.frames.length - from >= 9);
+    await c.waitUntil(() => c.frames.length - from >= 9);
     const replies = c.frames.slice(from);
     expect(replies[0]).toMatchObject({ type: 'registered', id: 'reg' });
     // The five held ran in order (the last over the request budget, which the register took one of).
