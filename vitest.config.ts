@@ -1,11 +1,22 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { configDefaults, defineConfig } from 'vitest/config';
+
+// Every temp folder a test, a child process or a container mount makes goes under one root per
+// run (os.tmpdir() reads TMPDIR, and children inherit it), removed when the run ends, also when
+// tests failed: a run leaves /tmp as it found it. The name is short: unix socket paths are
+// limited to 107 bytes.
+const runTemp = mkdtempSync(join(tmpdir(), 'p2pt-'));
+process.env['TMPDIR'] = runTemp;
+process.on('exit', () => rmSync(runTemp, { recursive: true, force: true }));
 
 // server/dist, built once per run for the tests that run the built server or CLI.
 const buildDist = 'test/support/global-setup.ts';
 // The tests that need a real PostgreSQL server: their own project, which starts one.
 // The cluster's tests (several registries sharing one) need it too, and so do the built server's
 // runs on PostgreSQL (test/postgres).
-const postgresTests = ['server/src/store/postgres-store.test.ts', 'test/cluster/**/*.test.ts', 'test/postgres/**/*.test.ts'];
+const postgresTests = ['server/src/store/postgres/postgres-store.test.ts', 'test/cluster/**/*.test.ts', 'test/postgres/**/*.test.ts'];
 
 export default defineConfig({
   test: {

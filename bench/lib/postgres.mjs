@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { migratePostgres } from '../../server/dist/store/postgres-schema.js';
+import { migratePostgres } from '../../server/dist/store/postgres/postgres-schema.js';
 import { postgresUrl, removePostgresSync, startPostgres } from '../../test/support/postgres.ts';
 import { CAN_PIN, CLOCK_TICKS } from './procs.mjs';
 

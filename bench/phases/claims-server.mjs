@@ -15,7 +15,7 @@
  *  - `claim` answers `claimed` with the claim it would have made (only reached with
  *    ClaimAfterSeconds 0 or after ClaimAfterSeconds, which the phase does not use with this store).
  */
-import { loadConfig } from '../../server/dist/server/config.js';
+import { loadConfig } from '../../server/dist/server/config/config.js';
 import { createLogger } from '../../server/dist/server/logger.js';
 import { startServer } from '../../server/dist/server/start-server.js';
 

@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { DatabaseSync } from 'node:sqlite';
 import { onionAddressFromPublicKey } from '../../server/dist/protocol/onion-address.js';
 import { keyIdOf } from '../../server/dist/store/claim-store.js';
-import { openSqliteClaimStore } from '../../server/dist/store/sqlite-store.js';
+import { openSqliteClaimStore } from '../../server/dist/store/sqlite/sqlite-store.js';
 import { ratio } from '../lib/measure.mjs';
 
 const PHASE_DIR = dirname(fileURLToPath(import.meta.url));

@@ -1,6 +1,6 @@
 /**
  * The cluster bench's ceiling for registrations through PostgreSQL: pgbench running the statements
- * of one registration and its end (server/src/store/postgres-presence.ts: `enter`, then `leave`),
+ * of one registration and its end (server/src/server/cluster/postgres-presence.ts: `enter`, then `leave`),
  * with random keys, on a fresh database migrated to the registry's schema. One script run is one
  * registration cycle, two READ COMMITTED transactions:
  *   enter: the instance's lease FOR SHARE; presence by key, nickname key or address FOR UPDATE

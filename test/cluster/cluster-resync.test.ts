@@ -11,8 +11,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { RegistryError } from '../../server/src/protocol/errors.js';
 import { parsePeerKey } from '../../server/src/protocol/peer-key.js';
 import { keyIdOf } from '../../server/src/store/claim-store.js';
-import { buildConfig } from '../../server/src/server/config.js';
-import { openConfiguredStore } from '../../server/src/server/open-store.js';
+import { buildConfig } from '../../server/src/server/config/config.js';
+import { openConfiguredStore } from '../../server/src/store/open-store.js';
 import { closeAdmin, freshDatabase, sql, startInstance, View, waitConverged } from '../support/cluster.js';
 import { ed25519Identity, onionService, randomOnion, RawClient, tempDir, type Identity, type TestServer } from '../support/registry-harness.js';
 import { logSink } from '../support/log-sink.js';
@@ -287,13 +287,13 @@ describe('the cluster database password', () => {
 
   it('is read from [Store] PasswordFile, and the store opens with it', async () => {
     const file = passwordFile('not-needed-on-a-trusted-socket\n');
-    const store = await openConfiguredStore(config({ Database: await freshDatabase('pw'), PasswordFile: file }));
+    const store = await openConfiguredStore(config({ Database: await freshDatabase('pw'), PasswordFile: file }).claims);
     expect((await store.list()).claims).toEqual([]);
     await store.close();
   });
 
   it('stops the start with the file and the fix when the file cannot be read', async () => {
-    const err = await openConfiguredStore(config({ Database: await freshDatabase('pw'), PasswordFile: '/no/such/password' })).catch((e: unknown) => e);
+    const err = await openConfiguredStore(config({ Database: await freshDatabase('pw'), PasswordFile: '/no/such/password' }).claims).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RegistryError);
     expect((err as RegistryError).code).toBe('STORE_OPEN_FAILED');
     expect((err as RegistryError).message).toMatch(/cannot read \[Store\] PasswordFile \/no\/such\/password .*Fix: create it/);
@@ -301,7 +301,7 @@ describe('the cluster database password', () => {
 
   it('refuses a password both in the URL and in the file, without showing it', async () => {
     const file = passwordFile('from-file');
-    const err = (await openConfiguredStore(config({ Database: 'postgres://registry:hunter2@db/registry', PasswordFile: file })).catch((e: unknown) => e)) as RegistryError;
+    const err = (await openConfiguredStore(config({ Database: 'postgres://registry:hunter2@db/registry', PasswordFile: file }).claims).catch((e: unknown) => e)) as RegistryError;
     expect(err.code).toBe('STORE_OPEN_FAILED');
     expect(err.message).toContain('keep one');
     expect(err.message).not.toContain('hunter2');

@@ -7,9 +7,9 @@
  */
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { PostgresPresence } from '../../server/src/store/postgres-presence.js';
-import { openPostgresClaimStore, poolConfig } from '../../server/src/store/postgres-store.js';
-import type { EnterOutcome, PresenceRow } from '../../server/src/store/presence.js';
+import { PostgresPresence } from '../../server/src/server/cluster/postgres-presence.js';
+import { openPostgresClaimStore, poolConfig } from '../../server/src/store/postgres/postgres-store.js';
+import type { EnterOutcome, PresenceRow } from '../../server/src/server/cluster/presence.js';
 import { closeAdmin, freshDatabase, sql } from '../support/cluster.js';
 import { randomOnion } from '../support/registry-harness.js';
 import { delay, waitUntil } from '../support/wait.js';

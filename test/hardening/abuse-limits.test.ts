@@ -10,7 +10,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildConfig } from '../../server/src/server/config.js';
+import { buildConfig } from '../../server/src/server/config/config.js';
 import { createLogger } from '../../server/src/server/logger.js';
 import { startServer } from '../../server/src/server/start-server.js';
 import {

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RegistryError } from '../../server/src/protocol/errors.js';
 import { RegistryClient } from '../../server/src/client/registry-client.js';
 import { createIdentity } from '../../server/src/client/identity.js';
-import { buildConfig } from '../../server/src/server/config.js';
+import { buildConfig } from '../../server/src/server/config/config.js';
 import { ed25519Identity, randomNickname, randomOnion, RawClient, signRegistration, startTestServer, type Frame, type TestServer } from '../support/registry-harness.js';
 
 let servers: TestServer[] = [];

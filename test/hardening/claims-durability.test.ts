@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { keyIdOf } from '../../server/src/store/claim-store.js';
-import { openSqliteClaimStore } from '../../server/src/store/sqlite-store.js';
+import { openSqliteClaimStore } from '../../server/src/store/sqlite/sqlite-store.js';
 import { ed25519Identity, randomNickname, randomOnion, RawClient, tempDir, type Frame, type Identity } from '../support/registry-harness.js';
 import { delay } from '../support/wait.js';
 import { freePort, requireBuiltServer, startBuiltServer, stopBuiltServer, type BuiltServer } from './built-server.js';

@@ -141,7 +141,7 @@ seed_claims() { # NICKNAME...
   docker run --rm --user 1000:10001 --network none -e NICKNAMES="$*" \
     -v "${project}_registry-data:/var/lib/p2p-registry" --entrypoint node p2p-registry/server:latest --input-type=module -e '
       import { generateKeyPairSync, randomBytes } from "node:crypto";
-      import { openSqliteClaimStore } from "/app/server/dist/store/sqlite-store.js";
+      import { openSqliteClaimStore } from "/app/server/dist/store/sqlite/sqlite-store.js";
       import { keyIdOf } from "/app/server/dist/store/claim-store.js";
       import { onionAddressFromPublicKey } from "/app/server/dist/protocol/onion-address.js";
       const store = await openSqliteClaimStore({ path: "/var/lib/p2p-registry/registry.db", claimDays: 30 });

@@ -11,8 +11,8 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI } from '../hardening/built-server.js';
 import { closeAdmin, freshDatabase, sql } from '../support/cluster.js';
-import { newAddress, newKey, request } from '../../server/src/store/claim-store.contract.js';
-import { openPostgresClaimStore } from '../../server/src/store/postgres-store.js';
+import { newAddress, newKey, request } from '../support/claim-store.contract.js';
+import { openPostgresClaimStore } from '../../server/src/store/postgres/postgres-store.js';
 
 const run = promisify(execFile);
 const dirs: string[] = [];

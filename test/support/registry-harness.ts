@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, type ClientOptions, type RawData } from 'ws';
-import { buildConfig, type Config } from '../../server/src/server/config.js';
+import { buildConfig, type Config } from '../../server/src/server/config/config.js';
 import { createLogger } from '../../server/src/server/logger.js';
 import { onionAddressFromPublicKey } from '../../server/src/protocol/onion-address.js';
 import { addressProofPayload, registrationPayload } from '../../server/src/protocol/signing.js';

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RegistryError } from '../../server/src/protocol/errors.js';
-import { buildConfig } from '../../server/src/server/config.js';
+import { buildConfig } from '../../server/src/server/config/config.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const SKIPPED = new Set(['node_modules', '.git', 'dist', 'data']);

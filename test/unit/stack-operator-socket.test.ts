@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { buildConfig } from '../../server/src/server/config.js';
+import { buildConfig } from '../../server/src/server/config/config.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const SERVER_IMAGE = 'p2p-registry/server:latest';

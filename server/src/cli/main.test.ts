@@ -55,8 +55,8 @@ async function storeWithMallory(): Promise<{ dir: string; database: string; path
   const dir = tempDir('cli-store-');
   const database = join(dir, 'registry.db');
   const path = writeConfig(`[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`);
-  const { openSqliteClaimStore } = await import('../store/sqlite-store.js');
-  const { newAddress, newKey, request } = await import('../store/claim-store.contract.js');
+  const { openSqliteClaimStore } = await import('../store/sqlite/sqlite-store.js');
+  const { newAddress, newKey, request } = await import('../../../test/support/claim-store.contract.js');
   const store = await openSqliteClaimStore({ path: database, claimDays: 30 });
   await store.claim(request(newKey(), 'mallory', newAddress()));
   await store.close();
@@ -221,8 +221,8 @@ describe('p2p-registry command', () => {
     const dir = tempDir('cli-store-');
     const database = join(dir, 'data', 'registry.db');
     const path = writeConfig(`[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`);
-    const { openSqliteClaimStore } = await import('../store/sqlite-store.js');
-    const { newAddress, newKey, request } = await import('../store/claim-store.contract.js');
+    const { openSqliteClaimStore } = await import('../store/sqlite/sqlite-store.js');
+    const { newAddress, newKey, request } = await import('../../../test/support/claim-store.contract.js');
     const { mkdirSync } = await import('node:fs');
     mkdirSync(join(dir, 'data'));
     const store = await openSqliteClaimStore({ path: database, claimDays: 30 });

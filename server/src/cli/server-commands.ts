@@ -4,7 +4,7 @@
  * this parser). Each returns its exit code; only ../cli.ts exits.
  */
 import { renameSync, writeFileSync } from 'node:fs';
-import { describeConfig, loadConfig, type Config } from '../server/config.js';
+import { describeConfig, loadConfig, type Config } from '../server/config/config.js';
 import { tuneHeapForServing } from '../server/heap-tuning.js';
 import { createLogger, type Logger } from '../server/logger.js';
 import { readOnionState } from '../server/onion-watcher.js';

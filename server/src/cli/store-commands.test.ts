@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseArgs } from './args.js';
 import { runStoreCommand, STORE_FLAGS, type StoreHandle } from './store-commands.js';
-import { newAddress, newKey, request } from '../store/claim-store.contract.js';
-import { openSqliteClaimStore } from '../store/sqlite-store.js';
+import { newAddress, newKey, request } from '../../../test/support/claim-store.contract.js';
+import { openSqliteClaimStore } from '../store/sqlite/sqlite-store.js';
 
 let dir: string;
 let database: string;

@@ -5,15 +5,15 @@
  * store's busy timeout), so they are safe while it serves. Each returns its exit code.
  */
 import { existsSync } from 'node:fs';
-import { redactConnectionString } from '../store/postgres-failure.js';
-import { isPostgresDatabase } from '../server/claims-config.js';
+import { redactConnectionString } from '../store/postgres/postgres-failure.js';
+import { isPostgresDatabase } from '../store/open-store.js';
 import { resolve } from 'node:path';
 import { RegistryError } from '../protocol/errors.js';
-import { loadConfig } from '../server/config.js';
-import { openConfiguredStore } from '../server/open-store.js';
+import { loadConfig } from '../server/config/config.js';
+import { openConfiguredStore } from '../store/open-store.js';
 import type { ParsedArgs } from './args.js';
 import { usageError } from './args.js';
-import type { TextSink } from './client-commands.js';
+import type { TextSink } from './client-common.js';
 import type { Claim, ClaimStore } from '../store/claim-store.js';
 
 export const STORE_COMMANDS: ReadonlySet<string> = new Set(['claims', 'backup']);
@@ -51,7 +51,7 @@ export async function openDatabaseOf(configPath: string, access: StoreAccess): P
   const config = loadConfig(configPath);
   const options = { readOnly: access === 'read' };
   if (isPostgresDatabase(config.claims.database)) {
-    return { store: await openConfiguredStore(config, options), database: redactConnectionString(config.claims.database) };
+    return { store: await openConfiguredStore(config.claims, options), database: redactConnectionString(config.claims.database) };
   }
   const database = resolve(config.claims.database);
   if (!existsSync(database)) {
@@ -60,7 +60,7 @@ export async function openDatabaseOf(configPath: string, access: StoreAccess): P
       `no claim database at ${database} ([Store] Database of ${configPath}): pass the server's --config (in the Docker stack: docker compose exec registry node /app/server/dist/cli.js claims list --config /etc/p2p-registry/config.ini); the server creates the database at its first start`,
     );
   }
-  return { store: await openConfiguredStore(config, options), database };
+  return { store: await openConfiguredStore(config.claims, options), database };
 }
 
 function iso(ms: number): string {

@@ -3,12 +3,12 @@ import type { EventEmitter } from 'node:events';
 import type { RegistryError } from '../protocol/errors.js';
 import type { PeerRecord } from '../protocol/messages.js';
 import type { Claim, Peer } from '../protocol/reply-parser.js';
-import type { RegistryClientEvents } from './events.js';
+import type { RegisteredPeer, RegistryClientEvents } from './event-types.js';
 import type { OnionKey } from './onion-key.js';
 import type { ClientSettings } from './options.js';
 import type { ConnectionRace } from './connection-race.js';
 import { PendingRequests } from './requests.js';
-import type { Connection } from './transport.js';
+import type { RegistryConnection } from './transport.js';
 
 export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -21,11 +21,6 @@ export interface Registration extends Pick<PeerRecord, 'nickname' | 'address' | 
   readonly onionKey?: OnionKey;
 }
 
-/** What `register` resolves with: the peer object, and the claim the key holds (rev 2; null: none yet). */
-export interface RegisteredPeer extends Peer {
-  readonly claim: Claim | null;
-}
-
 export interface ClientContext {
   readonly settings: ClientSettings;
   readonly requests: PendingRequests;
@@ -33,7 +28,7 @@ export interface ClientContext {
   readonly events: EventEmitter<RegistryClientEvents>;
   state: ClientState;
   /** The current connection: greeted, the winner of its race; null while there is none. */
-  connection: Connection | null;
+  connection: RegistryConnection | null;
   /** The attempts to connect in flight; null while none is. */
   race: ConnectionRace | null;
   /** The current connection's registration, with its claim as last reported. */

@@ -24,40 +24,40 @@ import { RegistryError } from '../protocol/errors.js';
 import type { ClientSettings } from './options.js';
 import { freshIsolation } from './socks-isolation.js';
 import { SocksAgent } from './socks5.js';
-import { Connection, type AttemptHandlers, type ConnectionHandlers } from './transport.js';
+import { RegistryConnection, type AttemptHandlers, type ConnectionHandlers } from './transport.js';
 
 /** Attempts in flight at most: the first and one racer. */
 export const MAX_RACING_ATTEMPTS = 2;
 
 /** Attempt `index` of a race, given `timeoutMs`: the first through the proxy as configured, a racer on fresh circuits. */
-function openAttempt(settings: ClientSettings, index: number, timeoutMs: number, handlers: AttemptHandlers): Connection {
+function openAttempt(settings: ClientSettings, index: number, timeoutMs: number, handlers: AttemptHandlers): RegistryConnection {
   const { socks } = settings;
   const proxy = socks === undefined || index === 0 ? socks : freshIsolation(socks);
   const agent = proxy === undefined ? undefined : new SocksAgent(proxy, { socksTimeoutMs: timeoutMs });
-  return new Connection(settings, handlers, { agent, timeoutMs });
+  return new RegistryConnection(settings, handlers, { agent, timeoutMs });
 }
 
 export class ConnectionRace {
   /** Resolves with the first connection greeted; rejects with the first attempt's error when all fail. */
-  readonly won: Promise<Connection>;
-  private readonly attempts: Connection[] = [];
+  readonly won: Promise<RegistryConnection>;
+  private readonly attempts: RegistryConnection[] = [];
   private readonly failures: Array<RegistryError | undefined> = [];
   private readonly closing: Array<Promise<void>> = [];
   private readonly deadline: number;
   private readonly guarded: AttemptHandlers;
-  private winner: Connection | null = null;
+  private winner: RegistryConnection | null = null;
   private settled = false;
   private racer: NodeJS.Timeout | undefined;
-  private resolve!: (connection: Connection) => void;
+  private resolve!: (connection: RegistryConnection) => void;
   private reject!: (error: RegistryError) => void;
 
   /** Starts the first attempt; `onWin` learns the winner as soon as its hello is read. */
   constructor(
     private readonly settings: ClientSettings,
     handlers: ConnectionHandlers,
-    private readonly onWin: (connection: Connection) => void,
+    private readonly onWin: (connection: RegistryConnection) => void,
   ) {
-    this.won = new Promise<Connection>((resolve, reject) => {
+    this.won = new Promise<RegistryConnection>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
     });
@@ -106,7 +106,7 @@ export class ConnectionRace {
     }, raceDelayMs);
   }
 
-  private greeted(connection: Connection): void {
+  private greeted(connection: RegistryConnection): void {
     // A loser's hello that arrives while it closes is not taken.
     if (this.settled) return;
     this.finish();

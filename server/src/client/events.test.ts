@@ -3,7 +3,8 @@ import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { RegistryError } from '../protocol/errors.js';
 import type { RegistryEvent } from '../protocol/reply-parser.js';
-import { EventStream, type RegistryClientEvents } from './events.js';
+import { EventStream } from './events.js';
+import type { RegistryClientEvents } from './event-types.js';
 
 const left = (i: number): RegistryEvent => ({ type: 'peer_left', nickname: `peer-${i}` });
 

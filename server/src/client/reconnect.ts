@@ -4,7 +4,8 @@
  */
 import { CloseCode, ErrorCode, RegistryError } from '../protocol/errors.js';
 import type { Hello } from '../protocol/reply-parser.js';
-import type { ClientContext, RegisteredPeer } from './client-context.js';
+import type { ClientContext } from './client-context.js';
+import type { RegisteredPeer } from './event-types.js';
 import type { ReconnectOptions } from './options.js';
 import { MAX_RETRY_AFTER_MS } from './requests.js';
 import { request, sendRegister, shutdown } from './session.js';

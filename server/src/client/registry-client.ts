@@ -14,8 +14,10 @@
 import { EventEmitter } from 'node:events';
 import { RegistryError } from '../protocol/errors.js';
 import { expectPeer, expectPeerPage, type Claim, type Frame, type Hello, type Peer, type PeerPage, type RegistryEvent } from '../protocol/reply-parser.js';
-import { createContext, type ClientContext, type ClientState, type RegisteredPeer, type Registration } from './client-context.js';
-import { EventStream, type EventStreamOptions, type RegistryClientEvents } from './events.js';
+import { createContext, type ClientContext, type ClientState, type Registration } from './client-context.js';
+import type { RegisteredPeer } from './event-types.js';
+import { EventStream, type EventStreamOptions } from './events.js';
+import type { RegistryClientEvents } from './event-types.js';
 import { resolveOptions, type RegistryClientOptions } from './options.js';
 import { Reconnector } from './reconnect.js';
 import { sendRetryingOnce, type RequestBody } from './requests.js';

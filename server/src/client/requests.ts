@@ -7,7 +7,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { RegistryError } from '../protocol/errors.js';
 import { readRefusal, type Frame } from '../protocol/reply-parser.js';
-import type { Connection } from './transport.js';
+import type { RegistryConnection } from './transport.js';
 
 /** Request body fields other than `type` and `id`. */
 export type RequestBody = Record<string, string | number | boolean | null>;
@@ -26,7 +26,7 @@ export class PendingRequests {
   constructor(private readonly timeoutMs: number) {}
 
   /** Sends a request on a greeted connection; resolves with the reply of type `expect`. */
-  send(connection: Connection, type: string, body: RequestBody, expect: string): Promise<Frame> {
+  send(connection: RegistryConnection, type: string, body: RequestBody, expect: string): Promise<Frame> {
     const id = this.nextId++;
     const receivedAtSend = connection.received;
     return new Promise<Frame>((resolve, reject) => {

@@ -7,12 +7,13 @@ import { RegistryError } from '../protocol/errors.js';
 import { parseOnionAddress } from '../protocol/onion-address.js';
 import { expectRegistered, readEvent, type Frame, type Hello } from '../protocol/reply-parser.js';
 import { signAddressProof } from './address-proof.js';
-import type { ClientContext, RegisteredPeer, Registration } from './client-context.js';
+import type { ClientContext, Registration } from './client-context.js';
+import type { RegisteredPeer } from './event-types.js';
 import type { OnionKey } from './onion-key.js';
 import { emitRegistryEvent } from './events.js';
 import type { RequestBody } from './requests.js';
 import { ConnectionRace } from './connection-race.js';
-import type { Connection, ConnectionHandlers } from './transport.js';
+import type { RegistryConnection, ConnectionHandlers } from './transport.js';
 
 /** Opens a new connection, racing a slow one (connection-race.ts), and makes the winner the current one. */
 export async function openConnection(ctx: ClientContext, handlers: ConnectionHandlers): Promise<Hello> {
@@ -95,7 +96,7 @@ export function routeFrame(ctx: ClientContext, frame: Frame): void {
  * Forgets a greeted connection that closed, failing its requests. False when it was no longer the
  * current one (nothing to do).
  */
-export function forgetConnection(ctx: ClientContext, connection: Connection, code: number): boolean {
+export function forgetConnection(ctx: ClientContext, connection: RegistryConnection, code: number): boolean {
   if (ctx.connection !== connection) return false;
   ctx.connection = null;
   ctx.peer = null;

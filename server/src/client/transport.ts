@@ -18,14 +18,14 @@ const MAX_PAYLOAD_BYTES = 8 * 1024 * 1024;
 
 /** What a greeted connection hands on: every frame after the hello, and its close. */
 export interface ConnectionHandlers {
-  onFrame(connection: Connection, frame: Frame): void;
-  onClose(connection: Connection, code: number, reason: string): void;
+  onFrame(connection: RegistryConnection, frame: Frame): void;
+  onClose(connection: RegistryConnection, code: number, reason: string): void;
 }
 
 /** A connection's handlers while it is one attempt among others to connect. */
 export interface AttemptHandlers extends ConnectionHandlers {
   /** The hello was accepted: called before `ready` resolves and before any later frame is handed on. */
-  onGreeted(connection: Connection): void;
+  onGreeted(connection: RegistryConnection): void;
 }
 
 export interface AttemptOptions {
@@ -58,7 +58,7 @@ function readGreeting(url: string, frame: Frame | undefined): Hello | RegistryEr
   return hello;
 }
 
-export class Connection {
+export class RegistryConnection {
   /** Resolves with the hello; rejects with why the connection failed before it. */
   readonly ready: Promise<Hello>;
   /** Frames, pings and pongs received: a request that times out with none since it was sent is a dead link. */

@@ -5,15 +5,14 @@
  */
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { ErrorCode, RegistryError } from './errors.js';
+import { decodeBase64, ED25519_SIGNATURE_BYTES } from './signing.js';
 
 const ED25519_PUBLIC_KEY_BYTES = 32;
-const ED25519_SIGNATURE_BYTES = 64;
-const BASE64 = /^[A-Za-z0-9+/\-_]*={0,2}$/;
 
 /** Decodes an `addressProof` (base64 or base64url); malformed text or a wrong length is BAD_ADDRESS_PROOF. */
 export function decodeAddressProof(text: string): Buffer {
-  if (text.length === 0 || !BASE64.test(text)) throw new RegistryError(ErrorCode.BAD_ADDRESS_PROOF, 'addressProof must be base64');
-  const bytes = Buffer.from(text, 'base64');
+  const bytes = decodeBase64(text);
+  if (bytes === undefined) throw new RegistryError(ErrorCode.BAD_ADDRESS_PROOF, 'addressProof must be base64');
   if (bytes.length !== ED25519_SIGNATURE_BYTES) {
     throw new RegistryError(ErrorCode.BAD_ADDRESS_PROOF, `addressProof must be an Ed25519 signature of ${ED25519_SIGNATURE_BYTES} bytes`);
   }

@@ -3,6 +3,11 @@ import type { ErrorCode } from './errors.js';
 
 export const PROTOCOL_VERSION = 1;
 export const NICKNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
+
+/** The form nicknames are compared in (unique case-insensitively). Nicknames are ASCII, so this is exact. */
+export function nicknameKey(nickname: string): string {
+  return nickname.toLowerCase();
+}
 export const MAX_ID_LENGTH = 64;
 export const MAX_LIST_LIMIT = 1000;
 /** Revision 2: the optional parts of PROTOCOL.md this server implements, sent in the hello. */

@@ -9,8 +9,8 @@ import { MAX_ID_LENGTH, MAX_LIST_LIMIT, type Request, type RequestId } from './m
 
 /**
  * JSON arrays and objects a plain request fits in. A request is one flat object, but unknown fields
- * may carry anything; JSON.parse spends ~55 ns on each container, so a 16 KiB frame of nested or
- * sibling arrays costs ~0.5 ms to parse, the dearest frame a flood can send. Past this many, a
+ * may carry anything; JSON.parse pays for each container, so a full frame of nested or sibling
+ * arrays is the dearest frame a flood can send. Past this many, a
  * frame costs more of the connection's request budget and draws on the server's
  * JsonContainersPerSecond (see requestCost).
  */

@@ -1,6 +1,16 @@
 /** The exact bytes a peer signs (PROTOCOL.md "register", "Address proof"); server and client build them here only. */
 import { createHash } from 'node:crypto';
 
+export const ED25519_SIGNATURE_BYTES = 64;
+
+/** base64 or base64url, as signatures may be sent. */
+const BASE64 = /^[A-Za-z0-9+/\-_]*={0,2}$/;
+
+/** The bytes of a signature sent as base64 (or base64url); undefined when the text is empty or not base64. */
+export function decodeBase64(text: string): Buffer | undefined {
+  return text.length === 0 || !BASE64.test(text) ? undefined : Buffer.from(text, 'base64');
+}
+
 /** The text of the message a peer signs to prove it holds its key (values exactly as sent). */
 export function registrationPayload(challenge: string, nickname: string, address: string, port: number): string {
   return `p2p-tor-chat/register/v1\n${challenge}\n${nickname}\n${address}\n${String(port)}`;

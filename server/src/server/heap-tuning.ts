@@ -14,12 +14,11 @@
  * connection a fresh `[]` of fragments after each message: a thousand connections that each sent
  * one message and stay open keep a thousand such arrays alive. From then on every message's
  * fragment array is born in old space and holds its young payload, so each message is copied out
- * of the young generation and promoted (about 1.7 MB per scavenge under lookup load), and old
- * space fills at the message rate: a mark-compact every few hundred milliseconds. Measured with
- * `make bench-cluster` (bench/README.md, "The cluster"): the instance holding 1,000 registered
- * connections answered 0.68-0.86 of a single host's lookups per CPU-second; with pretenuring off,
- * the same as the single host. Whether the trap springs depends on the young generation's size at
- * the burst, so a single host could meet it too; the single host's own figures did not change.
+ * of the young generation and promoted, and old space fills at the message rate: frequent
+ * mark-compacts. bench/README.md ("The cluster") has the figures: an instance holding many
+ * registered connections answered markedly fewer lookups per CPU-second until pretenuring was
+ * turned off. Whether the trap springs depends on the young generation's size at the burst, so a
+ * single host could meet it too.
  */
 import { setFlagsFromString } from 'node:v8';
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ed25519Identity, RawClient, startTestServer, tempDir, type TestServer } from '../../../test/support/registry-harness.js';
 import { logSink } from '../../../test/support/log-sink.js';
-import { buildConfig } from './config.js';
+import { buildConfig } from './config/config.js';
 import { createLogger } from './logger.js';
 import { OperatorListener } from './operator-listener.js';
 import { startServer } from './start-server.js';

@@ -6,9 +6,9 @@
  * (SECURITY.md); the public listener answers plain HTTP with one line (http-admission.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { ClusterStatus } from './cluster-roster.js';
+import type { ClusterStatus } from './cluster/cluster-roster.js';
 import type { OnionAddress } from '../protocol/onion-address.js';
-import { listenOn } from './listen.js';
+import { listenOn } from './connection/listen.js';
 import type { Logger } from './logger.js';
 
 /** The server's own user only: the container HEALTHCHECK runs as it; widening is the operator's choice. */

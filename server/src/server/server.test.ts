@@ -11,11 +11,11 @@ import {
 } from '../../../test/support/registry-harness.js';
 import type { Socket } from 'node:net';
 import type { ClaimStore } from '../store/claim-store.js';
-import { PeerTable } from './peer-table.js';
+import { PeerTable } from './registry/peer-table.js';
 import { onionAddressFromPublicKey } from '../protocol/onion-address.js';
 import { SMALL_ORDER_POINTS, ed25519Pem, nonCanonicalBase64, realRawKey, withTorsion } from '../../../test/support/ed25519-torsion.js';
 import { logSink } from '../../../test/support/log-sink.js';
-import { TokenBucket } from './token-bucket.js';
+import { TokenBucket } from './scheduling/token-bucket.js';
 import { delay, waitUntil } from '../../../test/support/wait.js';
 
 let servers: TestServer[] = [];

@@ -7,31 +7,33 @@ import type { AddressInfo } from 'node:net';
 import { RegistryError } from '../protocol/errors.js';
 import type { OnionAddress } from '../protocol/onion-address.js';
 import type { ClaimStore, Clock } from '../store/claim-store.js';
-import { Budgets } from './budgets.js';
-import { isPostgresDatabase } from './claims-config.js';
-import { ClaimKeeper } from './claim-keeper.js';
-import type { Config } from './config.js';
-import type { Connection } from './connection.js';
-import { Dispatcher } from './dispatch.js';
-import { EventHub } from './event-hub.js';
-import { backlogLength, FairScheduler } from './fair-scheduler.js';
-import { Heartbeats } from './heartbeats.js';
-import { helloLimits } from './hello.js';
-import { HttpAdmission } from './http-admission.js';
+import { Budgets } from './scheduling/budgets.js';
+import { isPostgresDatabase } from '../store/open-store.js';
+import { ClaimKeeper } from './registry/claim-keeper.js';
+import type { Config } from './config/config.js';
+import type { PeerConnection } from './connection/peer-connection.js';
+import { Dispatcher } from './registry/dispatch.js';
+import { EventHub } from './registry/event-hub.js';
+import { backlogLength, FairScheduler } from './scheduling/fair-scheduler.js';
+import { Heartbeats } from './connection/heartbeats.js';
+import { helloLimits } from './connection/hello.js';
+import { HttpAdmission } from './connection/http-admission.js';
 import type { Logger } from './logger.js';
 import { OnionWatcher } from './onion-watcher.js';
 import { OperatorListener, type HealthState } from './operator-listener.js';
-import { CLUSTER_RETRY_AFTER_MS, openConfiguredPresence, openConfiguredStore } from './open-store.js';
-import { ClusterRoster } from './cluster-roster.js';
-import type { PresenceStore } from '../store/presence.js';
-import { OpenConnections } from './open-connections.js';
-import { OutputBudget } from './output-budget.js';
-import { PeerTable } from './peer-table.js';
-import { PendingLine } from './pending-line.js';
+import { openConfiguredStore } from '../store/open-store.js';
+import { openConfiguredPresence } from './cluster/open-presence.js';
+import { STORE_RETRY_AFTER_MS } from '../store/store-error.js';
+import { ClusterRoster } from './cluster/cluster-roster.js';
+import type { PresenceStore } from './cluster/presence.js';
+import { OpenConnections } from './connection/open-connections.js';
+import { OutputBudget } from './connection/output-budget.js';
+import { PeerTable } from './registry/peer-table.js';
+import { PendingLine } from './connection/pending-line.js';
 import { SummaryLine } from './summary-line.js';
-import { Registrar } from './registration.js';
-import { CLOSINGS } from './refusals.js';
-import { LocalRoster, RosterEffects, type PeerOwner, type Roster } from './roster.js';
+import { Registrar } from './registry/registration.js';
+import { CLOSINGS } from './registry/refusals.js';
+import { LocalRoster, RosterEffects, type PeerOwner, type Roster } from './registry/roster.js';
 
 const SHUTDOWN_GRACE_MS = 3_000;
 
@@ -76,10 +78,10 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const instanceId = isPostgresDatabase(config.claims.database) ? randomUUID() : undefined;
   // First: a database that cannot be opened, written or migrated stops the start (one line, from the store).
   const store =
-    options.openStore !== undefined ? await options.openStore(config) : await openConfiguredStore(config, { ...(options.now === undefined ? {} : { now: options.now }), ...(instanceId === undefined ? {} : { instanceId }) });
+    options.openStore !== undefined ? await options.openStore(config) : await openConfiguredStore(config.claims, { ...(options.now === undefined ? {} : { now: options.now }), ...(instanceId === undefined ? {} : { instanceId }) });
   const claims = new ClaimKeeper({ store, claimAfterSeconds: config.claims.claimAfterSeconds, logger: logger.child({ module: 'claims' }), ...(options.touchIntervalMs === undefined ? {} : { touchIntervalMs: options.touchIntervalMs }) });
   // A postgres:// database: this registry is one instance of a cluster, sharing live presence too.
-  const presence = options.openStore !== undefined || instanceId === undefined ? null : openConfiguredPresence(config, instanceId);
+  const presence = options.openStore !== undefined || instanceId === undefined ? null : openConfiguredPresence(config.claims, instanceId);
   try {
     return await startWith(config, logger, claims, presence === null || instanceId === undefined ? null : { presence, instanceId });
   } catch (err) {
@@ -97,7 +99,7 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
   const onionUrl = (): string | null => (watcher.address === null ? null : `ws://${watcher.address}:${config.hiddenServicePort}/`);
   watcher.on('address', () => logAddress());
 
-  const scheduler = new FairScheduler<Connection>({
+  const scheduler = new FairScheduler<PeerConnection>({
     run: (conn, data, isBinary) => dispatcher.handleFrame(conn, data, isBinary),
     refuseExcess: (conn, count) => dispatcher.refuseExcess(conn, count),
     maxBacklog: backlogLength(limits),
@@ -113,7 +115,7 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
           effects,
           logger: logger.child({ module: 'cluster' }),
           leaseMs: config.claims.leaseSeconds * 1000,
-          retryAfterMs: CLUSTER_RETRY_AFTER_MS,
+          retryAfterMs: STORE_RETRY_AFTER_MS,
           onion: () => watcher.address,
           // Said here once this backend's own onion is known too; the watcher says it otherwise.
           frontendChanged: () => {

@@ -3,7 +3,7 @@
  * revision 2, "Claims" and "Address proof"). Narrow on purpose: claims in, claims out. The live peer
  * table stays in memory; lookups and lists never come here.
  *
- * Every operation is async because the PostgreSQL store (issue 13) is. Every conflict is decided by
+ * Every operation is async because the PostgreSQL store is. Every conflict is decided by
  * the store inside the write itself (a transaction, or a unique index), never by a read the caller
  * made earlier: two registrations racing for a nickname, on one instance or on two, get exactly one
  * winner.
@@ -163,7 +163,3 @@ export function keyIdOf(publicKeyDer: Uint8Array): KeyId {
   return keyDigest(publicKeyDer);
 }
 
-/** The form nicknames are compared in. Nicknames are ASCII (NICKNAME_PATTERN), so this is exact. */
-export function nicknameKey(nickname: string): string {
-  return nickname.toLowerCase();
-}

@@ -7,6 +7,9 @@ import { RegistryError, type StoreErrorCode } from '../protocol/errors.js';
 
 export type { StoreErrorCode };
 
+/** What STORE_UNAVAILABLE suggests to wait before a retry when nothing says better. */
+export const STORE_RETRY_AFTER_MS = 1_000;
+
 export interface StoreErrorOptions {
   readonly cause?: unknown;
   /** STORE_UNAVAILABLE: how long the caller should wait before retrying. */
