@@ -34,7 +34,7 @@ docker_problem = $(shell \
   fi)
 
 .DEFAULT_GOAL := help
-.PHONY: help up down logs onion backup restore build cluster-up cluster-down cluster-status cluster-backends cluster-upgrade cluster-drain cluster-undrain cluster-remove cluster-logs test test-unit test-postgres test-hardening test-stack test-e2e typecheck bench bench-smoke bench-cluster bench-cluster-smoke bench-failover base-images require-node require-docker
+.PHONY: help lint format up down logs onion backup restore build cluster-up cluster-down cluster-status cluster-backends cluster-upgrade cluster-drain cluster-undrain cluster-remove cluster-logs test test-unit test-postgres test-hardening test-stack test-e2e typecheck bench bench-smoke bench-cluster bench-cluster-smoke bench-failover base-images require-node require-docker
 # make test runs its parts in order, in this one make process: -j must not interleave them.
 .NOTPARALLEL:
 
@@ -186,7 +186,13 @@ node_modules/.package-lock.json: package-lock.json | require-node
 	@touch $@
 
 # Docker is checked first: without it the run would fail at the end, after the other suites.
-test: require-node require-docker typecheck test-unit test-postgres test-hardening test-stack test-e2e ## everything: type-check, unit, the PostgreSQL store, hardening, the offline stack, then end-to-end through a private Tor network
+test: require-node require-docker lint typecheck test-unit test-postgres test-hardening test-stack test-e2e ## everything: format and lint, type-check, unit, the PostgreSQL store, hardening, the offline stack, then end-to-end through a private Tor network
+
+lint: require-node node_modules/.package-lock.json ## the formatter and the linter (Biome) check every file; npm run format fixes what it can
+	npm run lint
+
+format: require-node node_modules/.package-lock.json ## formats every file and applies the linter's safe fixes
+	npm run format
 
 typecheck: require-node node_modules/.package-lock.json ## type-check the server, the tests and the benchmark
 	npm run typecheck

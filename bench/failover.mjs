@@ -172,7 +172,7 @@ async function main() {
     return peers;
   }
 
-  async function freshPeer(t0, delayMs) {
+  async function freshPeer(_t0, delayMs) {
     await sleep(delayMs);
     const begun = Date.now();
     let attempts = 0;

@@ -351,7 +351,7 @@ async function main() {
       // read carries 16 requests, is a cheaper shape and would put "half" near saturation).
       const peak = m.lookupsUnpipelinedPerSec ?? m.lookupsPerSec;
       const rate = Math.max(100, Math.round(peak / 2));
-      const { result, cpu, chosen } = await w0.measured(
+      const { result, cpu } = await w0.measured(
         'paced',
         {
           port: reg.port,

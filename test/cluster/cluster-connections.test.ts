@@ -10,7 +10,7 @@ import { clusterTestScope, freshDatabase, sql, startInstance } from '../support/
 import { ed25519Identity } from '../support/registry-harness.js';
 import { delay, waitUntil } from '../support/wait.js';
 
-const { instances, clients, lockers, connect } = clusterTestScope();
+const { instances, lockers, connect } = clusterTestScope();
 
 /** The registry's connections to `database`, by application_name. */
 async function registryConnections(database: string): Promise<string[]> {

@@ -140,7 +140,7 @@ describe('a cluster of registries sharing PostgreSQL', () => {
     await delay(200);
     // One peer_joined with the new peer object: no peer_left between.
     expect(watcher.events().map((e) => e.type)).toEqual(['peer_joined', 'peer_joined']);
-    expect((watcher.events()[1]?.peer as { port: number }).port).toBe(6060);
+    expect((watcher.events()[1]!.peer as { port: number }).port).toBe(6060);
     const asker = await connect(a);
     expect(await asker.request({ type: 'lookup', nickname: 'carol' })).toMatchObject({ peer: { port: 6060 } });
   });

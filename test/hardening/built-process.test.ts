@@ -19,8 +19,8 @@ import { RawClient, randomOnion, tempDir } from '../support/registry-harness.js'
 import { waitUntil } from '../support/wait.js';
 import { CLI, freePort, startBuiltServer, stopBuiltServer, type BuiltServer } from './built-server.js';
 
-let running: BuiltServer[] = [];
-let cleanups: Array<() => void> = [];
+const running: BuiltServer[] = [];
+const cleanups: Array<() => void> = [];
 
 afterEach(async () => {
   for (const s of running.splice(0)) await stopBuiltServer(s, 'SIGKILL');
@@ -121,7 +121,9 @@ describe('logs under a flood of refused connections', () => {
     async () => {
       const { server, port } = await start({ registry: { MaxConnections: 4 } });
       const held = await Promise.all(Array.from({ length: 4 }, () => RawClient.connect(`ws://127.0.0.1:${port}/`)));
-      cleanups.push(() => held.forEach((c) => c.ws.terminate()));
+      cleanups.push(() => {
+        for (const c of held) c.ws.terminate();
+      });
       const outcomes = new Map<string, number>();
       let started = 0;
       const deadline = performance.now() + TIME_LIMIT_MS;

@@ -31,7 +31,8 @@ const PING_MS = 9_000;
 const P99_LIMIT_MS = 120;
 
 const WORKER = `${ROOT}/bench/phases/fan-out-worker.mjs`;
-let cleanups: Array<() => void | Promise<unknown>> = [];
+// A cleanup may be sync or async: its result is awaited.
+let cleanups: Array<() => unknown> = [];
 
 afterEach(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();

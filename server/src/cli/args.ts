@@ -27,7 +27,11 @@ export function parseArgs(argv: readonly string[], valued: ReadonlySet<string>, 
       const name = eq < 0 ? body : body.slice(0, eq);
       const inline = eq < 0 ? undefined : body.slice(eq + 1);
       if (valued.has(name)) {
-        const value = inline ?? argv[(i += 1)];
+        let value = inline;
+        if (value === undefined) {
+          i += 1;
+          value = argv[i];
+        }
         if (value === undefined) throw usageError(`--${name} needs a value`);
         options.set(name, value);
       } else if (flags.has(name)) {

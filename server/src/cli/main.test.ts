@@ -296,6 +296,7 @@ describe('the p2p-registry bin', () => {
     const interpreter = line.slice(0, line.indexOf(' '));
     const argument = line.slice(line.indexOf(' ') + 1);
     const preload = join(tempDir('bin-'), 'exec-argv.mjs');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the preload's source is itself a template literal
     writeFileSync(preload, "process.stderr.write(`execArgv=${JSON.stringify(process.execArgv)}\\n`);\n");
     const nodeOptions = `${process.env.NODE_OPTIONS ?? ''} --import=${pathToFileURL(preload).href}`.trim();
     const { stderr } = await run(interpreter, [argument, CLI, '--help'], { env: { ...process.env, NODE_OPTIONS: nodeOptions } });

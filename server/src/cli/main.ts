@@ -27,7 +27,7 @@ registry commands (--config defaults to ./config.ini):
 ${STORE_USAGE}${CLIENT_USAGE}`;
 
 export async function main(argv: readonly string[]): Promise<number> {
-  let args;
+  let args: ReturnType<typeof parseArgs>;
   try {
     args = parseArgs(argv, new Set(['config', 'out', ...CLIENT_OPTIONS]), new Set(['help', ...CLIENT_FLAGS]));
   } catch (err) {

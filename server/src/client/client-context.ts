@@ -2,7 +2,6 @@
 import type { EventEmitter } from 'node:events';
 import type { RegistryError } from '../protocol/errors.js';
 import type { PeerRecord } from '../protocol/messages.js';
-import type { Claim, Peer } from '../protocol/reply-parser.js';
 import type { RegisteredPeer, RegistryClientEvents } from './event-types.js';
 import type { OnionKey } from './onion-key.js';
 import type { ClientSettings } from './options.js';

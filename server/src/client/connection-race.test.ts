@@ -9,7 +9,6 @@ import { deferredFakeRegistry, type FakeRegistry, type FakeRegistryOptions } fro
 import { startFakeSocksProxy, type FakeSocksProxy, type FakeSocksProxyOptions, type SocksRoute } from '../../../test/support/fake-socks-proxy.js';
 import { randomOnion } from '../../../test/support/registry-harness.js';
 import { delay, nextEvent, registryRejection as rejection, waitUntil } from '../../../test/support/wait.js';
-import { RegistryError } from '../protocol/errors.js';
 import { MAX_RACING_ATTEMPTS } from './connection-race.js';
 import { RegistryClient, type RegistryClientOptions, type RegistryEvent } from './index.js';
 

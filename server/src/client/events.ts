@@ -4,7 +4,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import { RegistryError } from '../protocol/errors.js';
-import type { Claim, Peer, RegistryEvent } from '../protocol/reply-parser.js';
+import type { RegistryEvent } from '../protocol/reply-parser.js';
 import type { ClientContext } from './client-context.js';
 import type { RegistryClientEvents } from './event-types.js';
 

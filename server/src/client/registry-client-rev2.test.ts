@@ -5,11 +5,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { cleanupsAfterEach } from '../../../test/support/cleanups.js';
-import { addressProofVerifies, deferredFakeRegistry, FakeRegistry, REV2_LIMITS, type FakeFrame, type FakeRegistryOptions } from '../../../test/support/fake-registry.js';
+import { addressProofVerifies, deferredFakeRegistry, type FakeRegistry, REV2_LIMITS, type FakeFrame, type FakeRegistryOptions } from '../../../test/support/fake-registry.js';
 import { randomOnion, startTestServer } from '../../../test/support/registry-harness.js';
 import { torOnionKey } from '../../../test/support/tor-onion-key.js';
 import { delay, nextEvent, registryRejection as rejection, waitUntil } from '../../../test/support/wait.js';
-import { RegistryError } from '../protocol/errors.js';
+import type { RegistryError } from '../protocol/errors.js';
 import { createIdentity } from './identity.js';
 import { onionKeyFromBytes } from './onion-key.js';
 import { MAX_RETRY_AFTER_MS } from './requests.js';

@@ -15,8 +15,8 @@ describe('request parser', () => {
   it('does not see inherited or __proto__ properties as fields', () => {
     const result = parseRequest(frame('{"__proto__":{"type":"ping"},"id":1}'));
     expect(result).toMatchObject({ ok: false, id: 1, error: { code: 'BAD_REQUEST' } });
-    const constructor = parseRequest(frame('{"type":"lookup","constructor":{"nickname":"x"}}'));
-    expect(constructor).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST', message: 'missing field "nickname"' } });
+    const viaConstructor = parseRequest(frame('{"type":"lookup","constructor":{"nickname":"x"}}'));
+    expect(viaConstructor).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST', message: 'missing field "nickname"' } });
   });
 
   it('keeps the id of a request whose fields are wrong', () => {

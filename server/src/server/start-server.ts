@@ -73,7 +73,6 @@ export interface StartOptions {
 }
 
 export async function startServer(config: Config, logger: Logger, options: StartOptions = {}): Promise<RegistryServer> {
-  const { limits } = config;
   // A cluster instance's id, known before its first connection so that each one carries it.
   const instanceId = isPostgresDatabase(config.claims.database) ? randomUUID() : undefined;
   // First: a database that cannot be opened, written or migrated stops the start (one line, from the store).

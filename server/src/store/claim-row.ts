@@ -6,7 +6,7 @@
 import { NICKNAME_PATTERN } from '../protocol/messages.js';
 import { keyIdOf, type Claim, type ClaimRequest } from './claim-store.js';
 import type { RegistryError } from '../protocol/errors.js';
-import { isStoreError, storeError } from './store-error.js';
+import { storeError } from './store-error.js';
 
 const KEY_ID = /^[0-9a-f]{64}$/;
 /**

@@ -3,7 +3,7 @@
  * decision that every store runs inside its write transaction, on the rows it read (and locked)
  * there: decide first, then change. Shared so that SQLite and PostgreSQL cannot drift apart.
  */
-import { type Claim, type ClaimOutcome, type ClaimRequest, type KeyId, type RelevantClaims } from './claim-store.js';
+import type { Claim, ClaimOutcome, ClaimRequest, KeyId, RelevantClaims } from './claim-store.js';
 import { nicknameKey } from '../protocol/messages.js';
 
 export type ClaimDecision =

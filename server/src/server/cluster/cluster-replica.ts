@@ -135,7 +135,7 @@ export class ClusterReplica {
    */
   private vanish(entry: AnyEntry, sameKey: PresenceRow | undefined, sameAddress: PresenceRow | undefined): void {
     if (sameKey !== undefined) return this.remove(entry, 'replaced', nicknameKey(sameKey.nickname) !== nicknameKey(entry.peer.nickname));
-    if (sameAddress !== undefined && sameAddress.addressVerified && sameAddress.keyId !== entry.keyId) return this.remove(entry, 'evicted', true);
+    if (sameAddress?.addressVerified && sameAddress.keyId !== entry.keyId) return this.remove(entry, 'evicted', true);
     this.remove(entry, 'expired', true, CLOSINGS.registrationLost);
   }
 

@@ -16,9 +16,9 @@
  * changed); a connection that closes keeps its registration until its `left` can be written (the
  * writes are retried, in order, until they are, or the lease runs out).
  */
-import { RegistryError } from '../../protocol/errors.js';
+import type { RegistryError } from '../../protocol/errors.js';
 import { parseOnionAddress, type OnionAddress } from '../../protocol/onion-address.js';
-import type { PresenceRow, PresenceStore } from './presence.js';
+import type { EnterOutcome, PresenceRow, PresenceStore } from './presence.js';
 import { isStoreError } from '../../store/store-error.js';
 import { ClusterReplica } from './cluster-replica.js';
 import { ClusterTail } from './cluster-tail.js';
@@ -136,7 +136,7 @@ export class ClusterRoster implements Roster {
     const ref = this.nextRef++;
     this.replica.expect(ref, entry, entered);
     const startedAt = Date.now();
-    let outcome;
+    let outcome: EnterOutcome;
     try {
       outcome = await this.presence.enter(this.rowOf(entry, ref), startedAt);
     } catch (err) {

@@ -28,7 +28,7 @@
 import pg, { type Pool, type PoolClient, type PoolConfig } from 'pg';
 
 import { APPLICATION_NAME, connectionName } from '../../store/postgres/postgres-connections.js';
-import { environmentFailure, lostRace, RACE_ATTEMPTS, sqlstateOf } from '../../store/postgres/postgres-failure.js';
+import { environmentFailure, lostRace, RACE_ATTEMPTS, } from '../../store/postgres/postgres-failure.js';
 import { SoleConnection } from '../../store/postgres/postgres-sole-connection.js';
 import { BEGIN_DURABLE } from '../../store/postgres/postgres-sql.js';
 import { CHANNEL, EVENT_COLUMNS, eventOf, logEvents, ROW_COLUMNS, rowOf, text, type Pending } from './postgres-presence-rows.js';
@@ -239,7 +239,7 @@ export class PostgresPresence implements PresenceStore {
       const batch = this.#queue.splice(0, MAX_BATCH);
       try {
         const decided = await this.#writeBatch(batch);
-        batch.forEach((op, i) => settle(op, decided[i] as Decided));
+        for (const [i, op] of batch.entries()) settle(op, decided[i] as Decided);
       } catch (err) {
         const mapped = this.#mapped(err, 'written');
         for (const op of batch) op.settle.reject(mapped);

@@ -20,7 +20,7 @@ import { isStoreError, STORE_RETRY_AFTER_MS } from '../../store/store-error.js';
 import { CLAIM_REFUSALS, unavailable } from './claim-refusals.js';
 import type { PeerConnection } from '../connection/peer-connection.js';
 import type { Logger } from '../logger.js';
-import { type PeerEntry } from './peer-table.js';
+import type { PeerEntry } from './peer-table.js';
 import { refuse } from './refusals.js';
 
 type Entry = PeerEntry<PeerConnection>;

@@ -25,7 +25,10 @@ function claimOf(identity: Identity, nickname: string, extra: Partial<ClaimReque
 /** A server on its configured SQLite store, through a gate the test holds calls at. */
 async function gatedServer(registry: Record<string, string | number>, claimAfterSeconds: number): Promise<{ s: Awaited<ReturnType<typeof server>>; gated: GatedStore }> {
   let gated: GatedStore | undefined;
-  const openStore: TestServerOptions['openStore'] = async (config) => (gated = gatedStore(await openConfiguredStore(config.claims))).store;
+  const openStore: TestServerOptions['openStore'] = async (config) => {
+    gated = gatedStore(await openConfiguredStore(config.claims));
+    return gated.store;
+  };
   const s = await server(registry, { claims: { ClaimAfterSeconds: claimAfterSeconds }, openStore });
   if (gated === undefined) throw new Error('the server did not open its store');
   return { s, gated };

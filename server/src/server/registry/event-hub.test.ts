@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EventHub, textFrame, type Subscriber } from './event-hub.js';
-import { FairScheduler, SLICE_MS, TURN_BUDGET_MS, type HeldFrame, type TurnTaker } from '../scheduling/fair-scheduler.js';
+import { FairScheduler, SLICE_MS, TURN_BUDGET_MS, type TurnTaker } from '../scheduling/fair-scheduler.js';
 
 /** CPU time one write to a subscriber takes on the fake clock: ten writes fill a slice. */
 const WRITE_MS = SLICE_MS / 10;

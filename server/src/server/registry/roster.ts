@@ -10,7 +10,7 @@ import type { PeerConnection } from '../connection/peer-connection.js';
 import type { ClaimKeeper } from './claim-keeper.js';
 import { CLAIM_CLOSINGS, EVICTED_REASON } from './claim-refusals.js';
 import type { EventHub } from './event-hub.js';
-import { type PeerEntry, type PeerTable } from './peer-table.js';
+import type { PeerEntry, PeerTable } from './peer-table.js';
 import { CLOSINGS } from './refusals.js';
 import { nicknameKey } from '../../protocol/messages.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FairScheduler, SLICE_MS, TURN_BUDGET_MS, type HeldFrame, type TurnTaker } from './fair-scheduler.js';
-import { CLOSINGS, type Closing } from '../registry/refusals.js';
+import type { Closing } from '../registry/refusals.js';
 
 /** A connection without a socket: records what the scheduler did to it. */
 class FakeConnection implements TurnTaker {

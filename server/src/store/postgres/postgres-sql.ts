@@ -1,5 +1,5 @@
 /** The SQL of the PostgreSQL claim store, and the one conversion of its rows to the shared row shape. */
-import { type Claim } from '../claim-store.js';
+import type { Claim } from '../claim-store.js';
 import { claimFromRow } from '../claim-row.js';
 import { nicknameKey } from '../../protocol/messages.js';
 

@@ -26,7 +26,7 @@ import { MS_PER_DAY, type Claim, type ClaimList, type ClaimOutcome, type ClaimRe
 import { checkAddress, checkClaim, checkClaimRequest, checkKeyId, checkNickname } from '../claim-row.js';
 import { decideClaim, sortRelevant } from '../claim-rules.js';
 import { backupPostgresClaims } from './postgres-backup.js';
-import { describeTarget, environmentFailure, lostRace, openFailure, RACE_ATTEMPTS, redactConnectionString, sqlstateOf } from './postgres-failure.js';
+import { describeTarget, environmentFailure, lostRace, openFailure, RACE_ATTEMPTS, redactConnectionString, } from './postgres-failure.js';
 import { checkOptions, type Checked, type PostgresClaimStoreOptions } from './postgres-store-options.js';
 
 export type { PostgresClaimStoreOptions };
