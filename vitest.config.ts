@@ -16,7 +16,11 @@ const buildDist = 'test/support/global-setup.ts';
 // The tests that need a real PostgreSQL server: their own project, which starts one.
 // The cluster's tests (several registries sharing one) need it too, and so do the built server's
 // runs on PostgreSQL (test/postgres).
-const postgresTests = ['server/src/store/postgres/postgres-store.test.ts', 'test/cluster/**/*.test.ts', 'test/postgres/**/*.test.ts'];
+const postgresTests = [
+  'server/src/store/postgres/postgres-store.test.ts',
+  'test/cluster/**/*.test.ts',
+  'test/postgres/**/*.test.ts',
+];
 
 export default defineConfig({
   test: {

@@ -37,12 +37,22 @@ export function makeRequests(count: number, prefix = 'peer'): ClaimRequest[] {
   return Array.from({ length: count }, (_, i) => {
     // 44 random bytes: the size of an Ed25519 SPKI, without the cost of making real keys.
     const der = new Uint8Array(randomBytes(44));
-    return { keyId: keyIdOf(der), publicKeyDer: der, nickname: `${prefix}${i}`, address: onionAddressFromPublicKey(randomBytes(32)), addressVerified: false };
+    return {
+      keyId: keyIdOf(der),
+      publicKeyDer: der,
+      nickname: `${prefix}${i}`,
+      address: onionAddressFromPublicKey(randomBytes(32)),
+      addressVerified: false,
+    };
   });
 }
 
 /** Claims every request, `perTurn` per event-loop turn, and times it. */
-export async function measureClaims(store: ClaimStore, requests: readonly ClaimRequest[], perTurn: number): Promise<ThroughputResult> {
+export async function measureClaims(
+  store: ClaimStore,
+  requests: readonly ClaimRequest[],
+  perTurn: number,
+): Promise<ThroughputResult> {
   const turns: number[] = [];
   const cpu = process.cpuUsage();
   const start = process.hrtime.bigint();
@@ -58,7 +68,13 @@ export async function measureClaims(store: ClaimStore, requests: readonly ClaimR
     perTurn,
     claimsPerSecond: Math.round(requests.length / seconds),
     cpuMicrosPerClaim: Math.round(((used.user + used.system) / requests.length) * 10) / 10,
-    turnP99Ms: Math.round(percentile(turns.sort((a, b) => a - b), 99) * 100) / 100,
+    turnP99Ms:
+      Math.round(
+        percentile(
+          turns.sort((a, b) => a - b),
+          99,
+        ) * 100,
+      ) / 100,
     turnMaxMs: Math.round((turns[turns.length - 1] ?? 0) * 100) / 100,
   };
 }
@@ -68,7 +84,11 @@ function percentile(sorted: readonly number[], p: number): number {
 }
 
 /** Latency of findForRegistration for random claimed and unclaimed nicknames and addresses. */
-export async function measureFind(store: ClaimStore, claimed: readonly ClaimRequest[], samples: number): Promise<LatencyResult> {
+export async function measureFind(
+  store: ClaimStore,
+  claimed: readonly ClaimRequest[],
+  samples: number,
+): Promise<LatencyResult> {
   const fresh = makeRequests(samples, 'absent');
   const times: number[] = [];
   for (let i = 0; i < samples; i += 1) {
@@ -81,7 +101,11 @@ export async function measureFind(store: ClaimStore, claimed: readonly ClaimRequ
     times.push(Number(process.hrtime.bigint() - start) / 1e3);
   }
   times.sort((a, b) => a - b);
-  return { samples: times.length, p50Micros: Math.round(percentile(times, 50) * 10) / 10, p99Micros: Math.round(percentile(times, 99) * 10) / 10 };
+  return {
+    samples: times.length,
+    p50Micros: Math.round(percentile(times, 50) * 10) / 10,
+    p99Micros: Math.round(percentile(times, 99) * 10) / 10,
+  };
 }
 
 /** Time of one purge that finds nothing to delete, in a file at `schemaVersion` holding `rows` claims. */
@@ -97,7 +121,9 @@ export function measureEmptyPurge(folder: string, schemaVersion: number, request
   const later = Date.now() + 86_400_000;
   for (const r of requests) insert.run(r.keyId, r.publicKeyDer, r.nickname, r.nickname, r.address, later);
   db.exec('COMMIT');
-  const purge = db.prepare('DELETE FROM claims WHERE rowid IN (SELECT rowid FROM claims WHERE expires_at <= ? LIMIT 1000)');
+  const purge = db.prepare(
+    'DELETE FROM claims WHERE rowid IN (SELECT rowid FROM claims WHERE expires_at <= ? LIMIT 1000)',
+  );
   purge.run(Date.now()); // warm the cache, as a server's periodic purge would find it
   const start = process.hrtime.bigint();
   purge.run(Date.now());
@@ -114,7 +140,11 @@ async function main(folder: string): Promise<void> {
     ['group commit, 16 claims per turn', 512, 16],
     ['group commit, 64 claims per turn', 512, 64],
   ] as const) {
-    const store = await openSqliteClaimStore({ path: join(folder, `t-${maxBatch}-${perTurn}.db`), claimDays: 30, maxBatch });
+    const store = await openSqliteClaimStore({
+      path: join(folder, `t-${maxBatch}-${perTurn}.db`),
+      claimDays: 30,
+      maxBatch,
+    });
     report[label] = await measureClaims(store, makeRequests(maxBatch === 1 || perTurn === 1 ? 2_000 : 20_000), perTurn);
     await store.close();
   }
@@ -122,7 +152,11 @@ async function main(folder: string): Promise<void> {
   const claimed = makeRequests(100_000);
   report['filling 100,000 claims (512 per turn)'] = await measureClaims(big, claimed, 512);
   report['findForRegistration with 100,000 claims'] = await measureFind(big, claimed, 20_000);
-  report['claims with 100,000 claims already (64 per turn)'] = await measureClaims(big, makeRequests(20_000, 'more'), 64);
+  report['claims with 100,000 claims already (64 per turn)'] = await measureClaims(
+    big,
+    makeRequests(20_000, 'more'),
+    64,
+  );
   await big.close();
   report['empty purge at 100,000 claims, ms'] = {
     'schema 1 (no expiry index)': measureEmptyPurge(folder, 1, claimed),

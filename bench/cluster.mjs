@@ -29,7 +29,20 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { cleanWindows, mergedPercentiles, ratio } from './lib/measure.mjs';
 import { closePools, createDatabase, startBenchPostgres, transactionsOf } from './lib/postgres.mjs';
 import { CAN_PIN, stopChild } from './lib/procs.mjs';
-import { addresses, BUILT_CLI, LOAD_CPU, NOFILE, SERVER_CPU, formatTable, launchRegistry, lookupPayloads, machineInfo, OK_LOOKUP, serverProvenance, serverWarnings } from './lib/registry.mjs';
+import {
+  addresses,
+  BUILT_CLI,
+  LOAD_CPU,
+  NOFILE,
+  SERVER_CPU,
+  formatTable,
+  launchRegistry,
+  lookupPayloads,
+  machineInfo,
+  OK_LOOKUP,
+  serverProvenance,
+  serverWarnings,
+} from './lib/registry.mjs';
 import { startRun } from './lib/run-control.mjs';
 import { Worker } from './lib/worker.mjs';
 import { pgbenchCeiling } from './phases/pgbench.mjs';
@@ -38,8 +51,46 @@ const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const LOOKUP_TARGET = 0.9;
 
 const PLANS = {
-  full: { budgetMs: 170_000, windowMs: 1_000, lookupPeers: 1_000, conns: 128, inflight: 16, warmupMs: 1_500, measureMs: 5_000, lookupRounds: 2, propRate: 25, propWarmupMs: 1_000, propMs: 12_000, regConcurrency: 64, regPool: 4_000, regWarmupMs: 1_000, regMs: 6_000, pgbenchClients: 12, pgbenchSeconds: 5, eventBatchMs: 50 },
-  smoke: { budgetMs: 45_000, windowMs: 500, lookupPeers: 200, conns: 64, inflight: 16, warmupMs: 300, measureMs: 1_000, lookupRounds: 1, propRate: 25, propWarmupMs: 300, propMs: 3_000, regConcurrency: 32, regPool: 600, regWarmupMs: 300, regMs: 1_500, pgbenchClients: 12, pgbenchSeconds: 2, eventBatchMs: 50 },
+  full: {
+    budgetMs: 170_000,
+    windowMs: 1_000,
+    lookupPeers: 1_000,
+    conns: 128,
+    inflight: 16,
+    warmupMs: 1_500,
+    measureMs: 5_000,
+    lookupRounds: 2,
+    propRate: 25,
+    propWarmupMs: 1_000,
+    propMs: 12_000,
+    regConcurrency: 64,
+    regPool: 4_000,
+    regWarmupMs: 1_000,
+    regMs: 6_000,
+    pgbenchClients: 12,
+    pgbenchSeconds: 5,
+    eventBatchMs: 50,
+  },
+  smoke: {
+    budgetMs: 45_000,
+    windowMs: 500,
+    lookupPeers: 200,
+    conns: 64,
+    inflight: 16,
+    warmupMs: 300,
+    measureMs: 1_000,
+    lookupRounds: 1,
+    propRate: 25,
+    propWarmupMs: 300,
+    propMs: 3_000,
+    regConcurrency: 32,
+    regPool: 600,
+    regWarmupMs: 300,
+    regMs: 1_500,
+    pgbenchClients: 12,
+    pgbenchSeconds: 2,
+    eventBatchMs: 50,
+  },
 };
 
 function parseArgs(argv) {
@@ -51,11 +102,13 @@ function parseArgs(argv) {
     else if (arg === '--keep-temp') opts.keepTemp = true;
     else if (arg === '--set') {
       const [key, value] = (argv[++i] ?? '').split('=');
-      if (!(key in PLANS.full) || !Number.isFinite(Number(value))) throw new Error(`--set ${key}=${value}: expected <plan key>=<number> (${Object.keys(PLANS.full).join(', ')})`);
+      if (!(key in PLANS.full) || !Number.isFinite(Number(value)))
+        throw new Error(`--set ${key}=${value}: expected <plan key>=<number> (${Object.keys(PLANS.full).join(', ')})`);
       opts.set[key] = Number(value);
     } else throw new Error(`unknown argument ${arg} (see the top of bench/cluster.mjs)`);
   }
-  if (!existsSync(opts.server)) throw new Error(`${opts.server} does not exist: run \`npm run build\` first (or pass --server)`);
+  if (!existsSync(opts.server))
+    throw new Error(`${opts.server} does not exist: run \`npm run build\` first (or pass --server)`);
   return opts;
 }
 
@@ -67,28 +120,76 @@ try {
   process.exit(2);
 }
 const plan = { ...PLANS[opts.mode], ...opts.set };
-const run = startRun({ budgetMs: plan.budgetMs, keepTemp: opts.keepTemp, tempPrefix: 'registry-bench-cluster-', name: 'bench-cluster' });
+const run = startRun({
+  budgetMs: plan.budgetMs,
+  keepTemp: opts.keepTemp,
+  tempPrefix: 'registry-bench-cluster-',
+  name: 'bench-cluster',
+});
 const { log } = run;
 const spawnOnLoad = { cpu: LOAD_CPU, nofile: NOFILE, lifetimeSeconds: run.lifetimeSeconds, log };
-const onServerCpu = { tempRoot: run.tempRoot, server: opts.server, cpu: SERVER_CPU, nofile: NOFILE, lifetimeSeconds: run.lifetimeSeconds };
+const onServerCpu = {
+  tempRoot: run.tempRoot,
+  server: opts.server,
+  cpu: SERVER_CPU,
+  nofile: NOFILE,
+  lifetimeSeconds: run.lifetimeSeconds,
+};
 const round = (x, places = 2) => (x === null || x === undefined ? null : Number(x.toFixed(places)));
 
 /** The cleanest window of a measured throughput (bench/lib/measure.mjs), with the CPU of every process named in `pids`. */
 async function lookupsOn(worker, label, port, pids) {
-  const args = { port, conns: plan.conns, inflight: plan.inflight, warmupMs: plan.warmupMs, durationMs: plan.measureMs, windowMs: plan.windowMs, payloads: lookupPayloads(plan.lookupPeers), okPrefix: OK_LOOKUP, localAddresses: addresses(2, 4) };
-  const { result, cpu, chosen } = await worker.measured('throughput', args, plan.warmupMs + plan.measureMs + 30_000, pids);
-  if (result.errors > 0) throw new Error(`lookups on ${label}: ${result.errors} bad replies: ${result.errorSamples.join(' | ')}`);
+  const args = {
+    port,
+    conns: plan.conns,
+    inflight: plan.inflight,
+    warmupMs: plan.warmupMs,
+    durationMs: plan.measureMs,
+    windowMs: plan.windowMs,
+    payloads: lookupPayloads(plan.lookupPeers),
+    okPrefix: OK_LOOKUP,
+    localAddresses: addresses(2, 4),
+  };
+  const { result, cpu, chosen } = await worker.measured(
+    'throughput',
+    args,
+    plan.warmupMs + plan.measureMs + 30_000,
+    pids,
+  );
+  if (result.errors > 0)
+    throw new Error(`lookups on ${label}: ${result.errors} bad replies: ${result.errorSamples.join(' | ')}`);
   log(`lookups on ${label}: ${Math.round(chosen.perSec)}/s (cpu ${JSON.stringify(cpu)})`);
-  return { perSec: Math.round(chosen.perSec), perServerCpuSecond: cpu?.server > 0 ? Math.round(chosen.perSec / cpu.server) : null, cpu, windows: result.windows.map((w) => Math.round(w.perSec)), windowCpus: result.windowCpus };
+  return {
+    perSec: Math.round(chosen.perSec),
+    perServerCpuSecond: cpu?.server > 0 ? Math.round(chosen.perSec / cpu.server) : null,
+    cpu,
+    windows: result.windows.map((w) => Math.round(w.perSec)),
+    windowCpus: result.windowCpus,
+  };
 }
 
 async function lookupPhase(ctx) {
   const { single, instances, w0, w1, m, P, pgPids } = ctx;
   // The lookup peers: on the single-host server, and on instance C (A and B know them from the log).
-  for (const [i, [label, port]] of [['single', single.port], ['C', instances.C.port]].entries()) {
+  for (const [i, [label, port]] of [
+    ['single', single.port],
+    ['C', instances.C.port],
+  ].entries()) {
     // `held` counts every connection the worker holds, so the second call holds twice as many.
-    const held = await w1.call('hold', { port, count: plan.lookupPeers, concurrency: 32, prefix: 'lk-', localAddresses: addresses(6, 2), timeoutMs: 30_000 }, 60_000);
-    if (held.held !== (i + 1) * plan.lookupPeers) throw new Error(`could not register the lookup peers on ${label}: ${JSON.stringify(held)}`);
+    const held = await w1.call(
+      'hold',
+      {
+        port,
+        count: plan.lookupPeers,
+        concurrency: 32,
+        prefix: 'lk-',
+        localAddresses: addresses(6, 2),
+        timeoutMs: 30_000,
+      },
+      60_000,
+    );
+    if (held.held !== (i + 1) * plan.lookupPeers)
+      throw new Error(`could not register the lookup peers on ${label}: ${JSON.stringify(held)}`);
   }
   await sleep(500);
   const on = (label, reg) => lookupsOn(w0, label, reg.port, { server: reg.pid, client: w0.pid, ...pgPids });
@@ -98,7 +199,17 @@ async function lookupPhase(ctx) {
   // Every server's first lookups run on code V8 has not optimised yet: each gets the same
   // unmeasured warm-up first, so that no figure carries a cold start the others do not.
   for (const reg of [single, instances.A, instances.B, instances.C]) {
-    const warm = { port: reg.port, conns: plan.conns, inflight: plan.inflight, warmupMs: plan.warmupMs, durationMs: plan.warmupMs, windowMs: plan.warmupMs, payloads: lookupPayloads(plan.lookupPeers), okPrefix: OK_LOOKUP, localAddresses: addresses(2, 4) };
+    const warm = {
+      port: reg.port,
+      conns: plan.conns,
+      inflight: plan.inflight,
+      warmupMs: plan.warmupMs,
+      durationMs: plan.warmupMs,
+      windowMs: plan.warmupMs,
+      payloads: lookupPayloads(plan.lookupPeers),
+      okPrefix: OK_LOOKUP,
+      localAddresses: addresses(2, 4),
+    };
     await w0.call('throughput', warm, 2 * plan.warmupMs + 30_000);
   }
   const singles = [await on('single-host (before round 1)', single)];
@@ -109,12 +220,23 @@ async function lookupPhase(ctx) {
     singles.push(await on(`single-host (after round ${round})`, single));
   }
   const mean = (runs, key) => Math.round(runs.reduce((sum, r) => sum + r[key], 0) / runs.length);
-  const summary = (runs) => ({ perSec: mean(runs, 'perSec'), perServerCpuSecond: mean(runs, 'perServerCpuSecond'), cpu: runs[runs.length - 1].cpu, runs });
+  const summary = (runs) => ({
+    perSec: mean(runs, 'perSec'),
+    perServerCpuSecond: mean(runs, 'perServerCpuSecond'),
+    cpu: runs[runs.length - 1].cpu,
+    runs,
+  });
   const perInstance = Object.fromEntries(['A', 'B', 'C'].map((name) => [name, summary(rounds[name])]));
   const singleHost = summary(singles);
   const singlePerSec = singleHost.perSec;
   const singlePerCpu = singleHost.perServerCpuSecond;
-  P.lookups = { single: singleHost, instances: perInstance, rounds: plan.lookupRounds, peers: plan.lookupPeers, peersHeldOn: 'C' };
+  P.lookups = {
+    single: singleHost,
+    instances: perInstance,
+    rounds: plan.lookupRounds,
+    peers: plan.lookupPeers,
+    peersHeldOn: 'C',
+  };
   m.singleHostLookupsPerSec = singlePerSec;
   for (const name of ['A', 'B', 'C']) {
     m[`instance${name}LookupsPerSec`] = perInstance[name].perSec;
@@ -123,7 +245,10 @@ async function lookupPhase(ctx) {
   // The target is judged per server CPU-second (the slowest instance): on a shared host the wall
   // rates move with other work (the `foreign` CPU); both ratios are kept.
   m.singleHostLookupsPerServerCpuSecond = singlePerCpu;
-  m.clusterLookupVsSingle = ratio(Math.min(...['A', 'B', 'C'].map((n) => perInstance[n].perServerCpuSecond)), singlePerCpu);
+  m.clusterLookupVsSingle = ratio(
+    Math.min(...['A', 'B', 'C'].map((n) => perInstance[n].perServerCpuSecond)),
+    singlePerCpu,
+  );
   m.clusterLookupVsSingleWall = ratio(Math.min(...['A', 'B', 'C'].map((n) => perInstance[n].perSec)), singlePerSec);
   await w1.call('release', {}, 20_000);
 }
@@ -131,8 +256,23 @@ async function lookupPhase(ctx) {
 async function propagationPhase({ instances, w0, m, P, pgPids }) {
   const { A, B } = instances;
   const total = Math.ceil((plan.propRate * (plan.propWarmupMs + plan.propMs)) / 1000);
-  const args = { port: A.port, rate: plan.propRate, warmupMs: plan.propWarmupMs, durationMs: plan.propMs, windowMs: plan.windowMs, poolSize: total + 200, prefix: 'pp-', localAddresses: addresses(10, 10), watchPorts: { B: B.port, A: A.port } };
-  const { result } = await w0.measured('pacedRegister', args, plan.propWarmupMs + plan.propMs + 40_000, { server: A.pid, other: B.pid, client: w0.pid, ...pgPids });
+  const args = {
+    port: A.port,
+    rate: plan.propRate,
+    warmupMs: plan.propWarmupMs,
+    durationMs: plan.propMs,
+    windowMs: plan.windowMs,
+    poolSize: total + 200,
+    prefix: 'pp-',
+    localAddresses: addresses(10, 10),
+    watchPorts: { B: B.port, A: A.port },
+  };
+  const { result } = await w0.measured('pacedRegister', args, plan.propWarmupMs + plan.propMs + 40_000, {
+    server: A.pid,
+    other: B.pid,
+    client: w0.pid,
+    ...pgPids,
+  });
   const clean = cleanWindows(result.windows, result.windowCpus);
   const pct = (histograms) => {
     const p = mergedPercentiles(histograms, [50, 99]);
@@ -154,12 +294,23 @@ async function propagationPhase({ instances, w0, m, P, pgPids }) {
     registeredReplyP99Ms: reply.p99,
     propagationMissingEvents: missing,
   });
-  log(`propagation at ${plan.propRate}/s: register on A -> peer_joined on B p50 ${toB.p50} / p99 ${toB.p99} ms; on A itself ${toA.p50} / ${toA.p99} ms; A's registered ${reply.p50} / ${reply.p99} ms; missing events ${missing}, errors ${result.errors} ${result.errorSamples.join(' | ')}`);
+  log(
+    `propagation at ${plan.propRate}/s: register on A -> peer_joined on B p50 ${toB.p50} / p99 ${toB.p99} ms; on A itself ${toA.p50} / ${toA.p99} ms; A's registered ${reply.p50} / ${reply.p99} ms; missing events ${missing}, errors ${result.errors} ${result.errorSamples.join(' | ')}`,
+  );
 }
 
 async function registrationPhase({ instances, w0, m, P, pgHandle, pgPids, databaseUrl }) {
   const ports = ['A', 'B', 'C'].map((n) => instances[n].port);
-  const args = { ports, concurrency: plan.regConcurrency, warmupMs: plan.regWarmupMs, durationMs: plan.regMs, windowMs: plan.windowMs, poolSize: plan.regPool, prefix: 'rg-', localAddresses: addresses(10, 20) };
+  const args = {
+    ports,
+    concurrency: plan.regConcurrency,
+    warmupMs: plan.regWarmupMs,
+    durationMs: plan.regMs,
+    windowMs: plan.windowMs,
+    poolSize: plan.regPool,
+    prefix: 'rg-',
+    localAddresses: addresses(10, 20),
+  };
   const pids = { A: instances.A.pid, B: instances.B.pid, C: instances.C.pid, client: w0.pid, ...pgPids };
   const xactBefore = await transactionsOf(databaseUrl);
   const t0 = performance.now();
@@ -167,47 +318,109 @@ async function registrationPhase({ instances, w0, m, P, pgHandle, pgPids, databa
   const seconds = (performance.now() - t0) / 1000;
   await sleep(1_200); // the leaves of the last registrations, and PostgreSQL's statistics flush
   const xactAfter = await transactionsOf(databaseUrl);
-  const spanRegistrations = result.windows.reduce((sum, w) => sum + w.done, 0) * ((plan.regWarmupMs + plan.regMs) / plan.regMs);
-  const ceiling = await pgbenchCeiling({ pgHandle, tempRoot: run.tempRoot, cpu: LOAD_CPU, clients: plan.pgbenchClients, seconds: plan.pgbenchSeconds, lifetimeSeconds: run.lifetimeSeconds, log });
+  const spanRegistrations =
+    result.windows.reduce((sum, w) => sum + w.done, 0) * ((plan.regWarmupMs + plan.regMs) / plan.regMs);
+  const ceiling = await pgbenchCeiling({
+    pgHandle,
+    tempRoot: run.tempRoot,
+    cpu: LOAD_CPU,
+    clients: plan.pgbenchClients,
+    seconds: plan.pgbenchSeconds,
+    lifetimeSeconds: run.lifetimeSeconds,
+    log,
+  });
   const perSec = Math.round(chosen.perSec);
-  P.registrations = { ...result, cpu, seconds, commits: xactAfter.commits - xactBefore.commits, rollbacks: xactAfter.rollbacks - xactBefore.rollbacks, pgbench: ceiling };
+  P.registrations = {
+    ...result,
+    cpu,
+    seconds,
+    commits: xactAfter.commits - xactBefore.commits,
+    rollbacks: xactAfter.rollbacks - xactBefore.rollbacks,
+    pgbench: ceiling,
+  };
   Object.assign(m, {
     clusterRegistrationsPerSec: perSec,
     pgbenchCyclesPerSec: Math.round(ceiling.cyclesPerSec),
     clusterRegistrationVsPgbench: ratio(perSec, ceiling.cyclesPerSec),
     clusterPostgresCpu: cpu?.postgres ?? null,
     pgbenchPostgresCpu: ceiling.postgresCpu,
-    clusterRegistrationVsPgbenchPerPgCpu: ratio(cpu?.postgres > 0 ? perSec / cpu.postgres : null, ceiling.postgresCpu > 0 ? ceiling.cyclesPerSec / ceiling.postgresCpu : null),
-    clusterCommitsPerRegistration: spanRegistrations > 0 ? round((xactAfter.commits - xactBefore.commits) / spanRegistrations, 1) : null,
+    clusterRegistrationVsPgbenchPerPgCpu: ratio(
+      cpu?.postgres > 0 ? perSec / cpu.postgres : null,
+      ceiling.postgresCpu > 0 ? ceiling.cyclesPerSec / ceiling.postgresCpu : null,
+    ),
+    clusterCommitsPerRegistration:
+      spanRegistrations > 0 ? round((xactAfter.commits - xactBefore.commits) / spanRegistrations, 1) : null,
   });
-  log(`cluster registrations over A, B, C: ${perSec}/s (cpu ${JSON.stringify(cpu)}, errors ${result.errors}${result.errors > 0 ? `: ${result.errorSamples.join(' | ')}` : ''}); pgbench ${Math.round(ceiling.cyclesPerSec)}/s; ~${m.clusterCommitsPerRegistration} PostgreSQL commits per registration`);
+  log(
+    `cluster registrations over A, B, C: ${perSec}/s (cpu ${JSON.stringify(cpu)}, errors ${result.errors}${result.errors > 0 ? `: ${result.errorSamples.join(' | ')}` : ''}); pgbench ${Math.round(ceiling.cyclesPerSec)}/s; ~${m.clusterCommitsPerRegistration} PostgreSQL commits per registration`,
+  );
 }
 
 async function main() {
-  const results = { mode: opts.mode, startedAt: new Date().toISOString(), server: serverProvenance(opts.server), machine: machineInfo(), plan, split: { serverCpu: SERVER_CPU, loadCpu: LOAD_CPU, onServerCpu: 'PostgreSQL (postmaster and every backend), instances A, B, C, the single-host server', onLoadCpu: 'the load workers, pgbench' }, metrics: {}, phases: {} };
+  const results = {
+    mode: opts.mode,
+    startedAt: new Date().toISOString(),
+    server: serverProvenance(opts.server),
+    machine: machineInfo(),
+    plan,
+    split: {
+      serverCpu: SERVER_CPU,
+      loadCpu: LOAD_CPU,
+      onServerCpu: 'PostgreSQL (postmaster and every backend), instances A, B, C, the single-host server',
+      onLoadCpu: 'the load workers, pgbench',
+    },
+    metrics: {},
+    phases: {},
+  };
   const m = results.metrics;
   const P = results.phases;
-  log(`mode ${opts.mode}; ${CAN_PIN ? `PostgreSQL and the registries on CPU ${SERVER_CPU}, load on CPU ${LOAD_CPU}` : 'taskset missing: processes are NOT pinned'}`);
+  log(
+    `mode ${opts.mode}; ${CAN_PIN ? `PostgreSQL and the registries on CPU ${SERVER_CPU}, load on CPU ${LOAD_CPU}` : 'taskset missing: processes are NOT pinned'}`,
+  );
   const pgHandle = await startBenchPostgres({ cpu: SERVER_CPU, onCleanup: run.onCleanup });
   const pgPids = { postgres: pgHandle.cpuSeconds };
   const databaseUrl = await createDatabase(pgHandle, 'bench_cluster');
   const instances = {};
-  for (const name of ['A', 'B', 'C']) instances[name] = await launchRegistry(onServerCpu, `instance-${name}`, 30, null, { database: databaseUrl, eventBatchMs: plan.eventBatchMs });
+  for (const name of ['A', 'B', 'C'])
+    instances[name] = await launchRegistry(onServerCpu, `instance-${name}`, 30, null, {
+      database: databaseUrl,
+      eventBatchMs: plan.eventBatchMs,
+    });
   const single = await launchRegistry(onServerCpu, 'single', 30, null, { eventBatchMs: plan.eventBatchMs });
-  log(`PostgreSQL ${pgHandle.server.binDir} (postmaster ${pgHandle.postmasterPid}); instances on ports ${Object.values(instances).map((i) => i.port).join(', ')}; single-host on ${single.port}`);
-  const [w0, w1] = [await Worker.start('load-0', 'load-worker.mjs', spawnOnLoad), await Worker.start('load-1', 'load-worker.mjs', spawnOnLoad)];
+  log(
+    `PostgreSQL ${pgHandle.server.binDir} (postmaster ${pgHandle.postmasterPid}); instances on ports ${Object.values(
+      instances,
+    )
+      .map((i) => i.port)
+      .join(', ')}; single-host on ${single.port}`,
+  );
+  const [w0, w1] = [
+    await Worker.start('load-0', 'load-worker.mjs', spawnOnLoad),
+    await Worker.start('load-1', 'load-worker.mjs', spawnOnLoad),
+  ];
   const ctx = { single, instances, w0, w1, m, P, pgHandle, pgPids, databaseUrl };
   await lookupPhase(ctx);
   await stopChild(single.child, 10_000);
   await propagationPhase(ctx);
   await registrationPhase(ctx);
-  P.warnings = Object.fromEntries([...Object.entries(instances), ['single', single]].map(([name, reg]) => [name, serverWarnings(reg.child).slice(0, 10)]));
+  P.warnings = Object.fromEntries(
+    [...Object.entries(instances), ['single', single]].map(([name, reg]) => [
+      name,
+      serverWarnings(reg.child).slice(0, 10),
+    ]),
+  );
   await Promise.all([w0.stop(), w1.stop()]);
   for (const reg of Object.values(instances)) await stopChild(reg.child, 10_000);
   await closePools();
   results.durationSeconds = Number(run.elapsed());
   results.machine.loadAvgAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
-  results.targets = { clusterLookupVsSingle: { value: m.clusterLookupVsSingle, target: `>= ${LOOKUP_TARGET}`, met: m.clusterLookupVsSingle >= LOOKUP_TARGET } };
+  results.targets = {
+    clusterLookupVsSingle: {
+      value: m.clusterLookupVsSingle,
+      target: `>= ${LOOKUP_TARGET}`,
+      met: m.clusterLookupVsSingle >= LOOKUP_TARGET,
+    },
+  };
   process.stdout.write(tableOf(results));
   writeFileSync(join(BENCH_DIR, 'results-cluster.json'), `${JSON.stringify(results, null, 2)}\n`);
   log(`wrote bench/results-cluster.json in ${results.durationSeconds}s`);
@@ -216,20 +429,75 @@ async function main() {
 function tableOf(results) {
   const m = results.metrics;
   const P = results.phases;
-  const cores = (cpu) => (cpu ? `CPU: ${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(' / ')}` : '');
+  const cores = (cpu) =>
+    cpu
+      ? `CPU: ${Object.entries(cpu)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(' / ')}`
+      : '';
   const met = results.targets.clusterLookupVsSingle.met ? 'met' : 'MISSED';
   const reg = P.registrations;
   const rows = [
-    ['singleHostLookupsPerSec', m.singleHostLookupsPerSec, '', `SQLite single host, mean of ${P.lookups.single.runs.length} runs (${P.lookups.single.runs.map((r) => r.perSec).join(', ')}) before, between and after ${P.lookups.rounds} round(s) of the instances; ${m.singleHostLookupsPerServerCpuSecond} per server CPU-second; ${plan.conns} conns x ${plan.inflight} in flight`],
-    ...['A', 'B', 'C'].map((n) => [`instance${n}LookupsPerSec`, m[`instance${n}LookupsPerSec`], '', `vs single host ${m[`instance${n}LookupVsSingle`]}; mean of ${P.lookups.instances[n].runs.map((r) => r.perSec).join(', ')}; ${P.lookups.instances[n].perServerCpuSecond} per server CPU-second; last ${cores(P.lookups.instances[n].cpu)}`]),
-    ['clusterLookupVsSingle', m.clusterLookupVsSingle, `>= ${LOOKUP_TARGET}`, `${met}: the slowest instance / single host, per server CPU-second (wall rates: ${m.clusterLookupVsSingleWall})`],
-    ['propagationP50Ms', m.propagationP50Ms, '', `register sent on A -> peer_joined on B's subscriber, open loop at ${m.propagationRatePerSec}/s (EventBatchMs ${plan.eventBatchMs}${plan.eventBatchMs === 50 ? ', the default,' : ''} included)`],
-    ['propagationP99Ms', m.propagationP99Ms, '', `missing events ${m.propagationMissingEvents}; ${cores(P.propagation.cpu)}`],
-    ['sameInstanceEventP50Ms', m.sameInstanceEventP50Ms, '', `the same registrations' peer_joined on A's own subscriber; p99 ${m.sameInstanceEventP99Ms} ms`],
-    ['registeredReplyP50Ms', m.registeredReplyP50Ms, '', `A's registered, from sending register; p99 ${m.registeredReplyP99Ms} ms`],
-    ['clusterRegistrationsPerSec', m.clusterRegistrationsPerSec, '', `${plan.regConcurrency} at a time over A, B, C; a new connection each, closed after registered (enter + leave); ${m.clusterCommitsPerRegistration} commits each; ${cores(reg.cpu)}`],
-    ['pgbenchCyclesPerSec', m.pgbenchCyclesPerSec, '', `the ceiling: best pgbench -M extended run (${P.registrations.pgbench.runs.map((r) => `-c ${r.clients}: ${r.cyclesPerSec}/s`).join(', ')}), the same enter + leave transactions, random keys; PostgreSQL ${m.pgbenchPostgresCpu} core`],
-    ['clusterRegistrationVsPgbench', m.clusterRegistrationVsPgbench, '', `cluster / pgbench; per PostgreSQL CPU-second ${m.clusterRegistrationVsPgbenchPerPgCpu} (PostgreSQL waits on the log head's row lock, not on its CPU)`],
+    [
+      'singleHostLookupsPerSec',
+      m.singleHostLookupsPerSec,
+      '',
+      `SQLite single host, mean of ${P.lookups.single.runs.length} runs (${P.lookups.single.runs.map((r) => r.perSec).join(', ')}) before, between and after ${P.lookups.rounds} round(s) of the instances; ${m.singleHostLookupsPerServerCpuSecond} per server CPU-second; ${plan.conns} conns x ${plan.inflight} in flight`,
+    ],
+    ...['A', 'B', 'C'].map((n) => [
+      `instance${n}LookupsPerSec`,
+      m[`instance${n}LookupsPerSec`],
+      '',
+      `vs single host ${m[`instance${n}LookupVsSingle`]}; mean of ${P.lookups.instances[n].runs.map((r) => r.perSec).join(', ')}; ${P.lookups.instances[n].perServerCpuSecond} per server CPU-second; last ${cores(P.lookups.instances[n].cpu)}`,
+    ]),
+    [
+      'clusterLookupVsSingle',
+      m.clusterLookupVsSingle,
+      `>= ${LOOKUP_TARGET}`,
+      `${met}: the slowest instance / single host, per server CPU-second (wall rates: ${m.clusterLookupVsSingleWall})`,
+    ],
+    [
+      'propagationP50Ms',
+      m.propagationP50Ms,
+      '',
+      `register sent on A -> peer_joined on B's subscriber, open loop at ${m.propagationRatePerSec}/s (EventBatchMs ${plan.eventBatchMs}${plan.eventBatchMs === 50 ? ', the default,' : ''} included)`,
+    ],
+    [
+      'propagationP99Ms',
+      m.propagationP99Ms,
+      '',
+      `missing events ${m.propagationMissingEvents}; ${cores(P.propagation.cpu)}`,
+    ],
+    [
+      'sameInstanceEventP50Ms',
+      m.sameInstanceEventP50Ms,
+      '',
+      `the same registrations' peer_joined on A's own subscriber; p99 ${m.sameInstanceEventP99Ms} ms`,
+    ],
+    [
+      'registeredReplyP50Ms',
+      m.registeredReplyP50Ms,
+      '',
+      `A's registered, from sending register; p99 ${m.registeredReplyP99Ms} ms`,
+    ],
+    [
+      'clusterRegistrationsPerSec',
+      m.clusterRegistrationsPerSec,
+      '',
+      `${plan.regConcurrency} at a time over A, B, C; a new connection each, closed after registered (enter + leave); ${m.clusterCommitsPerRegistration} commits each; ${cores(reg.cpu)}`,
+    ],
+    [
+      'pgbenchCyclesPerSec',
+      m.pgbenchCyclesPerSec,
+      '',
+      `the ceiling: best pgbench -M extended run (${P.registrations.pgbench.runs.map((r) => `-c ${r.clients}: ${r.cyclesPerSec}/s`).join(', ')}), the same enter + leave transactions, random keys; PostgreSQL ${m.pgbenchPostgresCpu} core`,
+    ],
+    [
+      'clusterRegistrationVsPgbench',
+      m.clusterRegistrationVsPgbench,
+      '',
+      `cluster / pgbench; per PostgreSQL CPU-second ${m.clusterRegistrationVsPgbenchPerPgCpu} (PostgreSQL waits on the log head's row lock, not on its CPU)`,
+    ],
   ];
   const note = `2 cores: CPU ${SERVER_CPU} = PostgreSQL + the three instances + the single-host server, CPU ${LOAD_CPU} = load and pgbench; a production cluster gives each its own host, so the cluster figures here are a lower bound.`;
   return `${formatTable(rows)}${note}\n\n`;

@@ -56,7 +56,8 @@ function parseArgs(argv) {
     };
     if (arg === '--only') {
       const names = (argv[++i] ?? '').split(',');
-      for (const name of names) if (!SCENARIOS.includes(name)) throw new Error(`--only ${name}: one of ${SCENARIOS.join(', ')}`);
+      for (const name of names)
+        if (!SCENARIOS.includes(name)) throw new Error(`--only ${name}: one of ${SCENARIOS.join(', ')}`);
       opts.only = names;
     } else if (arg === '--fresh') opts.fresh = number();
     else if (arg === '--fresh-every-ms') opts.freshEveryMs = number();
@@ -70,17 +71,26 @@ function parseArgs(argv) {
 }
 
 const started = performance.now();
-const log = (message) => process.stderr.write(`[failover ${((performance.now() - started) / 1000).toFixed(1)}s] ${message}\n`);
+const log = (message) =>
+  process.stderr.write(`[failover ${((performance.now() - started) / 1000).toFixed(1)}s] ${message}\n`);
 
 async function docker(args, options = {}) {
-  const { stdout } = await execFile('docker', args, { cwd: ROOT, maxBuffer: 32 * 1024 * 1024, env: { ...process.env, ...(options.env ?? {}) } });
+  const { stdout } = await execFile('docker', args, {
+    cwd: ROOT,
+    maxBuffer: 32 * 1024 * 1024,
+    env: { ...process.env, ...(options.env ?? {}) },
+  });
   return stdout.trim();
 }
 const compose = (...args) => docker([...COMPOSE, ...args]);
 const inContainer = (service, ...command) => compose('exec', '-T', service, ...command);
 
 async function clusterOps(...args) {
-  const { stdout } = await execFile('bash', ['tor/cluster-ops.sh', ...args], { cwd: ROOT, env: { ...process.env, COMPOSE: `docker ${COMPOSE.join(' ')}` }, maxBuffer: 8 * 1024 * 1024 });
+  const { stdout } = await execFile('bash', ['tor/cluster-ops.sh', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, COMPOSE: `docker ${COMPOSE.join(' ')}` },
+    maxBuffer: 8 * 1024 * 1024,
+  });
   return stdout;
 }
 
@@ -101,7 +111,9 @@ async function published(onions, since) {
   const status = JSON.parse(await inContainer('frontend', '/usr/local/bin/cluster', 'status')).services[0];
   const have = status.instances.map((i) => i.onionAddress).sort();
   const at = Math.min(utc(status.publishAttemptFirstDescriptor), utc(status.publishAttemptSecondDescriptor));
-  return JSON.stringify(have) === JSON.stringify([...onions].sort()) && at >= Math.floor(since / 1000) * 1000 ? at : undefined;
+  return JSON.stringify(have) === JSON.stringify([...onions].sort()) && at >= Math.floor(since / 1000) * 1000
+    ? at
+    : undefined;
 }
 
 async function healthy(service) {
@@ -110,7 +122,12 @@ async function healthy(service) {
 
 /** A fresh client tor state (NEWNYM on the test client tor's container-local control port). */
 async function freshClientTor() {
-  await inContainer('testnet-client', 'bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/9051 && printf "AUTHENTICATE\\r\\nSIGNAL NEWNYM\\r\\nQUIT\\r\\n" >&3 && cat <&3 >/dev/null');
+  await inContainer(
+    'testnet-client',
+    'bash',
+    '-c',
+    'exec 3<>/dev/tcp/127.0.0.1/9051 && printf "AUTHENTICATE\\r\\nSIGNAL NEWNYM\\r\\nQUIT\\r\\n" >&3 && cat <&3 >/dev/null',
+  );
 }
 
 function percentile(sorted, p) {
@@ -123,34 +140,92 @@ function summarise(seconds) {
   const ok = seconds.filter((s) => s !== null).sort((a, b) => a - b);
   const within = Object.fromEntries(WINDOWS_S.map((w) => [`within${w}s`, ok.filter((s) => s <= w).length]));
   const round = (v) => (v === null ? null : Math.round(v * 1000) / 1000);
-  return { n: seconds.length, ...within, p50: round(percentile(ok, 50)), p90: round(percentile(ok, 90)), max: round(ok.at(-1) ?? null), seconds: seconds.map(round) };
+  return {
+    n: seconds.length,
+    ...within,
+    p50: round(percentile(ok, 50)),
+    p90: round(percentile(ok, 90)),
+    max: round(ok.at(-1) ?? null),
+    seconds: seconds.map(round),
+  };
 }
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const { RegistryClient, createIdentity, onionAddressFromPublicKey } = await import(DIST_CLIENT);
   const { generateKeyPairSync } = await import('node:crypto');
-  const randomOnion = () => onionAddressFromPublicKey(generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(12));
+  const randomOnion = () =>
+    onionAddressFromPublicKey(
+      generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(12),
+    );
   const baseImages = join(ROOT, 'test/.run/base-images.env');
-  const imageEnv = existsSync(baseImages) ? Object.fromEntries([...readFileSync(baseImages, 'utf8').matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1], m[2].replace(/^'|'$/g, '')])) : {};
+  const imageEnv = existsSync(baseImages)
+    ? Object.fromEntries(
+        [...readFileSync(baseImages, 'utf8').matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [
+          m[1],
+          m[2].replace(/^'|'$/g, ''),
+        ]),
+      )
+    : {};
 
   log('starting the cluster on the private test network');
   await docker([...COMPOSE, 'down', '-v', '--remove-orphans', '-t', '2']).catch(() => undefined);
   await docker([...COMPOSE, 'up', '-d', '--build', '--wait', '--wait-timeout', '600'], { env: imageEnv });
-  const master = (await inContainer('postgres', 'psql', '-X', '-A', '-t', '-q', '-U', 'registry', '-d', 'registry', '-c', 'SELECT master_onion FROM registry_frontend')).trim();
+  const master = (
+    await inContainer(
+      'postgres',
+      'psql',
+      '-X',
+      '-A',
+      '-t',
+      '-q',
+      '-U',
+      'registry',
+      '-d',
+      'registry',
+      '-c',
+      'SELECT master_onion FROM registry_frontend',
+    )
+  ).trim();
   const onion = {};
-  for (const b of ['backend1', 'backend2']) onion[b] = await inContainer(`${b}-tor`, 'cat', '/var/lib/tor/hidden_service/hostname');
+  for (const b of ['backend1', 'backend2'])
+    onion[b] = await inContainer(`${b}-tor`, 'cat', '/var/lib/tor/hidden_service/hostname');
   const port = Number((await compose('port', 'testnet-client', '9050')).split(':').pop());
-  const socks = () => ({ host: '127.0.0.1', port, username: `bench-${randomBytes(6).toString('hex')}`, password: 'bench' });
-  const connect = (options = {}) => RegistryClient.connect({ url: `ws://${master}:80/`, socks: socks(), connectTimeoutMs: 30_000, reconnect: { initialDelayMs: 500, maxDelayMs: 5_000, maxAttempts: 1_000 }, ...options });
+  const socks = () => ({
+    host: '127.0.0.1',
+    port,
+    username: `bench-${randomBytes(6).toString('hex')}`,
+    password: 'bench',
+  });
+  const connect = (options = {}) =>
+    RegistryClient.connect({
+      url: `ws://${master}:80/`,
+      socks: socks(),
+      connectTimeoutMs: 30_000,
+      reconnect: { initialDelayMs: 500, maxDelayMs: 5_000, maxAttempts: 1_000 },
+      ...options,
+    });
   await until('both backends in the master descriptor', () => published([onion.backend1, onion.backend2], 0), 300_000);
-  await until('a first hello through the master onion', async () => (await connect()).close().then(() => true), 180_000);
+  await until(
+    'a first hello through the master onion',
+    async () => (await connect()).close().then(() => true),
+    180_000,
+  );
   log(`master ${master}; SOCKS 127.0.0.1:${port}`);
 
   async function bothServing(label) {
     const since = Date.now();
-    await until(`${label}: backend1 and backend2 healthy`, async () => (await healthy('backend1-tor')) && (await healthy('backend1-registry')) && (await healthy('backend2-registry')), 300_000);
-    await until(`${label}: both in the master descriptor`, () => published([onion.backend1, onion.backend2], 0), 300_000);
+    await until(
+      `${label}: backend1 and backend2 healthy`,
+      async () =>
+        (await healthy('backend1-tor')) && (await healthy('backend1-registry')) && (await healthy('backend2-registry')),
+      300_000,
+    );
+    await until(
+      `${label}: both in the master descriptor`,
+      () => published([onion.backend1, onion.backend2], 0),
+      300_000,
+    );
     log(`${label}: both backends serving (${((Date.now() - since) / 1000).toFixed(0)} s)`);
   }
 
@@ -191,23 +266,38 @@ async function main() {
   }
 
   const events = {
-    upgrade: { run: () => compose('up', '-d', '--no-deps', '--force-recreate', 'backend1-registry'), after: async () => {} },
+    upgrade: {
+      run: () => compose('up', '-d', '--no-deps', '--force-recreate', 'backend1-registry'),
+      after: async () => {},
+    },
     'drain-stop': {
       before: async () => {
-        log('drain-stop: draining backend1 and waiting until no descriptor that lists it can be cached (make cluster-drain WAIT=1)');
+        log(
+          'drain-stop: draining backend1 and waiting until no descriptor that lists it can be cached (make cluster-drain WAIT=1)',
+        );
         await clusterOps('drain', 'backend1', '--reason', 'bench', '--wait');
       },
       run: () => compose('stop', '-t', '5', 'backend1-tor', 'backend1-registry'),
       after: async () => {
         await compose('start', 'backend1-tor', 'backend1-registry');
-        await until('backend1 healthy', async () => (await healthy('backend1-tor')) && (await healthy('backend1-registry')), 300_000);
+        await until(
+          'backend1 healthy',
+          async () => (await healthy('backend1-tor')) && (await healthy('backend1-registry')),
+          300_000,
+        );
         await clusterOps('undrain', 'backend1');
       },
     },
-    kill: { run: () => compose('kill', '-s', 'KILL', 'backend1-tor', 'backend1-registry'), after: () => compose('start', 'backend1-tor', 'backend1-registry') },
+    kill: {
+      run: () => compose('kill', '-s', 'KILL', 'backend1-tor', 'backend1-registry'),
+      after: () => compose('start', 'backend1-tor', 'backend1-registry'),
+    },
     pause: {
       run: () => compose('pause', 'backend1-tor', 'backend1-registry'),
-      during: (t0) => sleep(Math.max(0, t0 + opts.pauseSeconds * 1000 - Date.now())).then(() => compose('unpause', 'backend1-tor', 'backend1-registry')),
+      during: (t0) =>
+        sleep(Math.max(0, t0 + opts.pauseSeconds * 1000 - Date.now())).then(() =>
+          compose('unpause', 'backend1-tor', 'backend1-registry'),
+        ),
       after: async () => {},
     },
   };
@@ -230,23 +320,38 @@ async function main() {
     const reconnecting = lost.map((p) => (p.back === null ? null : (p.back - t0) / 1000));
     await during;
     results[name] = {
-      fresh: { ...summarise(fresh.map((f) => f.seconds)), failedAttempts: fresh.reduce((n, f) => n + f.attempts - (f.seconds === null ? 0 : 1), 0) },
+      fresh: {
+        ...summarise(fresh.map((f) => f.seconds)),
+        failedAttempts: fresh.reduce((n, f) => n + f.attempts - (f.seconds === null ? 0 : 1), 0),
+      },
       // When each noticed the loss (a closed connection at once; a hung one at its liveness timeout).
-      reconnecting: { ...summarise(reconnecting), registered: peers.length, lostAfterSeconds: lost.map((p) => Math.round(p.lost - t0) / 1000) },
+      reconnecting: {
+        ...summarise(reconnecting),
+        registered: peers.length,
+        lostAfterSeconds: lost.map((p) => Math.round(p.lost - t0) / 1000),
+      },
     };
     log(`${name}: ${JSON.stringify(results[name].fresh)} | reconnecting ${JSON.stringify(results[name].reconnecting)}`);
     await Promise.all(peers.map((p) => p.client.close()));
     await event.after();
   }
 
-  const out = { date: new Date().toISOString(), machine: machineInfo(), network: 'private Tor test network (6 authorities, 2 relays), 2 backends', options: opts, scenarios: results };
+  const out = {
+    date: new Date().toISOString(),
+    machine: machineInfo(),
+    network: 'private Tor test network (6 authorities, 2 relays), 2 backends',
+    options: opts,
+    scenarios: results,
+  };
   writeFileSync(join(ROOT, 'bench/results-failover.json'), `${JSON.stringify(out, null, 2)}\n`);
   log('wrote bench/results-failover.json');
   console.log('scenario      group          n   <=10s  <=30s  <=90s  p50     p90     max');
   for (const [name, r] of Object.entries(results)) {
     for (const group of ['fresh', 'reconnecting']) {
       const g = r[group];
-      console.log(`${name.padEnd(13)} ${group.padEnd(13)} ${String(g.n).padStart(3)} ${String(g.within10s).padStart(6)} ${String(g.within30s).padStart(6)} ${String(g.within90s).padStart(6)}  ${String(g.p50).padEnd(7)} ${String(g.p90).padEnd(7)} ${g.max}`);
+      console.log(
+        `${name.padEnd(13)} ${group.padEnd(13)} ${String(g.n).padStart(3)} ${String(g.within10s).padStart(6)} ${String(g.within30s).padStart(6)} ${String(g.within90s).padStart(6)}  ${String(g.p50).padEnd(7)} ${String(g.p90).padEnd(7)} ${g.max}`,
+      );
     }
   }
   if (!opts.keep) await docker([...COMPOSE, 'down', '-v', '--remove-orphans', '-t', '2']);
@@ -254,6 +359,7 @@ async function main() {
 
 main().catch(async (err) => {
   process.stderr.write(`bench-failover: ${err?.stack ?? err}\n`);
-  if (!process.argv.includes('--keep')) await docker([...COMPOSE, 'down', '-v', '--remove-orphans', '-t', '2']).catch(() => undefined);
+  if (!process.argv.includes('--keep'))
+    await docker([...COMPOSE, 'down', '-v', '--remove-orphans', '-t', '2']).catch(() => undefined);
   process.exit(1);
 });

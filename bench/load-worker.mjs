@@ -25,7 +25,8 @@ const REGISTERED = '{"type":"registered"';
 setTimeout(() => process.exit(3), MAX_LIFETIME_MS).unref();
 process.on('disconnect', () => process.exit(0));
 
-const debug = process.env.BENCH_DEBUG === '1' ? (text) => process.stderr.write(`[worker ${process.pid}] ${text}\n`) : () => {};
+const debug =
+  process.env.BENCH_DEBUG === '1' ? (text) => process.stderr.write(`[worker ${process.pid}] ${text}\n`) : () => {};
 const now = () => performance.now();
 const wallNow = () => performance.timeOrigin + performance.now();
 const mark = (label) => process.send({ mark: label, at: wallNow() });
@@ -136,7 +137,17 @@ function histogram(values) {
 }
 
 /** Closed loop: `inflight` requests outstanding per connection; each reply releases the next request. */
-async function throughput({ port, conns: connCount, inflight, warmupMs, durationMs, windowMs, payloads, okPrefix, localAddresses }) {
+async function throughput({
+  port,
+  conns: connCount,
+  inflight,
+  warmupMs,
+  durationMs,
+  windowMs,
+  payloads,
+  okPrefix,
+  localAddresses,
+}) {
   const ring = frameRing(payloads);
   const ok = P(okPrefix);
   const conns = await openMany(port, connCount, localAddresses);
@@ -177,7 +188,17 @@ async function throughput({ port, conns: connCount, inflight, warmupMs, duration
  * Open loop at a fixed total rate: each connection sends on its own schedule whatever the replies do,
  * and latency runs from the moment a request was due (so a stalled server cannot hide its queue).
  */
-async function paced({ port, conns: connCount, rate, warmupMs, durationMs, windowMs, payloads, okPrefix, localAddresses }) {
+async function paced({
+  port,
+  conns: connCount,
+  rate,
+  warmupMs,
+  durationMs,
+  windowMs,
+  payloads,
+  okPrefix,
+  localAddresses,
+}) {
   const ring = frameRing(payloads);
   const ok = P(okPrefix);
   const conns = await openMany(port, connCount, localAddresses);
@@ -256,8 +277,15 @@ async function paced({ port, conns: connCount, rate, warmupMs, durationMs, windo
   for (const conn of conns) conn.destroy();
   const stats = (values) => {
     const sorted = Float64Array.from(values).sort();
-    const pct = (p) => (sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]);
-    return { samples: sorted.length, p50Ms: pct(50), p90Ms: pct(90), p99Ms: pct(99), maxMs: sorted.length === 0 ? null : sorted[sorted.length - 1] };
+    const pct = (p) =>
+      sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+    return {
+      samples: sorted.length,
+      p50Ms: pct(50),
+      p90Ms: pct(90),
+      p99Ms: pct(99),
+      maxMs: sorted.length === 0 ? null : sorted[sorted.length - 1],
+    };
   };
   const perWindow = Array.from({ length: windowCount }, () => []);
   for (let i = 0; i < sampleCount; i += 1) perWindow[sampleWindow[i]].push(samples[i]);
@@ -265,7 +293,11 @@ async function paced({ port, conns: connCount, rate, warmupMs, durationMs, windo
     targetPerSec: rate,
     achievedPerSec: replies / (durationMs / 1000),
     ...stats(samples.subarray(0, sampleCount)),
-    windows: perWindow.map((values) => ({ ...stats(values), perSec: values.length / (windowMs / 1000), histogram: histogram(values) })),
+    windows: perWindow.map((values) => ({
+      ...stats(values),
+      perSec: values.length / (windowMs / 1000),
+      histogram: histogram(values),
+    })),
     errors: errors.count,
     errorSamples: errors.samples,
     sent,
@@ -281,7 +313,15 @@ async function paced({ port, conns: connCount, rate, warmupMs, durationMs, windo
  * Full registration on a new connection: handshake, hello, signed register, reply. Returns the open
  * connection. With `fixedRequest` (the echo baseline) that text is sent instead of a signed request.
  */
-async function registerOn(port, localAddress, identity, timeoutMs = 10_000, fixedRequest = null, replyPrefix = REGISTERED, timing = null) {
+async function registerOn(
+  port,
+  localAddress,
+  identity,
+  timeoutMs = 10_000,
+  fixedRequest = null,
+  replyPrefix = REGISTERED,
+  timing = null,
+) {
   const deadline = now() + timeoutMs;
   const left = () => Math.max(1, deadline - now());
   const conn = await WireConnection.open({ port, localAddress, timeoutMs });
@@ -309,7 +349,19 @@ function identityPool(prefix, size) {
  * With `fixedRequest` it is the same cycle against the echo server: the transport's share of it.
  * With `ports` (several servers: a cluster's instances) lane i registers on ports[i % n].
  */
-async function register({ port, ports = [port], concurrency, warmupMs, durationMs, windowMs, poolSize, prefix, localAddresses, fixedRequest = null, replyPrefix = REGISTERED }) {
+async function register({
+  port,
+  ports = [port],
+  concurrency,
+  warmupMs,
+  durationMs,
+  windowMs,
+  poolSize,
+  prefix,
+  localAddresses,
+  fixedRequest = null,
+  replyPrefix = REGISTERED,
+}) {
   const pool = identityPool(prefix, fixedRequest === null ? poolSize : 1);
   const fixedFrame = fixedRequest === null ? null : clientFrame(fixedRequest);
   const pick = addressPicker(localAddresses);
@@ -354,11 +406,13 @@ async function eventWatchers(watchPorts, localAddress, pending) {
     if (hello.type !== 'hello') throw new Error(`watcher ${name}: expected hello, got ${hello.type}`);
     conn.sendJson({ type: 'subscribe', id: 's' });
     const ok = JSON.parse(await conn.next());
-    if (ok.type !== 'subscribed') throw new Error(`watcher ${name}: subscribe refused: ${JSON.stringify(ok).slice(0, 160)}`);
+    if (ok.type !== 'subscribed')
+      throw new Error(`watcher ${name}: subscribe refused: ${JSON.stringify(ok).slice(0, 160)}`);
     conn.onText = (buf, start, end) => {
       const event = eventOf(buf, start, end);
       const timing = event?.joined ? pending.get(event.name) : undefined;
-      if (timing?.sentAt !== undefined && timing.events[name] === undefined) timing.events[name] = now() - timing.sentAt;
+      if (timing?.sentAt !== undefined && timing.events[name] === undefined)
+        timing.events[name] = now() - timing.sentAt;
     };
     conns.push(conn);
   }
@@ -367,7 +421,11 @@ async function eventWatchers(watchPorts, localAddress, pending) {
 
 /** Per window, the histograms of what `watchers` timed: `registered` from sending and each watcher's event. */
 function watchedWindows(timings, watchNames, windowCount) {
-  const out = Array.from({ length: windowCount }, () => ({ reply: [], events: Object.fromEntries(watchNames.map((n) => [n, []])), missing: 0 }));
+  const out = Array.from({ length: windowCount }, () => ({
+    reply: [],
+    events: Object.fromEntries(watchNames.map((n) => [n, []])),
+    missing: 0,
+  }));
   for (const t of timings) {
     if (t.replyMs === undefined) continue;
     const w = out[t.window];
@@ -377,7 +435,11 @@ function watchedWindows(timings, watchNames, windowCount) {
       else w.events[name].push(t.events[name]);
     }
   }
-  return out.map((w) => ({ replyHistogram: histogram(w.reply), eventHistograms: Object.fromEntries(watchNames.map((n) => [n, histogram(w.events[n])])), missingEvents: w.missing }));
+  return out.map((w) => ({
+    replyHistogram: histogram(w.reply),
+    eventHistograms: Object.fromEntries(watchNames.map((n) => [n, histogram(w.events[n])])),
+    missingEvents: w.missing,
+  }));
 }
 
 /**
@@ -391,7 +453,17 @@ function watchedWindows(timings, watchNames, windowCount) {
  * gets histograms of that and of `registered` from the send (an identity pool larger than the run's
  * registrations keeps every nickname's event unambiguous).
  */
-async function pacedRegister({ port, rate, warmupMs, durationMs, windowMs, poolSize, prefix, localAddresses, watchPorts = null }) {
+async function pacedRegister({
+  port,
+  rate,
+  warmupMs,
+  durationMs,
+  windowMs,
+  poolSize,
+  prefix,
+  localAddresses,
+  watchPorts = null,
+}) {
   const pool = identityPool(prefix, poolSize);
   const pick = addressPicker(localAddresses);
   const errors = new ErrorTally();
@@ -454,7 +526,12 @@ async function pacedRegister({ port, rate, warmupMs, durationMs, windowMs, poolS
   const watched = watchPorts === null ? null : watchedWindows(timings, watchNames, windowCount);
   return {
     targetPerSec: rate,
-    windows: perWindow.map((values, i) => ({ samples: values.length, perSec: values.length / (windowMs / 1000), histogram: histogram(values), ...(watched?.[i] ?? {}) })),
+    windows: perWindow.map((values, i) => ({
+      samples: values.length,
+      perSec: values.length / (windowMs / 1000),
+      histogram: histogram(values),
+      ...(watched?.[i] ?? {}),
+    })),
     launched,
     answered,
     unanswered: inFlight,
@@ -477,7 +554,8 @@ function prepareHold({ count, prefix }) {
 /** Registers `count` peers and keeps them: each answers the server's pings (heartbeats). */
 async function hold({ port, count, concurrency, prefix, localAddresses, timeoutMs }) {
   const t0 = now();
-  const prepared = held.identities?.prefix === prefix && held.identities.list.length >= count ? held.identities.list : null;
+  const prepared =
+    held.identities?.prefix === prefix && held.identities.list.length >= count ? held.identities.list : null;
   held.identities = null;
   const identities = prepared ?? identityPool(prefix, count);
   const keygenMs = now() - t0;
@@ -504,7 +582,13 @@ async function hold({ port, count, concurrency, prefix, localAddresses, timeoutM
     }
   };
   await Promise.all(Array.from({ length: concurrency }, lane));
-  return { held: held.conns.length, failed: errors.count, errorSamples: errors.samples, keygenMs, registerMs: now() - t1 };
+  return {
+    held: held.conns.length,
+    failed: errors.count,
+    errorSamples: errors.samples,
+    keygenMs,
+    registerMs: now() - t1,
+  };
 }
 
 /** Opens `count` plain connections and keeps them (the memory baseline against the echo server). */
@@ -662,7 +746,8 @@ async function churn({ port, concurrency, durationMs, maxCycles, poolSize, prefi
         if (useUnregister) {
           conn.sendJson({ type: 'unregister', id: 'u' });
           const reply = await conn.next();
-          if (!reply.startsWith('{"type":"unregistered"')) throw new Error(`unregister refused: ${reply.slice(0, 160)}`);
+          if (!reply.startsWith('{"type":"unregistered"'))
+            throw new Error(`unregister refused: ${reply.slice(0, 160)}`);
         }
         await conn.close();
         leaves += 1;
@@ -707,14 +792,35 @@ async function verifyViews({ port, localAddresses }) {
       if (sub.lastAt !== null) lastAt = Math.max(lastAt, sub.lastAt);
     }
     for (const sub of subscribers.splice(0)) sub.conn.destroy();
-    return { freshSize: fresh.size, lost, mismatched, dropped, events, minEvents, firstEventAt: firstAt, lastEventAt: lastAt };
+    return {
+      freshSize: fresh.size,
+      lost,
+      mismatched,
+      dropped,
+      events,
+      minEvents,
+      firstEventAt: firstAt,
+      lastEventAt: lastAt,
+    };
   } finally {
     conn.destroy();
   }
 }
 
-const COMMANDS = { throughput, paced, register, pacedRegister, prepareHold, hold, holdIdle, holdStatus, release, subscribe, churn, verifyViews };
-
+const COMMANDS = {
+  throughput,
+  paced,
+  register,
+  pacedRegister,
+  prepareHold,
+  hold,
+  holdIdle,
+  holdStatus,
+  release,
+  subscribe,
+  churn,
+  verifyViews,
+};
 
 process.on('message', async (message) => {
   const { id, cmd, args } = message;

@@ -25,7 +25,23 @@ import { FAN_OUT_TARGETS, fanOutPhase, fanOutRows } from './phases/fan-out.mjs';
 import { makeIdentity, peerRecordLike, registerRequest } from './lib/identities.mjs';
 import { cleanWindows, mergedPercentiles, perCpu, ratio, summary } from './lib/measure.mjs';
 import { openFilesLimit, rssBytes, spawnNode, stopChild, CAN_PIN } from './lib/procs.mjs';
-import { addresses, BUILT_CLI, LOAD_CPU as CLIENT_CPU, NOFILE, SERVER_CPU, formatTable, freePort, healthz, launchRegistry, lookupPayloads, lookupReplyBytes, machineInfo, OK_LOOKUP, serverProvenance, serverWarnings } from './lib/registry.mjs';
+import {
+  addresses,
+  BUILT_CLI,
+  LOAD_CPU as CLIENT_CPU,
+  NOFILE,
+  SERVER_CPU,
+  formatTable,
+  freePort,
+  healthz,
+  launchRegistry,
+  lookupPayloads,
+  lookupReplyBytes,
+  machineInfo,
+  OK_LOOKUP,
+  serverProvenance,
+  serverWarnings,
+} from './lib/registry.mjs';
 import { startRun } from './lib/run-control.mjs';
 import { Worker as LoadWorker } from './lib/worker.mjs';
 import { nonReaderPhase } from './phases/non-reader.mjs';
@@ -129,10 +145,23 @@ function parseArgs(argv) {
   if (opts.profile !== null && !['lookup', 'register', 'claims'].includes(opts.profile)) {
     throw new Error('--profile takes "lookup", "register" or "claims"');
   }
-  const phases = ['verify', 'echo', 'lookup', 'latency', 'register', 'capacity', 'churn', 'nonreader', 'claims', 'fan-out'];
-  for (const phase of opts.only ?? []) if (!phases.includes(phase)) throw new Error(`--only: unknown phase ${phase} (${phases.join(', ')})`);
+  const phases = [
+    'verify',
+    'echo',
+    'lookup',
+    'latency',
+    'register',
+    'capacity',
+    'churn',
+    'nonreader',
+    'claims',
+    'fan-out',
+  ];
+  for (const phase of opts.only ?? [])
+    if (!phases.includes(phase)) throw new Error(`--only: unknown phase ${phase} (${phases.join(', ')})`);
   if (opts.profile !== null) opts.only = new Set([opts.profile]);
-  if (!existsSync(opts.server)) throw new Error(`${opts.server} does not exist: run \`npm run build\` first (or pass --server)`);
+  if (!existsSync(opts.server))
+    throw new Error(`${opts.server} does not exist: run \`npm run build\` first (or pass --server)`);
   return opts;
 }
 
@@ -151,19 +180,31 @@ const plan = { ...PLANS[opts.mode] };
 for (const item of opts.set) {
   // --set key=value overrides one plan entry (experiments; the defaults are what results mean).
   const [key, value] = item.split('=');
-  if (!(key in plan) || !Number.isFinite(Number(value))) usageError(new Error(`--set ${item}: expected <plan key>=<number>`));
+  if (!(key in plan) || !Number.isFinite(Number(value)))
+    usageError(new Error(`--set ${item}: expected <plan key>=<number>`));
   plan[key] = Number(value);
 }
-const { log, elapsed, tempRoot, lifetimeSeconds, cleanup } = startRun({ budgetMs: plan.budgetMs, keepTemp: opts.keepTemp, tempPrefix: 'registry-bench-' });
+const { log, elapsed, tempRoot, lifetimeSeconds, cleanup } = startRun({
+  budgetMs: plan.budgetMs,
+  keepTemp: opts.keepTemp,
+  tempPrefix: 'registry-bench-',
+});
 
 /** A load worker process on the load CPU (bench/lib/worker.mjs). */
 const Worker = {
-  start: (name, script = 'load-worker.mjs') => LoadWorker.start(name, script, { cpu: CLIENT_CPU, nofile: NOFILE, lifetimeSeconds, log }),
+  start: (name, script = 'load-worker.mjs') =>
+    LoadWorker.start(name, script, { cpu: CLIENT_CPU, nofile: NOFILE, lifetimeSeconds, log }),
 };
 
 /** The built registry (or `claims.script`) on the server CPU: bench/lib/registry.mjs launchRegistry. */
 function startRegistry(label, heartbeatSeconds, profileName = null, claims = {}) {
-  return launchRegistry({ tempRoot, server: opts.server, cpu: SERVER_CPU, nofile: NOFILE, lifetimeSeconds }, label, heartbeatSeconds, profileName, claims);
+  return launchRegistry(
+    { tempRoot, server: opts.server, cpu: SERVER_CPU, nofile: NOFILE, lifetimeSeconds },
+    label,
+    heartbeatSeconds,
+    profileName,
+    claims,
+  );
 }
 
 async function main() {
@@ -178,7 +219,9 @@ async function main() {
   };
   const m = results.metrics;
   const P = results.phases;
-  log(`mode ${results.mode}; server ${opts.server}; ${CAN_PIN ? `server on CPU ${SERVER_CPU}, load on CPU ${CLIENT_CPU}` : 'taskset missing: processes are NOT pinned'}`);
+  log(
+    `mode ${results.mode}; server ${opts.server}; ${CAN_PIN ? `server on CPU ${SERVER_CPU}, load on CPU ${CLIENT_CPU}` : 'taskset missing: processes are NOT pinned'}`,
+  );
 
   const w0 = await Worker.start('load-0');
   const w1 = await Worker.start('load-1');
@@ -206,7 +249,9 @@ async function main() {
     P.verify.chosen = chosen;
     m.verifyPerSec = Math.round(chosen.perSec);
     m.verifyPerCpuSecond = Math.round(perCpu[Math.floor((perCpu.length - 1) / 2)]);
-    log(`verify: ${m.verifyPerSec}/s (window with ${(chosen.cpuShare * 100).toFixed(0)}% of the core; PEM key parse ${Math.round(P.verify.pemParsePerSec)}/s)`);
+    log(
+      `verify: ${m.verifyPerSec}/s (window with ${(chosen.cpuShare * 100).toFixed(0)}% of the core; PEM key parse ${Math.round(P.verify.pemParsePerSec)}/s)`,
+    );
   }
 
   // 2. Transport ceilings: a bare ws server, same client, same frames, same connection counts.
@@ -221,7 +266,9 @@ async function main() {
     limits: { maxMessageBytes: 16_384 },
   });
   const echoRegistered = JSON.stringify({ type: 'registered', id: 1, peer: peerRecordLike(makeIdentity('rg-00000')) });
-  const registerSized = JSON.stringify(registerRequest(makeIdentity('rg-00000'), randomBytes(32).toString('base64url')));
+  const registerSized = JSON.stringify(
+    registerRequest(makeIdentity('rg-00000'), randomBytes(32).toString('base64url')),
+  );
   const throughputArgs = (port, pipelined) => ({
     port,
     conns: pipelined ? plan.conns : plan.unpipelinedConns,
@@ -261,7 +308,8 @@ async function main() {
     });
     const pid = await child.pid;
     for (let i = 0; i < 200 && !child.lines.some((l) => l.startsWith('listening')); i += 1) await sleep(25);
-    if (!child.lines.some((l) => l.startsWith('listening'))) throw new Error(`echo server did not start: ${child.lines.join('\n')}`);
+    if (!child.lines.some((l) => l.startsWith('listening')))
+      throw new Error(`echo server did not start: ${child.lines.join('\n')}`);
     return { child, pid, port, fdLimit: openFilesLimit(pid) };
   }
 
@@ -270,7 +318,8 @@ async function main() {
     const { child: echo, pid: echoPid, port } = await startEcho(env);
     try {
       const out = await w0.measured(cmd, { ...args, port }, timeoutMs, { server: echoPid, client: w0.pid });
-      if (out.result.errors > 0) throw new Error(`echo ${cmd} had ${out.result.errors} bad replies: ${out.result.errorSamples.join(' | ')}`);
+      if (out.result.errors > 0)
+        throw new Error(`echo ${cmd} had ${out.result.errors} bad replies: ${out.result.errorSamples.join(' | ')}`);
       return out;
     } finally {
       await stopChild(echo);
@@ -279,26 +328,47 @@ async function main() {
 
   if (want('echo')) {
     const throughputTimeout = phaseTimeout(plan.warmupMs + plan.measureMs);
-    const plain = await againstEcho({ BENCH_ECHO_REPLY: echoReply }, 'throughput', throughputArgs(0, true), throughputTimeout);
+    const plain = await againstEcho(
+      { BENCH_ECHO_REPLY: echoReply },
+      'throughput',
+      throughputArgs(0, true),
+      throughputTimeout,
+    );
     P.echo = { ...plain.result, cpu: plain.cpu, chosen: summary(plain), replyBytes: Buffer.byteLength(echoReply) };
     m.echoBaselinePerSec = Math.round(plain.chosen.perSec);
     m.echoPerServerCpuSecond = perCpu(plain.chosen.perSec, plain.cpu);
-    log(`echo baseline (${plan.conns} conns x ${plan.inflight} in flight): ${m.echoBaselinePerSec}/s (cpu ${JSON.stringify(plain.cpu)})`);
+    log(
+      `echo baseline (${plan.conns} conns x ${plan.inflight} in flight): ${m.echoBaselinePerSec}/s (cpu ${JSON.stringify(plain.cpu)})`,
+    );
 
     if (plan.extras) await echoExtras(throughputTimeout);
   }
 
   /** Baselines that explain the ratios (full runs only): one request in flight, gathered writes, connection cycle. */
   async function echoExtras(throughputTimeout) {
-    const single = await againstEcho({ BENCH_ECHO_REPLY: echoReply }, 'throughput', throughputArgs(0, false), throughputTimeout);
+    const single = await againstEcho(
+      { BENCH_ECHO_REPLY: echoReply },
+      'throughput',
+      throughputArgs(0, false),
+      throughputTimeout,
+    );
     P.echoUnpipelined = { ...single.result, cpu: single.cpu, chosen: summary(single) };
     m.echoUnpipelinedPerSec = Math.round(single.chosen.perSec);
-    log(`echo, ${plan.unpipelinedConns} conns x 1 in flight: ${m.echoUnpipelinedPerSec}/s (cpu ${JSON.stringify(single.cpu)})`);
+    log(
+      `echo, ${plan.unpipelinedConns} conns x 1 in flight: ${m.echoUnpipelinedPerSec}/s (cpu ${JSON.stringify(single.cpu)})`,
+    );
 
-    const corked = await againstEcho({ BENCH_ECHO_REPLY: echoReply, BENCH_ECHO_CORK: '1' }, 'throughput', throughputArgs(0, true), throughputTimeout);
+    const corked = await againstEcho(
+      { BENCH_ECHO_REPLY: echoReply, BENCH_ECHO_CORK: '1' },
+      'throughput',
+      throughputArgs(0, true),
+      throughputTimeout,
+    );
     P.echoCorked = { ...corked.result, cpu: corked.cpu, chosen: summary(corked) };
     m.echoCorkedPerSec = Math.round(corked.chosen.perSec);
-    log(`echo with replies gathered per tick (not the baseline): ${m.echoCorkedPerSec}/s (cpu ${JSON.stringify(corked.cpu)})`);
+    log(
+      `echo with replies gathered per tick (not the baseline): ${m.echoCorkedPerSec}/s (cpu ${JSON.stringify(corked.cpu)})`,
+    );
 
     const cycle = await againstEcho(
       { BENCH_ECHO_REPLY: echoRegistered, BENCH_ECHO_HELLO: echoHello },
@@ -309,7 +379,9 @@ async function main() {
     P.echoCycle = { ...cycle.result, cpu: cycle.cpu, chosen: summary(cycle) };
     m.connectCycleBaselinePerSec = Math.round(cycle.chosen.perSec);
     m.connectCyclePerServerCpuSecond = perCpu(cycle.chosen.perSec, cycle.cpu);
-    log(`echo connection cycle (connect, hello, register-sized request, reply, close): ${m.connectCycleBaselinePerSec}/s (cpu ${JSON.stringify(cycle.cpu)})`);
+    log(
+      `echo connection cycle (connect, hello, register-sized request, reply, close): ${m.connectCycleBaselinePerSec}/s (cpu ${JSON.stringify(cycle.cpu)})`,
+    );
   }
 
   // 3. The registry: lookups, lookup latency at half the peak, registrations.
@@ -319,30 +391,54 @@ async function main() {
     P.registryFdLimit = reg.fdLimit;
     const lookupHold = await w1.call(
       'hold',
-      { port: reg.port, count: plan.lookupPeers, concurrency: 32, prefix: 'lk-', localAddresses: addresses(6, 2), timeoutMs: 30_000 },
+      {
+        port: reg.port,
+        count: plan.lookupPeers,
+        concurrency: 32,
+        prefix: 'lk-',
+        localAddresses: addresses(6, 2),
+        timeoutMs: 30_000,
+      },
       60_000,
     );
-    if (lookupHold.held !== plan.lookupPeers) throw new Error(`could not register the lookup peers: ${JSON.stringify(lookupHold)}`);
+    if (lookupHold.held !== plan.lookupPeers)
+      throw new Error(`could not register the lookup peers: ${JSON.stringify(lookupHold)}`);
     const replyBytes = await lookupReplyBytes(reg.port, 'lk-00001');
 
     if (want('lookup') || want('latency')) {
-      const { result, cpu, chosen } = await w0.measured('throughput', throughputArgs(reg.port, true), phaseTimeout(plan.warmupMs + plan.measureMs), pids);
+      const { result, cpu, chosen } = await w0.measured(
+        'throughput',
+        throughputArgs(reg.port, true),
+        phaseTimeout(plan.warmupMs + plan.measureMs),
+        pids,
+      );
       P.lookup = { ...result, cpu, chosen: summary({ chosen }), replyBytes };
       m.lookupsPerSec = Math.round(chosen.perSec);
       m.lookupsPerServerCpuSecond = perCpu(chosen.perSec, cpu);
       m.lookupVsEcho = ratio(m.lookupsPerSec, m.echoBaselinePerSec);
       m.lookupVsEchoPerCpu = ratio(m.lookupsPerServerCpuSecond, m.echoPerServerCpuSecond);
-      log(`lookups (${plan.conns} conns x ${plan.inflight} in flight): ${m.lookupsPerSec}/s (cpu ${JSON.stringify(cpu)}), reply ${replyBytes} B vs echo ${Buffer.byteLength(echoReply)} B`);
-      if (result.errors > 0) throw new Error(`lookup phase had ${result.errors} bad replies: ${result.errorSamples.join(' | ')}`);
+      log(
+        `lookups (${plan.conns} conns x ${plan.inflight} in flight): ${m.lookupsPerSec}/s (cpu ${JSON.stringify(cpu)}), reply ${replyBytes} B vs echo ${Buffer.byteLength(echoReply)} B`,
+      );
+      if (result.errors > 0)
+        throw new Error(`lookup phase had ${result.errors} bad replies: ${result.errorSamples.join(' | ')}`);
     }
 
     if (opts.profile === null && (want('latency') || (want('lookup') && plan.extras))) {
-      const { result, cpu, chosen } = await w0.measured('throughput', throughputArgs(reg.port, false), phaseTimeout(plan.warmupMs + plan.measureMs), pids);
+      const { result, cpu, chosen } = await w0.measured(
+        'throughput',
+        throughputArgs(reg.port, false),
+        phaseTimeout(plan.warmupMs + plan.measureMs),
+        pids,
+      );
       P.lookupUnpipelined = { ...result, cpu, chosen: summary({ chosen }) };
       m.lookupsUnpipelinedPerSec = Math.round(chosen.perSec);
       m.lookupVsEchoUnpipelined = ratio(m.lookupsUnpipelinedPerSec, m.echoUnpipelinedPerSec);
-      log(`lookups (${plan.unpipelinedConns} conns x 1 in flight): ${m.lookupsUnpipelinedPerSec}/s (cpu ${JSON.stringify(cpu)})`);
-      if (result.errors > 0) throw new Error(`lookup phase had ${result.errors} bad replies: ${result.errorSamples.join(' | ')}`);
+      log(
+        `lookups (${plan.unpipelinedConns} conns x 1 in flight): ${m.lookupsUnpipelinedPerSec}/s (cpu ${JSON.stringify(cpu)})`,
+      );
+      if (result.errors > 0)
+        throw new Error(`lookup phase had ${result.errors} bad replies: ${result.errorSamples.join(' | ')}`);
     }
 
     if (want('latency')) {
@@ -369,9 +465,16 @@ async function main() {
       );
       // Percentiles over every window in which other work on the host was (nearly) as low as in the cleanest one.
       const clean = cleanWindows(result.windows, result.windowCpus);
-      const pooled = mergedPercentiles(clean.map((w) => w.histogram), [50, 99]);
+      const pooled = mergedPercentiles(
+        clean.map((w) => w.histogram),
+        [50, 99],
+      );
       for (const w of result.windows) delete w.histogram;
-      P.latency = { ...result, cpu: clean[0]?.cpu ?? cpu, chosen: { windows: clean.map((w) => w.index), of: result.windows.length, p50Ms: pooled[50], p99Ms: pooled[99] } };
+      P.latency = {
+        ...result,
+        cpu: clean[0]?.cpu ?? cpu,
+        chosen: { windows: clean.map((w) => w.index), of: result.windows.length, p50Ms: pooled[50], p99Ms: pooled[99] },
+      };
       m.lookupLatencyRatePerSec = rate;
       m.lookupP50Ms = Number(pooled[50]?.toFixed(3));
       m.lookupP99Ms = Number(pooled[99]?.toFixed(3));
@@ -380,8 +483,12 @@ async function main() {
           `(all windows: p50 ${result.p50Ms?.toFixed(2)} ms, p99 ${result.p99Ms?.toFixed(2)} ms; cpu ${JSON.stringify(cpu)}; achieved ${Math.round(result.achievedPerSec)}/s, ` +
           `sent ${result.sent}, answered ${result.repliesTotal}, unanswered ${result.unanswered}, connections closed early ${result.closedEarly})`,
       );
-      if (result.unanswered > 0.01 * result.sent) log(`WARNING: ${result.unanswered} of ${result.sent} paced lookups got no reply: the latency numbers are not valid (${JSON.stringify(result).slice(0, 300)})`);
-      if (result.errors > 0) throw new Error(`latency phase had ${result.errors} bad replies: ${result.errorSamples.join(' | ')}`);
+      if (result.unanswered > 0.01 * result.sent)
+        log(
+          `WARNING: ${result.unanswered} of ${result.sent} paced lookups got no reply: the latency numbers are not valid (${JSON.stringify(result).slice(0, 300)})`,
+        );
+      if (result.errors > 0)
+        throw new Error(`latency phase had ${result.errors} bad replies: ${result.errorSamples.join(' | ')}`);
     }
 
     if (want('register') && plan.extras) {
@@ -433,14 +540,20 @@ async function main() {
     const half = Math.floor(count / 2);
     const [a, b] = await Promise.all([
       w0.call('holdIdle', { port: echo.port, count: half, localAddresses: addresses(30, 10) }, plan.holdTimeoutMs),
-      w1.call('holdIdle', { port: echo.port, count: count - half, localAddresses: addresses(40, 10) }, plan.holdTimeoutMs),
+      w1.call(
+        'holdIdle',
+        { port: echo.port, count: count - half, localAddresses: addresses(40, 10) },
+        plan.holdTimeoutMs,
+      ),
     ]);
     await sleep(1_000);
     const rssAfter = rssBytes(echo.pid);
     const held = a.held + b.held;
     P.idleBaseline = { connections: held, rssBeforeBytes: rssBefore, rssAfterBytes: rssAfter };
     m.echoRssBytesPerConnection = Math.round((rssAfter - rssBefore) / held);
-    log(`bare ws server holding ${held} idle connections: RSS ${Math.round(rssAfter / 2 ** 20)} MB (${m.echoRssBytesPerConnection} B/connection)`);
+    log(
+      `bare ws server holding ${held} idle connections: RSS ${Math.round(rssAfter / 2 ** 20)} MB (${m.echoRssBytesPerConnection} B/connection)`,
+    );
     await Promise.all([w0.call('release', {}, 20_000), w1.call('release', {}, 20_000)]);
     await stopChild(echo.child);
   }
@@ -461,7 +574,8 @@ async function main() {
     const idleFds = readdirSync(`/proc/${reg.pid}/fd`).length;
     const fdRoom = reg.fdLimit - idleFds - FD_RESERVE;
     const target = Math.min(plan.peers, fdRoom);
-    if (target < plan.peers) log(`server fd limit is ${reg.fdLimit} (${idleFds} in use idle): holding ${target} peers, not ${plan.peers}`);
+    if (target < plan.peers)
+      log(`server fd limit is ${reg.fdLimit} (${idleFds} in use idle): holding ${target} peers, not ${plan.peers}`);
     const half = Math.floor(target / 2);
     await Promise.all([
       w0.call('prepareHold', { count: half, prefix: 'pa-' }, plan.holdTimeoutMs),
@@ -470,11 +584,35 @@ async function main() {
     // A registry that restarts gets every peer back at once: this is how long that takes.
     const t0 = performance.now();
     const [a, b] = await Promise.all([
-      w0.call('hold', { port: reg.port, count: half, concurrency: plan.holdConcurrency, prefix: 'pa-', localAddresses: addresses(30, 10), timeoutMs: plan.holdTimeoutMs }, plan.holdTimeoutMs + 30_000),
-      w1.call('hold', { port: reg.port, count: target - half, concurrency: plan.holdConcurrency, prefix: 'pb-', localAddresses: addresses(40, 10), timeoutMs: plan.holdTimeoutMs }, plan.holdTimeoutMs + 30_000),
+      w0.call(
+        'hold',
+        {
+          port: reg.port,
+          count: half,
+          concurrency: plan.holdConcurrency,
+          prefix: 'pa-',
+          localAddresses: addresses(30, 10),
+          timeoutMs: plan.holdTimeoutMs,
+        },
+        plan.holdTimeoutMs + 30_000,
+      ),
+      w1.call(
+        'hold',
+        {
+          port: reg.port,
+          count: target - half,
+          concurrency: plan.holdConcurrency,
+          prefix: 'pb-',
+          localAddresses: addresses(40, 10),
+          timeoutMs: plan.holdTimeoutMs,
+        },
+        plan.holdTimeoutMs + 30_000,
+      ),
     ]);
     const registerSeconds = (performance.now() - t0) / 1000;
-    log(`held ${a.held + b.held} peers in ${registerSeconds.toFixed(1)}s (failed ${a.failed + b.failed}); holding ${plan.holdMs / 1000}s with ${plan.heartbeatSeconds}s heartbeats`);
+    log(
+      `held ${a.held + b.held} peers in ${registerSeconds.toFixed(1)}s (failed ${a.failed + b.failed}); holding ${plan.holdMs / 1000}s with ${plan.heartbeatSeconds}s heartbeats`,
+    );
     await sleep(plan.holdMs);
     const [sa, sb] = await Promise.all([w0.call('holdStatus', {}, 5_000), w1.call('holdStatus', {}, 5_000)]);
     const health = await healthz(reg.operatorSocket);
@@ -503,14 +641,20 @@ async function main() {
     m.refillPerSec = Math.round((a.held + b.held) / registerSeconds);
     m.serverRssMb = Math.round(rssAfter / 2 ** 20);
     m.rssBytesPerPeer = m.peersHeld > 0 ? Math.round((rssAfter - rssBefore) / m.peersHeld) : null;
-    log(`peersHeld ${m.peersHeld}, RSS ${m.serverRssMb} MB (+${Math.round((rssAfter - rssBefore) / 2 ** 20)} MB, ${m.rssBytesPerPeer} B/peer), min pings per peer ${P.capacity.minPingsPerPeer}`);
+    log(
+      `peersHeld ${m.peersHeld}, RSS ${m.serverRssMb} MB (+${Math.round((rssAfter - rssBefore) / 2 ** 20)} MB, ${m.rssBytesPerPeer} B/peer), min pings per peer ${P.capacity.minPingsPerPeer}`,
+    );
     await Promise.all([w0.call('release', {}, 20_000), w1.call('release', {}, 20_000)]);
     for (let i = 0; i < 100 && (await healthz(reg.operatorSocket))?.body?.peers !== 0; i += 1) await sleep(50);
   }
 
   async function churnPhase(reg) {
     // 5. Churn: peers join and leave while subscribers listen; every view must match a fresh list.
-    const subs = await w1.call('subscribe', { port: reg.port, count: plan.subscribers, localAddresses: addresses(70, 1) }, 30_000);
+    const subs = await w1.call(
+      'subscribe',
+      { port: reg.port, count: plan.subscribers, localAddresses: addresses(70, 1) },
+      30_000,
+    );
     const { result: churn, cpu } = await w0.measured(
       'churn',
       {
@@ -533,24 +677,58 @@ async function main() {
     m.churnEventsPerSec = windowSeconds > 0 ? Math.round(views.events / windowSeconds) : 0;
     m.churnLost = views.lost + views.dropped;
     m.churnEventsMissing = Math.max(0, expectedPerSub * subs.subscribers - views.events);
-    log(`churn: ${churn.joins} joins/${churn.leaves} leaves, ${views.events} events to ${subs.subscribers} subscribers (${m.churnEventsPerSec}/s), lost ${m.churnLost}, missing events ${m.churnEventsMissing}`);
+    log(
+      `churn: ${churn.joins} joins/${churn.leaves} leaves, ${views.events} events to ${subs.subscribers} subscribers (${m.churnEventsPerSec}/s), lost ${m.churnLost}, missing events ${m.churnEventsMissing}`,
+    );
   }
 
   if (want('nonreader') && opts.profile === null) {
-    const out = await nonReaderPhase({ mode: opts.mode, server: opts.server, tempRoot, serverCpu: SERVER_CPU, nofile: NOFILE, lifetimeSeconds, freePort, log });
+    const out = await nonReaderPhase({
+      mode: opts.mode,
+      server: opts.server,
+      tempRoot,
+      serverCpu: SERVER_CPU,
+      nofile: NOFILE,
+      lifetimeSeconds,
+      freePort,
+      log,
+    });
     Object.assign(m, out.metrics);
     P.nonReader = out.phase;
   }
 
   if (want('claims') && (opts.profile === null || opts.profile === 'claims')) {
     const lent = { registerArgs, registerTimeout, windowMs: plan.windowMs, cleanWindows, mergedPercentiles, perCpu };
-    await claimsPhase({ mode: opts.mode, tempRoot, startRegistry, stopChild, worker: w0, addresses, log, metrics: m, phases: P, serverWarnings, profile: opts.profile === 'claims', ...lent });
+    await claimsPhase({
+      mode: opts.mode,
+      tempRoot,
+      startRegistry,
+      stopChild,
+      worker: w0,
+      addresses,
+      log,
+      metrics: m,
+      phases: P,
+      serverWarnings,
+      profile: opts.profile === 'claims',
+      ...lent,
+    });
   }
 
   await Promise.all([w0.stop(), w1.stop()]);
   if (want('fan-out')) {
     const startWorker = (name) => Worker.start(name, 'phases/fan-out-worker.mjs');
-    await fanOutPhase({ mode: opts.mode, startRegistry, startWorker, stopChild, log, metrics: m, phases: P, addresses, serverWarnings });
+    await fanOutPhase({
+      mode: opts.mode,
+      startRegistry,
+      startWorker,
+      stopChild,
+      log,
+      metrics: m,
+      phases: P,
+      addresses,
+      serverWarnings,
+    });
   }
   results.durationSeconds = Number(elapsed());
   results.machine.loadAvgAtEnd = loadavg().map((x) => Number(x.toFixed(2)));
@@ -558,11 +736,17 @@ async function main() {
   if (opts.profile !== null) {
     writeFileSync(join(BENCH_DIR, 'profiles', `${opts.profile}.results.json`), `${JSON.stringify(results, null, 2)}\n`);
     const names = opts.profile === 'claims' ? ['claims-none', 'claims-shipped', 'claims-immediate'] : [opts.profile];
-    for (const name of names) process.stdout.write(`== ${name}\n${summarizeProfile(join(BENCH_DIR, 'profiles', `${name}.cpuprofile`), { top: 30 })}\n`);
+    for (const name of names)
+      process.stdout.write(
+        `== ${name}\n${summarizeProfile(join(BENCH_DIR, 'profiles', `${name}.cpuprofile`), { top: 30 })}\n`,
+      );
     return;
   }
   results.targets = Object.fromEntries(
-    TARGETS.filter(([name]) => m[name] !== undefined).map(([name, test, text]) => [name, { value: m[name], target: text, met: test(m[name]) }]),
+    TARGETS.filter(([name]) => m[name] !== undefined).map(([name, test, text]) => [
+      name,
+      { value: m[name], target: text, met: test(m[name]) },
+    ]),
   );
   printTable(results);
   if (opts.only !== null || opts.set.length > 0) {
@@ -596,25 +780,90 @@ function printTable(results) {
     ['verifyPerSec', m.verifyPerSec, '', `one thread, sync loop; ${m.verifyPerCpuSecond} per CPU-second`],
     ['echoBaselinePerSec', m.echoBaselinePerSec, '', cores(P.echo)],
     ['lookupsPerSec', m.lookupsPerSec, '', cores(P.lookup)],
-    ['lookupVsEcho', m.lookupVsEcho, '>= 0.7', `${check(results.targets.lookupVsEcho?.met)}; per server CPU-second ${m.lookupVsEchoPerCpu}`],
-    ['echoUnpipelinedPerSec', m.echoUnpipelinedPerSec, '', `${plan.unpipelinedConns} conns x 1 in flight; ${cores(P.echoUnpipelined)}`],
-    ['lookupsUnpipelinedPerSec', m.lookupsUnpipelinedPerSec, '', `vs echo ${m.lookupVsEchoUnpipelined ?? 'n/a'}; ${cores(P.lookupUnpipelined)}`],
-    ['echoCorkedPerSec', m.echoCorkedPerSec, '', `echo that gathers a tick's replies into one write; ${cores(P.echoCorked)}`],
-    ['connectCycleBaselinePerSec', m.connectCycleBaselinePerSec, '', `echo: connect+hello+request+reply+close; ${cores(P.echoCycle)}`],
-    ['registryCyclePerSec', m.registryCyclePerSec, '', `the same cycle against the registry, lookup instead of register; ${cores(P.registryCycle)}`],
+    [
+      'lookupVsEcho',
+      m.lookupVsEcho,
+      '>= 0.7',
+      `${check(results.targets.lookupVsEcho?.met)}; per server CPU-second ${m.lookupVsEchoPerCpu}`,
+    ],
+    [
+      'echoUnpipelinedPerSec',
+      m.echoUnpipelinedPerSec,
+      '',
+      `${plan.unpipelinedConns} conns x 1 in flight; ${cores(P.echoUnpipelined)}`,
+    ],
+    [
+      'lookupsUnpipelinedPerSec',
+      m.lookupsUnpipelinedPerSec,
+      '',
+      `vs echo ${m.lookupVsEchoUnpipelined ?? 'n/a'}; ${cores(P.lookupUnpipelined)}`,
+    ],
+    [
+      'echoCorkedPerSec',
+      m.echoCorkedPerSec,
+      '',
+      `echo that gathers a tick's replies into one write; ${cores(P.echoCorked)}`,
+    ],
+    [
+      'connectCycleBaselinePerSec',
+      m.connectCycleBaselinePerSec,
+      '',
+      `echo: connect+hello+request+reply+close; ${cores(P.echoCycle)}`,
+    ],
+    [
+      'registryCyclePerSec',
+      m.registryCyclePerSec,
+      '',
+      `the same cycle against the registry, lookup instead of register; ${cores(P.registryCycle)}`,
+    ],
     ['registrationsPerSec', m.registrationsPerSec, '', cores(P.registration)],
-    ['registrationVsVerify', m.registrationVsVerify, '>= 0.5', `${check(results.targets.registrationVsVerify?.met)}; per CPU-second ${m.registrationVsVerifyPerCpu}`],
-    ['registrationVsCeiling', m.registrationVsCeiling, '', `per server CPU-second, ceiling 1/(1/cycle + 1/verify) = ${m.registrationCeilingPerSec}/s`],
+    [
+      'registrationVsVerify',
+      m.registrationVsVerify,
+      '>= 0.5',
+      `${check(results.targets.registrationVsVerify?.met)}; per CPU-second ${m.registrationVsVerifyPerCpu}`,
+    ],
+    [
+      'registrationVsCeiling',
+      m.registrationVsCeiling,
+      '',
+      `per server CPU-second, ceiling 1/(1/cycle + 1/verify) = ${m.registrationCeilingPerSec}/s`,
+    ],
     ['lookupP50Ms', m.lookupP50Ms, '', `open loop at ${m.lookupLatencyRatePerSec}/s`],
     ['lookupP99Ms', m.lookupP99Ms, '', `open loop at ${m.lookupLatencyRatePerSec}/s`],
-    ['peersHeld', m.peersHeld, `${plan.peers}`, `${check(m.peersHeld >= plan.peers)}${capNote}; every peer answered >= ${P.capacity?.minPingsPerPeer} pings`],
+    [
+      'peersHeld',
+      m.peersHeld,
+      `${plan.peers}`,
+      `${check(m.peersHeld >= plan.peers)}${capNote}; every peer answered >= ${P.capacity?.minPingsPerPeer} pings`,
+    ],
     ['serverRssMb', m.serverRssMb, '< 400', check(results.targets.serverRssMb?.met)],
     ['rssBytesPerPeer', m.rssBytesPerPeer, '', 'server RSS growth / peersHeld'],
-    ['refillSeconds', m.refillSeconds, '', `all of them registered from an empty table, ${2 * plan.holdConcurrency} at a time, connections kept: ${m.refillPerSec}/s (a restart's reconnect storm)`],
-    ['echoRssBytesPerConnection', m.echoRssBytesPerConnection, '', 'bare ws server, idle connections (memory baseline)'],
+    [
+      'refillSeconds',
+      m.refillSeconds,
+      '',
+      `all of them registered from an empty table, ${2 * plan.holdConcurrency} at a time, connections kept: ${m.refillPerSec}/s (a restart's reconnect storm)`,
+    ],
+    [
+      'echoRssBytesPerConnection',
+      m.echoRssBytesPerConnection,
+      '',
+      'bare ws server, idle connections (memory baseline)',
+    ],
     ['churnEventsPerSec', m.churnEventsPerSec, '', cores(P.churn)],
-    ['churnLost', m.churnLost, '= 0', `${check(results.targets.churnLost?.met)}; events missing ${m.churnEventsMissing}`],
-    ['nonReaderPeakRssMb', m.nonReaderPeakRssMb, '', `non-readers asking for pages: baseline ${m.nonReaderBaselineRssMb} MB, MaxOutputBytes ${m.nonReaderOutputBoundMb} MiB, ${m.nonReaderAttackersClosed} closed; honest pages ${m.nonReaderHonestPages} (failed ${m.nonReaderHonestFailures}, p99 ${m.nonReaderHonestP99Ms} ms)`],
+    [
+      'churnLost',
+      m.churnLost,
+      '= 0',
+      `${check(results.targets.churnLost?.met)}; events missing ${m.churnEventsMissing}`,
+    ],
+    [
+      'nonReaderPeakRssMb',
+      m.nonReaderPeakRssMb,
+      '',
+      `non-readers asking for pages: baseline ${m.nonReaderBaselineRssMb} MB, MaxOutputBytes ${m.nonReaderOutputBoundMb} MiB, ${m.nonReaderAttackersClosed} closed; honest pages ${m.nonReaderHonestPages} (failed ${m.nonReaderHonestFailures}, p99 ${m.nonReaderHonestP99Ms} ms)`,
+    ],
     ...fanOutRows(m, P),
     ...claimsRows(m, P, cores),
   ].filter((row) => row[1] !== undefined);

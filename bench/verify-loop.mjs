@@ -7,9 +7,14 @@ import { createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto'
 
 const durationMs = Number(process.argv[2] ?? 3000);
 const windowMs = Number(process.argv[3] ?? 1000);
-const { publicKey: pem, privateKey } = generateKeyPairSync('ed25519', { publicKeyEncoding: { type: 'spki', format: 'pem' } });
+const { publicKey: pem, privateKey } = generateKeyPairSync('ed25519', {
+  publicKeyEncoding: { type: 'spki', format: 'pem' },
+});
 const publicKey = createPublicKey(pem);
-const payload = Buffer.from(`p2p-tor-chat/register/v1\n${'A'.repeat(43)}\nbench-00000\n${'a'.repeat(56)}.onion\n5050`, 'utf8');
+const payload = Buffer.from(
+  `p2p-tor-chat/register/v1\n${'A'.repeat(43)}\nbench-00000\n${'a'.repeat(56)}.onion\n5050`,
+  'utf8',
+);
 const signature = sign(null, payload, privateKey);
 
 /**
@@ -43,4 +48,6 @@ for (let i = 0; i < Math.max(1, Math.round(durationMs / windowMs)); i += 1) {
   );
 }
 const pemParse = rate(Math.min(1000, durationMs / 3), () => createPublicKey({ key: pem, format: 'pem' }));
-process.stdout.write(`${JSON.stringify({ windows, pemParsePerSec: pemParse.perSec, pemParsePerCpuSecond: pemParse.perCpuSecond, failures })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ windows, pemParsePerSec: pemParse.perSec, pemParsePerCpuSecond: pemParse.perCpuSecond, failures })}\n`,
+);

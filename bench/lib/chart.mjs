@@ -42,13 +42,17 @@ function barsPanel(x, y, w, { title, rows: allRows, ratioName, ratio, target }) 
     const value = Number.isFinite(row.value) ? row.value : 0;
     out.push(text(x, by + barH / 2 + 4, row.label, { size: 11 }));
     out.push(rect(x + labelW, by, (value / max) * scaleW, barH, row.colour));
-    out.push(text(x + labelW + (value / max) * scaleW + 4, by + barH / 2 + 4, `${formatRate(row.value)}/s`, { size: 11 }));
+    out.push(
+      text(x + labelW + (value / max) * scaleW + 4, by + barH / 2 + 4, `${formatRate(row.value)}/s`, { size: 11 }),
+    );
   });
   const bottom = top + rows.length * (barH + gap);
   const ceiling = rows[0].value;
   if (Number.isFinite(ceiling)) {
     const tx = x + labelW + ((target * ceiling) / max) * scaleW;
-    out.push(`<line x1="${tx.toFixed(1)}" y1="${top - 3}" x2="${tx.toFixed(1)}" y2="${bottom}" stroke="#d33" stroke-dasharray="3,2"/>`);
+    out.push(
+      `<line x1="${tx.toFixed(1)}" y1="${top - 3}" x2="${tx.toFixed(1)}" y2="${bottom}" stroke="#d33" stroke-dasharray="3,2"/>`,
+    );
     out.push(text(tx, bottom + 11, `target ${target}`, { size: 10, anchor: 'middle', fill: '#d33' }));
   }
   const pass = ratio >= target;
@@ -81,7 +85,12 @@ function latencyPanel(x, y, w, h, { p50, p99, rate }) {
     const known = Number.isFinite(value);
     const bh = known ? (value / max) * chartH : 0;
     out.push(rect(bx, top + chartH - bh, barW, bh, colour));
-    out.push(text(bx + barW / 2, top + chartH - bh - 5, known ? `${value.toFixed(2)} ms` : 'n/a', { size: 11, anchor: 'middle' }));
+    out.push(
+      text(bx + barW / 2, top + chartH - bh - 5, known ? `${value.toFixed(2)} ms` : 'n/a', {
+        size: 11,
+        anchor: 'middle',
+      }),
+    );
     out.push(text(bx + barW / 2, top + chartH + 15, label, { size: 11, anchor: 'middle' }));
   });
   return out.join('\n');
@@ -92,8 +101,18 @@ export function renderChart(results) {
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
-    text(20, 26, `Registry bench: ${results.machine.cpus} CPUs, ${results.machine.cpuModel}, Node ${results.machine.node}, ws ${results.machine.ws}${results.mode === 'smoke' ? ' (smoke run)' : ''}`, { size: 13, weight: 'bold' }),
-    text(20, 44, 'Server (or baseline) pinned to one core, load generators to the other; every ratio is taken within the same run.', { size: 11, fill: '#555' }),
+    text(
+      20,
+      26,
+      `Registry bench: ${results.machine.cpus} CPUs, ${results.machine.cpuModel}, Node ${results.machine.node}, ws ${results.machine.ws}${results.mode === 'smoke' ? ' (smoke run)' : ''}`,
+      { size: 13, weight: 'bold' },
+    ),
+    text(
+      20,
+      44,
+      'Server (or baseline) pinned to one core, load generators to the other; every ratio is taken within the same run.',
+      { size: 11, fill: '#555' },
+    ),
     barsPanel(20, 72, 470, {
       title: 'Lookups vs. bare ws echo (same client, same frame sizes)',
       rows: [

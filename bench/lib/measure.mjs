@@ -36,7 +36,11 @@ export function cpuUse(start, end) {
 export function cleanestWindow(windows, cpus) {
   const candidates = cleanWindows(windows, cpus).sort((a, b) => a.perSec - b.perSec);
   const all = windows.map((w) => w.perSec).sort((a, b) => a - b);
-  return { ...candidates[Math.floor((candidates.length - 1) / 2)], windows: windows.length, medianPerSec: all[Math.floor((all.length - 1) / 2)] };
+  return {
+    ...candidates[Math.floor((candidates.length - 1) / 2)],
+    windows: windows.length,
+    medianPerSec: all[Math.floor((all.length - 1) / 2)],
+  };
 }
 
 /** Every window whose foreign CPU is within 0.05 core of the least. */
@@ -49,7 +53,8 @@ export function cleanWindows(windows, cpus) {
 /** Percentiles (ms, 1% resolution) of merged latency histograms from load-worker's `paced`. */
 export function mergedPercentiles(histograms, percentiles) {
   const counts = new Map();
-  for (const histogram of histograms) for (const [bucket, n] of histogram) counts.set(bucket, (counts.get(bucket) ?? 0) + n);
+  for (const histogram of histograms)
+    for (const [bucket, n] of histogram) counts.set(bucket, (counts.get(bucket) ?? 0) + n);
   const buckets = [...counts.entries()].sort((a, b) => a[0] - b[0]);
   const total = buckets.reduce((sum, [, n]) => sum + n, 0);
   const out = {};
@@ -70,7 +75,9 @@ export function mergedPercentiles(histograms, percentiles) {
 
 /** What the results file keeps about the reported window. */
 export function summary({ chosen }) {
-  return chosen === undefined ? null : { window: chosen.index, of: chosen.windows, perSec: chosen.perSec, medianPerSec: chosen.medianPerSec };
+  return chosen === undefined
+    ? null
+    : { window: chosen.index, of: chosen.windows, perSec: chosen.perSec, medianPerSec: chosen.medianPerSec };
 }
 
 /** Operations per CPU-second the server process (all threads) actually used: robust to other load on the host. */

@@ -28,7 +28,10 @@ function childrenOf(pid) {
 function times(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    const f = stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
     return { own: (f[11] + f[12]) / CLOCK_TICKS, reaped: (f[13] + f[14]) / CLOCK_TICKS };
   } catch {
     return { own: 0, reaped: 0 };
@@ -49,7 +52,9 @@ export async function startBenchPostgres({ cpu, onCleanup }) {
   };
   onCleanup(stop);
   const postmasterPid = Number(readFileSync(join(server.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  if (CAN_PIN) for (const pid of [postmasterPid, ...childrenOf(postmasterPid)]) execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+  if (CAN_PIN)
+    for (const pid of [postmasterPid, ...childrenOf(postmasterPid)])
+      execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
   return {
     server,
     postmasterPid,
@@ -104,6 +109,11 @@ export async function createDatabase(pgHandle, name, { migrate = false } = {}) {
  * counts at most once a second, so read it a second after the load stopped).
  */
 export async function transactionsOf(url) {
-  const row = (await sql(url, 'SELECT xact_commit::bigint AS c, xact_rollback::bigint AS r FROM pg_stat_database WHERE datname = current_database()')).rows[0];
+  const row = (
+    await sql(
+      url,
+      'SELECT xact_commit::bigint AS c, xact_rollback::bigint AS r FROM pg_stat_database WHERE datname = current_database()',
+    )
+  ).rows[0];
   return { commits: Number(row.c), rollbacks: Number(row.r) };
 }

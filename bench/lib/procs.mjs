@@ -33,7 +33,18 @@ export const CLOCK_TICKS = (() => {
  * @returns {{ proc, pid: Promise<number>, exited: Promise<number|null>, lines: string[] }}
  *   `pid` resolves to the node process (or the command) itself (not the sh/timeout wrappers).
  */
-export function spawnNode({ script, args = [], nodeArgs = [], env = {}, cpu, nofile, lifetimeSeconds, ipc = false, name, command }) {
+export function spawnNode({
+  script,
+  args = [],
+  nodeArgs = [],
+  env = {},
+  cpu,
+  nofile,
+  lifetimeSeconds,
+  ipc = false,
+  name,
+  command,
+}) {
   const pin = CAN_PIN && cpu !== undefined ? `taskset -c ${cpu} ` : '';
   const shell =
     `ulimit -n ${nofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; ` +
@@ -61,7 +72,10 @@ export function spawnNode({ script, args = [], nodeArgs = [], env = {}, cpu, nof
     // sh execs timeout, which forks the (taskset-exec'd) node: the node pid is timeout's only child.
     for (let i = 0; i < 200; i += 1) {
       try {
-        const kids = readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+        const kids = readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8')
+          .trim()
+          .split(/\s+/)
+          .filter(Boolean);
         if (kids.length > 0) {
           const candidate = Number(kids[0]);
           const comm = readFileSync(`/proc/${candidate}/comm`, 'utf8').trim();

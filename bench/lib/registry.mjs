@@ -155,7 +155,9 @@ export async function launchRegistry(run, label, heartbeatSeconds, profileName =
     const health = await healthz(operatorSocket);
     if (health?.status === 200) break;
     if (child.proc.exitCode !== null || Date.now() > deadline) {
-      throw new Error(`registry on port ${port} did not become healthy (its operator socket ${operatorSocket}): ${child.lines.slice(-10).join('\n')}`);
+      throw new Error(
+        `registry on port ${port} did not become healthy (its operator socket ${operatorSocket}): ${child.lines.slice(-10).join('\n')}`,
+      );
     }
     await sleep(50);
   }
@@ -163,11 +165,14 @@ export async function launchRegistry(run, label, heartbeatSeconds, profileName =
 }
 
 export function serverWarnings(child) {
-  return child.lines.filter((line) => line.includes('"level":40') || line.includes('"level":50') || line.includes('"level":60'));
+  return child.lines.filter(
+    (line) => line.includes('"level":40') || line.includes('"level":50') || line.includes('"level":60'),
+  );
 }
 
 export const lookupNames = (count) => Array.from({ length: count }, (_, i) => `lk-${String(i).padStart(5, '0')}`);
-export const lookupPayloads = (count) => lookupNames(count).map((nickname) => JSON.stringify({ type: 'lookup', id: 1, nickname }));
+export const lookupPayloads = (count) =>
+  lookupNames(count).map((nickname) => JSON.stringify({ type: 'lookup', id: 1, nickname }));
 export const OK_LOOKUP = '{"type":"peer",';
 
 /** One real lookup, to record the reply size the echo baseline imitates. */
@@ -184,10 +189,17 @@ export async function lookupReplyBytes(port, nickname) {
 
 /** Which server code was measured: the commit, and whether server/src had uncommitted changes. */
 export function serverProvenance(server) {
-  if (server !== BUILT_CLI) return { cli: server, note: 'not this checkout\'s build' };
+  if (server !== BUILT_CLI) return { cli: server, note: "not this checkout's build" };
   try {
-    const git = (args) => execFileSync('git', args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    return { cli: 'server/dist/cli.js', commit: git(['rev-parse', 'HEAD']), serverSrcDirty: git(['status', '--porcelain', '--', 'server/src']) !== '' };
+    const git = (args) =>
+      execFileSync('git', args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .trim();
+    return {
+      cli: 'server/dist/cli.js',
+      commit: git(['rev-parse', 'HEAD']),
+      serverSrcDirty: git(['status', '--porcelain', '--', 'server/src']) !== '',
+    };
   } catch {
     return { cli: 'server/dist/cli.js', commit: null };
   }
@@ -210,6 +222,7 @@ export function machineInfo() {
 export function formatTable(rows) {
   const pad = (value, n) => String(value ?? 'n/a').padEnd(n);
   const lines = [`${pad('metric', 26)} ${pad('value', 9)} ${pad('target', 9)} note`, '-'.repeat(100)];
-  for (const [name, value, target, note] of rows) lines.push(`${pad(name, 26)} ${pad(value, 9)} ${pad(target, 9)} ${note}`);
+  for (const [name, value, target, note] of rows)
+    lines.push(`${pad(name, 26)} ${pad(value, 9)} ${pad(target, 9)} ${note}`);
   return `\n${lines.join('\n')}\n\n`;
 }

@@ -43,5 +43,12 @@ export function startRun({ budgetMs, keepTemp, tempPrefix, name = 'bench' }) {
     process.exit(1);
   }, budgetMs);
   budget.unref();
-  return { log, elapsed, tempRoot, lifetimeSeconds: Math.ceil(budgetMs / 1000) + 30, cleanup, onCleanup: (fn) => extra.push(fn) };
+  return {
+    log,
+    elapsed,
+    tempRoot,
+    lifetimeSeconds: Math.ceil(budgetMs / 1000) + 30,
+    cleanup,
+    onCleanup: (fn) => extra.push(fn),
+  };
 }

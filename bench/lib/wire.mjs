@@ -82,7 +82,9 @@ export class WireConnection {
   static open({ port, host = '127.0.0.1', localAddress, timeoutMs = 10_000 }) {
     return new Promise((resolve, reject) => {
       const key = randomBytes(16).toString('base64');
-      const expected = createHash('sha1').update(key + ACCEPT_GUID).digest('base64');
+      const expected = createHash('sha1')
+        .update(key + ACCEPT_GUID)
+        .digest('base64');
       const socket = connect({ port, host, localAddress, noDelay: true });
       let head = Buffer.alloc(0);
       const fail = (err) => {

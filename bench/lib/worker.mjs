@@ -56,7 +56,8 @@ export class Worker {
         }
       });
       child.exited.then((code) => {
-        for (const call of this.calls.values()) call.reject(new Error(`${name} exited (${code}) during ${call.cmd}: ${child.lines.slice(-5).join('\n')}`));
+        for (const call of this.calls.values())
+          call.reject(new Error(`${name} exited (${code}) during ${call.cmd}: ${child.lines.slice(-5).join('\n')}`));
         this.calls.clear();
       });
     });
@@ -67,7 +68,11 @@ export class Worker {
     return new Promise((resolveCall, reject) => {
       const timer = setTimeout(() => {
         this.calls.delete(id);
-        reject(new Error(`${this.name} ${cmd} took longer than ${timeoutMs} ms; its last output:\n${this.child.lines.slice(-10).join('\n')}`));
+        reject(
+          new Error(
+            `${this.name} ${cmd} took longer than ${timeoutMs} ms; its last output:\n${this.child.lines.slice(-10).join('\n')}`,
+          ),
+        );
       }, timeoutMs);
       this.calls.set(id, { resolve: resolveCall, reject, timer, cmd });
       this.child.proc.send({ id, cmd, args });
@@ -84,7 +89,8 @@ export class Worker {
     this.onMark = (label) => marks.push({ label, snap: snapshot(pids) });
     const result = await this.call(cmd, args, timeoutMs);
     this.onMark = null;
-    if (result.closedEarly > 0) this.log(`WARNING: the server closed ${result.closedEarly} of the ${cmd} connections during the measurement`);
+    if (result.closedEarly > 0)
+      this.log(`WARNING: the server closed ${result.closedEarly} of the ${cmd} connections during the measurement`);
     const starts = marks.filter((x) => x.label === 'start');
     const ends = marks.filter((x) => x.label === 'end');
     const windowCpus = starts.map((x, i) => (ends[i] === undefined ? null : cpuUse(x.snap, ends[i].snap)));

@@ -45,9 +45,28 @@ export const CLAIMS_TARGETS = [
 ];
 
 const VARIANTS = [
-  { key: 'none', name: 'ClaimsNone', what: '(c) same server, store that keeps nothing', claimAfterSeconds: 600, script: join(PHASE_DIR, 'claims-server.mjs'), preloaded: false },
-  { key: 'shipped', name: 'ClaimsShipped', what: '(a) as shipped, ClaimAfterSeconds 600', claimAfterSeconds: 600, preloaded: true },
-  { key: 'immediate', name: 'ClaimsImmediate', what: '(b) ClaimAfterSeconds 0, every claim durable before registered', claimAfterSeconds: 0, preloaded: true },
+  {
+    key: 'none',
+    name: 'ClaimsNone',
+    what: '(c) same server, store that keeps nothing',
+    claimAfterSeconds: 600,
+    script: join(PHASE_DIR, 'claims-server.mjs'),
+    preloaded: false,
+  },
+  {
+    key: 'shipped',
+    name: 'ClaimsShipped',
+    what: '(a) as shipped, ClaimAfterSeconds 600',
+    claimAfterSeconds: 600,
+    preloaded: true,
+  },
+  {
+    key: 'immediate',
+    name: 'ClaimsImmediate',
+    what: '(b) ClaimAfterSeconds 0, every claim durable before registered',
+    claimAfterSeconds: 0,
+    preloaded: true,
+  },
 ];
 
 /**
@@ -71,7 +90,16 @@ export async function preloadClaims(path, count) {
       const der = randomBytes(44);
       // Ages spread over the last 30 days, as in a registry that has run for a while.
       const lastSeen = now - Math.floor(Math.random() * 29 * 86_400_000);
-      insert.run(keyIdOf(der), der, `pre${i}`, `pre${i}`, onionAddressFromPublicKey(randomBytes(32)), lastSeen - 86_400_000, lastSeen, lastSeen + 30 * 86_400_000);
+      insert.run(
+        keyIdOf(der),
+        der,
+        `pre${i}`,
+        `pre${i}`,
+        onionAddressFromPublicKey(randomBytes(32)),
+        lastSeen - 86_400_000,
+        lastSeen,
+        lastSeen + 30 * 86_400_000,
+      );
     }
     db.exec('COMMIT');
   } finally {
@@ -81,7 +109,8 @@ export async function preloadClaims(path, count) {
   try {
     const page = await store.list({ limit: 1000 });
     const last = await store.getByNickname(`pre${count - 1}`);
-    if (page.claims.length !== Math.min(1000, count) || last === null) throw new Error('preload: the store does not read the rows back');
+    if (page.claims.length !== Math.min(1000, count) || last === null)
+      throw new Error('preload: the store does not read the rows back');
   } finally {
     await store.close();
   }
@@ -119,29 +148,68 @@ export async function claimsPhase(ctx) {
   for (const v of VARIANTS) {
     const database = join(dir, `${v.key}.db`);
     if (v.preloaded) copyFileSync(template, database);
-    const reg = await ctx.startRegistry(`claims-${v.key}`, 30, ctx.profile ? `claims-${v.key}.cpuprofile` : null, { database, claimAfterSeconds: v.claimAfterSeconds, ...(v.script ? { script: v.script } : {}) });
+    const reg = await ctx.startRegistry(`claims-${v.key}`, 30, ctx.profile ? `claims-${v.key}.cpuprofile` : null, {
+      database,
+      claimAfterSeconds: v.claimAfterSeconds,
+      ...(v.script ? { script: v.script } : {}),
+    });
     const pids = { server: reg.pid, client: w.pid };
     try {
-      const thr = await w.measured('register', { ...ctx.registerArgs(reg.port), prefix: `${v.key.slice(0, 2)}t-` }, ctx.registerTimeout, pids);
+      const thr = await w.measured(
+        'register',
+        { ...ctx.registerArgs(reg.port), prefix: `${v.key.slice(0, 2)}t-` },
+        ctx.registerTimeout,
+        pids,
+      );
       const perSec = Math.round(thr.chosen.perSec);
       const perCpuSecond = ctx.perCpu(thr.chosen.perSec, thr.cpu);
       if (pacedRate === null) pacedRate = Math.max(50, Math.round(perSec / 2));
       const paced = await w.measured(
         'pacedRegister',
-        { port: reg.port, rate: pacedRate, warmupMs: plan.pacedWarmupMs, durationMs: plan.pacedMs, windowMs: ctx.windowMs, poolSize: plan.pacedPool, prefix: `${v.key.slice(0, 2)}p-`, localAddresses: ctx.addresses(10, 20) },
+        {
+          port: reg.port,
+          rate: pacedRate,
+          warmupMs: plan.pacedWarmupMs,
+          durationMs: plan.pacedMs,
+          windowMs: ctx.windowMs,
+          poolSize: plan.pacedPool,
+          prefix: `${v.key.slice(0, 2)}p-`,
+          localAddresses: ctx.addresses(10, 20),
+        },
         plan.pacedWarmupMs + plan.pacedMs + 40_000,
         pids,
       );
       const clean = ctx.cleanWindows(paced.result.windows, paced.result.windowCpus);
-      const pct = ctx.mergedPercentiles(clean.map((x) => x.histogram), [50, 99]);
+      const pct = ctx.mergedPercentiles(
+        clean.map((x) => x.histogram),
+        [50, 99],
+      );
       for (const x of paced.result.windows) delete x.histogram;
       await ctx.stopChild(reg.child, 10_000);
       const rowsAfter = v.preloaded ? countClaims(database) : null;
       P.claims.variants[v.key] = {
         what: v.what,
         claimAfterSeconds: v.claimAfterSeconds,
-        throughput: { ...thr.result, cpu: thr.cpu, chosen: { window: thr.chosen.index, of: thr.chosen.windows, perSec: thr.chosen.perSec, medianPerSec: thr.chosen.medianPerSec } },
-        paced: { ...paced.result, cpu: clean[0]?.cpu ?? paced.cpu, chosen: { windows: clean.map((x) => x.index), of: paced.result.windows.length, p50Ms: pct[50], p99Ms: pct[99] } },
+        throughput: {
+          ...thr.result,
+          cpu: thr.cpu,
+          chosen: {
+            window: thr.chosen.index,
+            of: thr.chosen.windows,
+            perSec: thr.chosen.perSec,
+            medianPerSec: thr.chosen.medianPerSec,
+          },
+        },
+        paced: {
+          ...paced.result,
+          cpu: clean[0]?.cpu ?? paced.cpu,
+          chosen: {
+            windows: clean.map((x) => x.index),
+            of: paced.result.windows.length,
+            p50Ms: pct[50],
+            p99Ms: pct[99],
+          },
+        },
         rowsAfter,
         warnings: ctx.serverWarnings(reg.child).slice(0, 10),
       };
@@ -156,14 +224,20 @@ export async function claimsPhase(ctx) {
           `(cpu ${JSON.stringify(clean[0]?.cpu)}; answered ${paced.result.answered}, overload ${paced.result.overload}, errors ${paced.result.errors})` +
           (rowsAfter === null ? '' : `; claims in the database afterwards ${rowsAfter}`),
       );
-      for (const [name, r] of [['register', thr.result], ['pacedRegister', paced.result]]) if (r.errors > 0) log(`claims ${v.key} ${name} errors: ${r.errorSamples.join(' | ')}`);
+      for (const [name, r] of [
+        ['register', thr.result],
+        ['pacedRegister', paced.result],
+      ])
+        if (r.errors > 0) log(`claims ${v.key} ${name} errors: ${r.errorSamples.join(' | ')}`);
     } finally {
       await ctx.stopChild(reg.child, 10_000);
     }
   }
   m.claimsShippedVsNone = ratio(m.claimsShippedPerServerCpuSecond, m.claimsNonePerServerCpuSecond);
   m.claimsImmediateVsNone = ratio(m.claimsImmediatePerServerCpuSecond, m.claimsNonePerServerCpuSecond);
-  log(`claims: per server CPU-second, shipped/none ${m.claimsShippedVsNone}, immediate/none ${m.claimsImmediateVsNone}`);
+  log(
+    `claims: per server CPU-second, shipped/none ${m.claimsShippedVsNone}, immediate/none ${m.claimsImmediateVsNone}`,
+  );
 }
 
 /** The phase's rows of the table: [metric, value, target, note]. */
@@ -175,14 +249,31 @@ export function claimsRows(m, P, cores) {
     const v = c.variants[key];
     if (v === undefined) return [];
     const l = lower(name);
-    return [[`${l}PerSec`, m[`${l}PerSec`], '', `${v.what}: ${m[`${l}PerServerCpuSecond`]} per server CPU-second; paced at ${m.claimsPacedRatePerSec}/s: register p50 ${m[`${l}RegisterP50Ms`]} / p99 ${m[`${l}RegisterP99Ms`]} ms; ${cores(v.throughput)}`]];
+    return [
+      [
+        `${l}PerSec`,
+        m[`${l}PerSec`],
+        '',
+        `${v.what}: ${m[`${l}PerServerCpuSecond`]} per server CPU-second; paced at ${m.claimsPacedRatePerSec}/s: register p50 ${m[`${l}RegisterP50Ms`]} / p99 ${m[`${l}RegisterP99Ms`]} ms; ${cores(v.throughput)}`,
+      ],
+    ];
   };
   return [
     ...row('none', 'ClaimsNone'),
     ...row('shipped', 'ClaimsShipped'),
     ...row('immediate', 'ClaimsImmediate'),
-    ['claimsShippedVsNone', m.claimsShippedVsNone, '>= 0.9', `${ok(m.claimsShippedVsNone)}; per server CPU-second, ${m.claimsPreloaded} claims in the database`],
-    ['claimsImmediateVsNone', m.claimsImmediateVsNone, '>= 0.9', `${ok(m.claimsImmediateVsNone)}; per server CPU-second, ${m.claimsPreloaded} claims in the database`],
+    [
+      'claimsShippedVsNone',
+      m.claimsShippedVsNone,
+      '>= 0.9',
+      `${ok(m.claimsShippedVsNone)}; per server CPU-second, ${m.claimsPreloaded} claims in the database`,
+    ],
+    [
+      'claimsImmediateVsNone',
+      m.claimsImmediateVsNone,
+      '>= 0.9',
+      `${ok(m.claimsImmediateVsNone)}; per server CPU-second, ${m.claimsPreloaded} claims in the database`,
+    ],
   ];
 }
 

@@ -205,14 +205,26 @@ async function ping({ port, conns: count, perConnRps, warmupMs, durationMs, loca
   clearInterval(lag);
   const clean = samples.filter(([, due, at]) => !stalls.some(([from, to]) => due < to && at > from));
   // The worst pings with when they were due (ms into the measurement): a stall shows as a cluster.
-  const worst = [...samples].sort((a, b) => b[0] - a[0]).slice(0, 5).map(([ms, due]) => [Math.round(ms), Math.round(due - measureFrom)]);
+  const worst = [...samples]
+    .sort((a, b) => b[0] - a[0])
+    .slice(0, 5)
+    .map(([ms, due]) => [Math.round(ms), Math.round(due - measureFrom)]);
   const ownStallMs = stalls.reduce((most, [from, to]) => (to >= measureFrom ? Math.max(most, to - from - 5) : most), 0);
-  return { sent, closed, ...percentiles(samples), clean: percentiles(clean), clouded: samples.length - clean.length, worst, ownStallMs };
+  return {
+    sent,
+    closed,
+    ...percentiles(samples),
+    clean: percentiles(clean),
+    clouded: samples.length - clean.length,
+    worst,
+    ownStallMs,
+  };
 }
 
 function percentiles(samples) {
   const sorted = Float64Array.from(samples, ([ms]) => ms).sort();
-  const pct = (p) => (sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]);
+  const pct = (p) =>
+    sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
   return { samples: sorted.length, p50Ms: pct(50), p99Ms: pct(99), maxMs: sorted.at(-1) ?? null };
 }
 
@@ -221,7 +233,15 @@ async function verify({ port, localAddresses }) {
   const [conn] = await openMany(port, 1, localAddresses);
   try {
     const fresh = await listAll(conn, () => conn.next(10_000));
-    const result = { subscribers: subscribers.length, freshSize: fresh.size, mismatched: 0, cutOff: 0, closeCodes: {}, events: 0, minEvents: Infinity };
+    const result = {
+      subscribers: subscribers.length,
+      freshSize: fresh.size,
+      mismatched: 0,
+      cutOff: 0,
+      closeCodes: {},
+      events: 0,
+      minEvents: Infinity,
+    };
     for (const sub of subscribers) {
       const same = sub.view.size === fresh.size && [...fresh].every((name) => sub.view.has(name));
       if (!same) result.mismatched += 1;

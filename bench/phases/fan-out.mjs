@@ -16,8 +16,26 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { cpuSeconds, machineCpu } from '../lib/procs.mjs';
 
 const PLANS = {
-  full: { subscribers: 2_000, churners: 20, churnRps: 19, pingConns: 5, pingRps: 10, warmupMs: 1_000, baselineMs: 5_000, fanOutMs: 10_000 },
-  smoke: { subscribers: 200, churners: 10, churnRps: 19, pingConns: 2, pingRps: 10, warmupMs: 300, baselineMs: 1_000, fanOutMs: 1_500 },
+  full: {
+    subscribers: 2_000,
+    churners: 20,
+    churnRps: 19,
+    pingConns: 5,
+    pingRps: 10,
+    warmupMs: 1_000,
+    baselineMs: 5_000,
+    fanOutMs: 10_000,
+  },
+  smoke: {
+    subscribers: 200,
+    churners: 10,
+    churnRps: 19,
+    pingConns: 2,
+    pingRps: 10,
+    warmupMs: 300,
+    baselineMs: 1_000,
+    fanOutMs: 1_500,
+  },
 };
 
 /** The issue's targets for this phase: [metric, test, as text] (merged into run.mjs's TARGETS). */
@@ -35,11 +53,26 @@ export async function fanOutPhase(ctx) {
   const plan = PLANS[ctx.mode] ?? PLANS.full;
   const { log, metrics: m, phases: P } = ctx;
   const reg = await ctx.startRegistry('fan-out', 30);
-  const [subs, churn, pinger] = await Promise.all([ctx.startWorker('fan-out-subs'), ctx.startWorker('fan-out-churn'), ctx.startWorker('fan-out-ping')]);
+  const [subs, churn, pinger] = await Promise.all([
+    ctx.startWorker('fan-out-subs'),
+    ctx.startWorker('fan-out-churn'),
+    ctx.startWorker('fan-out-ping'),
+  ]);
   try {
     setPriority(subs.pid, 19);
-    const subscribed = await subs.call('subscribe', { port: reg.port, count: plan.subscribers, localAddresses: ctx.addresses(80, 8) }, 60_000);
-    const pingArgs = (durationMs) => ({ port: reg.port, conns: plan.pingConns, perConnRps: plan.pingRps, warmupMs: plan.warmupMs, durationMs, localAddresses: ctx.addresses(90, 1) });
+    const subscribed = await subs.call(
+      'subscribe',
+      { port: reg.port, count: plan.subscribers, localAddresses: ctx.addresses(80, 8) },
+      60_000,
+    );
+    const pingArgs = (durationMs) => ({
+      port: reg.port,
+      conns: plan.pingConns,
+      perConnRps: plan.pingRps,
+      warmupMs: plan.warmupMs,
+      durationMs,
+      localAddresses: ctx.addresses(90, 1),
+    });
     const pingTimeout = (durationMs) => plan.warmupMs + durationMs + 15_000;
 
     const baseline = await pinger.call('ping', pingArgs(plan.baselineMs), pingTimeout(plan.baselineMs));
@@ -49,11 +82,27 @@ export async function fanOutPhase(ctx) {
     const t0 = performance.now();
     const churnMs = plan.warmupMs + plan.fanOutMs + 500;
     const [churned, loaded] = await Promise.all([
-      churn.call('churn', { port: reg.port, peers: plan.churners, perPeerRps: plan.churnRps, durationMs: churnMs, prefix: 'fo-', localAddresses: ctx.addresses(91, 1) }, churnMs + 20_000),
+      churn.call(
+        'churn',
+        {
+          port: reg.port,
+          peers: plan.churners,
+          perPeerRps: plan.churnRps,
+          durationMs: churnMs,
+          prefix: 'fo-',
+          localAddresses: ctx.addresses(91, 1),
+        },
+        churnMs + 20_000,
+      ),
       pinger.call('ping', pingArgs(plan.fanOutMs), pingTimeout(plan.fanOutMs)),
     ]);
     const seconds = (performance.now() - t0) / 1000;
-    const cpu = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, Number(((cpuSeconds(pid) - cpuBefore[name]) / seconds).toFixed(2))]));
+    const cpu = Object.fromEntries(
+      Object.entries(pids).map(([name, pid]) => [
+        name,
+        Number(((cpuSeconds(pid) - cpuBefore[name]) / seconds).toFixed(2)),
+      ]),
+    );
     // Other work on the host during the phase (its busy CPU minus ours): it delays the pinger too.
     const ours = Object.values(cpu).reduce((a, b) => a + b, 0);
     cpu.foreign = Number(Math.max(0, (machineCpu().busy - machineBefore) / seconds - ours).toFixed(2));
@@ -62,7 +111,17 @@ export async function fanOutPhase(ctx) {
     const views = await subs.call('verify', { port: reg.port, localAddresses: ctx.addresses(90, 1) }, 30_000);
 
     const events = 2 * churned.joins; // each join, then its leave (an unregister or the final close)
-    P.fanOut = { plan, subscribed, baseline, loaded, churn: churned, views, cpu, serverCpu, warnings: ctx.serverWarnings(reg.child).slice(0, 10) };
+    P.fanOut = {
+      plan,
+      subscribed,
+      baseline,
+      loaded,
+      churn: churned,
+      views,
+      cpu,
+      serverCpu,
+      warnings: ctx.serverWarnings(reg.child).slice(0, 10),
+    };
     m.fanOutSubscribers = views.subscribers;
     m.fanOutEventsPerSec = Math.round(events / seconds);
     m.fanOutDeliveriesPerSec = Math.round((events * views.subscribers) / seconds);
@@ -90,9 +149,24 @@ export function fanOutRows(m, P) {
   const f = P.fanOut;
   if (f === undefined) return [];
   return [
-    ['fanOutEventsPerSec', m.fanOutEventsPerSec, '', `${m.fanOutSubscribers} subscribers that read: ${m.fanOutDeliveriesPerSec} frames/s delivered; CPU: server ${m.fanOutServerCpu} / subscribers ${f.cpu.subscribers} / churners ${f.cpu.churners} / pinger ${f.cpu.pinger} / other ${f.cpu.foreign}${f.cpu.foreign >= 0.25 ? ' (other work on the host)' : ''}`],
-    ['fanOutPingP99Ms', m.fanOutPingP99Ms, '< 100', `${ok(m.fanOutPingP99Ms < 100)}; same pinger without fan-out ${m.fanOutBaselinePingP99Ms} ms; p50 ${m.fanOutPingP50Ms} ms; all pings ${m.fanOutPingP99AllMs} ms`],
-    ['fanOutCutOff', m.fanOutCutOff, '= 0', `${ok(m.fanOutCutOff === 0)}; subscribers whose view differs from a fresh list: ${f.views.mismatched}`],
+    [
+      'fanOutEventsPerSec',
+      m.fanOutEventsPerSec,
+      '',
+      `${m.fanOutSubscribers} subscribers that read: ${m.fanOutDeliveriesPerSec} frames/s delivered; CPU: server ${m.fanOutServerCpu} / subscribers ${f.cpu.subscribers} / churners ${f.cpu.churners} / pinger ${f.cpu.pinger} / other ${f.cpu.foreign}${f.cpu.foreign >= 0.25 ? ' (other work on the host)' : ''}`,
+    ],
+    [
+      'fanOutPingP99Ms',
+      m.fanOutPingP99Ms,
+      '< 100',
+      `${ok(m.fanOutPingP99Ms < 100)}; same pinger without fan-out ${m.fanOutBaselinePingP99Ms} ms; p50 ${m.fanOutPingP50Ms} ms; all pings ${m.fanOutPingP99AllMs} ms`,
+    ],
+    [
+      'fanOutCutOff',
+      m.fanOutCutOff,
+      '= 0',
+      `${ok(m.fanOutCutOff === 0)}; subscribers whose view differs from a fresh list: ${f.views.mismatched}`,
+    ],
   ];
 }
 

@@ -18,8 +18,24 @@ const IMAGE_NODE_FLAGS = ['--max-semi-space-size=16', '--max-old-space-size=320'
 const PLAN = {
   // Loopback TCP buffers up to ~4 MB per connection in the kernel before the server queues
   // anything: fewer attackers with big pages reach the bound sooner.
-  full: { maxOutputBytes: 67_108_864, peers: 1_000, attackers: 100, attackMs: 8_000, pagesPerBurst: 4, burstEveryMs: 50, maxOpened: 5_000 },
-  smoke: { maxOutputBytes: 67_108_864, peers: 1_000, attackers: 40, attackMs: 3_000, pagesPerBurst: 4, burstEveryMs: 50, maxOpened: 1_000 },
+  full: {
+    maxOutputBytes: 67_108_864,
+    peers: 1_000,
+    attackers: 100,
+    attackMs: 8_000,
+    pagesPerBurst: 4,
+    burstEveryMs: 50,
+    maxOpened: 5_000,
+  },
+  smoke: {
+    maxOutputBytes: 67_108_864,
+    peers: 1_000,
+    attackers: 40,
+    attackMs: 3_000,
+    pagesPerBurst: 4,
+    burstEveryMs: 50,
+    maxOpened: 1_000,
+  },
 };
 
 function writeConfig(dir, port, maxOutputBytes) {
@@ -151,7 +167,10 @@ export async function nonReaderPhase(ctx) {
       }
     }, 20);
     const until = performance.now() + plan.attackMs;
-    const [attackResult, honest] = await Promise.all([attack(port, plan.attackers, until, plan), honestReader(port, until, plan.peers)]);
+    const [attackResult, honest] = await Promise.all([
+      attack(port, plan.attackers, until, plan),
+      honestReader(port, until, plan.peers),
+    ]);
     clearInterval(sampler);
     for (const conn of peers) conn.destroy();
     const metrics = {

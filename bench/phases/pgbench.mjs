@@ -35,7 +35,9 @@ export function pgbenchScript() {
     `INSERT INTO presence_events (seq, kind, announce, key_id, nickname, instance_id, local_ref, public_key, peer) ` +
     `SELECT * FROM unnest(ARRAY[:seq]::bigint[], ARRAY['${kind}']::text[], ARRAY[true]::boolean[], ARRAY[${key}]::text[], ARRAY[${nick}]::text[], ` +
     `ARRAY[${instance}]::text[], ARRAY[:k]::bigint[], ` +
-    (withRow ? `ARRAY[decode(${der}, 'hex')]::bytea[], ARRAY['${peer}']::text[]);` : `ARRAY[NULL]::bytea[], ARRAY[NULL]::text[]);`);
+    (withRow
+      ? `ARRAY[decode(${der}, 'hex')]::bytea[], ARRAY['${peer}']::text[]);`
+      : `ARRAY[NULL]::bytea[], ARRAY[NULL]::text[]);`);
   return [
     '\\set k random(1, 4000000000000000000)',
     `\\set inst :client_id % ${INSTANCES}`,
@@ -63,7 +65,12 @@ function parseOutput(lines) {
   const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(text)?.[1];
   const processed = /number of transactions actually processed: (\d+)/.exec(text)?.[1];
   const failed = /number of failed transactions: (\d+)/.exec(text)?.[1];
-  return { cyclesPerSec: tps === undefined ? null : Number(tps), cycles: processed === undefined ? null : Number(processed), failed: failed === undefined ? 0 : Number(failed), aborted: /aborted/.test(text) };
+  return {
+    cyclesPerSec: tps === undefined ? null : Number(tps),
+    cycles: processed === undefined ? null : Number(processed),
+    failed: failed === undefined ? 0 : Number(failed),
+    aborted: /aborted/.test(text),
+  };
 }
 
 /**
@@ -73,22 +80,60 @@ function parseOutput(lines) {
 async function pgbenchRun({ pgHandle, tempRoot, cpu, clients, seconds, lifetimeSeconds, log }) {
   const name = `bench_pgbench_${clients}`;
   const url = await createDatabase(pgHandle, name, { migrate: true });
-  for (let i = 0; i < INSTANCES; i += 1) await sql(url, "INSERT INTO registry_instances (id, lease_until) VALUES ($1, now() + interval '1 day')", [`pgbench-${i}`]);
+  for (let i = 0; i < INSTANCES; i += 1)
+    await sql(url, "INSERT INTO registry_instances (id, lease_until) VALUES ($1, now() + interval '1 day')", [
+      `pgbench-${i}`,
+    ]);
   const script = join(tempRoot, 'presence-cycle.pgbench');
   writeFileSync(script, pgbenchScript());
   const { server } = pgHandle;
-  const args = ['-n', '-M', 'extended', '-f', script, '-c', String(clients), '-j', '1', '-T', String(seconds), '-h', server.socketDir, '-U', server.user, name];
+  const args = [
+    '-n',
+    '-M',
+    'extended',
+    '-f',
+    script,
+    '-c',
+    String(clients),
+    '-j',
+    '1',
+    '-T',
+    String(seconds),
+    '-h',
+    server.socketDir,
+    '-U',
+    server.user,
+    name,
+  ];
   const pgCpuBefore = pgHandle.cpuSeconds();
   const t0 = performance.now();
-  const child = spawnNode({ command: join(server.binDir, 'pgbench'), args, cpu, nofile: 1024, lifetimeSeconds, name: 'pgbench' });
+  const child = spawnNode({
+    command: join(server.binDir, 'pgbench'),
+    args,
+    cpu,
+    nofile: 1024,
+    lifetimeSeconds,
+    name: 'pgbench',
+  });
   const code = await child.exited;
   const wall = (performance.now() - t0) / 1000;
   const pgCpu = (pgHandle.cpuSeconds() - pgCpuBefore) / wall;
   const out = parseOutput(child.lines);
-  if (code !== 0 || out.cyclesPerSec === null) throw new Error(`pgbench failed (${code}): ${child.lines.slice(-15).join('\n')}`);
+  if (code !== 0 || out.cyclesPerSec === null)
+    throw new Error(`pgbench failed (${code}): ${child.lines.slice(-15).join('\n')}`);
   const rows = Number((await sql(url, 'SELECT count(*) AS n FROM presence_events')).rows[0].n);
-  log(`pgbench ${clients} clients x ${seconds}s: ${out.cyclesPerSec.toFixed(0)} registration cycles/s (enter + leave), PostgreSQL ${pgCpu.toFixed(2)} core; ${rows} events logged`);
-  return { ...out, clients, seconds, postgresCpu: Number(pgCpu.toFixed(2)), eventsLogged: rows, script: pgbenchScript().split('\n'), output: child.lines.slice(-25) };
+  log(
+    `pgbench ${clients} clients x ${seconds}s: ${out.cyclesPerSec.toFixed(0)} registration cycles/s (enter + leave), PostgreSQL ${pgCpu.toFixed(2)} core; ${rows} events logged`,
+  );
+  return {
+    ...out,
+    clients,
+    seconds,
+    postgresCpu: Number(pgCpu.toFixed(2)),
+    eventsLogged: rows,
+    script: pgbenchScript().split('\n'),
+    output: child.lines.slice(-25),
+  };
 }
 
 /**
@@ -101,5 +146,13 @@ export async function pgbenchCeiling(options) {
   const runs = [];
   for (const clients of counts) runs.push(await pgbenchRun({ ...options, clients }));
   const best = runs.reduce((a, b) => (b.cyclesPerSec > a.cyclesPerSec ? b : a));
-  return { ...best, runs: runs.map((r) => ({ clients: r.clients, cyclesPerSec: Math.round(r.cyclesPerSec), postgresCpu: r.postgresCpu, failed: r.failed })) };
+  return {
+    ...best,
+    runs: runs.map((r) => ({
+      clients: r.clients,
+      cyclesPerSec: Math.round(r.cyclesPerSec),
+      postgresCpu: r.postgresCpu,
+      failed: r.failed,
+    })),
+  };
 }

@@ -117,19 +117,36 @@ export async function main(options: ExampleOptions): Promise<RunningPeer> {
   }
 }
 
-async function follow(client: RegistryClient, onionKey: OnionKey, options: ExampleOptions, log: (line: string) => void): Promise<RunningPeer> {
+async function follow(
+  client: RegistryClient,
+  onionKey: OnionKey,
+  options: ExampleOptions,
+  log: (line: string) => void,
+): Promise<RunningPeer> {
   const directory = new PeerDirectory();
   watch(client, directory, log);
   // The onion key signs an address proof for this connection's challenge: the registry marks the
   // registration addressVerified, and an unproven squatter of the address gives way.
-  const registered = await client.register({ nickname: options.nickname, address: onionKey.address, port: options.port, onionKey });
-  const claim = registered.claim === null ? `no claim yet (after ${client.hello?.limits.claimAfterSeconds ?? '?'} s registered)` : `claim until ${registered.claim.until}`;
-  log(`registered as ${registered.nickname} at ${registered.address}:${registered.port}, address verified: ${registered.addressVerified}, ${claim}`);
+  const registered = await client.register({
+    nickname: options.nickname,
+    address: onionKey.address,
+    port: options.port,
+    onionKey,
+  });
+  const claim =
+    registered.claim === null
+      ? `no claim yet (after ${client.hello?.limits.claimAfterSeconds ?? '?'} s registered)`
+      : `claim until ${registered.claim.until}`;
+  log(
+    `registered as ${registered.nickname} at ${registered.address}:${registered.port}, address verified: ${registered.addressVerified}, ${claim}`,
+  );
   await client.subscribe();
   await directory.refresh(client);
   log(`${directory.peers.size} peers online`);
   const friend = await lookUp(client, options.friend);
-  log(friend === null ? `${options.friend} is not online` : `${friend.nickname} is at ${friend.address}:${friend.port}`);
+  log(
+    friend === null ? `${options.friend} is not online` : `${friend.nickname} is at ${friend.address}:${friend.port}`,
+  );
   return {
     client,
     registered,
@@ -159,7 +176,9 @@ function watch(client: RegistryClient, directory: PeerDirectory, log: (line: str
   client.on('peer_joined', (peer) => log(`joined: ${peer.nickname}`));
   client.on('peer_left', (nickname) => log(`left: ${nickname}`));
   client.on('claimed', (claim) => log(`claimed until ${claim.until}`));
-  client.on('disconnected', ({ code, willReconnect }) => log(`disconnected (${code})${willReconnect ? '' : ' for good'}`));
+  client.on('disconnected', ({ code, willReconnect }) =>
+    log(`disconnected (${code})${willReconnect ? '' : ' for good'}`),
+  );
   client.on('reconnecting', ({ attempt, delayMs }) => log(`reconnecting: attempt ${attempt} in ${delayMs} ms`));
   client.on('reconnected', ({ registered }) => {
     log(registered === null ? 'reconnected, not registered' : `reconnected as ${registered.nickname}`);

@@ -14,7 +14,10 @@ const { instances, lockers, connect } = clusterTestScope();
 
 /** The registry's connections to `database`, by application_name. */
 async function registryConnections(database: string): Promise<string[]> {
-  const result = await sql(database, "SELECT application_name FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'p2p-registry%' ORDER BY 1");
+  const result = await sql(
+    database,
+    "SELECT application_name FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'p2p-registry%' ORDER BY 1",
+  );
   return (result.rows as Array<{ application_name: string }>).map((row) => row.application_name);
 }
 
@@ -36,9 +39,14 @@ describe("a cluster instance's connections to its database", () => {
     await locker.query('LOCK TABLE claims, presence, presence_events, registry_backends IN ACCESS EXCLUSIVE MODE');
     leaver.close(); // a leave batch
     const storm = await Promise.all(Array.from({ length: 12 }, () => connect(a.url)));
-    const replies = storm.map((client, i) => client.register(ed25519Identity(), `storm${i}`, 5050, undefined, {}).catch(() => null));
+    const replies = storm.map((client, i) =>
+      client.register(ed25519Identity(), `storm${i}`, 5050, undefined, {}).catch(() => null),
+    );
     // The tail polls every second and the sweep starts a lease (2 s) after the start.
-    await waitUntil('the pools to fill up', async () => (await registryConnections(database)).length >= 10, { timeoutMs: 8_000, intervalMs: 100 });
+    await waitUntil('the pools to fill up', async () => (await registryConnections(database)).length >= 10, {
+      timeoutMs: 8_000,
+      intervalMs: 100,
+    });
     await delay(1_000);
     const names = await registryConnections(database);
     expect(names).toHaveLength(10);

@@ -39,7 +39,10 @@ describe("a cluster instance's lease", () => {
     const peer = await connect(a.url);
     expect((await peer.register(ed25519Identity(), 'steady')).type).toBe('registered');
     await watcher.client.waitFor((f) => f.type === 'peer_joined');
-    await waitUntil('a to announce its backend', async () => (await sql(database, 'SELECT 1 FROM registry_backends WHERE onion = $1', [a.onion])).rowCount === 1);
+    await waitUntil(
+      'a to announce its backend',
+      async () => (await sql(database, 'SELECT 1 FROM registry_backends WHERE onion = $1', [a.onion])).rowCount === 1,
+    );
     // A's announcement to the frontend now waits for this lock at every renewal (a slow database, for a).
     await holdLocks(database, 'SELECT 1 FROM registry_backends WHERE onion = $1 FOR UPDATE', [a.onion]);
     // Three leases: a lease that lapsed is swept within one more lease by b.
@@ -55,7 +58,10 @@ describe("a cluster instance's lease", () => {
     const { sink, lines } = logSink();
     const a = await startInstance(database, { logLevel: 'info', logDestination: sink });
     instances.push(a);
-    await waitUntil('a to announce its backend', async () => (await sql(database, 'SELECT 1 FROM registry_backends WHERE onion = $1', [a.onion])).rowCount === 1);
+    await waitUntil(
+      'a to announce its backend',
+      async () => (await sql(database, 'SELECT 1 FROM registry_backends WHERE onion = $1', [a.onion])).rowCount === 1,
+    );
     // Every announcement of a backend fails from now on; renewing the lease does not.
     await sql(database, "ALTER TABLE registry_backends ADD CONSTRAINT refuse_all CHECK (onion = 'none') NOT VALID");
     await delay(2_500);
@@ -69,6 +75,9 @@ describe("a cluster instance's lease", () => {
     const peer = await connect(a.url);
     expect((await peer.register(ed25519Identity(), 'fine')).type).toBe('registered');
     await sql(database, 'ALTER TABLE registry_backends DROP CONSTRAINT refuse_all');
-    await waitUntil('housekeeping to recover', async () => (await health(a)).cluster.housekeeping === 'ok', { timeoutMs: 5_000, intervalMs: 100 });
+    await waitUntil('housekeeping to recover', async () => (await health(a)).cluster.housekeeping === 'ok', {
+      timeoutMs: 5_000,
+      intervalMs: 100,
+    });
   });
 });

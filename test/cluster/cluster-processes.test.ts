@@ -59,14 +59,25 @@ describe('cluster instances as processes', () => {
 
     const killedAt = Date.now();
     await stopBuiltServer(c.server, 'SIGKILL');
-    await waitUntil('doomed to leave every view', () => views.every((v) => !v.applied().has('doomed')), { timeoutMs: 5 * LEASE_SECONDS * 1000, intervalMs: 50 });
+    await waitUntil('doomed to leave every view', () => views.every((v) => !v.applied().has('doomed')), {
+      timeoutMs: 5 * LEASE_SECONDS * 1000,
+      intervalMs: 50,
+    });
     const tookMs = Date.now() - killedAt;
     // Lease, plus at most one renewal period and one sweep period: well under three leases.
     expect(tookMs).toBeGreaterThanOrEqual(LEASE_SECONDS * 1000 * 0.5);
     expect(tookMs).toBeLessThan(3 * LEASE_SECONDS * 1000);
-    for (const v of views) expect(v.events().filter((e) => e.type === 'peer_left').map((e) => e.nickname)).toEqual(['doomed']);
+    for (const v of views)
+      expect(
+        v
+          .events()
+          .filter((e) => e.type === 'peer_left')
+          .map((e) => e.nickname),
+      ).toEqual(['doomed']);
     expect([...(await waitConverged([a.url, b.url], views)).keys()]).toEqual(['survivor']);
-    console.log(`a SIGKILLed instance's peer left the other instances' views ${tookMs} ms after the kill (lease ${LEASE_SECONDS} s)`);
+    console.log(
+      `a SIGKILLed instance's peer left the other instances' views ${tookMs} ms after the kill (lease ${LEASE_SECONDS} s)`,
+    );
   });
 
   it('ends the registrations of an instance stopped with SIGTERM at once, in one write, not after its lease', async () => {
@@ -83,7 +94,9 @@ describe('cluster instances as processes', () => {
     expect(await stopBuiltServer(b.server, 'SIGTERM')).toBe(0);
     await waitUntil('all 20 to leave', () => watcher.applied().size === 0, { timeoutMs: LEASE_SECONDS * 1000 });
     expect(Date.now() - stoppedAt).toBeLessThan(LEASE_SECONDS * 1000);
-    expect(b.server.logs().some((l) => l.msg === 'cluster instance stopped: its registrations were ended' && l.ended === 20)).toBe(true);
+    expect(
+      b.server.logs().some((l) => l.msg === 'cluster instance stopped: its registrations were ended' && l.ended === 20),
+    ).toBe(true);
   });
 
   it('gives a restarted instance a new identity: it never adopts the registrations of the process before', async () => {
@@ -96,7 +109,9 @@ describe('cluster instances as processes', () => {
     await stopBuiltServer(a.server, 'SIGKILL');
     running.splice(running.indexOf(a.server), 1);
     const again = await instance(database);
-    const instances = (await sql(database, 'SELECT id FROM registry_instances ORDER BY started_at')).rows as Array<{ id: string }>;
+    const instances = (await sql(database, 'SELECT id FROM registry_instances ORDER BY started_at')).rows as Array<{
+      id: string;
+    }>;
     expect(instances.map((i) => i.id)).not.toContain(undefined);
     expect(new Set(instances.map((i) => i.id)).size).toBe(instances.length);
     // The old row is still there (its lease has not run out) and is not this process's.
@@ -105,9 +120,13 @@ describe('cluster instances as processes', () => {
     const mine = instances.at(-1)?.id;
     expect(mine).not.toBe(before[0]?.instance_id);
     // Once the dead one's lease runs out, the restarted instance (alone now) sweeps it.
-    await waitUntil('the dead process\'s registration to be swept', async () => (await asker.request({ type: 'lookup', nickname: 'before' })).code === 'NOT_FOUND', {
-      timeoutMs: 6 * LEASE_SECONDS * 1000,
-      intervalMs: 100,
-    });
+    await waitUntil(
+      "the dead process's registration to be swept",
+      async () => (await asker.request({ type: 'lookup', nickname: 'before' })).code === 'NOT_FOUND',
+      {
+        timeoutMs: 6 * LEASE_SECONDS * 1000,
+        intervalMs: 100,
+      },
+    );
   });
 });

@@ -14,7 +14,15 @@ import { keyIdOf } from '../../server/src/store/claim-store.js';
 import { buildConfig } from '../../server/src/server/config/config.js';
 import { openConfiguredStore } from '../../server/src/store/open-store.js';
 import { closeAdmin, freshDatabase, sql, startInstance, View, waitConverged } from '../support/cluster.js';
-import { ed25519Identity, onionService, randomOnion, RawClient, tempDir, type Identity, type TestServer } from '../support/registry-harness.js';
+import {
+  ed25519Identity,
+  onionService,
+  randomOnion,
+  RawClient,
+  tempDir,
+  type Identity,
+  type TestServer,
+} from '../support/registry-harness.js';
 import { logSink } from '../support/log-sink.js';
 import { delay, waitForValue, waitUntil } from '../support/wait.js';
 
@@ -40,7 +48,12 @@ afterAll(async () => {
 });
 
 /** Two instances, a subscriber on each, and peers `keep` and `gone` registered through the first. */
-async function twoInstances(): Promise<{ database: string; urls: string[]; views: View[]; peers: Map<string, RawClient> }> {
+async function twoInstances(): Promise<{
+  database: string;
+  urls: string[];
+  views: View[];
+  peers: Map<string, RawClient>;
+}> {
   const database = await freshDatabase('resync');
   const started = [await startInstance(database), await startInstance(database)];
   instances.push(...started);
@@ -77,12 +90,27 @@ async function transaction(database: string, statements: ReadonlyArray<readonly 
 const TRIM_THE_LOG: readonly [string] = ['UPDATE presence_log_head SET seq = seq + 3; DELETE FROM presence_events'];
 
 /** An instance that is none of the test's, with a lease that outlasts the test. */
-const ELSEWHERE: readonly [string] = ["INSERT INTO registry_instances (id, lease_until) VALUES ('elsewhere', now() + interval '1 hour')"];
+const ELSEWHERE: readonly [string] = [
+  "INSERT INTO registry_instances (id, lease_until) VALUES ('elsewhere', now() + interval '1 hour')",
+];
 
 /** A registration of `identity` held by the instance 'elsewhere', as the presence table holds it. */
-function rowElsewhere(identity: Identity, nickname: string, address: string, addressVerified: boolean): readonly [string, unknown[]] {
+function rowElsewhere(
+  identity: Identity,
+  nickname: string,
+  address: string,
+  addressVerified: boolean,
+): readonly [string, unknown[]] {
   const key = parsePeerKey(identity.publicKeyPem);
-  const peer = { nickname, address, port: 6060, publicKey: key.pem, keyType: key.type, registeredAt: new Date().toISOString(), addressVerified };
+  const peer = {
+    nickname,
+    address,
+    port: 6060,
+    publicKey: key.pem,
+    keyType: key.type,
+    registeredAt: new Date().toISOString(),
+    addressVerified,
+  };
   return [
     `INSERT INTO presence (key_id, nickname, nickname_key, address, address_verified, instance_id, local_ref, public_key, peer)
      VALUES ($1, $2, lower($2), $3, $4, 'elsewhere', 1, $5, $6)`,
@@ -101,7 +129,13 @@ describe('re-syncing a cluster instance from a snapshot', () => {
     await waitUntil('every view to lose gone', () => views.every((v) => !v.applied().has('gone')));
     const truth = await waitConverged(urls, views);
     expect([...truth.keys()]).toEqual(['keep']);
-    for (const v of views) expect(v.events().filter((e) => e.type === 'peer_left').map((e) => e.nickname)).toEqual(['gone']);
+    for (const v of views)
+      expect(
+        v
+          .events()
+          .filter((e) => e.type === 'peer_left')
+          .map((e) => e.nickname),
+      ).toEqual(['gone']);
     // And the log is followed again from the new head.
     const late = await RawClient.connect(urls[1] as string);
     clients.push(late);
@@ -112,7 +146,10 @@ describe('re-syncing a cluster instance from a snapshot', () => {
   it('closes with 1001 a connection whose registration a re-sync finds gone', async () => {
     const { database, peers } = await twoInstances();
     await transaction(database, [["DELETE FROM presence WHERE nickname_key = 'gone'"], TRIM_THE_LOG]);
-    expect(await (peers.get('gone') as RawClient).closed).toMatchObject({ code: 1001, reason: expect.stringMatching(/register again/) });
+    expect(await (peers.get('gone') as RawClient).closed).toMatchObject({
+      code: 1001,
+      reason: expect.stringMatching(/register again/),
+    });
     expect((peers.get('keep') as RawClient).ws.readyState).toBe((peers.get('keep') as RawClient).ws.OPEN);
   });
 
@@ -124,7 +161,12 @@ describe('re-syncing a cluster instance from a snapshot', () => {
     expect((await old.register(identity, 'carol')).type).toBe('registered');
     await waitConverged(urls, views);
     const key = keyIdOf(parsePeerKey(identity.publicKeyPem).der);
-    await transaction(database, [ELSEWHERE, ['DELETE FROM presence WHERE key_id = $1', [key]], rowElsewhere(identity, 'carol', identity.address, false), TRIM_THE_LOG]);
+    await transaction(database, [
+      ELSEWHERE,
+      ['DELETE FROM presence WHERE key_id = $1', [key]],
+      rowElsewhere(identity, 'carol', identity.address, false),
+      TRIM_THE_LOG,
+    ]);
     await old.waitFor((f) => f.type === 'replaced');
     expect(await old.closed).toMatchObject({ code: 4001 });
     await waitConverged(urls, views);
@@ -136,10 +178,16 @@ describe('re-syncing a cluster instance from a snapshot', () => {
     // yet when they agree. It answers with the new registration (port 6060) once it has.
     const asker = await RawClient.connect(urls[1] as string);
     clients.push(asker);
-    await waitUntil('the second instance to answer with the new registration', async () => ((await asker.request({ type: 'lookup', nickname: 'carol' })).peer as { port?: number } | undefined)?.port === 6060, {
-      timeoutMs: 5_000,
-      intervalMs: 100,
-    });
+    await waitUntil(
+      'the second instance to answer with the new registration',
+      async () =>
+        ((await asker.request({ type: 'lookup', nickname: 'carol' })).peer as { port?: number } | undefined)?.port ===
+        6060,
+      {
+        timeoutMs: 5_000,
+        intervalMs: 100,
+      },
+    );
   });
 
   it('closes with 4002 (evicted) a connection whose address a re-sync finds proven by another key', async () => {
@@ -150,7 +198,12 @@ describe('re-syncing a cluster instance from a snapshot', () => {
     clients.push(client);
     expect((await client.register(squatter, 'squatter')).type).toBe('registered');
     await waitConverged(urls, views);
-    await transaction(database, [ELSEWHERE, ["DELETE FROM presence WHERE nickname_key = 'squatter'"], rowElsewhere(ed25519Identity(), 'owner', service.address, true), TRIM_THE_LOG]);
+    await transaction(database, [
+      ELSEWHERE,
+      ["DELETE FROM presence WHERE nickname_key = 'squatter'"],
+      rowElsewhere(ed25519Identity(), 'owner', service.address, true),
+      TRIM_THE_LOG,
+    ]);
     await client.waitFor((f) => f.type === 'evicted');
     expect(await client.closed).toMatchObject({ code: 4002 });
     const truth = await waitConverged(urls, views);
@@ -188,14 +241,17 @@ describe('re-syncing a cluster instance from a snapshot', () => {
 
   it('re-syncs when the log is another one (a database restored from a backup)', async () => {
     const { database, urls, views } = await twoInstances();
-    await sql(database, "BEGIN; DELETE FROM presence WHERE nickname_key = 'keep'; UPDATE presence_log_head SET log_id = 'restored'; COMMIT; NOTIFY registry_presence");
+    await sql(
+      database,
+      "BEGIN; DELETE FROM presence WHERE nickname_key = 'keep'; UPDATE presence_log_head SET log_id = 'restored'; COMMIT; NOTIFY registry_presence",
+    );
     await waitUntil('every view to lose keep', () => views.every((v) => !v.applied().has('keep')));
     expect([...(await waitConverged(urls, views)).keys()]).toEqual(['gone']);
   });
 });
 
 describe("the cluster's own address", () => {
-  it('is the frontend\'s master address in hello once the frontend published it, the backend\'s own before', async () => {
+  it("is the frontend's master address in hello once the frontend published it, the backend's own before", async () => {
     const database = await freshDatabase('frontend');
     const before = await startInstance(database);
     instances.push(before);
@@ -203,7 +259,9 @@ describe("the cluster's own address", () => {
     clients.push(first);
     expect(first.hello.onion).toBe(before.onion);
     const master = randomOnion();
-    await sql(database, 'INSERT INTO registry_frontend (id, master_onion) VALUES (1, $1)', [master.replace('.onion', '').toUpperCase()]);
+    await sql(database, 'INSERT INTO registry_frontend (id, master_onion) VALUES (1, $1)', [
+      master.replace('.onion', '').toUpperCase(),
+    ]);
     const after = await startInstance(database);
     instances.push(after);
     const second = await RawClient.connect(after.url);
@@ -229,7 +287,8 @@ describe("a cluster backend's public listener", () => {
 });
 
 describe("what a cluster backend logs as the registry's address", () => {
-  const reachable = (lines: ReadonlyArray<Record<string, unknown>>): string[] => lines.map((l) => String(l['msg'])).filter((m) => m.includes('reachable at'));
+  const reachable = (lines: ReadonlyArray<Record<string, unknown>>): string[] =>
+    lines.map((l) => String(l['msg'])).filter((m) => m.includes('reachable at'));
 
   it("is the frontend's master address once known, and its own onion as the backend's", async () => {
     const database = await freshDatabase('reachable');
@@ -240,7 +299,9 @@ describe("what a cluster backend logs as the registry's address", () => {
     const backend = await startInstance(database, { logLevel: 'info', logDestination: sink });
     instances.push(backend);
     await waitUntil('the address to be logged', () => reachable(lines).length > 0);
-    expect(reachable(lines)).toEqual([`registry reachable at ws://${master}:80/ (the cluster's frontend); ws://${backend.onion}:80/ is this backend's own onion`]);
+    expect(reachable(lines)).toEqual([
+      `registry reachable at ws://${master}:80/ (the cluster's frontend); ws://${backend.onion}:80/ is this backend's own onion`,
+    ]);
   });
 
   it("says its own onion is the backend's, not where the registry is reachable, before the frontend published its address", async () => {
@@ -248,7 +309,9 @@ describe("what a cluster backend logs as the registry's address", () => {
     const { sink, lines } = logSink();
     const backend = await startInstance(database, { logLevel: 'info', logDestination: sink });
     instances.push(backend);
-    await waitUntil('the address to be logged', () => lines.some((l) => String(l['msg']).includes(String(backend.onion))));
+    await waitUntil('the address to be logged', () =>
+      lines.some((l) => String(l['msg']).includes(String(backend.onion))),
+    );
     expect(reachable(lines)).toEqual([]);
     expect(lines.map((l) => String(l['msg']))).toContain(
       `ws://${backend.onion}:80/ is this cluster backend's own onion: peers reach the registry at the frontend's address, which it has not published yet`,
@@ -257,15 +320,17 @@ describe("what a cluster backend logs as the registry's address", () => {
 });
 
 describe("a backend's announcement to the frontend", () => {
-  it('carries its registry instance and lease, renewed with the lease, and keeps an operator\'s drain', async () => {
+  it("carries its registry instance and lease, renewed with the lease, and keeps an operator's drain", async () => {
     const database = await freshDatabase('backends');
     const backend = await startInstance(database);
     instances.push(backend);
     const row = async (): Promise<{ instance_id: string; lease_s: number; drained: boolean } | undefined> =>
       (
-        await sql(database, 'SELECT instance_id, extract(epoch from lease_until - now())::float AS lease_s, drained_at IS NOT NULL AS drained FROM registry_backends WHERE onion = $1', [
-          backend.onion,
-        ])
+        await sql(
+          database,
+          'SELECT instance_id, extract(epoch from lease_until - now())::float AS lease_s, drained_at IS NOT NULL AS drained FROM registry_backends WHERE onion = $1',
+          [backend.onion],
+        )
       ).rows[0] as { instance_id: string; lease_s: number; drained: boolean } | undefined;
     // Announced at the first renewal (a third of the 2 s lease), with the instance's lease ahead of it.
     const first = await waitForValue('the backend announced', row, { timeoutMs: 5_000, intervalMs: 100 });
@@ -273,7 +338,11 @@ describe("a backend's announcement to the frontend", () => {
     expect(instance.map((r) => r.id)).toEqual([first.instance_id]);
     expect(first.lease_s).toBeGreaterThan(0);
     expect(first.lease_s).toBeLessThanOrEqual(2);
-    await sql(database, "UPDATE registry_backends SET drained_at = now(), drain_reason = 'maintenance' WHERE onion = $1", [backend.onion]);
+    await sql(
+      database,
+      "UPDATE registry_backends SET drained_at = now(), drain_reason = 'maintenance' WHERE onion = $1",
+      [backend.onion],
+    );
     await delay(1_500); // two renewals later: still announced, still drained
     const later = await row();
     expect(later).toMatchObject({ instance_id: first.instance_id, drained: true });
@@ -283,7 +352,14 @@ describe("a backend's announcement to the frontend", () => {
 
 describe('the cluster database password', () => {
   const config = (store: Record<string, string>) =>
-    buildConfig({ Host: { HOST: '127.0.0.1', PORT: '0' }, HiddenService: { HiddenServiceDir: '/hs', HiddenServicePort: '80' }, Store: store }, {});
+    buildConfig(
+      {
+        Host: { HOST: '127.0.0.1', PORT: '0' },
+        HiddenService: { HiddenServiceDir: '/hs', HiddenServicePort: '80' },
+        Store: store,
+      },
+      {},
+    );
 
   it('is read from [Store] PasswordFile, and the store opens with it', async () => {
     const file = passwordFile('not-needed-on-a-trusted-socket\n');
@@ -293,15 +369,21 @@ describe('the cluster database password', () => {
   });
 
   it('stops the start with the file and the fix when the file cannot be read', async () => {
-    const err = await openConfiguredStore(config({ Database: await freshDatabase('pw'), PasswordFile: '/no/such/password' }).claims).catch((e: unknown) => e);
+    const err = await openConfiguredStore(
+      config({ Database: await freshDatabase('pw'), PasswordFile: '/no/such/password' }).claims,
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RegistryError);
     expect((err as RegistryError).code).toBe('STORE_OPEN_FAILED');
-    expect((err as RegistryError).message).toMatch(/cannot read \[Store\] PasswordFile \/no\/such\/password .*Fix: create it/);
+    expect((err as RegistryError).message).toMatch(
+      /cannot read \[Store\] PasswordFile \/no\/such\/password .*Fix: create it/,
+    );
   });
 
   it('refuses a password both in the URL and in the file, without showing it', async () => {
     const file = passwordFile('from-file');
-    const err = (await openConfiguredStore(config({ Database: 'postgres://registry:hunter2@db/registry', PasswordFile: file }).claims).catch((e: unknown) => e)) as RegistryError;
+    const err = (await openConfiguredStore(
+      config({ Database: 'postgres://registry:hunter2@db/registry', PasswordFile: file }).claims,
+    ).catch((e: unknown) => e)) as RegistryError;
     expect(err.code).toBe('STORE_OPEN_FAILED');
     expect(err.message).toContain('keep one');
     expect(err.message).not.toContain('hunter2');

@@ -7,13 +7,22 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { closeAdmin, freshDatabase, startInstance, View, waitConverged } from '../support/cluster.js';
 import { startPostgresAgain, stopPostgres } from '../support/postgres.js';
 import { postgresServer } from '../support/cluster.js';
-import { ed25519Identity, onionService, randomNickname, RawClient, type TestServer } from '../support/registry-harness.js';
+import {
+  ed25519Identity,
+  onionService,
+  randomNickname,
+  RawClient,
+  type TestServer,
+} from '../support/registry-harness.js';
 import { delay, waitUntil } from '../support/wait.js';
 
 const instances: TestServer[] = [];
 const clients: RawClient[] = [];
 
-async function cluster(count: number, options: Parameters<typeof startInstance>[1] = {}): Promise<{ database: string; urls: string[]; servers: TestServer[] }> {
+async function cluster(
+  count: number,
+  options: Parameters<typeof startInstance>[1] = {},
+): Promise<{ database: string; urls: string[]; servers: TestServer[] }> {
   const database = await freshDatabase();
   const started = await Promise.all(Array.from({ length: count }, () => startInstance(database, options)));
   instances.push(...started);
@@ -33,7 +42,9 @@ async function view(url: string): Promise<View> {
 }
 
 /** An instance's /healthz body (its operator listener). */
-async function health(instance: TestServer): Promise<{ status: string; cluster?: { database: string; applied: number } }> {
+async function health(
+  instance: TestServer,
+): Promise<{ status: string; cluster?: { database: string; applied: number } }> {
   const { status, body } = await instance.health();
   expect(status).toBe(200);
   return body as { status: string; cluster?: { database: string; applied: number } };
@@ -66,9 +77,13 @@ describe('a cluster of registries sharing PostgreSQL', () => {
       const listed = await asker.request({ type: 'list' });
       expect((listed.peers as Array<{ nickname: string }>).map((p) => p.nickname)).toEqual(['alice', 'bob']);
     }
-    await watcher.client.waitFor((f) => f.type === 'peer_joined' && (f.peer as { nickname: string }).nickname === 'bob');
+    await watcher.client.waitFor(
+      (f) => f.type === 'peer_joined' && (f.peer as { nickname: string }).nickname === 'bob',
+    );
     // Every subscriber sees the joins in the log's order.
-    expect(watcher.events().map((e) => [e.type, (e.peer as { nickname?: string } | undefined)?.nickname ?? e.nickname])).toEqual([
+    expect(
+      watcher.events().map((e) => [e.type, (e.peer as { nickname?: string } | undefined)?.nickname ?? e.nickname]),
+    ).toEqual([
       ['peer_joined', 'alice'],
       ['peer_joined', 'bob'],
     ]);
@@ -93,7 +108,10 @@ describe('a cluster of registries sharing PostgreSQL', () => {
         Array.from({ length: batch }, async () => {
           const nickname = randomNickname('race');
           const [one, two] = await Promise.all([connect(a), connect(b)]);
-          const replies = await Promise.all([one.register(ed25519Identity(), nickname), two.register(ed25519Identity(), nickname)]);
+          const replies = await Promise.all([
+            one.register(ed25519Identity(), nickname),
+            two.register(ed25519Identity(), nickname),
+          ]);
           one.close();
           two.close();
           return replies.map((r) => (r.type === 'registered' ? 'won' : r.code));
@@ -151,19 +169,22 @@ describe('a cluster of registries sharing PostgreSQL', () => {
   it.each([
     ['the same instance', 1, 0],
     ['another instance', 2, 1],
-  ])('keeps the ClaimAfterSeconds time of a key that registers again on %s while its old connection is open', async (_where, count, second) => {
-    const { urls } = await cluster(count, { claims: { ClaimAfterSeconds: 2 } });
-    const id = ed25519Identity();
-    const old = await connect(urls[0] as string);
-    await old.register(id, 'alice');
-    const started = Date.now();
-    await delay(1_500);
-    const fresh = await connect(urls[second] as string);
-    expect(await fresh.register(id, 'alice', 6060)).toMatchObject({ type: 'registered', claim: null });
-    expect((await old.closed).code).toBe(4001);
-    await fresh.waitFor((f) => f.type === 'claimed', 5_000);
-    expect(Date.now() - started).toBeLessThan(3_200);
-  });
+  ])(
+    'keeps the ClaimAfterSeconds time of a key that registers again on %s while its old connection is open',
+    async (_where, count, second) => {
+      const { urls } = await cluster(count, { claims: { ClaimAfterSeconds: 2 } });
+      const id = ed25519Identity();
+      const old = await connect(urls[0] as string);
+      await old.register(id, 'alice');
+      const started = Date.now();
+      await delay(1_500);
+      const fresh = await connect(urls[second] as string);
+      expect(await fresh.register(id, 'alice', 6060)).toMatchObject({ type: 'registered', claim: null });
+      expect((await old.closed).code).toBe(4001);
+      await fresh.waitFor((f) => f.type === 'claimed', 5_000);
+      expect(Date.now() - started).toBeLessThan(3_200);
+    },
+  );
 
   it('starts the ClaimAfterSeconds time again when the key registers on another instance under another nickname', async () => {
     const { urls } = await cluster(2, { claims: { ClaimAfterSeconds: 2 } });
@@ -191,7 +212,9 @@ describe('a cluster of registries sharing PostgreSQL', () => {
     expect(await squatter.closed).toMatchObject({ code: 4002 });
     const asker = await connect(a);
     expect((await asker.request({ type: 'lookup', nickname: 'squatter' })).code).toBe('NOT_FOUND');
-    expect(await asker.request({ type: 'lookup', nickname: 'owner' })).toMatchObject({ peer: { address: service.address, addressVerified: true } });
+    expect(await asker.request({ type: 'lookup', nickname: 'owner' })).toMatchObject({
+      peer: { address: service.address, addressVerified: true },
+    });
   });
 
   it('evicts a squatter on another instance that holds both the nickname and the address when the owner proves the address (4002, erratum 1)', async () => {
@@ -203,17 +226,24 @@ describe('a cluster of registries sharing PostgreSQL', () => {
     expect((await squatter.register(ed25519Identity(service.address), 'alice', 5050)).type).toBe('registered');
     await watcher.client.waitFor((f) => f.type === 'peer_joined');
     const owner = await connect(b);
-    expect(await owner.registerProven(ed25519Identity(), service, 'alice', 6060)).toMatchObject({ type: 'registered', peer: { nickname: 'alice', addressVerified: true } });
+    expect(await owner.registerProven(ed25519Identity(), service, 'alice', 6060)).toMatchObject({
+      type: 'registered',
+      peer: { nickname: 'alice', addressVerified: true },
+    });
     await squatter.waitFor((f) => f.type === 'evicted');
     expect(await squatter.closed).toMatchObject({ code: 4002 });
     await waitConverged(urls, [watcher]);
-    expect(watcher.events().map((e) => [e.type, (e.peer as { port?: number } | undefined)?.port ?? e.nickname])).toEqual([
+    expect(
+      watcher.events().map((e) => [e.type, (e.peer as { port?: number } | undefined)?.port ?? e.nickname]),
+    ).toEqual([
       ['peer_joined', 5050],
       ['peer_left', 'alice'],
       ['peer_joined', 6060],
     ]);
     const asker = await connect(a);
-    expect(await asker.request({ type: 'lookup', nickname: 'alice' })).toMatchObject({ peer: { address: service.address, addressVerified: true, port: 6060 } });
+    expect(await asker.request({ type: 'lookup', nickname: 'alice' })).toMatchObject({
+      peer: { address: service.address, addressVerified: true, port: 6060 },
+    });
   });
 
   it('keeps every subscriber of every instance equal to a fresh list through random churn', async () => {
@@ -230,7 +260,10 @@ describe('a cluster of registries sharing PostgreSQL', () => {
       const action = live.length === 0 ? 0 : random(4);
       if (action <= 1) {
         const client = await connect(urls[random(urls.length)] as string);
-        const nickname = random(5) === 0 && live.length > 0 ? (live[random(live.length)] as { nickname: string }).nickname : randomNickname('churn');
+        const nickname =
+          random(5) === 0 && live.length > 0
+            ? (live[random(live.length)] as { nickname: string }).nickname
+            : randomNickname('churn');
         const reply = await client.register(ed25519Identity(), nickname);
         if (reply.type === 'registered') live.push({ client, nickname });
         else client.close();
@@ -271,24 +304,41 @@ describe('a cluster of registries sharing PostgreSQL', () => {
       (peers[2] as RawClient).close();
       await delay(3_000); // longer than the lease: nobody may sweep anybody for the outage
       // Healthy still (it serves lookups), and says the database is away.
-      expect(await health(servers[0] as TestServer)).toMatchObject({ status: 'ok', cluster: { database: 'unreachable' } });
+      expect(await health(servers[0] as TestServer)).toMatchObject({
+        status: 'ok',
+        cluster: { database: 'unreachable' },
+      });
     } finally {
       await startPostgresAgain(server);
     }
     const asker = await connect(urls[0] as string);
-    await waitUntil('the leave written during the outage to reach the database', async () => (await asker.request({ type: 'lookup', nickname: 'steady2' })).code === 'NOT_FOUND', {
-      timeoutMs: 20_000,
-      intervalMs: 200,
-    });
+    await waitUntil(
+      'the leave written during the outage to reach the database',
+      async () => (await asker.request({ type: 'lookup', nickname: 'steady2' })).code === 'NOT_FOUND',
+      {
+        timeoutMs: 20_000,
+        intervalMs: 200,
+      },
+    );
     const truth = await waitConverged(urls, views, 20_000);
     expect([...truth.keys()].sort()).toEqual(['steady0', 'steady1']);
-    await waitUntil('healthz to say the database is back', async () => (await health(servers[0] as TestServer)).cluster?.database === 'reachable');
+    await waitUntil(
+      'healthz to say the database is back',
+      async () => (await health(servers[0] as TestServer)).cluster?.database === 'reachable',
+    );
     for (const v of views) {
-      const left = v.events().filter((e) => e.type === 'peer_left').map((e) => e.nickname);
+      const left = v
+        .events()
+        .filter((e) => e.type === 'peer_left')
+        .map((e) => e.nickname);
       expect(left).toEqual(['steady2']);
     }
     const again = await connect(urls[1] as string);
-    await waitUntil('a registration to be accepted again', async () => (await again.register(ed25519Identity(), randomNickname('after'))).type === 'registered', { timeoutMs: 15_000, intervalMs: 500 });
+    await waitUntil(
+      'a registration to be accepted again',
+      async () => (await again.register(ed25519Identity(), randomNickname('after'))).type === 'registered',
+      { timeoutMs: 15_000, intervalMs: 500 },
+    );
     // The claims made before the outage hold: steady2 left, but its nickname is still its key's.
     const thief = await connect(urls[0] as string);
     expect(await thief.register(ed25519Identity(), 'steady2')).toMatchObject({ type: 'error', code: 'NICKNAME_TAKEN' });
@@ -301,25 +351,30 @@ describe('a cluster of registries sharing PostgreSQL', () => {
     const identities = Array.from({ length: 6 }, () => ed25519Identity());
     const nicknames = identities.map((_, i) => `roller${i}`);
     // Half the peers on each instance.
-    let sockets = await Promise.all(identities.map(async (identity, i) => {
-      const client = await RawClient.connect((i % 2 === 0 ? a : b).url);
-      expect((await client.register(identity, nicknames[i] as string)).type).toBe('registered');
-      return client;
-    }));
+    let sockets = await Promise.all(
+      identities.map(async (identity, i) => {
+        const client = await RawClient.connect((i % 2 === 0 ? a : b).url);
+        expect((await client.register(identity, nicknames[i] as string)).type).toBe('registered');
+        return client;
+      }),
+    );
     for (const round of ['a', 'b'] as const) {
       const stopping = round === 'a' ? a : b;
       const staying = round === 'a' ? b : a;
       await stopping.close();
       // The stopped instance's peers come back through the other one; nobody else got their nicknames meanwhile.
       const thief = await connect(staying.url);
-      for (const nickname of nicknames) expect((await thief.register(ed25519Identity(), nickname)).code).toBe('NICKNAME_TAKEN');
+      for (const nickname of nicknames)
+        expect((await thief.register(ed25519Identity(), nickname)).code).toBe('NICKNAME_TAKEN');
       for (const client of sockets) client.close();
-      sockets = await Promise.all(identities.map(async (identity, i) => {
-        const client = await RawClient.connect(staying.url);
-        const reply = await client.register(identity, nicknames[i] as string);
-        expect(reply).toMatchObject({ type: 'registered', peer: { nickname: nicknames[i] } });
-        return client;
-      }));
+      sockets = await Promise.all(
+        identities.map(async (identity, i) => {
+          const client = await RawClient.connect(staying.url);
+          const reply = await client.register(identity, nicknames[i] as string);
+          expect(reply).toMatchObject({ type: 'registered', peer: { nickname: nicknames[i] } });
+          return client;
+        }),
+      );
       const restarted = await startInstance(database, options);
       if (round === 'a') a = restarted;
       else b = restarted;

@@ -27,7 +27,17 @@ afterAll(closeAdmin);
 async function presenceOn(prefix: string): Promise<{ database: string; presence: PostgresPresence }> {
   const database = await freshDatabase(prefix);
   await (await openPostgresClaimStore({ connectionString: database, claimDays: 1 })).close();
-  const presence = new PostgresPresence(poolConfig({ connectionString: database, maxConnections: 4, connectTimeoutMs: 5_000, statementTimeoutMs: 10_000, applicationName: 'p2p-registry test' }), 'test', 1_000);
+  const presence = new PostgresPresence(
+    poolConfig({
+      connectionString: database,
+      maxConnections: 4,
+      connectTimeoutMs: 5_000,
+      statementTimeoutMs: 10_000,
+      applicationName: 'p2p-registry test',
+    }),
+    'test',
+    1_000,
+  );
   opened.push(presence);
   return { database, presence };
 }
@@ -66,21 +76,33 @@ async function holdNickname(database: string, nickname: string): Promise<{ relea
 }
 
 async function waitingOnLocks(database: string): Promise<number> {
-  const result = await sql(database, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+  const result = await sql(
+    database,
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+  );
   return (result.rows[0] as { n: number }).n;
 }
 
 /** Deadlocks PostgreSQL detected in this database (its statistics reach pg_stat_database within a second or so). */
 async function deadlocks(database: string): Promise<number> {
   await delay(1_500);
-  const result = await sql(database, 'SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()');
+  const result = await sql(
+    database,
+    'SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()',
+  );
   return (result.rows[0] as { n: number }).n;
 }
 
 /** A's registration of `contested`, waiting at the unique index while it holds A's instance row. */
-async function batchInFlight(database: string, presence: PostgresPresence, instance: string): Promise<{ entered: Promise<{ outcome: EnterOutcome; at: number }>; release: () => Promise<number> }> {
+async function batchInFlight(
+  database: string,
+  presence: PostgresPresence,
+  instance: string,
+): Promise<{ entered: Promise<{ outcome: EnterOutcome; at: number }>; release: () => Promise<number> }> {
   const held = await holdNickname(database, 'contested');
-  const entered = presence.enter(row('contested', instance), Date.now()).then((outcome) => ({ outcome, at: Date.now() }));
+  const entered = presence
+    .enter(row('contested', instance), Date.now())
+    .then((outcome) => ({ outcome, at: Date.now() }));
   await waitUntil('the batch to wait at the unique index', async () => (await waitingOnLocks(database)) >= 1);
   return {
     entered,
@@ -114,7 +136,13 @@ describe('the lock order of presence writes', () => {
     await presence.renewLease('a', 1_500);
     expect((await presence.enter(row('before', 'a'), Date.now())).kind).toBe('entered');
     const batch = await batchInFlight(database, presence, 'a');
-    await waitUntil("a's lease to run out", async () => (await sql(database, "SELECT 1 FROM registry_instances WHERE id = 'a' AND lease_until <= now()")).rowCount === 1, { timeoutMs: 3_000, intervalMs: 50 });
+    await waitUntil(
+      "a's lease to run out",
+      async () =>
+        (await sql(database, "SELECT 1 FROM registry_instances WHERE id = 'a' AND lease_until <= now()")).rowCount ===
+        1,
+      { timeoutMs: 3_000, intervalMs: 50 },
+    );
     const sweeping = presence.sweep().catch((err: unknown) => err);
     await delay(300);
     const releasedAt = await batch.release();

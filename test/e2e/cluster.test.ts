@@ -40,7 +40,10 @@ const timings: Record<string, number | number[]> = {};
 
 function compose(...args: string[]): Promise<{ stdout: string }> {
   const files = FILES.flatMap((file) => ['-f', file]);
-  return exec('docker', ['compose', '-p', PROJECT, ...files, '--profile', 'all', ...args], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 });
+  return exec('docker', ['compose', '-p', PROJECT, ...files, '--profile', 'all', ...args], {
+    cwd: ROOT,
+    maxBuffer: 16 * 1024 * 1024,
+  });
 }
 
 async function inContainer(service: string, command: string[]): Promise<{ output: string; exitCode: number }> {
@@ -55,13 +58,29 @@ async function inContainer(service: string, command: string[]): Promise<{ output
  * 15 minutes, and this one tor serves every client of the file).
  */
 async function freshClientTor(): Promise<void> {
-  const { output, exitCode } = await inContainer('testnet-client', ['bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/9051 && printf "AUTHENTICATE\r\nSIGNAL NEWNYM\r\nQUIT\r\n" >&3 && cat <&3']);
+  const { output, exitCode } = await inContainer('testnet-client', [
+    'bash',
+    '-c',
+    'exec 3<>/dev/tcp/127.0.0.1/9051 && printf "AUTHENTICATE\r\nSIGNAL NEWNYM\r\nQUIT\r\n" >&3 && cat <&3',
+  ]);
   expect(exitCode, output).toBe(0);
   expect(output).toMatch(/^250 OK\r?\n250 OK\r?\n/);
 }
 
 async function sql(query: string): Promise<string[]> {
-  const { output, exitCode } = await inContainer('postgres', ['psql', '-X', '-A', '-t', '-q', '-U', 'registry', '-d', 'registry', '-c', query]);
+  const { output, exitCode } = await inContainer('postgres', [
+    'psql',
+    '-X',
+    '-A',
+    '-t',
+    '-q',
+    '-U',
+    'registry',
+    '-d',
+    'registry',
+    '-c',
+    query,
+  ]);
   expect(exitCode, output).toBe(0);
   return output === '' ? [] : output.split('\n');
 }
@@ -100,7 +119,10 @@ function ownCircuits(): SocksProxy {
  * A client of a peer of its own through tor. `retry` (default) retries while descriptors spread
  * after the stack started; `retry: false` is one attempt.
  */
-async function connectClient(onion: string, options: { identity?: PeerIdentity; timeoutMs?: number; attemptMs?: number; retry?: boolean } = {}): Promise<RegistryClient> {
+async function connectClient(
+  onion: string,
+  options: { identity?: PeerIdentity; timeoutMs?: number; attemptMs?: number; retry?: boolean } = {},
+): Promise<RegistryClient> {
   const proxy = ownCircuits();
   const attempt = (): Promise<RegistryClient> =>
     RegistryClient.connect({
@@ -110,7 +132,10 @@ async function connectClient(onion: string, options: { identity?: PeerIdentity; 
       connectTimeoutMs: options.attemptMs ?? 30_000,
       reconnect: { initialDelayMs: 500, maxDelayMs: 5_000, maxAttempts: 200 },
     });
-  const client = options.retry === false ? await attempt() : await retry('a connection through tor', attempt, { timeoutMs: options.timeoutMs ?? 120_000, intervalMs: 1000 });
+  const client =
+    options.retry === false
+      ? await attempt()
+      : await retry('a connection through tor', attempt, { timeoutMs: options.timeoutMs ?? 120_000, intervalMs: 1000 });
   clients.push(client);
   return client;
 }
@@ -121,7 +146,23 @@ async function removeLeftovers(): Promise<void> {
   const projects = (JSON.parse(stdout || '[]') as Array<{ Name: string }>).map((p) => p.Name);
   for (const name of projects.filter((n) => n.startsWith(PREFIX))) {
     console.warn(`removing the leftovers of an earlier cluster e2e run: ${name}`);
-    await exec('docker', ['compose', '-p', name, ...FILES.flatMap((f) => ['-f', f]), '--profile', 'all', 'down', '-v', '--remove-orphans', '-t', '2'], { cwd: ROOT });
+    await exec(
+      'docker',
+      [
+        'compose',
+        '-p',
+        name,
+        ...FILES.flatMap((f) => ['-f', f]),
+        '--profile',
+        'all',
+        'down',
+        '-v',
+        '--remove-orphans',
+        '-t',
+        '2',
+      ],
+      { cwd: ROOT },
+    );
   }
 }
 
@@ -158,7 +199,11 @@ interface InstanceStatus {
   readonly introSetModified?: string;
 }
 interface FrontendStatus {
-  readonly services: Array<{ publishAttemptFirstDescriptor: string | null; publishAttemptSecondDescriptor: string | null; instances: InstanceStatus[] }>;
+  readonly services: Array<{
+    publishAttemptFirstDescriptor: string | null;
+    publishAttemptSecondDescriptor: string | null;
+    instances: InstanceStatus[];
+  }>;
 }
 
 /** onionbalance's times are UTC without a zone, in whole seconds. */
@@ -176,7 +221,12 @@ async function frontendStatus(): Promise<FrontendStatus['services'][number] | un
  * `backends`, each with introduction points it learned after `introSince` (a restarted tor's);
  * resolves with the time of that publication.
  */
-async function waitPublished(backends: readonly Backend[], since: number, timeoutMs: number, introSince = 0): Promise<number> {
+async function waitPublished(
+  backends: readonly Backend[],
+  since: number,
+  timeoutMs: number,
+  introSince = 0,
+): Promise<number> {
   let last = '(no status yet)';
   const want = backends.map((b) => backendOnion[b]).sort();
   return waitForValue(
@@ -186,9 +236,14 @@ async function waitPublished(backends: readonly Backend[], since: number, timeou
       last = JSON.stringify(service);
       if (service === undefined) return undefined;
       const onions = service.instances.map((i) => i.onionAddress).sort();
-      const published = Math.min(utc(service.publishAttemptFirstDescriptor), utc(service.publishAttemptSecondDescriptor));
+      const published = Math.min(
+        utc(service.publishAttemptFirstDescriptor),
+        utc(service.publishAttemptSecondDescriptor),
+      );
       const fresh = service.instances.every((i) => utc(i.introSetModified) >= Math.floor(introSince / 1000) * 1000);
-      return JSON.stringify(onions) === JSON.stringify(want) && fresh && published >= Math.floor(since / 1000) * 1000 ? published : undefined;
+      return JSON.stringify(onions) === JSON.stringify(want) && fresh && published >= Math.floor(since / 1000) * 1000
+        ? published
+        : undefined;
     },
     { timeoutMs, intervalMs: 1000, describe: () => `status: ${last}` },
   );
@@ -197,7 +252,11 @@ async function waitPublished(backends: readonly Backend[], since: number, timeou
 /** tor/cluster-ops.sh, as make cluster-upgrade / cluster-drain / cluster-undrain run it, on this test's stack. */
 async function clusterOps(...args: string[]): Promise<string> {
   const COMPOSE = `docker compose -p ${PROJECT} ${FILES.map((f) => `-f ${f}`).join(' ')} --profile all`;
-  const { stdout } = await exec('bash', ['tor/cluster-ops.sh', ...args], { cwd: ROOT, env: { ...process.env, COMPOSE }, maxBuffer: 16 * 1024 * 1024 });
+  const { stdout } = await exec('bash', ['tor/cluster-ops.sh', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, COMPOSE },
+    maxBuffer: 16 * 1024 * 1024,
+  });
   return stdout;
 }
 
@@ -206,11 +265,16 @@ async function startedAt(service: string): Promise<string> {
 }
 
 /** A peer of its own, registered through the master onion, holding its claim. */
-async function registeredPeer(tag: string): Promise<{ client: RegistryClient; nickname: string; reconnects: number; backAt: number[] }> {
+async function registeredPeer(
+  tag: string,
+): Promise<{ client: RegistryClient; nickname: string; reconnects: number; backAt: number[] }> {
   const client = await connectClient(master, { identity: createIdentity() });
   const nickname = randomNickname(tag);
   await client.register({ nickname, address: randomOnion(), port: 5050 });
-  await waitForValue(`the claim of ${nickname}`, () => client.claim ?? undefined, { timeoutMs: 30_000, intervalMs: 100 });
+  await waitForValue(`the claim of ${nickname}`, () => client.claim ?? undefined, {
+    timeoutMs: 30_000,
+    intervalMs: 100,
+  });
   const peer = { client, nickname, reconnects: 0, backAt: [] as number[] };
   client.on('reconnected', () => {
     peer.reconnects += 1;
@@ -238,7 +302,8 @@ beforeAll(async () => {
   await startStack();
   timings.clusterHealthySeconds = (Date.now() - started) / 1000;
   master = (await sql('SELECT master_onion FROM registry_frontend'))[0] ?? '(no row in registry_frontend)';
-  for (const backend of BACKENDS) backendOnion[backend] = (await inContainer(`${backend}-tor`, ['cat', `${HS_DIR}/hostname`])).output;
+  for (const backend of BACKENDS)
+    backendOnion[backend] = (await inContainer(`${backend}-tor`, ['cat', `${HS_DIR}/hostname`])).output;
   // The frontend is healthy once it published one backend; the second may join a little later.
   await waitPublished(BACKENDS, 0, 180_000);
   const healthyAt = Date.now();
@@ -249,7 +314,17 @@ beforeAll(async () => {
 
 afterEach(async (context) => {
   if (context.task.result?.state === 'fail' && stack !== undefined) {
-    const { stdout } = await compose('logs', '--no-color', '--tail', '40', 'frontend', 'backend1-registry', 'backend2-registry', 'backend1-tor', 'backend2-tor').catch(() => ({ stdout: '(no logs)' }));
+    const { stdout } = await compose(
+      'logs',
+      '--no-color',
+      '--tail',
+      '40',
+      'frontend',
+      'backend1-registry',
+      'backend2-registry',
+      'backend1-tor',
+      'backend2-tor',
+    ).catch(() => ({ stdout: '(no logs)' }));
     console.error(`--- container logs (${PROJECT}) ---\n${stdout}`);
   }
 });
@@ -264,9 +339,13 @@ afterAll(async () => {
 describe('the cluster through Onionbalance', () => {
   it('discovers the backends without an operator: each registry announces its onion with its lease, the frontend serves them', async () => {
     expect(master).toMatch(/^[a-z2-7]{56}\.onion$/);
-    expect(await sql("SELECT onion FROM registry_backends WHERE lease_until > now() AND drained_at IS NULL ORDER BY onion")).toEqual(BACKENDS.map((b) => backendOnion[b]).sort());
+    expect(
+      await sql('SELECT onion FROM registry_backends WHERE lease_until > now() AND drained_at IS NULL ORDER BY onion'),
+    ).toEqual(BACKENDS.map((b) => backendOnion[b]).sort());
     const frontendHealth = await inContainer('frontend', ['/usr/local/bin/cluster', 'health']);
-    expect(frontendHealth.output).toMatch(new RegExp(`^healthy: serving ${master.replace('.', '\\.')} with 2 of 2 backend\\(s\\)`));
+    expect(frontendHealth.output).toMatch(
+      new RegExp(`^healthy: serving ${master.replace('.', '\\.')} with 2 of 2 backend\\(s\\)`),
+    );
     const table = await clusterOps('backends');
     for (const backend of BACKENDS) {
       expect(table).toMatch(new RegExp(`^${backendOnion[backend].replace('.', '\\.')} +serving +yes `, 'm'));
@@ -295,18 +374,30 @@ describe('the cluster through Onionbalance', () => {
     const registeredAt = Date.now();
     await alice.register({ nickname: aliceName, address: randomOnion(), port: 5050 });
     await bob.register({ nickname: bobName, address: randomOnion(), port: 5051 });
-    await waitUntil(`peer_joined for ${aliceName} on backend2`, () => seen.includes(`+${aliceName}`), { timeoutMs: 15_000, intervalMs: 50, describe: () => seen.join(' ') });
+    await waitUntil(`peer_joined for ${aliceName} on backend2`, () => seen.includes(`+${aliceName}`), {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+      describe: () => seen.join(' '),
+    });
     timings.crossBackendEventSeconds = (Date.now() - registeredAt) / 1000;
     expect(await bob.lookup(aliceName)).toMatchObject({ nickname: aliceName, port: 5050 });
-    await waitForValue(`${bobName} on backend1`, () => alice.lookup(bobName).catch(() => undefined), { timeoutMs: 10_000, intervalMs: 200 });
-    for (const client of [alice, bob]) expect((await client.list()).map((p) => p.nickname)).toEqual(expect.arrayContaining([aliceName, bobName]));
+    await waitForValue(`${bobName} on backend1`, () => alice.lookup(bobName).catch(() => undefined), {
+      timeoutMs: 10_000,
+      intervalMs: 200,
+    });
+    for (const client of [alice, bob])
+      expect((await client.list()).map((p) => p.nickname)).toEqual(expect.arrayContaining([aliceName, bobName]));
     await alice.close();
-    await waitUntil(`peer_left for ${aliceName} on backend2`, () => seen.includes(`-${aliceName}`), { timeoutMs: 30_000, intervalMs: 100, describe: () => seen.join(' ') });
+    await waitUntil(`peer_left for ${aliceName} on backend2`, () => seen.includes(`-${aliceName}`), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      describe: () => seen.join(' '),
+    });
     await expect(bob.lookup(aliceName)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await Promise.all([watcher.close(), bob.close()]);
   });
 
-  it('upgrades every backend\'s registry without restarting a tor: its peers reconnect through the master onion and keep their nicknames', async () => {
+  it("upgrades every backend's registry without restarting a tor: its peers reconnect through the master onion and keep their nicknames", async () => {
     const peers = await Promise.all([0, 1, 2, 3].map((i) => registeredPeer(`up${i}`)));
     const torsBefore = await Promise.all(BACKENDS.map((b) => startedAt(`${b}-tor`)));
     const started = Date.now();
@@ -318,17 +409,24 @@ describe('the cluster through Onionbalance', () => {
     expect(await Promise.all(BACKENDS.map((b) => startedAt(`${b}-tor`)))).toEqual(torsBefore);
     // Each peer's registry was replaced once: it reconnected through the master onion by itself.
     for (const peer of peers) {
-      const back = await waitForValue(`${peer.nickname} registered again`, () => (peer.client.state === 'open' && peer.reconnects > 0 ? peer.client.registration ?? undefined : undefined), {
-        timeoutMs: 30_000,
-        intervalMs: 100,
-      });
+      const back = await waitForValue(
+        `${peer.nickname} registered again`,
+        () =>
+          peer.client.state === 'open' && peer.reconnects > 0 ? (peer.client.registration ?? undefined) : undefined,
+        {
+          timeoutMs: 30_000,
+          intervalMs: 100,
+        },
+      );
       expect(back).toMatchObject({ nickname: peer.nickname });
     }
     timings.upgradeReconnectsPerPeer = peers.map((p) => p.reconnects);
     const other = await connectClient(master, { identity: createIdentity(), retry: false, attemptMs: 30_000 });
     for (const peer of peers) {
       expect(await other.lookup(peer.nickname)).toMatchObject({ nickname: peer.nickname });
-      await expect(other.register({ nickname: peer.nickname, address: randomOnion(), port: 5050 })).rejects.toMatchObject({ code: 'NICKNAME_TAKEN' });
+      await expect(
+        other.register({ nickname: peer.nickname, address: randomOnion(), port: 5050 }),
+      ).rejects.toMatchObject({ code: 'NICKNAME_TAKEN' });
     }
     await other.close();
     await Promise.all(peers.map((p) => p.client.close()));
@@ -338,8 +436,14 @@ describe('the cluster through Onionbalance', () => {
     const drainStarted = Date.now();
     const said = await clusterOps('drain', 'backend1', '--reason', 'tor upgrade');
     timings.drainPublishedSeconds = (Date.now() - drainStarted) / 1000;
-    expect(said).toMatch(new RegExp(`published without ${backendOnion.backend1.replace('.', '\\.')} at .*until \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC`));
-    expect(await clusterOps('backends')).toMatch(new RegExp(`^${backendOnion.backend1.replace('.', '\\.')} +drained +no .*\\(tor upgrade\\)$`, 'm'));
+    expect(said).toMatch(
+      new RegExp(
+        `published without ${backendOnion.backend1.replace('.', '\\.')} at .*until \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC`,
+      ),
+    );
+    expect(await clusterOps('backends')).toMatch(
+      new RegExp(`^${backendOnion.backend1.replace('.', '\\.')} +drained +no .*\\(tor upgrade\\)$`, 'm'),
+    );
     await waitPublished(['backend2'], drainStarted, 10_000);
 
     // Its tor and registry stop. A peer whose tor fetches the master descriptor now (a fresh client
@@ -367,7 +471,9 @@ describe('the cluster through Onionbalance', () => {
     // Its lease (15 s) and the frontend's grace (30 s), then a poll (5 s here) and a publication.
     const published = await waitPublished(['backend1'], killed, 120_000);
     timings.deadRegistryOutOfFrontendSeconds = (published - killed) / 1000;
-    expect(await clusterOps('backends')).toMatch(new RegExp(`^${backendOnion.backend2.replace('.', '\\.')} +lapsed +no `, 'm'));
+    expect(await clusterOps('backends')).toMatch(
+      new RegExp(`^${backendOnion.backend2.replace('.', '\\.')} +lapsed +no `, 'm'),
+    );
     const back = Date.now();
     await compose('start', 'backend2-registry');
     await waitHealthy(['backend2-registry'], 60_000);
@@ -386,10 +492,17 @@ describe('the cluster through Onionbalance', () => {
     let failedAttempts = 0;
     for (let i = 0; i < 5; i += 1) {
       const started = Date.now();
-      const client = await retry('a fresh peer through the frontend', () => connectClient(master, { identity: createIdentity(), retry: false, attemptMs: 30_000 }).catch((err: unknown) => {
-        failedAttempts += 1;
-        throw err;
-      }), { timeoutMs: 90_000, intervalMs: 500 });
+      const client = await retry(
+        'a fresh peer through the frontend',
+        () =>
+          connectClient(master, { identity: createIdentity(), retry: false, attemptMs: 30_000 }).catch(
+            (err: unknown) => {
+              failedAttempts += 1;
+              throw err;
+            },
+          ),
+        { timeoutMs: 90_000, intervalMs: 500 },
+      );
       latencies.push((Date.now() - started) / 1000);
       await client.close();
     }

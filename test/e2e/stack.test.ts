@@ -14,7 +14,13 @@ import { createIdentity, type PeerIdentity } from '../../server/src/client/ident
 import { RegistryClient, type ReconnectedInfo } from '../../server/src/client/index.js';
 import { onionKeyFromBytes, type OnionKey } from '../../server/src/client/onion-key.js';
 import { SocksAgent, socksConnect, type SocksProxy } from '../../server/src/client/socks5.js';
-import { RawClient, ed25519Identity, randomNickname, randomOnion, signRegistration } from '../support/registry-harness.js';
+import {
+  RawClient,
+  ed25519Identity,
+  randomNickname,
+  randomOnion,
+  signRegistration,
+} from '../support/registry-harness.js';
 import { nextEvent, retry, waitForValue, waitUntil } from '../support/wait.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -64,7 +70,11 @@ async function waitHealthy(service: string, timeoutMs: number): Promise<void> {
 }
 
 /** A client of the registry through tor; the first connection is retried while the descriptor spreads. */
-async function connectClient(identity?: PeerIdentity, timeoutMs = 120_000, proxy: SocksProxy = socks): Promise<RegistryClient> {
+async function connectClient(
+  identity?: PeerIdentity,
+  timeoutMs = 120_000,
+  proxy: SocksProxy = socks,
+): Promise<RegistryClient> {
   const client = await retry(
     'a connection to the registry through tor',
     () =>
@@ -82,7 +92,11 @@ async function connectClient(identity?: PeerIdentity, timeoutMs = 120_000, proxy
 }
 
 /** A client of its own that registered under a fresh nickname (tests share the stack, not data). */
-async function registeredPeer(prefix: string, address = randomOnion(), port = 5050): Promise<{ client: RegistryClient; nickname: string }> {
+async function registeredPeer(
+  prefix: string,
+  address = randomOnion(),
+  port = 5050,
+): Promise<{ client: RegistryClient; nickname: string }> {
   const client = await connectClient(createIdentity());
   const nickname = randomNickname(prefix);
   await client.register({ nickname, address, port });
@@ -103,7 +117,24 @@ async function removeLeftovers(): Promise<void> {
   const projects = (JSON.parse(stdout || '[]') as Array<{ Name: string }>).map((p) => p.Name);
   for (const name of projects.filter((n) => n.startsWith('p2p-registry-e2e-'))) {
     console.warn(`removing the leftovers of an earlier e2e run: ${name}`);
-    await exec('docker', ['compose', '-p', name, '-f', 'compose.yaml', '-f', 'test/compose.testnet.yaml', 'down', '-v', '--remove-orphans', '-t', '2'], { cwd: ROOT });
+    await exec(
+      'docker',
+      [
+        'compose',
+        '-p',
+        name,
+        '-f',
+        'compose.yaml',
+        '-f',
+        'test/compose.testnet.yaml',
+        'down',
+        '-v',
+        '--remove-orphans',
+        '-t',
+        '2',
+      ],
+      { cwd: ROOT },
+    );
   }
 }
 
@@ -150,7 +181,9 @@ beforeAll(async () => {
 afterEach(async (context) => {
   if (context.task.result?.state === 'fail' && stack !== undefined) {
     // A failing test says why: the stack's own words.
-    const { stdout } = await compose('logs', '--no-color', '--tail', '60', 'registry', 'tor', 'testnet-client').catch(() => ({ stdout: '(no logs)' }));
+    const { stdout } = await compose('logs', '--no-color', '--tail', '60', 'registry', 'tor', 'testnet-client').catch(
+      () => ({ stdout: '(no logs)' }),
+    );
     console.error(`--- container logs (${PROJECT}) ---\n${stdout}`);
   }
 });
@@ -167,7 +200,13 @@ describe('the registry through real onion routing', () => {
     expect(registryOnion).toMatch(/^[a-z2-7]{56}\.onion$/);
     const client = await connectClient();
     expect(client.hello?.onion).toBe(registryOnion);
-    const health = await inContainer('registry', ['node', '/app/server/dist/cli.js', 'health', '--config', '/etc/p2p-registry/config.ini']);
+    const health = await inContainer('registry', [
+      'node',
+      '/app/server/dist/cli.js',
+      'health',
+      '--config',
+      '/etc/p2p-registry/config.ini',
+    ]);
     expect(health.exitCode).toBe(0);
     expect(JSON.parse(health.output)).toMatchObject({ status: 'ok', onion: registryOnion });
     const logs = (await compose('logs', '--no-color', 'registry')).stdout;
@@ -177,7 +216,11 @@ describe('the registry through real onion routing', () => {
   it('calls tor healthy only when it serves: bootstrapped, descriptor uploaded, the first hello right after', async () => {
     const health = await inContainer('tor', ['/usr/local/bin/tor-control', 'health']);
     expect(health.exitCode).toBe(0);
-    expect(health.output).toMatch(new RegExp(`^healthy: serving ${registryOnion.replace('.', '\\.')} \\(bootstrapped; descriptor uploaded \\d+s ago\\)$`));
+    expect(health.output).toMatch(
+      new RegExp(
+        `^healthy: serving ${registryOnion.replace('.', '\\.')} \\(bootstrapped; descriptor uploaded \\d+s ago\\)$`,
+      ),
+    );
     // Before, "healthy" meant "bootstrapped once", and the first connection waited for the upload.
     expect(timings.firstHelloAfterHealthySeconds).toBeLessThan(10);
   });
@@ -189,16 +232,28 @@ describe('the registry through real onion routing', () => {
     const bobName = randomNickname('Bob');
     const aliceAddress = randomOnion();
     const bobAddress = randomOnion();
-    expect(await alice.register({ nickname: aliceName, address: aliceAddress, port: 7 })).toMatchObject({ nickname: aliceName, address: aliceAddress, port: 7 });
+    expect(await alice.register({ nickname: aliceName, address: aliceAddress, port: 7 })).toMatchObject({
+      nickname: aliceName,
+      address: aliceAddress,
+      port: 7,
+    });
     await bob.register({ nickname: bobName, address: bobAddress, port: 5050 });
-    expect(await bob.lookup(aliceName.toUpperCase())).toMatchObject({ nickname: aliceName, address: aliceAddress, keyType: 'ed25519' });
+    expect(await bob.lookup(aliceName.toUpperCase())).toMatchObject({
+      nickname: aliceName,
+      address: aliceAddress,
+      keyType: 'ed25519',
+    });
     expect(await alice.lookup(bobName.toLowerCase())).toMatchObject({ nickname: bobName, address: bobAddress });
     const names = (await bob.list()).map((p) => p.nickname);
     expect(names).toEqual(expect.arrayContaining([aliceName, bobName]));
   });
 
   it('serves a peer that gives tor SOCKS credentials of its own (RFC 1929: its own, isolated circuits)', async () => {
-    const isolated = await connectClient(createIdentity(), 120_000, { ...socks, username: `registry-${randomBytes(4).toString('hex')}`, password: 'e2e' });
+    const isolated = await connectClient(createIdentity(), 120_000, {
+      ...socks,
+      username: `registry-${randomBytes(4).toString('hex')}`,
+      password: 'e2e',
+    });
     const nickname = randomNickname('isolated');
     await isolated.register({ nickname, address: randomOnion(), port: 5050 });
     const other = await connectClient(createIdentity());
@@ -242,7 +297,7 @@ describe('the registry through real onion routing', () => {
     expect(seen.filter((e) => e.endsWith(carol.nickname))).toEqual([`+${carol.nickname}`, `-${carol.nickname}`]);
   });
 
-  it('refuses a signature made for another connection\'s challenge', async () => {
+  it("refuses a signature made for another connection's challenge", async () => {
     const agent = new SocksAgent(socks);
     try {
       const first = await RawClient.connect(registryUrl, { agent, handshakeTimeout: 60_000 });
@@ -250,7 +305,14 @@ describe('the registry through real onion routing', () => {
       const id = ed25519Identity();
       const signature = signRegistration(id, first.challenge, 'mallory', id.address, 5050);
       const reply = await second.request(
-        { type: 'register', nickname: 'mallory', address: id.address, port: 5050, publicKey: id.publicKeyPem, signature },
+        {
+          type: 'register',
+          nickname: 'mallory',
+          address: id.address,
+          port: 5050,
+          publicKey: id.publicKeyPem,
+          signature,
+        },
         60_000,
       );
       expect(reply).toMatchObject({ type: 'error', code: 'BAD_SIGNATURE' });
@@ -268,7 +330,11 @@ describe('the registry through real onion routing', () => {
     expect(key.output).toContain('Permission denied');
     expect(await inspect('registry', '{{.HostConfig.NetworkMode}}')).toBe('none');
     expect(await inspect('registry', '{{json .HostConfig.PortBindings}}')).toMatch(/^(null|\{\})$/);
-    const services = (JSON.parse((await compose('config', '--format', 'json')).stdout) as { services: Record<string, { ports?: unknown[] }> }).services;
+    const services = (
+      JSON.parse((await compose('config', '--format', 'json')).stdout) as {
+        services: Record<string, { ports?: unknown[] }>;
+      }
+    ).services;
     expect(services.registry?.ports ?? []).toEqual([]);
     expect(services.tor?.ports ?? []).toEqual([]);
   });
@@ -331,14 +397,29 @@ async function claimedProvenPeer(prefix: string): Promise<ProvenPeer> {
   const nickname = randomNickname(prefix);
   const peer = await client.register({ nickname, address: echoOnion, port: 7, onionKey });
   expect(peer).toMatchObject({ nickname, address: echoOnion, addressVerified: true });
-  const claim = await waitForValue('the claim (`claimed`)', () => client.claim ?? undefined, { timeoutMs: 60_000, intervalMs: 100 });
+  const claim = await waitForValue('the claim (`claimed`)', () => client.claim ?? undefined, {
+    timeoutMs: 60_000,
+    intervalMs: 100,
+  });
   return { identity, onionKey, nickname, client, until: claim.until };
 }
 
 /** The registry's own view of a claim, from the operators' command inside the registry container. */
 async function claimInStore(nickname: string): Promise<{ exitCode: number; claim: Record<string, unknown> | null }> {
-  const shown = await inContainer('registry', ['node', '/app/server/dist/cli.js', 'claims', 'show', nickname, '--json', '--config', REGISTRY_CONFIG]);
-  return { exitCode: shown.exitCode, claim: shown.exitCode === 0 ? (JSON.parse(shown.output) as Record<string, unknown>) : null };
+  const shown = await inContainer('registry', [
+    'node',
+    '/app/server/dist/cli.js',
+    'claims',
+    'show',
+    nickname,
+    '--json',
+    '--config',
+    REGISTRY_CONFIG,
+  ]);
+  return {
+    exitCode: shown.exitCode,
+    claim: shown.exitCode === 0 ? (JSON.parse(shown.output) as Record<string, unknown>) : null,
+  };
 }
 
 /**
@@ -349,10 +430,17 @@ async function claimInStore(nickname: string): Promise<{ exitCode: number; claim
 async function expectClaimHolds(owner: ProvenPeer): Promise<RegistryClient> {
   const other = await connectClient(createIdentity());
   await expect(other.lookup(owner.nickname)).rejects.toMatchObject({ code: 'NOT_FOUND' });
-  await expect(other.register({ nickname: owner.nickname, address: randomOnion(), port: 5050 })).rejects.toMatchObject({ code: 'NICKNAME_TAKEN' });
+  await expect(other.register({ nickname: owner.nickname, address: randomOnion(), port: 5050 })).rejects.toMatchObject({
+    code: 'NICKNAME_TAKEN',
+  });
   await other.close();
   const client = await connectClient(owner.identity);
-  const back = await client.register({ nickname: owner.nickname, address: echoOnion, port: 7, onionKey: owner.onionKey });
+  const back = await client.register({
+    nickname: owner.nickname,
+    address: echoOnion,
+    port: 7,
+    onionKey: owner.onionKey,
+  });
   expect(back).toMatchObject({ nickname: owner.nickname, address: echoOnion, addressVerified: true });
   expect(back.claim).not.toBeNull();
   // A refresh: the claim runs ClaimDays (30) from now again, never shorter than before.
@@ -368,14 +456,22 @@ async function release(client: RegistryClient, nickname: string): Promise<void> 
 }
 
 describe('durable claims and the address proof through the stack', () => {
-  it('verifies an address proof made from the echo onion\'s real hs_ed25519_secret_key', async () => {
+  it("verifies an address proof made from the echo onion's real hs_ed25519_secret_key", async () => {
     const started = Date.now();
     const owner = await claimedProvenPeer('proof');
     timings.provenClaimSeconds = (Date.now() - started) / 1000;
     const finder = await connectClient();
-    expect(await finder.lookup(owner.nickname)).toMatchObject({ nickname: owner.nickname, address: echoOnion, port: 7, addressVerified: true });
+    expect(await finder.lookup(owner.nickname)).toMatchObject({
+      nickname: owner.nickname,
+      address: echoOnion,
+      port: 7,
+      addressVerified: true,
+    });
     const stored = await claimInStore(owner.nickname);
-    expect(stored).toMatchObject({ exitCode: 0, claim: { nickname: owner.nickname, address: echoOnion, addressVerified: true, until: owner.until } });
+    expect(stored).toMatchObject({
+      exitCode: 0,
+      claim: { nickname: owner.nickname, address: echoOnion, addressVerified: true, until: owner.until },
+    });
     await release(owner.client, owner.nickname);
   });
 
@@ -387,7 +483,10 @@ describe('durable claims and the address proof through the stack', () => {
     await compose('restart', 'registry');
     await waitHealthy('registry', 120_000);
     expect(await inspect('registry', '{{.State.StartedAt}}')).not.toBe(serverStartedAt);
-    expect((await claimInStore(owner.nickname)).claim).toMatchObject({ nickname: owner.nickname, addressVerified: true });
+    expect((await claimInStore(owner.nickname)).claim).toMatchObject({
+      nickname: owner.nickname,
+      addressVerified: true,
+    });
     const client = await expectClaimHolds(owner);
     timings.registryRestartClaimCheckedSeconds = (Date.now() - restartStarted) / 1000;
     await release(client, owner.nickname);
@@ -401,13 +500,18 @@ describe('durable claims and the address proof through the stack', () => {
     const downStarted = Date.now();
     await compose('down', '-t', '10');
     timings.downSeconds = (Date.now() - downStarted) / 1000;
-    const volumes = (await exec('docker', ['volume', 'ls', '-q', '--filter', `name=${PROJECT}_registry-data`])).stdout.trim();
+    const volumes = (
+      await exec('docker', ['volume', 'ls', '-q', '--filter', `name=${PROJECT}_registry-data`])
+    ).stdout.trim();
     expect(volumes).toBe(`${PROJECT}_registry-data`);
     const upStarted = Date.now();
     await startStack();
     timings.upHealthySeconds = (Date.now() - upStarted) / 1000;
     expect((await inContainer('tor', ['cat', `${HS_DIR}/hostname`])).output).toBe(registryOnion);
-    expect((await claimInStore(owner.nickname)).claim).toMatchObject({ nickname: owner.nickname, addressVerified: true });
+    expect((await claimInStore(owner.nickname)).claim).toMatchObject({
+      nickname: owner.nickname,
+      addressVerified: true,
+    });
     const client = await expectClaimHolds(owner);
     timings.downUpClaimCheckedSeconds = (Date.now() - downStarted) / 1000;
     await release(client, owner.nickname);

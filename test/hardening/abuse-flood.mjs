@@ -55,8 +55,17 @@ function register(challenge, key, signed) {
   const nickname = nick();
   const port = 1 + Math.floor(Math.random() * 65_535);
   const payload = `p2p-tor-chat/register/v1\n${challenge}\n${nickname}\n${key.address}\n${port}`;
-  const signature = signed ? sign(null, Buffer.from(payload), key.privateKey).toString('base64') : randomBytes(64).toString('base64');
-  return JSON.stringify({ type: 'register', nickname, address: key.address, port, publicKey: key.publicKey, signature });
+  const signature = signed
+    ? sign(null, Buffer.from(payload), key.privateKey).toString('base64')
+    : randomBytes(64).toString('base64');
+  return JSON.stringify({
+    type: 'register',
+    nickname,
+    address: key.address,
+    port,
+    publicKey: key.publicKey,
+    signature,
+  });
 }
 
 /** What each kind of attacker sends after the hello; `n` counts frames on this connection. */
@@ -64,10 +73,22 @@ const kinds = {
   garbage: (_hello, n) => (n % 97 === 96 ? oversize : randomBytes(32 + Math.floor(Math.random() * 256))),
   junk: () => pick(junk)(),
   badSignature: (hello) => register(hello.challenge, pick(keys), false),
-  registerThenList: (hello, n) => (n === 0 ? register(hello.challenge, pick(keys), true) : n % 3 === 0 ? '{"type":"subscribe"}' : '{"type":"list"}'),
+  registerThenList: (hello, n) =>
+    n === 0 ? register(hello.challenge, pick(keys), true) : n % 3 === 0 ? '{"type":"subscribe"}' : '{"type":"list"}',
   binary: () => randomBytes(100),
 };
-const plan = ['garbage', 'junk', 'badSignature', 'registerThenList', 'badSignature', 'junk', 'garbage', 'registerThenList', 'binary', 'stalled'];
+const plan = [
+  'garbage',
+  'junk',
+  'badSignature',
+  'registerThenList',
+  'badSignature',
+  'junk',
+  'garbage',
+  'registerThenList',
+  'binary',
+  'stalled',
+];
 
 function attacker(kind) {
   if (Date.now() >= deadline) return;
@@ -122,7 +143,10 @@ function attacker(kind) {
 }
 
 for (let i = 0; i < count; i += 1) attacker(plan[i % plan.length]);
-setTimeout(() => {
-  process.stdout.write(`${JSON.stringify(summary)}\n`);
-  process.exit(0);
-}, deadline - Date.now() + 500);
+setTimeout(
+  () => {
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+    process.exit(0);
+  },
+  deadline - Date.now() + 500,
+);

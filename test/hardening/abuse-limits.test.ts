@@ -78,7 +78,10 @@ function tcp(s: TestServer, send?: string): { socket: Socket; closedAfterMs: Pro
   socket.resume(); // read (and drop) what the server sends, so its FIN is seen
   if (send !== undefined) socket.write(send);
   cleanups.push(() => socket.destroy());
-  return { socket, closedAfterMs: new Promise((resolve) => socket.once('close', () => resolve(performance.now() - started))) };
+  return {
+    socket,
+    closedAfterMs: new Promise((resolve) => socket.once('close', () => resolve(performance.now() - started))),
+  };
 }
 
 /** Tries to open a WebSocket; resolves 'open', 'HTTP <status>' or the socket error. */
@@ -97,7 +100,10 @@ describe('slow-loris', () => {
   it('cuts off a TCP client that never finishes the HTTP handshake after HandshakeTimeoutSeconds', async () => {
     const s = await server({ HandshakeTimeoutSeconds: 1 });
     const silent = tcp(s);
-    const partial = tcp(s, `GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n`);
+    const partial = tcp(
+      s,
+      `GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n`,
+    );
     const dribbling = tcp(s, 'GET / HTTP/1.1\r\n');
     const drip = setInterval(() => dribbling.socket.write('X-Drip: 1\r\n'), 100);
     cleanups.push(() => clearInterval(drip));
@@ -119,7 +125,9 @@ describe('slow-loris', () => {
     await delay(100);
     const extra = tcp(s);
     const oldestClosed = await resultWithin(loris[0]!.closedAfterMs, 1_000, Number.POSITIVE_INFINITY);
-    expect(oldestClosed, 'the oldest half-open socket is dropped long before the handshake timeout').toBeLessThan(1_100);
+    expect(oldestClosed, 'the oldest half-open socket is dropped long before the handshake timeout').toBeLessThan(
+      1_100,
+    );
     expect(await tryConnect(s), 'an upgrade while the cap is full').toBe('open');
     expect(await resultWithin(extra.closedAfterMs, 50, 'open'), 'the newcomer is not the one dropped').toBe('open');
   });
@@ -136,7 +144,10 @@ describe('connections without a valid request yet (MaxPendingConnections, IdleTi
     expect(await tryConnect(s)).toBe('open');
     expect((await idle[0]!.closed).code).toBe(1008);
     expect((await idle[1]!.closed).code).toBe(1008);
-    await waitUntil('no pending connections left', () => s.server.stats().pending === 0, { timeoutMs: 4_000, describe: () => `pending: ${s.server.stats().pending}` });
+    await waitUntil('no pending connections left', () => s.server.stats().pending === 0, {
+      timeoutMs: 4_000,
+      describe: () => `pending: ${s.server.stats().pending}`,
+    });
     expect(await tryConnect(s)).toBe('open');
   });
 
@@ -190,7 +201,9 @@ describe('connection, request and subscriber budgets free up again', () => {
     await greedy.waitUntil(() => greedy.frames.length === 11);
     expect(greedy.frames.filter((f) => f.type === 'pong').length).toBeGreaterThanOrEqual(5);
     expect(greedy.frames.filter((f) => f.code === 'RATE_LIMITED').length).toBeGreaterThanOrEqual(4);
-    expect(await other.request({ type: 'ping' }), 'another connection has its own budget').toMatchObject({ type: 'pong' });
+    expect(await other.request({ type: 'ping' }), 'another connection has its own budget').toMatchObject({
+      type: 'pong',
+    });
     await delay(1_100);
     expect(await greedy.request({ type: 'ping' }), 'the budget refills').toMatchObject({ type: 'pong' });
   });
@@ -208,7 +221,9 @@ describe('connection, request and subscriber budgets free up again', () => {
     c.sendRaw(deep('second'));
     const refused = await c.waitFor((f) => f.type === 'error', 5_000, from);
     expect(refused).toMatchObject({ code: 'RATE_LIMITED', id: null, message: expect.stringContaining('not read') });
-    expect(await c.request({ type: 'ping', id: 'after' }), 'the tokens it could not pay are still there').toMatchObject({ type: 'pong' });
+    expect(await c.request({ type: 'ping', id: 'after' }), 'the tokens it could not pay are still there').toMatchObject(
+      { type: 'pong' },
+    );
   });
 
   it('shares one server-wide budget for frames of many arrays (JsonContainersPerSecond): past it they are refused unread', async () => {
@@ -221,8 +236,14 @@ describe('connection, request and subscriber budgets free up again', () => {
     expect(await a.waitFor((f) => f.id === 'a')).toMatchObject({ type: 'pong' });
     b.sendRaw(deep('b'));
     const refused = await b.waitFor((f) => f.type === 'error');
-    expect(refused).toMatchObject({ code: 'RATE_LIMITED', id: null, message: expect.stringContaining('server is busy') });
-    expect(await b.request({ type: 'ping', id: 'plain' }), 'plain requests do not draw on it').toMatchObject({ type: 'pong' });
+    expect(refused).toMatchObject({
+      code: 'RATE_LIMITED',
+      id: null,
+      message: expect.stringContaining('server is busy'),
+    });
+    expect(await b.request({ type: 'ping', id: 'plain' }), 'plain requests do not draw on it').toMatchObject({
+      type: 'pong',
+    });
     await delay(1_100);
     b.sendRaw(deep('later'));
     expect(await b.waitFor((f) => f.id === 'later'), 'the budget refills').toMatchObject({ type: 'pong' });
@@ -242,7 +263,9 @@ describe('connection, request and subscriber budgets free up again', () => {
     clearInterval(pace);
     expect(outcome?.code, 'closed for abuse').toBe(1008);
     expect(c.frames.filter((f) => f.type === 'pong').length).toBeGreaterThan(40);
-    console.log(`steady 10x flood closed after ${(performance.now() - started).toFixed(0)} ms, ${c.frames.filter((f) => f.code === 'RATE_LIMITED').length} RATE_LIMITED`);
+    console.log(
+      `steady 10x flood closed after ${(performance.now() - started).toFixed(0)} ms, ${c.frames.filter((f) => f.code === 'RATE_LIMITED').length} RATE_LIMITED`,
+    );
   });
 });
 
@@ -255,7 +278,9 @@ describe('fairness between connections', () => {
     // ready in the same instant.
     const fields = Array.from({ length: 1_500 }, (_, i) => `"f${i}":0`).join(',');
     const expensive = encodeClientFrame({ opcode: Opcode.TEXT, payload: Buffer.from(`{"type":"ping",${fields}}`) });
-    const flooders = await Promise.all(Array.from({ length: 20 }, async () => rawClient(await RawSocketClient.connect(s.port))));
+    const flooders = await Promise.all(
+      Array.from({ length: 20 }, async () => rawClient(await RawSocketClient.connect(s.port))),
+    );
     const honest = await client(s);
     const burst = Buffer.concat(Array.from({ length: FLOOD_FRAMES }, () => expensive));
     for (const f of flooders) f.write(burst);
@@ -269,13 +294,22 @@ describe('fairness between connections', () => {
     const released = performance.now();
     await honest.waitFor((f) => f.id === id, 10_000);
     const waited = performance.now() - released;
-    await waitUntil('every flooder frame to be answered', () => flooders.every((f) => f.frames.length === FLOOD_FRAMES + 1), {
-      timeoutMs: 10_000,
-      describe: () => `frames per flooder: ${flooders.map((f) => f.frames.length).join(', ')}`,
-    });
+    await waitUntil(
+      'every flooder frame to be answered',
+      () => flooders.every((f) => f.frames.length === FLOOD_FRAMES + 1),
+      {
+        timeoutMs: 10_000,
+        describe: () => `frames per flooder: ${flooders.map((f) => f.frames.length).join(', ')}`,
+      },
+    );
     const floodMs = performance.now() - released;
-    console.log(`honest ping answered ${waited.toFixed(1)} ms after the flood was let in; the flood took ${floodMs.toFixed(0)} ms`);
-    expect(flooders.every((f) => f.frames.length === FLOOD_FRAMES + 1), 'every flooder frame is answered too').toBe(true);
+    console.log(
+      `honest ping answered ${waited.toFixed(1)} ms after the flood was let in; the flood took ${floodMs.toFixed(0)} ms`,
+    );
+    expect(
+      flooders.every((f) => f.frames.length === FLOOD_FRAMES + 1),
+      'every flooder frame is answered too',
+    ).toBe(true);
     expect(waited).toBeLessThan(floodMs / 3);
   }, 30_000);
 });
@@ -304,7 +338,8 @@ describe('logs under a flood', () => {
     c.sendRaw('{"type":"teleport"}');
     await c.waitUntil(() => c.frames.filter((f) => f.type === 'error').length === 31);
     c.close();
-    const summary = (): Record<string, unknown> | undefined => lines.find((l) => String(l.msg).startsWith('summary of the last'));
+    const summary = (): Record<string, unknown> | undefined =>
+      lines.find((l) => String(l.msg).startsWith('summary of the last'));
     await waitUntil('the summary line', () => summary() !== undefined, { timeoutMs: 3_000 });
     expect(lines.filter((l) => l.msg === 'request refused' && (l.level as number) >= 30)).toEqual([]);
     // Per-connection lines are debug now: the summary carries the counts.
@@ -315,10 +350,20 @@ describe('logs under a flood', () => {
 
 describe('slow readers (MaxBufferedBytes)', () => {
   it('drops a subscriber that stops reading, while other subscribers keep receiving every event in order', async () => {
-    const s = await server({ MaxBufferedBytes: 16_384, EventBatchMs: 0, RateLimitPerSecond: 1_000_000, RateLimitBurst: 1_000_000, SignatureChecksPerSecond: 1_000_000 });
+    const s = await server({
+      MaxBufferedBytes: 16_384,
+      EventBatchMs: 0,
+      RateLimitPerSecond: 1_000_000,
+      RateLimitBurst: 1_000_000,
+      SignatureChecksPerSecond: 1_000_000,
+    });
     const stalled = rawClient(await RawSocketClient.connect(s.port));
     stalled.sendText('{"type":"subscribe","id":1}');
-    await waitUntil('the stalled client\'s subscribed reply', () => stalled.frames.some((f) => f.type === 'subscribed'), { timeoutMs: 2_000 });
+    await waitUntil(
+      "the stalled client's subscribed reply",
+      () => stalled.frames.some((f) => f.type === 'subscribed'),
+      { timeoutMs: 2_000 },
+    );
     stalled.stopReading();
     const reader = await client(s);
     await reader.request({ type: 'subscribe' });
@@ -329,7 +374,14 @@ describe('slow readers (MaxBufferedBytes)', () => {
     const producer = await client(s);
     const identity = rsaIdentity(4096);
     const signature = signRegistration(identity, producer.challenge, 'producer', identity.address, 5050);
-    const register = JSON.stringify({ type: 'register', nickname: 'producer', address: identity.address, port: 5050, publicKey: identity.publicKeyPem, signature });
+    const register = JSON.stringify({
+      type: 'register',
+      nickname: 'producer',
+      address: identity.address,
+      port: 5050,
+      publicKey: identity.publicKeyPem,
+      signature,
+    });
     let cycles = 0;
     const started = performance.now();
     while (s.server.stats().subscribers === 2 && performance.now() - started < 25_000) {
@@ -341,7 +393,9 @@ describe('slow readers (MaxBufferedBytes)', () => {
       expect(await producer.request({ type: 'ping' }, 10_000)).toMatchObject({ type: 'pong' });
     }
     const buffered = cycles * (register.length + 100);
-    console.log(`slow subscriber dropped after ~${(buffered / 1e6).toFixed(1)} MB of events (${cycles} register/unregister cycles, ${(performance.now() - started).toFixed(0)} ms)`);
+    console.log(
+      `slow subscriber dropped after ~${(buffered / 1e6).toFixed(1)} MB of events (${cycles} register/unregister cycles, ${(performance.now() - started).toFixed(0)} ms)`,
+    );
     expect(s.server.stats().subscribers, 'the stalled subscriber was dropped').toBe(1);
     expect(producer.frames.filter((f) => f.type === 'error')).toEqual([]);
 
@@ -352,7 +406,12 @@ describe('slow readers (MaxBufferedBytes)', () => {
   }, 45_000);
 
   it('drops a client that asks for lists and never reads the replies', async () => {
-    const s = await server({ MaxBufferedBytes: 16_384, RateLimitPerSecond: 1_000_000, RateLimitBurst: 1_000_000, SignatureChecksPerSecond: 1_000_000 });
+    const s = await server({
+      MaxBufferedBytes: 16_384,
+      RateLimitPerSecond: 1_000_000,
+      RateLimitBurst: 1_000_000,
+      SignatureChecksPerSecond: 1_000_000,
+    });
     for (let i = 0; i < 40; i += 1) await (await client(s)).register(ed25519Identity(), `listed${i}`);
     const greedy = rawClient(await RawSocketClient.connect(s.port));
     greedy.stopReading();
@@ -398,25 +457,51 @@ describe('signature checks (SignatureChecksPerSecond, key bounds)', () => {
     expect(await first.register(ed25519Identity(), 'spends-the-token')).toMatchObject({ type: 'registered' });
     const second = await client(s);
     const garbageKey = `-----BEGIN PUBLIC KEY-----\n${randomBytes(200).toString('base64')}\n-----END PUBLIC KEY-----`;
-    const reply = await second.request({ type: 'register', nickname: 'flooder', address: randomOnion(), port: 5050, publicKey: garbageKey, signature: 'AAAA' });
+    const reply = await second.request({
+      type: 'register',
+      nickname: 'flooder',
+      address: randomOnion(),
+      port: 5050,
+      publicKey: garbageKey,
+      signature: 'AAAA',
+    });
     expect(reply).toMatchObject({ type: 'error', code: 'RATE_LIMITED' });
   });
 
-  it.each([2047, 8193, 8200, 16_384, 65_536])('refuses an RSA key of %d bits with INVALID_PUBLIC_KEY, at once', async (bits) => {
-    const s = await server({});
-    const c = await client(s);
-    const publicKey = rsaPublicKeyPem(randomModulus(bits), Buffer.from([1, 0, 1]));
-    const started = performance.now();
-    const reply = await c.request({ type: 'register', nickname: 'bigkey', address: randomOnion(), port: 5050, publicKey, signature: 'AAAA' });
-    expect(reply).toMatchObject({ type: 'error', code: 'INVALID_PUBLIC_KEY' });
-    expect(performance.now() - started).toBeLessThan(200);
-  });
+  it.each([2047, 8193, 8200, 16_384, 65_536])(
+    'refuses an RSA key of %d bits with INVALID_PUBLIC_KEY, at once',
+    async (bits) => {
+      const s = await server({});
+      const c = await client(s);
+      const publicKey = rsaPublicKeyPem(randomModulus(bits), Buffer.from([1, 0, 1]));
+      const started = performance.now();
+      const reply = await c.request({
+        type: 'register',
+        nickname: 'bigkey',
+        address: randomOnion(),
+        port: 5050,
+        publicKey,
+        signature: 'AAAA',
+      });
+      expect(reply).toMatchObject({ type: 'error', code: 'INVALID_PUBLIC_KEY' });
+      expect(performance.now() - started).toBeLessThan(200);
+    },
+  );
 
   it('refuses RSA public exponents that make a check costly or meaningless, and takes the usual ones', async () => {
     const s = await server({});
     const c = await client(s);
     const attempt = async (modulus: Buffer, exponent: Buffer): Promise<unknown> =>
-      (await c.request({ type: 'register', nickname: 'exp', address: randomOnion(), port: 5050, publicKey: rsaPublicKeyPem(modulus, exponent), signature: randomBytes(modulus.length).toString('base64') })).code;
+      (
+        await c.request({
+          type: 'register',
+          nickname: 'exp',
+          address: randomOnion(),
+          port: 5050,
+          publicKey: rsaPublicKeyPem(modulus, exponent),
+          signature: randomBytes(modulus.length).toString('base64'),
+        })
+      ).code;
     const n2048 = randomModulus(2048);
     const n3072 = randomModulus(3072);
     const nearModulus = (n: Buffer): Buffer => {
@@ -449,7 +534,14 @@ describe('signature checks (SignatureChecksPerSecond, key bounds)', () => {
     const modulus = randomModulus(3072);
     const exponent = Buffer.from(modulus);
     exponent[exponent.length - 1] = (exponent[exponent.length - 1] as number) - 2;
-    const frame = JSON.stringify({ type: 'register', nickname: 'costly', address: randomOnion(), port: 1, publicKey: rsaPublicKeyPem(modulus, exponent), signature: randomBytes(384).toString('base64') });
+    const frame = JSON.stringify({
+      type: 'register',
+      nickname: 'costly',
+      address: randomOnion(),
+      port: 1,
+      publicKey: rsaPublicKeyPem(modulus, exponent),
+      signature: randomBytes(384).toString('base64'),
+    });
     const flood: RawClient[] = [];
     for (let i = 0; i < FLOOD_CONNECTIONS; i += 1) flood.push(await client(s));
     const honest = await client(s);
@@ -458,7 +550,9 @@ describe('signature checks (SignatureChecksPerSecond, key bounds)', () => {
     const started = performance.now();
     expect(await honest.register(ed25519Identity(), randomNickname('honest'))).toMatchObject({ type: 'registered' });
     const ms = performance.now() - started;
-    console.log(`honest registration during a costly-key flood from ${FLOOD_CONNECTIONS} connections: ${ms.toFixed(0)} ms`);
+    console.log(
+      `honest registration during a costly-key flood from ${FLOOD_CONNECTIONS} connections: ${ms.toFixed(0)} ms`,
+    );
     expect(ms).toBeLessThan(1_000);
   }, 30_000);
 });

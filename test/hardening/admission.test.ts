@@ -10,7 +10,16 @@ import { RegistryError } from '../../server/src/protocol/errors.js';
 import { RegistryClient } from '../../server/src/client/registry-client.js';
 import { createIdentity } from '../../server/src/client/identity.js';
 import { buildConfig } from '../../server/src/server/config/config.js';
-import { ed25519Identity, randomNickname, randomOnion, RawClient, signRegistration, startTestServer, type Frame, type TestServer } from '../support/registry-harness.js';
+import {
+  ed25519Identity,
+  randomNickname,
+  randomOnion,
+  RawClient,
+  signRegistration,
+  startTestServer,
+  type Frame,
+  type TestServer,
+} from '../support/registry-harness.js';
 
 let servers: TestServer[] = [];
 let clients: RawClient[] = [];
@@ -78,7 +87,10 @@ describe('requests pipelined past the queue', () => {
     const from = c.frames.length;
     // The register takes a signature check; the pings queue behind it (in one write, so the queue
     // fills whatever the speed of the check).
-    sendInOneWrite(c, [registerFrame(c, 'reg'), ...Array.from({ length: 70 }, (_, i) => JSON.stringify({ type: 'ping', id: i }))]);
+    sendInOneWrite(c, [
+      registerFrame(c, 'reg'),
+      ...Array.from({ length: 70 }, (_, i) => JSON.stringify({ type: 'ping', id: i })),
+    ]);
     await c.waitUntil(() => c.frames.length - from >= 71, 10_000);
     const replies = c.frames.slice(from);
     expect(replies[0]).toMatchObject({ type: 'registered', id: 'reg' });
@@ -106,7 +118,10 @@ describe('requests pipelined past the queue', () => {
     const s = await server({ RateLimitBurst: 64, RateLimitPerSecond: 5_000, RateLimitStrikes: 20 });
     const c = await client(s.url);
     const from = c.frames.length;
-    sendInOneWrite(c, [registerFrame(c, 'reg'), ...Array.from({ length: 200 }, (_, i) => JSON.stringify({ type: 'ping', id: i }))]);
+    sendInOneWrite(c, [
+      registerFrame(c, 'reg'),
+      ...Array.from({ length: 200 }, (_, i) => JSON.stringify({ type: 'ping', id: i })),
+    ]);
     const { code } = await c.closed;
     expect(code).toBe(1008);
     const replies = c.frames.slice(from);
@@ -163,11 +178,17 @@ describe('the pending-connection cap', () => {
 describe('server-wide budgets', () => {
   it('share the signature checks fairly: flooders on many connections cannot take all of them from an honest one', async () => {
     // 360 units: 40 registrations of fresh keys and addresses, each 1 + two subgroup checks of 4 (erratum 1).
-    const s = await server({ SignatureChecksPerSecond: 360, RateLimitPerSecond: 1_000, RateLimitBurst: 1_000, RateLimitStrikes: 1_000_000 });
+    const s = await server({
+      SignatureChecksPerSecond: 360,
+      RateLimitPerSecond: 1_000,
+      RateLimitBurst: 1_000,
+      RateLimitStrikes: 1_000_000,
+    });
     const flooders = await Promise.all(Array.from({ length: 10 }, () => client(s.url)));
     // Each flooder keeps far more registrations (with bad signatures) coming than the whole budget.
     const flood = setInterval(() => {
-      for (const f of flooders) for (let i = 0; i < 10; i += 1) f.sendRaw(registerFrame(f, null as unknown as number, 'AAAA'));
+      for (const f of flooders)
+        for (let i = 0; i < 10; i += 1) f.sendRaw(registerFrame(f, null as unknown as number, 'AAAA'));
     }, 5);
     try {
       await new Promise((r) => setTimeout(r, 1_200));
@@ -198,8 +219,12 @@ describe('subscribing is not a scarce first-come resource', () => {
       HiddenService: { HiddenServiceDir: '/tmp/hs', HiddenServicePort: '80' },
       Registry: { MaxSubscribers: '5000' },
     };
-    expect(() => buildConfig(sections, {})).toThrow(/MaxSubscribers was removed: subscribing is no longer a scarce first-come resource.*delete the line/);
-    expect(() => buildConfig({ ...sections, Registry: {} }, { REGISTRY_REGISTRY_MAXSUBSCRIBERS: '1' })).toThrow(/REGISTRY_REGISTRY_MAXSUBSCRIBERS.*was removed/);
+    expect(() => buildConfig(sections, {})).toThrow(
+      /MaxSubscribers was removed: subscribing is no longer a scarce first-come resource.*delete the line/,
+    );
+    expect(() => buildConfig({ ...sections, Registry: {} }, { REGISTRY_REGISTRY_MAXSUBSCRIBERS: '1' })).toThrow(
+      /REGISTRY_REGISTRY_MAXSUBSCRIBERS.*was removed/,
+    );
   });
 });
 
@@ -222,7 +247,9 @@ describe('the peer client and retryAfterMs', () => {
     const second = await RegistryClient.connect({ url: s.url, identity: createIdentity(), reconnect: false });
     peers.push(first, second);
     await first.register({ nickname: randomNickname(), address: randomOnion(), port: 5050 });
-    const refused = await second.register({ nickname: randomNickname(), address: randomOnion(), port: 5050 }).catch((err: unknown) => err);
+    const refused = await second
+      .register({ nickname: randomNickname(), address: randomOnion(), port: 5050 })
+      .catch((err: unknown) => err);
     expect(refused).toBeInstanceOf(RegistryError);
     expect(refused).toMatchObject({ code: 'RATE_LIMITED' });
     const retryAfterMs = (refused as RegistryError).retryAfterMs as number;

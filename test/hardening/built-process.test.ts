@@ -27,7 +27,9 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) cleanup();
 });
 
-async function start(options: { registry?: Record<string, string | number>; nodeArgs?: string[] } = {}): Promise<{ server: BuiltServer; port: number; dir: string }> {
+async function start(
+  options: { registry?: Record<string, string | number>; nodeArgs?: string[] } = {},
+): Promise<{ server: BuiltServer; port: number; dir: string }> {
   const dir = tempDir('built-process-');
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const port = await freePort();
@@ -61,10 +63,14 @@ function loggedError(server: BuiltServer, text: string): Record<string, unknown>
 describe('a bug that escapes its handler', () => {
   it('an unhandled rejection is logged with its stack, and the server keeps serving', async () => {
     // Nothing but a test's preload can send it: a signal, not anything from the network.
-    const { server, port } = await start({ nodeArgs: ['--import', signalPreload("Promise.reject(new Error('deliberate rejection from the preload'));")] });
+    const { server, port } = await start({
+      nodeArgs: ['--import', signalPreload("Promise.reject(new Error('deliberate rejection from the preload'));")],
+    });
     expect(await pong(port)).toBe('pong');
     server.child.kill('SIGUSR2');
-    await waitUntil('the rejection to be logged', () => loggedError(server, 'deliberate rejection') !== undefined, { timeoutMs: 5_000 });
+    await waitUntil('the rejection to be logged', () => loggedError(server, 'deliberate rejection') !== undefined, {
+      timeoutMs: 5_000,
+    });
     const rejection = loggedError(server, 'deliberate rejection') as Record<string, unknown>;
     expect(rejection.level).toBe(50);
     expect(rejection.msg).toMatch(/unhandled promise rejection/);
@@ -75,10 +81,15 @@ describe('a bug that escapes its handler', () => {
   });
 
   it('an uncaught exception is logged at fatal with its stack, and the process exits with 70: its state is unknown', async () => {
-    const { server, port } = await start({ nodeArgs: ['--import', signalPreload("throw new Error('deliberate exception from the preload');")] });
+    const { server, port } = await start({
+      nodeArgs: ['--import', signalPreload("throw new Error('deliberate exception from the preload');")],
+    });
     expect(await pong(port)).toBe('pong');
     server.child.kill('SIGUSR2');
-    const exit = await Promise.race([server.exited, new Promise((resolve) => setTimeout(() => resolve('still running after 5 s'), 5_000))]);
+    const exit = await Promise.race([
+      server.exited,
+      new Promise((resolve) => setTimeout(() => resolve('still running after 5 s'), 5_000)),
+    ]);
     expect(exit).toBe(70);
     const exception = loggedError(server, 'deliberate exception') as Record<string, unknown>;
     expect(exception.level).toBe(60);
@@ -116,62 +127,77 @@ describe('logs under a flood of refused connections', () => {
   const CONCURRENCY = 32;
   const TIME_LIMIT_MS = 40_000;
 
-  it(
-    `writes fewer than 100 lines for ${ATTEMPTS} refused connections, and its summary lines count every one by reason`,
-    async () => {
-      const { server, port } = await start({ registry: { MaxConnections: 4 } });
-      const held = await Promise.all(Array.from({ length: 4 }, () => RawClient.connect(`ws://127.0.0.1:${port}/`)));
-      cleanups.push(() => {
-        for (const c of held) c.ws.terminate();
-      });
-      const outcomes = new Map<string, number>();
-      let started = 0;
-      const deadline = performance.now() + TIME_LIMIT_MS;
-      await Promise.all(
-        Array.from({ length: CONCURRENCY }, async () => {
-          while (started < ATTEMPTS && performance.now() < deadline) {
-            started += 1;
-            const outcome = await refusedUpgrade(port);
-            outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
-          }
-        }),
-      );
-      expect(started, 'attempts made within the time limit').toBe(ATTEMPTS);
-      const refused = outcomes.get('503') ?? 0;
-      expect(refused, JSON.stringify(Object.fromEntries(outcomes))).toBe(ATTEMPTS);
-      expect(await pong(port).catch(() => 'refused: the 4 held connections fill MaxConnections')).not.toBe('pong');
-      // The default interval is 60 s: a clean stop logs the counts not yet written.
-      await stopBuiltServer(server, 'SIGTERM');
-      const lines = server.logs();
-      expect(lines.length, lines.slice(0, 5).map((l) => JSON.stringify(l)).join('\n')).toBeLessThan(100);
-      const counted = lines
-        .filter((l) => typeof l.connections === 'object' && l.connections !== null)
-        .reduce((sum, l) => sum + ((l.connections as Record<string, number>).maxConnections ?? 0), 0);
-      // Every 503 is counted: the flood's, and the one of the pong attempt above.
-      expect(counted).toBe(refused + 1);
-    },
-    90_000,
-  );
+  it(`writes fewer than 100 lines for ${ATTEMPTS} refused connections, and its summary lines count every one by reason`, async () => {
+    const { server, port } = await start({ registry: { MaxConnections: 4 } });
+    const held = await Promise.all(Array.from({ length: 4 }, () => RawClient.connect(`ws://127.0.0.1:${port}/`)));
+    cleanups.push(() => {
+      for (const c of held) c.ws.terminate();
+    });
+    const outcomes = new Map<string, number>();
+    let started = 0;
+    const deadline = performance.now() + TIME_LIMIT_MS;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (started < ATTEMPTS && performance.now() < deadline) {
+          started += 1;
+          const outcome = await refusedUpgrade(port);
+          outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+        }
+      }),
+    );
+    expect(started, 'attempts made within the time limit').toBe(ATTEMPTS);
+    const refused = outcomes.get('503') ?? 0;
+    expect(refused, JSON.stringify(Object.fromEntries(outcomes))).toBe(ATTEMPTS);
+    expect(await pong(port).catch(() => 'refused: the 4 held connections fill MaxConnections')).not.toBe('pong');
+    // The default interval is 60 s: a clean stop logs the counts not yet written.
+    await stopBuiltServer(server, 'SIGTERM');
+    const lines = server.logs();
+    expect(
+      lines.length,
+      lines
+        .slice(0, 5)
+        .map((l) => JSON.stringify(l))
+        .join('\n'),
+    ).toBeLessThan(100);
+    const counted = lines
+      .filter((l) => typeof l.connections === 'object' && l.connections !== null)
+      .reduce((sum, l) => sum + ((l.connections as Record<string, number>).maxConnections ?? 0), 0);
+    // Every 503 is counted: the flood's, and the one of the pong attempt above.
+    expect(counted).toBe(refused + 1);
+  }, 90_000);
 });
 
 describe('config.ini, one parser', () => {
   /** Runs the built command and resolves with its exit code and stderr. */
   function run(args: string[]): Promise<{ code: number; stderr: string }> {
     return new Promise((resolve) => {
-      execFile(process.execPath, [CLI, ...args], (err, _stdout, stderr) => resolve({ code: err === null ? 0 : Number(err.code), stderr }));
+      execFile(process.execPath, [CLI, ...args], (err, _stdout, stderr) =>
+        resolve({ code: err === null ? 0 : Number(err.code), stderr }),
+      );
     });
   }
 
   const cases: Array<[string, string, string]> = [
-    ['a section spelt in another case', '[hiddenservice]\nHiddenServiceDir = /hs\nHiddenServicePort = 80\n', 'unknown section [hiddenservice]: did you mean [HiddenService]?'],
-    ['a misspelt key', '[HiddenService]\nHiddenServiceDir = /hs\nHiddenServicePrt = 80\n', 'unknown key [HiddenService] HiddenServicePrt: did you mean HiddenServicePort?'],
+    [
+      'a section spelt in another case',
+      '[hiddenservice]\nHiddenServiceDir = /hs\nHiddenServicePort = 80\n',
+      'unknown section [hiddenservice]: did you mean [HiddenService]?',
+    ],
+    [
+      'a misspelt key',
+      '[HiddenService]\nHiddenServiceDir = /hs\nHiddenServicePrt = 80\n',
+      'unknown key [HiddenService] HiddenServicePrt: did you mean HiddenServicePort?',
+    ],
   ];
   it.each(cases)('stops serve and tor-settings alike on %s, with one line naming it', async (_what, body, message) => {
     const dir = tempDir('one-parser-');
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const config = join(dir, 'config.ini');
     writeFileSync(config, `[Host]\nHOST = 127.0.0.1\nPORT = 5000\n${body}`);
-    for (const args of [['serve', '--config', config], ['tor-settings', '--config', config, '--out', join(dir, 'tor.env')]]) {
+    for (const args of [
+      ['serve', '--config', config],
+      ['tor-settings', '--config', config, '--out', join(dir, 'tor.env')],
+    ]) {
       const out = await run(args);
       expect(out.code, args[0]).toBe(78);
       expect(out.stderr.trim().split('\n'), args[0]).toHaveLength(1);
@@ -179,4 +205,3 @@ describe('config.ini, one parser', () => {
     }
   });
 });
-

@@ -17,7 +17,14 @@ import { createIdentity } from '../../server/src/client/identity.js';
 import type { PeerRecord } from '../../server/src/protocol/messages.js';
 import { RegistryClient } from '../../server/src/client/registry-client.js';
 import { RawClient, ed25519Identity, randomOnion, tempDir, type Identity } from '../support/registry-harness.js';
-import { freePort, processCpuSeconds, requireBuiltServer, startBuiltServer, stopBuiltServer, type BuiltServer } from './built-server.js';
+import {
+  freePort,
+  processCpuSeconds,
+  requireBuiltServer,
+  startBuiltServer,
+  stopBuiltServer,
+  type BuiltServer,
+} from './built-server.js';
 import { delay, waitUntil } from '../support/wait.js';
 import { guardProcessErrors, percentile, type ProcessErrorGuard } from './hardening-support.js';
 
@@ -85,9 +92,19 @@ describe('abuse load on the built server', () => {
     await delay(500);
     const idleRss = server.rssBytes();
 
-    const attacker = spawn(process.execPath, [new URL('./abuse-flood.mjs', import.meta.url).pathname, url, String(FLOOD_SECONDS), String(ABUSERS), String(ABUSE_RATE)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const attacker = spawn(
+      process.execPath,
+      [
+        new URL('./abuse-flood.mjs', import.meta.url).pathname,
+        url,
+        String(FLOOD_SECONDS),
+        String(ABUSERS),
+        String(ABUSE_RATE),
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     cleanups.push(() => {
       attacker.kill('SIGKILL');
     });
@@ -125,7 +142,8 @@ describe('abuse load on the built server', () => {
           const reply = await client.request({ type: 'lookup', nickname: target.peer.nickname }, 10_000);
           const ms = performance.now() - sent;
           if (sent - started >= MEASURE_FROM_MS) latencies.push(ms);
-          if (reply.type !== 'peer' || JSON.stringify(reply.peer) !== JSON.stringify(target.peer)) wrong.push(JSON.stringify(reply));
+          if (reply.type !== 'peer' || JSON.stringify(reply.peer) !== JSON.stringify(target.peer))
+            wrong.push(JSON.stringify(reply));
           await delay(Math.max(0, LOOKUP_EVERY_MS - ms));
         }
       }),
@@ -148,14 +166,21 @@ describe('abuse load on the built server', () => {
     console.log(
       `abuse load: ${latencies.length} honest lookups, p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${Math.max(...latencies).toFixed(1)} ms; ` +
         `server RSS idle ${mb(idleRss)}, peak ${mb(peak)}, first third max ${mb(firstThirdMax)}, last third max ${mb(lastThirdMax)}; ` +
-        `CPU over ${wall.toFixed(1)} s: server ${serverCpu.toFixed(1)} s, attacker ${attackerCpu.toFixed(1)} s, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}; ` +
+        `CPU over ${wall.toFixed(1)} s: server ${serverCpu.toFixed(1)} s, attacker ${attackerCpu.toFixed(1)} s, load average ${loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' ')}; ` +
         `attack: ${JSON.stringify(attack)}`,
     );
 
     expect(wrong).toEqual([]);
     expect(latencies.length).toBeGreaterThan(HONEST * 50);
-    expect(p99, `server CPU ${serverCpu.toFixed(1)} s in ${wall.toFixed(1)} s, load average ${loadavg()[0]?.toFixed(1)}`).toBeLessThan(P99_LIMIT_MS);
-    expect(lastThirdMax - firstThirdMax, 'RSS growth from the first to the last third of the flood').toBeLessThan(RSS_DRIFT_LIMIT);
+    expect(
+      p99,
+      `server CPU ${serverCpu.toFixed(1)} s in ${wall.toFixed(1)} s, load average ${loadavg()[0]?.toFixed(1)}`,
+    ).toBeLessThan(P99_LIMIT_MS);
+    expect(lastThirdMax - firstThirdMax, 'RSS growth from the first to the last third of the flood').toBeLessThan(
+      RSS_DRIFT_LIMIT,
+    );
     expect(peak - idleRss).toBeLessThan(RSS_PEAK_LIMIT);
     expect(attack.connections as number).toBeGreaterThan(ABUSERS);
 
@@ -169,7 +194,9 @@ describe('abuse load on the built server', () => {
       list = await check.request({ type: 'list' });
     }
     expect((list.peers as PeerRecord[]).filter((p) => !p.nickname.startsWith('honest'))).toEqual([]);
-    expect(list.peers).toEqual(honest.map((h) => h.peer).sort((a, b) => (a.nickname.toLowerCase() < b.nickname.toLowerCase() ? -1 : 1)));
+    expect(list.peers).toEqual(
+      honest.map((h) => h.peer).sort((a, b) => (a.nickname.toLowerCase() < b.nickname.toLowerCase() ? -1 : 1)),
+    );
     expect(server.logs().filter((l) => (l.level as number) >= 50)).toEqual([]);
   }, 60_000);
 });
@@ -209,8 +236,13 @@ describe('kill -9 under load, then restart', () => {
     });
     expect(new Set(disconnects)).toEqual(new Set([1006]));
 
-    const reconnected = peers.map(({ client }) => new Promise<PeerRecord | null>((resolve) => client.once('reconnected', (info) => resolve(info.registered))));
-    const watcherBack = new Promise<boolean>((resolve) => watcher.once('reconnected', (info) => resolve(info.subscribed)));
+    const reconnected = peers.map(
+      ({ client }) =>
+        new Promise<PeerRecord | null>((resolve) => client.once('reconnected', (info) => resolve(info.registered))),
+    );
+    const watcherBack = new Promise<boolean>((resolve) =>
+      watcher.once('reconnected', (info) => resolve(info.subscribed)),
+    );
     await delay(200);
     const second = await start({ dir, listen: { port }, onion });
 
@@ -296,8 +328,12 @@ async function expectCleanRegistry(url: string, expected: PeerRecord[]): Promise
   const list = await c.request({ type: 'list' });
   // The peer objects as lookup and list carry them: a client's record of its own registration
   // also holds its claim, which is not part of the peer object.
-  const peerObjects = expected.map((record) => Object.fromEntries(Object.entries(record).filter(([key]) => key !== 'claim')));
-  const sorted = peerObjects.sort((a, b) => (String(a.nickname).toLowerCase() < String(b.nickname).toLowerCase() ? -1 : 1));
+  const peerObjects = expected.map((record) =>
+    Object.fromEntries(Object.entries(record).filter(([key]) => key !== 'claim')),
+  );
+  const sorted = peerObjects.sort((a, b) =>
+    String(a.nickname).toLowerCase() < String(b.nickname).toLowerCase() ? -1 : 1,
+  );
   expect(list.peers).toEqual(sorted);
 }
 

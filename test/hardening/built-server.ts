@@ -19,7 +19,9 @@ export const CLI = join(DIST, 'cli.js');
 /** Fails with what to do when there is no built server to run (the tests never build it). */
 export function requireBuiltServer(): void {
   if (!existsSync(CLI)) {
-    throw new Error(`${CLI} does not exist: run the hardening suite through vitest (make test-hardening), whose global setup builds server/dist, or set HARDENING_DIST`);
+    throw new Error(
+      `${CLI} does not exist: run the hardening suite through vitest (make test-hardening), whose global setup builds server/dist, or set HARDENING_DIST`,
+    );
   }
 }
 
@@ -75,13 +77,21 @@ export function writeConfig(options: BuiltServerOptions): string {
   const hiddenServiceDir = join(options.dir, 'hs');
   mkdirSync(hiddenServiceDir, { recursive: true });
   writeFileSync(join(hiddenServiceDir, 'hostname'), `${options.onion}\n`);
-  const listen = 'socket' in options.listen ? `HOST = unix:${options.listen.socket}` : `HOST = 127.0.0.1\nPORT = ${options.listen.port}`;
+  const listen =
+    'socket' in options.listen
+      ? `HOST = unix:${options.listen.socket}`
+      : `HOST = 127.0.0.1\nPORT = ${options.listen.port}`;
   const host = `${listen}\nOperatorSocket = ${operatorSocketIn(options.dir)}`;
   const registry = Object.entries(options.registry ?? {})
     .map(([key, value]) => `${key} = ${value}`)
     .join('\n');
   const extra = Object.entries(options.sections ?? {})
-    .map(([section, keys]) => `[${section}]\n${Object.entries(keys).map(([key, value]) => `${key} = ${value}`).join('\n')}\n\n`)
+    .map(
+      ([section, keys]) =>
+        `[${section}]\n${Object.entries(keys)
+          .map(([key, value]) => `${key} = ${value}`)
+          .join('\n')}\n\n`,
+    )
     .join('');
   const log = Object.entries(options.log ?? {})
     .map(([key, value]) => `\n${key} = ${value}`)
@@ -104,9 +114,13 @@ export function writeConfig(options: BuiltServerOptions): string {
 export const SERVER_NODE_FLAGS: readonly string[] = (() => {
   const dockerfile = readFileSync(join(ROOT, 'server/Dockerfile'), 'utf8');
   const options = /^ENV NODE_OPTIONS="([^"]+)"$/m.exec(dockerfile)?.[1];
-  if (options === undefined) throw new Error('server/Dockerfile has no ENV NODE_OPTIONS="…" line: the tests run the server with the image\'s flags');
+  if (options === undefined)
+    throw new Error(
+      'server/Dockerfile has no ENV NODE_OPTIONS="…" line: the tests run the server with the image\'s flags',
+    );
   const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1];
-  if (entrypoint === undefined) throw new Error('server/Dockerfile has no ENTRYPOINT [...] line: the tests run the server with the image\'s flags');
+  if (entrypoint === undefined)
+    throw new Error("server/Dockerfile has no ENTRYPOINT [...] line: the tests run the server with the image's flags");
   const nodeFlags = (JSON.parse(entrypoint) as string[]).filter((arg) => arg.startsWith('--'));
   return [...options.split(/\s+/), ...nodeFlags];
 })();
@@ -121,12 +135,22 @@ export async function startBuiltServer(options: BuiltServerOptions): Promise<Bui
   const logFile = join(options.dir, `server-${starts}.log`);
   // Logs go to a file: a pipe the test process is too busy to drain would slow the server down.
   const fd = openSync(logFile, 'a');
-  const env = { ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_'))), ...options.env };
+  const env = {
+    ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_'))),
+    ...options.env,
+  };
   const output = options.logThroughPipe === true ? 'pipe' : fd;
-  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...(options.nodeArgs ?? []), CLI, 'serve', '--config', config], { cwd: options.dir, env, stdio: ['ignore', output, output] });
+  const child = spawn(
+    process.execPath,
+    [...SERVER_NODE_FLAGS, ...(options.nodeArgs ?? []), CLI, 'serve', '--config', config],
+    { cwd: options.dir, env, stdio: ['ignore', output, output] },
+  );
   closeSync(fd);
-  for (const stream of [child.stdout, child.stderr]) stream?.on('data', (chunk: Buffer) => appendFileSync(logFile, chunk));
-  const exited = new Promise<NodeJS.Signals | number | null>((resolveExit) => child.once('exit', (code, signal) => resolveExit(signal ?? code)));
+  for (const stream of [child.stdout, child.stderr])
+    stream?.on('data', (chunk: Buffer) => appendFileSync(logFile, chunk));
+  const exited = new Promise<NodeJS.Signals | number | null>((resolveExit) =>
+    child.once('exit', (code, signal) => resolveExit(signal ?? code)),
+  );
   const logs = (): Array<Record<string, unknown>> =>
     readFileSync(logFile, 'utf8')
       .split('\n')
@@ -140,14 +164,19 @@ export async function startBuiltServer(options: BuiltServerOptions): Promise<Bui
     await waitUntil(
       'the built server to log "listening"',
       () => {
-        if (exitedEarly) throw new Error(`the built server exited before it listened (exit ${String(child.exitCode ?? child.signalCode)})`);
+        if (exitedEarly)
+          throw new Error(
+            `the built server exited before it listened (exit ${String(child.exitCode ?? child.signalCode)})`,
+          );
         return logs().some((l) => l.msg === 'listening');
       },
       { timeoutMs: 15_000, intervalMs: 20 },
     );
   } catch (err) {
     child.kill('SIGKILL');
-    throw new Error(`${(err as Error).message}; its log:\n${readFileSync(logFile, 'utf8').slice(-2_000)}`, { cause: err });
+    throw new Error(`${(err as Error).message}; its log:\n${readFileSync(logFile, 'utf8').slice(-2_000)}`, {
+      cause: err,
+    });
   }
   const operatorSocket = operatorSocketIn(options.dir);
   return {
@@ -194,7 +223,10 @@ export function freePort(): Promise<number> {
 }
 
 /** SIGTERM (or SIGKILL) and wait for the exit. */
-export async function stopBuiltServer(server: BuiltServer, signal: NodeJS.Signals = 'SIGTERM'): Promise<NodeJS.Signals | number | null> {
+export async function stopBuiltServer(
+  server: BuiltServer,
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<NodeJS.Signals | number | null> {
   if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill(signal);
   return server.exited;
 }

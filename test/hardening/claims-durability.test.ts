@@ -10,7 +10,15 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { keyIdOf } from '../../server/src/store/claim-store.js';
 import { openSqliteClaimStore } from '../../server/src/store/sqlite/sqlite-store.js';
-import { ed25519Identity, randomNickname, randomOnion, RawClient, tempDir, type Frame, type Identity } from '../support/registry-harness.js';
+import {
+  ed25519Identity,
+  randomNickname,
+  randomOnion,
+  RawClient,
+  tempDir,
+  type Frame,
+  type Identity,
+} from '../support/registry-harness.js';
 import { delay } from '../support/wait.js';
 import { freePort, requireBuiltServer, startBuiltServer, stopBuiltServer, type BuiltServer } from './built-server.js';
 import { guardProcessErrors, type ProcessErrorGuard } from './hardening-support.js';
@@ -69,7 +77,8 @@ async function registerUntilGone(url: string, server: BuiltServer): Promise<Ackn
       } catch {
         return;
       }
-      if (reply.type === 'registered' && reply.claim !== null && reply.claim !== undefined) acknowledged.push({ nickname, keyId: keyIdOfIdentity(identity) });
+      if (reply.type === 'registered' && reply.claim !== null && reply.claim !== undefined)
+        acknowledged.push({ nickname, keyId: keyIdOfIdentity(identity) });
       client.ws.terminate();
     }
   };
@@ -127,7 +136,13 @@ describe('a claim store that cannot be written', () => {
     const database = join(dir, 'registry.db');
     const port = await freePort();
     const url = `ws://127.0.0.1:${port}/`;
-    const server = await startBuiltServer({ dir, listen: { port }, onion: randomOnion(), sections: { Store: { Database: database }, Claims: { ClaimAfterSeconds: 0 } }, logThroughPipe: true });
+    const server = await startBuiltServer({
+      dir,
+      listen: { port },
+      onion: randomOnion(),
+      sections: { Store: { Database: database }, Claims: { ClaimAfterSeconds: 0 } },
+      logThroughPipe: true,
+    });
     running.push(server);
     // As root, chmod does not stop writes: a file-size limit of 0 on the server process makes every
     // write to a regular file fail (EFBIG), which SQLite reports as an I/O error, as on a full disk.

@@ -10,7 +10,14 @@ import { rmSync } from 'node:fs';
 import { loadavg, setPriority } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomOnion, tempDir } from '../support/registry-harness.js';
-import { ROOT, freePort, requireBuiltServer, startBuiltServer, stopBuiltServer, type BuiltServer } from './built-server.js';
+import {
+  ROOT,
+  freePort,
+  requireBuiltServer,
+  startBuiltServer,
+  stopBuiltServer,
+  type BuiltServer,
+} from './built-server.js';
 
 const SUBSCRIBERS = 2_000;
 /** 20 peers x 19 requests/s (inside the default 20/s budget), a join or a leave each: ~380 events/s. */
@@ -48,7 +55,10 @@ interface Worker {
  * stand in for remote machines: `nice` keeps them from taking the server's (or the pinger's) CPU.
  */
 async function worker(nice = 0): Promise<Worker> {
-  const child: ChildProcess = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, FAN_OUT_WORKER_MAX_MS: '90000' } });
+  const child: ChildProcess = fork(WORKER, [], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, FAN_OUT_WORKER_MAX_MS: '90000' },
+  });
   cleanups.push(() => {
     child.kill('SIGKILL');
   });
@@ -123,8 +133,23 @@ describe('event fan-out on the built server', () => {
     const cpuBefore = server.cpuSeconds();
     const started = performance.now();
     const [churn, ping] = await Promise.all([
-      churners.call<ChurnResult>('churn', { port, peers: CHURNERS, perPeerRps: CHURN_RPS, durationMs: CHURN_MS, prefix: 'churn', localAddresses: local }, CHURN_MS + 15_000),
-      pinger.call<PingResult>('ping', { port, conns: PINGERS, perConnRps: PING_RPS, warmupMs: PING_WARMUP_MS, durationMs: PING_MS, localAddresses: local }, PING_WARMUP_MS + PING_MS + 10_000),
+      churners.call<ChurnResult>(
+        'churn',
+        { port, peers: CHURNERS, perPeerRps: CHURN_RPS, durationMs: CHURN_MS, prefix: 'churn', localAddresses: local },
+        CHURN_MS + 15_000,
+      ),
+      pinger.call<PingResult>(
+        'ping',
+        {
+          port,
+          conns: PINGERS,
+          perConnRps: PING_RPS,
+          warmupMs: PING_WARMUP_MS,
+          durationMs: PING_MS,
+          localAddresses: local,
+        },
+        PING_WARMUP_MS + PING_MS + 10_000,
+      ),
     ]);
     const serverCpu = (server.cpuSeconds() - cpuBefore) / ((performance.now() - started) / 1000);
     await new Promise((resolve) => setTimeout(resolve, 1_000)); // the last batch
@@ -134,7 +159,9 @@ describe('event fan-out on the built server', () => {
       `(all ${ping.samples}: p99 ${ping.p99Ms.toFixed(2)} ms, max ${ping.maxMs.toFixed(1)} ms, worst [ms, due at ms]: ${JSON.stringify(ping.worst)}; ` +
       `${ping.clouded} left out, in flight while the pinger itself stalled, longest ${ping.ownStallMs.toFixed(0)} ms); ` +
       `churn ${churn.joins} joins, ${churn.leaves} leaves, ${churn.refused} refused; ${views.events} events to ${views.subscribers} subscribers (fewest ${views.minEvents}); ` +
-      `server ${(serverCpu * 100).toFixed(0)}% of a core, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`;
+      `server ${(serverCpu * 100).toFixed(0)}% of a core, load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`;
     console.log(`fan-out load: ${note}`);
 
     // Starvation first: on the code before the sliced fan-out this is what failed.

@@ -87,7 +87,10 @@ const specialStrings = fc
 
 /** Long strings: some fit in a frame, some push it over the limit. */
 const giantStrings = fc
-  .record({ unit: fc.constantFrom('x', 'é', '\u{1F600}', '\\u0000', '\\\\', '\\"', 'A'), count: fc.integer({ min: 64, max: 16_500 }) })
+  .record({
+    unit: fc.constantFrom('x', 'é', '\u{1F600}', '\\u0000', '\\\\', '\\"', 'A'),
+    count: fc.integer({ min: 64, max: 16_500 }),
+  })
   .map(({ unit, count }) => ({ label: `"${unit}"×${count}`, text: constant(`"${unit.repeat(count)}"`) }));
 
 /** Deep nesting that fits the frame limit (or does not, at the top of the range). */
@@ -113,7 +116,8 @@ const unicodeStrings = fc
 
 /** Fixed keys of other kinds, made once. */
 const otherKeys = (() => {
-  const spki = (key: ReturnType<typeof generateKeyPairSync>['publicKey']): string => key.export({ format: 'pem', type: 'spki' }).toString();
+  const spki = (key: ReturnType<typeof generateKeyPairSync>['publicKey']): string =>
+    key.export({ format: 'pem', type: 'spki' }).toString();
   const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
   const x25519 = generateKeyPairSync('x25519').publicKey;
   const rsaSmall = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey;
@@ -129,7 +133,17 @@ const otherKeys = (() => {
 const pems = fc
   .record({
     source: fc.constantFrom('own', 'honest', 'ec', 'x25519', 'rsa1024', 'pkcs1'),
-    damage: fc.constantFrom('none', 'truncate', 'corrupt', 'noFooter', 'crlf', 'oneLine', 'doubled', 'trailingGarbage', 'rsaHeader'),
+    damage: fc.constantFrom(
+      'none',
+      'truncate',
+      'corrupt',
+      'noFooter',
+      'crlf',
+      'oneLine',
+      'doubled',
+      'trailingGarbage',
+      'rsaHeader',
+    ),
     at: fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }),
   })
   .map(({ source, damage, at }) => {
@@ -143,7 +157,8 @@ const pems = fc
       const cut = Math.floor(at * base.length);
       let pem = base;
       if (damage === 'truncate') pem = base.slice(0, cut);
-      else if (damage === 'corrupt') pem = `${base.slice(0, cut)}${base[cut] === 'A' ? 'B' : 'A'}${base.slice(cut + 1)}`;
+      else if (damage === 'corrupt')
+        pem = `${base.slice(0, cut)}${base[cut] === 'A' ? 'B' : 'A'}${base.slice(cut + 1)}`;
       else if (damage === 'noFooter') pem = base.replace(/-----END[^\n]*\n?$/, '');
       else if (damage === 'crlf') pem = base.replace(/\n/g, '\r\n');
       else if (damage === 'oneLine') pem = base.replace(/\n/g, '');
@@ -160,14 +175,19 @@ const squatValues = fc.constantFrom(
   { label: 'honest.nickname', text: ((ctx) => JSON.stringify(ctx.honest.nickname)) as Text },
   { label: 'HONEST.NICKNAME', text: ((ctx) => JSON.stringify(ctx.honest.nickname.toUpperCase())) as Text },
   { label: 'honest.address', text: ((ctx) => JSON.stringify(ctx.honest.identity.address)) as Text },
-  { label: 'HONEST.ADDRESS-no-suffix', text: ((ctx) => JSON.stringify(ctx.honest.identity.address.slice(0, 56).toUpperCase())) as Text },
+  {
+    label: 'HONEST.ADDRESS-no-suffix',
+    text: ((ctx) => JSON.stringify(ctx.honest.identity.address.slice(0, 56).toUpperCase())) as Text,
+  },
   { label: ' honest.address\\n', text: ((ctx) => JSON.stringify(` ${ctx.honest.identity.address}\n`)) as Text },
   { label: 'honest.publicKey', text: ((ctx) => JSON.stringify(ctx.honest.identity.publicKeyPem)) as Text },
   { label: 'honest.signature(replayed)', text: ((ctx) => JSON.stringify(ctx.honest.signature)) as Text },
   { label: 'honest.port', text: ((ctx) => String(ctx.honest.port)) as Text },
 );
 
-const wrongTypes = fc.constantFrom('null', 'true', 'false', '0', '1', '-1', '1.5', '[]', '{}', '[1]', '{"a":1}', '"5050"', '"1"').map((text) => ({ label: text, text: constant(text) }));
+const wrongTypes = fc
+  .constantFrom('null', 'true', 'false', '0', '1', '-1', '1.5', '[]', '{}', '[1]', '{"a":1}', '"5050"', '"1"')
+  .map((text) => ({ label: text, text: constant(text) }));
 
 export const fieldValue = fc.oneof(
   { arbitrary: wrongTypes, weight: 4 },
@@ -221,11 +241,23 @@ function templateEntries(kind: (typeof REQUEST_TYPES)[number], ctx: RenderContex
       ];
     }
     case 'lookup':
-      return [['type', '"lookup"'], ['id', '7'], ['nickname', JSON.stringify(ctx.honest.nickname)]];
+      return [
+        ['type', '"lookup"'],
+        ['id', '7'],
+        ['nickname', JSON.stringify(ctx.honest.nickname)],
+      ];
     case 'list':
-      return [['type', '"list"'], ['id', '8'], ['after', 'null'], ['limit', '10']];
+      return [
+        ['type', '"list"'],
+        ['id', '8'],
+        ['after', 'null'],
+        ['limit', '10'],
+      ];
     default:
-      return [['type', JSON.stringify(kind)], ['id', '9']];
+      return [
+        ['type', JSON.stringify(kind)],
+        ['id', '9'],
+      ];
   }
 }
 
@@ -234,7 +266,10 @@ type Mutation =
   | { readonly op: 'set'; readonly key: string; readonly value: { label: string; text: Text } }
   | { readonly op: 'append'; readonly key: string; readonly value: { label: string; text: Text } };
 
-const fieldName = fc.oneof({ arbitrary: fc.constantFrom(...FIELD_NAMES), weight: 6 }, { arbitrary: fc.string({ maxLength: 12 }), weight: 1 });
+const fieldName = fc.oneof(
+  { arbitrary: fc.constantFrom(...FIELD_NAMES), weight: 6 },
+  { arbitrary: fc.string({ maxLength: 12 }), weight: 1 },
+);
 
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ op: fc.constant('delete' as const), key: fieldName }),
@@ -292,7 +327,8 @@ export const mutatedRequest: fc.Arbitrary<FramePlan> = fc
   );
 
 const textValue = (label: string, text: Text): { label: string; text: Text } => ({ label, text });
-const str = (value: string): { label: string; text: Text } => textValue(JSON.stringify(value).slice(0, 40), constant(JSON.stringify(value)));
+const str = (value: string): { label: string; text: Text } =>
+  textValue(JSON.stringify(value).slice(0, 40), constant(JSON.stringify(value)));
 
 /** Type-correct but hostile values for one register field at a time, so the deep checks run. */
 const registerFieldAttack = fc.oneof(
@@ -300,7 +336,19 @@ const registerFieldAttack = fc.oneof(
     fc.constant('nickname'),
     fc.oneof(
       squatValues.filter((v) => v.label.toLowerCase().includes('nickname')),
-      fc.constantFrom('constructor', 'prototype', '__proto__', 'toString', 'hasOwnProperty', 'a'.repeat(32), 'a'.repeat(33), 'x\n', 'Ａlice').map(str),
+      fc
+        .constantFrom(
+          'constructor',
+          'prototype',
+          '__proto__',
+          'toString',
+          'hasOwnProperty',
+          'a'.repeat(32),
+          'a'.repeat(33),
+          'x\n',
+          'Ａlice',
+        )
+        .map(str),
       fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/).map(str),
       unicodeStrings,
     ),
@@ -319,7 +367,13 @@ const registerFieldAttack = fc.oneof(
       unicodeStrings,
     ),
   ),
-  fc.tuple(fc.constant('port'), fc.oneof(hugeNumbers, squatValues.filter((v) => v.label.includes('port')))),
+  fc.tuple(
+    fc.constant('port'),
+    fc.oneof(
+      hugeNumbers,
+      squatValues.filter((v) => v.label.includes('port')),
+    ),
+  ),
   fc.tuple(fc.constant('publicKey'), pems),
   fc.tuple(
     fc.constant('signature'),
@@ -335,7 +389,10 @@ const registerFieldAttack = fc.oneof(
 
 /** A register whose fields are correct but one, re-signed by its own key unless the attack is on the signature. */
 export const registerAttack: fc.Arbitrary<FramePlan> = fc
-  .record({ attacks: fc.array(registerFieldAttack, { minLength: 1, maxLength: 3 }), resign: fc.oneof({ arbitrary: fc.constant(true), weight: 3 }, { arbitrary: fc.constant(false), weight: 1 }) })
+  .record({
+    attacks: fc.array(registerFieldAttack, { minLength: 1, maxLength: 3 }),
+    resign: fc.oneof({ arbitrary: fc.constant(true), weight: 3 }, { arbitrary: fc.constant(false), weight: 1 }),
+  })
   .map(({ attacks, resign: sign }) =>
     plan(`register!{${attacks.map(([k, v]) => `${k}=${v.label}`).join(' ')}}${sign ? '+resigned' : ''}`, (ctx) => {
       const entries = templateEntries('register', ctx);
@@ -349,13 +406,28 @@ export const registerAttack: fc.Arbitrary<FramePlan> = fc
   );
 
 /** The full takeover attempt: the honest peer's nickname, address and key, signed by someone else. */
-export const takeoverAttempt: fc.Arbitrary<FramePlan> = fc.constantFrom('own-signature', 'replayed-signature').map((how) =>
-  plan(`takeover(${how})`, (ctx) => {
-    const { identity, nickname, port } = ctx.honest;
-    const signature = how === 'replayed-signature' ? ctx.honest.signature : signRegistration(ctx.own, ctx.challenge, nickname, identity.address, port);
-    return Buffer.from(JSON.stringify({ type: 'register', id: 'takeover', nickname, address: identity.address, port, publicKey: identity.publicKeyPem, signature }));
-  }),
-);
+export const takeoverAttempt: fc.Arbitrary<FramePlan> = fc
+  .constantFrom('own-signature', 'replayed-signature')
+  .map((how) =>
+    plan(`takeover(${how})`, (ctx) => {
+      const { identity, nickname, port } = ctx.honest;
+      const signature =
+        how === 'replayed-signature'
+          ? ctx.honest.signature
+          : signRegistration(ctx.own, ctx.challenge, nickname, identity.address, port);
+      return Buffer.from(
+        JSON.stringify({
+          type: 'register',
+          id: 'takeover',
+          nickname,
+          address: identity.address,
+          port,
+          publicKey: identity.publicKeyPem,
+          signature,
+        }),
+      );
+    }),
+  );
 
 /** A request-shaped object built from nothing: random type, id and fields. */
 export const randomRequest: fc.Arbitrary<FramePlan> = fc
@@ -381,7 +453,9 @@ export const randomRequest: fc.Arbitrary<FramePlan> = fc
 export const notARequest: fc.Arbitrary<FramePlan> = fc.oneof(
   anyJson.map((v) => plan(`json ${v.label}`, (ctx) => Buffer.from(v.text(ctx)))),
   deepNesting.map((v) => plan(v.label, (ctx) => Buffer.from(v.text(ctx)))),
-  deepNesting.map((v) => plan(`ping with ${v.label}`, (ctx) => Buffer.from(`{"type":"ping","id":"deep","x":${v.text(ctx)}}`))),
+  deepNesting.map((v) =>
+    plan(`ping with ${v.label}`, (ctx) => Buffer.from(`{"type":"ping","id":"deep","x":${v.text(ctx)}}`)),
+  ),
   fc.uint8Array({ maxLength: 300 }).map((bytes) => plan(`bytes(${bytes.length})`, () => Buffer.from(bytes))),
   fc
     .record({ bytes: fc.integer({ min: 16_000, max: 16_500 }) })
@@ -425,14 +499,18 @@ const byteDamage: fc.Arbitrary<ByteDamage> = fc.oneof(
   fc.record({ op: fc.constant('flip' as const), at: position, xor: fc.integer({ min: 1, max: 255 }) }),
   fc.record({ op: fc.constant('insert' as const), at: position, bytes: fc.constantFrom(...INVALID_UTF8) }),
   fc.record({ op: fc.constant('truncate' as const), at: position }),
-  fc.record({ op: fc.constant('append' as const), bytes: fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 8 }) }),
+  fc.record({
+    op: fc.constant('append' as const),
+    bytes: fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 8 }),
+  }),
 );
 
 function applyDamage(bytes: Buffer, damage: ByteDamage): Buffer {
   if (damage.op === 'append') return Buffer.concat([bytes, Buffer.from(damage.bytes)]);
   const at = Math.floor(damage.at * bytes.length);
   if (damage.op === 'truncate') return bytes.subarray(0, at);
-  if (damage.op === 'insert') return Buffer.concat([bytes.subarray(0, at), Buffer.from(damage.bytes), bytes.subarray(at)]);
+  if (damage.op === 'insert')
+    return Buffer.concat([bytes.subarray(0, at), Buffer.from(damage.bytes), bytes.subarray(at)]);
   const copy = Buffer.from(bytes);
   if (copy.length > 0) copy[at] = (copy[at] as number) ^ damage.xor;
   return copy;
@@ -465,11 +543,21 @@ export type Transport =
 export const transport: fc.Arbitrary<Transport> = fc.oneof(
   { arbitrary: fc.constant({ kind: 'text' as const }), weight: 8 },
   {
-    arbitrary: fc.record({ kind: fc.constant('fragments' as const), cuts: fc.array(position, { minLength: 1, maxLength: 6 }), pingBetween: fc.boolean() }),
+    arbitrary: fc.record({
+      kind: fc.constant('fragments' as const),
+      cuts: fc.array(position, { minLength: 1, maxLength: 6 }),
+      pingBetween: fc.boolean(),
+    }),
     weight: 3,
   },
   { arbitrary: fc.constant({ kind: 'binary' as const }), weight: 1 },
-  { arbitrary: fc.record({ kind: fc.constant('binary-fragments' as const), cuts: fc.array(position, { minLength: 1, maxLength: 3 }) }), weight: 1 },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant('binary-fragments' as const),
+      cuts: fc.array(position, { minLength: 1, maxLength: 3 }),
+    }),
+    weight: 1,
+  },
 );
 
 /** Splits a payload at the given fractions into (possibly empty) fragments. */
@@ -491,7 +579,12 @@ export type RequestId = string | number | null;
 
 export type Expected =
   | { readonly kind: 'close'; readonly code: number }
-  | { readonly kind: 'reply'; readonly id: RequestId; readonly allowed: ReadonlySet<string>; readonly thenClose?: number };
+  | {
+      readonly kind: 'reply';
+      readonly id: RequestId;
+      readonly allowed: ReadonlySet<string>;
+      readonly thenClose?: number;
+    };
 
 const SUCCESS: Readonly<Record<(typeof REQUEST_TYPES)[number], string>> = {
   register: 'registered',

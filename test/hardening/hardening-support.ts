@@ -11,7 +11,9 @@ import { ErrorCode } from '../../server/src/protocol/errors.js';
 import { waitUntil } from '../support/wait.js';
 
 /** Error codes PROTOCOL.md lets a peer receive: the catalog's protocol codes but INTERNAL, which is a bug. */
-export const SPEC_ERROR_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode).filter((code) => code !== ErrorCode.INTERNAL));
+export const SPEC_ERROR_CODES: ReadonlySet<string> = new Set(
+  Object.values(ErrorCode).filter((code) => code !== ErrorCode.INTERNAL),
+);
 
 export { logSink } from '../support/log-sink.js';
 
@@ -117,7 +119,11 @@ export class ServerFrameDecoder {
         offset = 10;
       }
       if (this.pending.length < offset + length) break;
-      frames.push({ opcode: b0 & 0x0f, fin: (b0 & 0x80) !== 0, payload: this.pending.subarray(offset, offset + length) });
+      frames.push({
+        opcode: b0 & 0x0f,
+        fin: (b0 & 0x80) !== 0,
+        payload: this.pending.subarray(offset, offset + length),
+      });
       this.pending = this.pending.subarray(offset + length);
     }
     return frames;
@@ -168,7 +174,7 @@ export class RawSocketClient {
   /** Connects, upgrades, and waits for the server's hello. */
   static async connect(port: number): Promise<RawSocketClient> {
     const client = RawSocketClient.open(port);
-    await waitUntil('the server\'s hello on a raw socket', () => client.frames.length > 0 || client.socket.destroyed, {
+    await waitUntil("the server's hello on a raw socket", () => client.frames.length > 0 || client.socket.destroyed, {
       timeoutMs: 5_000,
       intervalMs: 2,
       describe: () => `HTTP so far: ${JSON.stringify(client.httpResponse)}`,
@@ -196,8 +202,10 @@ export class RawSocketClient {
     }
     for (const frame of this.decoder.push(chunk)) {
       if (frame.opcode === Opcode.TEXT) this.frames.push(JSON.parse(frame.payload.toString('utf8')) as Frame);
-      else if (frame.opcode === Opcode.CLOSE) this.closeCode = frame.payload.length >= 2 ? frame.payload.readUInt16BE(0) : 1005;
-      else if (frame.opcode === Opcode.PING) this.write(encodeClientFrame({ opcode: Opcode.PONG, payload: frame.payload }));
+      else if (frame.opcode === Opcode.CLOSE)
+        this.closeCode = frame.payload.length >= 2 ? frame.payload.readUInt16BE(0) : 1005;
+      else if (frame.opcode === Opcode.PING)
+        this.write(encodeClientFrame({ opcode: Opcode.PONG, payload: frame.payload }));
     }
   }
 

@@ -16,7 +16,11 @@ import { ed25519Identity, randomNickname, randomOnion, RawClient, tempDir } from
 import { delay, waitUntil } from '../support/wait.js';
 import { logSink, RawSocketClient } from './hardening-support.js';
 
-const UNLIMITED_RATES = { RateLimitPerSecond: 1_000_000, RateLimitBurst: 1_000_000, SignatureChecksPerSecond: 1_000_000 };
+const UNLIMITED_RATES = {
+  RateLimitPerSecond: 1_000_000,
+  RateLimitBurst: 1_000_000,
+  SignatureChecksPerSecond: 1_000_000,
+};
 
 interface LoggedServer {
   readonly server: RegistryServer;
@@ -38,7 +42,12 @@ async function server(registry: Record<string, string | number>): Promise<Logged
   writeFileSync(join(hiddenServiceDir, 'hostname'), `${randomOnion()}\n`);
   const values = Object.fromEntries(Object.entries(registry).map(([k, v]) => [k, String(v)]));
   const config = buildConfig(
-    { Host: { HOST: '127.0.0.1', PORT: '0' }, HiddenService: { HiddenServiceDir: hiddenServiceDir, HiddenServicePort: '80' }, Registry: values, Log: { level: 'debug' } },
+    {
+      Host: { HOST: '127.0.0.1', PORT: '0' },
+      HiddenService: { HiddenServiceDir: hiddenServiceDir, HiddenServicePort: '80' },
+      Registry: values,
+      Log: { level: 'debug' },
+    },
     {},
   );
   const registryServer = await startServer(config, createLogger('debug', sink));
@@ -129,10 +138,15 @@ describe('a reader that does not read', () => {
       sent += 4;
       await delay(1);
     }
-    expect(closings(s).find((l) => l.connId === id)).toMatchObject({ closeCode: 1008, reason: CLOSINGS.notReading.reason });
+    expect(closings(s).find((l) => l.connId === id)).toMatchObject({
+      closeCode: 1008,
+      reason: CLOSINGS.notReading.reason,
+    });
     // It reads again: everything queued, then the close frame with 1008.
     greedy.socket.resume();
-    await waitUntil('the 1008 close frame behind the unread replies', () => greedy.closeCode !== undefined, { timeoutMs: 5_000 });
+    await waitUntil('the 1008 close frame behind the unread replies', () => greedy.closeCode !== undefined, {
+      timeoutMs: 5_000,
+    });
     expect(greedy.closeCode).toBe(1008);
     await waitUntil('its queue to be freed', () => s.server.stats().outputBytes === 0, { timeoutMs: 5_000 });
   }, 30_000);
@@ -150,7 +164,8 @@ describe('many connections that ask for pages and never read (MaxOutputBytes)', 
       c.stopReading();
       attackers.push({ c, id: lastOpened(s), heavy: i % 2 === 0 });
     }
-    const outputFull = (): Array<Record<string, unknown>> => closings(s).filter((l) => l.reason === CLOSINGS.outputFull.reason);
+    const outputFull = (): Array<Record<string, unknown>> =>
+      closings(s).filter((l) => l.reason === CLOSINGS.outputFull.reason);
     let peak = 0;
     let pages = 0;
     const started = performance.now();
@@ -166,9 +181,14 @@ describe('many connections that ask for pages and never read (MaxOutputBytes)', 
     const closed = closings(s).map((l) => attackers.find((a) => a.id === l.connId));
     const closedForBound = outputFull().map((l) => attackers.find((a) => a.id === l.connId));
     const heavyFirst = closed.map((a) => a?.heavy === true);
-    console.log(`non-readers: ${outputFull().length} closed for the output bound, peak queued ${(peak / 2 ** 20).toFixed(1)} MiB of ${maxOutput / 2 ** 20} MiB, honest pages ${pages}; closed in order (heavy?): ${heavyFirst.join(' ')}`);
+    console.log(
+      `non-readers: ${outputFull().length} closed for the output bound, peak queued ${(peak / 2 ** 20).toFixed(1)} MiB of ${maxOutput / 2 ** 20} MiB, honest pages ${pages}; closed in order (heavy?): ${heavyFirst.join(' ')}`,
+    );
     expect(outputFull().length).toBeGreaterThan(0);
-    expect(closed.every((a) => a !== undefined), 'only attackers were closed').toBe(true);
+    expect(
+      closed.every((a) => a !== undefined),
+      'only attackers were closed',
+    ).toBe(true);
     // The most unread bytes go first: no light attacker is closed while a heavy one is open
     // (heavy ones may also pass their own MaxBufferedBytes first and be closed for that).
     expect(heavyFirst).toEqual([...heavyFirst].sort((a, b) => Number(b) - Number(a)));

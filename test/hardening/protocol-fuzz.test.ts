@@ -81,7 +81,14 @@ beforeAll(async () => {
   const nickname = 'Honest.Peer';
   const port = 6000;
   const signature = signRegistration(identity, honestClient.challenge, nickname, identity.address, port);
-  const registered = await honestClient.request({ type: 'register', nickname, address: identity.address, port, publicKey: identity.publicKeyPem, signature });
+  const registered = await honestClient.request({
+    type: 'register',
+    nickname,
+    address: identity.address,
+    port,
+    publicKey: identity.publicKeyPem,
+    signature,
+  });
   expect(registered.type).toBe('registered');
   honestPeerObject = registered.peer;
   honest = { identity, nickname, port, signature };
@@ -102,15 +109,21 @@ afterAll(async () => {
 });
 
 async function expectHonestPeerUntouched(): Promise<void> {
-  expect(await observer.request({ type: 'lookup', nickname: honest.nickname })).toEqual({ type: 'peer', id: expect.any(Number), peer: honestPeerObject });
+  expect(await observer.request({ type: 'lookup', nickname: honest.nickname })).toEqual({
+    type: 'peer',
+    id: expect.any(Number),
+    peer: honestPeerObject,
+  });
   expect(honestClient.ws.readyState).toBe(WebSocket.OPEN);
   expect(honestClient.frames.filter((f) => f.type === 'replaced')).toEqual([]);
-  const aboutHonest = watcher.events().filter((e) =>
-    e.type === 'peer_left'
-      ? String(e.nickname).toLowerCase() === honest.nickname.toLowerCase()
-      : (e.peer as { nickname: string }).nickname.toLowerCase() === honest.nickname.toLowerCase() ||
-        (e.peer as { address: string }).address === honest.identity.address,
-  );
+  const aboutHonest = watcher
+    .events()
+    .filter((e) =>
+      e.type === 'peer_left'
+        ? String(e.nickname).toLowerCase() === honest.nickname.toLowerCase()
+        : (e.peer as { nickname: string }).nickname.toLowerCase() === honest.nickname.toLowerCase() ||
+          (e.peer as { address: string }).address === honest.identity.address,
+    );
   expect(aboutHonest).toEqual([]);
   // Prototype pollution through parsed frames would show up here.
   expect(Object.keys(Object.prototype)).toEqual([]);
@@ -141,7 +154,9 @@ function nextOutcome(c: RawClient, from: number, timeoutMs = 5_000): Promise<Out
     };
     const timer = setTimeout(() => {
       done();
-      reject(new Error(`no reply and no close within ${timeoutMs} ms; frames: ${JSON.stringify(c.frames).slice(0, 500)}`));
+      reject(
+        new Error(`no reply and no close within ${timeoutMs} ms; frames: ${JSON.stringify(c.frames).slice(0, 500)}`),
+      );
     }, timeoutMs);
     const done = (): void => {
       clearTimeout(timer);
@@ -179,8 +194,13 @@ function checkReply(reply: Frame, expected: Expected & { kind: 'reply' }, label:
   } else {
     expect(SUCCESS_TYPES.has(what), `${label}: unexpected reply type ${what}`).toBe(true);
   }
-  expect(expected.allowed.has(what), `${label}: got ${what}, spec allows ${[...expected.allowed].join('|')}`).toBe(true);
-  expect(reply.id === expected.id, `${label}: reply id ${JSON.stringify(reply.id)}, sent ${JSON.stringify(expected.id)}`).toBe(true);
+  expect(expected.allowed.has(what), `${label}: got ${what}, spec allows ${[...expected.allowed].join('|')}`).toBe(
+    true,
+  );
+  expect(
+    reply.id === expected.id,
+    `${label}: reply id ${JSON.stringify(reply.id)}, sent ${JSON.stringify(expected.id)}`,
+  ).toBe(true);
 }
 
 /** Sends one frame and checks the server's answer against the spec; false once the connection is gone. */
@@ -195,7 +215,13 @@ async function exchange(c: RawClient, bytes: Buffer, how: Transport, label: stri
   const from = replies(c).length;
   send(c, bytes, how);
   const outcome = await nextOutcome(c, from);
-  count('closed' in outcome ? `close ${outcome.closed}` : outcome.reply.type === 'error' ? String(outcome.reply.code) : outcome.reply.type);
+  count(
+    'closed' in outcome
+      ? `close ${outcome.closed}`
+      : outcome.reply.type === 'error'
+        ? String(outcome.reply.code)
+        : outcome.reply.type,
+  );
   if (expected.kind === 'close') {
     expect(outcome, `${label}: expected close ${expected.code}`).toEqual({ closed: expected.code });
     return false;
@@ -214,7 +240,7 @@ async function contextFor(c: RawClient): Promise<RenderContext> {
 }
 
 describe('protocol fuzzing over a real connection', () => {
-  it('answers every hostile frame with a spec\'d reply or close code, one reply per frame', async () => {
+  it("answers every hostile frame with a spec'd reply or close code, one reply per frame", async () => {
     let frames = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(anyFrame, transport), { minLength: 1, maxLength: 8 }), async (actions) => {
@@ -266,7 +292,12 @@ describe('protocol fuzzing over a real connection', () => {
 describe('deep nesting with a large frame limit', () => {
   it('survives 10,000 and 500,000 nested arrays and objects in a 1 MiB frame', async () => {
     // Budgets large enough to pay for such frames (each costs one token per 256 containers).
-    const big = await startTestServer({ MaxMessageBytes: 1_048_576, RateLimitPerSecond: 1_000_000, RateLimitBurst: 1_000_000, JsonContainersPerSecond: 1_000_000_000 });
+    const big = await startTestServer({
+      MaxMessageBytes: 1_048_576,
+      RateLimitPerSecond: 1_000_000,
+      RateLimitBurst: 1_000_000,
+      JsonContainersPerSecond: 1_000_000_000,
+    });
     try {
       const c = await RawClient.connect(big.url);
       const cases: Array<[string, string, string]> = [
@@ -274,7 +305,11 @@ describe('deep nesting with a large frame limit', () => {
         ['10k objects', `${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}`, 'BAD_REQUEST'],
         ['ping carrying 10k arrays', `{"type":"ping","id":1,"x":${'['.repeat(10_000)}${']'.repeat(10_000)}}`, 'pong'],
         ['500k arrays', `${'['.repeat(500_000)}${']'.repeat(500_000)}`, 'BAD_JSON'],
-        ['ping carrying 170k objects', `{"type":"ping","id":2,"x":${'{"a":'.repeat(170_000)}1${'}'.repeat(170_000)}}`, 'pong'],
+        [
+          'ping carrying 170k objects',
+          `{"type":"ping","id":2,"x":${'{"a":'.repeat(170_000)}1${'}'.repeat(170_000)}}`,
+          'pong',
+        ],
         ['500k unclosed arrays', '['.repeat(500_000), 'BAD_JSON'],
       ];
       for (const [label, text, answer] of cases) {
@@ -333,7 +368,9 @@ function closeCodeIn(stream: Buffer, maxPayload: number): number | undefined {
     const mask = stream.subarray(at, at + 4);
     at += 4;
     if (opcode === Opcode.CLOSE) {
-      return length >= 2 ? (((stream[at] as number) ^ (mask[0] as number)) << 8) | ((stream[at + 1] as number) ^ (mask[1] as number)) : undefined;
+      return length >= 2
+        ? (((stream[at] as number) ^ (mask[0] as number)) << 8) | ((stream[at + 1] as number) ^ (mask[1] as number))
+        : undefined;
     }
     if (!control) {
       if ((opcode === Opcode.CONTINUATION) !== inMessage) return undefined;
@@ -348,7 +385,13 @@ function closeCodeIn(stream: Buffer, maxPayload: number): number | undefined {
 
 describe('malformed WebSocket framing', () => {
   const closeFrame = fc
-    .record({ code: fc.oneof(fc.constantFrom(999, 1000, 1004, 1005, 1006, 1015, 1016, 2999, 3000, 4999, 5000), fc.integer({ min: 0, max: 65_535 })), reason: fc.uint8Array({ maxLength: 130 }) })
+    .record({
+      code: fc.oneof(
+        fc.constantFrom(999, 1000, 1004, 1005, 1006, 1015, 1016, 2999, 3000, 4999, 5000),
+        fc.integer({ min: 0, max: 65_535 }),
+      ),
+      reason: fc.uint8Array({ maxLength: 130 }),
+    })
     .map(({ code, reason }) => {
       const payload = Buffer.alloc(2 + reason.length);
       payload.writeUInt16BE(code);
@@ -363,9 +406,18 @@ describe('malformed WebSocket framing', () => {
       masked: fc.oneof({ arbitrary: fc.constant(true), weight: 4 }, { arbitrary: fc.constant(false), weight: 1 }),
       payload: fc.oneof(
         fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
-        fc.constantFrom('{"type":"ping","id":"p"}', '{"type":"lookup","nickname":"Honest.Peer"}', '{"__proto__":{"polluted":1}}').map((t) => Buffer.from(t)),
+        fc
+          .constantFrom(
+            '{"type":"ping","id":"p"}',
+            '{"type":"lookup","nickname":"Honest.Peer"}',
+            '{"__proto__":{"polluted":1}}',
+          )
+          .map((t) => Buffer.from(t)),
       ),
-      declaredLength: fc.option(fc.constantFrom(126n, 65_535n, 65_536n, 16_385n, 1n << 53n, 1n << 62n, 1n << 63n, (1n << 64n) - 1n), { nil: undefined }),
+      declaredLength: fc.option(
+        fc.constantFrom(126n, 65_535n, 65_536n, 16_385n, 1n << 53n, 1n << 62n, 1n << 63n, (1n << 64n) - 1n),
+        { nil: undefined },
+      ),
     }),
     closeFrame,
   );
@@ -378,7 +430,7 @@ describe('malformed WebSocket framing', () => {
   );
 
   const rawTally = new Map<string, number>();
-  it('closes with 1002/1003/1008/1009 (or echoes the peer\'s own close) and answers readable frames per spec', async () => {
+  it("closes with 1002/1003/1008/1009 (or echoes the peer's own close) and answers readable frames per spec", async () => {
     let runs = 0;
     await fc.assert(
       fc.asyncProperty(afterUpgrade, fc.boolean(), async (writes, together) => {
@@ -388,7 +440,11 @@ describe('malformed WebSocket framing', () => {
         if (together) c.write(Buffer.concat([...writes.map((w) => w.bytes), probe]));
         else for (const w of [...writes.map((x) => x.bytes), probe]) c.write(w);
         c.socket.end();
-        const closed = await resultWithin(c.closed.then(() => true), 4_000, false);
+        const closed = await resultWithin(
+          c.closed.then(() => true),
+          4_000,
+          false,
+        );
         c.destroy();
         expect(closed, 'the server closes a connection whose peer has finished').toBe(true);
         // Random bytes can form a close frame too: read the codes the way the server's parser does.
@@ -400,7 +456,11 @@ describe('malformed WebSocket framing', () => {
         }
         for (const f of c.frames.slice(1)) {
           if (f.type === 'error') expect(SPEC_ERROR_CODES.has(f.code as string), JSON.stringify(f)).toBe(true);
-          else expect(SUCCESS_TYPES.has(f.type) || f.type === 'peer_joined' || f.type === 'peer_left', JSON.stringify(f)).toBe(true);
+          else
+            expect(
+              SUCCESS_TYPES.has(f.type) || f.type === 'peer_joined' || f.type === 'peer_left',
+              JSON.stringify(f),
+            ).toBe(true);
         }
       }),
       fcParams(500, 12_000),
@@ -411,15 +471,23 @@ describe('malformed WebSocket framing', () => {
 
   const validRequest = (port: number): string => upgradeRequest(port);
   const requestDamage = fc.oneof(
-    fc.uint8Array({ minLength: 1, maxLength: 2_048 }).map((b) => ({ label: `bytes(${b.length})`, make: (_port: number) => Buffer.from(b) })),
     fc
-      .record({ at: fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }), insert: fc.uint8Array({ maxLength: 16 }), cut: fc.boolean() })
+      .uint8Array({ minLength: 1, maxLength: 2_048 })
+      .map((b) => ({ label: `bytes(${b.length})`, make: (_port: number) => Buffer.from(b) })),
+    fc
+      .record({
+        at: fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }),
+        insert: fc.uint8Array({ maxLength: 16 }),
+        cut: fc.boolean(),
+      })
       .map(({ at, insert, cut }) => ({
         label: `upgrade ${cut ? 'cut' : 'spliced'} at ${at.toFixed(2)}`,
         make: (port: number) => {
           const text = Buffer.from(validRequest(port));
           const i = Math.floor(at * text.length);
-          return cut ? text.subarray(0, i) : Buffer.concat([text.subarray(0, i), Buffer.from(insert), text.subarray(i)]);
+          return cut
+            ? text.subarray(0, i)
+            : Buffer.concat([text.subarray(0, i), Buffer.from(insert), text.subarray(i)]);
         },
       })),
     fc
@@ -438,7 +506,10 @@ describe('malformed WebSocket framing', () => {
         (r: string) => r + r,
         (r: string) => r.replace(/\r\n/g, '\n'),
       )
-      .map((edit) => ({ label: `edited upgrade ${edit.toString().slice(10, 60)}`, make: (port: number) => Buffer.from(edit(validRequest(port))) })),
+      .map((edit) => ({
+        label: `edited upgrade ${edit.toString().slice(10, 60)}`,
+        make: (port: number) => Buffer.from(edit(validRequest(port))),
+      })),
   );
 
   const httpTally = new Map<string, number>();
@@ -449,7 +520,11 @@ describe('malformed WebSocket framing', () => {
         runs += 1;
         const c = RawSocketClient.open(s.port, damage.make(s.port), Buffer.from(trailing));
         c.socket.end();
-        const closed = await resultWithin(c.closed.then(() => true), 4_000, false);
+        const closed = await resultWithin(
+          c.closed.then(() => true),
+          4_000,
+          false,
+        );
         c.destroy();
         expect(closed, `${damage.label}: closed`).toBe(true);
         const status = c.httpResponse.slice(0, 12) || '(no response)';
@@ -467,7 +542,12 @@ describe('malformed WebSocket framing', () => {
 
 describe('the boundary functions on arbitrary input', () => {
   it('parseRequest never throws and only answers BAD_JSON, BAD_REQUEST or UNKNOWN_TYPE', () => {
-    const ctx: RenderContext = { challenge: 'c'.repeat(43), own: ed25519Identity(), ownNickname: 'me', honest: { identity: ed25519Identity(), nickname: 'h', port: 1, signature: 'AA' } };
+    const ctx: RenderContext = {
+      challenge: 'c'.repeat(43),
+      own: ed25519Identity(),
+      ownNickname: 'me',
+      honest: { identity: ed25519Identity(), nickname: 'h', port: 1, signature: 'AA' },
+    };
     const inputs = fc.oneof(
       anyFrame.map((p: FramePlan) => p.render(ctx)),
       fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
@@ -484,7 +564,12 @@ describe('the boundary functions on arbitrary input', () => {
   });
 
   it('parsePeerKey, decodeSignature and parseOnionAddress refuse garbage with their own codes, never a crash', () => {
-    const ctx: RenderContext = { challenge: 'c', own: ed25519Identity(), ownNickname: 'me', honest: { identity: ed25519Identity(), nickname: 'h', port: 1, signature: 'AA' } };
+    const ctx: RenderContext = {
+      challenge: 'c',
+      own: ed25519Identity(),
+      ownNickname: 'me',
+      honest: { identity: ed25519Identity(), nickname: 'h', port: 1, signature: 'AA' },
+    };
     const ed = parsePeerKey(ctx.own.publicKeyPem);
     fc.assert(
       fc.property(fieldValue, fc.string({ unit: 'binary', maxLength: 100 }), (value, text) => {
@@ -520,7 +605,11 @@ describe('peer keys', () => {
         const [header, ...rest] = pem.trimEnd().split('\n');
         const footer = rest.pop();
         const sent =
-          layout === 'crlf' ? pem.replace(/\n/g, '\r\n') : layout === 'padded' ? `  \n${pem}\n\n` : `${header}\n${rest.join('')}\n${footer}`;
+          layout === 'crlf'
+            ? pem.replace(/\n/g, '\r\n')
+            : layout === 'padded'
+              ? `  \n${pem}\n\n`
+              : `${header}\n${rest.join('')}\n${footer}`;
         const parsed = parsePeerKey(sent);
         expect(parsed.der.equals(createPublicKey(pem).export({ type: 'spki', format: 'der' }))).toBe(true);
         expect(parsed.pem).toBe(pem.trimEnd());

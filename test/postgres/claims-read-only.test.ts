@@ -41,7 +41,10 @@ async function databaseWithReader(name: string): Promise<{ owner: string; reader
   await sql(owner, `DROP ROLE IF EXISTS ${name}`);
   await sql(owner, `CREATE ROLE ${name} LOGIN`);
   const database = decodeURIComponent(new URL(owner.replace('@/', '@localhost/')).pathname.slice(1));
-  await sql(owner, `GRANT CONNECT ON DATABASE ${database} TO ${name}; GRANT USAGE ON SCHEMA public TO ${name}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${name}`);
+  await sql(
+    owner,
+    `GRANT CONNECT ON DATABASE ${database} TO ${name}; GRANT USAGE ON SCHEMA public TO ${name}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${name}`,
+  );
   return { owner, reader: owner.replace(/^postgres:\/\/[^@]*@/, `postgres://${name}@`) };
 }
 
@@ -49,7 +52,10 @@ function configFor(database: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'claims-read-only-'));
   dirs.push(dir);
   const path = join(dir, 'config.ini');
-  writeFileSync(path, `[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`);
+  writeFileSync(
+    path,
+    `[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`,
+  );
   return path;
 }
 
@@ -60,7 +66,10 @@ describe('claims list and show on PostgreSQL', () => {
     const listed = await cli(['claims', 'list', '--json', '--config', config]);
     expect(listed.stderr).toBe('');
     expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ nickname: 'mallory' })]);
-    expect(await cli(['claims', 'show', 'mallory', '--config', config])).toMatchObject({ code: 0, stdout: expect.stringContaining('mallory') });
+    expect(await cli(['claims', 'show', 'mallory', '--config', config])).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining('mallory'),
+    });
   });
 
   it('while claims release, which writes, is refused to that role, naming the database without a password', async () => {

@@ -58,9 +58,14 @@ async function serveAndList(store: Record<string, string>, env: Record<string, s
   });
   running.push(server);
   const client = await RawClient.connect(`ws://127.0.0.1:${port}/`);
-  expect(await client.register(ed25519Identity(), 'alice')).toMatchObject({ type: 'registered', claim: expect.anything() });
+  expect(await client.register(ed25519Identity(), 'alice')).toMatchObject({
+    type: 'registered',
+    claim: expect.anything(),
+  });
   client.close();
-  const listed = await run(process.execPath, [CLI, 'claims', 'list', '--config', join(dir, 'config.ini')], { env: { ...process.env, NO_PRETTY: '1', ...env } });
+  const listed = await run(process.execPath, [CLI, 'claims', 'list', '--config', join(dir, 'config.ini')], {
+    env: { ...process.env, NO_PRETTY: '1', ...env },
+  });
   expect(listed.stdout).toContain('alice');
   running.splice(running.indexOf(server), 1);
   await stopBuiltServer(server);
@@ -86,15 +91,24 @@ describe('no database password in any log line or message', () => {
   });
 
   it('PGPASSWORD is in no line the server or claims list writes', async () => {
-    expectNoSecret(await serveAndList({ Database: await freshDatabase('secret_pgpassword') }, { PGPASSWORD: PASSWORD }));
+    expectNoSecret(
+      await serveAndList({ Database: await freshDatabase('secret_pgpassword') }, { PGPASSWORD: PASSWORD }),
+    );
   });
 
   it('a server that cannot reach its database names it without the password', async () => {
     const dir = tempDir();
-    const database = withPassword(`postgres://registry@/claims?host=${encodeURIComponent(join(dir, 'no-socket-here'))}`);
+    const database = withPassword(
+      `postgres://registry@/claims?host=${encodeURIComponent(join(dir, 'no-socket-here'))}`,
+    );
     const config = join(dir, 'config.ini');
-    writeFileSync(config, `[Host]\nHOST=127.0.0.1\nPORT=0\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n[Log]\nlevel=trace\n`);
-    const failed = await run(process.execPath, [CLI, 'serve', '--config', config], { env: { ...process.env, NO_PRETTY: '1' } }).then(
+    writeFileSync(
+      config,
+      `[Host]\nHOST=127.0.0.1\nPORT=0\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n[Log]\nlevel=trace\n`,
+    );
+    const failed = await run(process.execPath, [CLI, 'serve', '--config', config], {
+      env: { ...process.env, NO_PRETTY: '1' },
+    }).then(
       () => {
         throw new Error('serve started without its database');
       },

@@ -6,7 +6,14 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { onionAddressFromPublicKey } from '../../server/src/protocol/onion-address.js';
-import { keyIdOf, MS_PER_DAY, type ClaimOutcome, type ClaimRequest, type ClaimStore, type OpenClaimStore } from '../../server/src/store/claim-store.js';
+import {
+  keyIdOf,
+  MS_PER_DAY,
+  type ClaimOutcome,
+  type ClaimRequest,
+  type ClaimStore,
+  type OpenClaimStore,
+} from '../../server/src/store/claim-store.js';
 import type { RegistryError } from '../../server/src/protocol/errors.js';
 import { isStoreError } from '../../server/src/store/store-error.js';
 
@@ -37,10 +44,17 @@ export function newKey(): TestKey {
 
 /** The address of a real onion key: random bytes would make a key of the wrong subgroup 7 times in 8. */
 export function newAddress(): string {
-  return onionAddressFromPublicKey(generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' }).subarray(12));
+  return onionAddressFromPublicKey(
+    generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' }).subarray(12),
+  );
 }
 
-export function request(key: TestKey, nickname: string, address: string, extra: Partial<ClaimRequest> = {}): ClaimRequest {
+export function request(
+  key: TestKey,
+  nickname: string,
+  address: string,
+  extra: Partial<ClaimRequest> = {},
+): ClaimRequest {
   return { keyId: key.keyId, publicKeyDer: key.publicKeyDer, nickname, address, addressVerified: false, ...extra };
 }
 
@@ -175,14 +189,20 @@ export function describeClaimStoreContract(name: string, openStore: OpenClaimSto
 
     it('gives exactly one of two keys a nickname they claim at the same moment', async () => {
       const s = await open();
-      const outcomes = await Promise.all([s.claim(request(newKey(), 'race', newAddress())), s.claim(request(newKey(), 'Race', newAddress()))]);
+      const outcomes = await Promise.all([
+        s.claim(request(newKey(), 'race', newAddress())),
+        s.claim(request(newKey(), 'Race', newAddress())),
+      ]);
       expect(outcomes.map((o) => o.kind).sort()).toEqual(['claimed', 'nickname-taken']);
     });
 
     it('gives exactly one of two keys an address they claim at the same moment', async () => {
       const s = await open();
       const address = newAddress();
-      const outcomes = await Promise.all([s.claim(request(newKey(), 'one', address)), s.claim(request(newKey(), 'two', address))]);
+      const outcomes = await Promise.all([
+        s.claim(request(newKey(), 'one', address)),
+        s.claim(request(newKey(), 'two', address)),
+      ]);
       expect(outcomes.map((o) => o.kind).sort()).toEqual(['address-taken', 'claimed']);
     });
 
@@ -259,7 +279,9 @@ export function describeClaimStoreContract(name: string, openStore: OpenClaimSto
       await s.claim(request(alice, 'Alice', newAddress()));
       expect((await s.releaseNickname('alice'))?.keyId).toBe(alice.keyId);
       expect(await s.releaseNickname('alice')).toBeNull();
-      expect((await s.findForRegistration({ keyId: alice.keyId, nickname: 'x', address: newAddress() })).byKey).toBeNull();
+      expect(
+        (await s.findForRegistration({ keyId: alice.keyId, nickname: 'x', address: newAddress() })).byKey,
+      ).toBeNull();
     });
 
     it('purges exactly the expired claims', async () => {
@@ -279,7 +301,9 @@ export function describeClaimStoreContract(name: string, openStore: OpenClaimSto
       const [squatter, owner] = [newKey(), newKey()];
       const address = newAddress();
       const squat = expectClaimed(await s.claim(request(squatter, 'squatter', address)));
-      const taken = expectClaimed(await s.claim(request(owner, 'owner', address, { addressVerified: true, displaceUnverified: true })));
+      const taken = expectClaimed(
+        await s.claim(request(owner, 'owner', address, { addressVerified: true, displaceUnverified: true })),
+      );
       expect(taken.displaced).toEqual(squat.claim);
       expect(taken.claim.addressVerified).toBe(true);
       expect(await s.getByNickname('squatter')).toBeNull();
@@ -291,22 +315,34 @@ export function describeClaimStoreContract(name: string, openStore: OpenClaimSto
       const address = newAddress();
       const squat = expectClaimed(await s.claim(request(squatter, 'alice', address)));
       expect((await s.claim(request(owner, 'ALICE', address, { addressVerified: true }))).kind).toBe('nickname-taken');
-      const taken = expectClaimed(await s.claim(request(owner, 'ALICE', address, { addressVerified: true, displaceUnverified: true })));
+      const taken = expectClaimed(
+        await s.claim(request(owner, 'ALICE', address, { addressVerified: true, displaceUnverified: true })),
+      );
       expect(taken.displaced).toEqual(squat.claim);
-      expect(await s.getByNickname('alice')).toMatchObject({ keyId: owner.keyId, nickname: 'ALICE', addressVerified: true });
-      expect((await s.findForRegistration({ keyId: squatter.keyId, nickname: 'x', address: newAddress() })).byKey).toBeNull();
+      expect(await s.getByNickname('alice')).toMatchObject({
+        keyId: owner.keyId,
+        nickname: 'ALICE',
+        addressVerified: true,
+      });
+      expect(
+        (await s.findForRegistration({ keyId: squatter.keyId, nickname: 'x', address: newAddress() })).byKey,
+      ).toBeNull();
       // Only a claim that holds the address loses the nickname: another holder of it keeps it.
       await s.claim(request(newKey(), 'bob', newAddress()));
       const address2 = newAddress();
       await s.claim(request(newKey(), 'sam', address2));
-      expect((await s.claim(request(newKey(), 'bob', address2, { addressVerified: true, displaceUnverified: true }))).kind).toBe('nickname-taken');
+      expect(
+        (await s.claim(request(newKey(), 'bob', address2, { addressVerified: true, displaceUnverified: true }))).kind,
+      ).toBe('nickname-taken');
     });
 
     it('never lets a claim displace a verified claim, nor an unverified claim displace anything', async () => {
       const s = await open();
       const address = newAddress();
       await s.claim(request(newKey(), 'owner', address, { addressVerified: true }));
-      const verifiedToo = await s.claim(request(newKey(), 'other', address, { addressVerified: true, displaceUnverified: true }));
+      const verifiedToo = await s.claim(
+        request(newKey(), 'other', address, { addressVerified: true, displaceUnverified: true }),
+      );
       expect(verifiedToo.kind).toBe('address-taken');
       const unverified = await s.claim(request(newKey(), 'squatter', address, { displaceUnverified: true }));
       expect(unverified.kind).toBe('address-taken');
@@ -321,7 +357,9 @@ export function describeClaimStoreContract(name: string, openStore: OpenClaimSto
       const s = await open();
       const address = newAddress();
       await s.claim(request(newKey(), 'first', address));
-      expect((await s.claim(request(newKey(), 'owner', address, { addressVerified: true }))).kind).toBe('address-taken');
+      expect((await s.claim(request(newKey(), 'owner', address, { addressVerified: true }))).kind).toBe(
+        'address-taken',
+      );
     });
 
     it('keeps an address verified when its key registers it again without the proof', async () => {
@@ -342,7 +380,9 @@ export function describeClaimStoreContract(name: string, openStore: OpenClaimSto
       const before = expectClaimed(await s.claim(request(alice, 'alice', newAddress()))).claim;
       const squat = expectClaimed(await s.claim(request(squatter, 'squat', proven))).claim;
       clock.advanceDays(1);
-      const moved = expectClaimed(await s.claim(request(alice, 'alice2', proven, { addressVerified: true, displaceUnverified: true })));
+      const moved = expectClaimed(
+        await s.claim(request(alice, 'alice2', proven, { addressVerified: true, displaceUnverified: true })),
+      );
       expect(moved.previous).toEqual(before);
       expect(await s.revert(moved.claim, [before, squat])).toBe(2);
       expect((await s.list()).claims).toEqual([before, squat]);
@@ -366,7 +406,8 @@ export function describeClaimStoreContract(name: string, openStore: OpenClaimSto
 
     it('lists live claims in case-insensitive nickname order, a page at a time', async () => {
       const s = await open();
-      for (const nickname of ['delta', 'Alpha', 'charlie', 'Bravo', 'echo']) await s.claim(request(newKey(), nickname, newAddress()));
+      for (const nickname of ['delta', 'Alpha', 'charlie', 'Bravo', 'echo'])
+        await s.claim(request(newKey(), nickname, newAddress()));
       const first = await s.list({ limit: 2 });
       expect(first.claims.map((c) => c.nickname)).toEqual(['Alpha', 'Bravo']);
       expect(first.next).toBe('Bravo');
@@ -382,8 +423,12 @@ export function describeClaimStoreContract(name: string, openStore: OpenClaimSto
       const alice = newKey();
       const forged = { ...request(alice, 'alice', newAddress()), publicKeyDer: newKey().publicKeyDer };
       await expect(s.claim(forged)).rejects.toSatisfy((err) => isStoreError(err, 'STORE_BAD_INPUT'));
-      await expect(s.claim(request(alice, 'not valid!', newAddress()))).rejects.toSatisfy((err) => isStoreError(err, 'STORE_BAD_INPUT'));
-      await expect(s.claim(request(alice, 'alice', 'Not-An-Onion'))).rejects.toSatisfy((err) => isStoreError(err, 'STORE_BAD_INPUT'));
+      await expect(s.claim(request(alice, 'not valid!', newAddress()))).rejects.toSatisfy((err) =>
+        isStoreError(err, 'STORE_BAD_INPUT'),
+      );
+      await expect(s.claim(request(alice, 'alice', 'Not-An-Onion'))).rejects.toSatisfy((err) =>
+        isStoreError(err, 'STORE_BAD_INPUT'),
+      );
       expect((await s.list()).claims).toEqual([]);
     });
 
@@ -392,7 +437,9 @@ export function describeClaimStoreContract(name: string, openStore: OpenClaimSto
       const pending = s.claim(request(newKey(), 'late', newAddress()));
       await s.close();
       expect((await pending).kind).toBe('claimed');
-      await expect(s.claim(request(newKey(), 'after', newAddress()))).rejects.toSatisfy((err) => isStoreError(err, 'STORE_CLOSED'));
+      await expect(s.claim(request(newKey(), 'after', newAddress()))).rejects.toSatisfy((err) =>
+        isStoreError(err, 'STORE_CLOSED'),
+      );
       await expect(s.getByNickname('late')).rejects.toSatisfy((err) => isStoreError(err, 'STORE_CLOSED'));
       store = undefined;
     });

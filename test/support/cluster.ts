@@ -49,9 +49,15 @@ export async function sql(url: string, text: string, params: unknown[] = []): Pr
 }
 
 /** A registry instance on `database` (in this process), with a short lease. */
-export function startInstance(database: string, options: TestServerOptions & { registry?: Record<string, string | number> } = {}): Promise<TestServer> {
+export function startInstance(
+  database: string,
+  options: TestServerOptions & { registry?: Record<string, string | number> } = {},
+): Promise<TestServer> {
   const { registry = {}, ...rest } = options;
-  return startTestServer({ EventBatchMs: 0, ...registry }, { ...rest, database, store: { LeaseSeconds: 2, ...(rest.store ?? {}) } });
+  return startTestServer(
+    { EventBatchMs: 0, ...registry },
+    { ...rest, database, store: { LeaseSeconds: 2, ...(rest.store ?? {}) } },
+  );
 }
 
 /** A subscriber's picture of the registry: the list it took after `subscribed`, with every event applied since. */
@@ -93,14 +99,19 @@ export async function listAll(client: RawClient): Promise<Map<string, string>> {
   let after: string | null = null;
   for (;;) {
     const page = await client.request(after === null ? { type: 'list' } : { type: 'list', after });
-    for (const peer of page.peers as Array<{ nickname: string; address: string }>) peers.set(peer.nickname.toLowerCase(), peer.address);
+    for (const peer of page.peers as Array<{ nickname: string; address: string }>)
+      peers.set(peer.nickname.toLowerCase(), peer.address);
     after = (page.next as string | null) ?? null;
     if (after === null) return peers;
   }
 }
 
 /** Waits until a fresh list on every instance equals `expected`, and so does every view. */
-export async function waitConverged(urls: readonly string[], views: readonly View[], timeoutMs = 10_000): Promise<Map<string, string>> {
+export async function waitConverged(
+  urls: readonly string[],
+  views: readonly View[],
+  timeoutMs = 10_000,
+): Promise<Map<string, string>> {
   let truth = new Map<string, string>();
   await waitUntil(
     'every instance and every subscriber to agree',
@@ -116,7 +127,8 @@ export async function waitConverged(urls: readonly string[], views: readonly Vie
         }),
       );
       truth = lists[0] as Map<string, string>;
-      const same = (m: Map<string, string>): boolean => m.size === truth.size && [...m].every(([k, v]) => truth.get(k) === v);
+      const same = (m: Map<string, string>): boolean =>
+        m.size === truth.size && [...m].every(([k, v]) => truth.get(k) === v);
       return lists.every(same) && views.every((view) => same(view.applied()));
     },
     { timeoutMs, intervalMs: 100 },
@@ -128,7 +140,12 @@ export async function waitConverged(urls: readonly string[], views: readonly Vie
  * What a cluster test file starts and must end after each test: instances, raw clients and the
  * outside connections that hold locks. Registers the hooks; call once at the top of a file.
  */
-export function clusterTestScope(): { instances: TestServer[]; clients: RawClient[]; lockers: pg.Client[]; connect: (url: string) => Promise<RawClient> } {
+export function clusterTestScope(): {
+  instances: TestServer[];
+  clients: RawClient[];
+  lockers: pg.Client[];
+  connect: (url: string) => Promise<RawClient>;
+} {
   const scope = { instances: [] as TestServer[], clients: [] as RawClient[], lockers: [] as pg.Client[] };
   afterEach(async () => {
     for (const locker of scope.lockers.splice(0)) await locker.end().catch(() => undefined);

@@ -49,9 +49,14 @@ export function addressProofVerifies(request: FakeFrame, challenge: string): boo
   if (typeof address !== 'string' || typeof publicKey !== 'string' || typeof addressProof !== 'string') return false;
   const onion = parseOnionAddress(address);
   if (!onion.ok) return false;
-  const digest = createHash('sha256').update(createPublicKey(publicKey).export({ type: 'spki', format: 'der' })).digest('hex');
+  const digest = createHash('sha256')
+    .update(createPublicKey(publicKey).export({ type: 'spki', format: 'der' }))
+    .digest('hex');
   const payload = Buffer.from(`p2p-tor-chat/address/v1\n${challenge}\n${address}\n${digest}`, 'utf8');
-  const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: onion.publicKey.toString('base64url') }, format: 'jwk' });
+  const key = createPublicKey({
+    key: { kty: 'OKP', crv: 'Ed25519', x: onion.publicKey.toString('base64url') },
+    format: 'jwk',
+  });
   return verify(null, payload, key, Buffer.from(addressProof, 'base64'));
 }
 
@@ -117,9 +122,18 @@ export class FakeRegistry {
   /** Sends a held hello. */
   greet(connection: FakeConnection): void {
     const rev2 = this.options.revision !== 1;
-    const limits = rev2 ? { ...REV2_LIMITS, claimAfterSeconds: this.options.claimAfterSeconds ?? 600 } : { maxMessageBytes: 16_384 };
+    const limits = rev2
+      ? { ...REV2_LIMITS, claimAfterSeconds: this.options.claimAfterSeconds ?? 600 }
+      : { maxMessageBytes: 16_384 };
     const features = rev2 ? { features: ['claims', 'address-proof'] } : {};
-    connection.ws.send(JSON.stringify(checked({ type: 'hello', protocol: 1, challenge: connection.challenge, onion: null, ...features, limits }, rev2 ? 2 : 1)));
+    connection.ws.send(
+      JSON.stringify(
+        checked(
+          { type: 'hello', protocol: 1, challenge: connection.challenge, onion: null, ...features, limits },
+          rev2 ? 2 : 1,
+        ),
+      ),
+    );
   }
 
   /** Stops the fake; throws the first failure of its own (e.g. a frame the schemas refuse). */
@@ -130,7 +144,12 @@ export class FakeRegistry {
   }
 
   private accept(ws: WebSocket): void {
-    const connection: FakeConnection = { ws, challenge: randomBytes(32).toString('base64url'), requests: [], closedWith: null };
+    const connection: FakeConnection = {
+      ws,
+      challenge: randomBytes(32).toString('base64url'),
+      requests: [],
+      closedWith: null,
+    };
     const index = this.connections.push(connection) - 1;
     ws.on('error', () => undefined);
     ws.on('close', (code) => {
@@ -153,14 +172,21 @@ export class FakeRegistry {
     let answer: FakeFrame | undefined;
     for (const responder of this.responders) answer ??= responder(request, connection);
     const id = request.id ?? null;
-    connection.ws.send(JSON.stringify(answer === undefined ? checked({ ...this.answer(request, connection), id }, this.options.revision ?? 2) : { ...answer, id }));
+    connection.ws.send(
+      JSON.stringify(
+        answer === undefined
+          ? checked({ ...this.answer(request, connection), id }, this.options.revision ?? 2)
+          : { ...answer, id },
+      ),
+    );
   }
 
   private answer(request: FakeFrame, connection: FakeConnection): FakeFrame {
     const rev2 = this.options.revision !== 1;
     switch (request.type) {
       case 'register': {
-        if (!signatureVerifies(request, connection.challenge)) return { type: 'error', code: 'BAD_SIGNATURE', message: 'bad signature' };
+        if (!signatureVerifies(request, connection.challenge))
+          return { type: 'error', code: 'BAD_SIGNATURE', message: 'bad signature' };
         const proven = request.addressProof !== undefined;
         if (rev2 && proven && !addressProofVerifies(request, connection.challenge)) {
           return { type: 'error', code: 'BAD_ADDRESS_PROOF', message: 'bad proof' };
@@ -190,7 +216,10 @@ export class FakeRegistry {
 }
 
 /** A fake registry that `defer` (cleanupsAfterEach) closes after the test. */
-export async function deferredFakeRegistry(defer: (cleanup: () => Promise<void>) => void, options: FakeRegistryOptions = {}): Promise<FakeRegistry> {
+export async function deferredFakeRegistry(
+  defer: (cleanup: () => Promise<void>) => void,
+  options: FakeRegistryOptions = {},
+): Promise<FakeRegistry> {
   const fake = await FakeRegistry.start(options);
   defer(() => fake.close());
   return fake;

@@ -75,7 +75,11 @@ function serve(client: Socket, options: FakeSocksProxyOptions, requests: SocksRe
       const userLength = buffer[1] ?? 0;
       if (buffer.length < 3 + userLength || buffer.length < 3 + userLength + (buffer[2 + userLength] ?? 0)) return;
       const passLength = buffer[2 + userLength] ?? 0;
-      const login = { methods, username: buffer.subarray(2, 2 + userLength).toString('utf8'), password: buffer.subarray(3 + userLength, 3 + userLength + passLength).toString('utf8') };
+      const login = {
+        methods,
+        username: buffer.subarray(2, 2 + userLength).toString('utf8'),
+        password: buffer.subarray(3 + userLength, 3 + userLength + passLength).toString('utf8'),
+      };
       logins.push(login);
       buffer = buffer.subarray(3 + userLength + passLength);
       const ok = buffer.length === 0 && accepted(options, login);

@@ -23,7 +23,12 @@ export interface GatedStore {
 }
 
 export function gatedStore(inner: ClaimStore): GatedStore {
-  const gates: Array<{ method: Method; match: (arg: unknown) => boolean; reachedNow: () => void; opened: Promise<void> }> = [];
+  const gates: Array<{
+    method: Method;
+    match: (arg: unknown) => boolean;
+    reachedNow: () => void;
+    opened: Promise<void>;
+  }> = [];
   const store = new Proxy(inner, {
     get(target, name, receiver) {
       const value: unknown = Reflect.get(target, name, receiver);

@@ -25,10 +25,22 @@ async function buildDist(): Promise<void> {
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   const started = Date.now();
   try {
-    await promisify(execFile)(process.execPath, [tsc, '-p', TSCONFIG], { cwd: ROOT, timeout: BUILD_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 });
+    await promisify(execFile)(process.execPath, [tsc, '-p', TSCONFIG], {
+      cwd: ROOT,
+      timeout: BUILD_TIMEOUT_MS,
+      maxBuffer: 16 * 1024 * 1024,
+    });
   } catch (err) {
-    const { stdout = '', stderr = '', code, signal } = err as { stdout?: string; stderr?: string; code?: unknown; signal?: unknown };
-    const how = signal === null || signal === undefined ? `exit code ${String(code)}` : `signal ${String(signal)} (timeout ${BUILD_TIMEOUT_MS} ms?)`;
+    const {
+      stdout = '',
+      stderr = '',
+      code,
+      signal,
+    } = err as { stdout?: string; stderr?: string; code?: unknown; signal?: unknown };
+    const how =
+      signal === null || signal === undefined
+        ? `exit code ${String(code)}`
+        : `signal ${String(signal)} (timeout ${BUILD_TIMEOUT_MS} ms?)`;
     throw new Error(`tsc -p ${TSCONFIG} failed (${how}); no test ran:\n${stdout}${stderr}`.trimEnd(), { cause: err });
   }
   console.log(`built server/dist in ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -62,13 +62,15 @@ export function resolveRef(document: Record<string, unknown>, ref: string): unkn
   const seen = new Set<string>();
   let current = ref;
   for (;;) {
-    if (!current.startsWith('#/')) throw new Error(`${ASYNCAPI_PATH}: only local references are used, got "${current}"`);
+    if (!current.startsWith('#/'))
+      throw new Error(`${ASYNCAPI_PATH}: only local references are used, got "${current}"`);
     if (seen.has(current)) throw new Error(`${ASYNCAPI_PATH}: reference cycle at "${current}"`);
     seen.add(current);
     let target: unknown = document;
     for (const raw of current.slice(2).split('/')) {
       const key = raw.replaceAll('~1', '/').replaceAll('~0', '~');
-      if (!isRecord(target) || !Object.hasOwn(target, key)) throw new Error(`${ASYNCAPI_PATH}: "${ref}" points at nothing`);
+      if (!isRecord(target) || !Object.hasOwn(target, key))
+        throw new Error(`${ASYNCAPI_PATH}: "${ref}" points at nothing`);
       target = target[key];
     }
     const next = isRecord(target) ? target.$ref : undefined;
@@ -84,7 +86,8 @@ function retarget(value: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [key, inner] of Object.entries(value)) {
     if (key === '$ref' && typeof inner === 'string') {
-      if (!inner.startsWith(COMPONENT_SCHEMA_REF)) throw new Error(`${ASYNCAPI_PATH}: a schema may only reference components/schemas, got "${inner}"`);
+      if (!inner.startsWith(COMPONENT_SCHEMA_REF))
+        throw new Error(`${ASYNCAPI_PATH}: a schema may only reference components/schemas, got "${inner}"`);
       out[key] = `${SCHEMAS_ID}#/definitions/${inner.slice(COMPONENT_SCHEMA_REF.length)}`;
     } else out[key] = retarget(inner);
   }
@@ -96,7 +99,10 @@ function createAjv(schemas: Record<string, unknown>): Ajv {
   // union types (`[string, "null"]`) are plain draft-07 and used on purpose.
   const ajv = new Ajv({ strict: true, allowUnionTypes: true, allErrors: true });
   ajv.addVocabulary(EXTENSION_KEYWORDS);
-  ajv.addFormat('date-time', { type: 'string', validate: (text: string) => DATE_TIME.test(text) && !Number.isNaN(Date.parse(text)) });
+  ajv.addFormat('date-time', {
+    type: 'string',
+    validate: (text: string) => DATE_TIME.test(text) && !Number.isNaN(Date.parse(text)),
+  });
   ajv.addSchema({ $id: SCHEMAS_ID, definitions: retarget(schemas) });
   return ajv;
 }
@@ -119,7 +125,8 @@ function directions(document: Record<string, unknown>): Map<string, Direction> {
       const target = isRecord(ref) && typeof ref.$ref === 'string' ? resolveRef(document, ref.$ref) : ref;
       const name = record(target, where).name;
       if (typeof name !== 'string') throw new Error(`${ASYNCAPI_PATH}: a message of ${where} has no name`);
-      if (found.get(name) !== undefined && found.get(name) !== direction) throw new Error(`${ASYNCAPI_PATH}: message "${name}" is sent both ways`);
+      if (found.get(name) !== undefined && found.get(name) !== direction)
+        throw new Error(`${ASYNCAPI_PATH}: message "${name}" is sent both ways`);
       found.set(name, direction);
     }
   };
@@ -127,7 +134,8 @@ function directions(document: Record<string, unknown>): Map<string, Direction> {
     const operation = record(raw, `operations.${id}`);
     const incoming = operation.action === 'receive';
     mark(operation.messages, incoming ? 'client' : 'server', `operations.${id}.messages`);
-    if (operation.reply !== undefined) mark(record(operation.reply, `operations.${id}.reply`).messages, 'server', `operations.${id}.reply.messages`);
+    if (operation.reply !== undefined)
+      mark(record(operation.reply, `operations.${id}.reply`).messages, 'server', `operations.${id}.reply.messages`);
   }
   return found;
 }
@@ -146,7 +154,13 @@ function load(): MessageSchemas {
     if (typeof name !== 'string') throw new Error(`${ASYNCAPI_PATH}: components.messages.${key} has no name`);
     const way = direction.get(name);
     if (way === undefined) throw new Error(`${ASYNCAPI_PATH}: message "${name}" is in no operation`);
-    const compiled: CompiledMessage = { name, direction: way, payload: message.payload, examples: examplesOf(message, name), validate: compile(message.payload) };
+    const compiled: CompiledMessage = {
+      name,
+      direction: way,
+      payload: message.payload,
+      examples: examplesOf(message, name),
+      validate: compile(message.payload),
+    };
     (way === 'client' ? client : server).set(name, compiled);
   }
   return { document, client, server, compile };
@@ -171,10 +185,16 @@ function check(direction: Direction, frame: unknown): void {
   const type = frame.type;
   if (typeof type !== 'string') throw new Error(`${direction} frame has no string "type": ${abbreviate(frame)}`);
   const message = messages.get(type);
-  if (message === undefined) throw new Error(`${direction} message type "${type}" is not in docs/asyncapi.yaml: ${abbreviate(frame)}`);
+  if (message === undefined)
+    throw new Error(`${direction} message type "${type}" is not in docs/asyncapi.yaml: ${abbreviate(frame)}`);
   if (!message.validate(frame)) {
-    const errors = (message.validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? e.keyword}${e.params === undefined ? '' : ` ${JSON.stringify(e.params)}`}`);
-    throw new Error(`${direction} message "${type}" does not match docs/asyncapi.yaml: ${errors.join('; ')}; frame: ${abbreviate(frame)}`);
+    const errors = (message.validate.errors ?? []).map(
+      (e) =>
+        `${e.instancePath || '/'} ${e.message ?? e.keyword}${e.params === undefined ? '' : ` ${JSON.stringify(e.params)}`}`,
+    );
+    throw new Error(
+      `${direction} message "${type}" does not match docs/asyncapi.yaml: ${errors.join('; ')}; frame: ${abbreviate(frame)}`,
+    );
   }
 }
 

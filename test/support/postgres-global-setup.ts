@@ -16,7 +16,9 @@ declare module 'vitest' {
 export default async function setup(project: TestProject): Promise<() => void> {
   const started = Date.now();
   const server = await startPostgres();
-  console.log(`started PostgreSQL (${server.binDir}) on ${server.socketDir} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(
+    `started PostgreSQL (${server.binDir}) on ${server.socketDir} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
   let removed = false;
   const remove = (): void => {
     if (removed) return;

@@ -8,7 +8,17 @@
  * would let a broken PostgreSQL store pass CI.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -26,10 +36,13 @@ export interface PostgresServer {
 
 const PREFIX = 'p2p-registry-pg-';
 const DEBIAN_BIN_ROOT = '/usr/lib/postgresql';
-const INSTALL_HINT = 'install them with `apt-get install -y postgresql` (or `bash .ci/install-postgres.sh`), or point P2P_PG_BIN at a bin folder holding initdb and pg_ctl';
+const INSTALL_HINT =
+  'install them with `apt-get install -y postgresql` (or `bash .ci/install-postgres.sh`), or point P2P_PG_BIN at a bin folder holding initdb and pg_ctl';
 const run = promisify(execFile);
 /** util-linux's runuser lives in sbin, which a CI job's PATH may leave out. */
-const RUNUSER = ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser', '/bin/runuser'].find((path) => existsSync(path)) ?? 'runuser';
+const RUNUSER =
+  ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser', '/bin/runuser'].find((path) => existsSync(path)) ??
+  'runuser';
 
 /** The newest PostgreSQL server bin folder (P2P_PG_BIN, else Debian's /usr/lib/postgresql/<n>/bin). */
 export function findPostgresBin(): string {
@@ -37,7 +50,9 @@ export function findPostgresBin(): string {
   const candidates = fromEnv !== undefined && fromEnv !== '' ? [fromEnv] : debianBinDirs();
   const found = candidates.find((dir) => existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'pg_ctl')));
   if (found === undefined) {
-    throw new Error(`The PostgreSQL store tests need PostgreSQL's server programs (initdb, pg_ctl), found none in ${candidates.join(', ') || `${DEBIAN_BIN_ROOT}/*/bin`}: ${INSTALL_HINT}.`);
+    throw new Error(
+      `The PostgreSQL store tests need PostgreSQL's server programs (initdb, pg_ctl), found none in ${candidates.join(', ') || `${DEBIAN_BIN_ROOT}/*/bin`}: ${INSTALL_HINT}.`,
+    );
   }
   return found;
 }
@@ -58,14 +73,20 @@ function clusterUser(): { readonly name: string; readonly uid: number; readonly 
   try {
     line = execFileSync('getent', ['passwd', 'postgres'], { encoding: 'utf8' }).trim();
   } catch {
-    throw new Error(`The PostgreSQL store tests run as root and initdb refuses root, but there is no postgres user to run it as: ${INSTALL_HINT}.`);
+    throw new Error(
+      `The PostgreSQL store tests run as root and initdb refuses root, but there is no postgres user to run it as: ${INSTALL_HINT}.`,
+    );
   }
   const [, , uid, gid] = line.split(':');
   return { name: 'postgres', uid: Number(uid), gid: Number(gid) };
 }
 
 /** argv that runs `program` as the cluster's user. */
-function asUser(server: Pick<PostgresServer, 'user' | 'binDir'>, program: string, args: readonly string[]): [string, string[]] {
+function asUser(
+  server: Pick<PostgresServer, 'user' | 'binDir'>,
+  program: string,
+  args: readonly string[],
+): [string, string[]] {
   const path = join(server.binDir, program);
   if (userInfo().uid !== 0) return [path, [...args]];
   return [RUNUSER, ['-u', server.user, '--', path, ...args]];
@@ -77,7 +98,9 @@ async function runAs(server: PostgresServer, program: string, args: readonly str
     await run(file, argv, { cwd: server.dir, timeout: 120_000 });
   } catch (err) {
     const { stdout = '', stderr = '' } = err as { stdout?: string; stderr?: string };
-    throw new Error(`${program} ${args.join(' ')} failed:\n${stdout}${stderr}${logTail(server)}`.trimEnd(), { cause: err });
+    throw new Error(`${program} ${args.join(' ')} failed:\n${stdout}${stderr}${logTail(server)}`.trimEnd(), {
+      cause: err,
+    });
   }
 }
 
@@ -107,7 +130,13 @@ function removeLeftovers(binDir: string): void {
     const owner = Number(ownerText);
     if (Number.isSafeInteger(owner) && owner > 0 && isAlive(owner)) continue;
     const user = clusterUser();
-    const [file, argv] = asUser({ user: user.name, binDir }, 'pg_ctl', ['-D', join(dir, 'data'), 'stop', '-m', 'immediate']);
+    const [file, argv] = asUser({ user: user.name, binDir }, 'pg_ctl', [
+      '-D',
+      join(dir, 'data'),
+      'stop',
+      '-m',
+      'immediate',
+    ]);
     try {
       execFileSync(file, argv, { stdio: 'ignore', timeout: 30_000 });
     } catch {
@@ -132,12 +161,29 @@ export async function startPostgres(): Promise<PostgresServer> {
   removeLeftovers(binDir);
   const dir = mkdtempSync(join(tmpdir(), PREFIX));
   writeFileSync(join(dir, 'owner.pid'), String(process.pid));
-  const server: PostgresServer = { dir, dataDir: join(dir, 'data'), socketDir: join(dir, 'socket'), binDir, user: user.name };
+  const server: PostgresServer = {
+    dir,
+    dataDir: join(dir, 'data'),
+    socketDir: join(dir, 'socket'),
+    binDir,
+    user: user.name,
+  };
   mkdirSync(server.socketDir);
   for (const path of [dir, server.socketDir]) chownSync(path, user.uid, user.gid);
   try {
     // --no-sync: a test cluster need not survive a power cut of its own initdb.
-    await runAs(server, 'initdb', ['-D', server.dataDir, '-U', user.name, '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions']);
+    await runAs(server, 'initdb', [
+      '-D',
+      server.dataDir,
+      '-U',
+      user.name,
+      '--auth=trust',
+      '-E',
+      'UTF8',
+      '--locale=C',
+      '--no-sync',
+      '--no-instructions',
+    ]);
     await startPostgresAgain(server);
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
@@ -149,7 +195,18 @@ export async function startPostgres(): Promise<PostgresServer> {
 /** Starts the cluster's server (again), on its unix socket only; waits until it accepts connections. */
 export async function startPostgresAgain(server: PostgresServer): Promise<void> {
   const options = `-k ${server.socketDir} -c listen_addresses='' -c max_connections=200 -c shared_buffers=32MB`;
-  await runAs(server, 'pg_ctl', ['-D', server.dataDir, '-l', join(server.dir, 'postgres.log'), '-o', options, '-w', '-t', '60', 'start']);
+  await runAs(server, 'pg_ctl', [
+    '-D',
+    server.dataDir,
+    '-l',
+    join(server.dir, 'postgres.log'),
+    '-o',
+    options,
+    '-w',
+    '-t',
+    '60',
+    'start',
+  ]);
 }
 
 /** Stops the server: `fast` rolls back and disconnects; `immediate` is a crash (recovery at next start). */

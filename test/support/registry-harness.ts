@@ -90,11 +90,18 @@ export async function startTestServer(
   const operatorSocket = join(operatorDir, 'operator.sock');
   const sections = {
     Host: { HOST: '127.0.0.1', PORT: String(options.port ?? 0), OperatorSocket: operatorSocket },
-    HiddenService: { HiddenServiceDir: hiddenServiceDir, HiddenServicePort: '80', ...stringify(options.hiddenService ?? {}) },
+    HiddenService: {
+      HiddenServiceDir: hiddenServiceDir,
+      HiddenServicePort: '80',
+      ...stringify(options.hiddenService ?? {}),
+    },
     Registry: stringify(registry),
     Store: { Database: database, ...stringify(options.store ?? {}) },
     Claims: stringify(options.claims ?? {}),
-    Log: { level: options.logLevel ?? 'silent', ...(options.logSummarySeconds === undefined ? {} : { SummarySeconds: String(options.logSummarySeconds) }) },
+    Log: {
+      level: options.logLevel ?? 'silent',
+      ...(options.logSummarySeconds === undefined ? {} : { SummarySeconds: String(options.logSummarySeconds) }),
+    },
   };
   const config = buildConfig(sections, {});
   const server = await startServer(config, createLogger(options.logLevel ?? 'silent', options.logDestination), {
@@ -145,27 +152,53 @@ export interface OnionService {
 
 export function onionService(): OnionService {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  return { address: onionAddressFromPublicKey(publicKey.export({ format: 'der', type: 'spki' }).subarray(12)), privateKey };
+  return {
+    address: onionAddressFromPublicKey(publicKey.export({ format: 'der', type: 'spki' }).subarray(12)),
+    privateKey,
+  };
 }
 
 export function ed25519Identity(address = randomOnion()): Identity {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  return { publicKeyPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(), privateKey, keyType: 'ed25519', address };
+  return {
+    publicKeyPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+    privateKey,
+    keyType: 'ed25519',
+    address,
+  };
 }
 
 /** The address proof (PROTOCOL.md "Address proof") of `identity` for `service`'s address, over `challenge`. */
-export function signAddressProof(service: OnionService, identity: Identity, challenge: string, address = service.address): string {
+export function signAddressProof(
+  service: OnionService,
+  identity: Identity,
+  challenge: string,
+  address = service.address,
+): string {
   const der = createPublicKey(identity.publicKeyPem).export({ format: 'der', type: 'spki' });
-  return sign(null, Buffer.from(addressProofPayload(challenge, address, der), 'utf8'), service.privateKey).toString('base64');
+  return sign(null, Buffer.from(addressProofPayload(challenge, address, der), 'utf8'), service.privateKey).toString(
+    'base64',
+  );
 }
 
 export function rsaIdentity(bits = 2048, address = randomOnion()): Identity {
   const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: bits });
-  return { publicKeyPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(), privateKey, keyType: 'rsa', address };
+  return {
+    publicKeyPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+    privateKey,
+    keyType: 'rsa',
+    address,
+  };
 }
 
 /** Signs the registration payload as PROTOCOL.md says (RSA: PSS, SHA-256, maximum salt like the Python client). */
-export function signRegistration(identity: Identity, challenge: string, nickname: string, address: string, port: number): string {
+export function signRegistration(
+  identity: Identity,
+  challenge: string,
+  nickname: string,
+  address: string,
+  port: number,
+): string {
   const payload = Buffer.from(registrationPayload(challenge, nickname, address, port), 'utf8');
   const signature =
     identity.keyType === 'ed25519'
@@ -232,7 +265,9 @@ export class RawClient {
     } catch (err) {
       this.schemaErrors.push(err instanceof Error ? err : new Error(String(err)));
     }
-    return typeof frame === 'object' && frame !== null && !Array.isArray(frame) ? (frame as Frame) : { type: '<not an object>', value: frame };
+    return typeof frame === 'object' && frame !== null && !Array.isArray(frame)
+      ? (frame as Frame)
+      : { type: '<not an object>', value: frame };
   }
 
   static async connect(url: string, options: ClientOptions = {}): Promise<RawClient> {
@@ -289,7 +324,8 @@ export class RawClient {
       const offSchema = this.schemaErrors[0];
       if (offSchema !== undefined) throw offSchema;
       if (condition()) return;
-      if (this.ws.readyState === WebSocket.CLOSED) throw new Error(`connection closed while waiting for ${what}; ${this.describeFrames()}`);
+      if (this.ws.readyState === WebSocket.CLOSED)
+        throw new Error(`connection closed while waiting for ${what}; ${this.describeFrames()}`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; ${this.describeFrames()}`);
       await new Promise<void>((resolve) => {
@@ -321,7 +357,13 @@ export class RawClient {
     return this.waitFor((f) => f.id === id, timeoutMs, from);
   }
 
-  async register(identity: Identity, nickname: string, port = 5050, address = identity.address, extra: Record<string, unknown> = {}): Promise<Frame> {
+  async register(
+    identity: Identity,
+    nickname: string,
+    port = 5050,
+    address = identity.address,
+    extra: Record<string, unknown> = {},
+  ): Promise<Frame> {
     return this.request({
       type: 'register',
       nickname,
@@ -335,7 +377,9 @@ export class RawClient {
 
   /** Registers with an address proof made with `service`'s key for `service.address`. */
   async registerProven(identity: Identity, service: OnionService, nickname: string, port = 5050): Promise<Frame> {
-    return this.register(identity, nickname, port, service.address, { addressProof: signAddressProof(service, identity, this.challenge) });
+    return this.register(identity, nickname, port, service.address, {
+      addressProof: signAddressProof(service, identity, this.challenge),
+    });
   }
 
   events(): Frame[] {

@@ -25,7 +25,9 @@ function newKey() {
 async function claimOne() {
   const key = newKey();
   const nickname = `c${randomBytes(6).toString('hex')}`;
-  const address = onionAddressFromPublicKey(generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' }).subarray(12));
+  const address = onionAddressFromPublicKey(
+    generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' }).subarray(12),
+  );
   const outcome = await store.claim({ ...key, nickname, address, addressVerified: false });
   if (outcome.kind === 'claimed') process.stdout.write(`${JSON.stringify({ keyId: key.keyId, nickname, address })}\n`);
 }

@@ -47,7 +47,9 @@ export interface ClaimRow {
 export function claimRows(database: string): ClaimRow[] {
   const db = new DatabaseSync(database, { readOnly: true });
   try {
-    return db.prepare('SELECT nickname, address, address_verified, last_seen_at, expires_at FROM claims ORDER BY nickname_key').all() as unknown as ClaimRow[];
+    return db
+      .prepare('SELECT nickname, address, address_verified, last_seen_at, expires_at FROM claims ORDER BY nickname_key')
+      .all() as unknown as ClaimRow[];
   } finally {
     db.close();
   }

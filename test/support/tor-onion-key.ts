@@ -26,7 +26,13 @@ export function torOnionKey(): TorOnionKey {
   const header = Buffer.alloc(32);
   header.write('== ed25519v1-secret: type0 ==', 'ascii');
   const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
-  return { privateKey, publicKey, raw, address: onionAddressFromPublicKey(raw), file: Buffer.concat([header, expanded]) };
+  return {
+    privateKey,
+    publicKey,
+    raw,
+    address: onionAddressFromPublicKey(raw),
+    file: Buffer.concat([header, expanded]),
+  };
 }
 
 /** Writes the key's file as `hs_ed25519_secret_key` in `dir` (mode 0600); returns its path. */

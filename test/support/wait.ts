@@ -26,7 +26,10 @@ export class WaitTimeoutError extends Error {
   readonly timeoutMs: number;
 
   constructor(what: string, timeoutMs: number, detail?: string, options?: ErrorOptions) {
-    super(`timed out after ${timeoutMs} ms waiting for ${what}${detail === undefined || detail === '' ? '' : `; ${detail}`}`, options);
+    super(
+      `timed out after ${timeoutMs} ms waiting for ${what}${detail === undefined || detail === '' ? '' : `; ${detail}`}`,
+      options,
+    );
     this.name = 'WaitTimeoutError';
     this.what = what;
     this.timeoutMs = timeoutMs;
@@ -34,7 +37,8 @@ export class WaitTimeoutError extends Error {
 }
 
 function checkedTimeout(timeoutMs: number, what: string): number {
-  if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new RangeError(`waiting for ${what}: timeoutMs must be a finite number >= 0, got ${timeoutMs}`);
+  if (!Number.isFinite(timeoutMs) || timeoutMs < 0)
+    throw new RangeError(`waiting for ${what}: timeoutMs must be a finite number >= 0, got ${timeoutMs}`);
   return timeoutMs;
 }
 
@@ -81,7 +85,12 @@ function joinDetails(...parts: Array<string | undefined>): string | undefined {
   return present.length === 0 ? undefined : present.join('; ');
 }
 
-async function poll<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, options: WaitOptions, cause?: () => unknown): Promise<T> {
+async function poll<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  options: WaitOptions,
+  cause?: () => unknown,
+): Promise<T> {
   const timeoutMs = checkedTimeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, what);
   const intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
   const deadline = Date.now() + timeoutMs;
@@ -91,7 +100,10 @@ async function poll<T>(what: string, probe: () => T | undefined | Promise<T | un
     if (result !== pending && result !== undefined) return result as T;
     const left = deadline - Date.now();
     if (result === pending || left <= 0) {
-      const detail = joinDetails(result === pending ? 'the last check was still running' : undefined, describeSafely(options.describe));
+      const detail = joinDetails(
+        result === pending ? 'the last check was still running' : undefined,
+        describeSafely(options.describe),
+      );
       throw new WaitTimeoutError(what, timeoutMs, detail, cause === undefined ? undefined : { cause: cause() });
     }
     await delay(Math.min(intervalMs, left));
@@ -103,12 +115,20 @@ async function poll<T>(what: string, probe: () => T | undefined | Promise<T | un
  * be async; one still running at the deadline counts as a timeout. An error it throws ends the
  * wait at once (so a probe can report "this will never happen", e.g. the process exited).
  */
-export function waitForValue<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, options: WaitOptions = {}): Promise<T> {
+export function waitForValue<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  options: WaitOptions = {},
+): Promise<T> {
   return poll(what, probe, options);
 }
 
 /** Waits until `check` holds (see waitForValue for async checks and errors). */
-export async function waitUntil(what: string, check: () => boolean | Promise<boolean>, options: WaitOptions = {}): Promise<void> {
+export async function waitUntil(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  options: WaitOptions = {},
+): Promise<void> {
   await poll(what, async () => ((await check()) ? true : undefined), options);
 }
 
@@ -127,12 +147,19 @@ export async function retry<T>(what: string, attempt: () => Promise<T>, options:
     }
   };
   const describe = (): string =>
-    joinDetails(lastError === undefined ? undefined : `last error: ${String(lastError)}`, describeSafely(options.describe)) ?? '';
+    joinDetails(
+      lastError === undefined ? undefined : `last error: ${String(lastError)}`,
+      describeSafely(options.describe),
+    ) ?? '';
   return (await poll(what, probe, { ...options, describe }, () => lastError)).value;
 }
 
 /** The arguments of `emitter`'s next `event`, or a WaitTimeoutError after `timeoutMs`. */
-export async function nextEvent<A extends unknown[] = unknown[]>(emitter: EventEmitter, event: string, timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<A> {
+export async function nextEvent<A extends unknown[] = unknown[]>(
+  emitter: EventEmitter,
+  event: string,
+  timeoutMs: number = DEFAULT_TIMEOUT_MS,
+): Promise<A> {
   const what = `the ${JSON.stringify(event)} event`;
   const signal = AbortSignal.timeout(checkedTimeout(timeoutMs, what));
   try {

@@ -5,11 +5,37 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { ErrorCode } from '../../server/src/protocol/errors.js';
-import { ASYNCAPI_PATH, checkClientMessage, checkServerMessage, messageSchemas, resolveRef } from '../support/message-schemas.js';
-import { RawClient, ed25519Identity, startTestServer, type Frame, type TestServer } from '../support/registry-harness.js';
+import {
+  ASYNCAPI_PATH,
+  checkClientMessage,
+  checkServerMessage,
+  messageSchemas,
+  resolveRef,
+} from '../support/message-schemas.js';
+import {
+  RawClient,
+  ed25519Identity,
+  startTestServer,
+  type Frame,
+  type TestServer,
+} from '../support/registry-harness.js';
 
 const REQUESTS = ['register', 'lookup', 'list', 'subscribe', 'unregister', 'ping'];
-const SERVER_MESSAGES = ['hello', 'error', 'registered', 'peer', 'peers', 'subscribed', 'unregistered', 'pong', 'replaced', 'peer_joined', 'peer_left', 'claimed', 'evicted'];
+const SERVER_MESSAGES = [
+  'hello',
+  'error',
+  'registered',
+  'peer',
+  'peers',
+  'subscribed',
+  'unregistered',
+  'pong',
+  'replaced',
+  'peer_joined',
+  'peer_left',
+  'claimed',
+  'evicted',
+];
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -76,13 +102,16 @@ describe('docs/asyncapi.yaml', () => {
     for (const message of [...client.values(), ...server.values()]) {
       expect(message.examples.length, message.name).toBeGreaterThan(0);
       for (const { name, payload } of message.examples) {
-        expect(message.validate(payload), `${message.name} example "${name}": ${JSON.stringify(message.validate.errors)}`).toBe(true);
+        expect(
+          message.validate(payload),
+          `${message.name} example "${name}": ${JSON.stringify(message.validate.errors)}`,
+        ).toBe(true);
         expect(at(payload, 'type'), `${message.name} example "${name}"`).toBe(message.name);
       }
     }
   });
 
-  it('lists exactly the server\'s error codes plus the revision-2 codes it marks as planned', () => {
+  it("lists exactly the server's error codes plus the revision-2 codes it marks as planned", () => {
     const { document } = messageSchemas();
     const codes = at(document, 'components', 'schemas', 'ErrorCode', 'enum') as string[];
     const planned = at(document, 'components', 'schemas', 'ErrorCode', 'x-planned') as string[];
@@ -93,11 +122,24 @@ describe('docs/asyncapi.yaml', () => {
     expect(planned.filter((code) => serverCodes.includes(code))).toEqual([]);
   });
 
-  it('carries a register example signed over the hello example\'s challenge, a test vector that PROTOCOL.md repeats', () => {
+  it("carries a register example signed over the hello example's challenge, a test vector that PROTOCOL.md repeats", () => {
     const hello = example('hello');
     const register = messageSchemas().client.get('register')?.examples[0]?.payload;
-    const [nickname, address, port, publicKey, signature] = ['nickname', 'address', 'port', 'publicKey', 'signature'].map((name) => String(at(register, name)));
-    if (nickname === undefined || address === undefined || port === undefined || publicKey === undefined || signature === undefined) throw new Error('incomplete register example');
+    const [nickname, address, port, publicKey, signature] = [
+      'nickname',
+      'address',
+      'port',
+      'publicKey',
+      'signature',
+    ].map((name) => String(at(register, name)));
+    if (
+      nickname === undefined ||
+      address === undefined ||
+      port === undefined ||
+      publicKey === undefined ||
+      signature === undefined
+    )
+      throw new Error('incomplete register example');
     const payload = `p2p-tor-chat/register/v1\n${String(hello.challenge)}\n${nickname}\n${address}\n${port}`;
     expect(verify(null, Buffer.from(payload, 'utf8'), publicKey, Buffer.from(signature, 'base64'))).toBe(true);
     const prose = readFileSync(new URL('../../docs/PROTOCOL.md', import.meta.url), 'utf8');
@@ -138,7 +180,9 @@ describe('checkServerMessage', () => {
     expect(() => checkServerMessage(example('hello', 1))).not.toThrow();
     expect(() => checkServerMessage(example('error', 2))).not.toThrow();
     expect(() => checkServerMessage(example('registered', 1))).not.toThrow();
-    expect(() => checkServerMessage({ ...example('registered'), claim: { until: '2027-01-01T00:00:00.000Z' } })).not.toThrow();
+    expect(() =>
+      checkServerMessage({ ...example('registered'), claim: { until: '2027-01-01T00:00:00.000Z' } }),
+    ).not.toThrow();
   });
 
   it('requires the revision-2 fields this server always sends: features, every limit, addressVerified, claim', () => {
@@ -206,11 +250,17 @@ describe('a real server against the schemas', () => {
     const watcher = await connect(s);
     expect(await request(watcher, { type: 'subscribe' })).toMatchObject({ type: 'subscribed' });
     expect(await request(peer, { type: 'ping' })).toMatchObject({ type: 'pong' });
-    expect(await request(peer, { type: 'lookup', nickname: 'nobody-here' })).toMatchObject({ type: 'error', code: 'NOT_FOUND' });
+    expect(await request(peer, { type: 'lookup', nickname: 'nobody-here' })).toMatchObject({
+      type: 'error',
+      code: 'NOT_FOUND',
+    });
     expect(await request(peer, { type: 'list', limit: 10 })).toMatchObject({ type: 'peers', peers: [], next: null });
 
     const identity = ed25519Identity();
-    expect(await peer.register(identity, 'Schema.Alice')).toMatchObject({ type: 'registered', peer: { nickname: 'Schema.Alice' } });
+    expect(await peer.register(identity, 'Schema.Alice')).toMatchObject({
+      type: 'registered',
+      peer: { nickname: 'Schema.Alice' },
+    });
     expect(await request(watcher, { type: 'lookup', nickname: 'schema.alice' })).toMatchObject({ type: 'peer' });
     expect(await request(watcher, { type: 'list', after: null })).toMatchObject({ type: 'peers', next: null });
     expect(await request(peer, { type: 'unregister' })).toMatchObject({ type: 'unregistered' });
@@ -228,7 +278,19 @@ describe('a real server against the schemas', () => {
 
     const seen = [peer, watcher, successor].flatMap((c) => c.frames);
     expect(new Set(seen.map((f) => f.type))).toEqual(
-      new Set(['hello', 'subscribed', 'pong', 'error', 'peers', 'registered', 'peer', 'unregistered', 'peer_joined', 'peer_left', 'replaced']),
+      new Set([
+        'hello',
+        'subscribed',
+        'pong',
+        'error',
+        'peers',
+        'registered',
+        'peer',
+        'unregistered',
+        'peer_joined',
+        'peer_left',
+        'replaced',
+      ]),
     );
     for (const frame of seen) expect(() => checkServerMessage(frame)).not.toThrow();
     for (const c of [peer, watcher, successor]) expect(c.schemaErrors).toEqual([]);

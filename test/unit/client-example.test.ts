@@ -11,7 +11,13 @@ import { main, type ExampleOptions, type RunningPeer } from '../../docs/examples
 import { createIdentity, RegistryClient } from '../../server/src/client/index.js';
 import { cleanupsAfterEach } from '../support/cleanups.js';
 import { startFakeSocksProxy } from '../support/fake-socks-proxy.js';
-import { randomOnion, startTestServer, tempDir, type TestServer, type TestServerOptions } from '../support/registry-harness.js';
+import {
+  randomOnion,
+  startTestServer,
+  tempDir,
+  type TestServer,
+  type TestServerOptions,
+} from '../support/registry-harness.js';
 import { torOnionKey, writeTorOnionKey } from '../support/tor-onion-key.js';
 import { waitUntil } from '../support/wait.js';
 
@@ -33,13 +39,21 @@ async function otherPeer(url: string, nickname: string): Promise<RegistryClient>
 }
 
 /** The example's files (a fresh peer key, an onion key as tor writes it) and its log. */
-function exampleFiles(): { readonly options: Pick<ExampleOptions, 'keyFile' | 'onionKeyFile' | 'log'>; readonly address: string; readonly lines: string[] } {
+function exampleFiles(): {
+  readonly options: Pick<ExampleOptions, 'keyFile' | 'onionKeyFile' | 'log'>;
+  readonly address: string;
+  readonly lines: string[];
+} {
   const dir = tempDir('client-example-');
   defer(() => rm(dir, { recursive: true, force: true }));
   const onionKey = torOnionKey();
   const lines: string[] = [];
   const log = (line: string): void => void lines.push(line);
-  return { options: { keyFile: join(dir, 'peer-key.pem'), onionKeyFile: writeTorOnionKey(dir, onionKey), log }, address: onionKey.address, lines };
+  return {
+    options: { keyFile: join(dir, 'peer-key.pem'), onionKeyFile: writeTorOnionKey(dir, onionKey), log },
+    address: onionKey.address,
+    lines,
+  };
 }
 
 async function run(options: ExampleOptions): Promise<RunningPeer> {
@@ -65,7 +79,12 @@ describe('the client example (docs/examples/client-example.ts)', () => {
     });
 
     expect(proxy.requests[0]).toMatchObject({ host: server.onion, port: 80 });
-    expect(alice.registered).toMatchObject({ nickname: 'alice', address: files.address, port: 5050, addressVerified: true });
+    expect(alice.registered).toMatchObject({
+      nickname: 'alice',
+      address: files.address,
+      port: 5050,
+      addressVerified: true,
+    });
     expect(alice.registered.claim).not.toBeNull();
     expect(alice.friend?.address).toBe(bob.registration?.address);
     expect([...alice.directory.peers.keys()].sort()).toEqual(['alice', 'bob']);
@@ -100,7 +119,10 @@ describe('the client example (docs/examples/client-example.ts)', () => {
     await waitUntil('alice is disconnected', () => alice.client.state === 'reconnecting');
     const second = await registry({ port: first.port, database: first.database });
     const bob = await otherPeer(second.url, 'bob');
-    await waitUntil('alice reconnected and listed bob', () => alice.directory.peers.has('bob') && alice.client.state === 'open');
+    await waitUntil(
+      'alice reconnected and listed bob',
+      () => alice.directory.peers.has('bob') && alice.client.state === 'open',
+    );
     expect((await bob.lookup('alice')).address).toBe(files.address);
     expect(files.lines).toContain('reconnected as alice');
   });

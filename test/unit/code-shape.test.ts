@@ -17,7 +17,8 @@ function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) return sourceFiles(path);
-    const isSource = entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts') && !entry.name.endsWith('.contract.ts');
+    const isSource =
+      entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts') && !entry.name.endsWith('.contract.ts');
     return isSource ? [path] : [];
   });
 }
@@ -32,7 +33,10 @@ function functionLengths(path: string): Array<{ name: string; lines: number }> {
   const found: Array<{ name: string; lines: number }> = [];
   const visit = (node: ts.Node): void => {
     if (ts.isFunctionLike(node) && 'body' in node && node.body !== undefined) {
-      const name = node.name !== undefined && ts.isIdentifier(node.name) ? node.name.text : `<anonymous at line ${lineOf(file, node.getStart())}>`;
+      const name =
+        node.name !== undefined && ts.isIdentifier(node.name)
+          ? node.name.text
+          : `<anonymous at line ${lineOf(file, node.getStart())}>`;
       found.push({ name, lines: lineOf(file, node.getEnd()) - lineOf(file, node.getStart()) + 1 });
     }
     ts.forEachChild(node, visit);

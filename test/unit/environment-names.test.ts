@@ -12,7 +12,8 @@ import { buildConfig } from '../../server/src/server/config/config.js';
 const ROOT = join(import.meta.dirname, '../..');
 const SKIPPED = new Set(['node_modules', '.git', 'dist', 'data']);
 /** The files that configure or document a deployment, not the TypeScript (its tests set wrong names on purpose). */
-const DEPLOYMENT = /(^|\/)(Makefile|Dockerfile|[^/]*\.Dockerfile|[^/]*\.ya?ml|[^/]*\.sh|[^/]*\.pl|config\.ini\.example|[^/]*\.ini|README\.md|CLUSTER\.md)$/;
+const DEPLOYMENT =
+  /(^|\/)(Makefile|Dockerfile|[^/]*\.Dockerfile|[^/]*\.ya?ml|[^/]*\.sh|[^/]*\.pl|config\.ini\.example|[^/]*\.ini|README\.md|CLUSTER\.md)$/;
 /** `NAME=` (shell, Makefile, README) or `NAME:` (compose). */
 const ASSIGNMENT = /\b(REGISTRY_[A-Za-z0-9_]+)\s*[:=]/g;
 
@@ -29,7 +30,8 @@ function unknownNamesIn(name: string): string[] {
   try {
     buildConfig({}, { [name]: 'x' });
   } catch (err) {
-    if (err instanceof RegistryError) return err.invalid.filter((line) => line.startsWith(`unknown environment variable ${name}`));
+    if (err instanceof RegistryError)
+      return err.invalid.filter((line) => line.startsWith(`unknown environment variable ${name}`));
     throw err;
   }
   return [];
@@ -39,10 +41,13 @@ describe('REGISTRY_* variables in the repository', () => {
   it('are all read by the config parser', () => {
     const set = new Map<string, string>();
     for (const path of files(ROOT)) {
-      for (const match of readFileSync(path, 'utf8').matchAll(ASSIGNMENT)) set.set(match[1] as string, relative(ROOT, path));
+      for (const match of readFileSync(path, 'utf8').matchAll(ASSIGNMENT))
+        set.set(match[1] as string, relative(ROOT, path));
     }
     // The stack's own settings must be found, or this test checks nothing.
-    expect([...set.keys()]).toEqual(expect.arrayContaining(['REGISTRY_STORE_DATABASE', 'REGISTRY_HOST_HOST', 'REGISTRY_STORE_PASSWORDFILE']));
+    expect([...set.keys()]).toEqual(
+      expect.arrayContaining(['REGISTRY_STORE_DATABASE', 'REGISTRY_HOST_HOST', 'REGISTRY_STORE_PASSWORDFILE']),
+    );
     const unknown = [...set].flatMap(([name, path]) => unknownNamesIn(name).map((line) => `${path}: ${line}`));
     expect(unknown).toEqual([]);
   });

@@ -34,7 +34,9 @@ describe("docs/PROTOCOL.md's error table", () => {
   });
 
   it('lists no code the catalog does not have, unless it is marked as not yet implemented', () => {
-    const unknown = [...table].filter(([code, row]) => !(protocolCodes as string[]).includes(code) && !row.when.includes('not yet implemented'));
+    const unknown = [...table].filter(
+      ([code, row]) => !(protocolCodes as string[]).includes(code) && !row.when.includes('not yet implemented'),
+    );
     expect(unknown.map(([code]) => code)).toEqual([]);
   });
 

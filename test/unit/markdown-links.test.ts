@@ -26,9 +26,15 @@ const ROOT = join(import.meta.dirname, '../..');
 function repositoryFiles(): Set<string> {
   let listing: string;
   try {
-    listing = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    listing = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    });
   } catch (err) {
-    throw new Error('git ls-files failed: this test lists the repository with git (run it in a git checkout)', { cause: err });
+    throw new Error('git ls-files failed: this test lists the repository with git (run it in a git checkout)', {
+      cause: err,
+    });
   }
   return new Set(listing.split('\0').filter((path) => path !== ''));
 }
@@ -48,7 +54,8 @@ function outsideFences(markdown: string): string[] {
   return markdown.split('\n').map((line) => {
     const marker = /^ {0,3}(`{3,}|~{3,})/.exec(line)?.[1];
     if (fence !== null) {
-      if (marker !== undefined && marker[0] === fence[0] && marker.length >= fence.length && line.trim() === marker) fence = null;
+      if (marker !== undefined && marker[0] === fence[0] && marker.length >= fence.length && line.trim() === marker)
+        fence = null;
       return '';
     }
     if (marker !== undefined) {
@@ -115,7 +122,12 @@ function linksOf(file: string, markdown: string): Link[] {
 }
 
 /** Why a link does not resolve, or null when it does. */
-function problemOf(link: Link, files: Set<string>, folders: Set<string>, anchors: (file: string) => Set<string>): string | null {
+function problemOf(
+  link: Link,
+  files: Set<string>,
+  folders: Set<string>,
+  anchors: (file: string) => Set<string>,
+): string | null {
   const { target } = link;
   if (/^[a-z][a-z0-9+.-]*:/i.test(target)) return 'points outside the repository (a URL scheme)';
   if (target === '') return 'is empty';
@@ -123,14 +135,18 @@ function problemOf(link: Link, files: Set<string>, folders: Set<string>, anchors
   const path = hash === -1 ? target : target.slice(0, hash);
   const anchor = hash === -1 ? null : decodeURIComponent(target.slice(hash + 1));
   if (path.startsWith('/')) return 'is absolute: use a path relative to the document';
-  const resolved = path === '' ? link.file : normalize(join(dirname(link.file), decodeURIComponent(path))).replace(/\/$/, '');
+  const resolved =
+    path === '' ? link.file : normalize(join(dirname(link.file), decodeURIComponent(path))).replace(/\/$/, '');
   if (resolved.startsWith('..')) return 'leaves the repository';
   const isFile = files.has(resolved);
   if (!isFile && !folders.has(resolved)) return `names ${resolved}, which is not in the repository`;
   if (anchor === null) return null;
   if (!isFile) return 'has an anchor into a folder';
-  if (resolved.endsWith('.md')) return anchors(resolved).has(anchor) ? null : `names #${anchor}, which ${resolved} has no heading for`;
-  return /^L\d+(-L\d+)?$/.test(anchor) ? null : `names #${anchor} in ${resolved}, which is not a Markdown file (only #L<line> fits)`;
+  if (resolved.endsWith('.md'))
+    return anchors(resolved).has(anchor) ? null : `names #${anchor}, which ${resolved} has no heading for`;
+  return /^L\d+(-L\d+)?$/.test(anchor)
+    ? null
+    : `names #${anchor} in ${resolved}, which is not a Markdown file (only #L<line> fits)`;
 }
 
 const files = repositoryFiles();
@@ -148,7 +164,9 @@ const anchors = (file: string): Set<string> => {
 
 describe("the repository's Markdown", () => {
   it('is found, with links in it (the check is not vacuous)', () => {
-    expect(markdownFiles).toEqual(expect.arrayContaining(['README.md', 'SECURITY.md', 'CONTRIBUTING.md', 'docs/PROTOCOL.md', 'docs/CLIENT.md']));
+    expect(markdownFiles).toEqual(
+      expect.arrayContaining(['README.md', 'SECURITY.md', 'CONTRIBUTING.md', 'docs/PROTOCOL.md', 'docs/CLIENT.md']),
+    );
     expect(markdownFiles.flatMap((file) => linksOf(file, text.get(file) ?? '')).length).toBeGreaterThan(50);
   });
 
@@ -165,7 +183,9 @@ describe("the repository's Markdown", () => {
 
   it('has no bare web address in its prose (GitHub would make it a link)', () => {
     const bare = markdownFiles.flatMap((file) =>
-      prose(text.get(file) ?? '').flatMap((line, index) => (/\b(?:https?:\/\/|www\.[a-z0-9-]+\.)/i.test(line) ? [`${file}:${index + 1}: ${line.trim()}`] : [])),
+      prose(text.get(file) ?? '').flatMap((line, index) =>
+        /\b(?:https?:\/\/|www\.[a-z0-9-]+\.)/i.test(line) ? [`${file}:${index + 1}: ${line.trim()}`] : [],
+      ),
     );
     expect(bare).toEqual([]);
   });
@@ -175,14 +195,24 @@ describe('the link checker', () => {
   const sampleFiles = new Set(['README.md', 'docs/A.md', 'docs/b.yaml']);
   const sampleFolders = foldersOf(sampleFiles);
   const pages = new Map([
-    ['README.md', '# Title\n## Run it on a VPS (Docker)\n## `/healthz` of an instance\n## Notes\n## Notes\n```sh\n# not a heading\n```\n'],
+    [
+      'README.md',
+      '# Title\n## Run it on a VPS (Docker)\n## `/healthz` of an instance\n## Notes\n## Notes\n```sh\n# not a heading\n```\n',
+    ],
     ['docs/A.md', '# A\n## Limits behind Onionbalance 0.2.2\n## What "healthy" means\n'],
   ]);
   const pageAnchors = (file: string): Set<string> => anchorsOf(pages.get(file) ?? '');
-  const check = (file: string, target: string): string | null => problemOf({ file, line: 1, target }, sampleFiles, sampleFolders, pageAnchors);
+  const check = (file: string, target: string): string | null =>
+    problemOf({ file, line: 1, target }, sampleFiles, sampleFolders, pageAnchors);
 
   it("makes heading ids as GitHub does: punctuation dropped, spaces to '-', repeats numbered, code blocks skipped", () => {
-    expect([...pageAnchors('README.md')]).toEqual(['title', 'run-it-on-a-vps-docker', 'healthz-of-an-instance', 'notes', 'notes-1']);
+    expect([...pageAnchors('README.md')]).toEqual([
+      'title',
+      'run-it-on-a-vps-docker',
+      'healthz-of-an-instance',
+      'notes',
+      'notes-1',
+    ]);
     expect([...pageAnchors('docs/A.md')]).toEqual(['a', 'limits-behind-onionbalance-022', 'what-healthy-means']);
   });
 
@@ -205,7 +235,13 @@ describe('the link checker', () => {
   });
 
   it('finds inline links, images, reference definitions and autolinks, but not in code', () => {
-    const markdown = 'See [the `docs`](docs/A.md) and ![chart](<docs/b.yaml> "a chart").\n[ref]: README.md\n<https://example.org>\n`[code](not-a-link)`\n```\n[fenced](not-a-link)\n```\n';
-    expect(linksOf('README.md', markdown).map((link) => link.target)).toEqual(['docs/A.md', 'docs/b.yaml', 'README.md', 'https://example.org']);
+    const markdown =
+      'See [the `docs`](docs/A.md) and ![chart](<docs/b.yaml> "a chart").\n[ref]: README.md\n<https://example.org>\n`[code](not-a-link)`\n```\n[fenced](not-a-link)\n```\n';
+    expect(linksOf('README.md', markdown).map((link) => link.target)).toEqual([
+      'docs/A.md',
+      'docs/b.yaml',
+      'README.md',
+      'https://example.org',
+    ]);
   });
 });

@@ -30,7 +30,9 @@ function services(file: string): Record<string, Service> {
 
 /** Where a service's volumes are mounted. */
 function mountTargets(service: Service): string[] {
-  return (service.volumes ?? []).map((volume) => (typeof volume === 'string' ? (volume.split(':')[1] as string) : volume.target));
+  return (service.volumes ?? []).map((volume) =>
+    typeof volume === 'string' ? (volume.split(':')[1] as string) : volume.target,
+  );
 }
 
 const isServer = (service: Service): boolean => service.image === SERVER_IMAGE && service.command === undefined;
@@ -45,24 +47,44 @@ describe.each(['compose.yaml', 'compose.cluster.yaml'])('%s', (file) => {
     expect(tors.length).toBeGreaterThan(0);
   });
 
-  it.each(servers.map(([name]) => name))('%s: its healthcheck runs `health`, which asks the operator socket of a config the server accepts', (name) => {
-    const service = all[name] as Service;
-    expect(service.healthcheck?.test).toEqual(['CMD', 'node', '/app/server/dist/cli.js', 'health', '--config', '/etc/p2p-registry/config.ini']);
-    const config = buildConfig({ HiddenService: { HiddenServicePort: '80' } }, service.environment ?? {});
-    expect(config.operatorSocket).toBe('/run/registry-operator/operator.sock');
-    expect(config.listen).toEqual({ kind: 'unix', path: '/run/registry/registry.sock' });
-  });
+  it.each(servers.map(([name]) => name))(
+    '%s: its healthcheck runs `health`, which asks the operator socket of a config the server accepts',
+    (name) => {
+      const service = all[name] as Service;
+      expect(service.healthcheck?.test).toEqual([
+        'CMD',
+        'node',
+        '/app/server/dist/cli.js',
+        'health',
+        '--config',
+        '/etc/p2p-registry/config.ini',
+      ]);
+      const config = buildConfig({ HiddenService: { HiddenServicePort: '80' } }, service.environment ?? {});
+      expect(config.operatorSocket).toBe('/run/registry-operator/operator.sock');
+      expect(config.listen).toEqual({ kind: 'unix', path: '/run/registry/registry.sock' });
+    },
+  );
 
-  it.each(servers.map(([name]) => name))("%s: the operator socket's folder is a tmpfs of the server's user alone, in no volume", (name) => {
-    const service = all[name] as Service;
-    const folder = dirname(service.environment?.REGISTRY_HOST_OPERATORSOCKET as string);
-    expect(service.tmpfs).toContain(`${folder}:uid=1000,gid=10001,mode=0700,size=1m`);
-    expect(mountTargets(service).filter((target) => target === folder || folder.startsWith(`${target}/`))).toEqual([]);
-  });
+  it.each(servers.map(([name]) => name))(
+    "%s: the operator socket's folder is a tmpfs of the server's user alone, in no volume",
+    (name) => {
+      const service = all[name] as Service;
+      const folder = dirname(service.environment?.REGISTRY_HOST_OPERATORSOCKET as string);
+      expect(service.tmpfs).toContain(`${folder}:uid=1000,gid=10001,mode=0700,size=1m`);
+      expect(mountTargets(service).filter((target) => target === folder || folder.startsWith(`${target}/`))).toEqual(
+        [],
+      );
+    },
+  );
 
-  it.each(tors.map(([name]) => name))('%s: mounts the public socket, and nothing where the operator socket is', (name) => {
-    const targets = mountTargets(all[name] as Service);
-    expect(targets).toContain('/run/registry');
-    expect(targets.filter((target) => target === '/run/registry-operator' || target === '/run' || target === '/')).toEqual([]);
-  });
+  it.each(tors.map(([name]) => name))(
+    '%s: mounts the public socket, and nothing where the operator socket is',
+    (name) => {
+      const targets = mountTargets(all[name] as Service);
+      expect(targets).toContain('/run/registry');
+      expect(
+        targets.filter((target) => target === '/run/registry-operator' || target === '/run' || target === '/'),
+      ).toEqual([]);
+    },
+  );
 });

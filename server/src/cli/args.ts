@@ -16,7 +16,11 @@ export function isUsageError(err: unknown): err is RegistryError {
   return err instanceof RegistryError && err.code === 'USAGE';
 }
 
-export function parseArgs(argv: readonly string[], valued: ReadonlySet<string>, flags: ReadonlySet<string>): ParsedArgs {
+export function parseArgs(
+  argv: readonly string[],
+  valued: ReadonlySet<string>,
+  flags: ReadonlySet<string>,
+): ParsedArgs {
   const options = new Map<string, string | true>();
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i += 1) {

@@ -11,7 +11,12 @@ import { CLIENT_FLAGS, CLIENT_OPTIONS, runClientCommand, type ClientIo } from '.
 import { createIdentity } from '../client/identity.js';
 import { RegistryClient } from '../client/registry-client.js';
 import { waitUntil } from '../../../test/support/wait.js';
-import { addressProofVerifies, FakeRegistry, type FakeFrame, type FakeRegistryOptions } from '../../../test/support/fake-registry.js';
+import {
+  addressProofVerifies,
+  FakeRegistry,
+  type FakeFrame,
+  type FakeRegistryOptions,
+} from '../../../test/support/fake-registry.js';
 import { torOnionKey, writeTorOnionKey } from '../../../test/support/tor-onion-key.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -74,7 +79,8 @@ function run(argv: string[], io: ClientIo): Promise<number> {
 }
 
 /** Waits for the command's output (a command answers within a second or two). */
-const waitFor = (condition: () => boolean, what: string): Promise<void> => waitUntil(what, condition, { timeoutMs: 1_500 });
+const waitFor = (condition: () => boolean, what: string): Promise<void> =>
+  waitUntil(what, condition, { timeoutMs: 1_500 });
 
 describe('p2p-registry peers', () => {
   it('prints one line per peer, in nickname order', async () => {
@@ -128,7 +134,10 @@ describe('p2p-registry register', () => {
     const key = join(dir, 'peer-key.pem');
     const address = randomOnion();
     const r = captureIo();
-    const exit = run(['register', '--registry', url, '--nickname', 'alice', '--address', address, '--port', '5050', '--key', key], r.io);
+    const exit = run(
+      ['register', '--registry', url, '--nickname', 'alice', '--address', address, '--port', '5050', '--key', key],
+      r.io,
+    );
     await waitFor(() => r.out().includes('registered alice'), 'the registration');
     expect(r.err()).toContain(`created a new key in ${key}`);
     expect((await stat(key)).mode & 0o777).toBe(0o600);
@@ -150,18 +159,42 @@ describe('p2p-registry register', () => {
     const url = await startRegistry();
     const key = join(await tempDir(), 'peer-key.pem');
     const first = captureIo();
-    const firstExit = run(['register', '--registry', url, '--nickname', 'alice', '--address', randomOnion(), '--port', '1', '--key', key], first.io);
+    const firstExit = run(
+      ['register', '--registry', url, '--nickname', 'alice', '--address', randomOnion(), '--port', '1', '--key', key],
+      first.io,
+    );
     await waitFor(() => first.out().includes('registered'), 'the first registration');
     first.stop.abort();
     await firstExit;
 
     const r = captureIo();
-    const exit = run(['register', '--registry', url, '--nickname', 'alice', '--address', randomOnion(), '--port', '1', '--key', key, '--watch', '--json'], r.io);
+    const exit = run(
+      [
+        'register',
+        '--registry',
+        url,
+        '--nickname',
+        'alice',
+        '--address',
+        randomOnion(),
+        '--port',
+        '1',
+        '--key',
+        key,
+        '--watch',
+        '--json',
+      ],
+      r.io,
+    );
     await waitFor(() => r.out().includes('"registered"'), 'the registration');
     expect(r.err()).toContain(`using the key in ${key}`);
     await registerPeer(url, 'bob');
     await waitFor(() => r.out().includes('peer_joined'), 'the event');
-    const lines = r.out().trimEnd().split('\n').map((line) => JSON.parse(line) as { type: string; peer?: { nickname: string } });
+    const lines = r
+      .out()
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; peer?: { nickname: string } });
     expect(lines.map((l) => l.type)).toEqual(['registered', 'peer_joined']);
     expect(lines[1]?.peer?.nickname).toBe('bob');
     r.stop.abort();
@@ -173,7 +206,12 @@ describe('p2p-registry register', () => {
     await registerPeer(url, 'alice');
     const r = captureIo();
     const key = join(await tempDir(), 'k.pem');
-    expect(await run(['register', '--registry', url, '--nickname', 'alice', '--address', randomOnion(), '--port', '1', '--key', key], r.io)).toBe(1);
+    expect(
+      await run(
+        ['register', '--registry', url, '--nickname', 'alice', '--address', randomOnion(), '--port', '1', '--key', key],
+        r.io,
+      ),
+    ).toBe(1);
     expect(r.err()).toContain('NICKNAME_TAKEN');
     expect(r.err()).toContain('choose another --nickname');
   });
@@ -181,9 +219,14 @@ describe('p2p-registry register', () => {
   it('warns when the key file can be read by others', async () => {
     const url = await startRegistry();
     const key = join(await tempDir(), 'open.pem');
-    await writeFile(key, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o644 });
+    await writeFile(key, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), {
+      mode: 0o644,
+    });
     const r = captureIo();
-    const exit = run(['register', '--registry', url, '--nickname', 'a', '--address', randomOnion(), '--port', '1', '--key', key], r.io);
+    const exit = run(
+      ['register', '--registry', url, '--nickname', 'a', '--address', randomOnion(), '--port', '1', '--key', key],
+      r.io,
+    );
     await waitFor(() => r.out().includes('registered'), 'the registration');
     expect(r.err()).toContain(`chmod 600 ${key}`);
     r.stop.abort();
@@ -196,7 +239,12 @@ describe('p2p-registry register', () => {
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' });
     await writeFile(key, rsa, { mode: 0o600 });
     const r = captureIo();
-    expect(await run(['register', '--registry', url, '--nickname', 'a', '--address', randomOnion(), '--port', '1', '--key', key], r.io)).toBe(1);
+    expect(
+      await run(
+        ['register', '--registry', url, '--nickname', 'a', '--address', randomOnion(), '--port', '1', '--key', key],
+        r.io,
+      ),
+    ).toBe(1);
     expect(r.err()).toContain('Ed25519');
   });
 });
@@ -210,7 +258,11 @@ describe('p2p-registry watch', () => {
     const bob = await registerPeer(url, 'bob');
     await bob.close();
     await waitFor(() => r.out().includes('peer_left'), 'the events');
-    const events = r.out().trimEnd().split('\n').map((line) => JSON.parse(line) as { type: string });
+    const events = r
+      .out()
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string });
     expect(events).toEqual([
       { type: 'peer_joined', peer: expect.objectContaining({ nickname: 'bob' }) },
       { type: 'peer_left', nickname: 'bob' },
@@ -230,9 +282,18 @@ describe('p2p-registry client: usage and failures', () => {
     [['peers', '--registry', 'ws://127.0.0.1:1/', '--nickname', 'x'], 'does not apply'],
     [['lookup', '--registry', 'ws://127.0.0.1:1/'], 'one nickname'],
     [['register', '--registry', 'ws://127.0.0.1:1/', '--nickname', 'a'], '--address, --port'],
-    [['register', '--registry', 'ws://127.0.0.1:1/', '--nickname', 'a', '--address', 'abc.onion', '--port', '1'], 'v3 onion'],
-    [['register', '--registry', 'ws://127.0.0.1:1/', '--nickname', 'a', '--address', randomOnion(), '--port', '0'], '--port'],
-    [['register', '--registry', 'ws://127.0.0.1:1/', '--nickname', '-a', '--address', randomOnion(), '--port', '1'], '--nickname'],
+    [
+      ['register', '--registry', 'ws://127.0.0.1:1/', '--nickname', 'a', '--address', 'abc.onion', '--port', '1'],
+      'v3 onion',
+    ],
+    [
+      ['register', '--registry', 'ws://127.0.0.1:1/', '--nickname', 'a', '--address', randomOnion(), '--port', '0'],
+      '--port',
+    ],
+    [
+      ['register', '--registry', 'ws://127.0.0.1:1/', '--nickname', '-a', '--address', randomOnion(), '--port', '1'],
+      '--nickname',
+    ],
   ])('%j is a usage error mentioning %s', async (argv, text) => {
     const r = captureIo();
     const failure = run(argv, r.io);
@@ -301,10 +362,27 @@ describe('p2p-registry register, revision 2', () => {
     const fake = await startFake({ claimAfterSeconds: 600 });
     const onion = await onionKeyFile();
     const r = captureIo();
-    const exit = run(['register', '--registry', fake.url, '--nickname', 'alice', '--port', '5050', '--onion-key', onion.path, '--key', join(onion.dir, 'k.pem')], r.io);
+    const exit = run(
+      [
+        'register',
+        '--registry',
+        fake.url,
+        '--nickname',
+        'alice',
+        '--port',
+        '5050',
+        '--onion-key',
+        onion.path,
+        '--key',
+        join(onion.dir, 'k.pem'),
+      ],
+      r.io,
+    );
     await waitFor(() => r.out().includes('no claim yet'), 'the registration');
     expect(r.err()).toContain(`using the onion service key in ${onion.path} (${onion.address})`);
-    expect(r.out()).toBe(`registered alice at ${onion.address}:5050 (address verified)\nno claim yet (made after 600 s)\n`);
+    expect(r.out()).toBe(
+      `registered alice at ${onion.address}:5050 (address verified)\nno claim yet (made after 600 s)\n`,
+    );
     const [request] = fake.requestsOf('register');
     expect(request).toMatchObject({ address: onion.address });
     expect(addressProofVerifies(request as FakeFrame, fake.latest.challenge)).toBe(true);
@@ -320,12 +398,36 @@ describe('p2p-registry register, revision 2', () => {
   it('prints the claim as JSON with --json: in the registered line, then a claimed line', async () => {
     const fake = await startFake();
     const r = captureIo();
-    const exit = run(['register', '--registry', fake.url, '--nickname', 'alice', '--address', randomOnion(), '--port', '1', '--key', join(await tempDir(), 'k.pem'), '--json'], r.io);
+    const exit = run(
+      [
+        'register',
+        '--registry',
+        fake.url,
+        '--nickname',
+        'alice',
+        '--address',
+        randomOnion(),
+        '--port',
+        '1',
+        '--key',
+        join(await tempDir(), 'k.pem'),
+        '--json',
+      ],
+      r.io,
+    );
     await waitFor(() => r.out().includes('"registered"'), 'the registration');
     fake.send({ type: 'claimed', claim: { until: '2030-01-01T00:00:00.000Z' } });
     await waitFor(() => r.out().includes('"claimed"'), 'the claimed line');
-    const lines = r.out().trimEnd().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(lines[0]).toMatchObject({ type: 'registered', claim: null, peer: { nickname: 'alice', addressVerified: false } });
+    const lines = r
+      .out()
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines[0]).toMatchObject({
+      type: 'registered',
+      claim: null,
+      peer: { nickname: 'alice', addressVerified: false },
+    });
     expect(lines[1]).toEqual({ type: 'claimed', claim: { until: '2030-01-01T00:00:00.000Z' } });
     r.stop.abort();
     expect(await exit).toBe(0);
@@ -334,7 +436,22 @@ describe('p2p-registry register, revision 2', () => {
   it('says a revision-1 registry keeps no claims', async () => {
     const fake = await startFake({ revision: 1 });
     const r = captureIo();
-    const exit = run(['register', '--registry', fake.url, '--nickname', 'alice', '--address', randomOnion(), '--port', '1', '--key', join(await tempDir(), 'k.pem')], r.io);
+    const exit = run(
+      [
+        'register',
+        '--registry',
+        fake.url,
+        '--nickname',
+        'alice',
+        '--address',
+        randomOnion(),
+        '--port',
+        '1',
+        '--key',
+        join(await tempDir(), 'k.pem'),
+      ],
+      r.io,
+    );
     await waitFor(() => r.out().includes('no claim'), 'the registration');
     expect(r.out()).toContain('no claim: this registry keeps none (revision 1)');
     r.stop.abort();
@@ -346,7 +463,26 @@ describe('p2p-registry register, revision 2', () => {
     const onion = await onionKeyFile();
     const other = randomOnion();
     const r = captureIo();
-    expect(await run(['register', '--registry', fake.url, '--nickname', 'a', '--address', other, '--port', '1', '--onion-key', onion.path, '--key', join(onion.dir, 'k.pem')], r.io)).toBe(1);
+    expect(
+      await run(
+        [
+          'register',
+          '--registry',
+          fake.url,
+          '--nickname',
+          'a',
+          '--address',
+          other,
+          '--port',
+          '1',
+          '--onion-key',
+          onion.path,
+          '--key',
+          join(onion.dir, 'k.pem'),
+        ],
+        r.io,
+      ),
+    ).toBe(1);
     expect(r.err()).toContain(`is the key of ${onion.address}, not of --address ${other}`);
     expect(fake.connections).toEqual([]);
   });
@@ -356,7 +492,12 @@ describe('p2p-registry register, revision 2', () => {
     const path = join(dir, 'hs_ed25519_public_key');
     await writeFile(path, Buffer.alloc(64));
     const r = captureIo();
-    expect(await run(['register', '--registry', 'ws://127.0.0.1:1/', '--nickname', 'a', '--port', '1', '--onion-key', path], r.io)).toBe(1);
+    expect(
+      await run(
+        ['register', '--registry', 'ws://127.0.0.1:1/', '--nickname', 'a', '--port', '1', '--onion-key', path],
+        r.io,
+      ),
+    ).toBe(1);
     expect(r.err()).toContain("tor's hs_ed25519_secret_key has 96");
   });
 
@@ -364,7 +505,23 @@ describe('p2p-registry register, revision 2', () => {
     const fake = await startFake();
     const address = randomOnion();
     const r = captureIo();
-    const exit = run(['register', '--registry', fake.url, '--nickname', 'alice', '--address', address, '--port', '1', '--key', join(await tempDir(), 'k.pem'), '--release-on-exit'], r.io);
+    const exit = run(
+      [
+        'register',
+        '--registry',
+        fake.url,
+        '--nickname',
+        'alice',
+        '--address',
+        address,
+        '--port',
+        '1',
+        '--key',
+        join(await tempDir(), 'k.pem'),
+        '--release-on-exit',
+      ],
+      r.io,
+    );
     await waitFor(() => r.err().includes('release the claim'), 'the registration');
     r.stop.abort();
     expect(await exit).toBe(0);
@@ -374,9 +531,30 @@ describe('p2p-registry register, revision 2', () => {
 
   it('explains UNAVAILABLE with how long to wait (exit 1)', async () => {
     const fake = await startFake();
-    fake.responders.push((request) => (request.type === 'register' ? { type: 'error', code: 'UNAVAILABLE', message: 'the claim store is unreachable', retryAfterMs: 2100 } : undefined));
+    fake.responders.push((request) =>
+      request.type === 'register'
+        ? { type: 'error', code: 'UNAVAILABLE', message: 'the claim store is unreachable', retryAfterMs: 2100 }
+        : undefined,
+    );
     const r = captureIo();
-    expect(await run(['register', '--registry', fake.url, '--nickname', 'a', '--address', randomOnion(), '--port', '1', '--key', join(await tempDir(), 'k.pem')], r.io)).toBe(1);
+    expect(
+      await run(
+        [
+          'register',
+          '--registry',
+          fake.url,
+          '--nickname',
+          'a',
+          '--address',
+          randomOnion(),
+          '--port',
+          '1',
+          '--key',
+          join(await tempDir(), 'k.pem'),
+        ],
+        r.io,
+      ),
+    ).toBe(1);
     expect(r.err()).toContain('UNAVAILABLE: the claim store is unreachable: retry in 3 s');
   });
 });
@@ -386,7 +564,24 @@ describe('p2p-registry release', () => {
     const fake = await startFake();
     const onion = await onionKeyFile();
     const r = captureIo();
-    expect(await run(['release', '--registry', fake.url, '--nickname', 'alice', '--port', '1', '--onion-key', onion.path, '--key', join(onion.dir, 'k.pem')], r.io)).toBe(0);
+    expect(
+      await run(
+        [
+          'release',
+          '--registry',
+          fake.url,
+          '--nickname',
+          'alice',
+          '--port',
+          '1',
+          '--onion-key',
+          onion.path,
+          '--key',
+          join(onion.dir, 'k.pem'),
+        ],
+        r.io,
+      ),
+    ).toBe(0);
     expect(fake.requestsOf('register')).toHaveLength(1);
     expect(fake.requestsOf('unregister')).toEqual([expect.objectContaining({ release: true })]);
     expect(r.out()).toContain(`released: this key's claim is deleted, alice and ${onion.address} are free`);
@@ -395,13 +590,48 @@ describe('p2p-registry release', () => {
   it('works against the real registry too', async () => {
     const url = await startRegistry();
     const r = captureIo();
-    expect(await run(['release', '--registry', url, '--nickname', 'alice', '--address', randomOnion(), '--port', '1', '--key', join(await tempDir(), 'k.pem'), '--json'], r.io)).toBe(0);
-    expect(JSON.parse(r.out().trimEnd().split('\n').at(-1) as string)).toMatchObject({ type: 'released', nickname: 'alice' });
+    expect(
+      await run(
+        [
+          'release',
+          '--registry',
+          url,
+          '--nickname',
+          'alice',
+          '--address',
+          randomOnion(),
+          '--port',
+          '1',
+          '--key',
+          join(await tempDir(), 'k.pem'),
+          '--json',
+        ],
+        r.io,
+      ),
+    ).toBe(0);
+    expect(JSON.parse(r.out().trimEnd().split('\n').at(-1) as string)).toMatchObject({
+      type: 'released',
+      nickname: 'alice',
+    });
   });
 
   it.each([
     [['release', '--registry', 'ws://127.0.0.1:1/', '--nickname', 'a', '--port', '1'], '--address'],
-    [['release', '--registry', 'ws://127.0.0.1:1/', '--nickname', 'a', '--address', randomOnion(), '--port', '1', '--watch'], 'does not apply'],
+    [
+      [
+        'release',
+        '--registry',
+        'ws://127.0.0.1:1/',
+        '--nickname',
+        'a',
+        '--address',
+        randomOnion(),
+        '--port',
+        '1',
+        '--watch',
+      ],
+      'does not apply',
+    ],
     [['peers', '--registry', 'ws://127.0.0.1:1/', '--release-on-exit'], 'does not apply'],
     [['peers', '--registry', 'ws://127.0.0.1:1/', '--onion-key', 'x'], 'does not apply'],
   ])('%j is a usage error mentioning %s', async (argv, text) => {

@@ -8,7 +8,16 @@ import { RegistryClient, RegistryError, type PeerRecord } from '../client/index.
 export type { ClientIo, TextSink } from './client-common.js';
 
 export const CLIENT_COMMANDS: ReadonlySet<string> = new Set(['peers', 'lookup', 'register', 'release', 'watch']);
-export const CLIENT_OPTIONS: readonly string[] = ['registry', 'socks', 'key', 'onion-key', 'nickname', 'address', 'port', 'timeout'];
+export const CLIENT_OPTIONS: readonly string[] = [
+  'registry',
+  'socks',
+  'key',
+  'onion-key',
+  'nickname',
+  'address',
+  'port',
+  'timeout',
+];
 export const CLIENT_FLAGS: readonly string[] = ['json', 'watch', 'release-on-exit'];
 
 export const CLIENT_USAGE = `
@@ -49,7 +58,10 @@ const COMMON_OPTIONS = ['registry', 'socks', 'timeout', 'json'];
 const ALLOWED: ReadonlyMap<string, ReadonlySet<string>> = new Map([
   ['peers', new Set(COMMON_OPTIONS)],
   ['lookup', new Set(COMMON_OPTIONS)],
-  ['register', new Set([...COMMON_OPTIONS, 'key', 'onion-key', 'nickname', 'address', 'port', 'watch', 'release-on-exit'])],
+  [
+    'register',
+    new Set([...COMMON_OPTIONS, 'key', 'onion-key', 'nickname', 'address', 'port', 'watch', 'release-on-exit']),
+  ],
   ['release', new Set([...COMMON_OPTIONS, 'key', 'onion-key', 'nickname', 'address', 'port'])],
   ['watch', new Set(['registry', 'socks', 'timeout'])],
 ]);
@@ -82,7 +94,8 @@ async function peersCommand(args: ParsedArgs, io: ClientIo): Promise<number> {
 
 async function lookupCommand(args: ParsedArgs, io: ClientIo): Promise<number> {
   const [nickname, ...rest] = args.positional;
-  if (nickname === undefined || rest.length > 0) throw usageError('lookup takes one nickname: p2p-registry lookup <nickname>');
+  if (nickname === undefined || rest.length > 0)
+    throw usageError('lookup takes one nickname: p2p-registry lookup <nickname>');
   const common = readCommon(args, io.env);
   const client = await RegistryClient.connect(clientOptions(common));
   try {
@@ -117,7 +130,10 @@ async function watchCommand(args: ParsedArgs, io: ClientIo): Promise<number> {
 /** What to do about the registry's refusals whose message alone does not say it. */
 const HINTS: ReadonlyMap<string, string> = new Map([
   ['NICKNAME_TAKEN', 'choose another --nickname, or register with the --key that holds it (online, or by its claim)'],
-  ['ADDRESS_TAKEN', 'another key holds this onion address: use that --key, check --address, or prove it is yours with --onion-key'],
+  [
+    'ADDRESS_TAKEN',
+    'another key holds this onion address: use that --key, check --address, or prove it is yours with --onion-key',
+  ],
   ['BAD_SIGNATURE', 'the key file may be damaged: try another --key'],
   ['BAD_ADDRESS_PROOF', 'the --onion-key file may be damaged, or not the key of --address'],
   ['ADDRESS_PROOF_REQUIRED', "pass --onion-key with the onion service's hs_ed25519_secret_key"],

@@ -1,7 +1,13 @@
 /** What the peer client commands share: their I/O, the common options, and staying connected. */
 import type { ParsedArgs } from './args.js';
 import { usageError } from './args.js';
-import { parseSocksAddress, type RegistryClient, type RegistryClientOptions, type RegistryEvent, type SocksProxy } from '../client/index.js';
+import {
+  parseSocksAddress,
+  type RegistryClient,
+  type RegistryClientOptions,
+  type RegistryEvent,
+  type SocksProxy,
+} from '../client/index.js';
 
 const DEFAULT_TIMEOUT_SECONDS = 60;
 
@@ -33,7 +39,9 @@ export function stringOption(args: ParsedArgs, name: string): string | undefined
 export function readCommon(args: ParsedArgs, env: ClientIo['env']): Common {
   const url = stringOption(args, 'registry') ?? env.P2P_REGISTRY_URL;
   if (url === undefined || url.trim() === '') {
-    throw usageError('no registry given: pass --registry ws://<onion>:<port>/ or set P2P_REGISTRY_URL (`p2p-registry onion` on the registry host prints it)');
+    throw usageError(
+      'no registry given: pass --registry ws://<onion>:<port>/ or set P2P_REGISTRY_URL (`p2p-registry onion` on the registry host prints it)',
+    );
   }
   let parsed: URL;
   try {
@@ -47,10 +55,15 @@ export function readCommon(args: ParsedArgs, env: ClientIo['env']): Common {
   let socks: SocksProxy | undefined;
   if (socksText !== undefined && socksText.trim() !== '') {
     socks = parseSocksAddress(socksText);
-    if (socks === undefined) throw usageError(`--socks must be <host>:<port>, e.g. 127.0.0.1:9050, or <user>:<password>@<host>:<port> (tor isolates streams by them), got "${socksText.includes('@') ? `<credentials>@${socksText.slice(socksText.lastIndexOf('@') + 1)}` : socksText}"`);
+    if (socks === undefined)
+      throw usageError(
+        `--socks must be <host>:<port>, e.g. 127.0.0.1:9050, or <user>:<password>@<host>:<port> (tor isolates streams by them), got "${socksText.includes('@') ? `<credentials>@${socksText.slice(socksText.lastIndexOf('@') + 1)}` : socksText}"`,
+      );
   }
   if (socks === undefined && parsed.hostname.toLowerCase().endsWith('.onion')) {
-    throw usageError(`${parsed.hostname} is an onion address: pass --socks <host>:<port> (tor's SocksPort, e.g. 127.0.0.1:9050) or set P2P_SOCKS`);
+    throw usageError(
+      `${parsed.hostname} is an onion address: pass --socks <host>:<port> (tor's SocksPort, e.g. 127.0.0.1:9050) or set P2P_SOCKS`,
+    );
   }
 
   const timeoutText = stringOption(args, 'timeout');
@@ -101,10 +114,17 @@ function stopSignal(io: ClientIo): { readonly signal: AbortSignal; dispose(): vo
  * the client closes) or the client closes for good (exit 1). Reports connection changes on stderr,
  * and on stdout as JSON lines when `printEvents`.
  */
-export async function stayConnected(client: RegistryClient, io: ClientIo, printEvents: boolean, onStop?: () => Promise<number>): Promise<number> {
+export async function stayConnected(
+  client: RegistryClient,
+  io: ClientIo,
+  printEvents: boolean,
+  onStop?: () => Promise<number>,
+): Promise<number> {
   const stop = stopSignal(io);
   client.on('disconnected', ({ code, willReconnect }) => {
-    io.stderr.write(`connection to the registry lost (close code ${code})${willReconnect ? '' : ': not reconnecting'}\n`);
+    io.stderr.write(
+      `connection to the registry lost (close code ${code})${willReconnect ? '' : ': not reconnecting'}\n`,
+    );
   });
   client.on('reconnecting', ({ attempt, delayMs, error }) => {
     const why = error === null ? '' : ` (last attempt: ${error.message})`;

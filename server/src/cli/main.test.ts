@@ -24,7 +24,9 @@ async function cli(args: string[]): Promise<Outcome> {
 
 async function cliWithEnv(args: string[], env: Record<string, string>): Promise<Outcome> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, NO_PRETTY: '1', ...env } });
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
+      env: { ...process.env, NO_PRETTY: '1', ...env },
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -35,7 +37,9 @@ async function cliWithEnv(args: string[], env: Record<string, string>): Promise<
 /** The built command as another OS user (the tests run as root in CI: root ignores file modes). */
 async function cliAs(user: string, args: string[]): Promise<Outcome> {
   try {
-    const { stdout, stderr } = await run('/usr/sbin/runuser', ['-u', user, '--', process.execPath, CLI, ...args], { env: { ...process.env, NO_PRETTY: '1' } });
+    const { stdout, stderr } = await run('/usr/sbin/runuser', ['-u', user, '--', process.execPath, CLI, ...args], {
+      env: { ...process.env, NO_PRETTY: '1' },
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -54,7 +58,9 @@ function writeConfig(lines: string): string {
 async function storeWithMallory(): Promise<{ dir: string; database: string; path: string }> {
   const dir = tempDir('cli-store-');
   const database = join(dir, 'registry.db');
-  const path = writeConfig(`[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`);
+  const path = writeConfig(
+    `[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`,
+  );
   const { openSqliteClaimStore } = await import('../store/sqlite/sqlite-store.js');
   const { newAddress, newKey, request } = await import('../../../test/support/claim-store.contract.js');
   const store = await openSqliteClaimStore({ path: database, claimDays: 30 });
@@ -69,7 +75,9 @@ describe('p2p-registry command', () => {
     const out = await cli(['serve', '--config', path]);
     expect(out.code).toBe(78);
     expect(out.stderr.trim().split('\n')).toHaveLength(1);
-    expect(out.stderr).toMatch(/^\[Configuration error\] Missing variables in config: \[Host\] PORT, \[HiddenService\] HiddenServiceDir, \[HiddenService\] HiddenServicePort\./);
+    expect(out.stderr).toMatch(
+      /^\[Configuration error\] Missing variables in config: \[Host\] PORT, \[HiddenService\] HiddenServiceDir, \[HiddenService\] HiddenServicePort\./,
+    );
   });
 
   it('serve says how to fix a config path that does not exist', async () => {
@@ -82,14 +90,18 @@ describe('p2p-registry command', () => {
     const hs = tempDir('hs-');
     const onion = randomOnion();
     writeFileSync(join(hs, 'hostname'), `${onion}\n`);
-    const path = writeConfig(`[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=8080\n`);
+    const path = writeConfig(
+      `[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=8080\n`,
+    );
     const out = await cli(['onion', '--config', path]);
     expect(out).toMatchObject({ code: 0, stdout: `ws://${onion}:8080/\n` });
   });
 
   it('onion exits non-zero with the reason when there is no hostname yet', async () => {
     const hs = tempDir('hs-');
-    const path = writeConfig(`[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=80\n`);
+    const path = writeConfig(
+      `[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=80\n`,
+    );
     const out = await cli(['onion', '--config', path]);
     expect(out.code).toBe(3);
     expect(out.stderr).toContain('no onion address yet');
@@ -97,11 +109,15 @@ describe('p2p-registry command', () => {
 
   it('tor-settings writes the onion port tor needs, from config.ini or its environment override', async () => {
     const dir = tempDir('tor-settings-');
-    const path = writeConfig('[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=/hs\nHiddenServicePort=8080 ; the onion port\n');
+    const path = writeConfig(
+      '[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=/hs\nHiddenServicePort=8080 ; the onion port\n',
+    );
     const out = join(dir, 'tor.env');
     expect(await cli(['tor-settings', '--config', path, '--out', out])).toMatchObject({ code: 0 });
     expect(readFileSync(out, 'utf8')).toBe('HIDDEN_SERVICE_PORT=8080\n');
-    const overridden = await cliWithEnv(['tor-settings', '--config', path, '--out', out], { REGISTRY_HIDDENSERVICE_HIDDENSERVICEPORT: '443' });
+    const overridden = await cliWithEnv(['tor-settings', '--config', path, '--out', out], {
+      REGISTRY_HIDDENSERVICE_HIDDENSERVICEPORT: '443',
+    });
     expect(overridden.code).toBe(0);
     expect(readFileSync(out, 'utf8')).toBe('HIDDEN_SERVICE_PORT=443\n');
   });
@@ -109,14 +125,20 @@ describe('p2p-registry command', () => {
   it('tor-settings refuses a config.ini the server would refuse, with its one line, and writes nothing', async () => {
     const dir = tempDir('tor-settings-');
     const out = join(dir, 'tor.env');
-    const path = writeConfig('[Host]\nHOST=127.0.0.1\nPORT=1\n[hiddenservice]\nHiddenServiceDir=/hs\nHiddenServicePort=80\n');
+    const path = writeConfig(
+      '[Host]\nHOST=127.0.0.1\nPORT=1\n[hiddenservice]\nHiddenServiceDir=/hs\nHiddenServicePort=80\n',
+    );
     const result = await cli(['tor-settings', '--config', path, '--out', out]);
     expect(result.code).toBe(78);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toContain('unknown section [hiddenservice]: did you mean [HiddenService]?');
     expect(existsSync(out)).toBe(false);
-    const misspelt = writeConfig('[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=/hs\nHiddenServicePort=80\nHiddenServicePrt=81\n');
-    expect((await cli(['tor-settings', '--config', misspelt, '--out', out])).stderr).toContain('did you mean HiddenServicePort?');
+    const misspelt = writeConfig(
+      '[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=/hs\nHiddenServicePort=80\nHiddenServicePrt=81\n',
+    );
+    expect((await cli(['tor-settings', '--config', misspelt, '--out', out])).stderr).toContain(
+      'did you mean HiddenServicePort?',
+    );
     expect((await cli(['tor-settings', '--config', misspelt])).stderr).toContain('tor-settings needs --out <file>');
   });
 
@@ -132,13 +154,20 @@ describe('p2p-registry command', () => {
     const hs = tempDir('hs-');
     writeFileSync(join(hs, 'hostname'), `${randomOnion()}\n`);
     const notADatabase = join(tempDir('claims-'), 'registry.db');
-    writeFileSync(notADatabase, 'this is not an SQLite file, it is long enough to have a header of its own ........................');
-    const path = writeConfig(`[Host]\nHOST=127.0.0.1\nPORT=0\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=80\n[Store]\nDatabase=${notADatabase}\n[Log]\nlevel=silent\n`);
+    writeFileSync(
+      notADatabase,
+      'this is not an SQLite file, it is long enough to have a header of its own ........................',
+    );
+    const path = writeConfig(
+      `[Host]\nHOST=127.0.0.1\nPORT=0\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=80\n[Store]\nDatabase=${notADatabase}\n[Log]\nlevel=silent\n`,
+    );
     const out = await cli(['serve', '--config', path]);
     expect(out.code).toBe(1);
     const lines = out.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(new RegExp(`^p2p-registry: cannot open the claim database ${notADatabase}: .+ \\(SQLITE_NOTADB\\)\\. Fix: .+`));
+    expect(lines[0]).toMatch(
+      new RegExp(`^p2p-registry: cannot open the claim database ${notADatabase}: .+ \\(SQLITE_NOTADB\\)\\. Fix: .+`),
+    );
   });
 
   it('serve on a unix socket logs the URL, answers health on the operator socket, and exits 0 on SIGTERM after closing peers with 1001', async () => {
@@ -149,7 +178,9 @@ describe('p2p-registry command', () => {
     writeFileSync(socket, '');
     const operatorSocket = join(tempDir('operator-'), 'operator.sock');
     const database = join(tempDir('claims-'), 'registry.db');
-    const path = writeConfig(`[Host]\nHOST=unix:${socket}\nOperatorSocket=${operatorSocket}\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`);
+    const path = writeConfig(
+      `[Host]\nHOST=unix:${socket}\nOperatorSocket=${operatorSocket}\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`,
+    );
     // A regular file where the socket should be is refused, not deleted.
     const refused = await cli(['serve', '--config', path]);
     expect(refused.code).toBe(1);
@@ -157,7 +188,9 @@ describe('p2p-registry command', () => {
 
     const { rmSync } = await import('node:fs');
     rmSync(socket);
-    const child = spawn(process.execPath, [CLI, 'serve', '--config', path], { env: { ...process.env, NO_PRETTY: '1' } });
+    const child = spawn(process.execPath, [CLI, 'serve', '--config', path], {
+      env: { ...process.env, NO_PRETTY: '1' },
+    });
     const lines: Array<{ msg: string; url?: string; level?: number; flags?: string[] }> = [];
     const reachable = new Promise<void>((resolve) => {
       createInterface({ input: child.stdout }).on('line', (line) => {
@@ -185,7 +218,9 @@ describe('p2p-registry command', () => {
     expect(await exited).toBe(0);
     const stopped = await cli(['health', '--config', path]);
     expect(stopped.code).toBe(1);
-    expect(stopped.stderr).toMatch(/^p2p-registry: the server does not answer on its operator socket \(\[Host\] OperatorSocket\): .+; is it running with this config\?\n$/);
+    expect(stopped.stderr).toMatch(
+      /^p2p-registry: the server does not answer on its operator socket \(\[Host\] OperatorSocket\): .+; is it running with this config\?\n$/,
+    );
   });
 
   it('health asks only the operator listener: without [Host] OperatorSocket it says what to set, even with the server up on its public socket', async () => {
@@ -193,23 +228,35 @@ describe('p2p-registry command', () => {
     writeFileSync(join(hs, 'hostname'), `${randomOnion()}\n`);
     const socket = join(tempDir('sock-'), 'registry.sock');
     const database = join(tempDir('claims-'), 'registry.db');
-    const path = writeConfig(`[Host]\nHOST=unix:${socket}\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`);
-    const child = spawn(process.execPath, [CLI, 'serve', '--config', path], { env: { ...process.env, NO_PRETTY: '1' } });
+    const path = writeConfig(
+      `[Host]\nHOST=unix:${socket}\n[HiddenService]\nHiddenServiceDir=${hs}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`,
+    );
+    const child = spawn(process.execPath, [CLI, 'serve', '--config', path], {
+      env: { ...process.env, NO_PRETTY: '1' },
+    });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    await new Promise<void>((resolve) => createInterface({ input: child.stdout }).on('line', (line) => line.includes('registry reachable at') && resolve()));
+    await new Promise<void>((resolve) =>
+      createInterface({ input: child.stdout }).on(
+        'line',
+        (line) => line.includes('registry reachable at') && resolve(),
+      ),
+    );
     const out = await cli(['health', '--config', path]);
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(out).toEqual({
       code: 1,
       stdout: '',
-      stderr: 'p2p-registry: no operator listener to ask: set [Host] OperatorSocket (or REGISTRY_HOST_OPERATORSOCKET) to a unix socket path, e.g. /run/registry-operator/operator.sock, and restart the server\n',
+      stderr:
+        'p2p-registry: no operator listener to ask: set [Host] OperatorSocket (or REGISTRY_HOST_OPERATORSOCKET) to a unix socket path, e.g. /run/registry-operator/operator.sock, and restart the server\n',
     });
   });
 
   it('serve refuses an operator socket that is its public socket, with one line, before it listens', async () => {
     const socket = join(tempDir('sock-'), 'registry.sock');
-    const path = writeConfig(`[Host]\nHOST=unix:${socket}\nOperatorSocket=${socket}\n[HiddenService]\nHiddenServiceDir=/hs\nHiddenServicePort=80\n`);
+    const path = writeConfig(
+      `[Host]\nHOST=unix:${socket}\nOperatorSocket=${socket}\n[HiddenService]\nHiddenServiceDir=/hs\nHiddenServicePort=80\n`,
+    );
     const out = await cli(['serve', '--config', path]);
     expect(out.code).toBe(78);
     expect(out.stderr.trim().split('\n')).toHaveLength(1);
@@ -220,7 +267,9 @@ describe('p2p-registry command', () => {
   it('claims list, show and release and backup work on the database config.ini names', async () => {
     const dir = tempDir('cli-store-');
     const database = join(dir, 'data', 'registry.db');
-    const path = writeConfig(`[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`);
+    const path = writeConfig(
+      `[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`,
+    );
     const { openSqliteClaimStore } = await import('../store/sqlite/sqlite-store.js');
     const { newAddress, newKey, request } = await import('../../../test/support/claim-store.contract.js');
     const { mkdirSync } = await import('node:fs');
@@ -240,7 +289,7 @@ describe('p2p-registry command', () => {
     expect((await cli(['claims', 'show', 'mallory', '--config', path])).code).toBe(1);
   });
 
-  it('claims list and show only read: they work while another connection holds the database\'s write lock', async () => {
+  it("claims list and show only read: they work while another connection holds the database's write lock", async () => {
     const { database, path } = await storeWithMallory();
     const { DatabaseSync } = await import('node:sqlite');
     // A writer's lock, as a busy server's commit would hold it: any write would wait, then fail.
@@ -250,7 +299,10 @@ describe('p2p-registry command', () => {
       const listed = await cli(['claims', 'list', '--json', '--config', path]);
       expect(listed.stderr).toBe('');
       expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ nickname: 'mallory' })]);
-      expect(await cli(['claims', 'show', 'Mallory', '--config', path])).toMatchObject({ code: 0, stdout: expect.stringContaining('mallory') });
+      expect(await cli(['claims', 'show', 'Mallory', '--config', path])).toMatchObject({
+        code: 0,
+        stdout: expect.stringContaining('mallory'),
+      });
     } finally {
       writer.exec('ROLLBACK');
       writer.close();
@@ -265,11 +317,15 @@ describe('p2p-registry command', () => {
     chmodSync(dirname(path), 0o755);
     try {
       // Root may write anything: the commands then run as `nobody`, whom the modes do bind.
-      const asReader = (args: string[]): Promise<Outcome> => (process.getuid?.() === 0 ? cliAs('nobody', args) : cli(args));
+      const asReader = (args: string[]): Promise<Outcome> =>
+        process.getuid?.() === 0 ? cliAs('nobody', args) : cli(args);
       const listed = await asReader(['claims', 'list', '--json', '--config', path]);
       expect(listed.stderr).toBe('');
       expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ nickname: 'mallory' })]);
-      expect(await asReader(['claims', 'show', 'mallory', '--config', path])).toMatchObject({ code: 0, stdout: expect.stringContaining('mallory') });
+      expect(await asReader(['claims', 'show', 'mallory', '--config', path])).toMatchObject({
+        code: 0,
+        stdout: expect.stringContaining('mallory'),
+      });
       expect(existsSync(`${database}-wal`)).toBe(false);
     } finally {
       chmodSync(dir, 0o755);
@@ -278,7 +334,9 @@ describe('p2p-registry command', () => {
 
   it('claims refuses to create a database that the server has not made, saying which --config to pass', async () => {
     const dir = tempDir('cli-store-');
-    const path = writeConfig(`[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${join(dir, 'none.db')}\n`);
+    const path = writeConfig(
+      `[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${join(dir, 'none.db')}\n`,
+    );
     const out = await cli(['claims', 'list', '--config', path]);
     expect(out.code).toBe(1);
     expect(out.stderr).toContain('no claim database at');
@@ -297,9 +355,11 @@ describe('the p2p-registry bin', () => {
     const argument = line.slice(line.indexOf(' ') + 1);
     const preload = join(tempDir('bin-'), 'exec-argv.mjs');
     // biome-ignore lint/suspicious/noTemplateCurlyInString: the preload's source is itself a template literal
-    writeFileSync(preload, "process.stderr.write(`execArgv=${JSON.stringify(process.execArgv)}\\n`);\n");
+    writeFileSync(preload, 'process.stderr.write(`execArgv=${JSON.stringify(process.execArgv)}\\n`);\n');
     const nodeOptions = `${process.env.NODE_OPTIONS ?? ''} --import=${pathToFileURL(preload).href}`.trim();
-    const { stderr } = await run(interpreter, [argument, CLI, '--help'], { env: { ...process.env, NODE_OPTIONS: nodeOptions } });
+    const { stderr } = await run(interpreter, [argument, CLI, '--help'], {
+      env: { ...process.env, NODE_OPTIONS: nodeOptions },
+    });
     const execArgv = JSON.parse(/^execArgv=(.*)$/m.exec(stderr)?.[1] ?? 'null') as string[] | null;
     expect(execArgv).toContain('--no-allocation-site-pretenuring');
   });

@@ -53,7 +53,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     if (STORE_COMMANDS.has(command)) {
       const configPath = String(args.options.get('config') ?? './config.ini');
-      return await runStoreCommand(command, args, (access) => openDatabaseOf(configPath, access), { stdout: process.stdout, stderr: process.stderr });
+      return await runStoreCommand(command, args, (access) => openDatabaseOf(configPath, access), {
+        stdout: process.stdout,
+        stderr: process.stderr,
+      });
     }
     if (CLIENT_COMMANDS.has(command)) return await runClientCommand(command, args);
     throw usageError(`unknown command "${command}"`);

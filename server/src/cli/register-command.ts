@@ -5,7 +5,15 @@
  */
 import type { ParsedArgs } from './args.js';
 import { usageError } from './args.js';
-import { clientOptions, json, readCommon, stayConnected, stringOption, type ClientIo, type Common } from './client-common.js';
+import {
+  clientOptions,
+  json,
+  readCommon,
+  stayConnected,
+  stringOption,
+  type ClientIo,
+  type Common,
+} from './client-common.js';
 import {
   loadOnionKey,
   loadOrCreateIdentity,
@@ -28,9 +36,13 @@ function readRegistration(args: ParsedArgs): { nickname: string; address: string
   const address = stringOption(args, 'address');
   const portText = stringOption(args, 'port');
   const noAddress = address === undefined && stringOption(args, 'onion-key') === undefined;
-  const missing = [nickname === undefined ? '--nickname' : '', noAddress ? '--address' : '', portText === undefined ? '--port' : ''].filter(Boolean);
+  const missing = [
+    nickname === undefined ? '--nickname' : '',
+    noAddress ? '--address' : '',
+    portText === undefined ? '--port' : '',
+  ].filter(Boolean);
   if (missing.length > 0 || nickname === undefined || portText === undefined) {
-    const keyNote = noAddress ? ' (--address may be left out with --onion-key: it is then the key\'s address)' : '';
+    const keyNote = noAddress ? " (--address may be left out with --onion-key: it is then the key's address)" : '';
     throw usageError(`${args.command ?? 'register'} needs ${missing.join(', ')}${keyNote}: ${REGISTER_SHAPE}`);
   }
   if (!NICKNAME_PATTERN.test(nickname)) {
@@ -41,12 +53,17 @@ function readRegistration(args: ParsedArgs): { nickname: string; address: string
     if (!onion.ok) throw usageError(`--address is not a v3 onion address: ${onion.reason}`);
   }
   const port = Number(portText);
-  if (!/^\d+$/.test(portText) || port < 1 || port > 65_535) throw usageError(`--port must be 1-65535, got "${portText}"`);
+  if (!/^\d+$/.test(portText) || port < 1 || port > 65_535)
+    throw usageError(`--port must be 1-65535, got "${portText}"`);
   return { nickname, address, port };
 }
 
 /** The onion key of --onion-key, checked against --address (or giving it). */
-async function withOnionKey(args: ParsedArgs, io: ClientIo, wanted: ReturnType<typeof readRegistration>): Promise<Registration> {
+async function withOnionKey(
+  args: ParsedArgs,
+  io: ClientIo,
+  wanted: ReturnType<typeof readRegistration>,
+): Promise<Registration> {
   const { nickname, address, port } = wanted;
   const path = stringOption(args, 'onion-key');
   if (path === undefined) return { nickname, address: address as string, port };

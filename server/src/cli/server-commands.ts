@@ -19,7 +19,10 @@ export async function serve(configPath: string): Promise<number> {
   const logger = createLogger(cfg.logLevel);
   logger.info({ config: describeConfig(cfg), node: process.version }, 'starting p2p-registry');
   if (setLate.length > 0) {
-    logger.warn({ flags: setLate }, `V8 flags set after start, which Node calls unsafe: start node with ${setLate.join(' ')} (the image and the p2p-registry bin do)`);
+    logger.warn(
+      { flags: setLate },
+      `V8 flags set after start, which Node calls unsafe: start node with ${setLate.join(' ')} (the image and the p2p-registry bin do)`,
+    );
   }
   const unguard = guardProcess(logger, (code) => process.exit(code));
   const server = await startServer(cfg, logger);
@@ -64,12 +67,18 @@ const FLUSH_TIMEOUT_MS = 2_000;
 function guardProcess(logger: Logger, exit: (code: number) => void): () => void {
   let exiting = false;
   const onRejection = (reason: unknown): void => {
-    logger.error(reason instanceof Error ? { err: reason } : { reason: String(reason) }, 'unhandled promise rejection (a bug): logged, still serving');
+    logger.error(
+      reason instanceof Error ? { err: reason } : { reason: String(reason) },
+      'unhandled promise rejection (a bug): logged, still serving',
+    );
   };
   const onException = (err: Error, origin: string): void => {
     if (exiting) return;
     exiting = true;
-    logger.fatal({ err, origin }, `uncaught exception (a bug): the server's state is unknown, exiting with ${EXIT_SOFTWARE} for a restart`);
+    logger.fatal(
+      { err, origin },
+      `uncaught exception (a bug): the server's state is unknown, exiting with ${EXIT_SOFTWARE} for a restart`,
+    );
     const exitNow = (): void => exit(EXIT_SOFTWARE);
     // A stdout that never drains (a stuck pipe) must not keep a broken server running.
     setTimeout(exitNow, FLUSH_TIMEOUT_MS);
@@ -98,7 +107,9 @@ export async function onion(configPath: string): Promise<number> {
 export async function health(configPath: string): Promise<number> {
   const cfg = loadConfig(configPath);
   if (cfg.operatorSocket === null) {
-    process.stderr.write('p2p-registry: no operator listener to ask: set [Host] OperatorSocket (or REGISTRY_HOST_OPERATORSOCKET) to a unix socket path, e.g. /run/registry-operator/operator.sock, and restart the server\n');
+    process.stderr.write(
+      'p2p-registry: no operator listener to ask: set [Host] OperatorSocket (or REGISTRY_HOST_OPERATORSOCKET) to a unix socket path, e.g. /run/registry-operator/operator.sock, and restart the server\n',
+    );
     return 1;
   }
   try {
@@ -106,7 +117,9 @@ export async function health(configPath: string): Promise<number> {
     process.stdout.write(`${result.body}\n`);
     return result.status === 200 ? 0 : 1;
   } catch (err) {
-    process.stderr.write(`p2p-registry: the server does not answer on its operator socket ([Host] OperatorSocket): ${(err as Error).message}; is it running with this config?\n`);
+    process.stderr.write(
+      `p2p-registry: the server does not answer on its operator socket ([Host] OperatorSocket): ${(err as Error).message}; is it running with this config?\n`,
+    );
     return 1;
   }
 }

@@ -31,7 +31,10 @@ async function run(argv: string[]): Promise<{ code: number; out: string; err: st
   let out = '';
   let err = '';
   const args = parseArgs(argv, new Set(), new Set(STORE_FLAGS));
-  const code = await runStoreCommand(args.command ?? '', args, open, { stdout: { write: (t: string) => (out += t) }, stderr: { write: (t: string) => (err += t) } });
+  const code = await runStoreCommand(args.command ?? '', args, open, {
+    stdout: { write: (t: string) => (out += t) },
+    stderr: { write: (t: string) => (err += t) },
+  });
   return { code, out, err };
 }
 
@@ -50,17 +53,27 @@ describe('p2p-registry claims', () => {
     await seed('carol');
     const { out } = await run(['claims', 'list', '--json']);
     const claims = JSON.parse(out) as Array<Record<string, unknown>>;
-    expect(claims).toEqual([expect.objectContaining({ nickname: 'carol', addressVerified: false, until: expect.any(String) })]);
+    expect(claims).toEqual([
+      expect.objectContaining({ nickname: 'carol', addressVerified: false, until: expect.any(String) }),
+    ]);
   });
 
   it('lists a store larger than one page without holding it: every claim once, in order, written page by page', async () => {
     const nicknames = Array.from({ length: 2_345 }, (_, i) => `p${String(i).padStart(4, '0')}`);
     await seed(...nicknames);
     const text = await run(['claims', 'list']);
-    expect(text.out.trim().split('\n').map((line) => line.split(' ')[0])).toEqual(nicknames);
+    expect(
+      text.out
+        .trim()
+        .split('\n')
+        .map((line) => line.split(' ')[0]),
+    ).toEqual(nicknames);
     const writes: string[] = [];
     const args = parseArgs(['claims', 'list', '--json'], new Set(), new Set(STORE_FLAGS));
-    await runStoreCommand('claims', args, open, { stdout: { write: (t: string) => writes.push(t) }, stderr: { write: () => true } });
+    await runStoreCommand('claims', args, open, {
+      stdout: { write: (t: string) => writes.push(t) },
+      stderr: { write: () => true },
+    });
     expect(writes.length).toBeGreaterThanOrEqual(4); // '[', three pages of at most 1,000, ']'
     expect((JSON.parse(writes.join('')) as Array<{ nickname: string }>).map((c) => c.nickname)).toEqual(nicknames);
   });

@@ -51,7 +51,10 @@ export async function openDatabaseOf(configPath: string, access: StoreAccess): P
   const config = loadConfig(configPath);
   const options = { readOnly: access === 'read' };
   if (isPostgresDatabase(config.claims.database)) {
-    return { store: await openConfiguredStore(config.claims, options), database: redactConnectionString(config.claims.database) };
+    return {
+      store: await openConfiguredStore(config.claims, options),
+      database: redactConnectionString(config.claims.database),
+    };
   }
   const database = resolve(config.claims.database);
   if (!existsSync(database)) {
@@ -96,7 +99,9 @@ async function listClaims(store: ClaimStore, json: boolean, io: StoreIo): Promis
   for (;;) {
     const page = await store.list(after === undefined ? { limit: 1_000 } : { after, limit: 1_000 });
     if (page.claims.length > 0) {
-      const lines = json ? page.claims.map((claim) => JSON.stringify(claimJson(claim))).join(',') : page.claims.map((claim) => `${describeClaim(claim)}\n`).join('');
+      const lines = json
+        ? page.claims.map((claim) => JSON.stringify(claimJson(claim))).join(',')
+        : page.claims.map((claim) => `${describeClaim(claim)}\n`).join('');
       io.stdout.write(json && listed > 0 ? `,${lines}` : lines);
       listed += page.claims.length;
     }
@@ -110,7 +115,8 @@ async function listClaims(store: ClaimStore, json: boolean, io: StoreIo): Promis
 
 function oneNickname(args: ParsedArgs, what: string): string {
   const [, nickname, ...rest] = args.positional;
-  if (nickname === undefined || rest.length > 0) throw usageError(`claims ${what} takes one nickname: p2p-registry claims ${what} <nickname>`);
+  if (nickname === undefined || rest.length > 0)
+    throw usageError(`claims ${what} takes one nickname: p2p-registry claims ${what} <nickname>`);
   return nickname;
 }
 
@@ -146,14 +152,21 @@ async function backup(handle: StoreHandle, args: ParsedArgs, io: StoreIo): Promi
 }
 
 /** Runs `claims …` or `backup …` on an opened store (closed afterwards). Usage problems throw USAGE. */
-export async function runStoreCommand(command: string, args: ParsedArgs, open: (access: StoreAccess) => Promise<StoreHandle>, io: StoreIo): Promise<number> {
+export async function runStoreCommand(
+  command: string,
+  args: ParsedArgs,
+  open: (access: StoreAccess) => Promise<StoreHandle>,
+  io: StoreIo,
+): Promise<number> {
   const sub = command === 'claims' ? args.positional[0] : undefined;
   if (command === 'claims' && (sub === undefined || !['list', 'show', 'release'].includes(sub))) {
     throw usageError('claims needs list, show <nickname> or release <nickname>');
   }
-  if (command === 'claims' && sub === 'list' && args.positional.length > 1) throw usageError('claims list takes no arguments');
+  if (command === 'claims' && sub === 'list' && args.positional.length > 1)
+    throw usageError('claims list takes no arguments');
   if (command === 'claims' && sub !== 'list') oneNickname(args, sub as string);
-  if (command === 'backup' && args.positional.length !== 1) throw usageError('backup takes one file: p2p-registry backup <file>');
+  if (command === 'backup' && args.positional.length !== 1)
+    throw usageError('backup takes one file: p2p-registry backup <file>');
   // Usage is checked before the database is opened: a mistyped command must not create one.
   // Only release writes: list, show and backup work for an account or a role that may only read.
   const handle = await open(sub === 'release' ? 'write' : 'read');

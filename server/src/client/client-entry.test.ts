@@ -32,7 +32,12 @@ interface Probe {
 }
 
 async function loadEntry(): Promise<Probe> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '--eval', PROBE, pathToFileURL(ENTRY).href]);
+  const { stdout } = await promisify(execFile)(process.execPath, [
+    '--input-type=module',
+    '--eval',
+    PROBE,
+    pathToFileURL(ENTRY).href,
+  ]);
   return JSON.parse(stdout) as Probe;
 }
 
@@ -46,7 +51,10 @@ describe('the ./client entry', () => {
     expect(registryClient).toBe('function');
     expect(urls.some((url) => url.endsWith('/dist/client/registry-client.js'))).toBe(true);
     for (const banned of ['/node_modules/chokidar/', '/node_modules/pino/', '/node_modules/ini/', '/dist/server/']) {
-      expect(urls.filter((url) => url.includes(banned)), `modules under ${banned}`).toEqual([]);
+      expect(
+        urls.filter((url) => url.includes(banned)),
+        `modules under ${banned}`,
+      ).toEqual([]);
     }
   });
 });

@@ -5,8 +5,17 @@
  */
 import { describe, expect, it } from 'vitest';
 import { cleanupsAfterEach } from '../../../test/support/cleanups.js';
-import { deferredFakeRegistry, type FakeRegistry, type FakeRegistryOptions } from '../../../test/support/fake-registry.js';
-import { startFakeSocksProxy, type FakeSocksProxy, type FakeSocksProxyOptions, type SocksRoute } from '../../../test/support/fake-socks-proxy.js';
+import {
+  deferredFakeRegistry,
+  type FakeRegistry,
+  type FakeRegistryOptions,
+} from '../../../test/support/fake-registry.js';
+import {
+  startFakeSocksProxy,
+  type FakeSocksProxy,
+  type FakeSocksProxyOptions,
+  type SocksRoute,
+} from '../../../test/support/fake-socks-proxy.js';
 import { randomOnion } from '../../../test/support/registry-harness.js';
 import { delay, nextEvent, registryRejection as rejection, waitUntil } from '../../../test/support/wait.js';
 import { MAX_RACING_ATTEMPTS } from './connection-race.js';
@@ -36,7 +45,13 @@ async function client(options: RegistryClientOptions): Promise<RegistryClient> {
 
 /** Options for a client of the onion behind `proxy`, racing after 100 ms. */
 function throughProxy(proxy: FakeSocksProxy, more: Partial<RegistryClientOptions> = {}): RegistryClientOptions {
-  return { url: `ws://${randomOnion()}:80/`, socks: { host: '127.0.0.1', port: proxy.port }, raceDelayMs: 100, reconnect: false, ...more };
+  return {
+    url: `ws://${randomOnion()}:80/`,
+    socks: { host: '127.0.0.1', port: proxy.port },
+    raceDelayMs: 100,
+    reconnect: false,
+    ...more,
+  };
 }
 
 describe('racing a slow connection through SOCKS', () => {
@@ -53,7 +68,9 @@ describe('racing a slow connection through SOCKS', () => {
   it('gives the second attempt SOCKS credentials of its own: the configured username with a random suffix, and a random password', async () => {
     const fake = await fakeRegistry();
     const proxy = await fakeProxy({ route: inTurn('stall', fake.port) });
-    await client(throughProxy(proxy, { socks: { host: '127.0.0.1', port: proxy.port, username: 'registry', password: 'x' } }));
+    await client(
+      throughProxy(proxy, { socks: { host: '127.0.0.1', port: proxy.port, username: 'registry', password: 'x' } }),
+    );
     const [first, second] = proxy.logins;
     expect(first).toEqual({ methods: [0x02], username: 'registry', password: 'x' });
     expect(second?.username).toMatch(/^registry\+race-[0-9a-f]{16}$/);
@@ -66,7 +83,10 @@ describe('racing a slow connection through SOCKS', () => {
     await client(throughProxy(proxy));
     const [first, second] = proxy.logins;
     expect(first).toEqual({ methods: [0x00] });
-    expect(second).toMatchObject({ methods: [0x02], username: expect.stringMatching(/^p2p-registry\+race-[0-9a-f]{16}$/) });
+    expect(second).toMatchObject({
+      methods: [0x02],
+      username: expect.stringMatching(/^p2p-registry\+race-[0-9a-f]{16}$/),
+    });
   });
 
   it('closes the losing attempt: its socket to the proxy goes, and the client hears nothing of it', async () => {
@@ -74,7 +94,8 @@ describe('racing a slow connection through SOCKS', () => {
     const proxy = await fakeProxy({ route: inTurn('stall', fake.port) });
     const c = await client(throughProxy(proxy, { reconnect: { initialDelayMs: 20, jitter: 0 } }));
     const heard: string[] = [];
-    for (const event of ['disconnected', 'reconnecting', 'reconnected', 'closed'] as const) c.on(event, () => heard.push(event));
+    for (const event of ['disconnected', 'reconnecting', 'reconnected', 'closed'] as const)
+      c.on(event, () => heard.push(event));
     await waitUntil('the loser gone from the proxy', () => proxy.openSockets === 1);
     await delay(100);
     expect(heard).toEqual([]);
@@ -88,7 +109,10 @@ describe('racing a slow connection through SOCKS', () => {
     const c = new RegistryClient(throughProxy(proxy, { socks: { host: '127.0.0.1', port: proxy.port, ...login } }));
     defer(() => c.close());
     const connecting = c.connect();
-    await waitUntil("the second attempt's login refused", () => proxy.logins.length === 2 && fake.connections.length === 1);
+    await waitUntil(
+      "the second attempt's login refused",
+      () => proxy.logins.length === 2 && fake.connections.length === 1,
+    );
     fake.greet(fake.latest);
     await connecting;
     expect(c.hello?.challenge).toBe(fake.latest.challenge);
@@ -113,7 +137,9 @@ describe('racing a slow connection through SOCKS', () => {
 
   it(`races no more than ${MAX_RACING_ATTEMPTS} attempts however long the first hangs, and closes them all when it gives up`, async () => {
     const proxy = await fakeProxy({ route: () => 'stall' });
-    const err = await rejection(RegistryClient.connect(throughProxy(proxy, { raceDelayMs: 50, connectTimeoutMs: 800 })));
+    const err = await rejection(
+      RegistryClient.connect(throughProxy(proxy, { raceDelayMs: 50, connectTimeoutMs: 800 })),
+    );
     // The first attempt's timeout: it had the whole connectTimeoutMs, the second what was left.
     expect(err.code).toBe('SOCKS_TIMEOUT');
     expect(err.message).toContain('within 800 ms');
@@ -151,7 +177,13 @@ describe('racing a slow connection through SOCKS', () => {
     }
     expect(proxy.requests).toHaveLength(5);
     const labels = proxy.logins.map((login) => login.username);
-    expect(labels).toEqual([undefined, undefined, expect.stringMatching(/\+race-/), undefined, expect.stringMatching(/\+race-/)]);
+    expect(labels).toEqual([
+      undefined,
+      undefined,
+      expect.stringMatching(/\+race-/),
+      undefined,
+      expect.stringMatching(/\+race-/),
+    ]);
     expect(labels[2]).not.toBe(labels[4]);
   });
 
@@ -172,7 +204,9 @@ describe('racing a slow connection through SOCKS', () => {
     ["past Node's longest timer", 2 ** 31],
     ['a string', '5000' as unknown as number],
   ])('refuses a raceDelayMs that is %s', (_what, raceDelayMs) => {
-    expect(() => new RegistryClient({ url: 'ws://127.0.0.1:1/', raceDelayMs })).toThrow(expect.objectContaining({ name: 'RangeError', message: expect.stringContaining('raceDelayMs') }));
+    expect(() => new RegistryClient({ url: 'ws://127.0.0.1:1/', raceDelayMs })).toThrow(
+      expect.objectContaining({ name: 'RangeError', message: expect.stringContaining('raceDelayMs') }),
+    );
   });
 });
 

@@ -30,7 +30,12 @@ import { RegistryConnection, type AttemptHandlers, type ConnectionHandlers } fro
 export const MAX_RACING_ATTEMPTS = 2;
 
 /** Attempt `index` of a race, given `timeoutMs`: the first through the proxy as configured, a racer on fresh circuits. */
-function openAttempt(settings: ClientSettings, index: number, timeoutMs: number, handlers: AttemptHandlers): RegistryConnection {
+function openAttempt(
+  settings: ClientSettings,
+  index: number,
+  timeoutMs: number,
+  handlers: AttemptHandlers,
+): RegistryConnection {
   const { socks } = settings;
   const proxy = socks === undefined || index === 0 ? socks : freshIsolation(socks);
   const agent = proxy === undefined ? undefined : new SocksAgent(proxy, { socksTimeoutMs: timeoutMs });

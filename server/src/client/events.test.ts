@@ -56,7 +56,10 @@ describe('events(): the registry events as an async iterator', () => {
     for (let i = 0; i < 4; i += 1) events.emit('event', left(i));
     expect(stream.queued).toBe(0);
     expect(events.listenerCount('event')).toBe(0);
-    const error = await stream.next().then(() => null, (err: unknown) => err);
+    const error = await stream.next().then(
+      () => null,
+      (err: unknown) => err,
+    );
     expect(error).toBeInstanceOf(RegistryError);
     expect((error as RegistryError).code).toBe('EVENTS_BEHIND');
     expect((error as RegistryError).message).toMatch(/more than 3 events behind.*list the peers again/);

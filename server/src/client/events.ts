@@ -62,7 +62,8 @@ export class EventStream implements AsyncIterableIterator<RegistryEvent, undefin
     options: EventStreamOptions = {},
   ) {
     const maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED_EVENTS;
-    if (!Number.isSafeInteger(maxQueued) || maxQueued < 1) throw new RangeError(`maxQueued must be a whole number of at least 1, not ${String(maxQueued)}`);
+    if (!Number.isSafeInteger(maxQueued) || maxQueued < 1)
+      throw new RangeError(`maxQueued must be a whole number of at least 1, not ${String(maxQueued)}`);
     this.maxQueued = maxQueued;
     events.on('event', this.onEvent);
     events.on('closed', this.stop);
@@ -86,7 +87,10 @@ export class EventStream implements AsyncIterableIterator<RegistryEvent, undefin
     }
     if (this.behind) {
       this.behind = false; // said once; the iterator is done after that
-      throw new RegistryError('EVENTS_BEHIND', `events() fell more than ${this.maxQueued} events behind its reader and stopped: list the peers again and start a new events() (or read faster, or raise maxQueued)`);
+      throw new RegistryError(
+        'EVENTS_BEHIND',
+        `events() fell more than ${this.maxQueued} events behind its reader and stopped: list the peers again and start a new events() (or read faster, or raise maxQueued)`,
+      );
     }
     const value = this.queue.shift();
     return value === undefined ? { done: true, value: undefined } : { done: false, value };

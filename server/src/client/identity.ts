@@ -2,13 +2,18 @@
  * A peer's signing identity: an Ed25519 key kept in a PEM PKCS#8 file (mode 0600), made on first use.
  * The registry sees only the public half and a signature over its per-connection challenge.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign as cryptoSign,
+  type KeyObject,
+} from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { RegistryError } from '../protocol/errors.js';
 import { registrationPayload } from '../protocol/signing.js';
 
 const KEY_FILE_MODE = 0o600;
-
 
 export interface PeerIdentity {
   /** PEM SubjectPublicKeyInfo, as sent in `register`. */
@@ -74,9 +79,13 @@ export async function loadOrCreateIdentity(path: string): Promise<LoadedIdentity
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT') {
-        throw new RegistryError('KEY_UNREADABLE', `cannot read the key file ${path} (${code ?? (err as Error).message}): fix its permissions or pass another with --key`, {
-          cause: err,
-        });
+        throw new RegistryError(
+          'KEY_UNREADABLE',
+          `cannot read the key file ${path} (${code ?? (err as Error).message}): fix its permissions or pass another with --key`,
+          {
+            cause: err,
+          },
+        );
       }
       const created = await createKeyFile(path);
       if (created !== undefined) return { identity: created, path, created: true, warning: null };
@@ -85,7 +94,9 @@ export async function loadOrCreateIdentity(path: string): Promise<LoadedIdentity
     const identity = identityFromPem(pem, `the key file ${path}`);
     const mode = (await stat(path)).mode & 0o777;
     const warning =
-      (mode & 0o077) === 0 ? null : `the key file ${path} can be read by others (mode ${mode.toString(8)}): run chmod 600 ${path}`;
+      (mode & 0o077) === 0
+        ? null
+        : `the key file ${path} can be read by others (mode ${mode.toString(8)}): run chmod 600 ${path}`;
     return { identity, path, created: false, warning };
   }
 }
@@ -99,9 +110,13 @@ async function createKeyFile(path: string): Promise<PeerIdentity | undefined> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') return undefined;
-    throw new RegistryError('KEY_WRITE_FAILED', `cannot create the key file ${path} (${code ?? (err as Error).message}): pass a writable path with --key`, {
-      cause: err,
-    });
+    throw new RegistryError(
+      'KEY_WRITE_FAILED',
+      `cannot create the key file ${path} (${code ?? (err as Error).message}): pass a writable path with --key`,
+      {
+        cause: err,
+      },
+    );
   }
   return new Ed25519Identity(privateKey);
 }

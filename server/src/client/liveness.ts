@@ -20,9 +20,12 @@ export class Liveness {
     if (this.timeoutMs <= 0) return;
     const ws = this.ws;
     this.deadline = setTimeout(() => ws.terminate(), this.timeoutMs);
-    this.pinger = setInterval(() => {
-      if (ws.readyState === WebSocket.OPEN) ws.ping();
-    }, Math.max(1, Math.floor(this.timeoutMs / 3)));
+    this.pinger = setInterval(
+      () => {
+        if (ws.readyState === WebSocket.OPEN) ws.ping();
+      },
+      Math.max(1, Math.floor(this.timeoutMs / 3)),
+    );
     this.deadline.unref();
     this.pinger.unref();
   }

@@ -62,7 +62,9 @@ describe('onion key: tor hs_ed25519_secret_key', () => {
     expect(publicKeyDigest(peerPem)).toBe(digest);
     const proof = signAddressProof(key, 'chal', key.address, peerPem);
     const payload = Buffer.from(`p2p-tor-chat/address/v1\nchal\n${key.address}\n${digest}`, 'utf8');
-    expect(addressProofPayload('chal', key.address, createPublicKey(peerPem).export({ type: 'spki', format: 'der' }))).toBe(payload.toString('utf8'));
+    expect(
+      addressProofPayload('chal', key.address, createPublicKey(peerPem).export({ type: 'spki', format: 'der' })),
+    ).toBe(payload.toString('utf8'));
     expect(verify(null, payload, onion.publicKey, Buffer.from(proof, 'base64'))).toBe(true);
   });
 
@@ -88,7 +90,9 @@ describe('onion key: tor hs_ed25519_secret_key', () => {
     const { file } = torKey();
     const damaged = Buffer.from(file);
     damaged[32] = (damaged[32] as number) | 1;
-    expect(() => onionKeyFromBytes(damaged)).toThrow(expect.objectContaining({ code: 'ONION_KEY_INVALID', message: expect.stringContaining('damaged') }));
+    expect(() => onionKeyFromBytes(damaged)).toThrow(
+      expect.objectContaining({ code: 'ONION_KEY_INVALID', message: expect.stringContaining('damaged') }),
+    );
   });
 
   it('reports a missing or unreadable file as ONION_KEY_UNREADABLE with what to do', async () => {
@@ -109,7 +113,10 @@ describe('onion key: tor hs_ed25519_secret_key', () => {
     const asRoot = process.getuid?.() === 0;
     const module = new URL('../../dist/client/onion-key.js', import.meta.url).href;
     const script = `import(${JSON.stringify(module)}).then((m) => m.loadOnionKey(process.argv[1])).then(() => process.stdout.write('{}'), (err) => process.stdout.write(JSON.stringify({ code: err.code, message: err.message })));`;
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script, path], { ...(asRoot ? { uid: 65534, gid: 65534 } : {}), encoding: 'utf8' });
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script, path], {
+      ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+      encoding: 'utf8',
+    });
     const denied = JSON.parse(out) as { code?: string; message?: string };
     expect(denied.code).toBe('ONION_KEY_UNREADABLE');
     expect(denied.message).toContain('the user tor runs as');

@@ -75,19 +75,32 @@ class ExpandedEd25519Key implements OnionKey {
 export function onionKeyFromBytes(bytes: Uint8Array, source = 'the onion key'): OnionKey {
   const what = `pass the hs_ed25519_secret_key file from the onion service's HiddenServiceDir`;
   if (bytes.length !== ONION_KEY_FILE_BYTES) {
-    throw new RegistryError('ONION_KEY_INVALID', `${source} has ${bytes.length} bytes, tor's hs_ed25519_secret_key has ${ONION_KEY_FILE_BYTES}: ${what}`);
+    throw new RegistryError(
+      'ONION_KEY_INVALID',
+      `${source} has ${bytes.length} bytes, tor's hs_ed25519_secret_key has ${ONION_KEY_FILE_BYTES}: ${what}`,
+    );
   }
   if (!Buffer.from(bytes.subarray(0, HEADER_BYTES)).equals(HEADER)) {
-    throw new RegistryError('ONION_KEY_INVALID', `${source} does not start with tor's header "${HEADER_TEXT}": ${what} (not hs_ed25519_public_key or a PEM key)`);
+    throw new RegistryError(
+      'ONION_KEY_INVALID',
+      `${source} does not start with tor's header "${HEADER_TEXT}": ${what} (not hs_ed25519_public_key or a PEM key)`,
+    );
   }
   const expanded = bytes.subarray(HEADER_BYTES);
   if (!isClamped(expanded.subarray(0, 32))) {
-    throw new RegistryError('ONION_KEY_INVALID', `${source} holds no valid Ed25519 expanded key (its scalar is not clamped): the file is damaged; ${what}`);
+    throw new RegistryError(
+      'ONION_KEY_INVALID',
+      `${source} holds no valid Ed25519 expanded key (its scalar is not clamped): the file is damaged; ${what}`,
+    );
   }
   try {
     return new ExpandedEd25519Key(expanded);
   } catch (err) {
-    throw new RegistryError('ONION_KEY_INVALID', `${source} holds no usable Ed25519 key: the file is damaged; ${what}`, { cause: err });
+    throw new RegistryError(
+      'ONION_KEY_INVALID',
+      `${source} holds no usable Ed25519 key: the file is damaged; ${what}`,
+      { cause: err },
+    );
   }
 }
 
@@ -104,7 +117,11 @@ export async function loadOnionKey(path: string): Promise<OnionKey> {
         : code === 'ENOENT'
           ? 'no such file: it is hs_ed25519_secret_key in the HiddenServiceDir of the onion service whose address you register'
           : 'check the path and its permissions';
-    throw new RegistryError('ONION_KEY_UNREADABLE', `cannot read the onion service key ${path} (${code ?? (err as Error).message}): ${hint}`, { cause: err });
+    throw new RegistryError(
+      'ONION_KEY_UNREADABLE',
+      `cannot read the onion service key ${path} (${code ?? (err as Error).message}): ${hint}`,
+      { cause: err },
+    );
   }
   return onionKeyFromBytes(bytes, `the onion service key ${path}`);
 }

@@ -90,7 +90,8 @@ export function checkReconnectOptions(options: ReconnectOptions): ReconnectOptio
   const problems: string[] = [];
   if (!(options.initialDelayMs >= 0)) problems.push('initialDelayMs must be >= 0');
   if (!(options.maxDelayMs >= options.initialDelayMs)) problems.push('maxDelayMs must be >= initialDelayMs');
-  if (!(options.maxDelayMs <= MAX_TIMER_MS)) problems.push(`maxDelayMs must be <= ${MAX_TIMER_MS} (Node's longest timer)`);
+  if (!(options.maxDelayMs <= MAX_TIMER_MS))
+    problems.push(`maxDelayMs must be <= ${MAX_TIMER_MS} (Node's longest timer)`);
   if (!(options.factor >= 1)) problems.push('factor must be >= 1');
   if (!(options.jitter >= 0 && options.jitter <= 1)) problems.push('jitter must be between 0 and 1');
   if (!(options.maxAttempts >= 1)) problems.push('maxAttempts must be >= 1');
@@ -101,7 +102,9 @@ export function checkReconnectOptions(options: ReconnectOptions): ReconnectOptio
 /** The race delay, checked (RangeError, like the reconnect options). */
 function checkRaceDelay(ms: number): number {
   if (typeof ms !== 'number' || !(ms >= 0 && ms <= MAX_TIMER_MS)) {
-    throw new RangeError(`invalid raceDelayMs: must be a number of ms from 0 (no racing) to ${MAX_TIMER_MS}, got ${String(ms)}`);
+    throw new RangeError(
+      `invalid raceDelayMs: must be a number of ms from 0 (no racing) to ${MAX_TIMER_MS}, got ${String(ms)}`,
+    );
   }
   return ms;
 }
@@ -115,11 +118,17 @@ function checkUrl(text: string, socks: SocksProxy | undefined): string {
     throw new RegistryError('BAD_URL', `registry URL "${text}" is not a URL: use ws://<host>:<port>/`);
   }
   if (url.protocol !== 'ws:') {
-    throw new RegistryError('BAD_URL', `registry URL must start with ws:// (got ${url.protocol}//): use ws://<host>:<port>/`);
+    throw new RegistryError(
+      'BAD_URL',
+      `registry URL must start with ws:// (got ${url.protocol}//): use ws://<host>:<port>/`,
+    );
   }
   if (url.hostname.toLowerCase().endsWith('.onion') && socks === undefined) {
     // Never hand an .onion name to the local resolver: that leaks which service we look for.
-    throw new RegistryError('SOCKS_REQUIRED', `${url.hostname} is an onion address: connect through tor with a SOCKS proxy (e.g. socks 127.0.0.1:9050)`);
+    throw new RegistryError(
+      'SOCKS_REQUIRED',
+      `${url.hostname} is an onion address: connect through tor with a SOCKS proxy (e.g. socks 127.0.0.1:9050)`,
+    );
   }
   // Credentials that cannot be sent would fail every attempt alike: refused here, once.
   const badProxy = socks === undefined ? undefined : socksProxyError(socks);
@@ -138,6 +147,7 @@ export function resolveOptions(options: RegistryClientOptions): ClientSettings {
     raceDelayMs: checkRaceDelay(options.raceDelayMs ?? DEFAULT_RACE_DELAY_MS),
     requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     livenessTimeoutMs: options.livenessTimeoutMs ?? DEFAULT_LIVENESS_TIMEOUT_MS,
-    reconnect: options.reconnect === false ? null : checkReconnectOptions({ ...DEFAULT_RECONNECT, ...options.reconnect }),
+    reconnect:
+      options.reconnect === false ? null : checkReconnectOptions({ ...DEFAULT_RECONNECT, ...options.reconnect }),
   });
 }

@@ -73,11 +73,15 @@ function storm(peers: number, options: ReconnectOptions, random: () => number): 
   const firstWindowSeconds = Math.ceil(options.initialDelayMs / 1000);
   const later = [...perSecond].filter(([second]) => second >= firstWindowSeconds).map(([, count]) => count);
   const lastSecond = Math.max(...perSecond.keys());
-  return { allInSeconds: waiting === 0 ? lastSecond + 1 : Number.POSITIVE_INFINITY, refused, peakAfterFirstWindow: Math.max(0, ...later) };
+  return {
+    allInSeconds: waiting === 0 ? lastSecond + 1 : Number.POSITIVE_INFINITY,
+    refused,
+    peakAfterFirstWindow: Math.max(0, ...later),
+  };
 }
 
 describe('reconnect backoff with full jitter', () => {
-  it('spreads a crowd\'s first attempts evenly from 0 to the first window, none at the same instant', () => {
+  it("spreads a crowd's first attempts evenly from 0 to the first window, none at the same instant", () => {
     const random = seeded(1);
     const delays = Array.from({ length: 10_000 }, () => backoffDelay(1, DEFAULT_RECONNECT, random));
     expect(Math.min(...delays)).toBeGreaterThanOrEqual(0);
@@ -95,7 +99,12 @@ describe('reconnect backoff with full jitter', () => {
 
   it('doubles the window with each failed attempt and spreads every attempt over it', () => {
     const options = { ...DEFAULT_RECONNECT, initialDelayMs: 100, maxDelayMs: 100_000 };
-    for (const [attempt, window] of [[1, 100], [2, 200], [3, 400], [6, 3_200]] as const) {
+    for (const [attempt, window] of [
+      [1, 100],
+      [2, 200],
+      [3, 400],
+      [6, 3_200],
+    ] as const) {
       const random = seeded(attempt);
       const delays = Array.from({ length: 2_000 }, () => backoffDelay(attempt, options, random));
       expect(Math.max(...delays)).toBeLessThanOrEqual(window);
@@ -109,12 +118,13 @@ describe('reconnect backoff with full jitter', () => {
   it('never waits longer than maxDelayMs, however many attempts failed', () => {
     const random = seeded(7);
     for (const attempt of [7, 8, 20, 100, 1_000, 10_000]) {
-      for (let i = 0; i < 200; i += 1) expect(backoffDelay(attempt, DEFAULT_RECONNECT, random)).toBeLessThanOrEqual(DEFAULT_RECONNECT.maxDelayMs);
+      for (let i = 0; i < 200; i += 1)
+        expect(backoffDelay(attempt, DEFAULT_RECONNECT, random)).toBeLessThanOrEqual(DEFAULT_RECONNECT.maxDelayMs);
       expect(backoffDelay(attempt, DEFAULT_RECONNECT, () => 0)).toBe(DEFAULT_RECONNECT.maxDelayMs);
     }
   });
 
-  it('keeps a partial jitter\'s delays in the window\'s last fraction, and a random outside 0..1 inside the window', () => {
+  it("keeps a partial jitter's delays in the window's last fraction, and a random outside 0..1 inside the window", () => {
     const options = { ...DEFAULT_RECONNECT, initialDelayMs: 1_000, jitter: 0.25 };
     expect(backoffDelay(1, options, () => 0)).toBe(1_000);
     expect(backoffDelay(1, options, () => 1)).toBe(750);
@@ -131,7 +141,11 @@ describe('reconnect backoff with full jitter', () => {
     // The old backoff (500 ms, half jitter: everyone between 250 and 500 ms, then again at each
     // doubling) hammers the introduction points: twice the refused attempts, and waves of
     // retries eight times denser.
-    const lockstep = storm(20_000, { ...DEFAULT_RECONNECT, initialDelayMs: 500, maxDelayMs: 30_000, jitter: 0.5 }, seeded(42));
+    const lockstep = storm(
+      20_000,
+      { ...DEFAULT_RECONNECT, initialDelayMs: 500, maxDelayMs: 30_000, jitter: 0.5 },
+      seeded(42),
+    );
     expect(result.refused).toBeLessThan(lockstep.refused / 2);
     expect(result.peakAfterFirstWindow).toBeLessThan(lockstep.peakAfterFirstWindow / 5);
   });

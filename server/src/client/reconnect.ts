@@ -11,7 +11,12 @@ import { MAX_RETRY_AFTER_MS } from './requests.js';
 import { request, sendRegister, shutdown } from './session.js';
 
 /** Server refusals worth retrying on a new connection when restoring a registration. */
-const TRANSIENT_SERVER_CODES: ReadonlySet<string> = new Set([ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL, ErrorCode.REGISTRY_FULL, ErrorCode.UNAVAILABLE]);
+const TRANSIENT_SERVER_CODES: ReadonlySet<string> = new Set([
+  ErrorCode.RATE_LIMITED,
+  ErrorCode.INTERNAL,
+  ErrorCode.REGISTRY_FULL,
+  ErrorCode.UNAVAILABLE,
+]);
 
 /**
  * The delay before reconnection attempt `attempt` (1-based). Its window grows exponentially
@@ -37,7 +42,10 @@ function isConnectionLevel(err: unknown): boolean {
 function reasonToStop(ctx: ClientContext, code: number): RegistryError | null {
   if (ctx.wasReplaced || code === CloseCode.REPLACED) {
     // Another live connection holds our key: reconnecting would only take it back and forth.
-    return new RegistryError('REPLACED', 'another connection registered with this key, and the registry closed this one');
+    return new RegistryError(
+      'REPLACED',
+      'another connection registered with this key, and the registry closed this one',
+    );
   }
   if (ctx.evictedReason !== null || code === CloseCode.EVICTED) {
     // The address's owner proved it, and a verified address is never taken by an unverified
@@ -48,7 +56,8 @@ function reasonToStop(ctx: ClientContext, code: number): RegistryError | null {
       `the registry closed this registration: the owner of its onion address proved it${why}; register with that address's onion key (--onion-key), or with your own address`,
     );
   }
-  if (ctx.settings.reconnect === null) return new RegistryError('CONNECTION_CLOSED', `the connection to the registry closed (code ${code})`);
+  if (ctx.settings.reconnect === null)
+    return new RegistryError('CONNECTION_CLOSED', `the connection to the registry closed (code ${code})`);
   return null;
 }
 
@@ -80,7 +89,12 @@ export class Reconnector {
     const { attempt } = ctx.reconnect;
     if (attempt > options.maxAttempts) {
       const detail = error === null ? '' : `: ${error.message}`;
-      void shutdown(ctx, new RegistryError('RECONNECT_FAILED', `gave up reconnecting after ${options.maxAttempts} attempts${detail}`, { cause: error }));
+      void shutdown(
+        ctx,
+        new RegistryError('RECONNECT_FAILED', `gave up reconnecting after ${options.maxAttempts} attempts${detail}`, {
+          cause: error,
+        }),
+      );
       return;
     }
     // A refusal that said how long to wait (rev 2 retryAfterMs) is waited out at least, up to the

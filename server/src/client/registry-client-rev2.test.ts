@@ -5,7 +5,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { cleanupsAfterEach } from '../../../test/support/cleanups.js';
-import { addressProofVerifies, deferredFakeRegistry, type FakeRegistry, REV2_LIMITS, type FakeFrame, type FakeRegistryOptions } from '../../../test/support/fake-registry.js';
+import {
+  addressProofVerifies,
+  deferredFakeRegistry,
+  type FakeRegistry,
+  REV2_LIMITS,
+  type FakeFrame,
+  type FakeRegistryOptions,
+} from '../../../test/support/fake-registry.js';
 import { randomOnion, startTestServer } from '../../../test/support/registry-harness.js';
 import { torOnionKey } from '../../../test/support/tor-onion-key.js';
 import { delay, nextEvent, registryRejection as rejection, waitUntil } from '../../../test/support/wait.js';
@@ -13,7 +20,14 @@ import type { RegistryError } from '../protocol/errors.js';
 import { createIdentity } from './identity.js';
 import { onionKeyFromBytes } from './onion-key.js';
 import { MAX_RETRY_AFTER_MS } from './requests.js';
-import { RegistryClient, type Claim, type DisconnectInfo, type ReconnectedInfo, type RegistryClientOptions, type RegistryEvent } from './index.js';
+import {
+  RegistryClient,
+  type Claim,
+  type DisconnectInfo,
+  type ReconnectedInfo,
+  type RegistryClientOptions,
+  type RegistryEvent,
+} from './index.js';
 
 const defer = cleanupsAfterEach();
 const fakeRegistry = (options: FakeRegistryOptions = {}): Promise<FakeRegistry> => deferredFakeRegistry(defer, options);
@@ -39,7 +53,12 @@ describe('RegistryClient, revision 2: hello', () => {
     const c = await client({ url: fake.url });
     expect(c.hello?.features).toEqual([]);
     const key = torOnionKey();
-    const peer = await c.register({ nickname: 'alice', address: key.address, port: 1, onionKey: onionKeyFromBytes(key.file) });
+    const peer = await c.register({
+      nickname: 'alice',
+      address: key.address,
+      port: 1,
+      onionKey: onionKeyFromBytes(key.file),
+    });
     expect(peer).toMatchObject({ addressVerified: false, claim: null });
     expect(c.claim).toBeNull();
   });
@@ -50,7 +69,12 @@ describe('RegistryClient, revision 2: address proof', () => {
     const fake = await fakeRegistry();
     const key = torOnionKey();
     const c = await client({ url: fake.url });
-    const peer = await c.register({ nickname: 'alice', address: key.address, port: 5050, onionKey: onionKeyFromBytes(key.file) });
+    const peer = await c.register({
+      nickname: 'alice',
+      address: key.address,
+      port: 5050,
+      onionKey: onionKeyFromBytes(key.file),
+    });
     const [request] = fake.requestsOf('register');
     expect(typeof request?.addressProof).toBe('string');
     expect(addressProofVerifies(request as FakeFrame, fake.latest.challenge)).toBe(true);
@@ -65,12 +89,14 @@ describe('RegistryClient, revision 2: address proof', () => {
     expect(peer.addressVerified).toBe(false);
   });
 
-  it("refuses an onion key of another address before sending anything (ONION_KEY_MISMATCH)", async () => {
+  it('refuses an onion key of another address before sending anything (ONION_KEY_MISMATCH)', async () => {
     const fake = await fakeRegistry();
     const c = await client({ url: fake.url });
     const key = torOnionKey();
     const other = randomOnion();
-    const err = await rejection(c.register({ nickname: 'alice', address: other, port: 1, onionKey: onionKeyFromBytes(key.file) }));
+    const err = await rejection(
+      c.register({ nickname: 'alice', address: other, port: 1, onionKey: onionKeyFromBytes(key.file) }),
+    );
     expect(err.code).toBe('ONION_KEY_MISMATCH');
     expect(err.message).toContain(key.address);
     expect(err.message).toContain(other);
@@ -97,7 +123,19 @@ describe('RegistryClient, revision 2: claims', () => {
     const until = '2030-01-01T00:00:00.000Z';
     fake.responders.push((request) =>
       request.type === 'register'
-        ? { type: 'registered', claim: { until }, peer: { nickname: 'alice', address: request.address, port: 1, publicKey: request.publicKey, keyType: 'ed25519', registeredAt: until, addressVerified: false } }
+        ? {
+            type: 'registered',
+            claim: { until },
+            peer: {
+              nickname: 'alice',
+              address: request.address,
+              port: 1,
+              publicKey: request.publicKey,
+              keyType: 'ed25519',
+              registeredAt: until,
+              addressVerified: false,
+            },
+          }
         : undefined,
     );
     const c = await client({ url: fake.url });
@@ -172,9 +210,13 @@ describe('RegistryClient, revision 2: retryAfterMs', () => {
   it('surfaces retryAfterMs of UNAVAILABLE and RATE_LIMITED on the RegistryError', async () => {
     const fake = await fakeRegistry();
     fake.responders.push((request) =>
-      request.type === 'register' ? { type: 'error', code: 'UNAVAILABLE', message: 'store unreachable', retryAfterMs: 2500 } : undefined,
+      request.type === 'register'
+        ? { type: 'error', code: 'UNAVAILABLE', message: 'store unreachable', retryAfterMs: 2500 }
+        : undefined,
     );
-    fake.responders.push((request) => (request.type === 'ping' ? { type: 'error', code: 'RATE_LIMITED', message: 'slow', retryAfterMs: 40 } : undefined));
+    fake.responders.push((request) =>
+      request.type === 'ping' ? { type: 'error', code: 'RATE_LIMITED', message: 'slow', retryAfterMs: 40 } : undefined,
+    );
     const c = await client({ url: fake.url });
     const unavailable = await rejection(c.register({ nickname: 'alice', address: randomOnion(), port: 1 }));
     expect(unavailable).toMatchObject({ code: 'UNAVAILABLE', retryAfterMs: 2500, fromServer: true });
@@ -209,7 +251,11 @@ describe('RegistryClient, revision 2: retryAfterMs', () => {
     const c = await client({ url: fake.url, reconnect: FAST_RECONNECT });
     await c.register({ nickname: 'alice', address: randomOnion(), port: 1 });
     // Past Node's longest timer (2^31-1 ms), which then fires after 1 ms.
-    fake.responders.push((request) => (request.type === 'register' ? { type: 'error', code: 'UNAVAILABLE', message: 'store unreachable', retryAfterMs: 2 ** 31 } : undefined));
+    fake.responders.push((request) =>
+      request.type === 'register'
+        ? { type: 'error', code: 'UNAVAILABLE', message: 'store unreachable', retryAfterMs: 2 ** 31 }
+        : undefined,
+    );
     const delays: number[] = [];
     c.on('reconnecting', ({ delayMs }) => delays.push(delayMs));
     fake.latest.ws.terminate();
@@ -242,7 +288,12 @@ describe('RegistryClient, revision 2: against the real registry', () => {
     defer(() => registry.close());
     const c = await client({ url: registry.url });
     const key = torOnionKey();
-    const peer = await c.register({ nickname: 'alice', address: key.address, port: 5050, onionKey: onionKeyFromBytes(key.file) });
+    const peer = await c.register({
+      nickname: 'alice',
+      address: key.address,
+      port: 5050,
+      onionKey: onionKeyFromBytes(key.file),
+    });
     const features = c.hello?.features ?? [];
     expect(peer.addressVerified).toBe(features.includes('address-proof'));
     expect((await c.lookup('alice')).addressVerified).toBe(peer.addressVerified);

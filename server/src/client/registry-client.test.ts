@@ -52,7 +52,7 @@ const FAST_RECONNECT = { initialDelayMs: 20, maxDelayMs: 100, jitter: 0 };
 // ---- tests ----
 
 describe('RegistryClient: requests', () => {
-  it('reads the hello: a fresh challenge and the registry\'s onion address', async () => {
+  it("reads the hello: a fresh challenge and the registry's onion address", async () => {
     const registry = await startRegistry();
     const a = await client({ url: registry.url });
     const b = await client({ url: registry.url });
@@ -68,7 +68,12 @@ describe('RegistryClient: requests', () => {
     const other = await client({ url: registry.url });
     const address = randomOnion().toUpperCase().replace('.ONION', '');
     const peer = await alice.register({ nickname: 'Alice', address, port: 5050 });
-    expect(peer).toMatchObject({ nickname: 'Alice', address: `${address.toLowerCase()}.onion`, port: 5050, keyType: 'ed25519' });
+    expect(peer).toMatchObject({
+      nickname: 'Alice',
+      address: `${address.toLowerCase()}.onion`,
+      port: 5050,
+      keyType: 'ed25519',
+    });
     expect(alice.registration).toEqual(peer);
     const { claim, ...registered } = peer;
     expect(claim).toBeNull();
@@ -89,7 +94,7 @@ describe('RegistryClient: requests', () => {
     expect((await reader.list()).length).toBe(3);
   });
 
-  it('rejects refusals as RegistryError with the registry\'s code', async () => {
+  it("rejects refusals as RegistryError with the registry's code", async () => {
     const registry = await startRegistry();
     const alice = await client({ url: registry.url, identity: createIdentity() });
     const mallory = await client({ url: registry.url, identity: createIdentity() });
@@ -97,19 +102,26 @@ describe('RegistryClient: requests', () => {
     await expectCode(alice.unregister(), 'NOT_REGISTERED');
     await alice.register({ nickname: 'alice', address: randomOnion(), port: 5050 });
     await expectCode(alice.register({ nickname: 'alice2', address: randomOnion(), port: 5050 }), 'ALREADY_REGISTERED');
-    const taken = await expectCode(mallory.register({ nickname: 'ALICE', address: randomOnion(), port: 5050 }), 'NICKNAME_TAKEN');
+    const taken = await expectCode(
+      mallory.register({ nickname: 'ALICE', address: randomOnion(), port: 5050 }),
+      'NICKNAME_TAKEN',
+    );
     expect(taken.fromServer).toBe(true);
-    await expectCode(mallory.register({ nickname: 'bad nick', address: randomOnion(), port: 5050 }), 'INVALID_NICKNAME');
+    await expectCode(
+      mallory.register({ nickname: 'bad nick', address: randomOnion(), port: 5050 }),
+      'INVALID_NICKNAME',
+    );
   });
 
-  it('refuses a signature made for another connection\'s challenge', async () => {
+  it("refuses a signature made for another connection's challenge", async () => {
     const registry = await startRegistry();
     const identity = createIdentity();
     const first = await client({ url: registry.url });
     // An identity that signs the other connection's challenge, whatever it is asked to sign.
     const replaying: PeerIdentity = {
       publicKeyPem: identity.publicKeyPem,
-      sign: (_challenge, nickname, address, port) => identity.sign(first.hello?.challenge ?? '', nickname, address, port),
+      sign: (_challenge, nickname, address, port) =>
+        identity.sign(first.hello?.challenge ?? '', nickname, address, port),
     };
     const second = await client({ url: registry.url, identity: replaying });
     await expectCode(second.register({ nickname: 'eve', address: randomOnion(), port: 1 }), 'BAD_SIGNATURE');
@@ -189,14 +201,20 @@ describe('RegistryClient: events', () => {
 
 describe('RegistryClient: failures', () => {
   it('refuses to resolve an .onion name without a SOCKS proxy, and a URL that is not ws://', () => {
-    expect(() => new RegistryClient({ url: `ws://${randomOnion()}:80/` })).toThrow(expect.objectContaining({ code: 'SOCKS_REQUIRED' }));
-    expect(() => new RegistryClient({ url: 'http://127.0.0.1:1/' })).toThrow(expect.objectContaining({ code: 'BAD_URL' }));
+    expect(() => new RegistryClient({ url: `ws://${randomOnion()}:80/` })).toThrow(
+      expect.objectContaining({ code: 'SOCKS_REQUIRED' }),
+    );
+    expect(() => new RegistryClient({ url: 'http://127.0.0.1:1/' })).toThrow(
+      expect.objectContaining({ code: 'BAD_URL' }),
+    );
     expect(() => new RegistryClient({ url: 'nonsense' })).toThrow(expect.objectContaining({ code: 'BAD_URL' }));
   });
 
   it('refuses SOCKS credentials that cannot be sent before it connects, rather than at every attempt', () => {
     const socks = { host: '127.0.0.1', port: 9050, username: 'label' };
-    expect(() => new RegistryClient({ url: `ws://${randomOnion()}:80/`, socks })).toThrow(expect.objectContaining({ code: 'SOCKS_BAD_CREDENTIALS' }));
+    expect(() => new RegistryClient({ url: `ws://${randomOnion()}:80/`, socks })).toThrow(
+      expect.objectContaining({ code: 'SOCKS_BAD_CREDENTIALS' }),
+    );
   });
 
   it('says what to check when nothing listens', async () => {
@@ -213,7 +231,16 @@ describe('RegistryClient: failures', () => {
     await once(wss, 'listening');
     let greet = true;
     wss.on('connection', (ws) => {
-      if (greet) ws.send(JSON.stringify({ type: 'hello', protocol: 1, challenge: 'c', onion: null, limits: { maxMessageBytes: 16384 } }));
+      if (greet)
+        ws.send(
+          JSON.stringify({
+            type: 'hello',
+            protocol: 1,
+            challenge: 'c',
+            onion: null,
+            limits: { maxMessageBytes: 16384 },
+          }),
+        );
       cleanups.push(() => ws.terminate());
     });
     const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`;
@@ -227,7 +254,9 @@ describe('RegistryClient: failures', () => {
     const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
     cleanups.push(() => new Promise<void>((resolve) => wss.close(() => resolve())));
     await once(wss, 'listening');
-    wss.on('connection', (ws) => ws.send(JSON.stringify({ type: 'hello', protocol: 2, challenge: 'c', onion: null, limits: {} })));
+    wss.on('connection', (ws) =>
+      ws.send(JSON.stringify({ type: 'hello', protocol: 2, challenge: 'c', onion: null, limits: {} })),
+    );
     const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`;
     await expectCode(RegistryClient.connect({ url }), 'PROTOCOL_MISMATCH');
   });
@@ -236,7 +265,9 @@ describe('RegistryClient: failures', () => {
     const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
     cleanups.push(() => new Promise<void>((resolve) => wss.close(() => resolve())));
     await once(wss, 'listening');
-    wss.on('connection', (ws) => ws.send(JSON.stringify({ type: 'hello', protocol: 1, challenge: 'c', onion: null, limits: {} })));
+    wss.on('connection', (ws) =>
+      ws.send(JSON.stringify({ type: 'hello', protocol: 1, challenge: 'c', onion: null, limits: {} })),
+    );
     const c = await RegistryClient.connect({ url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/` });
     const pending = expectCode(c.ping(), 'CLOSED');
     await c.close();
@@ -276,7 +307,11 @@ describe('RegistryClient: reconnection', () => {
 
   it('reports a registration it cannot restore', async () => {
     const first = await startRegistry();
-    const alice = await client({ url: first.url, identity: createIdentity(), reconnect: { initialDelayMs: 800, jitter: 0 } });
+    const alice = await client({
+      url: first.url,
+      identity: createIdentity(),
+      reconnect: { initialDelayMs: 800, jitter: 0 },
+    });
     await alice.register({ nickname: 'alice', address: randomOnion(), port: 1 });
     await first.close();
     const second = await startRegistry(first.port);
@@ -326,7 +361,11 @@ describe('RegistryClient: reconnection', () => {
       ws.send(JSON.stringify({ type: 'hello', protocol: 1, challenge: 'c', onion: null, limits: {} }));
       cleanups.push(() => ws.terminate());
     });
-    const c = await client({ url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`, livenessTimeoutMs: 60, reconnect: FAST_RECONNECT });
+    const c = await client({
+      url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`,
+      livenessTimeoutMs: 60,
+      reconnect: FAST_RECONNECT,
+    });
     const [info] = await nextEvent<[{ code: number; willReconnect: boolean }]>(c, 'disconnected');
     expect(info).toMatchObject({ code: 1006, willReconnect: true });
     await nextEvent(c, 'reconnected');
@@ -353,8 +392,13 @@ describe('RegistryClient: reconnection', () => {
 
   it("refuses a maxDelayMs past Node's longest timer, which would fire after 1 ms and retry at once", () => {
     for (const maxDelayMs of [2 ** 31, Number.POSITIVE_INFINITY]) {
-      expect(() => new RegistryClient({ url: 'ws://127.0.0.1:1/', reconnect: { maxDelayMs } }), String(maxDelayMs)).toThrow(/maxDelayMs must be <= 2147483647/);
+      expect(
+        () => new RegistryClient({ url: 'ws://127.0.0.1:1/', reconnect: { maxDelayMs } }),
+        String(maxDelayMs),
+      ).toThrow(/maxDelayMs must be <= 2147483647/);
     }
-    expect(() => new RegistryClient({ url: 'ws://127.0.0.1:1/', reconnect: { maxDelayMs: 2 ** 31 - 1 } })).not.toThrow();
+    expect(
+      () => new RegistryClient({ url: 'ws://127.0.0.1:1/', reconnect: { maxDelayMs: 2 ** 31 - 1 } }),
+    ).not.toThrow();
   });
 });

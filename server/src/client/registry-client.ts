@@ -13,7 +13,16 @@
  */
 import { EventEmitter } from 'node:events';
 import { RegistryError } from '../protocol/errors.js';
-import { expectPeer, expectPeerPage, type Claim, type Frame, type Hello, type Peer, type PeerPage, type RegistryEvent } from '../protocol/reply-parser.js';
+import {
+  expectPeer,
+  expectPeerPage,
+  type Claim,
+  type Frame,
+  type Hello,
+  type Peer,
+  type PeerPage,
+  type RegistryEvent,
+} from '../protocol/reply-parser.js';
 import { createContext, type ClientContext, type ClientState, type Registration } from './client-context.js';
 import type { RegisteredPeer } from './event-types.js';
 import { EventStream, type EventStreamOptions } from './events.js';
@@ -21,7 +30,15 @@ import type { RegistryClientEvents } from './event-types.js';
 import { resolveOptions, type RegistryClientOptions } from './options.js';
 import { Reconnector } from './reconnect.js';
 import { sendRetryingOnce, type RequestBody } from './requests.js';
-import { forgetConnection, notConnected, openConnection, request, routeFrame, sendRegister, shutdown } from './session.js';
+import {
+  forgetConnection,
+  notConnected,
+  openConnection,
+  request,
+  routeFrame,
+  sendRegister,
+  shutdown,
+} from './session.js';
 import type { ConnectionHandlers } from './transport.js';
 
 export class RegistryClient extends EventEmitter<RegistryClientEvents> {

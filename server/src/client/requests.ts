@@ -56,7 +56,13 @@ export class PendingRequests {
     clearTimeout(pending.timer);
     if (frame.type === 'error') pending.reject(readRefusal(frame));
     else if (frame.type === pending.expect) pending.resolve(frame);
-    else pending.reject(new RegistryError('BAD_RESPONSE', `expected "${pending.expect}" from the registry, got "${String(frame.type)}"`));
+    else
+      pending.reject(
+        new RegistryError(
+          'BAD_RESPONSE',
+          `expected "${pending.expect}" from the registry, got "${String(frame.type)}"`,
+        ),
+      );
     return true;
   }
 

@@ -34,7 +34,10 @@ export async function openConnection(ctx: ClientContext, handlers: ConnectionHan
 
 export function notConnected(ctx: ClientContext): RegistryError {
   const { state } = ctx;
-  const why = state === 'reconnecting' ? 'reconnecting: retry after the "reconnected" event' : `state ${state}: call connect() first`;
+  const why =
+    state === 'reconnecting'
+      ? 'reconnecting: retry after the "reconnected" event'
+      : `state ${state}: call connect() first`;
   return new RegistryError(state === 'closed' ? 'CLOSED' : 'NOT_CONNECTED', `not connected to the registry (${why})`);
 }
 
@@ -100,7 +103,9 @@ export function forgetConnection(ctx: ClientContext, connection: RegistryConnect
   if (ctx.connection !== connection) return false;
   ctx.connection = null;
   ctx.peer = null;
-  ctx.requests.rejectAll(new RegistryError('CONNECTION_CLOSED', `the connection to the registry closed (code ${code}) before the reply`));
+  ctx.requests.rejectAll(
+    new RegistryError('CONNECTION_CLOSED', `the connection to the registry closed (code ${code}) before the reply`),
+  );
   return true;
 }
 

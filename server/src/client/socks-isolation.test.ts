@@ -6,7 +6,11 @@ describe('freshIsolation', () => {
   it('makes a new label each time: the configured username with a random suffix, and a random password', () => {
     const proxy = { host: '127.0.0.1', port: 9050, username: 'registry', password: 'x' };
     const [one, two] = [freshIsolation(proxy), freshIsolation(proxy)];
-    expect(one).toMatchObject({ host: '127.0.0.1', port: 9050, username: expect.stringMatching(/^registry\+race-[0-9a-f]{16}$/) });
+    expect(one).toMatchObject({
+      host: '127.0.0.1',
+      port: 9050,
+      username: expect.stringMatching(/^registry\+race-[0-9a-f]{16}$/),
+    });
     expect(one.password).not.toBe('x');
     expect(two.username).not.toBe(one.username);
     expect(two.password).not.toBe(one.password);

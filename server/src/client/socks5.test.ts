@@ -8,7 +8,11 @@ import { RegistryError } from '../protocol/errors.js';
 import { RegistryClient } from './registry-client.js';
 import { parseSocksAddress, SocksAgent, socksConnect } from './socks5.js';
 import { delay } from '../../../test/support/wait.js';
-import { startFakeSocksProxy, type FakeSocksProxy, type FakeSocksProxyOptions } from '../../../test/support/fake-socks-proxy.js';
+import {
+  startFakeSocksProxy,
+  type FakeSocksProxy,
+  type FakeSocksProxyOptions,
+} from '../../../test/support/fake-socks-proxy.js';
 
 // ---- fixtures: real sockets only ----
 
@@ -80,7 +84,11 @@ describe('socksConnect', () => {
   it('keeps bytes that arrive in the same packet as the reply for the caller', async () => {
     const echo = await startEcho();
     const proxy = await startTestProxy({ route: () => echo, early: Buffer.from('early bytes') });
-    const socket = await socksConnect({ proxy: { host: '127.0.0.1', port: proxy.port }, host: 'example.test', port: 7 });
+    const socket = await socksConnect({
+      proxy: { host: '127.0.0.1', port: proxy.port },
+      host: 'example.test',
+      port: 7,
+    });
     cleanups.push(() => void socket.destroy());
     await delay(20);
     expect(await readSome(socket)).toBe('early bytes');
@@ -116,19 +124,29 @@ describe('socksConnect', () => {
     const port = await listen(free);
     await new Promise<void>((resolve) => free.close(() => resolve()));
     const attempt = socksConnect({ proxy: { host: '127.0.0.1', port }, host: 'x.onion', port: 80 });
-    await expect(attempt).rejects.toMatchObject({ code: 'SOCKS_PROXY_UNREACHABLE', message: expect.stringContaining('is tor running') });
+    await expect(attempt).rejects.toMatchObject({
+      code: 'SOCKS_PROXY_UNREACHABLE',
+      message: expect.stringContaining('is tor running'),
+    });
   });
 
   it('times out when the proxy never answers', async () => {
     const silent = await listen(createServer((socket) => socket.on('error', () => undefined)));
     const started = Date.now();
-    const attempt = socksConnect({ proxy: { host: '127.0.0.1', port: silent }, host: 'x.onion', port: 80, timeoutMs: 100 });
+    const attempt = socksConnect({
+      proxy: { host: '127.0.0.1', port: silent },
+      host: 'x.onion',
+      port: 80,
+      timeoutMs: 100,
+    });
     await expect(attempt).rejects.toMatchObject({ code: 'SOCKS_TIMEOUT' });
     expect(Date.now() - started).toBeLessThan(1000);
   });
 
   it('recognises a server that is not a SOCKS5 proxy', async () => {
-    const http = await listen(createServer((socket) => socket.on('error', () => undefined).end('HTTP/1.1 400 Bad Request\r\n\r\n')));
+    const http = await listen(
+      createServer((socket) => socket.on('error', () => undefined).end('HTTP/1.1 400 Bad Request\r\n\r\n')),
+    );
     const attempt = socksConnect({ proxy: { host: '127.0.0.1', port: http }, host: 'x.onion', port: 80 });
     await expect(attempt).rejects.toMatchObject({ code: 'SOCKS_NOT_SOCKS5' });
   });
@@ -150,7 +168,11 @@ describe('socksConnect', () => {
   it('logs in with a username and password (RFC 1929) when given them, then connects', async () => {
     const echo = await startEcho();
     const proxy = await startTestProxy({ route: () => echo, accepts: { username: 'registry-1', password: 'x' } });
-    const socket = await socksConnect({ proxy: { host: '127.0.0.1', port: proxy.port, username: 'registry-1', password: 'x' }, host: 'x.onion', port: 80 });
+    const socket = await socksConnect({
+      proxy: { host: '127.0.0.1', port: proxy.port, username: 'registry-1', password: 'x' },
+      host: 'x.onion',
+      port: 80,
+    });
     socket.write('through');
     expect(await readSome(socket)).toBe('through');
     socket.destroy();
@@ -160,20 +182,38 @@ describe('socksConnect', () => {
 
   it('reports a proxy that refuses the username and password', async () => {
     const proxy = await startTestProxy({ route: () => 1, accepts: { username: 'someone', password: 'else' } });
-    const attempt = socksConnect({ proxy: { host: '127.0.0.1', port: proxy.port, username: 'me', password: 'x' }, host: 'x.onion', port: 80 });
-    await expect(attempt).rejects.toMatchObject({ code: 'SOCKS_AUTH_FAILED', message: expect.stringMatching(/refused the SOCKS username and password.*check them, or leave them out/) });
+    const attempt = socksConnect({
+      proxy: { host: '127.0.0.1', port: proxy.port, username: 'me', password: 'x' },
+      host: 'x.onion',
+      port: 80,
+    });
+    await expect(attempt).rejects.toMatchObject({
+      code: 'SOCKS_AUTH_FAILED',
+      message: expect.stringMatching(/refused the SOCKS username and password.*check them, or leave them out/),
+    });
     expect(proxy.requests).toEqual([]);
   });
 
   it('reports a proxy that takes no username and password when given them', async () => {
     const proxy = await startTestProxy({ route: () => 1, method: 0xff });
-    const attempt = socksConnect({ proxy: { host: '127.0.0.1', port: proxy.port, username: 'me', password: 'x' }, host: 'x.onion', port: 80 });
-    await expect(attempt).rejects.toMatchObject({ code: 'SOCKS_AUTH_FAILED', message: expect.stringMatching(/takes no username and password: leave them out/) });
+    const attempt = socksConnect({
+      proxy: { host: '127.0.0.1', port: proxy.port, username: 'me', password: 'x' },
+      host: 'x.onion',
+      port: 80,
+    });
+    await expect(attempt).rejects.toMatchObject({
+      code: 'SOCKS_AUTH_FAILED',
+      message: expect.stringMatching(/takes no username and password: leave them out/),
+    });
   });
 
   it('reports a proxy that skips the login it was offered', async () => {
     const proxy = await startTestProxy({ route: () => 1, method: 0x00 });
-    const attempt = socksConnect({ proxy: { host: '127.0.0.1', port: proxy.port, username: 'me', password: 'x' }, host: 'x.onion', port: 80 });
+    const attempt = socksConnect({
+      proxy: { host: '127.0.0.1', port: proxy.port, username: 'me', password: 'x' },
+      host: 'x.onion',
+      port: 80,
+    });
     await expect(attempt).rejects.toMatchObject({ code: 'SOCKS_BAD_REPLY' });
   });
 
@@ -188,9 +228,18 @@ describe('socksConnect', () => {
   });
 
   it('reports a reply cut short by the proxy closing (after the method byte, after the login status version)', async () => {
-    for (const [credentials, cut] of [[{}, Buffer.of(5)], [{ username: 'me', password: 'x' }, Buffer.of(5, 2, 1)]] as const) {
-      const rude = await listen(createServer((socket) => socket.on('error', () => undefined).once('data', () => socket.end(cut))));
-      const attempt = socksConnect({ proxy: { host: '127.0.0.1', port: rude, ...credentials }, host: 'x.onion', port: 80 });
+    for (const [credentials, cut] of [
+      [{}, Buffer.of(5)],
+      [{ username: 'me', password: 'x' }, Buffer.of(5, 2, 1)],
+    ] as const) {
+      const rude = await listen(
+        createServer((socket) => socket.on('error', () => undefined).once('data', () => socket.end(cut))),
+      );
+      const attempt = socksConnect({
+        proxy: { host: '127.0.0.1', port: rude, ...credentials },
+        host: 'x.onion',
+        port: 80,
+      });
       await expect(attempt).rejects.toMatchObject({ code: 'SOCKS_PROXY_CLOSED' });
     }
   });
@@ -204,15 +253,24 @@ describe('socksConnect', () => {
   it('stops when its AbortSignal fires', async () => {
     const silent = await listen(createServer((socket) => socket.on('error', () => undefined)));
     const controller = new AbortController();
-    const attempt = socksConnect({ proxy: { host: '127.0.0.1', port: silent }, host: 'x.onion', port: 80, signal: controller.signal });
+    const attempt = socksConnect({
+      proxy: { host: '127.0.0.1', port: silent },
+      host: 'x.onion',
+      port: 80,
+      signal: controller.signal,
+    });
     setTimeout(() => controller.abort(), 20);
     await expect(attempt).rejects.toMatchObject({ code: 'SOCKS_ABORTED' });
   });
 
   it('refuses a destination that does not fit in a SOCKS5 request', async () => {
     const proxy = { host: '127.0.0.1', port: 9 };
-    await expect(socksConnect({ proxy, host: 'a'.repeat(256), port: 80 })).rejects.toMatchObject({ code: 'SOCKS_BAD_DESTINATION' });
-    await expect(socksConnect({ proxy, host: 'x.onion', port: 0 })).rejects.toMatchObject({ code: 'SOCKS_BAD_DESTINATION' });
+    await expect(socksConnect({ proxy, host: 'a'.repeat(256), port: 80 })).rejects.toMatchObject({
+      code: 'SOCKS_BAD_DESTINATION',
+    });
+    await expect(socksConnect({ proxy, host: 'x.onion', port: 0 })).rejects.toMatchObject({
+      code: 'SOCKS_BAD_DESTINATION',
+    });
   });
 });
 
@@ -227,9 +285,25 @@ describe('parseSocksAddress', () => {
   });
 
   it('reads <user>:<password>@ before the address (the password may hold : and @), and rejects incomplete credentials', () => {
-    expect(parseSocksAddress('registry:x@127.0.0.1:9050')).toEqual({ host: '127.0.0.1', port: 9050, username: 'registry', password: 'x' });
-    expect(parseSocksAddress('me:a:b@c@[::1]:9050')).toEqual({ host: '::1', port: 9050, username: 'me', password: 'a:b@c' });
-    for (const bad of ['registry@127.0.0.1:9050', ':x@127.0.0.1:9050', 'me:@127.0.0.1:9050', `me:${'p'.repeat(256)}@127.0.0.1:9050`, 'me:x@127.0.0.1']) {
+    expect(parseSocksAddress('registry:x@127.0.0.1:9050')).toEqual({
+      host: '127.0.0.1',
+      port: 9050,
+      username: 'registry',
+      password: 'x',
+    });
+    expect(parseSocksAddress('me:a:b@c@[::1]:9050')).toEqual({
+      host: '::1',
+      port: 9050,
+      username: 'me',
+      password: 'a:b@c',
+    });
+    for (const bad of [
+      'registry@127.0.0.1:9050',
+      ':x@127.0.0.1:9050',
+      'me:@127.0.0.1:9050',
+      `me:${'p'.repeat(256)}@127.0.0.1:9050`,
+      'me:x@127.0.0.1',
+    ]) {
       expect(parseSocksAddress(bad), bad).toBeUndefined();
     }
   });
@@ -273,7 +347,9 @@ describe('SocksAgent', () => {
 describe('RegistryClient through SOCKS5', () => {
   it('registers and looks up through the proxy, which alone sees the onion name', async () => {
     const registry = await startRegistry();
-    const proxy = await startTestProxy({ route: (request) => (request.host === registry.onion ? registry.port : { reply: 0x04 }) });
+    const proxy = await startTestProxy({
+      route: (request) => (request.host === registry.onion ? registry.port : { reply: 0x04 }),
+    });
     const client = await RegistryClient.connect({
       url: `ws://${registry.onion}:80/`,
       socks: { host: '127.0.0.1', port: proxy.port },
@@ -310,9 +386,13 @@ describe('RegistryClient through SOCKS5', () => {
     expect(proxy.requests.length).toBeGreaterThanOrEqual(2);
   });
 
-  it('fails to connect with the proxy\'s coded error when tor cannot reach the onion service', async () => {
+  it("fails to connect with the proxy's coded error when tor cannot reach the onion service", async () => {
     const proxy = await startTestProxy({ route: () => ({ reply: 0x04 }) });
-    const attempt = RegistryClient.connect({ url: `ws://${randomOnion()}:80/`, socks: { host: '127.0.0.1', port: proxy.port }, reconnect: false });
+    const attempt = RegistryClient.connect({
+      url: `ws://${randomOnion()}:80/`,
+      socks: { host: '127.0.0.1', port: proxy.port },
+      reconnect: false,
+    });
     await expect(attempt).rejects.toSatisfy((err: RegistryError) => {
       expect(err).toBeInstanceOf(RegistryError);
       expect(err.code).toBe('SOCKS_HOST_UNREACHABLE');

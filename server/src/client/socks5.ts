@@ -51,7 +51,6 @@ const MAX_DOMAIN_BYTES = 255;
 /** VER REP RSV ATYP and the first byte of BND.ADDR (a DOMAINNAME's length). */
 const REPLY_HEAD_BYTES = 5;
 
-
 /**
  * Reply codes of RFC 1928 §6 and tor's extended codes (SocksPort ... ExtendedErrors), with what a
  * person can do about each. Tor answers 0x04 when it cannot reach an onion service at all.
@@ -74,7 +73,6 @@ const REPLIES: ReadonlyMap<number, SocksErrorCode> = new Map([
   [0xf6, 'SOCKS_ONION_BAD_ADDRESS'],
   [0xf7, 'SOCKS_ONION_INTRO_TIMEOUT'],
 ]);
-
 
 function describeProxy(proxy: SocksProxy): string {
   return proxy.host.includes(':') ? `[${proxy.host}]:${proxy.port}` : `${proxy.host}:${proxy.port}`;
@@ -122,7 +120,10 @@ function credentialsOf(proxy: SocksProxy): Credentials | null | RegistryError {
   const password = Buffer.from(proxy.password ?? '', 'utf8');
   const fits = (bytes: Buffer): boolean => bytes.length >= 1 && bytes.length <= MAX_CREDENTIAL_BYTES;
   if (!fits(username) || !fits(password)) {
-    return new RegistryError('SOCKS_BAD_CREDENTIALS', `a SOCKS username and password go together, each 1-${MAX_CREDENTIAL_BYTES} bytes (got ${username.length} and ${password.length})`);
+    return new RegistryError(
+      'SOCKS_BAD_CREDENTIALS',
+      `a SOCKS username and password go together, each 1-${MAX_CREDENTIAL_BYTES} bytes (got ${username.length} and ${password.length})`,
+    );
   }
   return { username, password };
 }
@@ -141,23 +142,43 @@ function authRequest({ username, password }: Credentials): Buffer {
 /** The proxy's method selection (2 bytes): undefined when it chose the one method offered, else why not. */
 function methodReplyError(reply: Buffer, where: string, offered: number): RegistryError | undefined {
   if (reply[0] !== VERSION) {
-    return new RegistryError('SOCKS_NOT_SOCKS5', `${where} is not a SOCKS5 proxy (it answered version byte ${String(reply[0])}): point --socks at tor's SocksPort`);
+    return new RegistryError(
+      'SOCKS_NOT_SOCKS5',
+      `${where} is not a SOCKS5 proxy (it answered version byte ${String(reply[0])}): point --socks at tor's SocksPort`,
+    );
   }
   if (reply[1] === NO_ACCEPTABLE_METHOD) {
     return offered === NO_AUTH
-      ? new RegistryError('SOCKS_AUTH_REQUIRED', `the proxy at ${where} requires a username and password: give them (--socks <user>:<password>@${where})`)
-      : new RegistryError('SOCKS_AUTH_FAILED', `the proxy at ${where} takes no username and password: leave them out (--socks ${where})`);
+      ? new RegistryError(
+          'SOCKS_AUTH_REQUIRED',
+          `the proxy at ${where} requires a username and password: give them (--socks <user>:<password>@${where})`,
+        )
+      : new RegistryError(
+          'SOCKS_AUTH_FAILED',
+          `the proxy at ${where} takes no username and password: leave them out (--socks ${where})`,
+        );
   }
   if (reply[1] !== offered) {
-    return new RegistryError('SOCKS_BAD_REPLY', `the proxy at ${where} chose method ${String(reply[1])}, which was not offered`);
+    return new RegistryError(
+      'SOCKS_BAD_REPLY',
+      `the proxy at ${where} chose method ${String(reply[1])}, which was not offered`,
+    );
   }
   return undefined;
 }
 
 /** RFC 1929's answer (2 bytes): undefined when the proxy took the credentials, else why not. */
 function authReplyError(reply: Buffer, where: string): RegistryError | undefined {
-  if (reply[0] !== AUTH_VERSION) return new RegistryError('SOCKS_BAD_REPLY', `the proxy at ${where} answered the username and password with version byte ${String(reply[0])}`);
-  if (reply[1] !== AUTH_OK) return new RegistryError('SOCKS_AUTH_FAILED', `the proxy at ${where} refused the SOCKS username and password (status ${String(reply[1])}): check them, or leave them out`);
+  if (reply[0] !== AUTH_VERSION)
+    return new RegistryError(
+      'SOCKS_BAD_REPLY',
+      `the proxy at ${where} answered the username and password with version byte ${String(reply[0])}`,
+    );
+  if (reply[1] !== AUTH_OK)
+    return new RegistryError(
+      'SOCKS_AUTH_FAILED',
+      `the proxy at ${where} refused the SOCKS username and password (status ${String(reply[1])}): check them, or leave them out`,
+    );
   return undefined;
 }
 
@@ -166,8 +187,14 @@ function replyCodeError(rep: number, host: string, port: number): RegistryError 
   const known = REPLIES.get(rep);
   const hex = `0x${rep.toString(16).padStart(2, '0')}`;
   return known === undefined
-    ? new RegistryError('SOCKS_UNKNOWN_REPLY', `the proxy refused to connect to ${host}:${port} with reply code ${hex}`, { replyCode: rep })
-    : new RegistryError(known, `${ERROR_CATALOG[known].message} (${host}:${port}, SOCKS reply ${hex})`, { replyCode: rep });
+    ? new RegistryError(
+        'SOCKS_UNKNOWN_REPLY',
+        `the proxy refused to connect to ${host}:${port} with reply code ${hex}`,
+        { replyCode: rep },
+      )
+    : new RegistryError(known, `${ERROR_CATALOG[known].message} (${host}:${port}, SOCKS reply ${hex})`, {
+        replyCode: rep,
+      });
 }
 
 /**
@@ -176,10 +203,18 @@ function replyCodeError(rep: number, host: string, port: number): RegistryError 
  */
 function connectReplyRest(head: Buffer, where: string, host: string, port: number): number | RegistryError {
   const [version, rep = 0, , atyp = 0, first = 0] = head;
-  if (version !== VERSION) return new RegistryError('SOCKS_BAD_REPLY', `the proxy at ${where} answered CONNECT with version byte ${String(version)}`);
+  if (version !== VERSION)
+    return new RegistryError(
+      'SOCKS_BAD_REPLY',
+      `the proxy at ${where} answered CONNECT with version byte ${String(version)}`,
+    );
   if (rep !== 0x00) return replyCodeError(rep, host, port);
   const length = boundAddressLength(atyp, first);
-  if (length === undefined) return new RegistryError('SOCKS_BAD_REPLY', `the proxy at ${where} answered with unknown address type ${String(atyp)}`);
+  if (length === undefined)
+    return new RegistryError(
+      'SOCKS_BAD_REPLY',
+      `the proxy at ${where} answered with unknown address type ${String(atyp)}`,
+    );
   return length - 1 + 2;
 }
 
@@ -246,7 +281,10 @@ class Handshake {
   private take(socket: Socket, count: number): Buffer | RegistryError | null {
     const bytes = socket.read(count) as Buffer | null;
     if (bytes === null || bytes.length === count) return bytes;
-    return new RegistryError('SOCKS_PROXY_CLOSED', `the proxy at ${this.where} closed the connection in the middle of its SOCKS5 reply: is it tor's SocksPort?`);
+    return new RegistryError(
+      'SOCKS_PROXY_CLOSED',
+      `the proxy at ${this.where} closed the connection in the middle of its SOCKS5 reply: is it tor's SocksPort?`,
+    );
   }
 
   private sendConnect(socket: Socket): void {
@@ -301,10 +339,21 @@ export function socksConnect(options: SocksConnectOptions): Promise<Socket> {
     };
     const onError = (err: NodeJS.ErrnoException): void => {
       const why = err.code ?? err.message;
-      finish(new RegistryError('SOCKS_PROXY_UNREACHABLE', `cannot reach the SOCKS5 proxy at ${where} (${why}): is tor running with SocksPort ${where}?`, { cause: err }));
+      finish(
+        new RegistryError(
+          'SOCKS_PROXY_UNREACHABLE',
+          `cannot reach the SOCKS5 proxy at ${where} (${why}): is tor running with SocksPort ${where}?`,
+          { cause: err },
+        ),
+      );
     };
     const onEnd = (): void => {
-      finish(new RegistryError('SOCKS_PROXY_CLOSED', `the proxy at ${where} closed the connection during the SOCKS5 handshake: is it tor's SocksPort?`));
+      finish(
+        new RegistryError(
+          'SOCKS_PROXY_CLOSED',
+          `the proxy at ${where} closed the connection during the SOCKS5 handshake: is it tor's SocksPort?`,
+        ),
+      );
     };
     const onAbort = (): void => finish(new RegistryError('SOCKS_ABORTED', 'the connection attempt was cancelled'));
 
@@ -315,7 +364,12 @@ export function socksConnect(options: SocksConnectOptions): Promise<Socket> {
     };
 
     const timer = setTimeout(() => {
-      finish(new RegistryError('SOCKS_TIMEOUT', `no connection to ${host}:${port} through the proxy at ${where} within ${timeoutMs} ms: retry, or raise the timeout`));
+      finish(
+        new RegistryError(
+          'SOCKS_TIMEOUT',
+          `no connection to ${host}:${port} through the proxy at ${where} within ${timeoutMs} ms: retry, or raise the timeout`,
+        ),
+      );
     }, timeoutMs);
     options.signal?.addEventListener('abort', onAbort, { once: true });
     socket.once('connect', onConnect);

@@ -43,17 +43,27 @@ export function connectError(err: Error, url: string, socks: SocksProxy | undefi
   let hint = 'check the URL and that the registry is running';
   if (code === 'ECONNREFUSED') hint = 'nothing listens there: is the registry running, and the port right?';
   else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') hint = 'the host name does not resolve';
-  else if (/Unexpected server response: 404/.test(err.message)) hint = 'that is an HTTP server but not the registry\'s WebSocket path: use ws://host:port/';
-  else if (/Unexpected server response: 503/.test(err.message)) hint = 'the registry is at its connection limit: retry later';
-  return new RegistryError('CONNECT_FAILED', `cannot connect to the registry at ${url}${via}: ${err.message}; ${hint}`, { cause: err });
+  else if (/Unexpected server response: 404/.test(err.message))
+    hint = "that is an HTTP server but not the registry's WebSocket path: use ws://host:port/";
+  else if (/Unexpected server response: 503/.test(err.message))
+    hint = 'the registry is at its connection limit: retry later';
+  return new RegistryError(
+    'CONNECT_FAILED',
+    `cannot connect to the registry at ${url}${via}: ${err.message}; ${hint}`,
+    { cause: err },
+  );
 }
 
 /** The greeting a first frame holds, or why it is not an acceptable one. */
 function readGreeting(url: string, frame: Frame | undefined): Hello | RegistryError {
   const hello = frame === undefined ? undefined : readHello(frame);
-  if (hello === undefined) return new RegistryError('BAD_RESPONSE', `${url} did not greet with a registry hello: is it the registry?`);
+  if (hello === undefined)
+    return new RegistryError('BAD_RESPONSE', `${url} did not greet with a registry hello: is it the registry?`);
   if (hello.protocol !== PROTOCOL_VERSION) {
-    return new RegistryError('PROTOCOL_MISMATCH', `the registry speaks protocol ${hello.protocol}, this client ${PROTOCOL_VERSION}: upgrade the client`);
+    return new RegistryError(
+      'PROTOCOL_MISMATCH',
+      `the registry speaks protocol ${hello.protocol}, this client ${PROTOCOL_VERSION}: upgrade the client`,
+    );
   }
   return hello;
 }
@@ -134,7 +144,12 @@ export class RegistryConnection {
       };
       const timer = setTimeout(() => {
         const tor = socks === undefined ? '' : ' and that tor has bootstrapped';
-        fail(new RegistryError('TIMEOUT', `no hello from the registry at ${url} within ${timeoutMs} ms: check the URL${tor}, or retry`));
+        fail(
+          new RegistryError(
+            'TIMEOUT',
+            `no hello from the registry at ${url} within ${timeoutMs} ms: check the URL${tor}, or retry`,
+          ),
+        );
       }, timeoutMs);
 
       ws.on('error', (err) => {
@@ -164,7 +179,13 @@ export class RegistryConnection {
           return;
         }
         clearTimeout(timer);
-        reject(failure ?? new RegistryError('CONNECT_FAILED', `the registry at ${url} closed the connection before its hello (close code ${code})`));
+        reject(
+          failure ??
+            new RegistryError(
+              'CONNECT_FAILED',
+              `the registry at ${url} closed the connection before its hello (close code ${code})`,
+            ),
+        );
       });
     });
   }

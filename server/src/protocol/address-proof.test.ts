@@ -6,7 +6,10 @@ import { addressProofPayload } from './signing.js';
 
 function onion(): { address: string; sign: (payload: string) => Buffer } {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  return { address: onionAddressFromPublicKey(publicKey.export({ format: 'der', type: 'spki' }).subarray(12)), sign: (payload) => sign(null, Buffer.from(payload), privateKey) };
+  return {
+    address: onionAddressFromPublicKey(publicKey.export({ format: 'der', type: 'spki' }).subarray(12)),
+    sign: (payload) => sign(null, Buffer.from(payload), privateKey),
+  };
 }
 
 describe('address proof', () => {

@@ -14,7 +14,10 @@ export function decodeAddressProof(text: string): Buffer {
   const bytes = decodeBase64(text);
   if (bytes === undefined) throw new RegistryError(ErrorCode.BAD_ADDRESS_PROOF, 'addressProof must be base64');
   if (bytes.length !== ED25519_SIGNATURE_BYTES) {
-    throw new RegistryError(ErrorCode.BAD_ADDRESS_PROOF, `addressProof must be an Ed25519 signature of ${ED25519_SIGNATURE_BYTES} bytes`);
+    throw new RegistryError(
+      ErrorCode.BAD_ADDRESS_PROOF,
+      `addressProof must be an Ed25519 signature of ${ED25519_SIGNATURE_BYTES} bytes`,
+    );
   }
   return bytes;
 }
@@ -23,7 +26,10 @@ export function decodeAddressProof(text: string): Buffer {
 export function onionKeyObject(onionPublicKey: Uint8Array): KeyObject | undefined {
   if (onionPublicKey.length !== ED25519_PUBLIC_KEY_BYTES) return undefined;
   try {
-    return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(onionPublicKey).toString('base64url') }, format: 'jwk' });
+    return createPublicKey({
+      key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(onionPublicKey).toString('base64url') },
+      format: 'jwk',
+    });
   } catch {
     return undefined;
   }

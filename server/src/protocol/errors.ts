@@ -37,7 +37,10 @@ function protocol(message: string, closeCode: CloseCode | null = null): ErrorSpe
   return { source: 'protocol', message, closeCode };
 }
 
-function local<S extends Exclude<ErrorSource, 'protocol'>>(source: S, message: string): ErrorSpec & { readonly source: S } {
+function local<S extends Exclude<ErrorSource, 'protocol'>>(
+  source: S,
+  message: string,
+): ErrorSpec & { readonly source: S } {
   return { source, message, closeCode: null };
 }
 
@@ -46,15 +49,24 @@ export const ERROR_CATALOG = {
   // ---- answered by the registry (PROTOCOL.md) ----
   BAD_JSON: protocol('the frame is not valid UTF-8, not JSON, or not a JSON object'),
   BAD_REQUEST: protocol('a field is missing or of the wrong JSON type, or the id or list limit is out of range'),
-  BINARY_NOT_SUPPORTED: protocol('binary frames are not supported: send text frames holding JSON', CloseCode.UNSUPPORTED_DATA),
+  BINARY_NOT_SUPPORTED: protocol(
+    'binary frames are not supported: send text frames holding JSON',
+    CloseCode.UNSUPPORTED_DATA,
+  ),
   UNKNOWN_TYPE: protocol('the server does not know this request type'),
   INVALID_NICKNAME: protocol('nickname must be 1-32 of A-Z a-z 0-9 _ . - and start with a letter or digit'),
   INVALID_ADDRESS: protocol('address is not a v3 onion address'),
   INVALID_PORT: protocol('port must be an integer from 1 to 65535'),
-  INVALID_PUBLIC_KEY: protocol('publicKey must be a PEM SubjectPublicKeyInfo of an Ed25519 key or an RSA key of 2048-8192 bits'),
+  INVALID_PUBLIC_KEY: protocol(
+    'publicKey must be a PEM SubjectPublicKeyInfo of an Ed25519 key or an RSA key of 2048-8192 bits',
+  ),
   BAD_SIGNATURE: protocol("signature does not verify for this connection's challenge"),
-  BAD_ADDRESS_PROOF: protocol("addressProof does not verify: it must be the onion key's Ed25519 signature over this connection's challenge, the address and the key's hash"),
-  ADDRESS_PROOF_REQUIRED: protocol('this registry requires an address proof: send addressProof, signed with the onion service key'),
+  BAD_ADDRESS_PROOF: protocol(
+    "addressProof does not verify: it must be the onion key's Ed25519 signature over this connection's challenge, the address and the key's hash",
+  ),
+  ADDRESS_PROOF_REQUIRED: protocol(
+    'this registry requires an address proof: send addressProof, signed with the onion service key',
+  ),
   NICKNAME_TAKEN: protocol('another key holds this nickname'),
   ADDRESS_TAKEN: protocol('this onion address is registered by another peer'),
   ALREADY_REGISTERED: protocol('this connection has registered already: one registration per connection'),
@@ -62,12 +74,17 @@ export const ERROR_CATALOG = {
   NOT_FOUND: protocol('no peer with that nickname is online'),
   REGISTRY_FULL: protocol('the registry is full, try again later'),
   RATE_LIMITED: protocol('too many requests: slow down and retry (after retryAfterMs when the reply carries it)'),
-  UNAVAILABLE: protocol('the server cannot serve this request right now; nothing was changed: retry after retryAfterMs'),
+  UNAVAILABLE: protocol(
+    'the server cannot serve this request right now; nothing was changed: retry after retryAfterMs',
+  ),
   INTERNAL: protocol('internal error', CloseCode.INTERNAL_ERROR),
 
   // ---- raised by the peer client library ----
   BAD_URL: local('client', 'the registry URL must be ws://<host>:<port>/'),
-  SOCKS_REQUIRED: local('client', 'an onion address needs a SOCKS proxy: connect through tor (e.g. socks 127.0.0.1:9050)'),
+  SOCKS_REQUIRED: local(
+    'client',
+    'an onion address needs a SOCKS proxy: connect through tor (e.g. socks 127.0.0.1:9050)',
+  ),
   NO_IDENTITY: local('client', 'register needs an identity: pass `identity` (see loadOrCreateIdentity)'),
   CONNECT_FAILED: local('client', 'cannot connect to the registry: check the URL and that the registry is running'),
   PROTOCOL_MISMATCH: local('client', 'the registry speaks another protocol version: upgrade the client'),
@@ -78,16 +95,25 @@ export const ERROR_CATALOG = {
   REPLACED: local('client', 'another connection registered with this key, and the registry closed this one'),
   EVICTED: local('client', "the onion address's owner proved it, and the registry closed this unverified registration"),
   RECONNECT_FAILED: local('client', 'gave up reconnecting to the registry'),
-  EVENTS_BEHIND: local('client', 'events() fell too far behind its reader and stopped: list the peers again and start a new events() (or read faster, or raise maxQueued)'),
+  EVENTS_BEHIND: local(
+    'client',
+    'events() fell too far behind its reader and stopped: list the peers again and start a new events() (or read faster, or raise maxQueued)',
+  ),
   CLOSED: local('client', 'the client is closed'),
 
   // ---- raised by the SOCKS5 client (tor's SocksPort) ----
-  SOCKS_PROXY_UNREACHABLE: local('socks', 'cannot reach the SOCKS proxy: is tor running, and is --socks its SocksPort?'),
+  SOCKS_PROXY_UNREACHABLE: local(
+    'socks',
+    'cannot reach the SOCKS proxy: is tor running, and is --socks its SocksPort?',
+  ),
   SOCKS_TIMEOUT: local('socks', 'no connection through the proxy in time: retry, or raise the timeout'),
   SOCKS_ABORTED: local('socks', 'the connection attempt was cancelled'),
   SOCKS_PROXY_CLOSED: local('socks', 'the proxy closed the connection during the handshake'),
   SOCKS_NOT_SOCKS5: local('socks', "that is not a SOCKS5 proxy: point --socks at tor's SocksPort"),
-  SOCKS_AUTH_REQUIRED: local('socks', 'the proxy requires a username and password: give them (--socks <user>:<password>@<host>:<port>)'),
+  SOCKS_AUTH_REQUIRED: local(
+    'socks',
+    'the proxy requires a username and password: give them (--socks <user>:<password>@<host>:<port>)',
+  ),
   SOCKS_AUTH_FAILED: local('socks', 'the proxy refused the SOCKS username and password: check them, or leave them out'),
   SOCKS_BAD_CREDENTIALS: local('socks', 'a SOCKS username and password go together, each 1-255 bytes'),
   SOCKS_BAD_REPLY: local('socks', 'the proxy sent a reply that is not SOCKS5'),
@@ -99,13 +125,25 @@ export const ERROR_CATALOG = {
     'socks',
     'onion service not reachable (yet?): tor could not reach it; a new onion service needs a while to publish its descriptor, so retry in a minute, and check the address',
   ),
-  SOCKS_CONNECTION_REFUSED: local('socks', 'connection refused at the destination: is the port right and the service behind it running?'),
+  SOCKS_CONNECTION_REFUSED: local(
+    'socks',
+    'connection refused at the destination: is the port right and the service behind it running?',
+  ),
   SOCKS_TTL_EXPIRED: local('socks', 'the connection attempt expired inside the proxy (TTL expired): retry'),
   SOCKS_COMMAND_NOT_SUPPORTED: local('socks', 'the proxy does not support CONNECT'),
-  SOCKS_ADDRESS_TYPE_NOT_SUPPORTED: local('socks', "the proxy does not accept host names (DOMAINNAME): use tor's SocksPort"),
-  SOCKS_ONION_DESCRIPTOR_NOT_FOUND: local('socks', 'onion service not reachable (yet?): tor found no descriptor for it; retry in a minute, and check the address'),
+  SOCKS_ADDRESS_TYPE_NOT_SUPPORTED: local(
+    'socks',
+    "the proxy does not accept host names (DOMAINNAME): use tor's SocksPort",
+  ),
+  SOCKS_ONION_DESCRIPTOR_NOT_FOUND: local(
+    'socks',
+    'onion service not reachable (yet?): tor found no descriptor for it; retry in a minute, and check the address',
+  ),
   SOCKS_ONION_DESCRIPTOR_INVALID: local('socks', "the onion service's descriptor is invalid"),
-  SOCKS_ONION_INTRO_FAILED: local('socks', 'onion service not reachable (yet?): every introduction point failed; retry'),
+  SOCKS_ONION_INTRO_FAILED: local(
+    'socks',
+    'onion service not reachable (yet?): every introduction point failed; retry',
+  ),
   SOCKS_ONION_REND_FAILED: local('socks', 'onion service not reachable (yet?): the rendezvous failed; retry'),
   SOCKS_ONION_AUTH_MISSING: local('socks', 'the onion service requires client authorization, and tor has none for it'),
   SOCKS_ONION_AUTH_WRONG: local('socks', "tor's client authorization for this onion service was refused"),
@@ -118,9 +156,18 @@ export const ERROR_CATALOG = {
   KEY_INVALID: local('identity', 'the key file does not hold a PEM private key'),
   KEY_NOT_ED25519: local('identity', 'the key file holds a key that is not Ed25519'),
   KEY_WRITE_FAILED: local('identity', 'the key file cannot be written: check the folder and its permissions'),
-  ONION_KEY_UNREADABLE: local('identity', "the onion service key (tor's hs_ed25519_secret_key) cannot be read: check the path and that this user may read it"),
-  ONION_KEY_INVALID: local('identity', "the file is not tor's hs_ed25519_secret_key (a 32-byte header, then the 64-byte expanded key)"),
-  ONION_KEY_MISMATCH: local('identity', 'the onion service key is not the key of this address: pass the hs_ed25519_secret_key of --address'),
+  ONION_KEY_UNREADABLE: local(
+    'identity',
+    "the onion service key (tor's hs_ed25519_secret_key) cannot be read: check the path and that this user may read it",
+  ),
+  ONION_KEY_INVALID: local(
+    'identity',
+    "the file is not tor's hs_ed25519_secret_key (a 32-byte header, then the 64-byte expanded key)",
+  ),
+  ONION_KEY_MISMATCH: local(
+    'identity',
+    'the onion service key is not the key of this address: pass the hs_ed25519_secret_key of --address',
+  ),
 
   // ---- raised by the claim store (server/src/store) ----
   STORE_UNAVAILABLE: local('store', 'the claim store cannot be written right now; nothing was changed: retry later'),
@@ -132,7 +179,10 @@ export const ERROR_CATALOG = {
   STORE_CLOSED: local('store', 'the claim store is closed'),
 
   // ---- raised at start and by the command line ----
-  CONFIG_INVALID: local('config', 'Fix config.ini (see config.ini.example) or the REGISTRY_* environment variables, then start again.'),
+  CONFIG_INVALID: local(
+    'config',
+    'Fix config.ini (see config.ini.example) or the REGISTRY_* environment variables, then start again.',
+  ),
   USAGE: local('usage', 'the command line is not valid: see p2p-registry --help'),
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -16,6 +16,15 @@ export {
   type StoreErrorCode,
 } from './errors.js';
 export { parseOnionAddress, onionAddressFromPublicKey, type OnionAddress } from './onion-address.js';
-export { PROTOCOL_VERSION, NICKNAME_PATTERN, FEATURES, type ClaimInfo, type HelloLimits, type KeyType, type PeerRecord, type ServerMessage } from './messages.js';
+export {
+  PROTOCOL_VERSION,
+  NICKNAME_PATTERN,
+  FEATURES,
+  type ClaimInfo,
+  type HelloLimits,
+  type KeyType,
+  type PeerRecord,
+  type ServerMessage,
+} from './messages.js';
 export { addressProofPayload, keyDigest, registrationPayload } from './signing.js';
 export { decodeAddressProof, verifyAddressProof } from './address-proof.js';

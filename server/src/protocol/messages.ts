@@ -77,7 +77,14 @@ export interface SimpleRequest {
 export type Request = RegisterRequest | LookupRequest | ListRequest | UnregisterRequest | SimpleRequest;
 
 export type ServerMessage =
-  | { type: 'hello'; protocol: number; challenge: string; onion: string | null; features: readonly string[]; limits: HelloLimits }
+  | {
+      type: 'hello';
+      protocol: number;
+      challenge: string;
+      onion: string | null;
+      features: readonly string[];
+      limits: HelloLimits;
+    }
   | { type: 'error'; id: RequestId; code: ErrorCode; message: string; retryAfterMs?: number }
   | { type: 'registered'; id: RequestId; peer: PeerRecord; claim: ClaimInfo | null }
   | { type: 'peer'; id: RequestId; peer: PeerRecord }

@@ -36,7 +36,12 @@ describe('v3 onion addresses', () => {
   it('refuses a version byte other than 3 even with a matching checksum', () => {
     const key = rawKey();
     const version = Buffer.of(2);
-    const checksum = createHash('sha3-256').update('.onion checksum').update(key).update(version).digest().subarray(0, 2);
+    const checksum = createHash('sha3-256')
+      .update('.onion checksum')
+      .update(key)
+      .update(version)
+      .digest()
+      .subarray(0, 2);
     const raw = Buffer.concat([key, checksum, version]);
     const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
     let bits = '';
@@ -49,7 +54,10 @@ describe('v3 onion addresses', () => {
   it('refuses v2 addresses, wrong lengths and non-base32 characters', () => {
     expect(parseOnionAddress('expyuzz4wqqyqhjn.onion').ok).toBe(false);
     expect(parseOnionAddress('').ok).toBe(false);
-    expect(parseOnionAddress(`${'a'.repeat(55)}1`)).toMatchObject({ ok: false, reason: expect.stringContaining('base32') });
+    expect(parseOnionAddress(`${'a'.repeat(55)}1`)).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('base32'),
+    });
     expect(parseOnionAddress(`${'a'.repeat(57)}.onion`).ok).toBe(false);
   });
 
@@ -59,15 +67,24 @@ describe('v3 onion addresses', () => {
 
   it('refuses an address whose key is a point of small order, the identity among them (erratum 1)', () => {
     for (const [name, hex] of Object.entries(SMALL_ORDER_POINTS)) {
-      expect(parseOnionAddress(onionAddressFromPublicKey(Buffer.from(hex, 'hex'))), name).toEqual({ ok: false, reason: expect.stringContaining('small order') });
+      expect(parseOnionAddress(onionAddressFromPublicKey(Buffer.from(hex, 'hex'))), name).toEqual({
+        ok: false,
+        reason: expect.stringContaining('small order'),
+      });
     }
   });
 
   it('refuses an address whose key is a real key plus a point of order 8 (erratum 1)', () => {
-    expect(parseOnionAddress(onionAddressFromPublicKey(withTorsion(rawKey())))).toEqual({ ok: false, reason: expect.stringContaining('torsion') });
+    expect(parseOnionAddress(onionAddressFromPublicKey(withTorsion(rawKey())))).toEqual({
+      ok: false,
+      reason: expect.stringContaining('torsion'),
+    });
   });
 
   it('refuses an address whose 32 bytes are no point of the curve', () => {
-    expect(parseOnionAddress(onionAddressFromPublicKey(Buffer.from(NOT_A_POINT, 'hex')))).toEqual({ ok: false, reason: expect.stringContaining('not an Ed25519 point') });
+    expect(parseOnionAddress(onionAddressFromPublicKey(Buffer.from(NOT_A_POINT, 'hex')))).toEqual({
+      ok: false,
+      reason: expect.stringContaining('not an Ed25519 point'),
+    });
   });
 });

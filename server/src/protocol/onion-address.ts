@@ -15,7 +15,12 @@ export type OnionParseResult =
 
 /** The 2-byte checksum of a v3 address: SHA3-256(".onion checksum" | pubkey | version)[0..2]. */
 function checksumOf(publicKey: Uint8Array): Buffer {
-  return createHash('sha3-256').update(CHECKSUM_PREFIX).update(publicKey).update(Buffer.of(V3_VERSION)).digest().subarray(0, 2);
+  return createHash('sha3-256')
+    .update(CHECKSUM_PREFIX)
+    .update(publicKey)
+    .update(Buffer.of(V3_VERSION))
+    .digest()
+    .subarray(0, 2);
 }
 
 function base32Decode(text: string): Buffer | undefined {

@@ -1,6 +1,13 @@
 import { constants, generateKeyPairSync, sign } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { NOT_A_POINT, SMALL_ORDER_POINTS, ed25519Pem, nonCanonicalBase64, realRawKey, withTorsion } from '../../../test/support/ed25519-torsion.js';
+import {
+  NOT_A_POINT,
+  SMALL_ORDER_POINTS,
+  ed25519Pem,
+  nonCanonicalBase64,
+  realRawKey,
+  withTorsion,
+} from '../../../test/support/ed25519-torsion.js';
 import { RegistryError } from './errors.js';
 import { decodeSignature, parsePeerKey, verifySignature } from './peer-key.js';
 
@@ -46,7 +53,11 @@ describe('peer keys', () => {
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const rsaKey = parsePeerKey(rsa.publicKey.export({ format: 'pem', type: 'spki' }).toString());
     for (const saltLength of [constants.RSA_PSS_SALTLEN_MAX_SIGN, constants.RSA_PSS_SALTLEN_DIGEST, 0]) {
-      const sig = sign('sha256', payload, { key: rsa.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength });
+      const sig = sign('sha256', payload, {
+        key: rsa.privateKey,
+        padding: constants.RSA_PKCS1_PSS_PADDING,
+        saltLength,
+      });
       expect(await verifySignature(rsaKey, payload, sig)).toBe(true);
     }
     const pkcs1v15 = sign('sha256', payload, rsa.privateKey);

@@ -130,7 +130,10 @@ export function readPeerKey(pem: string): PeerKey {
     }
     const exponent = object.asymmetricKeyDetails?.publicExponent ?? 0n;
     if (exponent < RSA_MIN_EXPONENT || exponent > RSA_MAX_EXPONENT || exponent % 2n === 0n) {
-      throw new RegistryError(ErrorCode.INVALID_PUBLIC_KEY, 'RSA public exponent must be odd, from 3 to 2^32-1 (65537 is usual)');
+      throw new RegistryError(
+        ErrorCode.INVALID_PUBLIC_KEY,
+        'RSA public exponent must be odd, from 3 to 2^32-1 (65537 is usual)',
+      );
     }
     type = 'rsa';
   } else {

@@ -2,7 +2,17 @@ import { describe, expect, it } from 'vitest';
 import { REV2_LIMITS } from '../../../test/support/fake-registry.js';
 import { randomOnion } from '../../../test/support/registry-harness.js';
 import { RegistryError } from './errors.js';
-import { decodeFrame, expectPeer, expectPeerPage, expectRegistered, readEvent, readHello, readPeer, readRefusal, type Frame } from './reply-parser.js';
+import {
+  decodeFrame,
+  expectPeer,
+  expectPeerPage,
+  expectRegistered,
+  readEvent,
+  readHello,
+  readPeer,
+  readRefusal,
+  type Frame,
+} from './reply-parser.js';
 
 const bytes = (value: unknown): Buffer => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
 
@@ -46,12 +56,23 @@ describe('reply parser: frames', () => {
 
 describe('reply parser: hello', () => {
   it('reads the greeting and its frame limit', () => {
-    expect(readHello(hello)).toEqual({ protocol: 1, challenge: 'c', onion: null, maxMessageBytes: 2048, features: [], limits: { maxMessageBytes: 2048 } });
+    expect(readHello(hello)).toEqual({
+      protocol: 1,
+      challenge: 'c',
+      onion: null,
+      maxMessageBytes: 2048,
+      features: [],
+      limits: { maxMessageBytes: 2048 },
+    });
     expect(readHello({ ...hello, onion: 'x.onion' })?.onion).toBe('x.onion');
   });
 
   it("reads a revision-2 hello's features and limits, ignoring limits and features it does not know", () => {
-    const rev2 = readHello({ ...hello, features: ['claims', 'address-proof', 7, 'later'], limits: { ...REV2_LIMITS, later: 1, claimDays: '30' } });
+    const rev2 = readHello({
+      ...hello,
+      features: ['claims', 'address-proof', 7, 'later'],
+      limits: { ...REV2_LIMITS, later: 1, claimDays: '30' },
+    });
     expect(rev2?.features).toEqual(['claims', 'address-proof', 'later']);
     const { claimDays: _claimDays, ...known } = REV2_LIMITS;
     expect(rev2?.limits).toEqual(known);
@@ -115,9 +136,13 @@ describe('reply parser: peers', () => {
   it('reads a page of peers, and answers a malformed one with BAD_RESPONSE', () => {
     expect(expectPeerPage({ type: 'peers', peers: [peer], next: 'alice' })).toEqual({ peers: [parsed], next: 'alice' });
     expect(expectPeerPage({ type: 'peers', peers: [], next: null })).toEqual({ peers: [], next: null });
-    expect(thrown(() => expectPeerPage({ type: 'peers', peers: {}, next: null })).message).toMatch(/malformed "peers" reply/);
+    expect(thrown(() => expectPeerPage({ type: 'peers', peers: {}, next: null })).message).toMatch(
+      /malformed "peers" reply/,
+    );
     expect(thrown(() => expectPeerPage({ type: 'peers', peers: [], next: 3 })).code).toBe('BAD_RESPONSE');
-    expect(thrown(() => expectPeerPage({ type: 'peers', peers: [{ nickname: 'x' }], next: null })).message).toMatch(/malformed peer object/);
+    expect(thrown(() => expectPeerPage({ type: 'peers', peers: [{ nickname: 'x' }], next: null })).message).toMatch(
+      /malformed peer object/,
+    );
   });
 });
 
@@ -128,7 +153,10 @@ describe('reply parser: events', () => {
     expect(readEvent({ type: 'replaced' })).toEqual({ type: 'replaced' });
     const until = '2025-02-01T00:00:00.000Z';
     expect(readEvent({ type: 'claimed', claim: { until, later: 1 } })).toEqual({ type: 'claimed', claim: { until } });
-    expect(readEvent({ type: 'evicted', reason: 'address proven by its owner' })).toEqual({ type: 'evicted', reason: 'address proven by its owner' });
+    expect(readEvent({ type: 'evicted', reason: 'address proven by its owner' })).toEqual({
+      type: 'evicted',
+      reason: 'address proven by its owner',
+    });
   });
 
   it('gives nothing for a malformed event, but an evicted without a reason still evicts', () => {
@@ -147,13 +175,18 @@ describe('reply parser: events', () => {
 describe('reply parser: registered', () => {
   it('reads the claim of a revision-2 reply, and none from a revision-1 one', () => {
     const until = '2025-02-01T00:00:00.000Z';
-    expect(expectRegistered({ type: 'registered', peer, claim: { until } })).toEqual({ peer: parsed, claim: { until } });
+    expect(expectRegistered({ type: 'registered', peer, claim: { until } })).toEqual({
+      peer: parsed,
+      claim: { until },
+    });
     expect(expectRegistered({ type: 'registered', peer, claim: null })).toEqual({ peer: parsed, claim: null });
     expect(expectRegistered({ type: 'registered', peer })).toEqual({ peer: parsed, claim: null });
   });
 
   it('answers a malformed claim with BAD_RESPONSE', () => {
-    expect(thrown(() => expectRegistered({ type: 'registered', peer, claim: { until: 5 } })).message).toMatch(/malformed claim/);
+    expect(thrown(() => expectRegistered({ type: 'registered', peer, claim: { until: 5 } })).message).toMatch(
+      /malformed claim/,
+    );
     expect(thrown(() => expectRegistered({ type: 'registered', peer, claim: 'soon' })).code).toBe('BAD_RESPONSE');
   });
 });
@@ -171,9 +204,13 @@ describe('reply parser: error replies', () => {
   });
 
   it('carries retryAfterMs (rev 2) when the reply has a usable one', () => {
-    expect(readRefusal({ type: 'error', code: 'UNAVAILABLE', message: 'store', retryAfterMs: 1500 })).toMatchObject({ code: 'UNAVAILABLE', retryAfterMs: 1500 });
+    expect(readRefusal({ type: 'error', code: 'UNAVAILABLE', message: 'store', retryAfterMs: 1500 })).toMatchObject({
+      code: 'UNAVAILABLE',
+      retryAfterMs: 1500,
+    });
     expect(readRefusal({ type: 'error', code: 'RATE_LIMITED', retryAfterMs: 2.2 }).retryAfterMs).toBe(3);
-    for (const bad of [-1, '100', null, Number.NaN]) expect(readRefusal({ type: 'error', code: 'RATE_LIMITED', retryAfterMs: bad }).retryAfterMs).toBeNull();
+    for (const bad of [-1, '100', null, Number.NaN])
+      expect(readRefusal({ type: 'error', code: 'RATE_LIMITED', retryAfterMs: bad }).retryAfterMs).toBeNull();
     expect(readRefusal({ type: 'error', code: 'NICKNAME_TAKEN' }).retryAfterMs).toBeNull();
   });
 

@@ -160,10 +160,17 @@ export function readRefusal(frame: Frame): RegistryError {
   const message = typeof frame.message === 'string' ? frame.message : 'the registry refused the request';
   const { retryAfterMs } = frame;
   // Rev 2: RATE_LIMITED and UNAVAILABLE may say how long to wait; a bad value is ignored, not fatal.
-  const options = typeof retryAfterMs === 'number' && Number.isFinite(retryAfterMs) && retryAfterMs >= 0 ? { retryAfterMs: Math.ceil(retryAfterMs) } : {};
+  const options =
+    typeof retryAfterMs === 'number' && Number.isFinite(retryAfterMs) && retryAfterMs >= 0
+      ? { retryAfterMs: Math.ceil(retryAfterMs) }
+      : {};
   return isErrorCode(frame.code)
     ? new RegistryError(frame.code, message, options)
-    : new RegistryError('BAD_RESPONSE', `the registry refused with code ${JSON.stringify(frame.code)}: ${message}`, options);
+    : new RegistryError(
+        'BAD_RESPONSE',
+        `the registry refused with code ${JSON.stringify(frame.code)}: ${message}`,
+        options,
+      );
 }
 
 /** The peer of a `registered` or `peer` reply; BAD_RESPONSE when it is malformed. */
@@ -178,7 +185,8 @@ export function expectRegistered(frame: Frame): Registered {
   const peer = expectPeer(frame.peer);
   if (frame.claim === undefined || frame.claim === null) return { peer, claim: null };
   const claim = readClaim(frame.claim);
-  if (claim === undefined) throw new RegistryError('BAD_RESPONSE', 'the registry sent a malformed claim in its "registered" reply');
+  if (claim === undefined)
+    throw new RegistryError('BAD_RESPONSE', 'the registry sent a malformed claim in its "registered" reply');
   return { peer, claim };
 }
 

@@ -46,7 +46,8 @@ function containersOutsideStrings(bytes: Buffer): number {
   for (let i = 0; i < bytes.length; i += 1) {
     const byte = bytes[i];
     if (inString) {
-      if (byte === 0x5c) i += 1; // an escape: the next byte cannot end the string
+      if (byte === 0x5c)
+        i += 1; // an escape: the next byte cannot end the string
       else if (byte === 0x22) inString = false;
     } else if (byte === 0x22) inString = true;
     else if (byte === 0x5b || byte === 0x7b) count += 1;
@@ -61,7 +62,8 @@ function containersOutsideStrings(bytes: Buffer): number {
  */
 export function requestCost(bytes: Buffer): number {
   if (bytes.length <= MAX_JSON_CONTAINERS) return 1;
-  if (countUpTo(bytes, 0x5b, MAX_JSON_CONTAINERS) + countUpTo(bytes, 0x7b, MAX_JSON_CONTAINERS) <= MAX_JSON_CONTAINERS) return 1;
+  if (countUpTo(bytes, 0x5b, MAX_JSON_CONTAINERS) + countUpTo(bytes, 0x7b, MAX_JSON_CONTAINERS) <= MAX_JSON_CONTAINERS)
+    return 1;
   return Math.max(1, Math.ceil(containersOutsideStrings(bytes) / MAX_JSON_CONTAINERS));
 }
 
@@ -178,7 +180,8 @@ export function parseRequest(data: Buffer | ArrayBuffer | Buffer[]): ParseResult
     const result = readBody(type, id, body);
     return 'ok' in result ? result : { ok: true, request: result };
   } catch (err) {
-    if (err instanceof RegistryError && err.code === ErrorCode.BAD_REQUEST) return fail(id, ErrorCode.BAD_REQUEST, err.message);
+    if (err instanceof RegistryError && err.code === ErrorCode.BAD_REQUEST)
+      return fail(id, ErrorCode.BAD_REQUEST, err.message);
     throw err;
   }
 }

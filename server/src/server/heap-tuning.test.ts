@@ -47,7 +47,11 @@ console.log(JSON.stringify({ oldSpaceGrowth: peak - before, messages, held: held
 /** 'tuned': set at runtime (the fallback); 'command-line': given to node as the image and the bin do. */
 function run(mode: 'tuned' | 'untuned' | 'command-line'): { oldSpaceGrowth: number; output: string } {
   const flags = mode === 'command-line' ? SERVING_V8_FLAGS : [];
-  const child = spawnSync(process.execPath, ['--max-semi-space-size=1', ...flags, '--input-type=module', '-e', BURST_THEN_MESSAGES, mode], { encoding: 'utf8', timeout: 60_000 });
+  const child = spawnSync(
+    process.execPath,
+    ['--max-semi-space-size=1', ...flags, '--input-type=module', '-e', BURST_THEN_MESSAGES, mode],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
   const output = `${child.stdout}${child.stderr}`;
   if (child.status !== 0) throw new Error(`the child failed (${child.status ?? child.signal}): ${output}`);
   const last = child.stdout.trim().split('\n').at(-1) ?? '';

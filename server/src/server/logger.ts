@@ -14,7 +14,17 @@ export function createLogger(level: LogLevel, destination: NodeJS.WritableStream
     base: { service: 'p2p-registry' },
     // Fixed in code, never from input: nothing secret is logged on purpose, this is a safety net.
     redact: {
-      paths: ['publicKey', 'signature', '*.publicKey', '*.signature', 'challenge', 'password', '*.password', 'connectionString', '*.connectionString'],
+      paths: [
+        'publicKey',
+        'signature',
+        '*.publicKey',
+        '*.signature',
+        'challenge',
+        'password',
+        '*.password',
+        'connectionString',
+        '*.connectionString',
+      ],
       censor: '[redacted]',
     },
   };

@@ -40,7 +40,10 @@ function base(): string {
   return dir;
 }
 
-async function watch(dir: string, timeoutSeconds = 60): Promise<{ watcher: OnionWatcher; lines: LogLine[]; next: () => Promise<string> }> {
+async function watch(
+  dir: string,
+  timeoutSeconds = 60,
+): Promise<{ watcher: OnionWatcher; lines: LogLine[]; next: () => Promise<string> }> {
   const { logger, lines } = capture();
   const watcher = new OnionWatcher({ dir, timeoutSeconds, logger, recheckMs: 100 });
   watchers.push(watcher);

@@ -59,9 +59,17 @@ export async function readOnionState(dir: string): Promise<OnionState> {
       };
     }
     if (code === 'ENOTDIR') {
-      return { status: 'waiting', problem: 'MISSING_DIR', detail: `HiddenServiceDir ${dir} is not a folder: fix [HiddenService] HiddenServiceDir` };
+      return {
+        status: 'waiting',
+        problem: 'MISSING_DIR',
+        detail: `HiddenServiceDir ${dir} is not a folder: fix [HiddenService] HiddenServiceDir`,
+      };
     }
-    return { status: 'waiting', problem: 'UNREADABLE_HOSTNAME', detail: `cannot read ${file}: ${(err as Error).message}` };
+    return {
+      status: 'waiting',
+      problem: 'UNREADABLE_HOSTNAME',
+      detail: `cannot read ${file}: ${(err as Error).message}`,
+    };
   }
   const parsed = parseOnionAddress(text);
   if (!parsed.ok) {
@@ -122,7 +130,10 @@ export class OnionWatcher extends EventEmitter<{ address: [OnionAddress] }> {
     this.timeout = setTimeout(() => {
       if (this.state?.status !== 'known') {
         this.options.logger.error(
-          { problem: this.state?.status === 'waiting' ? this.state.problem : undefined, waitedSeconds: this.options.timeoutSeconds },
+          {
+            problem: this.state?.status === 'waiting' ? this.state.problem : undefined,
+            waitedSeconds: this.options.timeoutSeconds,
+          },
           `no onion address after ${this.options.timeoutSeconds} s: ${this.state?.status === 'waiting' ? this.state.detail : 'still waiting'}; still watching`,
         );
       }
@@ -141,7 +152,9 @@ export class OnionWatcher extends EventEmitter<{ address: [OnionAddress] }> {
 
   /** Resolves once chokidar is watching, so that no change after that point can be missed. */
   private startWatcher(): Promise<void> {
-    this.watcher?.close().catch((err: unknown) => this.options.logger.error({ err }, 'closing the previous folder watch failed'));
+    this.watcher
+      ?.close()
+      .catch((err: unknown) => this.options.logger.error({ err }, 'closing the previous folder watch failed'));
     const watcher = watch(this.options.dir, { depth: 0, ignoreInitial: true, persistent: true });
     watcher.on('all', () => this.refreshInBackground());
     watcher.on('error', () => this.refreshInBackground());
@@ -185,17 +198,27 @@ export class OnionWatcher extends EventEmitter<{ address: [OnionAddress] }> {
   private async apply(next: OnionState): Promise<void> {
     if (this.closed) return;
     const previous = this.state;
-    this.state = next.status === 'waiting' && previous?.status === 'known' && next.problem === 'NO_HOSTNAME' ? previous : next;
+    this.state =
+      next.status === 'waiting' && previous?.status === 'known' && next.problem === 'NO_HOSTNAME' ? previous : next;
     const log = this.options.logger;
     const dirAppeared =
-      previous?.status === 'waiting' && previous.problem === 'MISSING_DIR' && (next.status === 'known' || next.problem !== 'MISSING_DIR');
+      previous?.status === 'waiting' &&
+      previous.problem === 'MISSING_DIR' &&
+      (next.status === 'known' || next.problem !== 'MISSING_DIR');
     // chokidar does not see into a folder created after it started: watch the new folder.
-    if (dirAppeared) this.startWatcher().then(() => this.refreshInBackground(), (err: unknown) => this.options.logger.error({ err }, 'watching the new folder failed'));
+    if (dirAppeared)
+      this.startWatcher().then(
+        () => this.refreshInBackground(),
+        (err: unknown) => this.options.logger.error({ err }, 'watching the new folder failed'),
+      );
     if (next.status === 'known') {
       this.stopRecheck();
       if (previous?.status === 'known' && previous.address === next.address) return;
       if (previous?.status === 'known') {
-        log.warn({ previous: previous.address, onion: next.address }, 'onion address changed (keys restored or replaced)');
+        log.warn(
+          { previous: previous.address, onion: next.address },
+          'onion address changed (keys restored or replaced)',
+        );
       } else {
         log.info({ onion: next.address }, 'onion address found');
       }

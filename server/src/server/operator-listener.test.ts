@@ -4,7 +4,13 @@ import { request } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ed25519Identity, RawClient, startTestServer, tempDir, type TestServer } from '../../../test/support/registry-harness.js';
+import {
+  ed25519Identity,
+  RawClient,
+  startTestServer,
+  tempDir,
+  type TestServer,
+} from '../../../test/support/registry-harness.js';
 import { logSink } from '../../../test/support/log-sink.js';
 import { buildConfig } from './config/config.js';
 import { createLogger } from './logger.js';
@@ -47,7 +53,10 @@ describe('the operator listener', () => {
     const s = await server();
     const c = await RawClient.connect(s.url);
     await c.register(ed25519Identity(), 'rita');
-    expect(await s.health()).toEqual({ status: 200, body: { status: 'ok', onion: s.server.onion, peers: 1, uptimeSeconds: expect.any(Number) } });
+    expect(await s.health()).toEqual({
+      status: 200,
+      body: { status: 'ok', onion: s.server.onion, peers: 1, uptimeSeconds: expect.any(Number) },
+    });
     c.ws.terminate();
   });
 
@@ -58,8 +67,15 @@ describe('the operator listener', () => {
 
   it('answers 404 to any other path or method', async () => {
     const s = await server();
-    for (const [path, method] of [['/', 'GET'], ['/metrics', 'GET'], ['/healthz', 'POST']] as const) {
-      expect(await ask(s.operatorSocket, path, method)).toEqual({ status: 404, body: 'not found: the operator listener serves GET /healthz\n' });
+    for (const [path, method] of [
+      ['/', 'GET'],
+      ['/metrics', 'GET'],
+      ['/healthz', 'POST'],
+    ] as const) {
+      expect(await ask(s.operatorSocket, path, method)).toEqual({
+        status: 404,
+        body: 'not found: the operator listener serves GET /healthz\n',
+      });
     }
   });
 
@@ -71,7 +87,10 @@ describe('the operator listener', () => {
   it('replaces a stale socket of a previous run', async () => {
     const path = join(tempDir('operator-'), 'operator.sock');
     // A killed server leaves its socket file behind (a clean close would remove it).
-    const killed = spawnSync(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+    const killed = spawnSync(process.execPath, [
+      '-e',
+      `require('node:net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`,
+    ]);
     expect(killed.signal).toBe('SIGKILL');
     expect(statSync(path).isSocket()).toBe(true);
     const operator = new OperatorListener({ logger: silent, health: noHealth });
@@ -84,14 +103,18 @@ describe('the operator listener', () => {
     const path = join(tempDir('operator-'), 'operator.sock');
     writeFileSync(path, 'not a socket');
     const operator = new OperatorListener({ logger: silent, health: noHealth });
-    await expect(operator.listen(path)).rejects.toThrow(`${path} exists and is not a socket: remove it or change [Host] OperatorSocket`);
+    await expect(operator.listen(path)).rejects.toThrow(
+      `${path} exists and is not a socket: remove it or change [Host] OperatorSocket`,
+    );
   });
 
   it('says what to do when its folder does not exist', async () => {
     const path = join(tempDir('operator-'), 'missing', 'operator.sock');
     const operator = new OperatorListener({ logger: silent, health: noHealth });
     await expect(operator.listen(path)).rejects.toThrow(
-      new RegExp(`^cannot listen on ${path} \\(\\[Host\\] OperatorSocket\\): listen \\w+: .+: its folder must exist and be writable by the server's user: create it, or change \\[Host\\] OperatorSocket$`),
+      new RegExp(
+        `^cannot listen on ${path} \\(\\[Host\\] OperatorSocket\\): listen \\w+: .+: its folder must exist and be writable by the server's user: create it, or change \\[Host\\] OperatorSocket$`,
+      ),
     );
   });
 });
@@ -100,7 +123,11 @@ describe('a server start', () => {
   const config = (operatorSocket: string | null, port = 0) =>
     buildConfig(
       {
-        Host: { HOST: '127.0.0.1', PORT: String(port), ...(operatorSocket === null ? {} : { OperatorSocket: operatorSocket }) },
+        Host: {
+          HOST: '127.0.0.1',
+          PORT: String(port),
+          ...(operatorSocket === null ? {} : { OperatorSocket: operatorSocket }),
+        },
         HiddenService: { HiddenServiceDir: tempDir('hs-'), HiddenServicePort: '80' },
         Store: { Database: join(tempDir('claims-'), 'registry.db') },
       },
@@ -111,10 +138,12 @@ describe('a server start', () => {
     const { sink, lines } = logSink();
     const registry = await startServer(config(null), createLogger('info', sink));
     closers.push(() => registry.close());
-    expect(lines.map((l) => l.msg)).toContain('no operator listener ([Host] OperatorSocket is not set): /healthz is served nowhere and `p2p-registry health` fails');
+    expect(lines.map((l) => l.msg)).toContain(
+      'no operator listener ([Host] OperatorSocket is not set): /healthz is served nowhere and `p2p-registry health` fails',
+    );
   });
 
-  it('stops with the public listener\'s failure and leaves no operator listener behind', async () => {
+  it("stops with the public listener's failure and leaves no operator listener behind", async () => {
     const taken: Server = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     closers.push(() => new Promise((resolve) => taken.close(() => resolve())));

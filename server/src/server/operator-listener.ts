@@ -33,8 +33,9 @@ export class OperatorListener {
   private readonly http: Server;
 
   constructor(private readonly options: OperatorListenerOptions) {
-    this.http = createServer({ headersTimeout: REQUEST_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: REQUEST_TIMEOUT_MS }, (req, res) =>
-      this.handle(req, res),
+    this.http = createServer(
+      { headersTimeout: REQUEST_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: REQUEST_TIMEOUT_MS },
+      (req, res) => this.handle(req, res),
     );
     this.http.on('clientError', (_err: Error, socket) => socket.destroy());
   }

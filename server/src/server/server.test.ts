@@ -13,7 +13,13 @@ import type { Socket } from 'node:net';
 import type { ClaimStore } from '../store/claim-store.js';
 import { PeerTable } from './registry/peer-table.js';
 import { onionAddressFromPublicKey } from '../protocol/onion-address.js';
-import { SMALL_ORDER_POINTS, ed25519Pem, nonCanonicalBase64, realRawKey, withTorsion } from '../../../test/support/ed25519-torsion.js';
+import {
+  SMALL_ORDER_POINTS,
+  ed25519Pem,
+  nonCanonicalBase64,
+  realRawKey,
+  withTorsion,
+} from '../../../test/support/ed25519-torsion.js';
 import { logSink } from '../../../test/support/log-sink.js';
 import { TokenBucket } from './scheduling/token-bucket.js';
 import { delay, waitUntil } from '../../../test/support/wait.js';
@@ -21,7 +27,10 @@ import { delay, waitUntil } from '../../../test/support/wait.js';
 let servers: TestServer[] = [];
 let clients: RawClient[] = [];
 
-async function server(registry: Record<string, string | number> = {}, options: Parameters<typeof startTestServer>[1] = {}): Promise<TestServer> {
+async function server(
+  registry: Record<string, string | number> = {},
+  options: Parameters<typeof startTestServer>[1] = {},
+): Promise<TestServer> {
   const s = await startTestServer(registry, options);
   servers.push(s);
   return s;
@@ -51,7 +60,15 @@ describe('greeting', () => {
       challenge: c.challenge,
       onion: s.server.onion,
       features: ['claims', 'address-proof'],
-      limits: { maxMessageBytes: 16384, heartbeatSeconds: 30, requestsPerSecond: 20, requestBurst: 40, maxListLimit: 1000, claimDays: 30, claimAfterSeconds: 600 },
+      limits: {
+        maxMessageBytes: 16384,
+        heartbeatSeconds: 30,
+        requestsPerSecond: 20,
+        requestBurst: 40,
+        maxListLimit: 1000,
+        claimDays: 30,
+        claimAfterSeconds: 600,
+      },
     });
     expect(Buffer.from(c.challenge, 'base64url')).toHaveLength(32);
     expect(c.challenge).toMatch(/^[A-Za-z0-9_-]{43}$/);
@@ -130,7 +147,8 @@ describe('framing', () => {
     c.sendRaw(JSON.stringify({ type: 'ping', id: { a: 1 } }));
     c.sendRaw(JSON.stringify({ type: 'ping', id: 1.5 }));
     await c.waitUntil(() => c.frames.filter((f) => f.type === 'error').length === 3);
-    for (const f of c.frames.filter((f) => f.type === 'error')) expect(f).toMatchObject({ code: 'BAD_REQUEST', id: null });
+    for (const f of c.frames.filter((f) => f.type === 'error'))
+      expect(f).toMatchObject({ code: 'BAD_REQUEST', id: null });
   });
 
   it('ignores unknown top-level fields', async () => {
@@ -160,7 +178,10 @@ describe('register', () => {
     const c = await client(s);
     const id = ed25519Identity();
     const reply = await c.register(id, 'Alice', 5050, id.address.toUpperCase().replace('.ONION', ''));
-    expect(reply).toMatchObject({ type: 'registered', peer: { nickname: 'Alice', address: id.address, port: 5050, keyType: 'ed25519' } });
+    expect(reply).toMatchObject({
+      type: 'registered',
+      peer: { nickname: 'Alice', address: id.address, port: 5050, keyType: 'ed25519' },
+    });
     const peer = reply.peer as Record<string, string>;
     expect(peer.publicKey).toContain('-----BEGIN PUBLIC KEY-----');
     expect(new Date(peer.registeredAt as string).toISOString()).toBe(peer.registeredAt);
@@ -173,13 +194,20 @@ describe('register', () => {
     expect(reply).toMatchObject({ type: 'registered', peer: { nickname: 'bob', keyType: 'rsa' } });
   });
 
-  it('refuses a signature made for another connection\'s challenge with BAD_SIGNATURE', async () => {
+  it("refuses a signature made for another connection's challenge with BAD_SIGNATURE", async () => {
     const s = await server();
     const a = await client(s);
     const b = await client(s);
     const id = ed25519Identity();
     const signature = signRegistration(id, a.challenge, 'carol', id.address, 5050);
-    const reply = await b.request({ type: 'register', nickname: 'carol', address: id.address, port: 5050, publicKey: id.publicKeyPem, signature });
+    const reply = await b.request({
+      type: 'register',
+      nickname: 'carol',
+      address: id.address,
+      port: 5050,
+      publicKey: id.publicKeyPem,
+      signature,
+    });
     expect(reply).toMatchObject({ type: 'error', code: 'BAD_SIGNATURE' });
     expect(await b.request({ type: 'lookup', nickname: 'carol' })).toMatchObject({ code: 'NOT_FOUND' });
   });
@@ -190,10 +218,16 @@ describe('register', () => {
     const id = ed25519Identity();
     const other = ed25519Identity();
     const base = { type: 'register', nickname: 'dave', address: id.address, port: 5050, publicKey: id.publicKeyPem };
-    expect(await c.request({ ...base, signature: signRegistration(other, c.challenge, 'dave', id.address, 5050) })).toMatchObject({ code: 'BAD_SIGNATURE' });
-    expect(await c.request({ ...base, signature: signRegistration(id, c.challenge, 'dave', id.address, 5051) })).toMatchObject({ code: 'BAD_SIGNATURE' });
+    expect(
+      await c.request({ ...base, signature: signRegistration(other, c.challenge, 'dave', id.address, 5050) }),
+    ).toMatchObject({ code: 'BAD_SIGNATURE' });
+    expect(
+      await c.request({ ...base, signature: signRegistration(id, c.challenge, 'dave', id.address, 5051) }),
+    ).toMatchObject({ code: 'BAD_SIGNATURE' });
     expect(await c.request({ ...base, signature: 'not base64!' })).toMatchObject({ code: 'BAD_SIGNATURE' });
-    expect(await c.request({ ...base, signature: Buffer.alloc(10).toString('base64') })).toMatchObject({ code: 'BAD_SIGNATURE' });
+    expect(await c.request({ ...base, signature: Buffer.alloc(10).toString('base64') })).toMatchObject({
+      code: 'BAD_SIGNATURE',
+    });
   });
 
   it.each([
@@ -220,7 +254,13 @@ describe('register', () => {
     const id = ed25519Identity();
     const good = id.address.slice(0, 56);
     const flipped = `${good.slice(0, 10)}${good[10] === 'a' ? 'b' : 'a'}${good.slice(11)}.onion`;
-    for (const address of [flipped, 'short.onion', `${'a'.repeat(56)}.onion`, `${good.slice(0, 55)}1.onion`, 'expyuzz4wqqyqhjn.onion']) {
+    for (const address of [
+      flipped,
+      'short.onion',
+      `${'a'.repeat(56)}.onion`,
+      `${good.slice(0, 55)}1.onion`,
+      'expyuzz4wqqyqhjn.onion',
+    ]) {
       expect(await c.register(id, 'eve', 5050, address)).toMatchObject({ type: 'error', code: 'INVALID_ADDRESS' });
     }
   });
@@ -229,7 +269,10 @@ describe('register', () => {
     const s = await server();
     const c = await client(s);
     const id = ed25519Identity();
-    const refused = [...Object.values(SMALL_ORDER_POINTS).map((hex) => Buffer.from(hex, 'hex')), withTorsion(realRawKey())];
+    const refused = [
+      ...Object.values(SMALL_ORDER_POINTS).map((hex) => Buffer.from(hex, 'hex')),
+      withTorsion(realRawKey()),
+    ];
     for (const key of refused) {
       const reply = await c.register(id, 'eve', 5050, onionAddressFromPublicKey(key));
       expect(reply).toMatchObject({ type: 'error', code: 'INVALID_ADDRESS' });
@@ -241,17 +284,32 @@ describe('register', () => {
     const s = await server();
     const c = await client(s);
     const address = randomOnion();
-    for (const key of [Buffer.from(SMALL_ORDER_POINTS['the identity (order 1)'] as string, 'hex'), withTorsion(realRawKey())]) {
-      const reply = await c.request({ type: 'register', nickname: 'eve', address, port: 5050, publicKey: ed25519Pem(key), signature: Buffer.alloc(64).toString('base64') });
+    for (const key of [
+      Buffer.from(SMALL_ORDER_POINTS['the identity (order 1)'] as string, 'hex'),
+      withTorsion(realRawKey()),
+    ]) {
+      const reply = await c.request({
+        type: 'register',
+        nickname: 'eve',
+        address,
+        port: 5050,
+        publicKey: ed25519Pem(key),
+        signature: Buffer.alloc(64).toString('base64'),
+      });
       expect(reply).toMatchObject({ type: 'error', code: 'INVALID_PUBLIC_KEY' });
     }
   });
 
-  it('checks the key of an address within the server\'s signature budget: over it, RATE_LIMITED comes first', async () => {
+  it("checks the key of an address within the server's signature budget: over it, RATE_LIMITED comes first", async () => {
     const s = await server({ SignatureChecksPerSecond: 1 });
     expect(await (await client(s)).register(ed25519Identity(), 'first')).toMatchObject({ type: 'registered' });
     const c = await client(s);
-    const reply = await c.register(ed25519Identity(), 'second', 5050, onionAddressFromPublicKey(withTorsion(realRawKey())));
+    const reply = await c.register(
+      ed25519Identity(),
+      'second',
+      5050,
+      onionAddressFromPublicKey(withTorsion(realRawKey())),
+    );
     expect(reply).toMatchObject({ type: 'error', code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) });
   });
 
@@ -277,7 +335,11 @@ describe('register', () => {
     expect(await (await client(roomy)).register(unusual(), 'unusual')).toMatchObject({ type: 'registered' });
     // 5 units: the key read and the address's check, not the key's, which only reading it shows.
     const s = await server({ SignatureChecksPerSecond: 5 });
-    expect(await (await client(s)).register(unusual(), 'unusual')).toMatchObject({ type: 'error', code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) });
+    expect(await (await client(s)).register(unusual(), 'unusual')).toMatchObject({
+      type: 'error',
+      code: 'RATE_LIMITED',
+      retryAfterMs: expect.any(Number),
+    });
   });
 
   it.each([0, 65536, -1, 1.5])('refuses port %j with INVALID_PORT', async (port) => {
@@ -290,8 +352,26 @@ describe('register', () => {
     const s = await server();
     const c = await client(s);
     const id = ed25519Identity();
-    expect(await c.request({ type: 'register', nickname: 'x', address: id.address, port: '5050', publicKey: id.publicKeyPem, signature: 'AA' })).toMatchObject({ code: 'BAD_REQUEST' });
-    expect(await c.request({ type: 'register', nickname: ['x'], address: id.address, port: 1, publicKey: id.publicKeyPem, signature: 'AA' })).toMatchObject({ code: 'BAD_REQUEST' });
+    expect(
+      await c.request({
+        type: 'register',
+        nickname: 'x',
+        address: id.address,
+        port: '5050',
+        publicKey: id.publicKeyPem,
+        signature: 'AA',
+      }),
+    ).toMatchObject({ code: 'BAD_REQUEST' });
+    expect(
+      await c.request({
+        type: 'register',
+        nickname: ['x'],
+        address: id.address,
+        port: 1,
+        publicKey: id.publicKeyPem,
+        signature: 'AA',
+      }),
+    ).toMatchObject({ code: 'BAD_REQUEST' });
     expect(await c.request({ type: 'register', nickname: 'x' })).toMatchObject({ code: 'BAD_REQUEST' });
   });
 
@@ -299,14 +379,27 @@ describe('register', () => {
     const s = await server();
     const c = await client(s);
     const { generateKeyPairSync } = await import('node:crypto');
-    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'pem', type: 'spki' }).toString();
-    const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'pem', type: 'spki' }).toString();
-    const pkcs1 = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'pem', type: 'pkcs1' }).toString();
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      .publicKey.export({ format: 'pem', type: 'spki' })
+      .toString();
+    const small = generateKeyPairSync('rsa', { modulusLength: 1024 })
+      .publicKey.export({ format: 'pem', type: 'spki' })
+      .toString();
+    const pkcs1 = generateKeyPairSync('rsa', { modulusLength: 2048 })
+      .publicKey.export({ format: 'pem', type: 'pkcs1' })
+      .toString();
     const good = ed25519Identity().publicKeyPem;
     const truncated = `${good.slice(0, 40)}\n-----END PUBLIC KEY-----`;
     const id = ed25519Identity();
     for (const publicKey of [ec, small, pkcs1, truncated, 'hello', '']) {
-      const reply = await c.request({ type: 'register', nickname: 'gina', address: id.address, port: 5050, publicKey, signature: 'AAAA' });
+      const reply = await c.request({
+        type: 'register',
+        nickname: 'gina',
+        address: id.address,
+        port: 5050,
+        publicKey,
+        signature: 'AAAA',
+      });
       expect(reply).toMatchObject({ type: 'error', code: 'INVALID_PUBLIC_KEY' });
     }
   });
@@ -383,10 +476,22 @@ describe('register', () => {
     try {
       const id = ed25519Identity();
       const signature = signRegistration(id, c.challenge, 'dave', id.address, 5050);
-      c.sendRaw(JSON.stringify({ type: 'register', id: 'r', nickname: 'dave', address: id.address, port: 5050, publicKey: id.publicKeyPem, signature }));
+      c.sendRaw(
+        JSON.stringify({
+          type: 'register',
+          id: 'r',
+          nickname: 'dave',
+          address: id.address,
+          port: 5050,
+          publicKey: id.publicKeyPem,
+          signature,
+        }),
+      );
       c.sendRaw(JSON.stringify({ type: 'ping', id: 'p' })); // held while the signature is checked
       expect(await c.closed).toEqual({ code: 1011, reason: 'internal error: this connection is closed, reconnect' });
-      expect(c.frames.filter((f) => f.id === 'r' || f.id === 'p')).toMatchObject([{ type: 'error', id: 'r', code: 'INTERNAL', message: 'internal error' }]);
+      expect(c.frames.filter((f) => f.id === 'r' || f.id === 'p')).toMatchObject([
+        { type: 'error', id: 'r', code: 'INTERNAL', message: 'internal error' },
+      ]);
       expect(await other.request({ type: 'lookup', nickname: 'dave' })).toMatchObject({ code: 'NOT_FOUND' });
     } finally {
       add.mockRestore();
@@ -401,7 +506,11 @@ describe('register', () => {
       throw new Error('simulated bug');
     });
     try {
-      expect(await c.request({ type: 'lookup', nickname: 'erin' })).toMatchObject({ type: 'error', code: 'INTERNAL', message: 'internal error' });
+      expect(await c.request({ type: 'lookup', nickname: 'erin' })).toMatchObject({
+        type: 'error',
+        code: 'INTERNAL',
+        message: 'internal error',
+      });
       expect((await c.closed).code).toBe(1011);
       expect((await other.request({ type: 'ping' })).type).toBe('pong');
     } finally {
@@ -449,7 +558,15 @@ function storeThatNeverAnswers(): ClaimStore {
 function registerFrame(c: RawClient, nickname: string, id: string): string {
   const identity = ed25519Identity();
   const signature = signRegistration(identity, c.challenge, nickname, identity.address, 5050);
-  return JSON.stringify({ type: 'register', id, nickname, address: identity.address, port: 5050, publicKey: identity.publicKeyPem, signature });
+  return JSON.stringify({
+    type: 'register',
+    id,
+    nickname,
+    address: identity.address,
+    port: 5050,
+    publicKey: identity.publicKeyPem,
+    signature,
+  });
 }
 
 /** Sends the frames in one write: they reach the server in one read. */
@@ -490,7 +607,10 @@ describe('requests queued on a connection', () => {
     const s = await server({ RateLimitBurst: 5 });
     const c = await client(s);
     const from = c.frames.length;
-    sendInOneWrite(c, [registerFrame(c, 'queued', 'reg'), ...Array.from({ length: 8 }, (_, i) => JSON.stringify({ type: 'ping', id: i }))]);
+    sendInOneWrite(c, [
+      registerFrame(c, 'queued', 'reg'),
+      ...Array.from({ length: 8 }, (_, i) => JSON.stringify({ type: 'ping', id: i })),
+    ]);
     await c.waitUntil(() => c.frames.length - from >= 9);
     const replies = c.frames.slice(from);
     expect(replies[0]).toMatchObject({ type: 'registered', id: 'reg' });
@@ -511,7 +631,10 @@ describe('lookup and list', () => {
     const a = await client(s);
     await a.register(ed25519Identity(), 'Mallory');
     const b = await client(s);
-    expect(await b.request({ type: 'lookup', nickname: 'mALLORY' })).toMatchObject({ type: 'peer', peer: { nickname: 'Mallory' } });
+    expect(await b.request({ type: 'lookup', nickname: 'mALLORY' })).toMatchObject({
+      type: 'peer',
+      peer: { nickname: 'Mallory' },
+    });
     expect(await b.request({ type: 'lookup', nickname: 'nobody' })).toMatchObject({ type: 'error', code: 'NOT_FOUND' });
     expect(await b.request({ type: 'lookup', nickname: 'not a valid name' })).toMatchObject({ code: 'NOT_FOUND' });
     expect(await b.request({ type: 'lookup' })).toMatchObject({ code: 'BAD_REQUEST' });
@@ -593,7 +716,8 @@ describe('subscribe and unregister', () => {
 
   it('lets every connection subscribe: there is no subscriber cap', async () => {
     const s = await server({});
-    for (let i = 0; i < 5; i += 1) expect(await (await client(s)).request({ type: 'subscribe' })).toMatchObject({ type: 'subscribed' });
+    for (let i = 0; i < 5; i += 1)
+      expect(await (await client(s)).request({ type: 'subscribe' })).toMatchObject({ type: 'subscribed' });
     expect(s.server.stats().subscribers).toBe(5);
   });
 
@@ -616,11 +740,14 @@ describe('subscribe and unregister', () => {
     }
     await delay(200);
     for (const e of sub.events()) {
-      if (e.type === 'peer_joined') view.set(((e.peer as { nickname: string }).nickname).toLowerCase(), e.peer as { nickname: string });
+      if (e.type === 'peer_joined')
+        view.set((e.peer as { nickname: string }).nickname.toLowerCase(), e.peer as { nickname: string });
       else view.delete((e.nickname as string).toLowerCase());
     }
     const fresh = await sub.request({ type: 'list' });
-    expect([...view.keys()].sort()).toEqual((fresh.peers as Array<{ nickname: string }>).map((p) => p.nickname.toLowerCase()));
+    expect([...view.keys()].sort()).toEqual(
+      (fresh.peers as Array<{ nickname: string }>).map((p) => p.nickname.toLowerCase()),
+    );
   });
 });
 
@@ -707,7 +834,8 @@ describe('logs', () => {
   it('counts registrations in the periodic summary line and writes no line per registration at info', async () => {
     const { sink, lines } = logSink();
     const s = await server({}, { logLevel: 'info', logDestination: sink, logSummarySeconds: 1 });
-    for (const nickname of ['alice', 'bob', 'carol']) expect(await (await client(s)).register(ed25519Identity(), nickname)).toMatchObject({ type: 'registered' });
+    for (const nickname of ['alice', 'bob', 'carol'])
+      expect(await (await client(s)).register(ed25519Identity(), nickname)).toMatchObject({ type: 'registered' });
     await expect.poll(() => lines.some((l) => typeof l.registrations === 'number'), { timeout: 3_000 }).toBe(true);
     await s.close(); // logs what the last interval counted
     expect(lines.filter((l) => String(l.msg).startsWith('peer registered'))).toEqual([]);
@@ -721,6 +849,8 @@ describe('logs', () => {
     const s = await server({}, { logLevel: 'debug', logDestination: sink });
     const id = ed25519Identity();
     expect(await (await client(s)).register(id, 'alice')).toMatchObject({ type: 'registered' });
-    await expect.poll(() => lines.find((l) => l.msg === 'peer registered')).toMatchObject({ level: 20, nickname: 'alice', address: id.address });
+    await expect
+      .poll(() => lines.find((l) => l.msg === 'peer registered'))
+      .toMatchObject({ level: 20, nickname: 'alice', address: id.address });
   });
 });

@@ -49,7 +49,9 @@ describe('a start that fails part way', () => {
     const taken = await listening(0);
     cleanups.push(() => new Promise<void>((resolve) => taken.close(() => resolve())));
     const timers = refTimers();
-    await expect(startTestServer({}, { port: (taken.address() as { port: number }).port })).rejects.toThrow(/EADDRINUSE/);
+    await expect(startTestServer({}, { port: (taken.address() as { port: number }).port })).rejects.toThrow(
+      /EADDRINUSE/,
+    );
     expect(refTimers()).toBe(timers);
   });
 });

@@ -77,12 +77,30 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const instanceId = isPostgresDatabase(config.claims.database) ? randomUUID() : undefined;
   // First: a database that cannot be opened, written or migrated stops the start (one line, from the store).
   const store =
-    options.openStore !== undefined ? await options.openStore(config) : await openConfiguredStore(config.claims, { ...(options.now === undefined ? {} : { now: options.now }), ...(instanceId === undefined ? {} : { instanceId }) });
-  const claims = new ClaimKeeper({ store, claimAfterSeconds: config.claims.claimAfterSeconds, logger: logger.child({ module: 'claims' }), ...(options.touchIntervalMs === undefined ? {} : { touchIntervalMs: options.touchIntervalMs }) });
+    options.openStore !== undefined
+      ? await options.openStore(config)
+      : await openConfiguredStore(config.claims, {
+          ...(options.now === undefined ? {} : { now: options.now }),
+          ...(instanceId === undefined ? {} : { instanceId }),
+        });
+  const claims = new ClaimKeeper({
+    store,
+    claimAfterSeconds: config.claims.claimAfterSeconds,
+    logger: logger.child({ module: 'claims' }),
+    ...(options.touchIntervalMs === undefined ? {} : { touchIntervalMs: options.touchIntervalMs }),
+  });
   // A postgres:// database: this registry is one instance of a cluster, sharing live presence too.
-  const presence = options.openStore !== undefined || instanceId === undefined ? null : openConfiguredPresence(config.claims, instanceId);
+  const presence =
+    options.openStore !== undefined || instanceId === undefined
+      ? null
+      : openConfiguredPresence(config.claims, instanceId);
   try {
-    return await startWith(config, logger, claims, presence === null || instanceId === undefined ? null : { presence, instanceId });
+    return await startWith(
+      config,
+      logger,
+      claims,
+      presence === null || instanceId === undefined ? null : { presence, instanceId },
+    );
   } catch (err) {
     await presence?.close();
     await claims.close();
@@ -90,12 +108,22 @@ export async function startServer(config: Config, logger: Logger, options: Start
   }
 }
 
-async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, shared: { readonly presence: PresenceStore; readonly instanceId: string } | null): Promise<RegistryServer> {
+async function startWith(
+  config: Config,
+  logger: Logger,
+  claims: ClaimKeeper,
+  shared: { readonly presence: PresenceStore; readonly instanceId: string } | null,
+): Promise<RegistryServer> {
   const { limits } = config;
   const peers = new PeerTable<PeerOwner>(limits.maxPeers);
   const budgets = new Budgets(limits);
-  const watcher = new OnionWatcher({ dir: config.hiddenServiceDir, timeoutSeconds: config.hostnameTimeoutSeconds, logger: logger.child({ module: 'onion-watcher' }) });
-  const onionUrl = (): string | null => (watcher.address === null ? null : `ws://${watcher.address}:${config.hiddenServicePort}/`);
+  const watcher = new OnionWatcher({
+    dir: config.hiddenServiceDir,
+    timeoutSeconds: config.hostnameTimeoutSeconds,
+    logger: logger.child({ module: 'onion-watcher' }),
+  });
+  const onionUrl = (): string | null =>
+    watcher.address === null ? null : `ws://${watcher.address}:${config.hiddenServicePort}/`;
   watcher.on('address', () => logAddress());
 
   const scheduler = new FairScheduler<PeerConnection>({
@@ -125,7 +153,14 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
   const roster: Roster = cluster ?? new LocalRoster(effects);
   if (cluster !== null) await startCluster(cluster);
   const summary = new SummaryLine(logger, config.logSummarySeconds);
-  const registrar = new Registrar(peers, roster, budgets, scheduler, { keeper: claims, requireAddressProof: config.claims.requireAddressProof }, summary);
+  const registrar = new Registrar(
+    peers,
+    roster,
+    budgets,
+    scheduler,
+    { keeper: claims, requireAddressProof: config.claims.requireAddressProof },
+    summary,
+  );
   const output = new OutputBudget(limits.maxOutputBytes);
   const pendingLine = new PendingLine(limits.maxPendingConnections);
   const connections = new OpenConnections({
@@ -145,13 +180,27 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
   const dispatcher = new Dispatcher({ limits, budgets, peers, hub, registrar, connections });
   const admission = new HttpAdmission({ limits, logger, connections, pendingLine, refusals: summary });
   const heartbeats = new Heartbeats(connections, limits.heartbeatSeconds * 1000);
-  const parts: RunningParts = { heartbeats, hub, watcher, admission, roster, connections, summary, claims, operator: null };
+  const parts: RunningParts = {
+    heartbeats,
+    hub,
+    watcher,
+    admission,
+    roster,
+    connections,
+    summary,
+    claims,
+    operator: null,
+  };
   const close = closer(parts);
 
   let address: AddressInfo | string;
   try {
     // The operator listener comes up before the public one.
-    parts.operator = await listenForOperator(config, logger, () => ({ onion: watcher.address, peers: peers.size, ...(cluster === null ? {} : { cluster: cluster.status() }) }));
+    parts.operator = await listenForOperator(config, logger, () => ({
+      onion: watcher.address,
+      peers: peers.size,
+      ...(cluster === null ? {} : { cluster: cluster.status() }),
+    }));
     address = await admission.listen(config.listen);
     await watcher.start();
   } catch (err) {
@@ -167,7 +216,13 @@ async function startWith(config: Config, logger: Logger, claims: ClaimKeeper, sh
     get url() {
       return onionUrl();
     },
-    stats: () => ({ connections: connections.size, pending: connections.pending, peers: peers.size, subscribers: hub.subscriberCount, outputBytes: output.total }),
+    stats: () => ({
+      connections: connections.size,
+      pending: connections.pending,
+      peers: peers.size,
+      subscribers: hub.subscriberCount,
+      outputBytes: output.total,
+    }),
     close,
   };
 }
@@ -213,9 +268,15 @@ function closer(parts: RunningParts): () => Promise<void> {
 }
 
 /** The operator listener when [Host] OperatorSocket is set, listening; it comes up before the public one. */
-async function listenForOperator(config: Config, logger: Logger, health: () => HealthState): Promise<OperatorListener | null> {
+async function listenForOperator(
+  config: Config,
+  logger: Logger,
+  health: () => HealthState,
+): Promise<OperatorListener | null> {
   if (config.operatorSocket === null) {
-    logger.info('no operator listener ([Host] OperatorSocket is not set): /healthz is served nowhere and `p2p-registry health` fails');
+    logger.info(
+      'no operator listener ([Host] OperatorSocket is not set): /healthz is served nowhere and `p2p-registry health` fails',
+    );
     return null;
   }
   const operator = new OperatorListener({ logger, health });
@@ -230,10 +291,17 @@ async function listenForOperator(config: Config, logger: Logger, health: () => H
 function logReachable(logger: Logger, own: string, cluster: ClusterRoster | null, port: number): void {
   const master = cluster?.frontendOnion ?? null;
   if (cluster === null) logger.info({ url: own }, `registry reachable at ${own}`);
-  else if (master === null) logger.info({ backend: own }, `${own} is this cluster backend's own onion: peers reach the registry at the frontend's address, which it has not published yet`);
+  else if (master === null)
+    logger.info(
+      { backend: own },
+      `${own} is this cluster backend's own onion: peers reach the registry at the frontend's address, which it has not published yet`,
+    );
   else {
     const url = `ws://${master}:${port}/`;
-    logger.info({ url, backend: own }, `registry reachable at ${url} (the cluster's frontend); ${own} is this backend's own onion`);
+    logger.info(
+      { url, backend: own },
+      `registry reachable at ${url} (the cluster's frontend); ${own} is this backend's own onion`,
+    );
   }
 }
 
@@ -243,7 +311,11 @@ async function startCluster(roster: ClusterRoster): Promise<void> {
     await roster.start();
   } catch (err) {
     if (err instanceof RegistryError && err.code === 'STORE_UNAVAILABLE') {
-      throw new RegistryError('STORE_OPEN_FAILED', `${err.message} The start stops here: a cluster instance needs the shared database ([Store] Database) to load who is registered.`, { cause: err });
+      throw new RegistryError(
+        'STORE_OPEN_FAILED',
+        `${err.message} The start stops here: a cluster instance needs the shared database ([Store] Database) to load who is registered.`,
+        { cause: err },
+      );
     }
     throw err;
   }

@@ -53,7 +53,10 @@ export class SummaryLine {
     this.counts = emptyCounts();
     this.registrations = 0;
     this.empty = true;
-    this.logger.info({ intervalSeconds: this.intervalSeconds, registrations, connections, closed, requests }, `summary of the last ${this.intervalSeconds} s`);
+    this.logger.info(
+      { intervalSeconds: this.intervalSeconds, registrations, connections, closed, requests },
+      `summary of the last ${this.intervalSeconds} s`,
+    );
   }
 
   /** Stops the interval, logging what is left. */

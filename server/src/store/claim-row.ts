@@ -18,7 +18,8 @@ const ONION_ADDRESS = /^[a-z2-7]{56}\.onion$/;
 const MAX_DER_BYTES = 2_048;
 
 /** The columns every query that returns claims selects, in this order. */
-export const CLAIM_COLUMNS = 'key_id, public_key, nickname, address, address_verified, claimed_at, last_seen_at, expires_at';
+export const CLAIM_COLUMNS =
+  'key_id, public_key, nickname, address, address_verified, claimed_at, last_seen_at, expires_at';
 
 function corrupt(path: string, what: string): RegistryError {
   return storeError(
@@ -39,9 +40,11 @@ export function claimFromRow(row: unknown, path: string): Claim {
   if (typeof key_id !== 'string' || !KEY_ID.test(key_id)) throw corrupt(path, 'key_id is not 64 hex digits');
   if (!(public_key instanceof Uint8Array) || public_key.length === 0) throw corrupt(path, 'public_key is not bytes');
   if (typeof nickname !== 'string' || !NICKNAME_PATTERN.test(nickname)) throw corrupt(path, 'nickname is not valid');
-  if (typeof address !== 'string' || !ONION_ADDRESS.test(address)) throw corrupt(path, 'address is not an onion address');
+  if (typeof address !== 'string' || !ONION_ADDRESS.test(address))
+    throw corrupt(path, 'address is not an onion address');
   if (address_verified !== 0 && address_verified !== 1) throw corrupt(path, 'address_verified is not 0 or 1');
-  if (!isTime(claimed_at) || !isTime(last_seen_at) || !isTime(expires_at)) throw corrupt(path, 'a time is not a whole number of ms');
+  if (!isTime(claimed_at) || !isTime(last_seen_at) || !isTime(expires_at))
+    throw corrupt(path, 'a time is not a whole number of ms');
   return Object.freeze({
     keyId: key_id,
     publicKeyDer: public_key,
@@ -59,12 +62,14 @@ function badInput(what: string): RegistryError {
 }
 
 export function checkKeyId(keyId: unknown): string {
-  if (typeof keyId !== 'string' || !KEY_ID.test(keyId)) throw badInput('keyId must be 64 lowercase hex digits (SHA-256 of the SPKI DER)');
+  if (typeof keyId !== 'string' || !KEY_ID.test(keyId))
+    throw badInput('keyId must be 64 lowercase hex digits (SHA-256 of the SPKI DER)');
   return keyId;
 }
 
 export function checkNickname(nickname: unknown): string {
-  if (typeof nickname !== 'string' || !NICKNAME_PATTERN.test(nickname)) throw badInput('nickname does not match NICKNAME_PATTERN');
+  if (typeof nickname !== 'string' || !NICKNAME_PATTERN.test(nickname))
+    throw badInput('nickname does not match NICKNAME_PATTERN');
   return nickname;
 }
 
@@ -81,7 +86,8 @@ export function checkClaimRequest(request: ClaimRequest): ClaimRequest {
   checkNickname(request.nickname);
   checkAddress(request.address);
   const der = request.publicKeyDer;
-  if (!(der instanceof Uint8Array) || der.length === 0 || der.length > MAX_DER_BYTES) throw badInput(`publicKeyDer must be 1-${MAX_DER_BYTES} bytes`);
+  if (!(der instanceof Uint8Array) || der.length === 0 || der.length > MAX_DER_BYTES)
+    throw badInput(`publicKeyDer must be 1-${MAX_DER_BYTES} bytes`);
   if (keyIdOf(der) !== request.keyId) throw badInput('keyId is not the SHA-256 of publicKeyDer');
   if (typeof request.addressVerified !== 'boolean') throw badInput('addressVerified must be a boolean');
   return request;
@@ -90,6 +96,7 @@ export function checkClaimRequest(request: ClaimRequest): ClaimRequest {
 /** Checks a claim passed back in (a revert): a claim request's checks, and its times. */
 export function checkClaim(claim: Claim): Claim {
   checkClaimRequest(claim);
-  if (!isTime(claim.claimedAt) || !isTime(claim.lastSeenAt) || !isTime(claim.expiresAt)) throw badInput('claimedAt, lastSeenAt and expiresAt must be whole numbers of ms');
+  if (!isTime(claim.claimedAt) || !isTime(claim.lastSeenAt) || !isTime(claim.expiresAt))
+    throw badInput('claimedAt, lastSeenAt and expiresAt must be whole numbers of ms');
   return claim;
 }

@@ -16,7 +16,12 @@ export type ClaimDecision =
  * `found`: every row, expired ones too, on the request's key id, nickname key or address. Expired
  * rows do not exist for the rules, but they are in the way of the unique indexes.
  */
-export function decideClaim(request: ClaimRequest, found: readonly Claim[], now: number, claimMs: number): ClaimDecision {
+export function decideClaim(
+  request: ClaimRequest,
+  found: readonly Claim[],
+  now: number,
+  claimMs: number,
+): ClaimDecision {
   const key = nicknameKey(request.nickname);
   let own: Claim | null = null;
   let othersNickname: Claim | null = null;
@@ -30,11 +35,17 @@ export function decideClaim(request: ClaimRequest, found: readonly Claim[], now:
   }
 
   const liveAddress = othersAddress !== null && othersAddress.expiresAt > now ? othersAddress : null;
-  const mayDisplace = liveAddress !== null && request.addressVerified && request.displaceUnverified === true && !liveAddress.addressVerified;
+  const mayDisplace =
+    liveAddress !== null &&
+    request.addressVerified &&
+    request.displaceUnverified === true &&
+    !liveAddress.addressVerified;
   // Erratum 1: the unverified claim on the proven address is displaced from the nickname too.
   const nicknameDisplaced = mayDisplace && othersNickname?.keyId === liveAddress.keyId;
-  if (othersNickname !== null && othersNickname.expiresAt > now && !nicknameDisplaced) return { write: false, outcome: { kind: 'nickname-taken', holder: othersNickname } };
-  if (liveAddress !== null && !mayDisplace) return { write: false, outcome: { kind: 'address-taken', holder: liveAddress } };
+  if (othersNickname !== null && othersNickname.expiresAt > now && !nicknameDisplaced)
+    return { write: false, outcome: { kind: 'nickname-taken', holder: othersNickname } };
+  if (liveAddress !== null && !mayDisplace)
+    return { write: false, outcome: { kind: 'address-taken', holder: liveAddress } };
   const displaced = mayDisplace ? liveAddress : null;
 
   // Whatever else is in the way is expired (it does not exist) or displaced.
@@ -61,7 +72,12 @@ export function decideClaim(request: ClaimRequest, found: readonly Claim[], now:
 }
 
 /** Sorts the live claims a lookup by key, nickname key or address found into what each of them is. */
-export function sortRelevant(claims: Iterable<Claim>, keyId: KeyId, nicknameKeyOfRequest: string, address: string): RelevantClaims {
+export function sortRelevant(
+  claims: Iterable<Claim>,
+  keyId: KeyId,
+  nicknameKeyOfRequest: string,
+  address: string,
+): RelevantClaims {
   let byNickname: Claim | null = null;
   let byAddress: Claim | null = null;
   let byKey: Claim | null = null;

@@ -77,7 +77,12 @@ export type ClaimOutcome =
    * was (on another nickname or address: a move; on the same: a refresh), or null when it had none.
    * `displaced` is another key's unverified claim on the address that a verified claim took.
    */
-  | { readonly kind: 'claimed'; readonly claim: Claim; readonly previous: Claim | null; readonly displaced: Claim | null }
+  | {
+      readonly kind: 'claimed';
+      readonly claim: Claim;
+      readonly previous: Claim | null;
+      readonly displaced: Claim | null;
+    }
   /** Another key's live claim holds the nickname; nothing was changed. */
   | { readonly kind: 'nickname-taken'; readonly holder: Claim }
   /** Another key's live claim holds the address (and may not be displaced); nothing was changed. */
@@ -98,7 +103,11 @@ export interface ClaimList {
 
 export interface ClaimStore {
   /** Claims that bear on a registration of `keyId` with this nickname and address. A read. */
-  findForRegistration(query: { readonly keyId: KeyId; readonly nickname: string; readonly address: string }): Promise<RelevantClaims>;
+  findForRegistration(query: {
+    readonly keyId: KeyId;
+    readonly nickname: string;
+    readonly address: string;
+  }): Promise<RelevantClaims>;
 
   /**
    * Makes or moves the key's claim, atomically with the conflict rules: a key holds at most one
@@ -162,4 +171,3 @@ export const MS_PER_DAY = 86_400_000;
 export function keyIdOf(publicKeyDer: Uint8Array): KeyId {
   return keyDigest(publicKeyDer);
 }
-

@@ -75,7 +75,8 @@ export class GroupCommit {
     // Under load (a synced commit less than a window ago) a durable write waits up to one window for
     // others to share its sync: registrations whose signature checks finish one turn apart would
     // otherwise each pay a sync of their own. Idle, it commits at the end of this turn.
-    const wait = this.#queue.some((pending) => pending.durable) && performance.now() - this.#lastSyncedAt < SYNC_WINDOW_MS;
+    const wait =
+      this.#queue.some((pending) => pending.durable) && performance.now() - this.#lastSyncedAt < SYNC_WINDOW_MS;
     if (wait) setTimeout(() => this.#flush(), SYNC_WINDOW_MS);
     else setImmediate(() => this.#flush());
   }

@@ -4,7 +4,9 @@ import { KeyOrder } from './key-order.js';
 /** A write that finishes when the test says so, recording when it started. */
 function pending(log: string[], name: string): { write: () => Promise<string>; finish: (ok?: boolean) => void } {
   let finish: (ok?: boolean) => void = () => undefined;
-  const done = new Promise<string>((resolve, reject) => (finish = (ok = true) => (ok ? resolve(name) : reject(new Error(name)))));
+  const done = new Promise<string>(
+    (resolve, reject) => (finish = (ok = true) => (ok ? resolve(name) : reject(new Error(name)))),
+  );
   return {
     write: () => {
       log.push(`start ${name}`);
@@ -14,7 +16,7 @@ function pending(log: string[], name: string): { write: () => Promise<string>; f
   };
 }
 
-describe('the order of each key\'s writes', () => {
+describe("the order of each key's writes", () => {
   it('starts a write of a key only once the writes of that key issued before it settled, failed ones too', async () => {
     const order = new KeyOrder();
     const log: string[] = [];

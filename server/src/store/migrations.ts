@@ -63,7 +63,8 @@ export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]?.version
 export function schemaVersionOf(db: DatabaseSync): number {
   const row = db.prepare('PRAGMA user_version').get() as { user_version?: unknown } | undefined;
   const version = row?.user_version;
-  if (typeof version !== 'number' || !Number.isInteger(version)) throw new Error('PRAGMA user_version returned no integer');
+  if (typeof version !== 'number' || !Number.isInteger(version))
+    throw new Error('PRAGMA user_version returned no integer');
   return version;
 }
 
@@ -106,7 +107,7 @@ function refuseForeign(db: DatabaseSync, path: string): void {
     throw storeError(
       'STORE_OPEN_FAILED',
       `cannot open the claim database ${path}: it holds tables but no registry schema version. ` +
-        'Fix: set [Store] Database to the registry\'s own file, or move this one away.',
+        "Fix: set [Store] Database to the registry's own file, or move this one away.",
     );
   }
 }
@@ -115,7 +116,11 @@ function refuseForeign(db: DatabaseSync, path: string): void {
  * Brings the file to `target` (default: the newest version), one migration per transaction.
  * Resolves with the versions before and after. A file newer than this code is refused untouched.
  */
-export function migrate(db: DatabaseSync, path: string, target: number = SCHEMA_VERSION): { readonly from: number; readonly to: number } {
+export function migrate(
+  db: DatabaseSync,
+  path: string,
+  target: number = SCHEMA_VERSION,
+): { readonly from: number; readonly to: number } {
   const from = schemaVersionOf(db);
   if (from > SCHEMA_VERSION) throw refuseNewer(from, path);
   if (from === 0) refuseForeign(db, path);
@@ -135,7 +140,12 @@ export function migrate(db: DatabaseSync, path: string, target: number = SCHEMA_
       if (db.isTransaction) db.exec('ROLLBACK');
       if (isStoreError(err)) throw err;
       const failure = environmentFailure(err, path);
-      const cause = failure === undefined ? (err instanceof Error ? err.message : String(err)) : `${failure.text} (${failure.name})`;
+      const cause =
+        failure === undefined
+          ? err instanceof Error
+            ? err.message
+            : String(err)
+          : `${failure.text} (${failure.name})`;
       const fix = failure?.fix ?? 'report this as a bug, with the message; the file was left at its previous version';
       throw storeError(
         'STORE_MIGRATION_FAILED',

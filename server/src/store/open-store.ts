@@ -46,7 +46,10 @@ export interface OpenStoreOptions {
  * created when absent, so that the default `./data/registry.db` works out of the box; a folder that
  * cannot be created is reported by the store, naming it.
  */
-export async function openConfiguredStore(settings: StoreSettings, options: OpenStoreOptions = {}): Promise<ClaimStore> {
+export async function openConfiguredStore(
+  settings: StoreSettings,
+  options: OpenStoreOptions = {},
+): Promise<ClaimStore> {
   const now = options.now === undefined ? {} : { now: options.now };
   const readOnly = options.readOnly === true;
   if (isPostgresDatabase(settings.database)) {
@@ -82,7 +85,9 @@ export function instanceLabel(instanceId: string | undefined): string {
  * The URL as it is, or (with [Store] PasswordFile) its parts plus the file's password: the driver
  * would let the URL's absent password override one given beside it.
  */
-export function postgresConnection(settings: Pick<StoreSettings, 'database' | 'passwordFile'>): Pick<PostgresClaimStoreOptions, 'connectionString' | 'pool'> {
+export function postgresConnection(
+  settings: Pick<StoreSettings, 'database' | 'passwordFile'>,
+): Pick<PostgresClaimStoreOptions, 'connectionString' | 'pool'> {
   const { database, passwordFile } = settings;
   if (passwordFile === null) return { connectionString: database };
   const target = redactConnectionString(database);
@@ -90,14 +95,22 @@ export function postgresConnection(settings: Pick<StoreSettings, 'database' | 'p
   try {
     password = readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '');
   } catch (err) {
-    throw storeError('STORE_OPEN_FAILED', `cannot read [Store] PasswordFile ${passwordFile} (the password of ${target}): ${(err as Error).message}. Fix: create it, readable by the server's user, holding only the password.`, { cause: err });
+    throw storeError(
+      'STORE_OPEN_FAILED',
+      `cannot read [Store] PasswordFile ${passwordFile} (the password of ${target}): ${(err as Error).message}. Fix: create it, readable by the server's user, holding only the password.`,
+      { cause: err },
+    );
   }
   const parts = parseConnectionString(database);
   if (parts.password !== undefined && parts.password !== '') {
-    throw storeError('STORE_OPEN_FAILED', `[Store] Database ${target} holds a password and [Store] PasswordFile is set too: keep one (the file; remove the password from the URL).`);
+    throw storeError(
+      'STORE_OPEN_FAILED',
+      `[Store] Database ${target} holds a password and [Store] PasswordFile is set too: keep one (the file; remove the password from the URL).`,
+    );
   }
   const pool: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(parts)) if (value !== undefined && value !== null && value !== '' && key !== 'password') pool[key] = value;
+  for (const [key, value] of Object.entries(parts))
+    if (value !== undefined && value !== null && value !== '' && key !== 'password') pool[key] = value;
   if (typeof pool['port'] === 'string') pool['port'] = Number(pool['port']);
   return { pool: { ...(pool as Omit<PoolConfig, 'connectionString' | 'types'>), password } };
 }

@@ -134,12 +134,18 @@ export class ClusterReplica {
    * or 4002 does not reconnect to take its key or address back.
    */
   private vanish(entry: AnyEntry, sameKey: PresenceRow | undefined, sameAddress: PresenceRow | undefined): void {
-    if (sameKey !== undefined) return this.remove(entry, 'replaced', nicknameKey(sameKey.nickname) !== nicknameKey(entry.peer.nickname));
+    if (sameKey !== undefined)
+      return this.remove(entry, 'replaced', nicknameKey(sameKey.nickname) !== nicknameKey(entry.peer.nickname));
     if (sameAddress?.addressVerified && sameAddress.keyId !== entry.keyId) return this.remove(entry, 'evicted', true);
     this.remove(entry, 'expired', true, CLOSINGS.registrationLost);
   }
 
-  private remove(entry: AnyEntry, kind: Exclude<PresenceEvent['kind'], 'joined'>, announce: boolean, closing: Closing = CLOSINGS.leaseLost): void {
+  private remove(
+    entry: AnyEntry,
+    kind: Exclude<PresenceEvent['kind'], 'joined'>,
+    announce: boolean,
+    closing: Closing = CLOSINGS.leaseLost,
+  ): void {
     this.effects.peers.removeOwner(entry.owner);
     this.forgetRef(entry);
     if (kind === 'replaced' || kind === 'evicted') {
@@ -175,7 +181,8 @@ export class ClusterReplica {
   }
 
   private isRow(entry: AnyEntry, instanceId: string, localRef: number): boolean {
-    if (entry.owner instanceof RemotePeer) return entry.owner.instanceId === instanceId && entry.owner.localRef === localRef;
+    if (entry.owner instanceof RemotePeer)
+      return entry.owner.instanceId === instanceId && entry.owner.localRef === localRef;
     return instanceId === this.instanceId && this.refs.get(entry as LocalEntry) === localRef;
   }
 }

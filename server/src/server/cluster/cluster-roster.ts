@@ -113,8 +113,17 @@ export class ClusterRoster implements Roster {
     this.applyTimeoutMs = options.applyTimeoutMs ?? 5_000;
     this.onion = options.onion;
     this.frontendChanged = options.frontendChanged ?? (() => undefined);
-    this.replica = new ClusterReplica({ instanceId: this.instanceId, effects: options.effects, orphaned: (keyId, ref) => this.queueLeave(keyId, ref) });
-    this.tail = new ClusterTail({ presence: this.presence, replica: this.replica, logger: this.logger, pollMs: options.pollMs ?? 1_000 });
+    this.replica = new ClusterReplica({
+      instanceId: this.instanceId,
+      effects: options.effects,
+      orphaned: (keyId, ref) => this.queueLeave(keyId, ref),
+    });
+    this.tail = new ClusterTail({
+      presence: this.presence,
+      replica: this.replica,
+      logger: this.logger,
+      pollMs: options.pollMs ?? 1_000,
+    });
     this.renewal = new PeriodicTask(() => this.renew(), Math.max(250, Math.floor(this.leaseMs / 3)));
     this.sweeping = new PeriodicTask(() => this.sweep(), Math.max(250, Math.floor(this.leaseMs / 2)));
     // Run after each renewal that succeeded, never while the previous run is still going.
@@ -129,7 +138,10 @@ export class ClusterRoster implements Roster {
     this.healthySince = Date.now();
     this.renewal.start();
     this.sweeping.start();
-    this.logger.info({ instance: this.instanceId, peers: this.effects.peers.size, leaseMs: this.leaseMs }, 'cluster instance started: following the shared presence');
+    this.logger.info(
+      { instance: this.instanceId, peers: this.effects.peers.size, leaseMs: this.leaseMs },
+      'cluster instance started: following the shared presence',
+    );
   }
 
   async enter(entry: LocalEntry, entered: (replaced: readonly LocalEntry[]) => void): Promise<void> {
@@ -145,7 +157,9 @@ export class ClusterRoster implements Roster {
     }
     if (outcome.kind !== 'entered') {
       this.replica.forget(ref);
-      throw refuse(outcome.kind === 'nickname-taken' ? REFUSALS.nicknameTaken(entry.peer.nickname) : REFUSALS.addressTaken);
+      throw refuse(
+        outcome.kind === 'nickname-taken' ? REFUSALS.nicknameTaken(entry.peer.nickname) : REFUSALS.addressTaken,
+      );
     }
     await this.tail.waitFor(outcome.seq, this.applyTimeoutMs);
     // Its join (or a snapshot holding it) put it in the table: registered. Its claim is timed from
@@ -206,7 +220,10 @@ export class ClusterRoster implements Roster {
       const ended = await this.presence.leaveInstance(this.instanceId);
       this.logger.info({ ended }, 'cluster instance stopped: its registrations were ended');
     } catch (err) {
-      this.logger.warn({ err, leaseMs: this.leaseMs }, 'cluster instance stopped without reaching the shared database: its registrations end when its lease runs out');
+      this.logger.warn(
+        { err, leaseMs: this.leaseMs },
+        'cluster instance stopped without reaching the shared database: its registrations end when its lease runs out',
+      );
     }
     await this.presence.close();
   }
@@ -238,7 +255,8 @@ export class ClusterRoster implements Roster {
         this.outbox.delete(ref);
       }
     } catch (err) {
-      if (!isStoreError(err)) this.logger.error({ err }, 'writing the end of a closed registration failed: retried at the next renewal');
+      if (!isStoreError(err))
+        this.logger.error({ err }, 'writing the end of a closed registration failed: retried at the next renewal');
     } finally {
       this.flushing = false;
     }
@@ -250,7 +268,11 @@ export class ClusterRoster implements Roster {
       await this.presence.renewLease(this.instanceId, this.leaseMs);
     } catch (err) {
       if (this.closing) return;
-      if (this.healthySince !== null) this.logger.warn({ err, leaseMs: this.leaseMs }, 'cannot renew this instance\'s lease in the shared database: register and unregister answer UNAVAILABLE until it is back');
+      if (this.healthySince !== null)
+        this.logger.warn(
+          { err, leaseMs: this.leaseMs },
+          "cannot renew this instance's lease in the shared database: register and unregister answer UNAVAILABLE until it is back",
+        );
       this.healthySince = null;
       return;
     }
@@ -270,10 +292,14 @@ export class ClusterRoster implements Roster {
   private async keepHouse(): Promise<void> {
     const now = Date.now();
     await this.step('announce', () => this.announce());
-    if (now - this.lastFrontendRead >= FRONTEND_EVERY_MS && (await this.step('frontend', async () => this.learnFrontend(await this.presence.frontendOnion())))) {
+    if (
+      now - this.lastFrontendRead >= FRONTEND_EVERY_MS &&
+      (await this.step('frontend', async () => this.learnFrontend(await this.presence.frontendOnion())))
+    ) {
       this.lastFrontendRead = now;
     }
-    if (now - this.lastTrim >= TRIM_EVERY_MS && (await this.step('trim', () => this.presence.trimLog(LOG_RETAIN_MS)))) this.lastTrim = now;
+    if (now - this.lastTrim >= TRIM_EVERY_MS && (await this.step('trim', () => this.presence.trimLog(LOG_RETAIN_MS))))
+      this.lastTrim = now;
   }
 
   /** One housekeeping step; a failure is said once (until the step works again) and never counts against the lease. */
@@ -282,11 +308,16 @@ export class ClusterRoster implements Roster {
       await run();
     } catch (err) {
       if (this.closing) return false;
-      if (!this.failingSteps.has(step)) this.logger.warn({ err, step }, `cluster housekeeping: ${STEP_TEXT[step]} failed; the lease is renewed all the same, and this is tried again after the next renewal`);
+      if (!this.failingSteps.has(step))
+        this.logger.warn(
+          { err, step },
+          `cluster housekeeping: ${STEP_TEXT[step]} failed; the lease is renewed all the same, and this is tried again after the next renewal`,
+        );
       this.failingSteps.add(step);
       return false;
     }
-    if (this.failingSteps.delete(step)) this.logger.info({ step }, `cluster housekeeping: ${STEP_TEXT[step]} works again`);
+    if (this.failingSteps.delete(step))
+      this.logger.info({ step }, `cluster housekeeping: ${STEP_TEXT[step]} works again`);
     return true;
   }
 
@@ -299,7 +330,11 @@ export class ClusterRoster implements Roster {
     if (text === null) return;
     const parsed = parseOnionAddress(text);
     if (!parsed.ok) {
-      if (text !== this.badFrontend) this.logger.warn({ frontend: text }, `registry_frontend holds no v3 onion address (${parsed.reason}): hello keeps reporting this backend's own address; check the frontend's log`);
+      if (text !== this.badFrontend)
+        this.logger.warn(
+          { frontend: text },
+          `registry_frontend holds no v3 onion address (${parsed.reason}): hello keeps reporting this backend's own address; check the frontend's log`,
+        );
       this.badFrontend = text;
       return;
     }

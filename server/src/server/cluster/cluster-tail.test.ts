@@ -4,7 +4,14 @@
  * table ends equal to it.
  */
 import { describe, expect, it } from 'vitest';
-import { eventFingerprint, type LogPage, type PresenceEvent, type PresenceRow, type PresenceSnapshot, type PresenceStore } from './presence.js';
+import {
+  eventFingerprint,
+  type LogPage,
+  type PresenceEvent,
+  type PresenceRow,
+  type PresenceSnapshot,
+  type PresenceStore,
+} from './presence.js';
 import type { ClaimKeeper } from '../registry/claim-keeper.js';
 import { ClusterReplica } from './cluster-replica.js';
 import { ClusterTail } from './cluster-tail.js';
@@ -17,12 +24,38 @@ const OTHER = 'other-instance';
 
 function row(nickname: string, ref: number): PresenceRow {
   const address = `${nickname.padEnd(56, 'a').slice(0, 56)}.onion`;
-  const peer = { nickname, address, port: 5050, publicKey: 'k', keyType: 'ed25519', registeredAt: '2026-12-01T00:00:00.000Z', addressVerified: false };
-  return { keyId: nickname.padEnd(64, '0'), nickname, address, addressVerified: false, instanceId: OTHER, localRef: ref, publicKeyDer: new Uint8Array([ref]), peerJson: JSON.stringify(peer) };
+  const peer = {
+    nickname,
+    address,
+    port: 5050,
+    publicKey: 'k',
+    keyType: 'ed25519',
+    registeredAt: '2026-12-01T00:00:00.000Z',
+    addressVerified: false,
+  };
+  return {
+    keyId: nickname.padEnd(64, '0'),
+    nickname,
+    address,
+    addressVerified: false,
+    instanceId: OTHER,
+    localRef: ref,
+    publicKeyDer: new Uint8Array([ref]),
+    peerJson: JSON.stringify(peer),
+  };
 }
 
 function joined(seq: number, r: PresenceRow): PresenceEvent {
-  return { seq, kind: 'joined', announce: true, keyId: r.keyId, nickname: r.nickname, instanceId: r.instanceId, localRef: r.localRef, row: r };
+  return {
+    seq,
+    kind: 'joined',
+    announce: true,
+    keyId: r.keyId,
+    nickname: r.nickname,
+    instanceId: r.instanceId,
+    localRef: r.localRef,
+    row: r,
+  };
 }
 
 /** A presence store that serves one snapshot and one page, and counts the snapshots taken. */
@@ -42,12 +75,19 @@ class FakeLog implements Partial<PresenceStore> {
   listen(): void {}
 }
 
-async function tailOn(log: FakeLog): Promise<{ tail: ClusterTail; replica: ClusterReplica; peers: PeerTable<PeerOwner> }> {
+async function tailOn(
+  log: FakeLog,
+): Promise<{ tail: ClusterTail; replica: ClusterReplica; peers: PeerTable<PeerOwner> }> {
   const peers = new PeerTable<PeerOwner>(100);
   const hub = new EventHub({ batchMs: 0, slices: { wake: () => undefined } });
   const effects = new RosterEffects(peers, hub, {} as ClaimKeeper);
   const replica = new ClusterReplica({ instanceId: 'me', effects, orphaned: () => undefined });
-  const tail = new ClusterTail({ presence: log as unknown as PresenceStore, replica, logger: createLogger('silent'), pollMs: 60_000 });
+  const tail = new ClusterTail({
+    presence: log as unknown as PresenceStore,
+    replica,
+    logger: createLogger('silent'),
+    pollMs: 60_000,
+  });
   await tail.start();
   return { tail, replica, peers };
 }

@@ -100,10 +100,18 @@ export class ClusterTail {
       while (!this.stopped && (await this.readPage())) {
         // a full page: there may be more
       }
-      if (this.failing) this.logger.info({ applied: this.replica.applied }, 'the shared database is reachable again: the presence log is followed from where it stopped');
+      if (this.failing)
+        this.logger.info(
+          { applied: this.replica.applied },
+          'the shared database is reachable again: the presence log is followed from where it stopped',
+        );
       this.failing = false;
     } catch (err) {
-      if (!this.failing) this.logger.warn({ err }, 'cannot read the presence log of the shared database: lookups and lists answer from the last state read; retrying');
+      if (!this.failing)
+        this.logger.warn(
+          { err },
+          'cannot read the presence log of the shared database: lookups and lists answer from the last state read; retrying',
+        );
       this.failing = true;
     }
     for (const waiter of [...this.waiters]) if (this.replica.applied >= waiter.seq) this.settle(waiter, true);
@@ -134,20 +142,29 @@ export class ClusterTail {
   /** Why this page does not continue what was applied, or null when it does. */
   private discontinuity(page: LogPage, after: number): string | null {
     if (page.logId !== this.replica.logId) return 'the log was replaced (a database restored from a backup?)';
-    if (page.headSeq < after) return `the log's head went back from ${after} to ${page.headSeq} (a crash or a failover lost commits)`;
+    if (page.headSeq < after)
+      return `the log's head went back from ${after} to ${page.headSeq} (a crash or a failover lost commits)`;
     const anchor = page.events[0];
-    if (after > 0 && this.replica.anchor !== null && (anchor?.seq !== after || eventFingerprint(anchor) !== this.replica.anchor)) {
+    if (
+      after > 0 &&
+      this.replica.anchor !== null &&
+      (anchor?.seq !== after || eventFingerprint(anchor) !== this.replica.anchor)
+    ) {
       return `event ${after}, the last one applied, is not in the log any more (trimmed, or lost and numbered again)`;
     }
     const next = page.events.find((event) => event.seq > after);
-    if (next === undefined ? page.headSeq > after : next.seq !== after + 1) return `the log moved from ${after} to ${page.headSeq} without the events between`;
+    if (next === undefined ? page.headSeq > after : next.seq !== after + 1)
+      return `the log moved from ${after} to ${page.headSeq} without the events between`;
     return null;
   }
 
   private async resync(why: string): Promise<void> {
     const snapshot = await this.presence.snapshot();
     if (this.stopped) return;
-    this.logger.warn({ from: this.replica.applied, to: snapshot.seq }, `re-syncing the presence replica from a snapshot: ${why}`);
+    this.logger.warn(
+      { from: this.replica.applied, to: snapshot.seq },
+      `re-syncing the presence replica from a snapshot: ${why}`,
+    );
     this.replica.load(snapshot);
   }
 }

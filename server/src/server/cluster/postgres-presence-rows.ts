@@ -84,6 +84,7 @@ export async function logEvents(client: PoolClient, events: readonly Pending[]):
     ],
   );
   const row = result.rows[0] as { seq: unknown; logged: unknown } | undefined;
-  if (row === undefined || Number(row.logged) !== events.length) throw new Error('presence: the log write inserted fewer events than it numbered');
+  if (row === undefined || Number(row.logged) !== events.length)
+    throw new Error('presence: the log write inserted fewer events than it numbered');
   return Number(row.seq);
 }

@@ -28,12 +28,28 @@
 import pg, { type Pool, type PoolClient, type PoolConfig } from 'pg';
 
 import { APPLICATION_NAME, connectionName } from '../../store/postgres/postgres-connections.js';
-import { environmentFailure, lostRace, RACE_ATTEMPTS, } from '../../store/postgres/postgres-failure.js';
+import { environmentFailure, lostRace, RACE_ATTEMPTS } from '../../store/postgres/postgres-failure.js';
 import { SoleConnection } from '../../store/postgres/postgres-sole-connection.js';
 import { BEGIN_DURABLE } from '../../store/postgres/postgres-sql.js';
-import { CHANNEL, EVENT_COLUMNS, eventOf, logEvents, ROW_COLUMNS, rowOf, text, type Pending } from './postgres-presence-rows.js';
+import {
+  CHANNEL,
+  EVENT_COLUMNS,
+  eventOf,
+  logEvents,
+  ROW_COLUMNS,
+  rowOf,
+  text,
+  type Pending,
+} from './postgres-presence-rows.js';
 import { inTransaction } from '../../store/postgres/postgres-transaction.js';
-import { eventFingerprint, type EnterOutcome, type LogPage, type PresenceRow, type PresenceSnapshot, type PresenceStore } from './presence.js';
+import {
+  eventFingerprint,
+  type EnterOutcome,
+  type LogPage,
+  type PresenceRow,
+  type PresenceSnapshot,
+  type PresenceStore,
+} from './presence.js';
 import { RegistryError } from '../../protocol/errors.js';
 import { storeError } from '../../store/store-error.js';
 import { nicknameKey } from '../../protocol/messages.js';
@@ -46,8 +62,19 @@ const MAX_BATCH = 256;
 
 /** A registration or a leave waiting for the next batch, with what to tell its caller. */
 type Queued =
-  | { readonly kind: 'enter'; readonly row: PresenceRow; readonly registeredAt: number; readonly settle: Settle<EnterOutcome> }
-  | { readonly kind: 'leave'; readonly keyId: string; readonly instanceId: string; readonly localRef: number; readonly settle: Settle<number | null> };
+  | {
+      readonly kind: 'enter';
+      readonly row: PresenceRow;
+      readonly registeredAt: number;
+      readonly settle: Settle<EnterOutcome>;
+    }
+  | {
+      readonly kind: 'leave';
+      readonly keyId: string;
+      readonly instanceId: string;
+      readonly localRef: number;
+      readonly settle: Settle<number | null>;
+    };
 
 interface Settle<T> {
   readonly resolve: (value: T) => void;
@@ -105,17 +132,23 @@ export class PostgresPresence implements PresenceStore {
   }
 
   async frontendOnion(): Promise<string | null> {
-    const row = (await this.#query('SELECT master_onion FROM registry_frontend WHERE id = 1')).rows[0] as { master_onion?: unknown } | undefined;
+    const row = (await this.#query('SELECT master_onion FROM registry_frontend WHERE id = 1')).rows[0] as
+      | { master_onion?: unknown }
+      | undefined;
     return typeof row?.master_onion === 'string' ? row.master_onion : null;
   }
 
   /** Queued into the next batch: registrations that arrive together share one transaction and one flush. */
   enter(row: PresenceRow, registeredAt: number): Promise<EnterOutcome> {
-    return new Promise((resolve, reject) => this.#submit({ kind: 'enter', row, registeredAt, settle: { resolve, reject } }));
+    return new Promise((resolve, reject) =>
+      this.#submit({ kind: 'enter', row, registeredAt, settle: { resolve, reject } }),
+    );
   }
 
   leave(keyId: string, instanceId: string, localRef: number): Promise<number | null> {
-    return new Promise((resolve, reject) => this.#submit({ kind: 'leave', keyId, instanceId, localRef, settle: { resolve, reject } }));
+    return new Promise((resolve, reject) =>
+      this.#submit({ kind: 'leave', keyId, instanceId, localRef, settle: { resolve, reject } }),
+    );
   }
 
   async leaveInstance(instanceId: string): Promise<number> {
@@ -123,8 +156,14 @@ export class PostgresPresence implements PresenceStore {
       // The lock order (top of this file): the instance's row first, which waits for its batches
       // in flight (they hold it FOR KEY SHARE), then its presence rows, then the head.
       await client.query('DELETE FROM registry_instances WHERE id = $1', [instanceId]);
-      const gone = (await client.query(`DELETE FROM presence WHERE instance_id = $1 RETURNING ${ROW_COLUMNS}`, [instanceId])).rows.map(rowOf);
-      if (gone.length > 0) await logEvents(client, gone.map((r) => ({ kind: 'left', announce: true, row: r })));
+      const gone = (
+        await client.query(`DELETE FROM presence WHERE instance_id = $1 RETURNING ${ROW_COLUMNS}`, [instanceId])
+      ).rows.map(rowOf);
+      if (gone.length > 0)
+        await logEvents(
+          client,
+          gone.map((r) => ({ kind: 'left', announce: true, row: r })),
+        );
       return gone.length;
     });
   }
@@ -132,12 +171,16 @@ export class PostgresPresence implements PresenceStore {
   async sweep(): Promise<number> {
     return this.#write(async (client) => {
       // One sweep in the cluster at a time; the others have nothing to do.
-      const alone = (await client.query('SELECT pg_try_advisory_xact_lock($1) AS alone', [SWEEP_LOCK])).rows[0] as { alone: boolean };
+      const alone = (await client.query('SELECT pg_try_advisory_xact_lock($1) AS alone', [SWEEP_LOCK])).rows[0] as {
+        alone: boolean;
+      };
       if (!alone.alone) return 0;
       // The lock order: instance rows first. A row in use is passed by (SKIP LOCKED): its instance is
       // renewing its lease, or one of its batches is in flight; the next sweep sees it again.
       const ended = (
-        await client.query('DELETE FROM registry_instances WHERE id IN (SELECT id FROM registry_instances WHERE lease_until <= now() FOR UPDATE SKIP LOCKED) RETURNING id')
+        await client.query(
+          'DELETE FROM registry_instances WHERE id IN (SELECT id FROM registry_instances WHERE lease_until <= now() FOR UPDATE SKIP LOCKED) RETURNING id',
+        )
       ).rows.map((r: { id: unknown }) => text(r.id));
       // Rows of an instance that has no row at all are swept too: they can only be left over.
       const gone = (
@@ -146,14 +189,21 @@ export class PostgresPresence implements PresenceStore {
           [ended],
         )
       ).rows.map(rowOf);
-      if (gone.length > 0) await logEvents(client, gone.map((r) => ({ kind: 'expired', announce: true, row: r })));
+      if (gone.length > 0)
+        await logEvents(
+          client,
+          gone.map((r) => ({ kind: 'expired', announce: true, row: r })),
+        );
       return gone.length;
     });
   }
 
   async trimLog(retainMs: number): Promise<number> {
     // The newest event stays: it is every instance's anchor (cluster-tail.ts), however old.
-    const result = await this.#query("DELETE FROM presence_events WHERE at < now() - $1 * interval '1 millisecond' AND seq < (SELECT seq FROM presence_log_head WHERE id = 1)", [retainMs]);
+    const result = await this.#query(
+      "DELETE FROM presence_events WHERE at < now() - $1 * interval '1 millisecond' AND seq < (SELECT seq FROM presence_log_head WHERE id = 1)",
+      [retainMs],
+    );
     return result.rowCount ?? 0;
   }
 
@@ -181,12 +231,21 @@ export class PostgresPresence implements PresenceStore {
     }
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const head = (await client.query('SELECT seq, log_id FROM presence_log_head WHERE id = 1')).rows[0] as { seq: unknown; log_id: unknown };
+      const head = (await client.query('SELECT seq, log_id FROM presence_log_head WHERE id = 1')).rows[0] as {
+        seq: unknown;
+        log_id: unknown;
+      };
       const rows = (await client.query(`SELECT ${ROW_COLUMNS} FROM presence ORDER BY key_id`)).rows.map(rowOf);
-      const last = (await client.query(`SELECT ${EVENT_COLUMNS} FROM presence_events WHERE seq = $1`, [head.seq])).rows[0] as Record<string, unknown> | undefined;
+      const last = (await client.query(`SELECT ${EVENT_COLUMNS} FROM presence_events WHERE seq = $1`, [head.seq]))
+        .rows[0] as Record<string, unknown> | undefined;
       await client.query('COMMIT');
       client.release();
-      return { logId: text(head.log_id), seq: Number(head.seq), anchor: last === undefined ? null : eventFingerprint(eventOf(last)), rows };
+      return {
+        logId: text(head.log_id),
+        seq: Number(head.seq),
+        anchor: last === undefined ? null : eventFingerprint(eventOf(last)),
+        rows,
+      };
     } catch (err) {
       client.release(true);
       throw this.#mapped(err, 'read');
@@ -265,14 +324,29 @@ export class PostgresPresence implements PresenceStore {
     // This instance's lease, locked against a sweep or a shutdown deleting it (rows of an instance
     // whose lease ran out are swept). FOR KEY SHARE, not FOR SHARE: the renewal's update does not wait for it.
     const enter = batch.find((op) => op.kind === 'enter');
-    const leased = enter === undefined || (await client.query('SELECT 1 FROM registry_instances WHERE id = $1 AND lease_until > now() FOR KEY SHARE', [enter.row.instanceId])).rowCount === 1;
+    const leased =
+      enter === undefined ||
+      (
+        await client.query('SELECT 1 FROM registry_instances WHERE id = $1 AND lease_until > now() FOR KEY SHARE', [
+          enter.row.instanceId,
+        ])
+      ).rowCount === 1;
     for (const op of batch) {
       if (op.kind === 'enter' && !leased) {
-        decided.push({ error: this.#unavailable(new Error('this instance lost its lease in the shared database'), 'written', 'it renews the lease by itself; retry') });
+        decided.push({
+          error: this.#unavailable(
+            new Error('this instance lost its lease in the shared database'),
+            'written',
+            'it renews the lease by itself; retry',
+          ),
+        });
         continue;
       }
       const before = pending.length;
-      const value = op.kind === 'enter' ? await this.#decideEnter(client, op, pending) : await this.#decideLeave(client, op, pending);
+      const value =
+        op.kind === 'enter'
+          ? await this.#decideEnter(client, op, pending)
+          : await this.#decideLeave(client, op, pending);
       decided.push({ value, lastEvent: pending.length === before ? null : pending.length - 1 });
     }
     if (pending.length === 0) return decided;
@@ -281,11 +355,19 @@ export class PostgresPresence implements PresenceStore {
   }
 
   /** The rules of a registration on the rows it meets (presence.ts); its events go to `pending`. */
-  async #decideEnter(client: PoolClient, op: Extract<Queued, { kind: 'enter' }>, pending: Pending[]): Promise<EnterOutcome> {
+  async #decideEnter(
+    client: PoolClient,
+    op: Extract<Queued, { kind: 'enter' }>,
+    pending: Pending[],
+  ): Promise<EnterOutcome> {
     const { row } = op;
     const key = nicknameKey(row.nickname);
-    const raws = (await client.query(`SELECT ${ROW_COLUMNS}, registered_at FROM presence WHERE key_id = $1 OR nickname_key = $2 OR address = $3 FOR UPDATE`, [row.keyId, key, row.address]))
-      .rows as Array<Record<string, unknown>>;
+    const raws = (
+      await client.query(
+        `SELECT ${ROW_COLUMNS}, registered_at FROM presence WHERE key_id = $1 OR nickname_key = $2 OR address = $3 FOR UPDATE`,
+        [row.keyId, key, row.address],
+      )
+    ).rows as Array<Record<string, unknown>>;
     const removed: Pending[] = [];
     let registeredAt = op.registeredAt;
     for (const raw of raws) {
@@ -293,7 +375,8 @@ export class PostgresPresence implements PresenceStore {
       if (old.keyId === row.keyId) {
         // The same key on the same binding, reconnected (to whichever instance): not interrupted.
         const since = raw['registered_at'];
-        if (typeof since === 'number' && nicknameKey(old.nickname) === key && old.address === row.address) registeredAt = Math.min(registeredAt, since);
+        if (typeof since === 'number' && nicknameKey(old.nickname) === key && old.address === row.address)
+          registeredAt = Math.min(registeredAt, since);
         removed.push({ kind: 'replaced', announce: nicknameKey(old.nickname) !== key, row: old });
       } else if (old.address === row.address && row.addressVerified && !old.addressVerified) {
         // Evicted from the address, and from the nickname too when it holds that as well (erratum 1).
@@ -301,31 +384,43 @@ export class PostgresPresence implements PresenceStore {
       } else if (nicknameKey(old.nickname) === key) return { kind: 'nickname-taken' };
       else return { kind: 'address-taken' };
     }
-    if (removed.length > 0) await client.query('DELETE FROM presence WHERE key_id = ANY($1::text[])', [removed.map((r) => r.row.keyId)]);
-    await client.query(`INSERT INTO presence (${ROW_COLUMNS}, nickname_key, registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [
-      row.keyId,
-      row.nickname,
-      row.address,
-      row.addressVerified,
-      row.instanceId,
-      row.localRef,
-      row.publicKeyDer,
-      row.peerJson,
-      key,
-      registeredAt,
-    ]);
+    if (removed.length > 0)
+      await client.query('DELETE FROM presence WHERE key_id = ANY($1::text[])', [removed.map((r) => r.row.keyId)]);
+    await client.query(
+      `INSERT INTO presence (${ROW_COLUMNS}, nickname_key, registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+      [
+        row.keyId,
+        row.nickname,
+        row.address,
+        row.addressVerified,
+        row.instanceId,
+        row.localRef,
+        row.publicKeyDer,
+        row.peerJson,
+        key,
+        registeredAt,
+      ],
+    );
     pending.push(...removed, { kind: 'joined', announce: true, row });
     return { kind: 'entered', seq: 0, removed: removed.map((r) => r.row), registeredAt }; // numbered once the batch is logged
   }
 
   async #decideLeave(client: PoolClient, op: Extract<Queued, { kind: 'leave' }>, pending: Pending[]): Promise<null> {
-    const gone = await client.query(`DELETE FROM presence WHERE key_id = $1 AND instance_id = $2 AND local_ref = $3 RETURNING ${ROW_COLUMNS}`, [op.keyId, op.instanceId, op.localRef]);
-    for (const raw of gone.rows) pending.push({ kind: 'left', announce: true, row: rowOf(raw as Record<string, unknown>) });
+    const gone = await client.query(
+      `DELETE FROM presence WHERE key_id = $1 AND instance_id = $2 AND local_ref = $3 RETURNING ${ROW_COLUMNS}`,
+      [op.keyId, op.instanceId, op.localRef],
+    );
+    for (const raw of gone.rows)
+      pending.push({ kind: 'left', announce: true, row: rowOf(raw as Record<string, unknown>) });
     return null;
   }
 
   /** One statement on the pool, or on `on` (the lease's own connection). */
-  async #query(sql: string, params: unknown[] = [], on: { query(sql: string, params: unknown[]): Promise<pg.QueryResult> } = this.#pool): Promise<pg.QueryResult> {
+  async #query(
+    sql: string,
+    params: unknown[] = [],
+    on: { query(sql: string, params: unknown[]): Promise<pg.QueryResult> } = this.#pool,
+  ): Promise<pg.QueryResult> {
     if (this.#closed) throw storeError('STORE_CLOSED', `the presence of ${this.#target} is closed`);
     try {
       return await on.query(sql, params);
@@ -359,18 +454,33 @@ export class PostgresPresence implements PresenceStore {
     if (err instanceof RegistryError) return err;
     const failure = environmentFailure(err, this.#target);
     if (failure === undefined) return err;
-    return this.#unavailable(err, doing, `${failure.fix}; it reconnects by itself`, `${failure.text} (${failure.name})`);
+    return this.#unavailable(
+      err,
+      doing,
+      `${failure.fix}; it reconnects by itself`,
+      `${failure.text} (${failure.name})`,
+    );
   }
 
-  #unavailable(cause: unknown, doing: string, fix: string, what = cause instanceof Error ? cause.message : String(cause)): Error {
-    return storeError('STORE_UNAVAILABLE', `the cluster's presence in ${this.#target} cannot be ${doing}: ${what}. Fix: ${fix}.`, { cause, retryAfterMs: this.#retryAfterMs });
+  #unavailable(
+    cause: unknown,
+    doing: string,
+    fix: string,
+    what = cause instanceof Error ? cause.message : String(cause),
+  ): Error {
+    return storeError(
+      'STORE_UNAVAILABLE',
+      `the cluster's presence in ${this.#target} cannot be ${doing}: ${what}. Fix: ${fix}.`,
+      { cause, retryAfterMs: this.#retryAfterMs },
+    );
   }
 }
 
 /** A decision with its events' numbers: the batch's first event is `first`. */
 function numbered(decided: Exclude<Decided, { readonly error: unknown }>, op: Queued, first: number): Decided {
   const seq = decided.lastEvent === null ? null : first + decided.lastEvent;
-  if (op.kind === 'leave' || decided.value === null || decided.value.kind !== 'entered') return { value: decided.value, lastEvent: seq };
+  if (op.kind === 'leave' || decided.value === null || decided.value.kind !== 'entered')
+    return { value: decided.value, lastEvent: seq };
   return { value: { ...decided.value, seq: seq as number }, lastEvent: seq };
 }
 

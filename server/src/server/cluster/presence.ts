@@ -54,7 +54,12 @@ export type EnterOutcome =
    * evicted; `registeredAt` when the key's registration began (ms since the epoch): carried from
    * the row of the same key on the same nickname and address that it replaced, on any instance.
    */
-  | { readonly kind: 'entered'; readonly seq: number; readonly removed: readonly PresenceRow[]; readonly registeredAt: number }
+  | {
+      readonly kind: 'entered';
+      readonly seq: number;
+      readonly removed: readonly PresenceRow[];
+      readonly registeredAt: number;
+    }
   | { readonly kind: 'nickname-taken' }
   | { readonly kind: 'address-taken' };
 

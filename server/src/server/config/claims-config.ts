@@ -68,7 +68,9 @@ function readBoolean(reader: ConfigReader, section: string, key: string, fallbac
 function readDatabase(reader: ConfigReader): string {
   const path = reader.raw('Store', 'Database') ?? DEFAULT_CLAIMS.database;
   if (path === ':memory:' || path.startsWith('file:')) {
-    reader.invalid.push(`[Store] Database must be a file path or a postgres:// URL (claims must outlive the process), got "${path}"`);
+    reader.invalid.push(
+      `[Store] Database must be a file path or a postgres:// URL (claims must outlive the process), got "${path}"`,
+    );
   }
   return path;
 }
@@ -77,21 +79,38 @@ function readPasswordFile(reader: ConfigReader, database: string): string | null
   const file = reader.raw('Store', 'PasswordFile');
   if (file === undefined) return null;
   if (!isPostgresDatabase(database)) {
-    reader.invalid.push('[Store] PasswordFile is the password of a PostgreSQL database: set [Store] Database to a postgres:// URL, or delete the line');
+    reader.invalid.push(
+      '[Store] PasswordFile is the password of a PostgreSQL database: set [Store] Database to a postgres:// URL, or delete the line',
+    );
   }
   return file;
 }
 
 /** Reads the claims settings; problems go to the reader's list, and defaults fill their place. */
 export function readClaimsConfig(reader: ConfigReader): ClaimsConfig {
-  const claimDays = reader.integer('Claims', 'ClaimDays', reader.raw('Claims', 'ClaimDays'), 1, MAX_CLAIM_DAYS) ?? DEFAULT_CLAIMS.claimDays;
+  const claimDays =
+    reader.integer('Claims', 'ClaimDays', reader.raw('Claims', 'ClaimDays'), 1, MAX_CLAIM_DAYS) ??
+    DEFAULT_CLAIMS.claimDays;
   const claimAfterSeconds =
-    reader.integer('Claims', 'ClaimAfterSeconds', reader.raw('Claims', 'ClaimAfterSeconds'), 0, MAX_CLAIM_AFTER_SECONDS) ?? DEFAULT_CLAIMS.claimAfterSeconds;
+    reader.integer(
+      'Claims',
+      'ClaimAfterSeconds',
+      reader.raw('Claims', 'ClaimAfterSeconds'),
+      0,
+      MAX_CLAIM_AFTER_SECONDS,
+    ) ?? DEFAULT_CLAIMS.claimAfterSeconds;
   const database = readDatabase(reader);
   return Object.freeze({
     database,
     passwordFile: readPasswordFile(reader, database),
-    leaseSeconds: reader.integer('Store', 'LeaseSeconds', reader.raw('Store', 'LeaseSeconds'), MIN_LEASE_SECONDS, MAX_LEASE_SECONDS) ?? DEFAULT_CLAIMS.leaseSeconds,
+    leaseSeconds:
+      reader.integer(
+        'Store',
+        'LeaseSeconds',
+        reader.raw('Store', 'LeaseSeconds'),
+        MIN_LEASE_SECONDS,
+        MAX_LEASE_SECONDS,
+      ) ?? DEFAULT_CLAIMS.leaseSeconds,
     claimDays,
     claimAfterSeconds,
     requireAddressProof: readBoolean(reader, 'Registry', 'RequireAddressProof', DEFAULT_CLAIMS.requireAddressProof),

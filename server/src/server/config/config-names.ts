@@ -21,8 +21,10 @@ export function removedNames(
   for (const [section, keys] of removed) {
     const body = sections[section];
     for (const [key, why] of keys) {
-      if (typeof body === 'object' && body !== null && Object.hasOwn(body, key)) problems.push(`[${section}] ${key} ${why}`);
-      if (env[envName(section, key)] !== undefined) problems.push(`${envName(section, key)} ([${section}] ${key}) ${why}`);
+      if (typeof body === 'object' && body !== null && Object.hasOwn(body, key))
+        problems.push(`[${section}] ${key} ${why}`);
+      if (env[envName(section, key)] !== undefined)
+        problems.push(`${envName(section, key)} ([${section}] ${key}) ${why}`);
     }
   }
   return problems;
@@ -70,7 +72,11 @@ function unknownKey(section: string, key: string, known: KnownKeys): string {
 }
 
 /** One problem line for every section or key of `sections` that `known` does not list. */
-export function unknownNames(sections: Readonly<Record<string, unknown>>, known: KnownKeys, removed: RemovedKeys = new Map()): string[] {
+export function unknownNames(
+  sections: Readonly<Record<string, unknown>>,
+  known: KnownKeys,
+  removed: RemovedKeys = new Map(),
+): string[] {
   const problems: string[] = [];
   for (const [section, body] of Object.entries(sections)) {
     if (typeof body !== 'object' || body === null) {
@@ -79,12 +85,15 @@ export function unknownNames(sections: Readonly<Record<string, unknown>>, known:
     }
     if (!known.has(section)) {
       const near = nearestName(section, [...known.keys()]);
-      problems.push(`unknown section [${section}]${near === undefined ? '' : `: did you mean [${near}]?`} (known: ${[...known.keys()].map((s) => `[${s}]`).join(' ')})`);
+      problems.push(
+        `unknown section [${section}]${near === undefined ? '' : `: did you mean [${near}]?`} (known: ${[...known.keys()].map((s) => `[${s}]`).join(' ')})`,
+      );
       continue;
     }
     const keys = known.get(section) as readonly string[];
     for (const key of Object.keys(body)) {
-      if (!keys.includes(key) && removed.get(section)?.has(key) !== true) problems.push(unknownKey(section, key, known));
+      if (!keys.includes(key) && removed.get(section)?.has(key) !== true)
+        problems.push(unknownKey(section, key, known));
     }
   }
   return problems;
@@ -97,14 +106,25 @@ const ENV_HELP = 'REGISTRY_<SECTION>_<KEY> sets [Section] Key of config.ini';
  * One problem line for every environment variable named REGISTRY_* (in any case) that sets no key
  * of `known`; a removed key's variable is removedNames' to report.
  */
-export function unknownEnvNames(env: NodeJS.ProcessEnv, known: KnownKeys, removed: RemovedKeys, envName: (section: string, key: string) => string): string[] {
+export function unknownEnvNames(
+  env: NodeJS.ProcessEnv,
+  known: KnownKeys,
+  removed: RemovedKeys,
+  envName: (section: string, key: string) => string,
+): string[] {
   const names = [...known].flatMap(([section, keys]) => keys.map((key) => envName(section, key)));
-  const accepted = new Set([...names, ...[...removed].flatMap(([section, keys]) => [...keys.keys()].map((key) => envName(section, key)))]);
+  const accepted = new Set([
+    ...names,
+    ...[...removed].flatMap(([section, keys]) => [...keys.keys()].map((key) => envName(section, key))),
+  ]);
   const problems: string[] = [];
   for (const name of Object.keys(env).sort()) {
     if (!name.toUpperCase().startsWith(ENV_PREFIX) || accepted.has(name)) continue;
     // Compared without the prefix that all share, which would make any two names look alike.
-    const tail = nearestName(name.slice(ENV_PREFIX.length), names.map((known) => known.slice(ENV_PREFIX.length)));
+    const tail = nearestName(
+      name.slice(ENV_PREFIX.length),
+      names.map((known) => known.slice(ENV_PREFIX.length)),
+    );
     const near = tail === undefined ? undefined : `${ENV_PREFIX}${tail}`;
     problems.push(
       near === undefined
@@ -114,4 +134,3 @@ export function unknownEnvNames(env: NodeJS.ProcessEnv, known: KnownKeys, remove
   }
   return problems;
 }
-

@@ -32,11 +32,16 @@ describe('configuration', () => {
     expect(Object.isFrozen(config.limits)).toBe(true);
   });
 
-  it('names every missing key in one line starting with the original server\'s words', () => {
+  it("names every missing key in one line starting with the original server's words", () => {
     const err = errorOf(() => buildConfig({}, {}));
     expect(err.message.split('\n')).toHaveLength(1);
     expect(err.message).toMatch(/^\[Configuration error\] Missing variables in config: /);
-    for (const key of ['[Host] HOST', '[Host] PORT', '[HiddenService] HiddenServiceDir', '[HiddenService] HiddenServicePort']) {
+    for (const key of [
+      '[Host] HOST',
+      '[Host] PORT',
+      '[HiddenService] HiddenServiceDir',
+      '[HiddenService] HiddenServicePort',
+    ]) {
       expect(err.message).toContain(key);
     }
     expect(err.message).toContain('config.ini.example');
@@ -44,7 +49,14 @@ describe('configuration', () => {
 
   it('reports wrong values together with missing ones, saying what is allowed', () => {
     const err = errorOf(() =>
-      buildConfig({ Host: { HOST: 'localhost', PORT: 'eighty' }, Registry: { MaxPeers: '0', HeartbeatSeconds: '1.5' }, Log: { level: 'loud' } }, {}),
+      buildConfig(
+        {
+          Host: { HOST: 'localhost', PORT: 'eighty' },
+          Registry: { MaxPeers: '0', HeartbeatSeconds: '1.5' },
+          Log: { level: 'loud' },
+        },
+        {},
+      ),
     );
     expect(err.missing).toEqual(['[HiddenService] HiddenServiceDir', '[HiddenService] HiddenServicePort']);
     expect(err.invalid).toEqual([
@@ -58,14 +70,21 @@ describe('configuration', () => {
 
   it('lets REGISTRY_<SECTION>_<KEY> environment variables override the file', () => {
     expect(envName('Registry', 'MaxPeers')).toBe('REGISTRY_REGISTRY_MAXPEERS');
-    const config = buildConfig(minimal, { REGISTRY_REGISTRY_MAXPEERS: '7', REGISTRY_HOST_PORT: '6000', REGISTRY_LOG_LEVEL: 'DEBUG' });
+    const config = buildConfig(minimal, {
+      REGISTRY_REGISTRY_MAXPEERS: '7',
+      REGISTRY_HOST_PORT: '6000',
+      REGISTRY_LOG_LEVEL: 'DEBUG',
+    });
     expect(config.limits.maxPeers).toBe(7);
     expect(config.listen).toMatchObject({ port: 6000 });
     expect(config.logLevel).toBe('debug');
   });
 
   it('fills a missing key from the environment', () => {
-    const config = buildConfig({ Host: minimal.Host }, { REGISTRY_HIDDENSERVICE_HIDDENSERVICEDIR: '/hs', REGISTRY_HIDDENSERVICE_HIDDENSERVICEPORT: '8080' });
+    const config = buildConfig(
+      { Host: minimal.Host },
+      { REGISTRY_HIDDENSERVICE_HIDDENSERVICEDIR: '/hs', REGISTRY_HIDDENSERVICE_HIDDENSERVICEPORT: '8080' },
+    );
     expect(config.hiddenServiceDir).toBe('/hs');
     expect(config.hiddenServicePort).toBe(8080);
   });
@@ -73,13 +92,20 @@ describe('configuration', () => {
   it('listens on a unix socket when HOST is unix:<path>, and then needs no PORT', () => {
     const config = buildConfig({ ...minimal, Host: { HOST: 'unix:/run/registry/registry.sock' } }, {});
     expect(config.listen).toEqual({ kind: 'unix', path: '/run/registry/registry.sock' });
-    expect(errorOf(() => buildConfig({ ...minimal, Host: { HOST: 'unix:' } }, {})).message).toContain('needs a socket path');
+    expect(errorOf(() => buildConfig({ ...minimal, Host: { HOST: 'unix:' } }, {})).message).toContain(
+      'needs a socket path',
+    );
   });
 
   it('has no operator listener unless [Host] OperatorSocket names its unix socket, from the file or REGISTRY_HOST_OPERATORSOCKET', () => {
     expect(buildConfig(minimal, {}).operatorSocket).toBeNull();
-    expect(buildConfig({ ...minimal, Host: { ...minimal.Host, OperatorSocket: '/run/registry-operator/operator.sock' } }, {}).operatorSocket).toBe('/run/registry-operator/operator.sock');
-    expect(buildConfig(minimal, { REGISTRY_HOST_OPERATORSOCKET: '/tmp/operator.sock' }).operatorSocket).toBe('/tmp/operator.sock');
+    expect(
+      buildConfig({ ...minimal, Host: { ...minimal.Host, OperatorSocket: '/run/registry-operator/operator.sock' } }, {})
+        .operatorSocket,
+    ).toBe('/run/registry-operator/operator.sock');
+    expect(buildConfig(minimal, { REGISTRY_HOST_OPERATORSOCKET: '/tmp/operator.sock' }).operatorSocket).toBe(
+      '/tmp/operator.sock',
+    );
   });
 
   it("refuses an operator socket that is the public listener's socket, which tor forwards the onion to", () => {
@@ -90,23 +116,42 @@ describe('configuration', () => {
         "[Host] OperatorSocket is the public listener's socket ([Host] HOST unix:/run/registry/registry.sock), which tor forwards the onion to: health would answer on the onion; choose another path, in a folder tor does not mount, e.g. /run/registry-operator/operator.sock",
       ]);
     }
-    expect(errorOf(() => buildConfig({ ...minimal, Host: host }, { REGISTRY_HOST_OPERATORSOCKET: '/run/registry/registry.sock' })).message).toContain('OperatorSocket is the public listener');
-    expect(buildConfig({ ...minimal, Host: { ...host, OperatorSocket: '/run/registry-operator/operator.sock' } }, {}).operatorSocket).toBe('/run/registry-operator/operator.sock');
+    expect(
+      errorOf(() =>
+        buildConfig({ ...minimal, Host: host }, { REGISTRY_HOST_OPERATORSOCKET: '/run/registry/registry.sock' }),
+      ).message,
+    ).toContain('OperatorSocket is the public listener');
+    expect(
+      buildConfig({ ...minimal, Host: { ...host, OperatorSocket: '/run/registry-operator/operator.sock' } }, {})
+        .operatorSocket,
+    ).toBe('/run/registry-operator/operator.sock');
   });
 
   it('refuses an operator socket path that is relative, a folder, too long for a unix socket, or written with unix:', () => {
-    const problem = (path: string): string[] => errorOf(() => buildConfig({ ...minimal, Host: { ...minimal.Host, OperatorSocket: path } }, {})).invalid as string[];
+    const problem = (path: string): string[] =>
+      errorOf(() => buildConfig({ ...minimal, Host: { ...minimal.Host, OperatorSocket: path } }, {}))
+        .invalid as string[];
     expect(problem('operator.sock')).toEqual([
       '[Host] OperatorSocket must be an absolute path (the health command may run from another folder), e.g. /run/registry-operator/operator.sock, got "operator.sock"',
     ]);
-    expect(problem('/run/registry-operator/')).toEqual(['[Host] OperatorSocket must name the socket file, not its folder, e.g. /run/registry-operator/operator.sock, got "/run/registry-operator/"']);
-    expect(problem(`/${'a'.repeat(107)}`)).toEqual(['[Host] OperatorSocket is 108 bytes long and a unix socket path holds at most 107: choose a shorter path']);
-    expect(problem('unix:/run/operator.sock')).toEqual(['[Host] OperatorSocket takes the socket path alone, without "unix:", e.g. /run/registry-operator/operator.sock, got "unix:/run/operator.sock"']);
-    expect(buildConfig({ ...minimal, Host: { ...minimal.Host, OperatorSocket: `/${'a'.repeat(106)}` } }, {}).operatorSocket).toHaveLength(107);
+    expect(problem('/run/registry-operator/')).toEqual([
+      '[Host] OperatorSocket must name the socket file, not its folder, e.g. /run/registry-operator/operator.sock, got "/run/registry-operator/"',
+    ]);
+    expect(problem(`/${'a'.repeat(107)}`)).toEqual([
+      '[Host] OperatorSocket is 108 bytes long and a unix socket path holds at most 107: choose a shorter path',
+    ]);
+    expect(problem('unix:/run/operator.sock')).toEqual([
+      '[Host] OperatorSocket takes the socket path alone, without "unix:", e.g. /run/registry-operator/operator.sock, got "unix:/run/operator.sock"',
+    ]);
+    expect(
+      buildConfig({ ...minimal, Host: { ...minimal.Host, OperatorSocket: `/${'a'.repeat(106)}` } }, {}).operatorSocket,
+    ).toHaveLength(107);
   });
 
   it('refuses a key given twice as an array', () => {
-    expect(errorOf(() => buildConfig({ ...minimal, Registry: { MaxPeers: ['1', '2'] } }, {})).message).toContain('[Registry] MaxPeers must be a single value');
+    expect(errorOf(() => buildConfig({ ...minimal, Registry: { MaxPeers: ['1', '2'] } }, {})).message).toContain(
+      '[Registry] MaxPeers must be a single value',
+    );
   });
 
   it('reads config.ini.example as shipped', () => {
@@ -126,7 +171,10 @@ describe('configuration', () => {
   it('reads ini comments and spacing the way operators write them', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
     const path = join(dir, 'config.ini');
-    writeFileSync(path, '; comment\n[Host]\nHOST = 0.0.0.0 \nPORT=5000\n# other comment\n[HiddenService]\nHiddenServiceDir = /hs\nHiddenServicePort = 443\n');
+    writeFileSync(
+      path,
+      '; comment\n[Host]\nHOST = 0.0.0.0 \nPORT=5000\n# other comment\n[HiddenService]\nHiddenServiceDir = /hs\nHiddenServicePort = 443\n',
+    );
     expect(loadConfig(path, {})).toMatchObject({ listen: { host: '0.0.0.0', port: 5000 }, hiddenServicePort: 443 });
   });
 
@@ -145,7 +193,9 @@ describe('configuration', () => {
 
   it('says in which section a key belongs when it is put in another', () => {
     const err = errorOf(() => buildConfig({ ...minimal, Registry: { HiddenServicePort: '80' } }, {}));
-    expect(err.message).toContain('unknown key [Registry] HiddenServicePort: HiddenServicePort belongs in [HiddenService]');
+    expect(err.message).toContain(
+      'unknown key [Registry] HiddenServicePort: HiddenServicePort belongs in [HiddenService]',
+    );
   });
 
   it('refuses a key outside any section', () => {
@@ -165,19 +215,30 @@ describe('configuration', () => {
         expect.stringContaining('unknown key [Log] levle: did you mean level?'),
       ]),
     );
-    expect(err.missing).toEqual(['[Host] PORT', '[HiddenService] HiddenServiceDir', '[HiddenService] HiddenServicePort']);
+    expect(err.missing).toEqual([
+      '[Host] PORT',
+      '[HiddenService] HiddenServiceDir',
+      '[HiddenService] HiddenServicePort',
+    ]);
   });
 
   it('describes the config for the start-up log without the database password, from the file or the environment', () => {
-    const fromFile = buildConfig({ ...minimal, Store: { Database: 'postgres://registry:s3cr@t@db:5432/claims?sslmode=require&password=other' } }, {});
-    const fromEnv = buildConfig(minimal, { REGISTRY_STORE_DATABASE: 'postgresql://registry:s3cr@t@/claims?host=/run/postgresql' });
+    const fromFile = buildConfig(
+      { ...minimal, Store: { Database: 'postgres://registry:s3cr@t@db:5432/claims?sslmode=require&password=other' } },
+      {},
+    );
+    const fromEnv = buildConfig(minimal, {
+      REGISTRY_STORE_DATABASE: 'postgresql://registry:s3cr@t@/claims?host=/run/postgresql',
+    });
     for (const config of [fromFile, fromEnv]) {
       const text = JSON.stringify(describeConfig(config));
       expect(text).not.toContain('s3cr');
       expect(text).not.toContain('@t');
       expect(text).not.toContain('other');
     }
-    expect(describeConfig(fromFile)).toMatchObject({ claims: { database: 'postgres://registry@db:5432/claims?sslmode=require' } });
+    expect(describeConfig(fromFile)).toMatchObject({
+      claims: { database: 'postgres://registry@db:5432/claims?sslmode=require' },
+    });
   });
 
   it('refuses an unknown REGISTRY_* variable, naming it, the variable it was probably meant to be, and what to do', () => {
@@ -197,7 +258,12 @@ describe('configuration', () => {
   });
 
   it('lists unknown variables with the other problems, and leaves other variables alone', () => {
-    const err = errorOf(() => buildConfig({ Host: minimal.Host }, { REGISTRY_LOG_LEVLE: 'debug', PATH: '/bin', P2P_REGISTRY_URL: 'ws://x/', MY_REGISTRY_TOKEN: 'x' }));
+    const err = errorOf(() =>
+      buildConfig(
+        { Host: minimal.Host },
+        { REGISTRY_LOG_LEVLE: 'debug', PATH: '/bin', P2P_REGISTRY_URL: 'ws://x/', MY_REGISTRY_TOKEN: 'x' },
+      ),
+    );
     expect(err.missing).toEqual(['[HiddenService] HiddenServiceDir', '[HiddenService] HiddenServicePort']);
     expect(err.invalid).toEqual([expect.stringContaining('REGISTRY_LOG_LEVLE: did you mean REGISTRY_LOG_LEVEL?')]);
   });

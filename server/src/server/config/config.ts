@@ -2,7 +2,14 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { parse as parseIni } from 'ini';
 import { configError } from '../../protocol/errors.js';
-import { ENV_PREFIX, removedNames, unknownEnvNames, unknownNames, type KnownKeys, type RemovedKeys } from './config-names.js';
+import {
+  ENV_PREFIX,
+  removedNames,
+  unknownEnvNames,
+  unknownNames,
+  type KnownKeys,
+  type RemovedKeys,
+} from './config-names.js';
 import { redactConnectionString } from '../../store/postgres/postgres-failure.js';
 import { CLAIMS_REGISTRY_KEYS, CLAIMS_SECTIONS, readClaimsConfig, type ClaimsConfig } from './claims-config.js';
 import { isPostgresDatabase } from '../../store/open-store.js';
@@ -97,7 +104,13 @@ const LIMIT_KEYS: readonly NumberKey[] = [
   { section: 'Registry', key: 'MaxOutputBytes', field: 'maxOutputBytes', min: 1_048_576, max: 1_099_511_627_776 },
   { section: 'Registry', key: 'EventBatchMs', field: 'eventBatchMs', min: 0, max: 10_000 },
   { section: 'Registry', key: 'SignatureChecksPerSecond', field: 'signatureChecksPerSecond', min: 1, max: 1_000_000 },
-  { section: 'Registry', key: 'JsonContainersPerSecond', field: 'jsonContainersPerSecond', min: 256, max: 1_000_000_000 },
+  {
+    section: 'Registry',
+    key: 'JsonContainersPerSecond',
+    field: 'jsonContainersPerSecond',
+    min: 256,
+    max: 1_000_000_000,
+  },
 ];
 
 /** Every section and key config.ini may hold (checked by name: a misspelt key is an error). */
@@ -205,11 +218,15 @@ function readOperatorSocket(reader: Reader, listen: Listen | undefined): string 
 }
 
 function operatorSocketProblem(path: string, listen: Listen | undefined): string | undefined {
-  if (path.startsWith('unix:')) return `takes the socket path alone, without "unix:", e.g. ${OPERATOR_SOCKET_EXAMPLE}, got "${path}"`;
-  if (!isAbsolute(path)) return `must be an absolute path (the health command may run from another folder), e.g. ${OPERATOR_SOCKET_EXAMPLE}, got "${path}"`;
-  if (path.endsWith('/')) return `must name the socket file, not its folder, e.g. ${OPERATOR_SOCKET_EXAMPLE}, got "${path}"`;
+  if (path.startsWith('unix:'))
+    return `takes the socket path alone, without "unix:", e.g. ${OPERATOR_SOCKET_EXAMPLE}, got "${path}"`;
+  if (!isAbsolute(path))
+    return `must be an absolute path (the health command may run from another folder), e.g. ${OPERATOR_SOCKET_EXAMPLE}, got "${path}"`;
+  if (path.endsWith('/'))
+    return `must name the socket file, not its folder, e.g. ${OPERATOR_SOCKET_EXAMPLE}, got "${path}"`;
   const bytes = Buffer.byteLength(path);
-  if (bytes > MAX_SOCKET_PATH_BYTES) return `is ${bytes} bytes long and a unix socket path holds at most ${MAX_SOCKET_PATH_BYTES}: choose a shorter path`;
+  if (bytes > MAX_SOCKET_PATH_BYTES)
+    return `is ${bytes} bytes long and a unix socket path holds at most ${MAX_SOCKET_PATH_BYTES}: choose a shorter path`;
   if (listen?.kind === 'unix' && resolve(listen.path) === resolve(path)) {
     return `is the public listener's socket ([Host] HOST unix:${listen.path}), which tor forwards the onion to: health would answer on the onion; choose another path, in a folder tor does not mount, e.g. ${OPERATOR_SOCKET_EXAMPLE}`;
   }
@@ -236,8 +253,13 @@ export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process
     65_535,
   );
   const hostnameTimeoutSeconds =
-    reader.integer('HiddenService', 'HostnameTimeoutSeconds', reader.raw('HiddenService', 'HostnameTimeoutSeconds'), 1, 86_400) ??
-    DEFAULT_HOSTNAME_TIMEOUT_SECONDS;
+    reader.integer(
+      'HiddenService',
+      'HostnameTimeoutSeconds',
+      reader.raw('HiddenService', 'HostnameTimeoutSeconds'),
+      1,
+      86_400,
+    ) ?? DEFAULT_HOSTNAME_TIMEOUT_SECONDS;
 
   const limits: Record<string, number> = { ...DEFAULT_LIMITS };
   for (const spec of LIMIT_KEYS) {
@@ -253,7 +275,9 @@ export function buildConfig(sections: Sections, env: NodeJS.ProcessEnv = process
     reader.invalid.push(`[Log] level must be one of ${LOG_LEVELS.join(', ')}, got "${levelText}"`);
   }
 
-  const logSummarySeconds = reader.integer('Log', 'SummarySeconds', reader.raw('Log', 'SummarySeconds'), 1, 86_400) ?? DEFAULT_LOG_SUMMARY_SECONDS;
+  const logSummarySeconds =
+    reader.integer('Log', 'SummarySeconds', reader.raw('Log', 'SummarySeconds'), 1, 86_400) ??
+    DEFAULT_LOG_SUMMARY_SECONDS;
 
   if (reader.missing.length > 0 || reader.invalid.length > 0) {
     throw configError(reader.missing, reader.invalid);
@@ -277,8 +301,14 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(err as Error).message})`;
-    throw configError([], [`config file ${path} ${reason}: copy config.ini.example to config.ini or pass --config <path>`]);
+    const reason =
+      (err as NodeJS.ErrnoException).code === 'ENOENT'
+        ? 'does not exist'
+        : `cannot be read (${(err as Error).message})`;
+    throw configError(
+      [],
+      [`config file ${path} ${reason}: copy config.ini.example to config.ini or pass --config <path>`],
+    );
   }
   return buildConfig(parseIni(text) as Sections, env);
 }
@@ -289,7 +319,8 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
  */
 export function describeConfig(config: Config): Record<string, unknown> {
   return {
-    listen: config.listen.kind === 'unix' ? `unix:${config.listen.path}` : `${config.listen.host}:${config.listen.port}`,
+    listen:
+      config.listen.kind === 'unix' ? `unix:${config.listen.path}` : `${config.listen.host}:${config.listen.port}`,
     operatorSocket: config.operatorSocket,
     hiddenServiceDir: config.hiddenServiceDir,
     hiddenServicePort: config.hiddenServicePort,
@@ -297,6 +328,11 @@ export function describeConfig(config: Config): Record<string, unknown> {
     limits: config.limits,
     logLevel: config.logLevel,
     logSummarySeconds: config.logSummarySeconds,
-    claims: { ...config.claims, database: isPostgresDatabase(config.claims.database) ? redactConnectionString(config.claims.database) : config.claims.database },
+    claims: {
+      ...config.claims,
+      database: isPostgresDatabase(config.claims.database)
+        ? redactConnectionString(config.claims.database)
+        : config.claims.database,
+    },
   };
 }

@@ -1,5 +1,11 @@
 /** The greeting (PROTOCOL.md "Greeting"): revision 2's `features`, and every configured limit. */
-import { FEATURES, MAX_LIST_LIMIT, PROTOCOL_VERSION, type HelloLimits, type ServerMessage } from '../../protocol/messages.js';
+import {
+  FEATURES,
+  MAX_LIST_LIMIT,
+  PROTOCOL_VERSION,
+  type HelloLimits,
+  type ServerMessage,
+} from '../../protocol/messages.js';
 import type { Config } from '../config/config.js';
 
 /** The limits a hello states, from the configuration (made once at start). */

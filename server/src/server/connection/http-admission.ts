@@ -115,7 +115,8 @@ export class HttpAdmission {
     socket.on('error', () => socket.destroy());
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/') return this.refuseUpgrade(socket, 'badPath', 404, 'Not Found');
-    if (connections.size >= limits.maxConnections) return this.refuseUpgrade(socket, 'maxConnections', 503, 'Service Unavailable');
+    if (connections.size >= limits.maxConnections)
+      return this.refuseUpgrade(socket, 'maxConnections', 503, 'Service Unavailable');
     // The 101 response and the hello leave in one write (one syscall, one wake-up of the peer).
     socket.cork();
     try {

@@ -22,7 +22,10 @@ export async function listenOn(server: Server, listen: Listen, setting: ListenSe
     await bind(server, listen);
   } catch (err) {
     const where = listen.kind === 'unix' ? listen.path : `${listen.host}:${listen.port}`;
-    throw new Error(`cannot listen on ${where} (${setting.name}): ${(err as Error).message}: ${remedy((err as NodeJS.ErrnoException).code, setting)}`, { cause: err });
+    throw new Error(
+      `cannot listen on ${where} (${setting.name}): ${(err as Error).message}: ${remedy((err as NodeJS.ErrnoException).code, setting)}`,
+      { cause: err },
+    );
   }
   if (listen.kind === 'unix') await chmod(listen.path, setting.socketMode);
   return server.address() as AddressInfo | string;
@@ -35,7 +38,8 @@ export function describeAddress(address: AddressInfo | string): string {
 
 function remedy(code: string | undefined, setting: ListenSetting): string {
   // libuv reports a missing folder of a unix socket as EACCES.
-  if (code === 'ENOENT' || code === 'EACCES' || code === 'EPERM') return `its folder must exist and be writable by the server's user: create it, or change ${setting.name}`;
+  if (code === 'ENOENT' || code === 'EACCES' || code === 'EPERM')
+    return `its folder must exist and be writable by the server's user: create it, or change ${setting.name}`;
   if (code === 'EADDRINUSE') return `another process listens there: stop it, or change ${setting.name}`;
   return `fix ${setting.name}`;
 }

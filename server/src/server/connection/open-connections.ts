@@ -25,7 +25,12 @@ import type { Registrar } from '../registry/registration.js';
 import { CLOSINGS, closingName, type Closing, type ClosingName } from '../registry/refusals.js';
 
 /** Closes that refused nobody: not counted in the refusal summary. */
-const NOT_REFUSALS: ReadonlySet<ClosingName | 'other'> = new Set(['shutdown', 'replaced', 'leaseLost', 'registrationLost']);
+const NOT_REFUSALS: ReadonlySet<ClosingName | 'other'> = new Set([
+  'shutdown',
+  'replaced',
+  'leaseLost',
+  'registrationLost',
+]);
 
 export interface OpenConnectionsOptions {
   readonly limits: RegistryLimits;
@@ -66,7 +71,16 @@ export class OpenConnections implements Iterable<PeerConnection> {
     const { limits, logger, budgets, scheduler } = this.options;
     const id = this.nextId++;
     const challenge = this.challenges.next();
-    const conn = new PeerConnection(id, ws, socket, challenge, budgets.connectionBucket(), new ConnectionLog(logger, id), limits.maxBufferedBytes, this.options.output);
+    const conn = new PeerConnection(
+      id,
+      ws,
+      socket,
+      challenge,
+      budgets.connectionBucket(),
+      new ConnectionLog(logger, id),
+      limits.maxBufferedBytes,
+      this.options.output,
+    );
     this.open.add(conn);
     this.pending += 1;
     conn.idleTimer = setTimeout(() => conn.close(CLOSINGS.idle), limits.idleTimeoutSeconds * 1000);
@@ -117,7 +131,8 @@ export class OpenConnections implements Iterable<PeerConnection> {
     const { refusals } = this.options;
     // The refusal summary counts closes that refused someone; a replacement, an eviction (4002),
     // a shutdown and a cluster instance's lost lease refused nobody.
-    const closedBy = conn.closedBy === undefined || conn.closedBy.code === CloseCode.EVICTED ? undefined : closingName(conn.closedBy);
+    const closedBy =
+      conn.closedBy === undefined || conn.closedBy.code === CloseCode.EVICTED ? undefined : closingName(conn.closedBy);
     if (closedBy !== undefined && !NOT_REFUSALS.has(closedBy)) refusals.count('closed', closedBy);
     refusals.countRequests(conn.refused);
     conn.log.debug({ closeCode: code, connections: this.open.size, refused: conn.refused }, 'connection closed');

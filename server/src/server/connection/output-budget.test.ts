@@ -148,7 +148,13 @@ class CountedReader extends FakeHolder {
  * Holder reads per send over `sends` sends of `frame` bytes, round robin over `count` readers; a
  * reader closed by the budget is replaced by a new one, as an attacker would reconnect.
  */
-function readsPerSend(budget: OutputBudget, count: number, sends: number, frame: number, work: { reads: number }): number {
+function readsPerSend(
+  budget: OutputBudget,
+  count: number,
+  sends: number,
+  frame: number,
+  work: { reads: number },
+): number {
   const readers = Array.from({ length: count }, (_, i) => new CountedReader(`reader ${i}`, frame, work));
   for (const reader of readers) budget.update(reader);
   work.reads = 0;

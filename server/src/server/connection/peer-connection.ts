@@ -185,7 +185,6 @@ export class PeerConnection implements Subscriber, TurnTaker, OutputHolder {
   resumeReading(): void {
     this.ws.resume();
   }
-
 }
 
 /** A module-level function, so that corking a tick allocates no closure. */

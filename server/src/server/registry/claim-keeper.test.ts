@@ -24,13 +24,19 @@ function failingStore(failure: () => Error): { store: ClaimStore; claims: () => 
   return { store, claims: () => claims };
 }
 
-function keeperWith(store: ClaimStore, intervals: { touchIntervalMs?: number; purgeIntervalMs?: number } = {}): { keeper: ClaimKeeper; errors: () => number } {
+function keeperWith(
+  store: ClaimStore,
+  intervals: { touchIntervalMs?: number; purgeIntervalMs?: number } = {},
+): { keeper: ClaimKeeper; errors: () => number } {
   const { sink, lines } = logSink();
   const keeper = new ClaimKeeper({ store, claimAfterSeconds: 0, logger: pino({ level: 'error' }, sink), ...intervals });
   return { keeper, errors: () => lines.filter((l) => (l.level as number) >= 50).length };
 }
 
-const entry = { keyId: 'k'.repeat(64), peer: { nickname: 'alice', address: randomOnion() } } as unknown as PeerEntry<PeerConnection>;
+const entry = {
+  keyId: 'k'.repeat(64),
+  peer: { nickname: 'alice', address: randomOnion() },
+} as unknown as PeerEntry<PeerConnection>;
 
 describe('the delayed claim', () => {
   it('is retried while the store cannot be written', async () => {
@@ -127,7 +133,9 @@ describe('what a registration wrote, once the roster answered', () => {
     const store = {
       revert: (m: Claim, restore: readonly Claim[]) => {
         reverts.push([m, restore]);
-        return reverts.length < 3 ? Promise.reject(storeError('STORE_UNAVAILABLE', 'locked', { retryAfterMs: 20 })) : Promise.resolve(1);
+        return reverts.length < 3
+          ? Promise.reject(storeError('STORE_UNAVAILABLE', 'locked', { retryAfterMs: 20 }))
+          : Promise.resolve(1);
       },
       touch: () => Promise.resolve(0),
       purgeExpired: () => Promise.resolve(0),
@@ -163,7 +171,10 @@ describe('what a registration wrote, once the roster answered', () => {
 });
 
 describe('a registration that carries on an earlier one (a cluster: the same key reconnected to another instance)', () => {
-  const held = { ...entry, owner: { send: () => undefined, log: { debug: () => undefined } } } as unknown as PeerEntry<PeerConnection>;
+  const held = {
+    ...entry,
+    owner: { send: () => undefined, log: { debug: () => undefined } },
+  } as unknown as PeerEntry<PeerConnection>;
 
   function countingKeeper(claimAfterSeconds: number): { keeper: ClaimKeeper; claims: () => number } {
     let claims = 0;

@@ -145,7 +145,8 @@ export class ClaimKeeper {
     // The same key on the same binding, reconnected: its registration was not interrupted.
     for (const old of replaced) {
       const before = this.tracked.get(old);
-      if (before !== undefined && old.keyId === entry.keyId && sameBinding(old.peer, entry)) tracked.since = Math.min(tracked.since, before.since);
+      if (before !== undefined && old.keyId === entry.keyId && sameBinding(old.peer, entry))
+        tracked.since = Math.min(tracked.since, before.since);
     }
     this.tracked.set(entry, tracked);
     if (!tracked.claimed) this.arm(entry, tracked);
@@ -217,7 +218,11 @@ export class ClaimKeeper {
       for (const tracked of this.tracked.values()) clearTimeout(tracked.timer);
       clearTimeout(this.revertTimer);
       await Promise.all([...this.reverts].map((undo) => this.revert(undo)));
-      if (this.reverts.size > 0) this.logger.warn({ reverts: this.reverts.size }, 'closing with claims of refused registrations not reverted: the store could not be written');
+      if (this.reverts.size > 0)
+        this.logger.warn(
+          { reverts: this.reverts.size },
+          'closing with claims of refused registrations not reverted: the store could not be written',
+        );
       await this.touch([...this.departed, ...[...this.tracked.keys()].map((entry) => entry.keyId)]);
       this.departed.clear();
       this.tracked.clear();
@@ -228,7 +233,14 @@ export class ClaimKeeper {
 
   private requestOf(entry: Entry): ClaimRequest {
     const verified = entry.peer.addressVerified;
-    return { keyId: entry.keyId, publicKeyDer: entry.keyDer, nickname: entry.peer.nickname, address: entry.peer.address, addressVerified: verified, displaceUnverified: verified };
+    return {
+      keyId: entry.keyId,
+      publicKeyDer: entry.keyDer,
+      nickname: entry.peer.nickname,
+      address: entry.peer.address,
+      addressVerified: verified,
+      displaceUnverified: verified,
+    };
   }
 
   /** What a claim written at register did; a conflict is the refusal to answer. */
@@ -247,39 +259,59 @@ export class ClaimKeeper {
     } catch (err) {
       this.failure(err);
       if (!isStoreError(err, 'STORE_UNAVAILABLE')) {
-        if (!isStoreError(err, 'STORE_CLOSED')) this.logger.error({ err }, 'reverting the claim of a refused registration failed');
+        if (!isStoreError(err, 'STORE_CLOSED'))
+          this.logger.error({ err }, 'reverting the claim of a refused registration failed');
         return;
       }
       this.reverts.add(undo);
       if (!this.closing && this.revertTimer === undefined) {
-        this.revertTimer = setTimeout(() => {
-          this.revertTimer = undefined;
-          for (const again of [...this.reverts]) void this.revert(again);
-        }, (err as { retryAfterMs?: number | null }).retryAfterMs ?? STORE_RETRY_AFTER_MS).unref();
+        this.revertTimer = setTimeout(
+          () => {
+            this.revertTimer = undefined;
+            for (const again of [...this.reverts]) void this.revert(again);
+          },
+          (err as { retryAfterMs?: number | null }).retryAfterMs ?? STORE_RETRY_AFTER_MS,
+        ).unref();
       }
     }
   }
 
-  private addressRefusal(entry: Entry, holder: Claim): (typeof CLAIM_REFUSALS)['addressVerifiedElsewhere'] | (typeof CLAIM_REFUSALS)['addressClaimed'] {
-    return holder.addressVerified && !entry.peer.addressVerified ? CLAIM_REFUSALS.addressVerifiedElsewhere : CLAIM_REFUSALS.addressClaimed;
+  private addressRefusal(
+    entry: Entry,
+    holder: Claim,
+  ): (typeof CLAIM_REFUSALS)['addressVerifiedElsewhere'] | (typeof CLAIM_REFUSALS)['addressClaimed'] {
+    return holder.addressVerified && !entry.peer.addressVerified
+      ? CLAIM_REFUSALS.addressVerifiedElsewhere
+      : CLAIM_REFUSALS.addressClaimed;
   }
 
   /** ClaimAfterSeconds > 0: the store's conflicts, then one write (a refresh, or a touch). */
   private async checkAndTouch(entry: Entry): Promise<Prepared> {
-    const { byNickname, byAddress, byKey } = await this.store.findForRegistration({ keyId: entry.keyId, nickname: entry.peer.nickname, address: entry.peer.address });
+    const { byNickname, byAddress, byKey } = await this.store.findForRegistration({
+      keyId: entry.keyId,
+      nickname: entry.peer.nickname,
+      address: entry.peer.address,
+    });
     // A valid proof takes the address from an unverified claim; nothing takes a verified one.
     const othersAddress = byAddress !== null && byAddress.keyId !== entry.keyId ? byAddress : null;
-    const displaced = othersAddress !== null && entry.peer.addressVerified && !othersAddress.addressVerified ? othersAddress : null;
+    const displaced =
+      othersAddress !== null && entry.peer.addressVerified && !othersAddress.addressVerified ? othersAddress : null;
     // Erratum 1: that claim loses the nickname too, when it holds it.
-    if (byNickname !== null && byNickname.keyId !== entry.keyId && byNickname.keyId !== displaced?.keyId) throw refuse(CLAIM_REFUSALS.nicknameClaimed(entry.peer.nickname));
+    if (byNickname !== null && byNickname.keyId !== entry.keyId && byNickname.keyId !== displaced?.keyId)
+      throw refuse(CLAIM_REFUSALS.nicknameClaimed(entry.peer.nickname));
     if (othersAddress !== null && displaced === null) throw refuse(this.addressRefusal(entry, othersAddress));
-    if (byKey !== null && sameBinding(byKey, entry)) return this.claimed(entry, await this.store.claim(this.requestOf(entry)));
+    if (byKey !== null && sameBinding(byKey, entry))
+      return this.claimed(entry, await this.store.claim(this.requestOf(entry)));
     await this.store.touch([entry.keyId]);
     this.healthy();
     return { held: null, undo: null, displaced };
   }
 
-  private arm(entry: Entry, tracked: Tracked, delayMs = Math.max(0, tracked.since + this.claimAfterMs - Date.now())): void {
+  private arm(
+    entry: Entry,
+    tracked: Tracked,
+    delayMs = Math.max(0, tracked.since + this.claimAfterMs - Date.now()),
+  ): void {
     if (this.closing) return;
     clearTimeout(tracked.timer);
     tracked.timer = setTimeout(() => void this.claimLater(entry, tracked), delayMs).unref();
@@ -338,7 +370,10 @@ export class ClaimKeeper {
       } else if (!isStoreError(err, 'STORE_CLOSED') && !this.touchBroken) {
         // A bug: trying the same keys again would fail again, unseen, at every interval.
         this.touchBroken = true;
-        this.logger.error({ err }, 'writing last-seen failed, not because the store is away: those keys are not tried again (said once until a touch works)');
+        this.logger.error(
+          { err },
+          'writing last-seen failed, not because the store is away: those keys are not tried again (said once until a touch works)',
+        );
       }
     }
   }
@@ -353,7 +388,10 @@ export class ClaimKeeper {
         if (isStoreError(err, 'STORE_CLOSED')) return;
         // A bug would fail again every interval: stopped, and said once. Reads ignore expired claims.
         clearInterval(this.purgeTimer);
-        this.logger.error({ err }, 'purging expired claims failed, not because the store is away: not tried again until a restart');
+        this.logger.error(
+          { err },
+          'purging expired claims failed, not because the store is away: not tried again until a restart',
+        );
       },
     );
   }
@@ -364,7 +402,8 @@ export class ClaimKeeper {
    * returned as it is (a bug, or a protocol refusal).
    */
   private failure(err: unknown): Error & { retryAfterMs?: number | null } {
-    if (!isStoreError(err, 'STORE_UNAVAILABLE') && !isStoreError(err, 'STORE_CLOSED')) return err instanceof Error ? err : new Error(String(err));
+    if (!isStoreError(err, 'STORE_UNAVAILABLE') && !isStoreError(err, 'STORE_CLOSED'))
+      return err instanceof Error ? err : new Error(String(err));
     // Closed only by close(): the server is shutting down, nothing is wrong with the store.
     if (err.code === 'STORE_CLOSED') return unavailable(STORE_RETRY_AFTER_MS);
     if (!this.failing) {

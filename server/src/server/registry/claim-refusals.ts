@@ -6,16 +6,25 @@ import { CloseCode, ErrorCode, RegistryError } from '../../protocol/errors.js';
 import type { Closing, Refusal } from './refusals.js';
 
 export const CLAIM_REFUSALS = {
-  badAddressProof: { code: ErrorCode.BAD_ADDRESS_PROOF, message: "addressProof does not verify with the key of this address: sign the address payload with the onion service's key" },
+  badAddressProof: {
+    code: ErrorCode.BAD_ADDRESS_PROOF,
+    message:
+      "addressProof does not verify with the key of this address: sign the address payload with the onion service's key",
+  },
   addressProofRequired: {
     code: ErrorCode.ADDRESS_PROOF_REQUIRED,
-    message: 'this registry requires an address proof: send addressProof, signed with the onion service key (hs_ed25519_secret_key)',
+    message:
+      'this registry requires an address proof: send addressProof, signed with the onion service key (hs_ed25519_secret_key)',
   },
   // Erratum 1: never until when. A claim lasts claimDays from its key's last registration, so
   // its end would tell anyone when that key was last online.
-  nicknameClaimed: (nickname: string) => ({ code: ErrorCode.NICKNAME_TAKEN, message: `nickname "${nickname}" is claimed by another key` }) satisfies Refusal,
+  nicknameClaimed: (nickname: string) =>
+    ({ code: ErrorCode.NICKNAME_TAKEN, message: `nickname "${nickname}" is claimed by another key` }) satisfies Refusal,
   addressClaimed: { code: ErrorCode.ADDRESS_TAKEN, message: 'this onion address is claimed by another key' },
-  addressVerifiedElsewhere: { code: ErrorCode.ADDRESS_TAKEN, message: 'this onion address was proven by another key: only a registration with an address proof can take it' },
+  addressVerifiedElsewhere: {
+    code: ErrorCode.ADDRESS_TAKEN,
+    message: 'this onion address was proven by another key: only a registration with an address proof can take it',
+  },
 } as const satisfies Record<string, Refusal | ((...args: never[]) => Refusal)>;
 
 export const CLAIM_CLOSINGS = {
@@ -27,7 +36,11 @@ export const EVICTED_REASON = 'address proven by its owner';
 
 /** UNAVAILABLE: the store cannot serve the request now; nothing was changed. */
 export function unavailable(retryAfterMs: number): RegistryError {
-  return new RegistryError(ErrorCode.UNAVAILABLE, 'the registry cannot store claims right now; nothing was changed: retry after retryAfterMs', {
-    retryAfterMs,
-  });
+  return new RegistryError(
+    ErrorCode.UNAVAILABLE,
+    'the registry cannot store claims right now; nothing was changed: retry after retryAfterMs',
+    {
+      retryAfterMs,
+    },
+  );
 }

@@ -6,7 +6,12 @@
 import { createPublicKey } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { gatedStore, type GatedStore } from '../../../../test/support/gated-store.js';
-import { ed25519Identity, onionService, type Identity, type TestServerOptions } from '../../../../test/support/registry-harness.js';
+import {
+  ed25519Identity,
+  onionService,
+  type Identity,
+  type TestServerOptions,
+} from '../../../../test/support/registry-harness.js';
 import { claimRows, testSession } from '../../../../test/support/test-session.js';
 import { keyIdOf, type ClaimRequest } from '../../store/claim-store.js';
 import { openConfiguredStore } from '../../store/open-store.js';
@@ -23,7 +28,10 @@ function claimOf(identity: Identity, nickname: string, extra: Partial<ClaimReque
 }
 
 /** A server on its configured SQLite store, through a gate the test holds calls at. */
-async function gatedServer(registry: Record<string, string | number>, claimAfterSeconds: number): Promise<{ s: Awaited<ReturnType<typeof server>>; gated: GatedStore }> {
+async function gatedServer(
+  registry: Record<string, string | number>,
+  claimAfterSeconds: number,
+): Promise<{ s: Awaited<ReturnType<typeof server>>; gated: GatedStore }> {
   let gated: GatedStore | undefined;
   const openStore: TestServerOptions['openStore'] = async (config) => {
     gated = gatedStore(await openConfiguredStore(config.claims));
@@ -68,7 +76,10 @@ describe('a registration refused after its claim writes changes nothing', () => 
     const service = onionService();
     await gated.inner.claim(claimOf(ed25519Identity(service.address), 'squat'));
     const owner = ed25519Identity();
-    const gate = gated.holdAfter('findForRegistration', (query) => (query as { keyId: string }).keyId === keyOf(owner).keyId);
+    const gate = gated.holdAfter(
+      'findForRegistration',
+      (query) => (query as { keyId: string }).keyId === keyOf(owner).keyId,
+    );
     const proving = (await client(s)).registerProven(owner, service, 'owner');
     await gate.reached;
     expect(await (await client(s)).register(ed25519Identity(), 'owner')).toMatchObject({ type: 'registered' });
@@ -85,7 +96,10 @@ describe('the unverified claim a proof displaces', () => {
     const squatter = ed25519Identity(service.address);
     await gated.inner.claim(claimOf(squatter, 'squat'));
     const owner = ed25519Identity();
-    const gate = gated.holdAfter('findForRegistration', (query) => (query as { keyId: string }).keyId === keyOf(owner).keyId);
+    const gate = gated.holdAfter(
+      'findForRegistration',
+      (query) => (query as { keyId: string }).keyId === keyOf(owner).keyId,
+    );
     const proving = (await client(s)).registerProven(owner, service, 'owner');
     await gate.reached;
     const elsewhere = onionService().address;

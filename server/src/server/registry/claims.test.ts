@@ -2,7 +2,12 @@
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, expect, it } from 'vitest';
-import { ed25519Identity, tempDir, type RawClient, type TestServer } from '../../../../test/support/registry-harness.js';
+import {
+  ed25519Identity,
+  tempDir,
+  type RawClient,
+  type TestServer,
+} from '../../../../test/support/registry-harness.js';
 import { claimRows, testSession } from '../../../../test/support/test-session.js';
 import { delay } from '../../../../test/support/wait.js';
 import { ManualClock } from '../../../../test/support/claim-store.contract.js';
@@ -19,7 +24,12 @@ function untilOf(frame: Record<string, unknown>): number {
  * Registers `nickname` and closes the connection again (its claim, if any, stays), then waits
  * until the server has taken the registration out and written its last-seen.
  */
-async function registerAndLeave(s: TestServer, c: RawClient, identity = ed25519Identity(), nickname = 'alice'): Promise<void> {
+async function registerAndLeave(
+  s: TestServer,
+  c: RawClient,
+  identity = ed25519Identity(),
+  nickname = 'alice',
+): Promise<void> {
   const peers = s.server.stats().peers;
   expect(await c.register(identity, nickname)).toMatchObject({ type: 'registered' });
   c.close();
@@ -72,7 +82,10 @@ describe('claims: when they are made', () => {
     first.close();
     await first.closed;
     const again = await client(s);
-    expect(await again.register(id, 'Alice')).toMatchObject({ type: 'registered', claim: { until: expect.any(String) } });
+    expect(await again.register(id, 'Alice')).toMatchObject({
+      type: 'registered',
+      claim: { until: expect.any(String) },
+    });
   });
 
   it('does not restart the delay when the same key replaces its own registration on the same nickname and address', async () => {
@@ -96,9 +109,13 @@ describe('claims: when they are made', () => {
     await registerAndLeave(s, await client(s), id, 'alice');
     const moved = ed25519Identity();
     const c = await client(s);
-    expect(await c.register({ ...id, address: moved.address }, 'alicia')).toMatchObject({ claim: { until: expect.any(String) } });
+    expect(await c.register({ ...id, address: moved.address }, 'alicia')).toMatchObject({
+      claim: { until: expect.any(String) },
+    });
     expect(claimRows(s.database)).toMatchObject([{ nickname: 'alicia', address: moved.address }]);
-    expect(await (await client(s)).register(ed25519Identity(id.address), 'alice')).toMatchObject({ type: 'registered' });
+    expect(await (await client(s)).register(ed25519Identity(id.address), 'alice')).toMatchObject({
+      type: 'registered',
+    });
   });
 });
 
@@ -110,8 +127,18 @@ describe('claims: what they hold', () => {
     const c = await client(s);
     const taken = await c.register(ed25519Identity(), 'ALICE');
     const addressTaken = await c.register(ed25519Identity(owner.address), 'bob');
-    expect(taken).toEqual({ type: 'error', id: taken.id, code: 'NICKNAME_TAKEN', message: 'nickname "ALICE" is claimed by another key' });
-    expect(addressTaken).toEqual({ type: 'error', id: addressTaken.id, code: 'ADDRESS_TAKEN', message: 'this onion address is claimed by another key' });
+    expect(taken).toEqual({
+      type: 'error',
+      id: taken.id,
+      code: 'NICKNAME_TAKEN',
+      message: 'nickname "ALICE" is claimed by another key',
+    });
+    expect(addressTaken).toEqual({
+      type: 'error',
+      id: addressTaken.id,
+      code: 'ADDRESS_TAKEN',
+      message: 'this onion address is claimed by another key',
+    });
   });
 
   it('refuses a claim the same way whenever its key was last online: nothing in the refusal follows from that time (erratum 1)', async () => {
@@ -123,8 +150,14 @@ describe('claims: what they hold', () => {
     await registerAndLeave(s, await client(s), late, 'late');
     const c = await client(s);
     const refusals = [await c.register(ed25519Identity(), 'early'), await c.register(ed25519Identity(), 'late')];
-    expect(refusals.map((r) => r.message)).toEqual(['nickname "early" is claimed by another key', 'nickname "late" is claimed by another key']);
-    const byAddress = [await c.register(ed25519Identity(early.address), 'x1'), await c.register(ed25519Identity(late.address), 'x2')];
+    expect(refusals.map((r) => r.message)).toEqual([
+      'nickname "early" is claimed by another key',
+      'nickname "late" is claimed by another key',
+    ]);
+    const byAddress = [
+      await c.register(ed25519Identity(early.address), 'x1'),
+      await c.register(ed25519Identity(late.address), 'x2'),
+    ];
     expect(byAddress[0]).toEqual({ ...byAddress[1], id: byAddress[0]?.id });
   });
 
@@ -134,7 +167,10 @@ describe('claims: what they hold', () => {
     await watcher.request({ type: 'subscribe' });
     await registerAndLeave(s, await client(s), ed25519Identity(), 'alice');
     await watcher.waitFor((f) => f.type === 'peer_left');
-    expect(await watcher.request({ type: 'lookup', nickname: 'alice' })).toMatchObject({ type: 'error', code: 'NOT_FOUND' });
+    expect(await watcher.request({ type: 'lookup', nickname: 'alice' })).toMatchObject({
+      type: 'error',
+      code: 'NOT_FOUND',
+    });
     expect(await watcher.request({ type: 'list' })).toMatchObject({ type: 'peers', peers: [], next: null });
     const refused = await client(s);
     expect(await refused.register(ed25519Identity(), 'alice')).toMatchObject({ code: 'NICKNAME_TAKEN' });
@@ -150,7 +186,10 @@ describe('claims: what they hold', () => {
     await first.close();
     const second = await server({}, { ...AT_ONCE, port: first.port, database });
     expect(await (await client(second)).register(ed25519Identity(), 'alice')).toMatchObject({ code: 'NICKNAME_TAKEN' });
-    expect(await (await client(second)).register(owner, 'alice')).toMatchObject({ type: 'registered', claim: { until: expect.any(String) } });
+    expect(await (await client(second)).register(owner, 'alice')).toMatchObject({
+      type: 'registered',
+      claim: { until: expect.any(String) },
+    });
   });
 
   it('releases the claim with unregister release:true, so that another key may take the nickname at once', async () => {
@@ -218,21 +257,24 @@ describe('claims: when the store cannot be written', () => {
     };
   }
 
-  it.each([0, 600])('answers register UNAVAILABLE with retryAfterMs and changes nothing (ClaimAfterSeconds %i), then recovers', async (after) => {
-    const s = await server({}, { claims: { ClaimAfterSeconds: after } });
-    const c = await client(s);
-    const unlock = lockDatabase(s.database);
-    let reply: Record<string, unknown>;
-    try {
-      reply = await c.register(ed25519Identity(), 'alice');
-    } finally {
-      unlock();
-    }
-    expect(reply).toMatchObject({ type: 'error', code: 'UNAVAILABLE', retryAfterMs: expect.any(Number) });
-    expect(await c.request({ type: 'lookup', nickname: 'alice' })).toMatchObject({ code: 'NOT_FOUND' });
-    expect(claimRows(s.database)).toEqual([]);
-    expect(await c.register(ed25519Identity(), 'alice')).toMatchObject({ type: 'registered' });
-  });
+  it.each([0, 600])(
+    'answers register UNAVAILABLE with retryAfterMs and changes nothing (ClaimAfterSeconds %i), then recovers',
+    async (after) => {
+      const s = await server({}, { claims: { ClaimAfterSeconds: after } });
+      const c = await client(s);
+      const unlock = lockDatabase(s.database);
+      let reply: Record<string, unknown>;
+      try {
+        reply = await c.register(ed25519Identity(), 'alice');
+      } finally {
+        unlock();
+      }
+      expect(reply).toMatchObject({ type: 'error', code: 'UNAVAILABLE', retryAfterMs: expect.any(Number) });
+      expect(await c.request({ type: 'lookup', nickname: 'alice' })).toMatchObject({ code: 'NOT_FOUND' });
+      expect(claimRows(s.database)).toEqual([]);
+      expect(await c.register(ed25519Identity(), 'alice')).toMatchObject({ type: 'registered' });
+    },
+  );
 
   it('answers unregister release UNAVAILABLE and keeps both the registration and the claim', async () => {
     const s = await server({}, AT_ONCE);
@@ -253,6 +295,8 @@ describe('claims: when the store cannot be written', () => {
 
   it('refuses to start on a database it cannot open, naming the path and the fix', async () => {
     const folder = tempDir('not-a-db-');
-    await expect(server({}, { database: folder })).rejects.toThrow(new RegExp(`^cannot open the claim database ${folder}: .*Fix: `));
+    await expect(server({}, { database: folder })).rejects.toThrow(
+      new RegExp(`^cannot open the claim database ${folder}: .*Fix: `),
+    );
   });
 });

@@ -6,7 +6,13 @@
 import type { RawData } from 'ws';
 import { RegistryError } from '../../protocol/errors.js';
 import { frameBytes } from '../../protocol/json-frame.js';
-import { NICKNAME_PATTERN, type ListRequest, type LookupRequest, type Request, type RequestId } from '../../protocol/messages.js';
+import {
+  NICKNAME_PATTERN,
+  type ListRequest,
+  type LookupRequest,
+  type Request,
+  type RequestId,
+} from '../../protocol/messages.js';
 import { parseRequest, requestCost, type ParseResult } from '../../protocol/request-parser.js';
 import type { Budgets } from '../scheduling/budgets.js';
 import type { RegistryLimits } from '../config/config.js';
@@ -102,11 +108,21 @@ export class Dispatcher {
     if (cost === 1) {
       const parsed = parseRequest(bytes);
       if (conn.bucket.take()) return parsed;
-      this.refuseOverBudget(conn, parsed.ok ? parsed.request.id : parsed.id, REFUSALS.overRate(this.limits.rateLimitPerSecond), conn.bucket.msUntil());
+      this.refuseOverBudget(
+        conn,
+        parsed.ok ? parsed.request.id : parsed.id,
+        REFUSALS.overRate(this.limits.rateLimitPerSecond),
+        conn.bucket.msUntil(),
+      );
       return undefined;
     }
     if (!this.budgets.takeRequest(conn.bucket, cost)) {
-      this.refuseOverBudget(conn, null, REFUSALS.overRateUnread(this.limits.rateLimitPerSecond, cost), conn.bucket.msUntil(cost));
+      this.refuseOverBudget(
+        conn,
+        null,
+        REFUSALS.overRateUnread(this.limits.rateLimitPerSecond, cost),
+        conn.bucket.msUntil(cost),
+      );
       return undefined;
     }
     // Like the signature budget: shared by everyone, so refusing here adds no strike.
@@ -172,6 +188,8 @@ export class Dispatcher {
   private list(conn: PeerConnection, request: ListRequest): void {
     const page = this.peers.list(request.after, request.limit);
     const peers = page.entries.map((entry) => entry.json).join(',');
-    conn.sendText(`{"type":"peers","id":${JSON.stringify(request.id)},"peers":[${peers}],"next":${JSON.stringify(page.next)}}`);
+    conn.sendText(
+      `{"type":"peers","id":${JSON.stringify(request.id)},"peers":[${peers}],"next":${JSON.stringify(page.next)}}`,
+    );
   }
 }

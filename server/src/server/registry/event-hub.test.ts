@@ -28,7 +28,17 @@ function decodeFrames(wire: Buffer): string[] {
 }
 
 /** A connection without a socket, for requests offered between slices. */
-const connection = (): TurnTaker => ({ backlog: [], busy: false, turnMs: 0, excess: 0, closed: false, readingPaused: false, pauseReading() {}, resumeReading() {}, close() {} });
+const connection = (): TurnTaker => ({
+  backlog: [],
+  busy: false,
+  turnMs: 0,
+  excess: 0,
+  closed: false,
+  readingPaused: false,
+  pauseReading() {},
+  resumeReading() {},
+  close() {},
+});
 
 /** A hub on a real FairScheduler with a fake clock; what happened, in order, goes to `timeline`. */
 function fakeHub() {
@@ -67,7 +77,18 @@ function fakeHub() {
       return s;
     });
   const join = (origin: unknown, nickname: string): void =>
-    hub.publish(origin, { type: 'peer_joined', peer: { nickname, address: 'x.onion', port: 1, publicKey: 'k', keyType: 'ed25519', registeredAt: '', addressVerified: false } });
+    hub.publish(origin, {
+      type: 'peer_joined',
+      peer: {
+        nickname,
+        address: 'x.onion',
+        port: 1,
+        publicKey: 'k',
+        keyType: 'ed25519',
+        registeredAt: '',
+        addressVerified: false,
+      },
+    });
   const leave = (origin: unknown, nickname: string): void => hub.publish(origin, { type: 'peer_left', nickname });
   /** Runs the turns the scheduler asks for (as the event loop would) until none is left. */
   const runTurns = (limit = 1_000): number => {
@@ -158,7 +179,10 @@ describe('event hub', () => {
 
   it('never sends the origin its own event, and still sends it the others in order', () => {
     const { subscribers, join, leave, runTurns } = fakeHub();
-    const [self, other] = subscribers(2) as [ReturnType<typeof subscribers>[number], ReturnType<typeof subscribers>[number]];
+    const [self, other] = subscribers(2) as [
+      ReturnType<typeof subscribers>[number],
+      ReturnType<typeof subscribers>[number],
+    ];
     join(null, 'x');
     join(self, 'self');
     leave(null, 'x');

@@ -99,7 +99,6 @@ export class EventHub implements SlicedWork {
     return this.log.length;
   }
 
-
   /** Subscribes to every event published from now on. */
   subscribe(subscriber: Subscriber): void {
     if (!this.subscribers.has(subscriber)) this.subscribers.set(subscriber, { cursor: this.seq });
@@ -184,7 +183,10 @@ export class EventHub implements SlicedWork {
     let segment = this.segments.get(from);
     if (segment === undefined) {
       const events = this.log.slice(from + 1 - this.logStart, this.passEnd + 1 - this.logStart);
-      segment = { bytes: events.length === 1 ? (events[0] as LoggedEvent).wire : Buffer.concat(events.map((e) => e.wire)), origins: new Set(events.map((e) => e.origin)) };
+      segment = {
+        bytes: events.length === 1 ? (events[0] as LoggedEvent).wire : Buffer.concat(events.map((e) => e.wire)),
+        origins: new Set(events.map((e) => e.origin)),
+      };
       this.segments.set(from, segment);
     }
     return segment;

@@ -4,7 +4,14 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ed25519Identity, onionService, signAddressProof, tempDir, type RawClient, type TestServer } from '../../../../test/support/registry-harness.js';
+import {
+  ed25519Identity,
+  onionService,
+  signAddressProof,
+  tempDir,
+  type RawClient,
+  type TestServer,
+} from '../../../../test/support/registry-harness.js';
 import { claimRows, testSession } from '../../../../test/support/test-session.js';
 import { delay } from '../../../../test/support/wait.js';
 
@@ -29,14 +36,17 @@ async function watchedServer(): Promise<{ s: TestServer; watcher: RawClient }> {
 }
 
 describe('one key, one live registration', () => {
-  it('replaces the same key\'s registration under another nickname and address: replaced, 4001, peer_left then peer_joined', async () => {
+  it("replaces the same key's registration under another nickname and address: replaced, 4001, peer_left then peer_joined", async () => {
     const { s, watcher } = await watchedServer();
     const id = ed25519Identity();
     const old = await client(s);
     await old.register(id, 'alice', 5050);
     const fresh = await client(s);
     const elsewhere = ed25519Identity().address;
-    expect(await fresh.register(id, 'alicia', 6060, elsewhere)).toMatchObject({ type: 'registered', peer: { nickname: 'alicia', address: elsewhere } });
+    expect(await fresh.register(id, 'alicia', 6060, elsewhere)).toMatchObject({
+      type: 'registered',
+      peer: { nickname: 'alicia', address: elsewhere },
+    });
     await old.waitFor((f) => f.type === 'replaced');
     expect((await old.closed).code).toBe(4001);
     expect(await eventsOf(watcher, 3)).toEqual([
@@ -67,11 +77,20 @@ describe('address proof', () => {
     const s = await server();
     const service = onionService();
     const proven = await (await client(s)).registerProven(ed25519Identity(), service, 'owner');
-    expect(proven).toMatchObject({ type: 'registered', peer: { nickname: 'owner', address: service.address, addressVerified: true } });
-    expect(await (await client(s)).register(ed25519Identity(), 'plain')).toMatchObject({ peer: { addressVerified: false } });
+    expect(proven).toMatchObject({
+      type: 'registered',
+      peer: { nickname: 'owner', address: service.address, addressVerified: true },
+    });
+    expect(await (await client(s)).register(ed25519Identity(), 'plain')).toMatchObject({
+      peer: { addressVerified: false },
+    });
     const watcher = await client(s);
-    expect(await watcher.request({ type: 'lookup', nickname: 'owner' })).toMatchObject({ peer: { addressVerified: true } });
-    expect(await watcher.request({ type: 'list' })).toMatchObject({ peers: [{ addressVerified: true }, { addressVerified: false }] });
+    expect(await watcher.request({ type: 'lookup', nickname: 'owner' })).toMatchObject({
+      peer: { addressVerified: true },
+    });
+    expect(await watcher.request({ type: 'list' })).toMatchObject({
+      peers: [{ addressVerified: true }, { addressVerified: false }],
+    });
   });
 
   it('verifies the proof over the address exactly as sent (upper case, without .onion)', async () => {
@@ -80,7 +99,9 @@ describe('address proof', () => {
     const c = await client(s);
     const id = ed25519Identity();
     const sent = service.address.slice(0, 56).toUpperCase();
-    const reply = await c.register(id, 'owner', 5050, sent, { addressProof: signAddressProof(service, id, c.challenge, sent) });
+    const reply = await c.register(id, 'owner', 5050, sent, {
+      addressProof: signAddressProof(service, id, c.challenge, sent),
+    });
     expect(reply).toMatchObject({ type: 'registered', peer: { address: service.address, addressVerified: true } });
   });
 
@@ -97,16 +118,26 @@ describe('address proof', () => {
       Buffer.alloc(10).toString('base64'),
     ];
     for (const addressProof of proofs) {
-      expect(await c.register(id, 'owner', 5050, service.address, { addressProof })).toMatchObject({ type: 'error', code: 'BAD_ADDRESS_PROOF' });
+      expect(await c.register(id, 'owner', 5050, service.address, { addressProof })).toMatchObject({
+        type: 'error',
+        code: 'BAD_ADDRESS_PROOF',
+      });
     }
     expect(await c.request({ type: 'lookup', nickname: 'owner' })).toMatchObject({ code: 'NOT_FOUND' });
-    expect(await c.register(id, 'owner', 5050, service.address, { addressProof: 5 })).toMatchObject({ code: 'BAD_REQUEST' });
+    expect(await c.register(id, 'owner', 5050, service.address, { addressProof: 5 })).toMatchObject({
+      code: 'BAD_REQUEST',
+    });
   });
 
   it('with RequireAddressProof refuses a registration without one with ADDRESS_PROOF_REQUIRED', async () => {
     const s = await server({ RequireAddressProof: 'true' });
-    expect(await (await client(s)).register(ed25519Identity(), 'plain')).toMatchObject({ type: 'error', code: 'ADDRESS_PROOF_REQUIRED' });
-    expect(await (await client(s)).registerProven(ed25519Identity(), onionService(), 'owner')).toMatchObject({ type: 'registered' });
+    expect(await (await client(s)).register(ed25519Identity(), 'plain')).toMatchObject({
+      type: 'error',
+      code: 'ADDRESS_PROOF_REQUIRED',
+    });
+    expect(await (await client(s)).registerProven(ed25519Identity(), onionService(), 'owner')).toMatchObject({
+      type: 'registered',
+    });
   });
 
   it('charges the proof to the signature budget', async () => {
@@ -123,8 +154,14 @@ describe('eviction by a proven owner', () => {
     const squatter = await client(s);
     await squatter.register(ed25519Identity(service.address), 'squatter', 5050);
     const owner = await client(s);
-    expect(await owner.registerProven(ed25519Identity(), service, 'owner', 6060)).toMatchObject({ type: 'registered', peer: { addressVerified: true } });
-    expect(await squatter.waitFor((f) => f.type === 'evicted')).toEqual({ type: 'evicted', reason: 'address proven by its owner' });
+    expect(await owner.registerProven(ed25519Identity(), service, 'owner', 6060)).toMatchObject({
+      type: 'registered',
+      peer: { addressVerified: true },
+    });
+    expect(await squatter.waitFor((f) => f.type === 'evicted')).toEqual({
+      type: 'evicted',
+      reason: 'address proven by its owner',
+    });
     expect((await squatter.closed).code).toBe(4002);
     expect(await eventsOf(watcher, 3)).toEqual([
       ['peer_joined', 'squatter', 5050],
@@ -140,13 +177,18 @@ describe('eviction by a proven owner', () => {
     await squatter.register(ed25519Identity(service.address), 'squatter');
     squatter.close();
     await squatter.closed;
-    expect(await (await client(s)).register(ed25519Identity(service.address), 'other')).toMatchObject({ code: 'ADDRESS_TAKEN' });
-    expect(await (await client(s)).registerProven(ed25519Identity(), service, 'owner')).toMatchObject({ type: 'registered', claim: { until: expect.any(String) } });
+    expect(await (await client(s)).register(ed25519Identity(service.address), 'other')).toMatchObject({
+      code: 'ADDRESS_TAKEN',
+    });
+    expect(await (await client(s)).registerProven(ed25519Identity(), service, 'owner')).toMatchObject({
+      type: 'registered',
+      claim: { until: expect.any(String) },
+    });
     expect(claimRows(s.database)).toMatchObject([{ nickname: 'owner', address: service.address, address_verified: 1 }]);
     expect(await (await client(s)).register(ed25519Identity(), 'squatter')).toMatchObject({ type: 'registered' });
   });
 
-  it('deletes that claim also while the owner\'s own claim still waits for ClaimAfterSeconds', async () => {
+  it("deletes that claim also while the owner's own claim still waits for ClaimAfterSeconds", async () => {
     const database = join(tempDir('claims-'), 'registry.db');
     const first = await server({}, { claims: { ClaimAfterSeconds: 0 }, database });
     const service = onionService();
@@ -154,7 +196,10 @@ describe('eviction by a proven owner', () => {
     await squatter.register(ed25519Identity(service.address), 'squatter');
     await first.close();
     const s = await server({}, { claims: { ClaimAfterSeconds: 600 }, port: first.port, database });
-    expect(await (await client(s)).registerProven(ed25519Identity(), service, 'owner')).toMatchObject({ type: 'registered', claim: null });
+    expect(await (await client(s)).registerProven(ed25519Identity(), service, 'owner')).toMatchObject({
+      type: 'registered',
+      claim: null,
+    });
     expect(claimRows(database)).toEqual([]);
     expect(await (await client(s)).register(ed25519Identity(), 'squatter')).toMatchObject({ type: 'registered' });
   });
@@ -165,11 +210,21 @@ describe('eviction by a proven owner', () => {
     await watcher.request({ type: 'subscribe' });
     const service = onionService();
     const squatter = await client(s);
-    expect(await squatter.register(ed25519Identity(service.address), 'alice', 5050)).toMatchObject({ type: 'registered', claim: { until: expect.any(String) } });
+    expect(await squatter.register(ed25519Identity(service.address), 'alice', 5050)).toMatchObject({
+      type: 'registered',
+      claim: { until: expect.any(String) },
+    });
     const owner = await client(s);
     const reply = await owner.registerProven(ed25519Identity(), service, 'alice', 6060);
-    expect(reply).toMatchObject({ type: 'registered', peer: { nickname: 'alice', addressVerified: true }, claim: { until: expect.any(String) } });
-    expect(await squatter.waitFor((f) => f.type === 'evicted')).toEqual({ type: 'evicted', reason: 'address proven by its owner' });
+    expect(reply).toMatchObject({
+      type: 'registered',
+      peer: { nickname: 'alice', addressVerified: true },
+      claim: { until: expect.any(String) },
+    });
+    expect(await squatter.waitFor((f) => f.type === 'evicted')).toEqual({
+      type: 'evicted',
+      reason: 'address proven by its owner',
+    });
     expect((await squatter.closed).code).toBe(4002);
     expect(await eventsOf(watcher, 3)).toEqual([
       ['peer_joined', 'alice', 5050],
@@ -184,19 +239,25 @@ describe('eviction by a proven owner', () => {
   it.each([
     [0, [{ nickname: 'alice', address_verified: 1 }]],
     [1, []],
-  ])('displaces the claim of an offline squatter that holds both the nickname and the address (ClaimAfterSeconds %i, erratum 1)', async (after, rows) => {
-    const s = await server({}, { claims: { ClaimAfterSeconds: after } });
-    const service = onionService();
-    const squatter = await client(s);
-    await squatter.register(ed25519Identity(service.address), 'alice');
-    if (after > 0) await squatter.waitFor((f) => f.type === 'claimed', 5_000);
-    squatter.close();
-    await squatter.closed;
-    await expect.poll(() => s.server.stats().peers).toBe(0);
-    expect(await (await client(s)).register(ed25519Identity(), 'alice')).toMatchObject({ code: 'NICKNAME_TAKEN' });
-    expect(await (await client(s)).registerProven(ed25519Identity(), service, 'alice')).toMatchObject({ type: 'registered', peer: { addressVerified: true } });
-    expect(claimRows(s.database)).toMatchObject(rows);
-  });
+  ])(
+    'displaces the claim of an offline squatter that holds both the nickname and the address (ClaimAfterSeconds %i, erratum 1)',
+    async (after, rows) => {
+      const s = await server({}, { claims: { ClaimAfterSeconds: after } });
+      const service = onionService();
+      const squatter = await client(s);
+      await squatter.register(ed25519Identity(service.address), 'alice');
+      if (after > 0) await squatter.waitFor((f) => f.type === 'claimed', 5_000);
+      squatter.close();
+      await squatter.closed;
+      await expect.poll(() => s.server.stats().peers).toBe(0);
+      expect(await (await client(s)).register(ed25519Identity(), 'alice')).toMatchObject({ code: 'NICKNAME_TAKEN' });
+      expect(await (await client(s)).registerProven(ed25519Identity(), service, 'alice')).toMatchObject({
+        type: 'registered',
+        peer: { addressVerified: true },
+      });
+      expect(claimRows(s.database)).toMatchObject(rows);
+    },
+  );
 
   it('never lets an unverified registration take a proven address, live or claimed', async () => {
     const s = await server({}, { claims: { ClaimAfterSeconds: 0 } });
@@ -208,6 +269,10 @@ describe('eviction by a proven owner', () => {
     owner.close();
     await owner.closed;
     await delay(50);
-    expect(await (await client(s)).register(ed25519Identity(service.address), 'squatter')).toMatchObject({ type: 'error', code: 'ADDRESS_TAKEN', message: expect.stringContaining('proven') });
+    expect(await (await client(s)).register(ed25519Identity(service.address), 'squatter')).toMatchObject({
+      type: 'error',
+      code: 'ADDRESS_TAKEN',
+      message: expect.stringContaining('proven'),
+    });
   });
 });

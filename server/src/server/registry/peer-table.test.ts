@@ -2,8 +2,22 @@ import { describe, expect, it } from 'vitest';
 import type { PeerRecord } from '../../protocol/messages.js';
 import { PeerTable, type PeerEntry } from './peer-table.js';
 
-function reg(owner: string, nickname: string, address = `${nickname.toLowerCase()}.onion`, key = owner, addressVerified = false): PeerEntry<string> {
-  const peer: PeerRecord = { nickname, address, port: 1, publicKey: key, keyType: 'ed25519', registeredAt: '2026-01-01T00:00:00.000Z', addressVerified };
+function reg(
+  owner: string,
+  nickname: string,
+  address = `${nickname.toLowerCase()}.onion`,
+  key = owner,
+  addressVerified = false,
+): PeerEntry<string> {
+  const peer: PeerRecord = {
+    nickname,
+    address,
+    port: 1,
+    publicKey: key,
+    keyType: 'ed25519',
+    registeredAt: '2026-01-01T00:00:00.000Z',
+    addressVerified,
+  };
   return { owner, peer, keyDer: Buffer.from(key), keyId: key, json: JSON.stringify(peer) };
 }
 
@@ -19,8 +33,14 @@ describe('peer table', () => {
   it('pages with an exclusive after that need not be a registered name', () => {
     const table = new PeerTable<string>(100);
     for (const name of ['a', 'c', 'e']) table.add(reg(name, name));
-    expect(table.list('b', 1)).toEqual({ entries: [expect.objectContaining({ peer: expect.objectContaining({ nickname: 'c' }) })], next: 'c' });
-    expect(table.list('c', 5)).toEqual({ entries: [expect.objectContaining({ peer: expect.objectContaining({ nickname: 'e' }) })], next: null });
+    expect(table.list('b', 1)).toEqual({
+      entries: [expect.objectContaining({ peer: expect.objectContaining({ nickname: 'c' }) })],
+      next: 'c',
+    });
+    expect(table.list('c', 5)).toEqual({
+      entries: [expect.objectContaining({ peer: expect.objectContaining({ nickname: 'e' }) })],
+      next: null,
+    });
     expect(table.list('z', 5)).toEqual({ entries: [], next: null });
   });
 

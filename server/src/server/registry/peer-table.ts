@@ -87,10 +87,20 @@ export class PeerTable<Owner> {
     const byNick = this.byNickname.get(nicknameKey(candidate.peer.nickname));
     const byAddr = this.byAddress.get(candidate.peer.address);
     const evicts = candidate.peer.addressVerified && byAddr !== undefined && !byAddr.peer.addressVerified;
-    if (byNick !== undefined && byNick.owner !== candidate.owner && !byNick.keyDer.equals(candidate.keyDer) && !(evicts && byNick === byAddr)) {
+    if (
+      byNick !== undefined &&
+      byNick.owner !== candidate.owner &&
+      !byNick.keyDer.equals(candidate.keyDer) &&
+      !(evicts && byNick === byAddr)
+    ) {
       throw refuse(REFUSALS.nicknameTaken(candidate.peer.nickname));
     }
-    if (byAddr !== undefined && byAddr.owner !== candidate.owner && !byAddr.keyDer.equals(candidate.keyDer) && !evicts) {
+    if (
+      byAddr !== undefined &&
+      byAddr.owner !== candidate.owner &&
+      !byAddr.keyDer.equals(candidate.keyDer) &&
+      !evicts
+    ) {
       throw refuse(REFUSALS.addressTaken);
     }
     const replaced = [byNick, byAddr, this.byKey.get(candidate.keyId)].filter(
@@ -126,8 +136,15 @@ export class PeerTable<Owner> {
    * whatever is in its way is removed first, the size limit does not apply. Returns what it removed.
    */
   force(candidate: PeerEntry<Owner>): PeerEntry<Owner>[] {
-    const inWay = [this.byNickname.get(nicknameKey(candidate.peer.nickname)), this.byAddress.get(candidate.peer.address), this.byKey.get(candidate.keyId), this.byOwner.get(candidate.owner)];
-    const removed = inWay.filter((reg, index, all): reg is PeerEntry<Owner> => reg !== undefined && all.indexOf(reg) === index);
+    const inWay = [
+      this.byNickname.get(nicknameKey(candidate.peer.nickname)),
+      this.byAddress.get(candidate.peer.address),
+      this.byKey.get(candidate.keyId),
+      this.byOwner.get(candidate.owner),
+    ];
+    const removed = inWay.filter(
+      (reg, index, all): reg is PeerEntry<Owner> => reg !== undefined && all.indexOf(reg) === index,
+    );
     for (const old of removed) this.delete(old);
     this.insert(candidate);
     return removed;

@@ -9,7 +9,14 @@ import { RegistryError } from '../../protocol/errors.js';
 import { NICKNAME_PATTERN, type PeerRecord, type RegisterRequest, type RequestId } from '../../protocol/messages.js';
 import { checkOnionKey, decodeOnionAddress } from '../../protocol/onion-address.js';
 import { isKnownGoodEd25519Key } from '../../protocol/ed25519-point.js';
-import { checkPeerKeyPoint, decodeSignature, ed25519PointOf, peekEd25519Point, readPeerKey, verifySignature } from '../../protocol/peer-key.js';
+import {
+  checkPeerKeyPoint,
+  decodeSignature,
+  ed25519PointOf,
+  peekEd25519Point,
+  readPeerKey,
+  verifySignature,
+} from '../../protocol/peer-key.js';
 import { addressProofPayload, registrationPayload } from '../../protocol/signing.js';
 import { keyIdOf } from '../../store/claim-store.js';
 import type { Budgets } from '../scheduling/budgets.js';
@@ -47,7 +54,8 @@ export class Registrar {
     if (!NICKNAME_PATTERN.test(request.nickname)) throw refuse(REFUSALS.nicknameInvalid);
     const decoded = decodeOnionAddress(request.address);
     if (!decoded.ok) throw refuse(REFUSALS.addressInvalid(decoded.reason));
-    if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65_535) throw refuse(REFUSALS.portInvalid);
+    if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65_535)
+      throw refuse(REFUSALS.portInvalid);
     // Reading the key, and erratum 1's subgroup checks of points not checked lately, are most of
     // the main thread's cost of a registration: the budget covers them before any runs.
     const keyPoint = peekEd25519Point(request.publicKey);
@@ -57,12 +65,14 @@ export class Registrar {
     if (!address.ok) throw refuse(REFUSALS.addressInvalid(address.reason));
     const key = readPeerKey(request.publicKey);
     // An Ed25519 key in another layout than the usual one showed its point only now.
-    const lateRetryAfterMs = keyPoint === undefined ? this.budgets.takePointChecks(conn, uncheckedPoints(ed25519PointOf(key))) : 0;
+    const lateRetryAfterMs =
+      keyPoint === undefined ? this.budgets.takePointChecks(conn, uncheckedPoints(ed25519PointOf(key))) : 0;
     if (lateRetryAfterMs > 0) throw refuse(REFUSALS.serverBusySignatures, lateRetryAfterMs);
     checkPeerKeyPoint(key);
     const signature = decodeSignature(request.signature, key);
     // Revision 2: the address proof, charged to the same signature budget.
-    if (request.addressProof === null && this.claims.requireAddressProof) throw refuse(CLAIM_REFUSALS.addressProofRequired);
+    if (request.addressProof === null && this.claims.requireAddressProof)
+      throw refuse(CLAIM_REFUSALS.addressProofRequired);
     const proof = request.addressProof === null ? null : decodeAddressProof(request.addressProof);
     const proofRetryAfterMs = proof === null ? 0 : this.budgets.takeSignatureCheck(conn);
     if (proofRetryAfterMs > 0) throw refuse(REFUSALS.serverBusySignatures, proofRetryAfterMs);
@@ -75,13 +85,25 @@ export class Registrar {
       registeredAt: new Date().toISOString(),
       addressVerified: proof !== null,
     };
-    const entry: LocalEntry = { owner: conn, peer, keyDer: key.der, keyId: keyIdOf(key.der), json: JSON.stringify(peer) };
+    const entry: LocalEntry = {
+      owner: conn,
+      peer,
+      keyDer: key.der,
+      keyId: keyIdOf(key.der),
+      json: JSON.stringify(peer),
+    };
     this.peers.admit(entry);
-    const payload = Buffer.from(registrationPayload(conn.challenge, request.nickname, request.address, request.port), 'utf8');
+    const payload = Buffer.from(
+      registrationPayload(conn.challenge, request.nickname, request.address, request.port),
+      'utf8',
+    );
     const proofPayload = Buffer.from(addressProofPayload(conn.challenge, request.address, key.der), 'utf8');
     this.scheduler.busy(conn);
     // Neither handler throws (each catches what it calls), so the promise this returns never rejects.
-    void Promise.all([verifySignature(key, payload, signature), proof === null || verifyAddressProof(address.publicKey, proofPayload, proof)]).then(
+    void Promise.all([
+      verifySignature(key, payload, signature),
+      proof === null || verifyAddressProof(address.publicKey, proofPayload, proof),
+    ]).then(
       ([valid, proven]) => this.settle(conn, request.id, entry, valid, proven),
       (err: unknown) => this.fail(conn, request.id, err),
     );
@@ -113,7 +135,9 @@ export class Registrar {
   /** Removes `conn`'s registration, if it has one, and tells subscribers (its connection closed). */
   withdraw(conn: PeerConnection): void {
     // A closed connection's leave is retried by the roster until it is written: nothing to answer.
-    this.roster.leave(conn)?.catch((err: unknown) => conn.log.error({ err }, 'the registration of a closed connection could not be ended'));
+    this.roster
+      .leave(conn)
+      ?.catch((err: unknown) => conn.log.error({ err }, 'the registration of a closed connection could not be ended'));
   }
 
   /** `unregistered` once `done` resolves, its RegistryError if it rejects; then the held frames. */
@@ -134,7 +158,13 @@ export class Registrar {
   }
 
   /** The checks are done: completes the registration, then lets the held frames run. */
-  private async settle(conn: PeerConnection, id: RequestId, entry: LocalEntry, valid: boolean, proven: boolean): Promise<void> {
+  private async settle(
+    conn: PeerConnection,
+    id: RequestId,
+    entry: LocalEntry,
+    valid: boolean,
+    proven: boolean,
+  ): Promise<void> {
     try {
       if (!conn.closed && !conn.closing) await this.complete(conn, id, entry, valid, proven);
     } catch (err) {
@@ -165,7 +195,13 @@ export class Registrar {
     }
   }
 
-  private async complete(conn: PeerConnection, id: RequestId, entry: LocalEntry, valid: boolean, proven: boolean): Promise<void> {
+  private async complete(
+    conn: PeerConnection,
+    id: RequestId,
+    entry: LocalEntry,
+    valid: boolean,
+    proven: boolean,
+  ): Promise<void> {
     if (!valid) return conn.reply(id, refuse(REFUSALS.badSignature));
     if (!proven) return conn.reply(id, refuse(CLAIM_REFUSALS.badAddressProof));
     let prepared: Prepared | null = null;

@@ -95,7 +95,11 @@ export class LocalRoster implements Roster {
       // The same key on the same nickname: subscribers see one peer_joined with the new peer object.
       // An eviction is always a peer_left, even of the nickname the owner takes (erratum 1).
       const how = old.keyId === entry.keyId ? 'replaced' : 'evicted';
-      this.effects.ended(old, how, how === 'evicted' || nicknameKey(old.peer.nickname) !== nicknameKey(entry.peer.nickname));
+      this.effects.ended(
+        old,
+        how,
+        how === 'evicted' || nicknameKey(old.peer.nickname) !== nicknameKey(entry.peer.nickname),
+      );
     }
     this.effects.joined(entry);
     return Promise.resolve();

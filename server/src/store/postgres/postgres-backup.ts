@@ -19,7 +19,8 @@ import { SQL } from './postgres-sql.js';
 import { storeError } from '../store-error.js';
 
 const PAGE_ROWS = 5_000;
-const COPY_COLUMNS = 'key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at';
+const COPY_COLUMNS =
+  'key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at';
 
 interface DumpRow {
   readonly key_id: string;
@@ -72,7 +73,10 @@ async function writeSnapshot(client: PoolClient, target: string, partial: string
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const version = await pgSchemaVersionOf(client);
-    if (version !== PG_SCHEMA_VERSION) throw new Error(`the database has schema version ${version}, this registry writes backups of version ${PG_SCHEMA_VERSION}`);
+    if (version !== PG_SCHEMA_VERSION)
+      throw new Error(
+        `the database has schema version ${version}, this registry writes backups of version ${PG_SCHEMA_VERSION}`,
+      );
     await file.write(header(target, version));
     let after = '';
     for (;;) {
@@ -100,7 +104,12 @@ async function syncFolder(path: string): Promise<void> {
 }
 
 /** Writes the snapshot to `file` and releases `client`; STORE_UNAVAILABLE (nothing left at `file`) on failure. */
-export async function backupPostgresClaims(client: PoolClient, target: string, file: string, retryAfterMs: number): Promise<void> {
+export async function backupPostgresClaims(
+  client: PoolClient,
+  target: string,
+  file: string,
+  retryAfterMs: number,
+): Promise<void> {
   const destination = resolve(file);
   const partial = `${destination}.partial-${randomBytes(6).toString('hex')}`;
   try {

@@ -34,12 +34,18 @@ const NETWORK_CODES: ReadonlySet<string> = new Set([
  * The driver's messages for a connection that ended or never came up; it gives them no code.
  * "Connection terminated" covers "... unexpectedly" and "... due to connection timeout".
  */
-const DRIVER_MESSAGES: readonly RegExp[] = [/^Connection terminated/, /^timeout exceeded when trying to connect/, /^Query read timeout/, /Client has encountered a connection error/];
+const DRIVER_MESSAGES: readonly RegExp[] = [
+  /^Connection terminated/,
+  /^timeout exceeded when trying to connect/,
+  /^Query read timeout/,
+  /Client has encountered a connection error/,
+];
 
 /** SQLSTATE classes and codes that come from the server's situation, not from our SQL. */
 function sqlstateFix(code: string, target: string): string | undefined {
   if (code.startsWith('08')) return `check that PostgreSQL at ${target} is running and reachable`;
-  if (code === '57P01' || code === '57P02' || code === '57P03') return `PostgreSQL at ${target} is shutting down or starting up: wait for it`;
+  if (code === '57P01' || code === '57P02' || code === '57P03')
+    return `PostgreSQL at ${target} is shutting down or starting up: wait for it`;
   if (code === '53100') return `free disk space on the PostgreSQL server of ${target}`;
   if (code === '53200') return `free memory on the PostgreSQL server of ${target}`;
   if (code === '53300') {
@@ -49,10 +55,13 @@ function sqlstateFix(code: string, target: string): string | undefined {
     );
   }
   if (code.startsWith('53')) return `the PostgreSQL server of ${target} is out of resources (see its log)`;
-  if (code === '25006') return `${target} accepts only reads (a standby, or default_transaction_read_only): point [Store] Database at the primary`;
+  if (code === '25006')
+    return `${target} accepts only reads (a standby, or default_transaction_read_only): point [Store] Database at the primary`;
   if (code.startsWith('58')) return `the PostgreSQL server of ${target} reports a system or disk error (see its log)`;
-  if (code === '57014') return `a statement on ${target} ran into its timeout (an overloaded or locked database?): retry`;
-  if (code === '55P03' || code === '40001' || code === '40P01') return `writes on ${target} keep colliding (locks held by another client?): retry`;
+  if (code === '57014')
+    return `a statement on ${target} ran into its timeout (an overloaded or locked database?): retry`;
+  if (code === '55P03' || code === '40001' || code === '40P01')
+    return `writes on ${target} keep colliding (locks held by another client?): retry`;
   return undefined;
 }
 
@@ -101,7 +110,11 @@ export function environmentFailure(err: unknown, target: string): PostgresFailur
     return fix === undefined ? undefined : { name: sqlstate, text: err.message, fix };
   }
   if (DRIVER_MESSAGES.some((pattern) => pattern.test(err.message))) {
-    return { name: 'CONNECTION', text: err.message, fix: `check that PostgreSQL at ${target} is running and reachable` };
+    return {
+      name: 'CONNECTION',
+      text: err.message,
+      fix: `check that PostgreSQL at ${target} is running and reachable`,
+    };
   }
   return undefined;
 }
@@ -113,9 +126,21 @@ export function openFailure(err: unknown, target: string): PostgresFailure {
   if (sqlstate === '28P01' || sqlstate === '28000') {
     return { name: sqlstate, text, fix: `check the user and password for ${target} (and pg_hba.conf on the server)` };
   }
-  if (sqlstate === '3D000') return { name: sqlstate, text, fix: `create the database first (createdb), or fix its name in [Store] Database` };
-  if (sqlstate === '42501') return { name: sqlstate, text, fix: `grant the registry's user CREATE and USAGE on the schema it uses in ${target}` };
-  return environmentFailure(err, target) ?? { name: sqlstate ?? 'ERROR', text, fix: `check [Store] Database (${target}) and the PostgreSQL server's log` };
+  if (sqlstate === '3D000')
+    return { name: sqlstate, text, fix: `create the database first (createdb), or fix its name in [Store] Database` };
+  if (sqlstate === '42501')
+    return {
+      name: sqlstate,
+      text,
+      fix: `grant the registry's user CREATE and USAGE on the schema it uses in ${target}`,
+    };
+  return (
+    environmentFailure(err, target) ?? {
+      name: sqlstate ?? 'ERROR',
+      text,
+      fix: `check [Store] Database (${target}) and the PostgreSQL server's log`,
+    }
+  );
 }
 
 /** Query parameters of a connection string that are shown: none of them can hold a secret. */
@@ -158,7 +183,9 @@ export function redactConnectionString(connectionString: string): string {
   const kept = query
     .slice(1)
     .split('&')
-    .filter((pair) => pair !== '' && SHOWN_PARAMETERS.has(decodeURIComponentSafe(pair.split('=')[0] ?? '').toLowerCase()));
+    .filter(
+      (pair) => pair !== '' && SHOWN_PARAMETERS.has(decodeURIComponentSafe(pair.split('=')[0] ?? '').toLowerCase()),
+    );
   return `${scheme}${user}${host}${path}${kept.length === 0 ? '' : `?${kept.join('&')}`}`;
 }
 
@@ -171,8 +198,15 @@ function decodeURIComponentSafe(text: string): string {
 }
 
 /** The target of pool options, as `postgres://user@host:port/database` without the password. */
-export function describeTarget(options: { readonly host?: string | undefined; readonly port?: number | undefined; readonly user?: string | undefined; readonly database?: string | undefined }): string {
+export function describeTarget(options: {
+  readonly host?: string | undefined;
+  readonly port?: number | undefined;
+  readonly user?: string | undefined;
+  readonly database?: string | undefined;
+}): string {
   const host = options.host ?? 'localhost';
-  const where = host.startsWith('/') ? `/${options.database ?? ''}?host=${host}` : `${host}${options.port === undefined ? '' : `:${options.port}`}/${options.database ?? ''}`;
+  const where = host.startsWith('/')
+    ? `/${options.database ?? ''}?host=${host}`
+    : `${host}${options.port === undefined ? '' : `:${options.port}`}/${options.database ?? ''}`;
   return `postgres://${options.user === undefined ? '' : `${options.user}@`}${where}`;
 }

@@ -99,7 +99,8 @@ export const PG_MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 4,
-    summary: 'cluster operations: backends follow their registry\'s lease and can be drained; a registration\'s start travels with it',
+    summary:
+      "cluster operations: backends follow their registry's lease and can be drained; a registration's start travels with it",
     // - registry_backends.instance_id, lease_until: the registry instance that serves this onion
     //   and its lease, written at every renewal (and kept when it stops), so the frontend lists
     //   the backends whose registry is alive, not every onion seen in the last day.
@@ -119,7 +120,8 @@ export const PG_MIGRATIONS: readonly Migration[] = [
 ];
 
 export const PG_SCHEMA_VERSION: number = PG_MIGRATIONS[PG_MIGRATIONS.length - 1]?.version ?? 0;
-if (PG_SCHEMA_VERSION !== SQLITE_SCHEMA_VERSION) throw new Error('the PostgreSQL and SQLite schemas must be at the same version');
+if (PG_SCHEMA_VERSION !== SQLITE_SCHEMA_VERSION)
+  throw new Error('the PostgreSQL and SQLite schemas must be at the same version');
 
 /** Any constant: the key of the advisory lock migrations take (ASCII "p2pclaim" as an int8). */
 const MIGRATION_LOCK = '8084106818316921197';
@@ -164,7 +166,10 @@ async function applyOne(client: PoolClient, migration: Migration, target: string
     if (current > PG_SCHEMA_VERSION) throw refuseNewer(current, target);
     if (current === 0) await refuseForeign(client, target);
     if (current < migration.version) {
-      if (current === 0) await client.query('CREATE TABLE schema_version (version integer NOT NULL); INSERT INTO schema_version VALUES (0)');
+      if (current === 0)
+        await client.query(
+          'CREATE TABLE schema_version (version integer NOT NULL); INSERT INTO schema_version VALUES (0)',
+        );
       await client.query(migration.sql);
       await client.query('UPDATE schema_version SET version = $1', [migration.version]);
     }
@@ -185,7 +190,10 @@ async function applyOne(client: PoolClient, migration: Migration, target: string
 }
 
 /** Brings the database to the newest version. A database newer than this code is refused untouched. */
-export async function migratePostgres(client: PoolClient, target: string): Promise<{ readonly from: number; readonly to: number }> {
+export async function migratePostgres(
+  client: PoolClient,
+  target: string,
+): Promise<{ readonly from: number; readonly to: number }> {
   const from = await pgSchemaVersionOf(client);
   if (from > PG_SCHEMA_VERSION) throw refuseNewer(from, target);
   for (const migration of PG_MIGRATIONS) {

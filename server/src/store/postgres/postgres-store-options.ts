@@ -41,18 +41,26 @@ const DEFAULTS = {
   readOnly: false,
 } as const;
 
-export type Checked = Required<Omit<PostgresClaimStoreOptions, 'connectionString' | 'pool'>> & Pick<PostgresClaimStoreOptions, 'connectionString' | 'pool'>;
+export type Checked = Required<Omit<PostgresClaimStoreOptions, 'connectionString' | 'pool'>> &
+  Pick<PostgresClaimStoreOptions, 'connectionString' | 'pool'>;
 
 export function checkOptions(options: PostgresClaimStoreOptions): Checked {
   const full = { ...DEFAULTS, ...options };
   const problems: string[] = [];
-  if (full.connectionString === undefined && full.pool === undefined) problems.push('connectionString or pool is required');
-  if (full.connectionString !== undefined && (typeof full.connectionString !== 'string' || full.connectionString === '')) problems.push('connectionString must be a non-empty string');
-  if (!(Number.isFinite(full.claimDays) && full.claimDays > 0)) problems.push(`claimDays must be a positive number, got ${String(full.claimDays)}`);
+  if (full.connectionString === undefined && full.pool === undefined)
+    problems.push('connectionString or pool is required');
+  if (
+    full.connectionString !== undefined &&
+    (typeof full.connectionString !== 'string' || full.connectionString === '')
+  )
+    problems.push('connectionString must be a non-empty string');
+  if (!(Number.isFinite(full.claimDays) && full.claimDays > 0))
+    problems.push(`claimDays must be a positive number, got ${String(full.claimDays)}`);
   for (const name of ['retryAfterMs', 'connectTimeoutMs', 'statementTimeoutMs'] as const) {
     if (!(Number.isSafeInteger(full[name]) && full[name] >= 0)) problems.push(`${name} must be a whole number >= 0`);
   }
-  if (!(Number.isSafeInteger(full.maxConnections) && full.maxConnections >= 1)) problems.push('maxConnections must be a whole number >= 1');
+  if (!(Number.isSafeInteger(full.maxConnections) && full.maxConnections >= 1))
+    problems.push('maxConnections must be a whole number >= 1');
   if (typeof full.now !== 'function') problems.push('now must be a function');
   if (typeof full.applicationName !== 'string') problems.push('applicationName must be a string');
   if (typeof full.readOnly !== 'boolean') problems.push('readOnly must be true or false');

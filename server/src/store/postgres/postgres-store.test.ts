@@ -7,7 +7,15 @@ import pg from 'pg';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { postgresUrl, startPostgresAgain, stopPostgres } from '../../../../test/support/postgres.js';
 import { delay, waitUntil } from '../../../../test/support/wait.js';
-import { CLAIM_DAYS, describeClaimStoreContract, failureOf, ManualClock, newAddress, newKey, request } from '../../../../test/support/claim-store.contract.js';
+import {
+  CLAIM_DAYS,
+  describeClaimStoreContract,
+  failureOf,
+  ManualClock,
+  newAddress,
+  newKey,
+  request,
+} from '../../../../test/support/claim-store.contract.js';
 import { openPostgresClaimStore, type PostgresClaimStore, type PostgresClaimStoreOptions } from './postgres-store.js';
 import { PG_SCHEMA_VERSION } from './postgres-schema.js';
 
@@ -34,9 +42,14 @@ afterAll(async () => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-describeClaimStoreContract('postgres', async (options) => openPostgresClaimStore({ connectionString: await freshDatabase(), ...options }));
+describeClaimStoreContract('postgres', async (options) =>
+  openPostgresClaimStore({ connectionString: await freshDatabase(), ...options }),
+);
 
-async function openAt(connectionString: string, extra: Partial<PostgresClaimStoreOptions> = {}): Promise<PostgresClaimStore> {
+async function openAt(
+  connectionString: string,
+  extra: Partial<PostgresClaimStoreOptions> = {},
+): Promise<PostgresClaimStore> {
   const store = await openPostgresClaimStore({ connectionString, claimDays: CLAIM_DAYS, ...extra });
   opened.push(store);
   return store;
@@ -57,7 +70,9 @@ describe('PostgreSQL claim store', () => {
     const url = await freshDatabase();
     await openAt(url);
     expect((await sql(url, 'SELECT version FROM schema_version')).rows).toEqual([{ version: PG_SCHEMA_VERSION }]);
-    const indexes = (await sql(url, "SELECT indexdef FROM pg_indexes WHERE tablename = 'claims' ORDER BY indexname")).rows.map((r: { indexdef: string }) => r.indexdef);
+    const indexes = (
+      await sql(url, "SELECT indexdef FROM pg_indexes WHERE tablename = 'claims' ORDER BY indexname")
+    ).rows.map((r: { indexdef: string }) => r.indexdef);
     expect(indexes.join('\n')).toMatch(/UNIQUE INDEX claims_address_key .*\(address\)/);
     expect(indexes.join('\n')).toMatch(/UNIQUE INDEX claims_nickname_key_key .*\(nickname_key\)/);
     expect(indexes.join('\n')).toMatch(/UNIQUE INDEX claims_pkey .*\(key_id\)/);
@@ -76,7 +91,9 @@ describe('PostgreSQL claim store', () => {
 
   it('names the target without its password when it cannot be reached', async () => {
     const url = `postgres://registry:s3cret-pw@/nowhere?host=${encodeURIComponent(join(server.dir, 'no-such-socket-dir'))}`;
-    const err = await failureOf(openPostgresClaimStore({ connectionString: url, claimDays: CLAIM_DAYS, connectTimeoutMs: 2_000 }));
+    const err = await failureOf(
+      openPostgresClaimStore({ connectionString: url, claimDays: CLAIM_DAYS, connectTimeoutMs: 2_000 }),
+    );
     expect(err.code).toBe('STORE_OPEN_FAILED');
     expect(err.message).toContain('postgres://registry@/nowhere');
     expect(err.message).not.toContain('s3cret-pw');
@@ -87,7 +104,10 @@ describe('PostgreSQL claim store', () => {
     const [a, b] = [await openAt(url), await openAt(url)];
     for (let round = 0; round < 200; round += 1) {
       const [first, second] = [newKey(), newKey()];
-      const outcomes = await Promise.all([a.claim(request(first, `race-${round}`, newAddress())), b.claim(request(second, `RACE-${round}`, newAddress()))]);
+      const outcomes = await Promise.all([
+        a.claim(request(first, `race-${round}`, newAddress())),
+        b.claim(request(second, `RACE-${round}`, newAddress())),
+      ]);
       expect(outcomes.map((o) => o.kind).sort()).toEqual(['claimed', 'nickname-taken']);
       const winner = outcomes[0]?.kind === 'claimed' ? first : second;
       expect((await b.getByNickname(`race-${round}`))?.keyId).toBe(winner.keyId);
@@ -109,7 +129,16 @@ describe('PostgreSQL claim store', () => {
         [other.keyId, Buffer.from(other.publicKeyDer), newAddress()],
       );
       const claiming = store.claim(request(key, 'alice', newAddress()));
-      await waitUntil('the claim to wait at the unique index', async () => ((await sql(url, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rowCount ?? 0) > 0);
+      await waitUntil(
+        'the claim to wait at the unique index',
+        async () =>
+          ((
+            await sql(
+              url,
+              "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+          ).rowCount ?? 0) > 0,
+      );
       const releasing = store.releaseKey(key.keyId);
       await delay(300);
       await locker.query('ROLLBACK');
@@ -148,7 +177,10 @@ describe('PostgreSQL claim store', () => {
     await store.claim(request(newKey(), 'kept', newAddress()));
     const name = url.slice(url.lastIndexOf('/') + 1, url.indexOf('?'));
     await sql(url, `ALTER DATABASE ${name} SET default_transaction_read_only = on`);
-    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+    await admin.query(
+      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+      [name],
+    );
     // The first call may still meet the terminated connection; either way it is unavailable.
     for (let attempt = 0; attempt < 2; attempt += 1) {
       expect((await failureOf(store.claim(request(newKey(), 'refused', newAddress())))).code).toBe('STORE_UNAVAILABLE');
@@ -162,12 +194,15 @@ describe('PostgreSQL claim store', () => {
     const url = await freshDatabase();
     const clock = new ManualClock();
     const store = await openAt(url, { now: clock.now });
-    for (const nickname of ['alpha', 'Bravo', 'charlie']) await store.claim(request(newKey(), nickname, newAddress(), { addressVerified: nickname === 'alpha' }));
+    for (const nickname of ['alpha', 'Bravo', 'charlie'])
+      await store.claim(request(newKey(), nickname, newAddress(), { addressVerified: nickname === 'alpha' }));
     const dir = mkdtempSync(join(tmpdir(), 'pg-backup-'));
     dirs.push(dir);
     const file = join(dir, 'claims.sql');
     await store.backup(file);
-    expect(readFileSync(file, 'utf8')).toMatch(new RegExp(`^-- p2p-registry claim backup of postgres://[^\\n]*schema version ${PG_SCHEMA_VERSION}\\.`));
+    expect(readFileSync(file, 'utf8')).toMatch(
+      new RegExp(`^-- p2p-registry claim backup of postgres://[^\\n]*schema version ${PG_SCHEMA_VERSION}\\.`),
+    );
 
     const restored = await freshDatabase();
     const psql = join(server.binDir, 'psql');

@@ -22,11 +22,29 @@
  * itself once the server is back. Messages name the target without its password.
  */
 import pg, { type Pool, type PoolClient, type PoolConfig } from 'pg';
-import { MS_PER_DAY, type Claim, type ClaimList, type ClaimOutcome, type ClaimRequest, type ClaimStore, type Clock, type KeyId, type ListPage, type RelevantClaims } from '../claim-store.js';
+import {
+  MS_PER_DAY,
+  type Claim,
+  type ClaimList,
+  type ClaimOutcome,
+  type ClaimRequest,
+  type ClaimStore,
+  type Clock,
+  type KeyId,
+  type ListPage,
+  type RelevantClaims,
+} from '../claim-store.js';
 import { checkAddress, checkClaim, checkClaimRequest, checkKeyId, checkNickname } from '../claim-row.js';
 import { decideClaim, sortRelevant } from '../claim-rules.js';
 import { backupPostgresClaims } from './postgres-backup.js';
-import { describeTarget, environmentFailure, lostRace, openFailure, RACE_ATTEMPTS, redactConnectionString, } from './postgres-failure.js';
+import {
+  describeTarget,
+  environmentFailure,
+  lostRace,
+  openFailure,
+  RACE_ATTEMPTS,
+  redactConnectionString,
+} from './postgres-failure.js';
 import { checkOptions, type Checked, type PostgresClaimStoreOptions } from './postgres-store-options.js';
 
 export type { PostgresClaimStoreOptions };
@@ -52,7 +70,9 @@ export function postgresTarget(options: Pick<PostgresClaimStoreOptions, 'connect
 /** Times are bigint columns; ms since the epoch fit a double exactly, so they come back as numbers. */
 const types = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === INT8_OID && format !== 'binary' ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+    oid === INT8_OID && format !== 'binary'
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
 };
 
 /** The driver's settings for a target: the claim store's pool and the cluster's presence share them. */
@@ -79,7 +99,11 @@ export function poolConfig(
 
 function openError(err: unknown, target: string): RegistryError {
   const failure = openFailure(err, target);
-  return storeError('STORE_OPEN_FAILED', `cannot open the claim database ${target}: ${failure.text} (${failure.name}). Fix: ${failure.fix}.`, { cause: err });
+  return storeError(
+    'STORE_OPEN_FAILED',
+    `cannot open the claim database ${target}: ${failure.text} (${failure.name}). Fix: ${failure.fix}.`,
+    { cause: err },
+  );
 }
 
 /**
@@ -155,7 +179,11 @@ export class PostgresClaimStore implements ClaimStore {
     this.#retryAfterMs = options.retryAfterMs;
   }
 
-  async findForRegistration(query: { readonly keyId: KeyId; readonly nickname: string; readonly address: string }): Promise<RelevantClaims> {
+  async findForRegistration(query: {
+    readonly keyId: KeyId;
+    readonly nickname: string;
+    readonly address: string;
+  }): Promise<RelevantClaims> {
     const keyId = checkKeyId(query.keyId);
     const key = nicknameKey(checkNickname(query.nickname));
     const address = checkAddress(query.address);
@@ -212,18 +240,31 @@ export class PostgresClaimStore implements ClaimStore {
 
   async releaseClaim(claim: Claim): Promise<boolean> {
     checkClaim(claim);
-    return this.#durableWrite([claim.keyId], () => this.#transaction('written', async (client) => ((await client.query(SQL.deleteExact, exactParams(claim))).rowCount ?? 0) > 0));
+    return this.#durableWrite([claim.keyId], () =>
+      this.#transaction(
+        'written',
+        async (client) => ((await client.query(SQL.deleteExact, exactParams(claim))).rowCount ?? 0) > 0,
+      ),
+    );
   }
 
   async releaseKey(keyId: KeyId): Promise<Claim | null> {
     const id = checkKeyId(keyId);
-    return this.#durableWrite([id], () => this.#transaction('written', async (client) => this.#liveOrNull((await client.query(SQL.deleteKey, [id])).rows[0])));
+    return this.#durableWrite([id], () =>
+      this.#transaction('written', async (client) =>
+        this.#liveOrNull((await client.query(SQL.deleteKey, [id])).rows[0]),
+      ),
+    );
   }
 
   async releaseNickname(nickname: string): Promise<Claim | null> {
     const key = nicknameKey(checkNickname(nickname));
     // Whose claim it deletes is known only inside the write: ordered with no key's writes.
-    return this.#durableWrite([], () => this.#transaction('written', async (client) => this.#liveOrNull((await client.query(SQL.deleteNickname, [key])).rows[0])));
+    return this.#durableWrite([], () =>
+      this.#transaction('written', async (client) =>
+        this.#liveOrNull((await client.query(SQL.deleteNickname, [key])).rows[0]),
+      ),
+    );
   }
 
   async getByNickname(nickname: string): Promise<Claim | null> {
@@ -298,7 +339,9 @@ export class PostgresClaimStore implements ClaimStore {
   /** The conflict rules (claim-rules.ts) on the rows this transaction locked. */
   async #claimIn(client: PoolClient, request: ClaimRequest): Promise<ClaimOutcome> {
     const key = nicknameKey(request.nickname);
-    const found = (await client.query(SQL.lockRelevant, [request.keyId, key, request.address])).rows.map((row) => claimFromPgRow(row, this.target));
+    const found = (await client.query(SQL.lockRelevant, [request.keyId, key, request.address])).rows.map((row) =>
+      claimFromPgRow(row, this.target),
+    );
     const decision = decideClaim(request, found, this.#time(), this.#claimMs);
     if (!decision.write) return decision.outcome;
     if (decision.remove.length > 0) await client.query(SQL.deleteKeys, [decision.remove]);
@@ -350,7 +393,13 @@ export class PostgresClaimStore implements ClaimStore {
     } catch (err) {
       throw this.#unavailableOr(err, doing);
     }
-    return inTransaction(client, BEGIN_DURABLE, this.target, body, (err, committing) => this.#unavailable(err, doing, committing) ?? err);
+    return inTransaction(
+      client,
+      BEGIN_DURABLE,
+      this.target,
+      body,
+      (err, committing) => this.#unavailable(err, doing, committing) ?? err,
+    );
   }
 
   #track<T>(promise: Promise<T>, durable: boolean): Promise<T> {

@@ -28,7 +28,8 @@ export function backupSqliteDatabase(path: string, file: string): void {
     renameSync(partial, target);
     syncFile(dirname(target));
   } catch (err) {
-    for (const leftover of [partial, `${partial}-wal`, `${partial}-shm`, `${partial}-journal`]) rmSync(leftover, { force: true });
+    for (const leftover of [partial, `${partial}-wal`, `${partial}-shm`, `${partial}-journal`])
+      rmSync(leftover, { force: true });
     const reason = err instanceof Error ? err.message : String(err);
     throw storeError(
       'STORE_UNAVAILABLE',
@@ -45,7 +46,8 @@ function checkBackup(file: string): void {
     const check = copy.prepare('PRAGMA quick_check').get() as { quick_check?: unknown } | undefined;
     if (check?.quick_check !== 'ok') throw new Error(`the copy failed its check: ${String(check?.quick_check)}`);
     const version = schemaVersionOf(copy);
-    if (version !== SCHEMA_VERSION) throw new Error(`the copy has schema version ${version}, expected ${SCHEMA_VERSION}`);
+    if (version !== SCHEMA_VERSION)
+      throw new Error(`the copy has schema version ${version}, expected ${SCHEMA_VERSION}`);
   } finally {
     copy.close();
   }

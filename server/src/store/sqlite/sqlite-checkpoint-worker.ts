@@ -14,7 +14,9 @@ export interface CheckpointWorkerData {
 }
 
 /** The answer to one 'checkpoint' message. */
-export type CheckpointReply = { readonly ok: true; readonly log: number; readonly checkpointed: number } | { readonly ok: false; readonly message: string };
+export type CheckpointReply =
+  | { readonly ok: true; readonly log: number; readonly checkpointed: number }
+  | { readonly ok: false; readonly message: string };
 
 const port = parentPort;
 if (port === null) throw new Error('sqlite-checkpoint-worker runs as a worker thread of the claim store');

@@ -33,7 +33,12 @@ describe('SqliteCheckpointer', () => {
   it('copies the WAL into the database from its own thread once something was committed', async () => {
     const { path, db } = walDatabase(20);
     const failures: Error[] = [];
-    const checkpointer = new SqliteCheckpointer({ path, journalSizeLimitBytes: 1_048_576, intervalMs: 10, onFailure: (err) => failures.push(err) });
+    const checkpointer = new SqliteCheckpointer({
+      path,
+      journalSizeLimitBytes: 1_048_576,
+      intervalMs: 10,
+      onFailure: (err) => failures.push(err),
+    });
     cleanups.push(() => checkpointer.close());
     checkpointer.committed();
     await waitUntil('a checkpoint', () => checkpointer.checkpoints === 1);
@@ -43,7 +48,12 @@ describe('SqliteCheckpointer', () => {
 
   it('does nothing while nothing was committed', async () => {
     const { path } = walDatabase(1);
-    const checkpointer = new SqliteCheckpointer({ path, journalSizeLimitBytes: 1_048_576, intervalMs: 5, onFailure: () => {} });
+    const checkpointer = new SqliteCheckpointer({
+      path,
+      journalSizeLimitBytes: 1_048_576,
+      intervalMs: 5,
+      onFailure: () => {},
+    });
     cleanups.push(() => checkpointer.close());
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(checkpointer.checkpoints).toBe(0);

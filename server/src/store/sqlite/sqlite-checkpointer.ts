@@ -74,7 +74,9 @@ export class SqliteCheckpointer {
 
   #start(): Worker {
     const { path, journalSizeLimitBytes } = this.#options;
-    const worker = new Worker(this.#options.workerFile ?? WORKER_FILE, { workerData: { path, journalSizeLimitBytes } satisfies CheckpointWorkerData });
+    const worker = new Worker(this.#options.workerFile ?? WORKER_FILE, {
+      workerData: { path, journalSizeLimitBytes } satisfies CheckpointWorkerData,
+    });
     worker.unref();
     worker.on('message', (reply: CheckpointReply) => this.#settled(reply));
     worker.on('error', (err) => this.#fail(err));

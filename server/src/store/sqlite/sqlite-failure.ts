@@ -77,10 +77,18 @@ export function environmentFailure(err: unknown, path: string): SqliteFailure | 
 export function openFailure(err: unknown, path: string): SqliteFailure {
   const folder = dirname(path);
   if (!existsSync(folder)) {
-    return { name: 'ENOENT', text: `the folder ${folder} does not exist`, fix: `create ${folder} (writable by the registry's user) or set [Store] Database to another path` };
+    return {
+      name: 'ENOENT',
+      text: `the folder ${folder} does not exist`,
+      fix: `create ${folder} (writable by the registry's user) or set [Store] Database to another path`,
+    };
   }
   if (existsSync(path) && statSync(path).isDirectory()) {
-    return { name: 'EISDIR', text: `${path} is a folder`, fix: `set [Store] Database to a file path, e.g. ${path}/registry.db` };
+    return {
+      name: 'EISDIR',
+      text: `${path} is a folder`,
+      fix: `set [Store] Database to a file path, e.g. ${path}/registry.db`,
+    };
   }
   const failure = environmentFailure(err, path);
   if (failure !== undefined) return failure;

@@ -13,7 +13,11 @@ import { isStoreError, storeError } from '../store-error.js';
 
 export function openError(err: unknown, path: string): RegistryError {
   const failure = openFailure(err, path);
-  return storeError('STORE_OPEN_FAILED', `cannot open the claim database ${path}: ${failure.text} (${failure.name}). Fix: ${failure.fix}.`, { cause: err });
+  return storeError(
+    'STORE_OPEN_FAILED',
+    `cannot open the claim database ${path}: ${failure.text} (${failure.name}). Fix: ${failure.fix}.`,
+    { cause: err },
+  );
 }
 
 /**

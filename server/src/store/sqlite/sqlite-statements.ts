@@ -23,14 +23,18 @@ export function prepareStatements(db: DatabaseSync): Statements {
     relevant: db.prepare(
       `SELECT ${CLAIM_COLUMNS} FROM claims WHERE (key_id = :keyId OR nickname_key = :nicknameKey OR address = :address) AND ${live}`,
     ),
-    anyRelevant: db.prepare(`SELECT ${CLAIM_COLUMNS} FROM claims WHERE key_id = :keyId OR nickname_key = :nicknameKey OR address = :address`),
+    anyRelevant: db.prepare(
+      `SELECT ${CLAIM_COLUMNS} FROM claims WHERE key_id = :keyId OR nickname_key = :nicknameKey OR address = :address`,
+    ),
     byNickname: db.prepare(`SELECT ${CLAIM_COLUMNS} FROM claims WHERE nickname_key = :nicknameKey AND ${live}`),
     deleteKey: db.prepare(`DELETE FROM claims WHERE key_id = ? RETURNING ${CLAIM_COLUMNS}`),
     // Only while the key's claim is still exactly the one read (a revert, a displaced claim).
     deleteExact: db.prepare(
       'DELETE FROM claims WHERE key_id = :keyId AND nickname_key = :nicknameKey AND address = :address AND address_verified = :verified AND claimed_at = :claimedAt',
     ),
-    deleteExpiredInWay: db.prepare('DELETE FROM claims WHERE (key_id = :keyId OR nickname_key = :nicknameKey OR address = :address) AND expires_at <= :now'),
+    deleteExpiredInWay: db.prepare(
+      'DELETE FROM claims WHERE (key_id = :keyId OR nickname_key = :nicknameKey OR address = :address) AND expires_at <= :now',
+    ),
     // Any unique index in the way (a live claim of that key, nickname or address) leaves it out.
     restore: db.prepare(
       `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at)
@@ -45,7 +49,9 @@ export function prepareStatements(db: DatabaseSync): Statements {
          address = excluded.address, address_verified = excluded.address_verified, claimed_at = excluded.claimed_at,
          last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at`,
     ),
-    touch: db.prepare(`UPDATE claims SET last_seen_at = :now, expires_at = :expiresAt WHERE key_id = :keyId AND ${live}`),
+    touch: db.prepare(
+      `UPDATE claims SET last_seen_at = :now, expires_at = :expiresAt WHERE key_id = :keyId AND ${live}`,
+    ),
     purge: db.prepare('DELETE FROM claims WHERE rowid IN (SELECT rowid FROM claims WHERE expires_at <= ? LIMIT ?)'),
     listAfter: db.prepare(
       `SELECT ${CLAIM_COLUMNS} FROM claims WHERE nickname_key > :after AND ${live} ORDER BY nickname_key LIMIT :limit`,

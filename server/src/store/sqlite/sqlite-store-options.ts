@@ -41,12 +41,18 @@ const DEFAULTS = {
 export function checkOptions(options: SqliteClaimStoreOptions): Required<SqliteClaimStoreOptions> {
   const full = { ...DEFAULTS, ...options };
   const problems: string[] = [];
-  if (typeof full.path !== 'string' || full.path === '' || full.path === ':memory:') problems.push('path must be a file path');
-  if (!(Number.isFinite(full.claimDays) && full.claimDays > 0)) problems.push(`claimDays must be a positive number, got ${String(full.claimDays)}`);
-  if (!(Number.isSafeInteger(full.busyTimeoutMs) && full.busyTimeoutMs >= 0)) problems.push('busyTimeoutMs must be a whole number >= 0');
-  if (!(Number.isSafeInteger(full.maxBatch) && full.maxBatch >= 1)) problems.push('maxBatch must be a whole number >= 1');
-  if (!(Number.isSafeInteger(full.retryAfterMs) && full.retryAfterMs >= 0)) problems.push('retryAfterMs must be a whole number >= 0');
-  if (!(Number.isSafeInteger(full.checkpointIntervalMs) && full.checkpointIntervalMs >= 1)) problems.push('checkpointIntervalMs must be a whole number >= 1');
+  if (typeof full.path !== 'string' || full.path === '' || full.path === ':memory:')
+    problems.push('path must be a file path');
+  if (!(Number.isFinite(full.claimDays) && full.claimDays > 0))
+    problems.push(`claimDays must be a positive number, got ${String(full.claimDays)}`);
+  if (!(Number.isSafeInteger(full.busyTimeoutMs) && full.busyTimeoutMs >= 0))
+    problems.push('busyTimeoutMs must be a whole number >= 0');
+  if (!(Number.isSafeInteger(full.maxBatch) && full.maxBatch >= 1))
+    problems.push('maxBatch must be a whole number >= 1');
+  if (!(Number.isSafeInteger(full.retryAfterMs) && full.retryAfterMs >= 0))
+    problems.push('retryAfterMs must be a whole number >= 0');
+  if (!(Number.isSafeInteger(full.checkpointIntervalMs) && full.checkpointIntervalMs >= 1))
+    problems.push('checkpointIntervalMs must be a whole number >= 1');
   if (typeof full.now !== 'function') problems.push('now must be a function');
   if (typeof full.readOnly !== 'boolean') problems.push('readOnly must be true or false');
   if (problems.length > 0) throw storeError('STORE_BAD_INPUT', `claim store options: ${problems.join('; ')}`);

@@ -5,7 +5,15 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CLAIM_DAYS, describeClaimStoreContract, failureOf, ManualClock, newAddress, newKey, request } from '../../../../test/support/claim-store.contract.js';
+import {
+  CLAIM_DAYS,
+  describeClaimStoreContract,
+  failureOf,
+  ManualClock,
+  newAddress,
+  newKey,
+  request,
+} from '../../../../test/support/claim-store.contract.js';
 import { MS_PER_DAY } from '../claim-store.js';
 import { migrate, SCHEMA_VERSION, schemaVersionOf } from '../migrations.js';
 import { openSqliteClaimStore, type SqliteClaimStore, type SqliteClaimStoreOptions } from './sqlite-store.js';
@@ -23,7 +31,9 @@ afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-describeClaimStoreContract('sqlite', (options) => openSqliteClaimStore({ path: join(tempDir(), 'registry.db'), ...options }));
+describeClaimStoreContract('sqlite', (options) =>
+  openSqliteClaimStore({ path: join(tempDir(), 'registry.db'), ...options }),
+);
 
 const opened: SqliteClaimStore[] = [];
 async function openAt(path: string, extra: Partial<SqliteClaimStoreOptions> = {}): Promise<SqliteClaimStore> {
@@ -54,7 +64,8 @@ function countClaims(path: string): number {
 function refuseFileWrites(): void {
   // Vitest's fork workers write their output to sockets, which the limit does not touch; a worker
   // whose output is a file would lose it, so refuse to run that way rather than lose it silently.
-  if (fstatSync(1).isFile() || fstatSync(2).isFile()) throw new Error('run the store tests in vitest fork workers (stdout must not be a file)');
+  if (fstatSync(1).isFile() || fstatSync(2).isFile())
+    throw new Error('run the store tests in vitest fork workers (stdout must not be a file)');
   execFileSync('prlimit', ['--pid', String(process.pid), '--fsize=0:unlimited']);
 }
 function allowFileWrites(): void {
@@ -68,7 +79,9 @@ describe('SQLite claim store', () => {
     const db = new DatabaseSync(path, { readOnly: true });
     expect(schemaVersionOf(db)).toBe(SCHEMA_VERSION);
     expect(db.prepare('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' });
-    expect(db.prepare("SELECT name FROM sqlite_schema WHERE name = 'claims_by_expiry'").get()).toEqual({ name: 'claims_by_expiry' });
+    expect(db.prepare("SELECT name FROM sqlite_schema WHERE name = 'claims_by_expiry'").get()).toEqual({
+      name: 'claims_by_expiry',
+    });
     db.close();
   });
 
@@ -87,7 +100,12 @@ describe('SQLite claim store', () => {
     v1.close();
 
     const store = await openAt(path);
-    expect(await store.getByNickname('old')).toMatchObject({ keyId: key.keyId, nickname: 'Old', address, addressVerified: true });
+    expect(await store.getByNickname('old')).toMatchObject({
+      keyId: key.keyId,
+      nickname: 'Old',
+      address,
+      addressVerified: true,
+    });
     const db = new DatabaseSync(path, { readOnly: true });
     expect(schemaVersionOf(db)).toBe(SCHEMA_VERSION);
     db.close();
@@ -120,10 +138,15 @@ describe('SQLite claim store', () => {
 
   it('refuses a file that is not a database, in one line with the cause and the fix', async () => {
     const path = join(tempDir(), 'garbage.db');
-    writeFileSync(path, 'this is not an SQLite database, just a text file that is long enough to have a header'.repeat(20));
+    writeFileSync(
+      path,
+      'this is not an SQLite database, just a text file that is long enough to have a header'.repeat(20),
+    );
     const err = await failureOf(openAt(path));
     expect(err.code).toBe('STORE_OPEN_FAILED');
-    expect(err.message).toMatch(new RegExp(`^cannot open the claim database ${path}: .*\\(SQLITE_NOTADB\\)\\. Fix: .*restore a backup`));
+    expect(err.message).toMatch(
+      new RegExp(`^cannot open the claim database ${path}: .*\\(SQLITE_NOTADB\\)\\. Fix: .*restore a backup`),
+    );
     expect(err.message).not.toContain('\n');
   });
 
@@ -146,10 +169,12 @@ describe('SQLite claim store', () => {
       allowFileWrites();
     }
     expect(err.code).toBe('STORE_OPEN_FAILED');
-    expect(err.message).toMatch(new RegExp(`^cannot open the claim database ${path}: disk I/O error \\(SQLITE_IOERR\\)\\. Fix: check the disk`));
+    expect(err.message).toMatch(
+      new RegExp(`^cannot open the claim database ${path}: disk I/O error \\(SQLITE_IOERR\\)\\. Fix: check the disk`),
+    );
   });
 
-  it('opens read-only (SQLite\'s read-only flag) for the operators\' reads: beside a running server, they work where no write can, and it writes nothing', async () => {
+  it("opens read-only (SQLite's read-only flag) for the operators' reads: beside a running server, they work where no write can, and it writes nothing", async () => {
     const path = join(tempDir(), 'read-only.db');
     const server = await openAt(path);
     await server.claim(request(newKey(), 'alice', newAddress()));
@@ -179,7 +204,9 @@ describe('SQLite claim store', () => {
     db.close();
     const err = await failureOf(openAt(path, { readOnly: true }));
     expect(err.code).toBe('STORE_OPEN_FAILED');
-    expect(err.message).toBe(`cannot read the claim database ${path}: it is at schema version 1, older than this registry's ${SCHEMA_VERSION}. Fix: start the server once (it migrates the file), or run this command with write access.`);
+    expect(err.message).toBe(
+      `cannot read the claim database ${path}: it is at schema version 1, older than this registry's ${SCHEMA_VERSION}. Fix: start the server once (it migrates the file), or run this command with write access.`,
+    );
     expect(schemaVersionOf(new DatabaseSync(path, { readOnly: true }))).toBe(1);
     const newer = new DatabaseSync(path);
     newer.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
@@ -211,7 +238,9 @@ describe('SQLite claim store', () => {
       expect(isStoreError(reason, 'STORE_UNAVAILABLE')).toBe(true);
       const err = reason as RegistryError;
       expect(err.retryAfterMs).toBe(1_000);
-      expect(err.message).toContain(`the claim database ${path} cannot be written: disk I/O error (SQLITE_IOERR). Nothing was changed.`);
+      expect(err.message).toContain(
+        `the claim database ${path} cannot be written: disk I/O error (SQLITE_IOERR). Nothing was changed.`,
+      );
     }
     // Nothing half-written: the claim is absent and the released one still there, for this
     // connection and for a fresh one.
@@ -239,7 +268,9 @@ describe('SQLite claim store', () => {
 
   it('commits the writes of one event-loop turn in one transaction', async () => {
     const store = await openAt(join(tempDir(), 'group.db'));
-    const outcomes = await Promise.all(Array.from({ length: 100 }, (_, i) => store.claim(request(newKey(), `peer${i}`, newAddress()))));
+    const outcomes = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => store.claim(request(newKey(), `peer${i}`, newAddress()))),
+    );
     expect(outcomes.every((o) => o.kind === 'claimed')).toBe(true);
     expect(store.stats()).toMatchObject({ writes: 100, commits: 1, failedCommits: 0 });
   });
@@ -257,10 +288,12 @@ describe('SQLite claim store', () => {
     const address = newAddress();
     const key = newKey();
     const other = new DatabaseSync(path);
-    other.prepare(
-      `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at)
+    other
+      .prepare(
+        `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at)
        VALUES (?, ?, 'not valid!', 'not valid!', ?, 0, 0, 0, ?)`,
-    ).run(key.keyId, key.publicKeyDer, address, Date.now() + MS_PER_DAY);
+      )
+      .run(key.keyId, key.publicKeyDer, address, Date.now() + MS_PER_DAY);
     other.close();
     const good = store.claim(request(newKey(), 'good', newAddress()));
     const bad = store.claim(request(newKey(), 'bad', address));
@@ -348,7 +381,9 @@ describe('SQLite claim store', () => {
     const dir = tempDir();
     const store = await openAt(join(dir, 'live.db'));
     await Promise.all(Array.from({ length: 200 }, (_, i) => store.claim(request(newKey(), `peer${i}`, newAddress()))));
-    const during = Promise.all(Array.from({ length: 50 }, (_, i) => store.claim(request(newKey(), `late${i}`, newAddress()))));
+    const during = Promise.all(
+      Array.from({ length: 50 }, (_, i) => store.claim(request(newKey(), `late${i}`, newAddress()))),
+    );
     await store.backup(join(dir, 'copy.db'));
     await during;
     const copy = await openAt(join(dir, 'copy.db'));
@@ -365,31 +400,27 @@ describe('SQLite claim store', () => {
     expect(err.message).toContain(`to ${join(dir, 'nowhere', 'copy.db')}`);
   });
 
-  it(
-    'keeps every claim it acknowledged when it is killed with SIGKILL at random moments, over 20 rounds',
-    async () => {
-      const path = join(tempDir(), 'crash.db');
-      const child = fileURLToPath(new URL('../../../../test/support/sqlite-store.crash-child.mjs', import.meta.url));
-      const deadline = Date.now() + 20_000;
-      let rounds = 0;
-      let acknowledged = 0;
-      while (rounds < 20 && Date.now() < deadline) {
-        const printed = await runAndKill(child, path, 20 + Math.random() * 200);
-        const db = new DatabaseSync(path, { readOnly: true });
-        const find = db.prepare('SELECT nickname, address FROM claims WHERE key_id = ?');
-        for (const line of printed) {
-          const claim = JSON.parse(line) as { keyId: string; nickname: string; address: string };
-          expect(find.get(claim.keyId)).toEqual({ nickname: claim.nickname, address: claim.address });
-        }
-        db.close();
-        acknowledged += printed.length;
-        rounds += 1;
+  it('keeps every claim it acknowledged when it is killed with SIGKILL at random moments, over 20 rounds', async () => {
+    const path = join(tempDir(), 'crash.db');
+    const child = fileURLToPath(new URL('../../../../test/support/sqlite-store.crash-child.mjs', import.meta.url));
+    const deadline = Date.now() + 20_000;
+    let rounds = 0;
+    let acknowledged = 0;
+    while (rounds < 20 && Date.now() < deadline) {
+      const printed = await runAndKill(child, path, 20 + Math.random() * 200);
+      const db = new DatabaseSync(path, { readOnly: true });
+      const find = db.prepare('SELECT nickname, address FROM claims WHERE key_id = ?');
+      for (const line of printed) {
+        const claim = JSON.parse(line) as { keyId: string; nickname: string; address: string };
+        expect(find.get(claim.keyId)).toEqual({ nickname: claim.nickname, address: claim.address });
       }
-      expect(rounds).toBe(20);
-      expect(acknowledged).toBeGreaterThan(100);
-    },
-    30_000,
-  );
+      db.close();
+      acknowledged += printed.length;
+      rounds += 1;
+    }
+    expect(rounds).toBe(20);
+    expect(acknowledged).toBeGreaterThan(100);
+  }, 30_000);
 });
 
 /** Runs the child until it is ready, lets it claim for `ms`, kill -9s it, returns its printed claims. */
@@ -407,7 +438,8 @@ function runAndKill(script: string, path: string, ms: number): Promise<string[]>
     proc.on('error', reject);
     proc.on('close', (code, signal) => {
       clearTimeout(timer);
-      if (signal !== 'SIGKILL') return reject(new Error(`the crash child exited by itself (${String(code)}): ${errText}`));
+      if (signal !== 'SIGKILL')
+        return reject(new Error(`the crash child exited by itself (${String(code)}): ${errText}`));
       // The last line may be cut by the kill: only whole lines were acknowledged.
       const lines = out.split('\n');
       lines.pop();

@@ -17,7 +17,18 @@
  */
 import { resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { MS_PER_DAY, type Claim, type ClaimList, type ClaimOutcome, type ClaimRequest, type ClaimStore, type Clock, type KeyId, type ListPage, type RelevantClaims } from '../claim-store.js';
+import {
+  MS_PER_DAY,
+  type Claim,
+  type ClaimList,
+  type ClaimOutcome,
+  type ClaimRequest,
+  type ClaimStore,
+  type Clock,
+  type KeyId,
+  type ListPage,
+  type RelevantClaims,
+} from '../claim-store.js';
 import { checkAddress, checkClaim, checkClaimRequest, checkKeyId, checkNickname, claimFromRow } from '../claim-row.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
 import { decideClaim, sortRelevant } from '../claim-rules.js';
@@ -55,9 +66,12 @@ function openConnection(path: string, busyTimeoutMs: number): DatabaseSync {
     // Reading the version is also where "file is not a database" shows.
     refuseIfNewer(db, path);
     const mode = db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode?: unknown } | undefined;
-    if (mode?.journal_mode !== 'wal') throw new Error(`the file system refused WAL mode (journal_mode is ${String(mode?.journal_mode)})`);
+    if (mode?.journal_mode !== 'wal')
+      throw new Error(`the file system refused WAL mode (journal_mode is ${String(mode?.journal_mode)})`);
     // Checkpoints run from the checkpoint thread (sqlite-checkpointer.ts), not inside a commit.
-    db.exec(`PRAGMA synchronous = FULL; PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}; PRAGMA wal_autocheckpoint = 0;`);
+    db.exec(
+      `PRAGMA synchronous = FULL; PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}; PRAGMA wal_autocheckpoint = 0;`,
+    );
     return db;
   } catch (err) {
     db?.close();
@@ -134,7 +148,11 @@ export class SqliteClaimStore implements ClaimStore {
     });
   }
 
-  async findForRegistration(query: { readonly keyId: KeyId; readonly nickname: string; readonly address: string }): Promise<RelevantClaims> {
+  async findForRegistration(query: {
+    readonly keyId: KeyId;
+    readonly nickname: string;
+    readonly address: string;
+  }): Promise<RelevantClaims> {
     const keyId = checkKeyId(query.keyId);
     const key = nicknameKey(checkNickname(query.nickname));
     const address = checkAddress(query.address);
@@ -166,7 +184,8 @@ export class SqliteClaimStore implements ClaimStore {
       touched += await this.#write(() => {
         const now = this.#time();
         let changed = 0;
-        for (const keyId of slice) changed += Number(this.#sql.touch.run({ keyId, now, expiresAt: now + this.#claimMs }).changes);
+        for (const keyId of slice)
+          changed += Number(this.#sql.touch.run({ keyId, now, expiresAt: now + this.#claimMs }).changes);
         return changed;
       }, false);
     }
@@ -184,7 +203,13 @@ export class SqliteClaimStore implements ClaimStore {
         if (claim.expiresAt <= now) continue;
         const key = nicknameKey(claim.nickname);
         this.#sql.deleteExpiredInWay.run({ keyId: claim.keyId, nicknameKey: key, address: claim.address, now });
-        const { changes } = this.#sql.restore.run({ ...exactParams(claim), der: claim.publicKeyDer, nickname: claim.nickname, lastSeenAt: claim.lastSeenAt, expiresAt: claim.expiresAt });
+        const { changes } = this.#sql.restore.run({
+          ...exactParams(claim),
+          der: claim.publicKeyDer,
+          nickname: claim.nickname,
+          lastSeenAt: claim.lastSeenAt,
+          expiresAt: claim.expiresAt,
+        });
         restored += Number(changes);
       }
       return restored;
@@ -219,7 +244,9 @@ export class SqliteClaimStore implements ClaimStore {
       throw storeError('STORE_BAD_INPUT', 'claim store: list limit must be a whole number >= 1');
     }
     // One more than asked tells whether there is a next page without a second query.
-    const rows = this.#read(() => this.#sql.listAfter.all({ after, now: this.#time(), limit: limit < 0 ? -1 : limit + 1 }));
+    const rows = this.#read(() =>
+      this.#sql.listAfter.all({ after, now: this.#time(), limit: limit < 0 ? -1 : limit + 1 }),
+    );
     const claims = rows.map((row) => claimFromRow(row, this.path));
     const more = limit >= 0 && claims.length > limit;
     if (more) claims.length = limit;
@@ -248,7 +275,12 @@ export class SqliteClaimStore implements ClaimStore {
   }
 
   /** Writes committed, transactions committed (one sync each), transactions that failed, WAL checkpoints. */
-  stats(): { readonly writes: number; readonly commits: number; readonly failedCommits: number; readonly checkpoints: number } {
+  stats(): {
+    readonly writes: number;
+    readonly commits: number;
+    readonly failedCommits: number;
+    readonly checkpoints: number;
+  } {
     return { ...this.#stats, checkpoints: this.#checkpointer.checkpoints };
   }
 
@@ -346,7 +378,9 @@ export class SqliteClaimStore implements ClaimStore {
   #claimNow(request: ClaimRequest): ClaimOutcome {
     const now = this.#time();
     const key = nicknameKey(request.nickname);
-    const found = this.#sql.anyRelevant.all({ keyId: request.keyId, nicknameKey: key, address: request.address }).map((row) => claimFromRow(row, this.path));
+    const found = this.#sql.anyRelevant
+      .all({ keyId: request.keyId, nicknameKey: key, address: request.address })
+      .map((row) => claimFromRow(row, this.path));
     const decision = decideClaim(request, found, now, this.#claimMs);
     if (!decision.write) return decision.outcome;
     for (const keyId of decision.remove) this.#sql.deleteKey.run(keyId);
@@ -367,6 +401,18 @@ export class SqliteClaimStore implements ClaimStore {
 }
 
 /** What identifies a claim exactly (deleteExact's parameters). */
-function exactParams(claim: Claim): { keyId: string; nicknameKey: string; address: string; verified: number; claimedAt: number } {
-  return { keyId: claim.keyId, nicknameKey: nicknameKey(claim.nickname), address: claim.address, verified: claim.addressVerified ? 1 : 0, claimedAt: claim.claimedAt };
+function exactParams(claim: Claim): {
+  keyId: string;
+  nicknameKey: string;
+  address: string;
+  verified: number;
+  claimedAt: number;
+} {
+  return {
+    keyId: claim.keyId,
+    nicknameKey: nicknameKey(claim.nickname),
+    address: claim.address,
+    verified: claim.addressVerified ? 1 : 0,
+    claimedAt: claim.claimedAt,
+  };
 }
