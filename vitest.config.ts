@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configDefaults, defineConfig } from 'vitest/config';
@@ -8,6 +8,8 @@ import { configDefaults, defineConfig } from 'vitest/config';
 // tests failed: a run leaves /tmp as it found it. The name is short: unix socket paths are
 // limited to 107 bytes.
 const runTemp = mkdtempSync(join(tmpdir(), 'p2pt-'));
+// Like /tmp itself: tests run some commands as another account (nobody), which must reach its files.
+chmodSync(runTemp, 0o1777);
 process.env['TMPDIR'] = runTemp;
 process.on('exit', () => rmSync(runTemp, { recursive: true, force: true }));
 

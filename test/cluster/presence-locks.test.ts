@@ -8,7 +8,7 @@
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { PostgresPresence } from '../../server/src/server/cluster/postgres-presence.js';
-import { openPostgresClaimStore, poolConfig } from '../../server/src/store/postgres/postgres-store.js';
+import { openPostgresClaimStore, poolConfig } from '../../server/src/store/postgres/postgres-open.js';
 import type { EnterOutcome, PresenceRow } from '../../server/src/server/cluster/presence.js';
 import { closeAdmin, freshDatabase, sql } from '../support/cluster.js';
 import { randomOnion } from '../support/registry-harness.js';

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CLI } from '../hardening/built-server.js';
 import { closeAdmin, freshDatabase, sql } from '../support/cluster.js';
 import { newAddress, newKey, request } from '../support/claim-store.contract.js';
-import { openPostgresClaimStore } from '../../server/src/store/postgres/postgres-store.js';
+import { openPostgresClaimStore } from '../../server/src/store/postgres/postgres-open.js';
 
 const run = promisify(execFile);
 const dirs: string[] = [];

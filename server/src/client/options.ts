@@ -1,7 +1,8 @@
 /** What a RegistryClient can be told, its defaults, and the checks made before anything connects. */
 import { RegistryError } from '../protocol/errors.js';
 import type { PeerIdentity } from './identity.js';
-import { socksProxyError, type SocksProxy } from './socks5.js';
+import { socksProxyError } from './socks5-messages.js';
+import type { SocksProxy } from './socks5.js';
 
 export interface ReconnectOptions {
   /** The first attempt's window; it grows by `factor` with each failed attempt, up to maxDelayMs. */

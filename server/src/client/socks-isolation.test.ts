@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { freshIsolation } from './socks-isolation.js';
-import { socksProxyError } from './socks5.js';
+import { socksProxyError } from './socks5-messages.js';
 
 describe('freshIsolation', () => {
   it('makes a new label each time: the configured username with a random suffix, and a random password', () => {

@@ -5,7 +5,8 @@
  * second attempt one, so that tor reaches the registry through other circuits than the first.
  */
 import { randomBytes } from 'node:crypto';
-import { MAX_CREDENTIAL_BYTES, type SocksProxy } from './socks5.js';
+import { MAX_CREDENTIAL_BYTES } from './socks5-messages.js';
+import type { SocksProxy } from './socks5.js';
 
 /** The username of a fresh label when the proxy was given none. */
 const ISOLATION_USERNAME = 'p2p-registry';

@@ -809,6 +809,8 @@ describe('http', () => {
       const res = await fetch(`http://127.0.0.1:${s.port}${path}`);
       expect(res.status).toBe(426);
       expect(res.headers.get('upgrade')).toBe('websocket');
+      expect(res.headers.get('connection')).toBe('close');
+      expect(res.headers.has('peerconnection')).toBe(false);
       const body = await res.text();
       expect(body).toBe('this is a p2p-registry: connect with WebSocket to / (see PROTOCOL.md)\n');
       expect(body).not.toMatch(/uptime|peers|instance|onion|status/i);

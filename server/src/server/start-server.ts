@@ -134,21 +134,11 @@ async function startWith(
   // Event fan-out takes its slices of the same turns as requests (see fair-scheduler.ts).
   const hub = new EventHub({ batchMs: limits.eventBatchMs, slices: scheduler });
   const effects = new RosterEffects(peers, hub, claims);
-  const cluster =
-    shared === null
-      ? null
-      : new ClusterRoster({
-          ...shared,
-          effects,
-          logger: logger.child({ module: 'cluster' }),
-          leaseMs: config.claims.leaseSeconds * 1000,
-          retryAfterMs: STORE_RETRY_AFTER_MS,
-          onion: () => watcher.address,
-          // Said here once this backend's own onion is known too; the watcher says it otherwise.
-          frontendChanged: () => {
-            if (watcher.address !== null) logAddress();
-          },
-        });
+  // Said here once this backend's own onion is known too; the watcher says it otherwise.
+  const frontendChanged = (): void => {
+    if (watcher.address !== null) logAddress();
+  };
+  const cluster = shared === null ? null : clusterRoster(config, logger, shared, effects, watcher, frontendChanged);
   const logAddress = (): void => logReachable(logger, String(onionUrl()), cluster, config.hiddenServicePort);
   const roster: Roster = cluster ?? new LocalRoster(effects);
   if (cluster !== null) await startCluster(cluster);
@@ -193,21 +183,12 @@ async function startWith(
   };
   const close = closer(parts);
 
-  let address: AddressInfo | string;
-  try {
-    // The operator listener comes up before the public one.
-    parts.operator = await listenForOperator(config, logger, () => ({
-      onion: watcher.address,
-      peers: peers.size,
-      ...(cluster === null ? {} : { cluster: cluster.status() }),
-    }));
-    address = await admission.listen(config.listen);
-    await watcher.start();
-  } catch (err) {
-    // A failed start closes what it started: the listeners, the timers, a cluster's tail, the store.
-    await close();
-    throw err;
-  }
+  const health = (): HealthState => ({
+    onion: watcher.address,
+    peers: peers.size,
+    ...(cluster === null ? {} : { cluster: cluster.status() }),
+  });
+  const address = await listenAll(config, logger, parts, health, close);
   return {
     address,
     get onion() {
@@ -227,6 +208,28 @@ async function startWith(
   };
 }
 
+/**
+ * Listens (the operator listener before the public one) and watches the onion's hostname. A failed
+ * start closes what it started: the listeners, the timers, a cluster's tail, the store.
+ */
+async function listenAll(
+  config: Config,
+  logger: Logger,
+  parts: RunningParts,
+  health: () => HealthState,
+  close: () => Promise<void>,
+): Promise<AddressInfo | string> {
+  try {
+    parts.operator = await listenForOperator(config, logger, health);
+    const address = await parts.admission.listen(config.listen);
+    await parts.watcher.start();
+    return address;
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
 interface RunningParts {
   readonly heartbeats: Heartbeats;
   readonly hub: EventHub;
@@ -238,6 +241,25 @@ interface RunningParts {
   /** Set once it listens. */
   operator: OperatorListener | null;
   readonly claims: ClaimKeeper;
+}
+
+function clusterRoster(
+  config: Config,
+  logger: Logger,
+  shared: { readonly presence: PresenceStore; readonly instanceId: string },
+  effects: RosterEffects,
+  watcher: OnionWatcher,
+  frontendChanged: () => void,
+): ClusterRoster {
+  return new ClusterRoster({
+    ...shared,
+    effects,
+    logger: logger.child({ module: 'cluster' }),
+    leaseMs: config.claims.leaseSeconds * 1000,
+    retryAfterMs: STORE_RETRY_AFTER_MS,
+    onion: () => watcher.address,
+    frontendChanged,
+  });
 }
 
 /** The server's close, once (later calls wait for the first): also what a failed start runs. */

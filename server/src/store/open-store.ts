@@ -11,7 +11,8 @@ import type { PoolConfig } from 'pg';
 import type { ClaimStore, Clock } from './claim-store.js';
 import { APPLICATION_NAME, connectionName, INSTANCE_CONNECTIONS } from './postgres/postgres-connections.js';
 import { redactConnectionString } from './postgres/postgres-failure.js';
-import { openPostgresClaimStore, type PostgresClaimStoreOptions } from './postgres/postgres-store.js';
+import { openPostgresClaimStore } from './postgres/postgres-open.js';
+import type { PostgresClaimStoreOptions } from './postgres/postgres-store.js';
 import { openSqliteClaimStore } from './sqlite/sqlite-store.js';
 import { STORE_RETRY_AFTER_MS, storeError } from './store-error.js';
 

@@ -2,7 +2,7 @@
 import { instanceLabel, isPostgresDatabase, postgresConnection, type StoreSettings } from '../../store/open-store.js';
 import { connectionName, INSTANCE_CONNECTIONS } from '../../store/postgres/postgres-connections.js';
 import { redactConnectionString } from '../../store/postgres/postgres-failure.js';
-import { poolConfig } from '../../store/postgres/postgres-store.js';
+import { poolConfig } from '../../store/postgres/postgres-open.js';
 import { STORE_RETRY_AFTER_MS } from '../../store/store-error.js';
 import { PostgresPresence } from './postgres-presence.js';
 import type { PresenceStore } from './presence.js';

@@ -92,7 +92,7 @@ export class HttpAdmission {
   private handleHttp(req: IncomingMessage, res: ServerResponse): void {
     res.writeHead(426, {
       Upgrade: 'websocket',
-      PeerConnection: 'close',
+      Connection: 'close',
       'Content-Type': 'text/plain',
       'Content-Length': Buffer.byteLength(SPEAK_WEBSOCKET),
     });

@@ -77,7 +77,7 @@ export interface OutputHolder {
  * first (within a rank, unread bytes differ by less than a quarter), until those still open hold
  * less than the bound. Every holder read again either stays (and is closed) or moves down a rank,
  * so enforcement costs O(1) amortised per send. A closed one keeps its queue while its close frame
- * waits behind it (at most TERMINATE_AFTER_CLOSE_MS, connection.ts): its bytes no longer count
+ * waits behind it (at most TERMINATE_AFTER_CLOSE_MS, peer-connection.ts): its bytes no longer count
  * against the open bound, so it cannot make every later send enforce again. If the closing ones
  * would take the total past twice the bound, they are cut off at once, the longest closing first
  * (the nearest to being cut off anyway). Memory for queued output is therefore at most

@@ -17,7 +17,9 @@
 import { nicknameKey, type ClaimInfo } from '../../protocol/messages.js';
 import type { Claim, ClaimOutcome, ClaimRequest, ClaimStore, KeyId } from '../../store/claim-store.js';
 import { isStoreError, STORE_RETRY_AFTER_MS } from '../../store/store-error.js';
-import { CLAIM_REFUSALS, unavailable } from './claim-refusals.js';
+import { ClaimReverts, type Undo } from './claim-reverts.js';
+import { StoreHealth } from './store-health.js';
+import { CLAIM_REFUSALS } from './claim-refusals.js';
 import type { PeerConnection } from '../connection/peer-connection.js';
 import type { Logger } from '../logger.js';
 import type { PeerEntry } from './peer-table.js';
@@ -33,12 +35,6 @@ export interface ClaimKeeperOptions {
   readonly touchIntervalMs?: number;
   /** How often expired claims are purged. */
   readonly purgeIntervalMs?: number;
-}
-
-/** A claim written for a registration, and what it replaced: put back if the registration is refused. */
-interface Undo {
-  readonly made: Claim;
-  readonly restore: readonly Claim[];
 }
 
 /** What prepare() did for a registration, for the registrar to finish or undo once the roster answered. */
@@ -87,10 +83,8 @@ export class ClaimKeeper {
   /** Keys whose registration ended and whose last-seen is not written yet. */
   private readonly departed = new Set<KeyId>();
   private flushScheduled = false;
-  private failing = false;
-  /** Reverts the store could not write yet, and the timer that tries them again. */
-  private readonly reverts = new Set<Undo>();
-  private revertTimer: NodeJS.Timeout | undefined;
+  private readonly health: StoreHealth;
+  private readonly reverts: ClaimReverts;
   private readonly touchTimer: NodeJS.Timeout;
   private readonly purgeTimer: NodeJS.Timeout;
   private closed: Promise<void> | undefined;
@@ -103,6 +97,8 @@ export class ClaimKeeper {
     this.store = options.store;
     this.claimAfterMs = options.claimAfterSeconds * 1000;
     this.logger = options.logger;
+    this.health = new StoreHealth(options.logger);
+    this.reverts = new ClaimReverts(options.store, this.health, options.logger);
     this.touchTimer = setInterval(() => this.touchLive(), options.touchIntervalMs ?? DEFAULT_TOUCH_INTERVAL_MS).unref();
     this.purgeTimer = setInterval(() => this.purge(), options.purgeIntervalMs ?? DEFAULT_PURGE_INTERVAL_MS).unref();
     this.purge();
@@ -119,7 +115,7 @@ export class ClaimKeeper {
       if (this.claimAfterMs === 0) return this.claimed(entry, await this.store.claim(this.requestOf(entry)));
       return await this.checkAndTouch(entry);
     } catch (err) {
-      throw this.failure(err);
+      throw this.health.failure(err);
     }
   }
 
@@ -132,9 +128,9 @@ export class ClaimKeeper {
     try {
       // Only while it is the claim read: one that moved or was proven since stays.
       await this.store.releaseClaim(prepared.displaced);
-      this.healthy();
+      this.health.healthy();
     } catch (err) {
-      this.failure(err);
+      this.health.failure(err);
       if (!isStoreError(err)) this.logger.error({ err }, 'deleting the unverified claim on a proven address failed');
     }
   }
@@ -192,10 +188,10 @@ export class ClaimKeeper {
     }
     try {
       await this.store.releaseKey(entry.keyId);
-      this.healthy();
+      this.health.healthy();
     } catch (err) {
       if (tracked !== undefined && this.tracked.get(entry) === tracked && !tracked.claimed) this.arm(entry, tracked);
-      throw this.failure(err);
+      throw this.health.failure(err);
     }
   }
 
@@ -206,7 +202,7 @@ export class ClaimKeeper {
    * that cannot be written now gets the revert again later (it undoes nothing newer).
    */
   async abandon(prepared: Prepared): Promise<void> {
-    if (prepared.undo !== null) await this.revert(prepared.undo);
+    if (prepared.undo !== null) await this.reverts.revert(prepared.undo);
   }
 
   /** Stops the timers, writes the last-seen of every registration that ended, and closes the store. */
@@ -216,13 +212,7 @@ export class ClaimKeeper {
       clearInterval(this.touchTimer);
       clearInterval(this.purgeTimer);
       for (const tracked of this.tracked.values()) clearTimeout(tracked.timer);
-      clearTimeout(this.revertTimer);
-      await Promise.all([...this.reverts].map((undo) => this.revert(undo)));
-      if (this.reverts.size > 0)
-        this.logger.warn(
-          { reverts: this.reverts.size },
-          'closing with claims of refused registrations not reverted: the store could not be written',
-        );
+      await this.reverts.close();
       await this.touch([...this.departed, ...[...this.tracked.keys()].map((entry) => entry.keyId)]);
       this.departed.clear();
       this.tracked.clear();
@@ -245,35 +235,10 @@ export class ClaimKeeper {
 
   /** What a claim written at register did; a conflict is the refusal to answer. */
   private claimed(entry: Entry, outcome: ClaimOutcome): Prepared {
-    this.healthy();
+    this.health.healthy();
     if (outcome.kind === 'claimed') return { held: outcome.claim, undo: undoOf(entry, outcome), displaced: null };
     if (outcome.kind === 'nickname-taken') throw refuse(CLAIM_REFUSALS.nicknameClaimed(entry.peer.nickname));
     throw refuse(this.addressRefusal(entry, outcome.holder));
-  }
-
-  private async revert(undo: Undo): Promise<void> {
-    this.reverts.delete(undo);
-    try {
-      await this.store.revert(undo.made, undo.restore);
-      this.healthy();
-    } catch (err) {
-      this.failure(err);
-      if (!isStoreError(err, 'STORE_UNAVAILABLE')) {
-        if (!isStoreError(err, 'STORE_CLOSED'))
-          this.logger.error({ err }, 'reverting the claim of a refused registration failed');
-        return;
-      }
-      this.reverts.add(undo);
-      if (!this.closing && this.revertTimer === undefined) {
-        this.revertTimer = setTimeout(
-          () => {
-            this.revertTimer = undefined;
-            for (const again of [...this.reverts]) void this.revert(again);
-          },
-          (err as { retryAfterMs?: number | null }).retryAfterMs ?? STORE_RETRY_AFTER_MS,
-        ).unref();
-      }
-    }
   }
 
   private addressRefusal(
@@ -303,7 +268,7 @@ export class ClaimKeeper {
     if (byKey !== null && sameBinding(byKey, entry))
       return this.claimed(entry, await this.store.claim(this.requestOf(entry)));
     await this.store.touch([entry.keyId]);
-    this.healthy();
+    this.health.healthy();
     return { held: null, undo: null, displaced };
   }
 
@@ -323,13 +288,13 @@ export class ClaimKeeper {
     let outcome: ClaimOutcome;
     try {
       outcome = await this.store.claim(this.requestOf(entry));
-      this.healthy();
+      this.health.healthy();
     } catch (err) {
       if (this.closing || isStoreError(err, 'STORE_CLOSED')) {
         this.logger.debug({ err }, 'delayed claim not written: shutting down');
         return;
       }
-      const failure = this.failure(err);
+      const failure = this.health.failure(err);
       // Only a store that cannot be written now is worth retrying; anything else is a bug, logged
       // once: retrying it every second would log it every second for as long as the peer stays.
       if (!isStoreError(err, 'STORE_UNAVAILABLE')) {
@@ -360,13 +325,13 @@ export class ClaimKeeper {
     if (ids.length === 0) return;
     try {
       await this.store.touch(ids);
-      this.healthy();
+      this.health.healthy();
       this.touchBroken = false;
     } catch (err) {
       if (isStoreError(err, 'STORE_UNAVAILABLE')) {
         // Kept for the next interval: a failed touch must not shorten a claim for long.
         for (const id of ids) this.departed.add(id);
-        this.failure(err);
+        this.health.failure(err);
       } else if (!isStoreError(err, 'STORE_CLOSED') && !this.touchBroken) {
         // A bug: trying the same keys again would fail again, unseen, at every interval.
         this.touchBroken = true;
@@ -384,7 +349,7 @@ export class ClaimKeeper {
         if (purged > 0) this.logger.info({ purged }, 'expired claims purged');
       },
       (err: unknown) => {
-        if (isStoreError(err, 'STORE_UNAVAILABLE')) return void this.failure(err);
+        if (isStoreError(err, 'STORE_UNAVAILABLE')) return void this.health.failure(err);
         if (isStoreError(err, 'STORE_CLOSED')) return;
         // A bug would fail again every interval: stopped, and said once. Reads ignore expired claims.
         clearInterval(this.purgeTimer);
@@ -394,28 +359,5 @@ export class ClaimKeeper {
         );
       },
     );
-  }
-
-  /**
-   * A store failure as the refusal to answer (UNAVAILABLE); logged once when the store starts
-   * failing, not once per request, and not at all when it is closed (a shutdown). Anything else is
-   * returned as it is (a bug, or a protocol refusal).
-   */
-  private failure(err: unknown): Error & { retryAfterMs?: number | null } {
-    if (!isStoreError(err, 'STORE_UNAVAILABLE') && !isStoreError(err, 'STORE_CLOSED'))
-      return err instanceof Error ? err : new Error(String(err));
-    // Closed only by close(): the server is shutting down, nothing is wrong with the store.
-    if (err.code === 'STORE_CLOSED') return unavailable(STORE_RETRY_AFTER_MS);
-    if (!this.failing) {
-      this.failing = true;
-      this.logger.error({ err }, 'the claim store cannot be written: registrations answer UNAVAILABLE until it can');
-    }
-    return unavailable(err.retryAfterMs ?? STORE_RETRY_AFTER_MS);
-  }
-
-  private healthy(): void {
-    if (!this.failing) return;
-    this.failing = false;
-    this.logger.info('the claim store can be written again');
   }
 }

@@ -16,7 +16,8 @@ import {
   newKey,
   request,
 } from '../../../../test/support/claim-store.contract.js';
-import { openPostgresClaimStore, type PostgresClaimStore, type PostgresClaimStoreOptions } from './postgres-store.js';
+import { openPostgresClaimStore } from './postgres-open.js';
+import type { PostgresClaimStore, PostgresClaimStoreOptions } from './postgres-store.js';
 import { PG_SCHEMA_VERSION } from './postgres-schema.js';
 
 const server = inject('postgres');

@@ -16,7 +16,7 @@
  * never inside a commit.
  */
 import { resolve } from 'node:path';
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import {
   MS_PER_DAY,
   type Claim,
@@ -34,10 +34,17 @@ import { prepareStatements, type Statements } from './sqlite-statements.js';
 import { decideClaim, sortRelevant } from '../claim-rules.js';
 import { GroupCommit, type Settled, type WriteOp } from '../group-commit.js';
 import { SqliteCheckpointer } from './sqlite-checkpointer.js';
-import { migrate, refuseIfNewer, schemaVersionOf } from '../migrations.js';
+import { migrate } from '../migrations.js';
 import { backupSqliteDatabase } from './sqlite-backup.js';
 import { environmentFailure } from './sqlite-failure.js';
-import { openError, openReadOnly } from './sqlite-open.js';
+import {
+  JOURNAL_SIZE_LIMIT_BYTES,
+  openConnection,
+  openError,
+  openReadOnly,
+  probeWrite,
+  WAL_AUTOCHECKPOINT_PAGES,
+} from './sqlite-open.js';
 import type { RegistryError } from '../../protocol/errors.js';
 import { isStoreError, storeError } from '../store-error.js';
 import { checkOptions, type SqliteClaimStoreOptions } from './sqlite-store-options.js';
@@ -49,51 +56,6 @@ export type { SqliteClaimStoreOptions };
 const PURGE_CHUNK = 1_000;
 /** Keys a touch updates per transaction: the periodic touch of every live key comes in slices. */
 const TOUCH_CHUNK = 500;
-/** The WAL is truncated back to this after a checkpoint, so that one burst does not keep it large. */
-const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
-/**
- * WAL pages between automatic checkpoints, used only if the checkpoint thread cannot run (SQLite's
- * default is 1,000; a checkpoint writes a page once however often it changed).
- */
-const WAL_AUTOCHECKPOINT_PAGES = 10_000;
-
-/** Opens the connection and sets it up; any failure is one STORE_OPEN_FAILED line. */
-function openConnection(path: string, busyTimeoutMs: number): DatabaseSync {
-  let db: DatabaseSync | undefined;
-  try {
-    db = new DatabaseSync(path, { timeout: busyTimeoutMs });
-    // Before WAL mode, which rewrites the header: a newer file must be left exactly as it was.
-    // Reading the version is also where "file is not a database" shows.
-    refuseIfNewer(db, path);
-    const mode = db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode?: unknown } | undefined;
-    if (mode?.journal_mode !== 'wal')
-      throw new Error(`the file system refused WAL mode (journal_mode is ${String(mode?.journal_mode)})`);
-    // Checkpoints run from the checkpoint thread (sqlite-checkpointer.ts), not inside a commit.
-    db.exec(
-      `PRAGMA synchronous = FULL; PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}; PRAGMA wal_autocheckpoint = 0;`,
-    );
-    return db;
-  } catch (err) {
-    db?.close();
-    if (isStoreError(err)) throw err;
-    throw openError(err, path);
-  }
-}
-
-/**
- * A real write at start, so that a database that opens but cannot be written (read-only file or
- * mount, full disk) stops the start instead of failing the first registration. SQLite opens a file
- * it may not write read-only without a word; rewriting the schema version is the smallest write.
- */
-function probeWrite(db: DatabaseSync, path: string): void {
-  try {
-    db.exec(`BEGIN IMMEDIATE; PRAGMA user_version = ${schemaVersionOf(db)}; COMMIT;`);
-  } catch (err) {
-    if (db.isTransaction) db.exec('ROLLBACK');
-    throw openError(err, path);
-  }
-}
-
 /** Opens (creating it if absent) and migrates the database at `options.path`; or, `readOnly`, only opens it. */
 export async function openSqliteClaimStore(options: SqliteClaimStoreOptions): Promise<SqliteClaimStore> {
   const checked = checkOptions(options);
