@@ -81,7 +81,7 @@ const DEFAULT_HOSTNAME_TIMEOUT_SECONDS = 120;
 const DEFAULT_LOG_SUMMARY_SECONDS = 60;
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-interface NumberKey {
+export interface NumberKey {
   readonly section: 'Registry';
   readonly key: string;
   readonly field: keyof RegistryLimits;
@@ -89,7 +89,7 @@ interface NumberKey {
   readonly max: number;
 }
 
-const LIMIT_KEYS: readonly NumberKey[] = [
+export const LIMIT_KEYS: readonly NumberKey[] = [
   { section: 'Registry', key: 'MaxPeers', field: 'maxPeers', min: 1, max: 10_000_000 },
   { section: 'Registry', key: 'MaxConnections', field: 'maxConnections', min: 1, max: 10_000_000 },
   { section: 'Registry', key: 'MaxMessageBytes', field: 'maxMessageBytes', min: 1_024, max: 1_048_576 },
@@ -114,7 +114,7 @@ const LIMIT_KEYS: readonly NumberKey[] = [
 ];
 
 /** Every section and key config.ini may hold (checked by name: a misspelt key is an error). */
-const KNOWN_KEYS: KnownKeys = new Map<string, readonly string[]>([
+export const KNOWN_KEYS: KnownKeys = new Map<string, readonly string[]>([
   ['Host', ['HOST', 'PORT', 'OperatorSocket']],
   ['HiddenService', ['HiddenServiceDir', 'HiddenServicePort', 'HostnameTimeoutSeconds']],
   ['Registry', [...LIMIT_KEYS.map((spec) => spec.key), ...CLAIMS_REGISTRY_KEYS]],
