@@ -15,6 +15,9 @@ import type { Logger } from '../logger.js';
 import type { PendingLine } from './pending-line.js';
 import type { SummaryLine } from '../summary-line.js';
 
+/** The limits Admission reads: its slice of the configuration. */
+export type AdmissionLimits = Pick<RegistryLimits, 'handshakeTimeoutSeconds' | 'maxConnections' | 'maxMessageBytes'>;
+
 /** tor's group connects to the socket (compose.yaml runs the server with tor's gid). */
 const SOCKET_MODE = 0o660;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
@@ -31,7 +34,7 @@ export interface ConnectionSink {
 }
 
 export interface HttpAdmissionOptions {
-  readonly limits: RegistryLimits;
+  readonly limits: AdmissionLimits;
   readonly logger: Logger;
   readonly connections: ConnectionSink;
   /** Sockets and connections without a valid request yet, shared with the open connections. */

@@ -24,6 +24,9 @@ import type { SummaryLine } from '../summary-line.js';
 import type { Registrar } from '../registry/registration.js';
 import { CLOSINGS, closingName, type Closing, type ClosingName } from '../registry/refusals.js';
 
+/** The limits Connection reads: its slice of the configuration. */
+export type ConnectionLimits = Pick<RegistryLimits, 'idleTimeoutSeconds' | 'maxBufferedBytes'>;
+
 /** Closes that refused nobody: not counted in the refusal summary. */
 const NOT_REFUSALS: ReadonlySet<ClosingName | 'other'> = new Set([
   'shutdown',
@@ -33,7 +36,7 @@ const NOT_REFUSALS: ReadonlySet<ClosingName | 'other'> = new Set([
 ]);
 
 export interface OpenConnectionsOptions {
-  readonly limits: RegistryLimits;
+  readonly limits: ConnectionLimits;
   readonly logger: Logger;
   readonly budgets: Budgets;
   readonly scheduler: FairScheduler<PeerConnection>;

@@ -25,8 +25,11 @@ import type { Registrar } from './registration.js';
 import type { PeerOwner } from './roster.js';
 import { CLOSINGS, REFUSALS, refuse, type Refusal } from './refusals.js';
 
+/** The limits Dispatch reads: its slice of the configuration. */
+export type DispatchLimits = Pick<RegistryLimits, 'rateLimitPerSecond' | 'rateLimitBurst' | 'rateLimitStrikes'>;
+
 export interface DispatcherOptions {
-  readonly limits: RegistryLimits;
+  readonly limits: DispatchLimits;
   readonly budgets: Budgets;
   readonly peers: PeerTable<PeerOwner>;
   readonly hub: EventHub;
@@ -35,7 +38,7 @@ export interface DispatcherOptions {
 }
 
 export class Dispatcher {
-  private readonly limits: RegistryLimits;
+  private readonly limits: DispatchLimits;
   private readonly budgets: Budgets;
   private readonly peers: PeerTable<PeerOwner>;
   private readonly hub: EventHub;

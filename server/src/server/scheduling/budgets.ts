@@ -18,7 +18,12 @@ export class Budgets {
   private readonly containers: FairShare<object>;
   private readonly containerTokensPerSecond: number;
 
-  constructor(private readonly limits: RegistryLimits) {
+  constructor(
+    private readonly limits: Pick<
+      RegistryLimits,
+      'rateLimitPerSecond' | 'rateLimitBurst' | 'signatureChecksPerSecond' | 'jsonContainersPerSecond'
+    >,
+  ) {
     this.containerTokensPerSecond = limits.jsonContainersPerSecond / MAX_JSON_CONTAINERS;
     this.containers = new FairShare(this.containerTokensPerSecond);
     this.signatureChecks = new FairShare(limits.signatureChecksPerSecond);
