@@ -3,7 +3,15 @@
  * client sends, and the checks of each reply, as coded errors naming the proxy and the fix.
  */
 import { ERROR_CATALOG, RegistryError, type SocksErrorCode } from '../protocol/errors.js';
-import type { SocksProxy } from './socks5.js';
+
+export interface SocksProxy {
+  readonly host: string;
+  readonly port: number;
+  /** RFC 1929 username, 1-255 bytes; with `password`, or neither. */
+  readonly username?: string;
+  /** RFC 1929 password, 1-255 bytes. */
+  readonly password?: string;
+}
 
 export const VERSION = 0x05;
 export const NO_AUTH = 0x00;

@@ -18,6 +18,7 @@ import {
   connectReplyRest,
   connectRequest,
   type Credentials,
+  type SocksProxy,
   credentialsOf,
   describeProxy,
   destinationError,
@@ -28,14 +29,7 @@ import {
   VERSION,
 } from './socks5-messages.js';
 
-export interface SocksProxy {
-  readonly host: string;
-  readonly port: number;
-  /** RFC 1929 username, 1-255 bytes; with `password`, or neither. */
-  readonly username?: string;
-  /** RFC 1929 password, 1-255 bytes. */
-  readonly password?: string;
-}
+export type { SocksProxy } from './socks5-messages.js';
 
 export interface SocksConnectOptions {
   readonly proxy: SocksProxy;
