@@ -69,8 +69,8 @@ class FakeLog implements Partial<PresenceStore> {
     this.snapshots += 1;
     return Promise.resolve(this.snapshotValue);
   }
-  readLog(from: number): Promise<LogPage> {
-    return Promise.resolve({ ...this.page, events: this.page.events.filter((e) => e.seq >= from) });
+  readLog(from: number, limit = Number.POSITIVE_INFINITY): Promise<LogPage> {
+    return Promise.resolve({ ...this.page, events: this.page.events.filter((e) => e.seq >= from).slice(0, limit) });
   }
   listen(): void {}
 }
@@ -132,6 +132,17 @@ describe('the cluster tail', () => {
       await expect.poll(() => log.snapshots).toBe(2);
       tail.stop();
     }
+  });
+
+  it('reads page after page until the head, from an empty log too (no anchor event in the first page)', async () => {
+    const rows = Array.from({ length: 1_200 }, (_, i) => row(`peer${i}`, 100 + i));
+    const empty: PresenceSnapshot = { logId: 'log', seq: 0, anchor: null, rows: [] };
+    const log = new FakeLog(empty, { logId: 'log', headSeq: 1_200, events: rows.map((r, i) => joined(i + 1, r)) });
+    const { tail, replica } = await tailOn(log);
+    // waitFor wakes the tail once; the poll (60 s) never comes: one catch-up must read every page.
+    expect(await tail.waitFor(1_200, 2_000)).toBe(true);
+    expect(replica.applied).toBe(1_200);
+    tail.stop();
   });
 
   it('answers a wait with false when the event is not applied in time', async () => {

@@ -136,7 +136,8 @@ export class ClusterTail {
       }
       this.replica.apply(event);
     }
-    return events.length === PAGE;
+    // Past the anchor, a full page holds PAGE new events; from an empty log (no anchor) PAGE + 1.
+    return events.length >= PAGE;
   }
 
   /** Why this page does not continue what was applied, or null when it does. */
