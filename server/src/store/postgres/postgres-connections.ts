@@ -20,6 +20,8 @@ export const INSTANCE_CONNECTIONS = Object.freeze({
   listener: 1,
   /** The lease's own connection: nothing else can delay a renewal. */
   lease: 1,
+  /** Revision 3: polls the operator's moderation decisions (moderation_version) twice a second. */
+  moderation: 1,
 });
 
 /** The most connections one cluster instance holds. */
