@@ -156,15 +156,7 @@ async function startWith(
   if (cluster !== null) await startCluster(cluster);
   const moderation = await watchModeration(moderationStore, { peers, roster, keeper: claims, logger });
   const summary = new SummaryLine(logger, config.logSummarySeconds);
-  const registrar = new Registrar(
-    peers,
-    roster,
-    budgets,
-    scheduler,
-    { keeper: claims, requireAddressProof: config.claims.requireAddressProof },
-    summary,
-    moderation ?? undefined,
-  );
+  const registrar = registrarOf(config, { peers, roster, budgets, scheduler, claims, summary, moderation });
   const output = new OutputBudget(limits.maxOutputBytes);
   const pendingLine = new PendingLine(limits.maxPendingConnections);
   const connections = new OpenConnections({
@@ -369,4 +361,21 @@ async function watchModeration(
   const watch = new ModerationWatch({ ...options, store, logger: options.logger.child({ module: 'moderation' }) });
   await watch.start();
   return watch;
+}
+
+function registrarOf(
+  config: Config,
+  parts: {
+    readonly peers: PeerTable<PeerOwner>;
+    readonly roster: Roster;
+    readonly budgets: Budgets;
+    readonly scheduler: FairScheduler<PeerConnection>;
+    readonly claims: ClaimKeeper;
+    readonly summary: SummaryLine;
+    readonly moderation: ModerationWatch | null;
+  },
+): Registrar {
+  const { peers, roster, budgets, scheduler, claims, summary, moderation } = parts;
+  const claimPart = { keeper: claims, requireAddressProof: config.claims.requireAddressProof };
+  return new Registrar(peers, roster, budgets, scheduler, claimPart, summary, moderation ?? undefined);
 }
