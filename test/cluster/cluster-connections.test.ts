@@ -1,6 +1,6 @@
 /**
  * A cluster instance's connections to PostgreSQL (docs/CLUSTER.md "Connection budget"): at most
- * 11 however busy it is (claims 4, presence 4, the listener, the lease, moderation), each named in
+ * 10 however busy it is (claims 4, presence 4, the listener, the lease), each named in
  * pg_stat_activity by its instance and what it is for, so that an operator can size max_connections
  * for N backends and tell whose connections are whose.
  */
@@ -22,7 +22,7 @@ async function registryConnections(database: string): Promise<string[]> {
 }
 
 describe("a cluster instance's connections to its database", () => {
-  it('are at most 11 however busy it is (claims 4, presence 4, listener 1, lease 1, moderation 1), each named by its instance and use', async () => {
+  it('are at most 10 however busy it is (claims 4, presence 4, listener 1, lease 1), each named by its instance and use', async () => {
     const database = await freshDatabase('budget');
     const a = await startInstance(database);
     instances.push(a);
@@ -43,20 +43,20 @@ describe("a cluster instance's connections to its database", () => {
       client.register(ed25519Identity(), `storm${i}`, 5050, undefined, {}).catch(() => null),
     );
     // The tail polls every second and the sweep starts a lease (2 s) after the start.
-    await waitUntil('the pools to fill up', async () => (await registryConnections(database)).length >= 11, {
+    await waitUntil('the pools to fill up', async () => (await registryConnections(database)).length >= 10, {
       timeoutMs: 8_000,
       intervalMs: 100,
     });
     await delay(1_000);
     const names = await registryConnections(database);
-    expect(names).toHaveLength(11);
+    expect(names).toHaveLength(10);
     const uses = new Map<string, number>();
     for (const name of names) {
       expect(name.startsWith(`p2p-registry ${instance} `)).toBe(true);
       const use = name.slice(`p2p-registry ${instance} `.length);
       uses.set(use, (uses.get(use) ?? 0) + 1);
     }
-    expect(Object.fromEntries(uses)).toEqual({ claims: 4, presence: 4, listener: 1, lease: 1, moderation: 1 });
+    expect(Object.fromEntries(uses)).toEqual({ claims: 4, presence: 4, listener: 1, lease: 1 });
 
     await locker.query('ROLLBACK');
     await Promise.all(replies);

@@ -29,29 +29,53 @@ function listening(port: number): Promise<Server> {
   });
 }
 
-/** Timers that keep the event loop alive (the test's own timeout among them). */
-function refTimers(): number {
-  return process.getActiveResourcesInfo().filter((type) => type === 'Timeout').length;
+/**
+ * Runs `start` and returns the timers it created that still keep the event loop alive: armed (not
+ * fired, not cleared) and ref'd. Counting every active timer of the process before and after would
+ * also count timers of vitest and of earlier tests that fire or are cleared meanwhile.
+ */
+async function timersLeftBy(start: () => Promise<unknown>): Promise<number> {
+  const created: NodeJS.Timeout[] = [];
+  const realTimeout = globalThis.setTimeout;
+  const realInterval = globalThis.setInterval;
+  vi.spyOn(globalThis, 'setTimeout').mockImplementation(((...args: Parameters<typeof setTimeout>) => {
+    const timer = realTimeout(...args);
+    created.push(timer);
+    return timer;
+  }) as typeof setTimeout);
+  vi.spyOn(globalThis, 'setInterval').mockImplementation(((...args: Parameters<typeof setInterval>) => {
+    const timer = realInterval(...args);
+    created.push(timer);
+    return timer;
+  }) as typeof setInterval);
+  try {
+    await start();
+  } finally {
+    vi.mocked(globalThis.setTimeout).mockRestore();
+    vi.mocked(globalThis.setInterval).mockRestore();
+  }
+  // A timer that fired (and was not re-armed) or was cleared is destroyed.
+  return created.filter((timer) => timer.hasRef() && !(timer as unknown as { _destroyed: boolean })._destroyed).length;
 }
 
 describe('a start that fails part way', () => {
   it('after it listened (the onion watcher fails to start), closes the listener: the port is free again', async () => {
     vi.spyOn(OnionWatcher.prototype, 'start').mockRejectedValueOnce(new Error('simulated watcher failure'));
     const port = await freePort();
-    const timers = refTimers();
-    await expect(startTestServer({}, { port })).rejects.toThrow('simulated watcher failure');
+    const left = await timersLeftBy(() =>
+      expect(startTestServer({}, { port })).rejects.toThrow('simulated watcher failure'),
+    );
     const again = await listening(port);
     cleanups.push(() => new Promise<void>((resolve) => again.close(() => resolve())));
-    expect(refTimers()).toBe(timers);
+    expect(left).toBe(0);
   });
 
   it('at listening (the port is taken), leaves no heartbeat timer running', async () => {
     const taken = await listening(0);
     cleanups.push(() => new Promise<void>((resolve) => taken.close(() => resolve())));
-    const timers = refTimers();
-    await expect(startTestServer({}, { port: (taken.address() as { port: number }).port })).rejects.toThrow(
-      /EADDRINUSE/,
+    const left = await timersLeftBy(() =>
+      expect(startTestServer({}, { port: (taken.address() as { port: number }).port })).rejects.toThrow(/EADDRINUSE/),
     );
-    expect(refTimers()).toBe(timers);
+    expect(left).toBe(0);
   });
 });

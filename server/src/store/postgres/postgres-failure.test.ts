@@ -79,7 +79,7 @@ describe('PostgreSQL failures', () => {
     );
     expect(failure?.name).toBe('53300');
     expect(failure?.fix).toMatch(/raise max_connections/);
-    expect(failure?.fix).toMatch(/a registry instance holds up to 11 connections/);
+    expect(failure?.fix).toMatch(/a registry instance holds up to 10 connections/);
     expect(failure?.fix).toMatch(/Connection budget/);
   });
 });
