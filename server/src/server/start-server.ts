@@ -34,7 +34,7 @@ import { SummaryLine } from './summary-line.js';
 import { Registrar } from './registry/registration.js';
 import { CLOSINGS } from './registry/refusals.js';
 import { LocalRoster, RosterEffects, type PeerOwner, type Roster } from './registry/roster.js';
-import { openModerationStore } from '../store/moderation/open-moderation.js';
+import { moderationBeside } from '../store/moderation/open-moderation.js';
 import type { ModerationStore } from '../store/moderation/moderation-store.js';
 import { ModerationWatch, type ModerationWatchOptions } from './moderation/moderation-watch.js';
 
@@ -100,10 +100,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   let moderation: ModerationStore | null = null;
   try {
     // Revision 3: the operator's decisions live beside the claims (an injected store has none).
-    if (options.openStore === undefined)
-      moderation = await openModerationStore(config.claims, {
-        ...(instanceId === undefined ? {} : { instanceId }),
-      });
+    if (options.openStore === undefined) moderation = await moderationBeside(store, config.claims);
     return await startWith(
       config,
       logger,

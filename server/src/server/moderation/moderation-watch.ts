@@ -2,7 +2,7 @@
  * How the operator's decisions reach a running server (PROTOCOL.md "Moderation": at once, on every
  * instance). The operator's commands write them to the database the claims are in and bump one
  * row, `moderation_version`; every server polls that row every 500 ms (one indexed read of one row:
- * on SQLite a read on its own WAL connection, on PostgreSQL one query on its own connection) and,
+ * on SQLite a read on its own WAL connection, on PostgreSQL one query on the claim store's pool) and,
  * when it changed, reads the decisions again and applies them to its own live registrations:
  * each one hit is sent `blocked`, closed with 4003, its registration ended (subscribers everywhere
  * see its peer_left) and its key's claim deleted. Why a poll and not LISTEN/NOTIFY:

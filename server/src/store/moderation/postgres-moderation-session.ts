@@ -1,8 +1,10 @@
 /**
- * The moderation store's connections to a cluster's PostgreSQL: a pool of one (a server polls one
- * row twice a second; an operator's command runs one transaction), durable commits.
+ * The moderation store's connections to a cluster's PostgreSQL, durable commits. A server's runs on
+ * its claim store's pool (onPool: its poll is one read of one row twice a second, and an instance
+ * holds no connection more than docs/CLUSTER.md "Connection budget" says); an operator's command
+ * opens a pool of one (open: one transaction at a time).
  */
-import pg, { type PoolConfig } from 'pg';
+import pg, { type Pool, type PoolConfig } from 'pg';
 import { readOnlySchemaError } from '../migrations.js';
 import { BEGIN_DURABLE } from '../postgres/postgres-sql.js';
 import { PG_SCHEMA_VERSION, pgSchemaVersionOf } from '../postgres/postgres-schema.js';
@@ -10,13 +12,25 @@ import { openFailure } from '../postgres/postgres-failure.js';
 import { isStoreError, storeError } from '../store-error.js';
 import type { Query, SqlSession, SqlValue } from './sql-session.js';
 
+/** What the session uses of a pool: reads and a connection for a transaction. */
+export type SessionPool = Pick<Pool, 'query' | 'connect'>;
+
 export class PostgresModerationSession implements SqlSession {
   readonly hasPresence = true;
 
   private constructor(
-    private readonly pool: pg.Pool,
+    private readonly pool: SessionPool,
     readonly target: string,
+    private readonly end: () => Promise<void>,
   ) {}
+
+  /**
+   * On a pool its owner opened, checked and ends (the claim store's, whose open migrated the
+   * schema): `close` leaves the pool open.
+   */
+  static onPool(pool: SessionPool, target: string): PostgresModerationSession {
+    return new PostgresModerationSession(pool, target, () => Promise.resolve());
+  }
 
   /** Connects and checks the schema (the claim store migrated it). */
   static async open(config: PoolConfig, target: string): Promise<PostgresModerationSession> {
@@ -41,7 +55,7 @@ export class PostgresModerationSession implements SqlSession {
         { cause: err },
       );
     }
-    return new PostgresModerationSession(pool, target);
+    return new PostgresModerationSession(pool, target, () => pool.end());
   }
 
   readonly query: Query = async <R>(sql: string, params: readonly SqlValue[] = []): Promise<R[]> =>
@@ -65,6 +79,6 @@ export class PostgresModerationSession implements SqlSession {
   }
 
   close(): Promise<void> {
-    return this.pool.end();
+    return this.end();
   }
 }
