@@ -44,6 +44,8 @@ running server applies a decision within a second; docs/OPERATIONS.md "Moderatio
 `;
 
 const KEY_ID = /^[0-9a-f]{64}$/;
+/** The commands that write a decision (and take --reason, --note, --by, --days). */
+const DECIDING: ReadonlySet<string> = new Set(['block', 'unblock', 'reserve', 'unreserve']);
 const MAX_TEXT = 500;
 
 export interface ModerationIo extends StoreIo {
@@ -97,7 +99,10 @@ async function keyOf(
 
 function addressOf(given: string): string {
   const parsed = parseOnionAddress(given);
-  if (!parsed.ok) throw usageError(`"${given}" is not a v3 onion address: ${parsed.reason}`);
+  if (!parsed.ok)
+    throw usageError(
+      `"${given}" is not a v3 onion address: ${parsed.reason}. Pass the address as the peer registered it (56 characters and .onion; \`p2p-registry claims show <nickname>\` shows a claim's)`,
+    );
   return parsed.address;
 }
 
@@ -127,7 +132,7 @@ function lapse(decision: Decision): string {
 
 async function block(store: ModerationStore, args: ParsedArgs, io: ModerationIo): Promise<number> {
   const { kind, target: given } = kindAndTarget(args, 'block');
-  const decision = decisionOf(args);
+  const decision = decisionOf(args, store.now());
   const { keyId, label } =
     kind === 'key' ? await keyOf(store, given, 'block key') : { keyId: addressOf(given), label: null };
   const applied = await store.block(kind, keyId, label, decision);
@@ -141,7 +146,7 @@ async function block(store: ModerationStore, args: ParsedArgs, io: ModerationIo)
 
 async function unblock(store: ModerationStore, args: ParsedArgs, io: ModerationIo): Promise<number> {
   const { kind, target: given } = kindAndTarget(args, 'unblock');
-  const decision = decisionOf(args);
+  const decision = decisionOf(args, store.now());
   const target = kind === 'address' ? addressOf(given) : given;
   const lifted = await store.unblock(kind, target, decision);
   if (lifted === null) {
@@ -155,7 +160,7 @@ async function unblock(store: ModerationStore, args: ParsedArgs, io: ModerationI
 
 async function reserve(store: ModerationStore, args: ParsedArgs, io: ModerationIo): Promise<number> {
   const pattern = onePattern(args, 'reserve');
-  const decision = decisionOf(args);
+  const decision = decisionOf(args, store.now());
   const forGiven = text(args, 'for');
   const forKey = forGiven === null ? null : await keyOf(store, forGiven, '--for');
   const matcher = new NicknamePattern(pattern);
@@ -173,7 +178,7 @@ async function reserve(store: ModerationStore, args: ParsedArgs, io: ModerationI
 
 async function unreserve(store: ModerationStore, args: ParsedArgs, io: ModerationIo): Promise<number> {
   const pattern = onePattern(args, 'unreserve');
-  const decision = decisionOf(args);
+  const decision = decisionOf(args, store.now());
   const lifted = await store.unreserve(pattern, decision);
   if (lifted === null) {
     io.stderr.write(`p2p-registry: no reservation of "${pattern}" to lift (see p2p-registry moderation list)\n`);
@@ -196,13 +201,28 @@ function sinceOf(args: ParsedArgs): number {
 
 /** Checks the command line before anything is opened: a mistyped command must not touch the database. */
 export function checkModerationUsage(command: string, args: ParsedArgs): void {
-  if (command === 'block' || command === 'unblock') kindAndTarget(args, command);
+  if (command === 'block' || command === 'unblock') {
+    const { kind, target } = kindAndTarget(args, command);
+    if (kind === 'address') addressOf(target);
+  }
   if (command === 'reserve' || command === 'unreserve') onePattern(args, command);
   if (command === 'moderation' && (args.positional[0] !== 'list' || args.positional.length > 1))
     throw usageError('moderation takes list: p2p-registry moderation list [--json]');
   if (command === 'audit' && args.positional.length > 0) throw usageError('audit takes options only: --since, --json');
   if (command === 'audit') sinceOf(args);
-  if (command !== 'reserve' && args.options.has('for')) throw usageError('--for goes with reserve only');
+  if (command !== 'reserve' && args.options.has('for'))
+    throw usageError(`--for goes with reserve only: p2p-registry reserve <nickname> --for <key-id|nickname>`);
+  if (command !== 'audit' && args.options.has('since'))
+    throw usageError('--since goes with audit only: p2p-registry audit --since 2027-01-31');
+  const deciding = DECIDING.has(command) ? [] : ['reason', 'note', 'by', 'days'].filter((o) => args.options.has(o));
+  if (deciding.length > 0)
+    throw usageError(
+      `--${deciding[0]} goes with block, unblock, reserve and unreserve: ${command} only reads the decisions`,
+    );
+  if (args.options.has('days') && (command === 'unblock' || command === 'unreserve'))
+    throw usageError(`--days goes with block and reserve (how long a decision lasts): ${command} lifts it now`);
+  if (args.options.has('json') && DECIDING.has(command))
+    throw usageError(`--json goes with moderation list and audit: p2p-registry moderation list --json`);
   decisionOf(args);
 }
 

@@ -117,7 +117,8 @@ export class ModerationStore {
 
   constructor(
     private readonly session: SqlSession,
-    private readonly now: Clock = Date.now,
+    /** The clock decisions are dated and expire by (ms since the epoch); tests inject one. */
+    readonly now: Clock = Date.now,
   ) {}
 
   get target(): string {
