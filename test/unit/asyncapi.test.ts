@@ -35,6 +35,7 @@ const SERVER_MESSAGES = [
   'peer_left',
   'claimed',
   'evicted',
+  'blocked',
 ];
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -12,7 +12,22 @@ import { isUsageError, parseArgs, usageError } from './args.js';
 import { CLIENT_COMMANDS, CLIENT_FLAGS, CLIENT_OPTIONS, CLIENT_USAGE, runClientCommand } from './client-commands.js';
 import { RegistryError } from '../protocol/errors.js';
 import { health, onion, serve, SERVER_COMMANDS, writeTorSettings } from './server-commands.js';
-import { openDatabaseOf, runStoreCommand, STORE_COMMANDS, STORE_USAGE } from './store-commands.js';
+import {
+  openDatabaseOf,
+  openForRelease,
+  openModerationOf,
+  runStoreCommand,
+  STORE_COMMANDS,
+  STORE_USAGE,
+} from './store-commands.js';
+import {
+  decisionOf,
+  MODERATION_COMMANDS,
+  MODERATION_OPTIONS,
+  MODERATION_USAGE,
+  runModerationCommand,
+} from './moderation-commands.js';
+import { createLogger } from '../server/logger.js';
 
 const USAGE = `usage: p2p-registry <command> [options]
 
@@ -24,12 +39,16 @@ registry commands (--config defaults to ./config.ini):
                              validate config.ini as serve does and write the KEY=VALUE lines
                              the tor container needs (HIDDEN_SERVICE_PORT) to <file>
   exit codes: 0 ok, 1 failure, 2 usage, 3 no onion address yet (onion), 78 configuration error
-${STORE_USAGE}${CLIENT_USAGE}`;
+${STORE_USAGE}${MODERATION_USAGE}${CLIENT_USAGE}`;
 
 export async function main(argv: readonly string[]): Promise<number> {
   let args: ReturnType<typeof parseArgs>;
   try {
-    args = parseArgs(argv, new Set(['config', 'out', ...CLIENT_OPTIONS]), new Set(['help', ...CLIENT_FLAGS]));
+    args = parseArgs(
+      argv,
+      new Set(['config', 'out', ...CLIENT_OPTIONS, ...MODERATION_OPTIONS]),
+      new Set(['help', ...CLIENT_FLAGS]),
+    );
   } catch (err) {
     process.stderr.write(`p2p-registry: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
@@ -53,9 +72,20 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     if (STORE_COMMANDS.has(command)) {
       const configPath = String(args.options.get('config') ?? './config.ini');
-      return await runStoreCommand(command, args, (access) => openDatabaseOf(configPath, access), {
+      const release = command === 'claims' && args.positional[0] === 'release';
+      return await runStoreCommand(
+        command,
+        args,
+        (access) => (release ? openForRelease(configPath, decisionOf(args)) : openDatabaseOf(configPath, access)),
+        { stdout: process.stdout, stderr: process.stderr, log: operatorLog() },
+      );
+    }
+    if (MODERATION_COMMANDS.has(command)) {
+      const configPath = String(args.options.get('config') ?? './config.ini');
+      return await runModerationCommand(command, args, () => openModerationOf(configPath), {
         stdout: process.stdout,
         stderr: process.stderr,
+        log: operatorLog(),
       });
     }
     if (CLIENT_COMMANDS.has(command)) return await runClientCommand(command, args);
@@ -72,4 +102,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`p2p-registry: ${(err as Error).message}\n`);
     return 1;
   }
+}
+
+/** The operator's actions, one JSON line each at info on stderr (stdout is the command's answer). */
+function operatorLog(): ReturnType<typeof createLogger> {
+  return createLogger('info', process.stderr).child({ module: 'operator' });
 }

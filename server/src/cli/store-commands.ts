@@ -15,6 +15,9 @@ import type { ParsedArgs } from './args.js';
 import { usageError } from './args.js';
 import type { TextSink } from './client-common.js';
 import type { Claim, ClaimStore } from '../store/claim-store.js';
+import type { Logger } from '../server/logger.js';
+import type { Decision, ModerationStore } from '../store/moderation/moderation-store.js';
+import { openModerationStore } from '../store/moderation/open-moderation.js';
 
 export const STORE_COMMANDS: ReadonlySet<string> = new Set(['claims', 'backup']);
 export const STORE_FLAGS: readonly string[] = ['json'];
@@ -32,12 +35,18 @@ all but release only read, so a read-only file or a PostgreSQL role with only SE
 export interface StoreIo {
   readonly stdout: TextSink;
   readonly stderr: TextSink;
+  /** The operator's log: one info line per action that changes something (claims release). */
+  readonly log?: Pick<Logger, 'info'>;
 }
 
 /** Where the claims live, for messages ("backed up <database> to <file>"). */
 export interface StoreHandle {
   readonly store: ClaimStore;
   readonly database: string;
+  /** Opened for writes: where `claims release` is audited (revision 3). */
+  readonly moderation?: ModerationStore;
+  /** Who runs it (--by, or the OS user) and the --reason and --note of an audited action. */
+  readonly decision?: Decision;
 }
 
 /** What a command does to the claims: `read` needs no write access to the database at all. */
@@ -64,6 +73,24 @@ export async function openDatabaseOf(configPath: string, access: StoreAccess): P
     );
   }
   return { store: await openConfiguredStore(config.claims, options), database };
+}
+
+/** The moderation tables of the database config.ini names, created or migrated first if needed (as a write). */
+export async function openModerationOf(configPath: string): Promise<ModerationStore> {
+  const handle = await openDatabaseOf(configPath, 'write');
+  await handle.store.close();
+  return openModerationStore(loadConfig(configPath).claims);
+}
+
+/** `claims release` audits what it deletes: the claim database opened for writes, and its moderation tables. */
+export async function openForRelease(configPath: string, decision: Decision): Promise<StoreHandle> {
+  const handle = await openDatabaseOf(configPath, 'write');
+  try {
+    return { ...handle, moderation: await openModerationStore(loadConfig(configPath).claims), decision };
+  } catch (err) {
+    await handle.store.close();
+    throw err;
+  }
 }
 
 function iso(ms: number): string {
@@ -131,12 +158,19 @@ async function showClaim(store: ClaimStore, args: ParsedArgs, io: StoreIo): Prom
   return 0;
 }
 
-async function releaseClaim(store: ClaimStore, args: ParsedArgs, io: StoreIo): Promise<number> {
+async function releaseClaim(handle: StoreHandle, args: ParsedArgs, io: StoreIo): Promise<number> {
   const nickname = oneNickname(args, 'release');
-  const claim = await store.releaseNickname(nickname);
+  const claim = await handle.store.releaseNickname(nickname);
   if (claim === null) {
     io.stderr.write(`p2p-registry: no claim on "${nickname}" to release\n`);
     return 1;
+  }
+  if (handle.moderation !== undefined && handle.decision !== undefined) {
+    await handle.moderation.claimReleased(claim.nickname, claim.address, handle.decision);
+    io.log?.info(
+      { action: 'claims-release', target: claim.nickname, by: handle.decision.by },
+      'operator action: claims release',
+    );
   }
   io.stdout.write(
     `released ${claim.nickname} (${claim.address}): the nickname and address are free now; a peer registered under it right now keeps its live registration until it disconnects\n`,
@@ -174,8 +208,9 @@ export async function runStoreCommand(
     if (command === 'backup') return await backup(handle, args, io);
     if (sub === 'list') return await listClaims(handle.store, args.options.has('json'), io);
     if (sub === 'show') return await showClaim(handle.store, args, io);
-    return await releaseClaim(handle.store, args, io);
+    return await releaseClaim(handle, args, io);
   } finally {
     await handle.store.close();
+    await handle.moderation?.close();
   }
 }

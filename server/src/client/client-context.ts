@@ -40,6 +40,8 @@ export interface ClientContext {
   wasReplaced: boolean;
   /** Rev 2: the registry evicted us (the address's owner proved it), with its reason; null if not. */
   evictedReason: string | null;
+  /** Rev 3: the registry's operator blocked us (`blocked` arrived): the public reason, or '' without one; null if not. */
+  blockedReason: string | null;
   /**
    * Attempts since the connection was lost, the timer of the next one, and the refusal that made
    * the last attempt fail (its retryAfterMs, if any, is the least delay before the next).
@@ -60,6 +62,7 @@ export function createContext(settings: ClientSettings, events: EventEmitter<Reg
     wantSubscribed: false,
     wasReplaced: false,
     evictedReason: null,
+    blockedReason: null,
     reconnect: { attempt: 0, timer: undefined, refusal: null },
   };
 }

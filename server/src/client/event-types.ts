@@ -40,6 +40,11 @@ export interface RegistryClientEvents {
    * connection (4002) and the client closes with EVICTED, without reconnecting.
    */
   evicted: [reason: string];
+  /**
+   * Rev 3: the registry's operator blocked this key or address, or reserved the nickname; the
+   * registry closes this connection (4003) and the client closes with BLOCKED, without reconnecting.
+   */
+  blocked: [reason: string | null];
   /** Every event above, as one stream. */
   event: [event: RegistryEvent];
   disconnected: [info: DisconnectInfo];

@@ -19,6 +19,10 @@ export function emitRegistryEvent(ctx: ClientContext, event: RegistryEvent): voi
       ctx.evictedReason = event.reason;
       ctx.events.emit('evicted', event.reason);
       break;
+    case 'blocked':
+      ctx.blockedReason = event.reason ?? '';
+      ctx.events.emit('blocked', event.reason);
+      break;
     case 'claimed':
       // A claim is about this connection's registration; without one there is nothing to update.
       if (ctx.peer !== null) ctx.peer = { ...ctx.peer, claim: event.claim };

@@ -18,6 +18,9 @@ const TRANSIENT_SERVER_CODES: ReadonlySet<string> = new Set([
   ErrorCode.UNAVAILABLE,
 ]);
 
+/** Rev 3: the operator's refusals. Final: registering again would be refused the same way. */
+const FINAL_SERVER_CODES: ReadonlySet<string> = new Set([ErrorCode.BLOCKED, ErrorCode.NICKNAME_RESERVED]);
+
 /**
  * The delay before reconnection attempt `attempt` (1-based). Its window grows exponentially
  * (initialDelayMs x factor^(attempt-1), capped at maxDelayMs) and the delay falls at random in the
@@ -54,6 +57,14 @@ function reasonToStop(ctx: ClientContext, code: number): RegistryError | null {
     return new RegistryError(
       'EVICTED',
       `the registry closed this registration: the owner of its onion address proved it${why}; register with that address's onion key (--onion-key), or with your own address`,
+    );
+  }
+  if (ctx.blockedReason !== null || code === CloseCode.BLOCKED) {
+    // The operator's decision: a new connection would be refused BLOCKED (PROTOCOL.md "Moderation").
+    const why = ctx.blockedReason === null || ctx.blockedReason === '' ? '' : ` (reason: ${ctx.blockedReason})`;
+    return new RegistryError(
+      'BLOCKED',
+      `the registry's operator blocked this registration${why}: the client does not reconnect; ask the registry's operator, or register with another key, address or nickname`,
     );
   }
   if (ctx.settings.reconnect === null)
@@ -146,6 +157,12 @@ export class Reconnector {
         registered = await sendRegister(ctx, ctx.wanted);
       } catch (err) {
         if (isConnectionLevel(err)) throw err;
+        if (FINAL_SERVER_CODES.has((err as RegistryError).code)) {
+          // Blocked or reserved meanwhile: the client stops rather than carry on unregistered.
+          ctx.wanted = null;
+          void shutdown(ctx, err as RegistryError);
+          throw err;
+        }
         if (TRANSIENT_SERVER_CODES.has((err as RegistryError).code)) {
           ctx.reconnect.refusal = err as RegistryError;
           throw err;

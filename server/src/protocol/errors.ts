@@ -18,6 +18,8 @@ export const CloseCode = {
   REPLACED: 4001,
   /** Revision 2: the address was proven by its owner (after `{"type":"evicted"}`). */
   EVICTED: 4002,
+  /** Revision 3: the operator blocked this key or address, or reserved its nickname (after `{"type":"blocked"}`). */
+  BLOCKED: 4003,
 } as const;
 
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
@@ -78,6 +80,10 @@ export const ERROR_CATALOG = {
     'the server cannot serve this request right now; nothing was changed: retry after retryAfterMs',
   ),
   INTERNAL: protocol('internal error', CloseCode.INTERNAL_ERROR),
+  BLOCKED: protocol(
+    "the registry's operator blocked this key or onion address: registering again will be refused the same way",
+  ),
+  NICKNAME_RESERVED: protocol("the registry's operator reserved this nickname: choose another one"),
 
   // ---- raised by the peer client library ----
   BAD_URL: local('client', 'the registry URL must be ws://<host>:<port>/'),

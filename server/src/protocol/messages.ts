@@ -11,7 +11,7 @@ export function nicknameKey(nickname: string): string {
 export const MAX_ID_LENGTH = 64;
 export const MAX_LIST_LIMIT = 1000;
 /** Revision 2: the optional parts of PROTOCOL.md this server implements, sent in the hello. */
-export const FEATURES = ['claims', 'address-proof'] as const;
+export const FEATURES = ['claims', 'address-proof', 'moderation'] as const;
 export type RequestId = string | number | null;
 export type KeyType = 'ed25519' | 'rsa';
 
@@ -95,5 +95,6 @@ export type ServerMessage =
   | { type: 'replaced' }
   | { type: 'claimed'; claim: ClaimInfo }
   | { type: 'evicted'; reason: string }
+  | { type: 'blocked'; reason: string | null }
   | { type: 'peer_joined'; peer: PeerRecord }
   | { type: 'peer_left'; nickname: string };

@@ -66,7 +66,9 @@ export type RegistryEvent =
   /** Rev 2: the claim was made (or moved) on this connection after its `registered` reply. */
   | { readonly type: 'claimed'; readonly claim: Claim }
   /** Rev 2: the address's owner proved it; the registry closes this connection (4002). */
-  | { readonly type: 'evicted'; readonly reason: string };
+  | { readonly type: 'evicted'; readonly reason: string }
+  /** Rev 3: the registry's operator blocked this registration; the registry closes this connection (4003). */
+  | { readonly type: 'blocked'; readonly reason: string | null };
 
 /** The frame limit a hello without `limits` (revision 1) implies. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 16_384;
@@ -150,6 +152,9 @@ export function readEvent(frame: Frame): RegistryEvent | undefined {
     case 'evicted':
       // The close (4002) follows whatever the reason says: an evicted without one still counts.
       return { type: 'evicted', reason: typeof frame.reason === 'string' ? frame.reason : '' };
+    case 'blocked':
+      // The close (4003) follows whatever the reason says: a blocked without one still counts.
+      return { type: 'blocked', reason: typeof frame.reason === 'string' ? frame.reason : null };
     default:
       return undefined;
   }

@@ -59,7 +59,7 @@ describe('greeting', () => {
       protocol: 1,
       challenge: c.challenge,
       onion: s.server.onion,
-      features: ['claims', 'address-proof'],
+      features: ['claims', 'address-proof', 'moderation'],
       limits: {
         maxMessageBytes: 16384,
         heartbeatSeconds: 30,

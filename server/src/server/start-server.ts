@@ -34,6 +34,9 @@ import { SummaryLine } from './summary-line.js';
 import { Registrar } from './registry/registration.js';
 import { CLOSINGS } from './registry/refusals.js';
 import { LocalRoster, RosterEffects, type PeerOwner, type Roster } from './registry/roster.js';
+import { moderationBeside } from '../store/moderation/open-moderation.js';
+import type { ModerationStore } from '../store/moderation/moderation-store.js';
+import { ModerationWatch, type ModerationWatchOptions } from './moderation/moderation-watch.js';
 
 const SHUTDOWN_GRACE_MS = 3_000;
 
@@ -94,14 +97,19 @@ export async function startServer(config: Config, logger: Logger, options: Start
     options.openStore !== undefined || instanceId === undefined
       ? null
       : openConfiguredPresence(config.claims, instanceId);
+  let moderation: ModerationStore | null = null;
   try {
+    // Revision 3: the operator's decisions live beside the claims (an injected store has none).
+    if (options.openStore === undefined) moderation = await moderationBeside(store, config.claims);
     return await startWith(
       config,
       logger,
       claims,
       presence === null || instanceId === undefined ? null : { presence, instanceId },
+      moderation,
     );
   } catch (err) {
+    await moderation?.close();
     await presence?.close();
     await claims.close();
     throw err;
@@ -113,6 +121,7 @@ async function startWith(
   logger: Logger,
   claims: ClaimKeeper,
   shared: { readonly presence: PresenceStore; readonly instanceId: string } | null,
+  moderationStore: ModerationStore | null,
 ): Promise<RegistryServer> {
   const { limits } = config;
   const peers = new PeerTable<PeerOwner>(limits.maxPeers);
@@ -142,15 +151,9 @@ async function startWith(
   const logAddress = (): void => logReachable(logger, String(onionUrl()), cluster, config.hiddenServicePort);
   const roster: Roster = cluster ?? new LocalRoster(effects);
   if (cluster !== null) await startCluster(cluster);
+  const moderation = await watchModeration(moderationStore, { peers, roster, keeper: claims, logger });
   const summary = new SummaryLine(logger, config.logSummarySeconds);
-  const registrar = new Registrar(
-    peers,
-    roster,
-    budgets,
-    scheduler,
-    { keeper: claims, requireAddressProof: config.claims.requireAddressProof },
-    summary,
-  );
+  const registrar = registrarOf(config, { peers, roster, budgets, scheduler, claims, summary, moderation });
   const output = new OutputBudget(limits.maxOutputBytes);
   const pendingLine = new PendingLine(limits.maxPendingConnections);
   const connections = new OpenConnections({
@@ -179,6 +182,7 @@ async function startWith(
     connections,
     summary,
     claims,
+    moderation,
     operator: null,
   };
   const close = closer(parts);
@@ -241,6 +245,7 @@ interface RunningParts {
   /** Set once it listens. */
   operator: OperatorListener | null;
   readonly claims: ClaimKeeper;
+  readonly moderation: ModerationWatch | null;
 }
 
 function clusterRoster(
@@ -269,6 +274,7 @@ function closer(parts: RunningParts): () => Promise<void> {
   return () => {
     closing ??= (async () => {
       heartbeats.stop();
+      await parts.moderation?.close();
       hub.close();
       await watcher.close();
       const closed = admission.close();
@@ -341,4 +347,32 @@ async function startCluster(roster: ClusterRoster): Promise<void> {
     }
     throw err;
   }
+}
+
+/** Revision 3: the operator's decisions, read before the server listens, then polled. */
+async function watchModeration(
+  store: ModerationStore | null,
+  options: Omit<ModerationWatchOptions, 'store'>,
+): Promise<ModerationWatch | null> {
+  if (store === null) return null;
+  const watch = new ModerationWatch({ ...options, store, logger: options.logger.child({ module: 'moderation' }) });
+  await watch.start();
+  return watch;
+}
+
+function registrarOf(
+  config: Config,
+  parts: {
+    readonly peers: PeerTable<PeerOwner>;
+    readonly roster: Roster;
+    readonly budgets: Budgets;
+    readonly scheduler: FairScheduler<PeerConnection>;
+    readonly claims: ClaimKeeper;
+    readonly summary: SummaryLine;
+    readonly moderation: ModerationWatch | null;
+  },
+): Registrar {
+  const { peers, roster, budgets, scheduler, claims, summary, moderation } = parts;
+  const claimPart = { keeper: claims, requireAddressProof: config.claims.requireAddressProof };
+  return new Registrar(peers, roster, budgets, scheduler, claimPart, summary, moderation ?? undefined);
 }

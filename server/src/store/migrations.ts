@@ -56,6 +56,53 @@ export const MIGRATIONS: readonly Migration[] = [
     // As version 3: the PostgreSQL schema's version 4 changes cluster tables only.
     sql: `SELECT 1;`,
   },
+  {
+    version: 5,
+    summary: 'moderation: blocked keys and addresses, reserved nicknames, the audit trail, the decisions version',
+    // The same tables as PostgreSQL's version 5 (postgres-schema.ts says what each holds).
+    sql: `
+      CREATE TABLE moderation_blocks (
+        kind       TEXT    NOT NULL CHECK (kind IN ('key', 'address')),
+        target     TEXT    NOT NULL,
+        label      TEXT,
+        reason     TEXT,
+        note       TEXT,
+        created_at INTEGER NOT NULL,
+        created_by TEXT    NOT NULL,
+        expires_at INTEGER,
+        PRIMARY KEY (kind, target)
+      ) STRICT;
+      CREATE TABLE moderation_reservations (
+        pattern    TEXT    NOT NULL PRIMARY KEY CHECK (pattern = lower(pattern)),
+        for_key_id TEXT,
+        for_label  TEXT,
+        reason     TEXT,
+        note       TEXT,
+        created_at INTEGER NOT NULL,
+        created_by TEXT    NOT NULL,
+        expires_at INTEGER
+      ) STRICT;
+      CREATE TABLE moderation_audit (
+        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+        at     INTEGER NOT NULL,
+        action TEXT    NOT NULL,
+        target TEXT    NOT NULL,
+        reason TEXT,
+        note   TEXT,
+        actor  TEXT    NOT NULL,
+        detail TEXT
+      ) STRICT;
+      CREATE TRIGGER moderation_audit_no_update BEFORE UPDATE ON moderation_audit
+        BEGIN SELECT RAISE(ABORT, 'moderation_audit is append-only'); END;
+      CREATE TRIGGER moderation_audit_no_delete BEFORE DELETE ON moderation_audit
+        BEGIN SELECT RAISE(ABORT, 'moderation_audit is append-only'); END;
+      CREATE TABLE moderation_version (
+        id      INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL
+      ) STRICT;
+      INSERT INTO moderation_version VALUES (1, 0);
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -28,6 +28,7 @@ import type { PeerTable } from './peer-table.js';
 import type { SummaryLine } from '../summary-line.js';
 import { REFUSALS, refuse } from './refusals.js';
 import type { LocalEntry, PeerOwner, Roster } from './roster.js';
+import { type ModerationGate, NO_MODERATION } from '../moderation/moderation-watch.js';
 
 /** Revision 2: the claim store's part of registration, and whether an address proof is required. */
 export interface RegistrarClaims {
@@ -43,6 +44,8 @@ export class Registrar {
     private readonly scheduler: FairScheduler<PeerConnection>,
     private readonly claims: RegistrarClaims,
     private readonly summary: Pick<SummaryLine, 'registered'>,
+    /** Revision 3: the operator's blocks and reservations. */
+    private readonly moderation: ModerationGate = NO_MODERATION,
   ) {}
 
   /**
@@ -204,6 +207,9 @@ export class Registrar {
   ): Promise<void> {
     if (!valid) return conn.reply(id, refuse(REFUSALS.badSignature));
     if (!proven) return conn.reply(id, refuse(CLAIM_REFUSALS.badAddressProof));
+    // Revision 3, after the signature: only the key's holder learns that it is blocked.
+    const moderated = this.moderation.refusal(entry);
+    if (moderated !== null) return conn.reply(id, refuse(moderated));
     let prepared: Prepared | null = null;
     try {
       // The table may have changed while the signature was checked (a name taken, the table full);
@@ -225,6 +231,8 @@ export class Registrar {
     // Counted for the summary line: a line each at info would make a reconnect storm a flood of lines.
     this.summary.registered();
     conn.log.debug({ nickname: entry.peer.nickname, address: entry.peer.address }, 'peer registered');
+    // A decision applied while this registration was being stored did not see it: it ends now.
+    this.moderation.enforceIfHit(entry);
   }
 }
 

@@ -8,7 +8,9 @@
  *
  * Restore into an empty database: `psql -v ON_ERROR_STOP=1 -d <database> -f <file>` (one
  * transaction: all or nothing). pg_dump of the whole database remains the operator's tool for
- * everything else in it (and for the later presence and event tables).
+ * everything else in it (and for the later presence and event tables). Revision 3's moderation
+ * tables (blocks, reservations, the audit trail and the decisions' version) are copied in the same
+ * snapshot: a restored registry keeps its operator's decisions and their history.
  */
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
@@ -86,12 +88,39 @@ async function writeSnapshot(client: PoolClient, target: string, partial: string
       if (last === undefined || rows.length < PAGE_ROWS) break;
       after = last.key_id;
     }
+    await file.write('\\.\n');
+    await file.write(await moderationRows(client));
     await client.query('COMMIT');
-    await file.write('\\.\nCOMMIT;\n');
+    await file.write('COMMIT;\n');
     await file.sync();
   } finally {
     await file.close();
   }
+}
+
+/** The moderation tables, small, as COPY blocks (text format; null as \\N). */
+const MODERATION_TABLES: ReadonlyArray<readonly [string, string]> = [
+  ['moderation_blocks', 'kind, target, label, reason, note, created_at, created_by, expires_at'],
+  ['moderation_reservations', 'pattern, for_key_id, for_label, reason, note, created_at, created_by, expires_at'],
+  ['moderation_audit', 'seq, at, action, target, reason, note, actor, detail'],
+];
+
+async function moderationRows(client: PoolClient): Promise<string> {
+  const parts: string[] = [];
+  for (const [table, columns] of MODERATION_TABLES) {
+    const rows = (await client.query<Record<string, string | number | null>>(`SELECT ${columns} FROM ${table}`)).rows;
+    const names = columns.split(', ');
+    const lines = rows.map(
+      (row) => `${names.map((name) => (row[name] === null ? '\\N' : copyText(String(row[name])))).join('\t')}\n`,
+    );
+    parts.push(`COPY ${table} (${columns}) FROM stdin;\n${lines.join('')}\\.\n`);
+  }
+  const version = (await client.query<{ version: number }>('SELECT version FROM moderation_version')).rows[0];
+  parts.push(`UPDATE moderation_version SET version = ${Number(version?.version ?? 0)};\n`);
+  parts.push(
+    "SELECT setval(pg_get_serial_sequence('moderation_audit', 'seq'), coalesce(max(seq), 0) + 1, false) FROM moderation_audit;\n",
+  );
+  return parts.join('');
 }
 
 async function syncFolder(path: string): Promise<void> {

@@ -6,7 +6,8 @@
  */
 export const INSTANCE_CONNECTIONS = Object.freeze({
   /**
-   * The claim store's pool. Each registration makes one or two short statements there (its
+   * The claim store's pool; the moderation poll (revision 3: one read of one row twice a second)
+   * borrows it too. Each registration makes one or two short statements there (its
    * conflicts, then a touch or the claim); four keep up with the signature budget of one process,
    * and a registration that finds them busy waits for one (up to the connect timeout), not fails.
    */

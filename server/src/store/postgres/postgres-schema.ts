@@ -117,6 +117,58 @@ export const PG_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE presence ADD COLUMN registered_at bigint;
     `,
   },
+  {
+    version: 5,
+    summary: 'moderation: blocked keys and addresses, reserved nicknames, the audit trail, the decisions version',
+    // The operator's decisions (docs/OPERATIONS.md "Moderation"). Times are ms since the epoch;
+    // expires_at null: until the operator lifts it.
+    //  - moderation_blocks: a key (its key id) or an onion address; label: the nickname it was named by.
+    //  - moderation_reservations: a nickname or glob, lowercase; for_key_id: the one key that may use it.
+    //  - moderation_audit: every operator action, append-only (the triggers refuse UPDATE and DELETE).
+    //  - moderation_version: bumped with every decision; every instance polls it (moderation-watch.ts).
+    sql: `
+      CREATE TABLE moderation_blocks (
+        kind       text   NOT NULL CHECK (kind IN ('key', 'address')),
+        target     text   NOT NULL,
+        label      text,
+        reason     text,
+        note       text,
+        created_at bigint NOT NULL,
+        created_by text   NOT NULL,
+        expires_at bigint,
+        PRIMARY KEY (kind, target)
+      );
+      CREATE TABLE moderation_reservations (
+        pattern    text   NOT NULL PRIMARY KEY CHECK (pattern = lower(pattern)),
+        for_key_id text,
+        for_label  text,
+        reason     text,
+        note       text,
+        created_at bigint NOT NULL,
+        created_by text   NOT NULL,
+        expires_at bigint
+      );
+      CREATE TABLE moderation_audit (
+        seq    bigserial PRIMARY KEY,
+        at     bigint NOT NULL,
+        action text   NOT NULL,
+        target text   NOT NULL,
+        reason text,
+        note   text,
+        actor  text   NOT NULL,
+        detail text
+      );
+      CREATE FUNCTION moderation_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'moderation_audit is append-only'; END $$;
+      CREATE TRIGGER moderation_audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON moderation_audit
+        FOR EACH STATEMENT EXECUTE FUNCTION moderation_audit_append_only();
+      CREATE TABLE moderation_version (
+        id      smallint NOT NULL PRIMARY KEY CHECK (id = 1),
+        version bigint   NOT NULL
+      );
+      INSERT INTO moderation_version VALUES (1, 0);
+    `,
+  },
 ];
 
 export const PG_SCHEMA_VERSION: number = PG_MIGRATIONS[PG_MIGRATIONS.length - 1]?.version ?? 0;

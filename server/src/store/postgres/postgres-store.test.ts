@@ -19,6 +19,7 @@ import {
 import { openPostgresClaimStore } from './postgres-open.js';
 import type { PostgresClaimStore, PostgresClaimStoreOptions } from './postgres-store.js';
 import { PG_SCHEMA_VERSION } from './postgres-schema.js';
+import { openModerationStore } from '../moderation/open-moderation.js';
 
 const server = inject('postgres');
 const admin = new pg.Pool({ connectionString: postgresUrl(server, 'postgres'), max: 2 });
@@ -210,6 +211,59 @@ describe('PostgreSQL claim store', () => {
     await promisify(execFile)(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', restored, '-f', file]);
     const copy = await openAt(restored, { now: clock.now });
     expect((await copy.list()).claims).toEqual((await store.list()).claims);
+  });
+
+  it('backs up the moderation decisions, the audit trail and their version with the claims; the restored database goes on from there', async () => {
+    const url = await freshDatabase();
+    const clock = new ManualClock();
+    const store = await openAt(url, { now: clock.now });
+    const mallory = newKey();
+    await store.claim(request(mallory, 'mallory', newAddress()));
+    await store.claim(request(newKey(), 'alice', newAddress()));
+    const operator = await openModerationStore({ database: url, passwordFile: null }, { now: clock.now });
+    const decision = { by: 'carol', reason: 'spam\tand "tabs"', note: 'line one\nline two \\ end', expiresAt: null };
+    await operator.block('key', mallory.keyId, 'mallory', decision);
+    await operator.block('address', newAddress(), null, { ...decision, expiresAt: clock.now() + 86_400_000 });
+    await operator.reserve('admin*', (n) => n.startsWith('admin'), { keyId: newKey().keyId, label: null }, decision);
+    await operator.reserve('root', () => false, null, { ...decision, reason: null, note: null });
+    await operator.unreserve('root', decision);
+    await operator.claimReleased('alice', newAddress(), decision);
+    const before = { decisions: await operator.decisions(), audit: await operator.audit() };
+    await operator.close();
+    const dir = mkdtempSync(join(tmpdir(), 'pg-backup-'));
+    dirs.push(dir);
+    const file = join(dir, 'claims.sql');
+    await store.backup(file);
+
+    const restored = await freshDatabase();
+    await promisify(execFile)(join(server.binDir, 'psql'), [
+      '-X',
+      '-q',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-d',
+      restored,
+      '-f',
+      file,
+    ]);
+    await openAt(restored, { now: clock.now }); // opens (and checks) the restored schema as a server would
+    const copy = await openModerationStore({ database: restored, passwordFile: null }, { now: clock.now });
+    try {
+      expect(before.decisions.blocks).toHaveLength(2);
+      expect(before.decisions.reservations).toHaveLength(1);
+      expect(await copy.decisions()).toEqual(before.decisions);
+      expect(await copy.audit()).toEqual(before.audit);
+      // The audit goes on after its last entry, and is still append-only.
+      await copy.unblock('key', 'mallory', decision);
+      expect((await copy.audit()).map((entry) => entry.seq)).toEqual([
+        ...before.audit.map((e) => e.seq),
+        before.audit.length + 1,
+      ]);
+      expect(await copy.version()).toBe(before.decisions.version + 1);
+      await expect(sql(restored, 'DELETE FROM moderation_audit')).rejects.toThrow();
+    } finally {
+      await copy.close();
+    }
   });
 
   it('refuses a backup it cannot write with STORE_UNAVAILABLE, leaving no file', async () => {

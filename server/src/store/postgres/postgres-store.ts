@@ -210,6 +210,16 @@ export class PostgresClaimStore implements ClaimStore {
     await backupPostgresClaims(client, this.target, file, this.#retryAfterMs);
   }
 
+  /**
+   * The pool's reads and transactions, lent to the moderation store of the same process (revision
+   * 3): its poll and reads take a connection of this pool, so an instance's connection budget stays
+   * as docs/CLUSTER.md says. Not the pool itself: only this store ends it (close).
+   */
+  get sharedPool(): Pick<Pool, 'query' | 'connect'> {
+    const pool = this.#pool;
+    return { query: pool.query.bind(pool) as Pool['query'], connect: pool.connect.bind(pool) as Pool['connect'] };
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
