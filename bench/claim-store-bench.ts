@@ -114,7 +114,8 @@ export function measureEmptyPurge(folder: string, schemaVersion: number, request
   const db = new DatabaseSync(path);
   migrate(db, path, schemaVersion);
   const insert = db.prepare(
-    `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at)
+    `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at,
+      last_seen_at, expires_at)
      VALUES (?, ?, ?, lower(?), ?, 0, 0, 0, ?)`,
   );
   db.exec('BEGIN');

@@ -137,7 +137,9 @@ const onServerCpu = {
 };
 const round = (x, places = 2) => (x === null || x === undefined ? null : Number(x.toFixed(places)));
 
-/** The cleanest window of a measured throughput (bench/lib/measure.mjs), with the CPU of every process named in `pids`. */
+/**
+ * The cleanest window of a measured throughput (bench/lib/measure.mjs), with the CPU of every process named in `pids`.
+ */
 async function lookupsOn(worker, label, port, pids) {
   const args = {
     port,
@@ -295,7 +297,9 @@ async function propagationPhase({ instances, w0, m, P, pgPids }) {
     propagationMissingEvents: missing,
   });
   log(
-    `propagation at ${plan.propRate}/s: register on A -> peer_joined on B p50 ${toB.p50} / p99 ${toB.p99} ms; on A itself ${toA.p50} / ${toA.p99} ms; A's registered ${reply.p50} / ${reply.p99} ms; missing events ${missing}, errors ${result.errors} ${result.errorSamples.join(' | ')}`,
+    `propagation at ${plan.propRate}/s: register on A -> peer_joined on B p50 ${toB.p50} / p99 ${toB.p99} ms; on A ` +
+      `itself ${toA.p50} / ${toA.p99} ms; A's registered ${reply.p50} / ${reply.p99} ms; missing events ${missing}, ` +
+      `errors ${result.errors} ${result.errorSamples.join(' | ')}`,
   );
 }
 
@@ -352,7 +356,9 @@ async function registrationPhase({ instances, w0, m, P, pgHandle, pgPids, databa
       spanRegistrations > 0 ? round((xactAfter.commits - xactBefore.commits) / spanRegistrations, 1) : null,
   });
   log(
-    `cluster registrations over A, B, C: ${perSec}/s (cpu ${JSON.stringify(cpu)}, errors ${result.errors}${result.errors > 0 ? `: ${result.errorSamples.join(' | ')}` : ''}); pgbench ${Math.round(ceiling.cyclesPerSec)}/s; ~${m.clusterCommitsPerRegistration} PostgreSQL commits per registration`,
+    `cluster registrations over A, B, C: ${perSec}/s (cpu ${JSON.stringify(cpu)}, errors ` +
+      `${result.errors}${result.errors > 0 ? `: ${result.errorSamples.join(' | ')}` : ''}); pgbench ` +
+      `${Math.round(ceiling.cyclesPerSec)}/s; ~${m.clusterCommitsPerRegistration} PostgreSQL commits per registration`,
   );
 }
 
@@ -374,9 +380,10 @@ async function main() {
   };
   const m = results.metrics;
   const P = results.phases;
-  log(
-    `mode ${opts.mode}; ${CAN_PIN ? `PostgreSQL and the registries on CPU ${SERVER_CPU}, load on CPU ${LOAD_CPU}` : 'taskset missing: processes are NOT pinned'}`,
-  );
+  const pinning = CAN_PIN
+    ? `PostgreSQL and the registries on CPU ${SERVER_CPU}, load on CPU ${LOAD_CPU}`
+    : 'taskset missing: processes are NOT pinned';
+  log(`mode ${opts.mode}; ${pinning}`);
   const pgHandle = await startBenchPostgres({ cpu: SERVER_CPU, onCleanup: run.onCleanup });
   const pgPids = { postgres: pgHandle.cpuSeconds };
   const databaseUrl = await createDatabase(pgHandle, 'bench_cluster');
@@ -442,13 +449,18 @@ function tableOf(results) {
       'singleHostLookupsPerSec',
       m.singleHostLookupsPerSec,
       '',
-      `SQLite single host, mean of ${P.lookups.single.runs.length} runs (${P.lookups.single.runs.map((r) => r.perSec).join(', ')}) before, between and after ${P.lookups.rounds} round(s) of the instances; ${m.singleHostLookupsPerServerCpuSecond} per server CPU-second; ${plan.conns} conns x ${plan.inflight} in flight`,
+      `SQLite single host, mean of ${P.lookups.single.runs.length} runs ` +
+        `(${P.lookups.single.runs.map((r) => r.perSec).join(', ')}) before, between and after ${P.lookups.rounds} ` +
+        `round(s) of the instances; ${m.singleHostLookupsPerServerCpuSecond} per server CPU-second; ${plan.conns} ` +
+        `conns x ${plan.inflight} in flight`,
     ],
     ...['A', 'B', 'C'].map((n) => [
       `instance${n}LookupsPerSec`,
       m[`instance${n}LookupsPerSec`],
       '',
-      `vs single host ${m[`instance${n}LookupVsSingle`]}; mean of ${P.lookups.instances[n].runs.map((r) => r.perSec).join(', ')}; ${P.lookups.instances[n].perServerCpuSecond} per server CPU-second; last ${cores(P.lookups.instances[n].cpu)}`,
+      `vs single host ${m[`instance${n}LookupVsSingle`]}; mean of ` +
+        `${P.lookups.instances[n].runs.map((r) => r.perSec).join(', ')}; ` +
+        `${P.lookups.instances[n].perServerCpuSecond} per server CPU-second; last ${cores(P.lookups.instances[n].cpu)}`,
     ]),
     [
       'clusterLookupVsSingle',
@@ -460,7 +472,8 @@ function tableOf(results) {
       'propagationP50Ms',
       m.propagationP50Ms,
       '',
-      `register sent on A -> peer_joined on B's subscriber, open loop at ${m.propagationRatePerSec}/s (EventBatchMs ${plan.eventBatchMs}${plan.eventBatchMs === 50 ? ', the default,' : ''} included)`,
+      `register sent on A -> peer_joined on B's subscriber, open loop at ${m.propagationRatePerSec}/s (EventBatchMs ` +
+        `${plan.eventBatchMs}${plan.eventBatchMs === 50 ? ', the default,' : ''} included)`,
     ],
     [
       'propagationP99Ms',
@@ -484,22 +497,29 @@ function tableOf(results) {
       'clusterRegistrationsPerSec',
       m.clusterRegistrationsPerSec,
       '',
-      `${plan.regConcurrency} at a time over A, B, C; a new connection each, closed after registered (enter + leave); ${m.clusterCommitsPerRegistration} commits each; ${cores(reg.cpu)}`,
+      `${plan.regConcurrency} at a time over A, B, C; a new connection each, closed after registered (enter + ` +
+        `leave); ${m.clusterCommitsPerRegistration} commits each; ${cores(reg.cpu)}`,
     ],
     [
       'pgbenchCyclesPerSec',
       m.pgbenchCyclesPerSec,
       '',
-      `the ceiling: best pgbench -M extended run (${P.registrations.pgbench.runs.map((r) => `-c ${r.clients}: ${r.cyclesPerSec}/s`).join(', ')}), the same enter + leave transactions, random keys; PostgreSQL ${m.pgbenchPostgresCpu} core`,
+      `the ceiling: best pgbench -M extended run ` +
+        `(${P.registrations.pgbench.runs.map((r) => `-c ${r.clients}: ${r.cyclesPerSec}/s`).join(', ')}), the same ` +
+        `enter + leave transactions, random keys; PostgreSQL ${m.pgbenchPostgresCpu} core`,
     ],
     [
       'clusterRegistrationVsPgbench',
       m.clusterRegistrationVsPgbench,
       '',
-      `cluster / pgbench; per PostgreSQL CPU-second ${m.clusterRegistrationVsPgbenchPerPgCpu} (PostgreSQL waits on the log head's row lock, not on its CPU)`,
+      `cluster / pgbench; per PostgreSQL CPU-second ${m.clusterRegistrationVsPgbenchPerPgCpu} (PostgreSQL waits on ` +
+        `the log head's row lock, not on its CPU)`,
     ],
   ];
-  const note = `2 cores: CPU ${SERVER_CPU} = PostgreSQL + the three instances + the single-host server, CPU ${LOAD_CPU} = load and pgbench; a production cluster gives each its own host, so the cluster figures here are a lower bound.`;
+  const note =
+    `2 cores: CPU ${SERVER_CPU} = PostgreSQL + the three instances + the single-host server, CPU ` +
+    `${LOAD_CPU} = load and pgbench; a production cluster gives each its own host, so the cluster figures here are a ` +
+    `lower bound.`;
   return `${formatTable(rows)}${note}\n\n`;
 }
 

@@ -126,7 +126,8 @@ async function freshClientTor() {
     'testnet-client',
     'bash',
     '-c',
-    'exec 3<>/dev/tcp/127.0.0.1/9051 && printf "AUTHENTICATE\\r\\nSIGNAL NEWNYM\\r\\nQUIT\\r\\n" >&3 && cat <&3 >/dev/null',
+    'exec 3<>/dev/tcp/127.0.0.1/9051 && printf "AUTHENTICATE\\r\\nSIGNAL NEWNYM\\r\\nQUIT\\r\\n" >&3 && cat <&3 ' +
+      '>/dev/null',
   );
 }
 
@@ -273,7 +274,8 @@ async function main() {
     'drain-stop': {
       before: async () => {
         log(
-          'drain-stop: draining backend1 and waiting until no descriptor that lists it can be cached (make cluster-drain WAIT=1)',
+          'drain-stop: draining backend1 and waiting until no descriptor that lists it can be cached (make ' +
+            'cluster-drain WAIT=1)',
         );
         await clusterOps('drain', 'backend1', '--reason', 'bench', '--wait');
       },
@@ -350,7 +352,9 @@ async function main() {
     for (const group of ['fresh', 'reconnecting']) {
       const g = r[group];
       console.log(
-        `${name.padEnd(13)} ${group.padEnd(13)} ${String(g.n).padStart(3)} ${String(g.within10s).padStart(6)} ${String(g.within30s).padStart(6)} ${String(g.within90s).padStart(6)}  ${String(g.p50).padEnd(7)} ${String(g.p90).padEnd(7)} ${g.max}`,
+        `${name.padEnd(13)} ${group.padEnd(13)} ${String(g.n).padStart(3)} ${String(g.within10s).padStart(6)} ` +
+          `${String(g.within30s).padStart(6)} ${String(g.within90s).padStart(6)}  ${String(g.p50).padEnd(7)} ` +
+          `${String(g.p90).padEnd(7)} ${g.max}`,
       );
     }
   }

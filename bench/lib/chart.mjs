@@ -16,11 +16,17 @@ export function formatRate(value) {
 }
 
 function text(x, y, content, { size = 12, anchor = 'start', weight = 'normal', fill = '#222' } = {}) {
-  return `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" font-size="${size}" text-anchor="${anchor}" font-weight="${weight}" fill="${fill}" ${FONT}>${esc(content)}</text>`;
+  return (
+    `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" font-size="${size}" text-anchor="${anchor}" ` +
+    `font-weight="${weight}" fill="${fill}" ${FONT}>${esc(content)}</text>`
+  );
 }
 
 function rect(x, y, w, h, fill) {
-  return `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${Math.max(0, w).toFixed(1)}" height="${Math.max(0, h).toFixed(1)}" fill="${fill}" rx="2"/>`;
+  return (
+    `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${Math.max(0, w).toFixed(1)}" ` +
+    `height="${Math.max(0, h).toFixed(1)}" fill="${fill}" rx="2"/>`
+  );
 }
 
 /**
@@ -51,7 +57,8 @@ function barsPanel(x, y, w, { title, rows: allRows, ratioName, ratio, target }) 
   if (Number.isFinite(ceiling)) {
     const tx = x + labelW + ((target * ceiling) / max) * scaleW;
     out.push(
-      `<line x1="${tx.toFixed(1)}" y1="${top - 3}" x2="${tx.toFixed(1)}" y2="${bottom}" stroke="#d33" stroke-dasharray="3,2"/>`,
+      `<line x1="${tx.toFixed(1)}" y1="${top - 3}" x2="${tx.toFixed(1)}" y2="${bottom}" stroke="#d33" ` +
+        `stroke-dasharray="3,2"/>`,
     );
     out.push(text(tx, bottom + 11, `target ${target}`, { size: 10, anchor: 'middle', fill: '#d33' }));
   }
@@ -104,13 +111,15 @@ export function renderChart(results) {
     text(
       20,
       26,
-      `Registry bench: ${results.machine.cpus} CPUs, ${results.machine.cpuModel}, Node ${results.machine.node}, ws ${results.machine.ws}${results.mode === 'smoke' ? ' (smoke run)' : ''}`,
+      `Registry bench: ${results.machine.cpus} CPUs, ${results.machine.cpuModel}, Node ${results.machine.node}, ws ` +
+        `${results.machine.ws}${results.mode === 'smoke' ? ' (smoke run)' : ''}`,
       { size: 13, weight: 'bold' },
     ),
     text(
       20,
       44,
-      'Server (or baseline) pinned to one core, load generators to the other; every ratio is taken within the same run.',
+      'Server (or baseline) pinned to one core, load generators to the other; every ratio is taken within the ' +
+        'same run.',
       { size: 11, fill: '#555' },
     ),
     barsPanel(20, 72, 470, {
@@ -141,10 +150,18 @@ export function renderChart(results) {
     text(
       20,
       HEIGHT - 8,
-      `Held ${m.peersHeld ?? 'n/a'} heart-beating peers${results.phases.capacity?.fdLimited ? ` (the host's fd limit is ${results.phases.capacity.serverFdLimit})` : ''}, ${!Number.isFinite(m.rssBytesPerPeer) ? 'n/a' : (m.rssBytesPerPeer / 1024).toFixed(1)} KiB RSS each (${m.serverRssMb ?? 'n/a'} MB total) · churn ${formatRate(m.churnEventsPerSec)} events/s delivered, lost ${m.churnLost ?? 'n/a'}`,
+      `Held ${m.peersHeld ?? 'n/a'} heart-beating peers${fdLimitNote(results.phases.capacity)}, ` +
+        `${!Number.isFinite(m.rssBytesPerPeer) ? 'n/a' : (m.rssBytesPerPeer / 1024).toFixed(1)} KiB RSS each ` +
+        `(${m.serverRssMb ?? 'n/a'} MB total) · churn ${formatRate(m.churnEventsPerSec)} events/s delivered, lost ` +
+        `${m.churnLost ?? 'n/a'}`,
       { size: 12 },
     ),
     '</svg>',
   ];
   return `${parts.join('\n')}\n`;
+}
+
+/** Said when the peers held stopped at the host's file descriptor limit. */
+function fdLimitNote(capacity) {
+  return capacity?.fdLimited ? ` (the host's fd limit is ${capacity.serverFdLimit})` : '';
 }

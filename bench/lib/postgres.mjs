@@ -112,7 +112,8 @@ export async function transactionsOf(url) {
   const row = (
     await sql(
       url,
-      'SELECT xact_commit::bigint AS c, xact_rollback::bigint AS r FROM pg_stat_database WHERE datname = current_database()',
+      'SELECT xact_commit::bigint AS c, xact_rollback::bigint AS r FROM pg_stat_database WHERE datname = ' +
+        'current_database()',
     )
   ).rows[0];
   return { commits: Number(row.c), rollbacks: Number(row.r) };

@@ -8,7 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { killAllChildren } from './procs.mjs';
 
-/** `options`: { budgetMs, keepTemp, tempPrefix, name }. Returns { log, elapsed, tempRoot, lifetimeSeconds, cleanup, onCleanup }. */
+/**
+ * `options`: { budgetMs, keepTemp, tempPrefix, name }. Returns { log, elapsed, tempRoot, lifetimeSeconds, cleanup,
+ * onCleanup }.
+ */
 export function startRun({ budgetMs, keepTemp, tempPrefix, name = 'bench' }) {
   const runStarted = performance.now();
   const elapsed = () => ((performance.now() - runStarted) / 1000).toFixed(1);

@@ -70,7 +70,8 @@ export class Worker {
         this.calls.delete(id);
         reject(
           new Error(
-            `${this.name} ${cmd} took longer than ${timeoutMs} ms; its last output:\n${this.child.lines.slice(-10).join('\n')}`,
+            `${this.name} ${cmd} took longer than ${timeoutMs} ms; its last ` +
+              `output:\n${this.child.lines.slice(-10).join('\n')}`,
           ),
         );
       }, timeoutMs);

@@ -11,7 +11,8 @@
  * store's work is missing, so the rate next to the real server's is what durable claims cost.
  * The store:
  *  - reads find nothing (findForRegistration: no claims; getByNickname: null; list: empty);
- *  - writes resolve at once without writing (touch: 0; revert: 0; releaseClaim: false; releaseKey and releaseNickname: null; purge: 0);
+ *  - writes resolve at once without writing (touch: 0; revert: 0; releaseClaim: false; releaseKey and releaseNickname:
+ * null; purge: 0);
  *  - `claim` answers `claimed` with the claim it would have made (only reached with
  *    ClaimAfterSeconds 0 or after ClaimAfterSeconds, which the phase does not use with this store).
  */

@@ -81,7 +81,8 @@ export async function preloadClaims(path, count) {
   const db = new DatabaseSync(path);
   try {
     const insert = db.prepare(
-      `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at)
+      `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at,
+        last_seen_at, expires_at)
        VALUES (?, ?, ?, lower(?), ?, 0, ?, ?, ?)`,
     );
     const now = Date.now();
@@ -219,9 +220,12 @@ export async function claimsPhase(ctx) {
       m[`${lower(v.name)}RegisterP99Ms`] = round(pct[99]);
       m.claimsPacedRatePerSec = pacedRate;
       log(
-        `claims ${v.key} ${v.what}: ${perSec}/s, ${perCpuSecond} per server CPU-second (cpu ${JSON.stringify(thr.cpu)}, errors ${thr.result.errors}); ` +
-          `paced at ${pacedRate}/s: p50 ${round(pct[50])} ms, p99 ${round(pct[99])} ms over ${clean.length} of ${paced.result.windows.length} windows ` +
-          `(cpu ${JSON.stringify(clean[0]?.cpu)}; answered ${paced.result.answered}, overload ${paced.result.overload}, errors ${paced.result.errors})` +
+        `claims ${v.key} ${v.what}: ${perSec}/s, ${perCpuSecond} per server CPU-second (cpu ` +
+          `${JSON.stringify(thr.cpu)}, errors ${thr.result.errors}); ` +
+          `paced at ${pacedRate}/s: p50 ${round(pct[50])} ms, p99 ${round(pct[99])} ms over ${clean.length} of ` +
+          `${paced.result.windows.length} windows ` +
+          `(cpu ${JSON.stringify(clean[0]?.cpu)}; answered ${paced.result.answered}, overload ` +
+          `${paced.result.overload}, errors ${paced.result.errors})` +
           (rowsAfter === null ? '' : `; claims in the database afterwards ${rowsAfter}`),
       );
       for (const [name, r] of [
@@ -254,7 +258,8 @@ export function claimsRows(m, P, cores) {
         `${l}PerSec`,
         m[`${l}PerSec`],
         '',
-        `${v.what}: ${m[`${l}PerServerCpuSecond`]} per server CPU-second; paced at ${m.claimsPacedRatePerSec}/s: register p50 ${m[`${l}RegisterP50Ms`]} / p99 ${m[`${l}RegisterP99Ms`]} ms; ${cores(v.throughput)}`,
+        `${v.what}: ${m[`${l}PerServerCpuSecond`]} per server CPU-second; paced at ${m.claimsPacedRatePerSec}/s: ` +
+          `register p50 ${m[`${l}RegisterP50Ms`]} / p99 ${m[`${l}RegisterP99Ms`]} ms; ${cores(v.throughput)}`,
       ],
     ];
   };

@@ -133,8 +133,10 @@ export async function fanOutPhase(ctx) {
     m.fanOutCutOff = views.cutOff;
     m.fanOutLost = views.mismatched + (views.minEvents === events ? 0 : 1);
     log(
-      `fan-out: ${views.subscribers} subscribers, ${m.fanOutEventsPerSec} events/s (${m.fanOutDeliveriesPerSec} deliveries/s); CPU ${JSON.stringify(cpu)}; ` +
-        `ping p99 ${m.fanOutPingP99Ms} ms (baseline without fan-out ${m.fanOutBaselinePingP99Ms} ms; all pings ${m.fanOutPingP99AllMs} ms, ${loaded.clouded} clouded by the pinger's own stalls); ` +
+      `fan-out: ${views.subscribers} subscribers, ${m.fanOutEventsPerSec} events/s (${m.fanOutDeliveriesPerSec} ` +
+        `deliveries/s); CPU ${JSON.stringify(cpu)}; ` +
+        `ping p99 ${m.fanOutPingP99Ms} ms (baseline without fan-out ${m.fanOutBaselinePingP99Ms} ms; all pings ` +
+        `${m.fanOutPingP99AllMs} ms, ${loaded.clouded} clouded by the pinger's own stalls); ` +
         `cut off ${views.cutOff}, views differing ${views.mismatched}, fewest events ${views.minEvents} of ${events}`,
     );
   } finally {
@@ -153,13 +155,16 @@ export function fanOutRows(m, P) {
       'fanOutEventsPerSec',
       m.fanOutEventsPerSec,
       '',
-      `${m.fanOutSubscribers} subscribers that read: ${m.fanOutDeliveriesPerSec} frames/s delivered; CPU: server ${m.fanOutServerCpu} / subscribers ${f.cpu.subscribers} / churners ${f.cpu.churners} / pinger ${f.cpu.pinger} / other ${f.cpu.foreign}${f.cpu.foreign >= 0.25 ? ' (other work on the host)' : ''}`,
+      `${m.fanOutSubscribers} subscribers that read: ${m.fanOutDeliveriesPerSec} frames/s delivered; CPU: server ` +
+        `${m.fanOutServerCpu} / subscribers ${f.cpu.subscribers} / churners ${f.cpu.churners} / pinger ` +
+        `${f.cpu.pinger} / other ${f.cpu.foreign}${f.cpu.foreign >= 0.25 ? ' (other work on the host)' : ''}`,
     ],
     [
       'fanOutPingP99Ms',
       m.fanOutPingP99Ms,
       '< 100',
-      `${ok(m.fanOutPingP99Ms < 100)}; same pinger without fan-out ${m.fanOutBaselinePingP99Ms} ms; p50 ${m.fanOutPingP50Ms} ms; all pings ${m.fanOutPingP99AllMs} ms`,
+      `${ok(m.fanOutPingP99Ms < 100)}; same pinger without fan-out ${m.fanOutBaselinePingP99Ms} ms; p50 ` +
+        `${m.fanOutPingP50Ms} ms; all pings ${m.fanOutPingP99AllMs} ms`,
     ],
     [
       'fanOutCutOff',

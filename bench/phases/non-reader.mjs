@@ -183,8 +183,12 @@ export async function nonReaderPhase(ctx) {
       nonReaderHonestP99Ms: honest.p99Ms,
     };
     ctx.log(
-      `non-reader attack (${plan.attackers} connections asking ${plan.pagesPerBurst} pages of ${plan.peers} peers every ${plan.burstEveryMs} ms, never reading, ${attackResult.opened} opened, ${attackResult.closed} closed by the server): ` +
-        `peak RSS ${metrics.nonReaderPeakRssMb} MB (baseline ${metrics.nonReaderBaselineRssMb} MB, MaxOutputBytes ${metrics.nonReaderOutputBoundMb} MiB); honest reader ${honest.pages} pages, ${honest.failures} failed, p99 ${honest.p99Ms} ms`,
+      `non-reader attack (${plan.attackers} connections asking ${plan.pagesPerBurst} pages of ${plan.peers} peers ` +
+        `every ${plan.burstEveryMs} ms, never reading, ${attackResult.opened} opened, ${attackResult.closed} closed ` +
+        `by the server): ` +
+        `peak RSS ${metrics.nonReaderPeakRssMb} MB (baseline ${metrics.nonReaderBaselineRssMb} MB, MaxOutputBytes ` +
+        `${metrics.nonReaderOutputBoundMb} MiB); honest reader ${honest.pages} pages, ${honest.failures} failed, p99 ` +
+        `${honest.p99Ms} ms`,
     );
     return { metrics, phase: { plan, ...attackResult, honest, baselineRssBytes: baseline, peakRssBytes: peak } };
   } finally {

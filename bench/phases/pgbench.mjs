@@ -33,7 +33,8 @@ export function pgbenchScript() {
   const instance = `'pgbench-' || :inst`;
   const event = (kind, withRow) =>
     `INSERT INTO presence_events (seq, kind, announce, key_id, nickname, instance_id, local_ref, public_key, peer) ` +
-    `SELECT * FROM unnest(ARRAY[:seq]::bigint[], ARRAY['${kind}']::text[], ARRAY[true]::boolean[], ARRAY[${key}]::text[], ARRAY[${nick}]::text[], ` +
+    `SELECT * FROM unnest(ARRAY[:seq]::bigint[], ARRAY['${kind}']::text[], ARRAY[true]::boolean[], ` +
+    `ARRAY[${key}]::text[], ARRAY[${nick}]::text[], ` +
     `ARRAY[${instance}]::text[], ARRAY[:k]::bigint[], ` +
     (withRow
       ? `ARRAY[decode(${der}, 'hex')]::bytea[], ARRAY['${peer}']::text[]);`
@@ -44,7 +45,8 @@ export function pgbenchScript() {
     'BEGIN ISOLATION LEVEL READ COMMITTED;',
     `SELECT 1 FROM registry_instances WHERE id = ${instance} AND lease_until > now() FOR SHARE;`,
     `SELECT ${ROW} FROM presence WHERE key_id = ${key} OR nickname_key = ${nick} OR address = ${address} FOR UPDATE;`,
-    `INSERT INTO presence (${ROW}, nickname_key) VALUES (${key}, ${nick}, ${address}, false, ${instance}, :k, decode(${der}, 'hex'), '${peer}', ${nick});`,
+    `INSERT INTO presence (${ROW}, nickname_key) VALUES (${key}, ${nick}, ${address}, false, ${instance}, :k, ` +
+      `decode(${der}, 'hex'), '${peer}', ${nick});`,
     'UPDATE presence_log_head SET seq = seq + 1 WHERE id = 1 RETURNING seq \\gset',
     event('joined', true),
     "SELECT pg_notify('registry_presence', '');",
@@ -123,7 +125,8 @@ async function pgbenchRun({ pgHandle, tempRoot, cpu, clients, seconds, lifetimeS
     throw new Error(`pgbench failed (${code}): ${child.lines.slice(-15).join('\n')}`);
   const rows = Number((await sql(url, 'SELECT count(*) AS n FROM presence_events')).rows[0].n);
   log(
-    `pgbench ${clients} clients x ${seconds}s: ${out.cyclesPerSec.toFixed(0)} registration cycles/s (enter + leave), PostgreSQL ${pgCpu.toFixed(2)} core; ${rows} events logged`,
+    `pgbench ${clients} clients x ${seconds}s: ${out.cyclesPerSec.toFixed(0)} registration cycles/s (enter + leave), ` +
+      `PostgreSQL ${pgCpu.toFixed(2)} core; ${rows} events logged`,
   );
   return {
     ...out,

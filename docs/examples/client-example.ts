@@ -138,7 +138,8 @@ async function follow(
       ? `no claim yet (after ${client.hello?.limits.claimAfterSeconds ?? '?'} s registered)`
       : `claim until ${registered.claim.until}`;
   log(
-    `registered as ${registered.nickname} at ${registered.address}:${registered.port}, address verified: ${registered.addressVerified}, ${claim}`,
+    `registered as ${registered.nickname} at ${registered.address}:${registered.port}, address verified: ` +
+      `${registered.addressVerified}, ${claim}`,
   );
   await client.subscribe();
   await directory.refresh(client);

@@ -46,58 +46,68 @@ afterEach(async () => {
 afterAll(closeAdmin);
 
 describe('cluster instances as processes', () => {
-  it('ends the registrations of an instance killed with SIGKILL once its lease runs out, with peer_left on the others', async () => {
-    const database = await freshDatabase('killed');
-    const [a, b, c] = [await instance(database), await instance(database), await instance(database)];
-    const views = [await View.of(a.url), await View.of(b.url)];
-    clients.push(...views.map((v) => v.client));
-    const doomed = await connect(c.url);
-    expect((await doomed.register(ed25519Identity(), 'doomed')).type).toBe('registered');
-    const survivor = await connect(a.url);
-    expect((await survivor.register(ed25519Identity(), 'survivor')).type).toBe('registered');
-    await waitConverged([a.url, b.url], views);
+  it(
+    'ends the registrations of an instance killed with SIGKILL once its lease runs out, with peer_left on ' +
+      'the others',
+    async () => {
+      const database = await freshDatabase('killed');
+      const [a, b, c] = [await instance(database), await instance(database), await instance(database)];
+      const views = [await View.of(a.url), await View.of(b.url)];
+      clients.push(...views.map((v) => v.client));
+      const doomed = await connect(c.url);
+      expect((await doomed.register(ed25519Identity(), 'doomed')).type).toBe('registered');
+      const survivor = await connect(a.url);
+      expect((await survivor.register(ed25519Identity(), 'survivor')).type).toBe('registered');
+      await waitConverged([a.url, b.url], views);
 
-    const killedAt = Date.now();
-    await stopBuiltServer(c.server, 'SIGKILL');
-    await waitUntil('doomed to leave every view', () => views.every((v) => !v.applied().has('doomed')), {
-      timeoutMs: 5 * LEASE_SECONDS * 1000,
-      intervalMs: 50,
-    });
-    const tookMs = Date.now() - killedAt;
-    // Lease, plus at most one renewal period and one sweep period: well under three leases.
-    expect(tookMs).toBeGreaterThanOrEqual(LEASE_SECONDS * 1000 * 0.5);
-    expect(tookMs).toBeLessThan(3 * LEASE_SECONDS * 1000);
-    for (const v of views)
+      const killedAt = Date.now();
+      await stopBuiltServer(c.server, 'SIGKILL');
+      await waitUntil('doomed to leave every view', () => views.every((v) => !v.applied().has('doomed')), {
+        timeoutMs: 5 * LEASE_SECONDS * 1000,
+        intervalMs: 50,
+      });
+      const tookMs = Date.now() - killedAt;
+      // Lease, plus at most one renewal period and one sweep period: well under three leases.
+      expect(tookMs).toBeGreaterThanOrEqual(LEASE_SECONDS * 1000 * 0.5);
+      expect(tookMs).toBeLessThan(3 * LEASE_SECONDS * 1000);
+      for (const v of views)
+        expect(
+          v
+            .events()
+            .filter((e) => e.type === 'peer_left')
+            .map((e) => e.nickname),
+        ).toEqual(['doomed']);
+      expect([...(await waitConverged([a.url, b.url], views)).keys()]).toEqual(['survivor']);
+      console.log(
+        `a SIGKILLed instance's peer left the other instances' views ${tookMs} ms after the kill (lease ` +
+          `${LEASE_SECONDS} s)`,
+      );
+    },
+  );
+
+  it(
+    'ends the registrations of an instance stopped with SIGTERM at once, in one write, not after ' + 'its lease',
+    async () => {
+      const database = await freshDatabase('stopped');
+      const [a, b] = [await instance(database), await instance(database)];
+      const watcher = await View.of(a.url);
+      clients.push(watcher.client);
+      for (let i = 0; i < 20; i += 1) {
+        const peer = await connect(b.url);
+        expect((await peer.register(ed25519Identity(), `leaving${i}`)).type).toBe('registered');
+      }
+      await waitUntil('the watcher to see all 20', () => watcher.applied().size === 20);
+      const stoppedAt = Date.now();
+      expect(await stopBuiltServer(b.server, 'SIGTERM')).toBe(0);
+      await waitUntil('all 20 to leave', () => watcher.applied().size === 0, { timeoutMs: LEASE_SECONDS * 1000 });
+      expect(Date.now() - stoppedAt).toBeLessThan(LEASE_SECONDS * 1000);
       expect(
-        v
-          .events()
-          .filter((e) => e.type === 'peer_left')
-          .map((e) => e.nickname),
-      ).toEqual(['doomed']);
-    expect([...(await waitConverged([a.url, b.url], views)).keys()]).toEqual(['survivor']);
-    console.log(
-      `a SIGKILLed instance's peer left the other instances' views ${tookMs} ms after the kill (lease ${LEASE_SECONDS} s)`,
-    );
-  });
-
-  it('ends the registrations of an instance stopped with SIGTERM at once, in one write, not after its lease', async () => {
-    const database = await freshDatabase('stopped');
-    const [a, b] = [await instance(database), await instance(database)];
-    const watcher = await View.of(a.url);
-    clients.push(watcher.client);
-    for (let i = 0; i < 20; i += 1) {
-      const peer = await connect(b.url);
-      expect((await peer.register(ed25519Identity(), `leaving${i}`)).type).toBe('registered');
-    }
-    await waitUntil('the watcher to see all 20', () => watcher.applied().size === 20);
-    const stoppedAt = Date.now();
-    expect(await stopBuiltServer(b.server, 'SIGTERM')).toBe(0);
-    await waitUntil('all 20 to leave', () => watcher.applied().size === 0, { timeoutMs: LEASE_SECONDS * 1000 });
-    expect(Date.now() - stoppedAt).toBeLessThan(LEASE_SECONDS * 1000);
-    expect(
-      b.server.logs().some((l) => l.msg === 'cluster instance stopped: its registrations were ended' && l.ended === 20),
-    ).toBe(true);
-  });
+        b.server
+          .logs()
+          .some((l) => l.msg === 'cluster instance stopped: its registrations were ended' && l.ended === 20),
+      ).toBe(true);
+    },
+  );
 
   it('gives a restarted instance a new identity: it never adopts the registrations of the process before', async () => {
     const database = await freshDatabase('restart');

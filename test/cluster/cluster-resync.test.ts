@@ -112,36 +112,41 @@ function rowElsewhere(
     addressVerified,
   };
   return [
-    `INSERT INTO presence (key_id, nickname, nickname_key, address, address_verified, instance_id, local_ref, public_key, peer)
+    `INSERT INTO presence (key_id, nickname, nickname_key, address, address_verified, instance_id, local_ref,
+      public_key, peer)
      VALUES ($1, $2, lower($2), $3, $4, 'elsewhere', 1, $5, $6)`,
     [keyIdOf(key.der), nickname, address, addressVerified, key.der, JSON.stringify(peer)],
   ];
 }
 
 describe('re-syncing a cluster instance from a snapshot', () => {
-  it('re-syncs an instance whose next events were trimmed from the log, telling subscribers the difference', async () => {
-    const { database, urls, views } = await twoInstances();
-    // What an instance far behind finds: the head moved on, the events between are gone, and so is a peer.
-    await sql(
-      database,
-      "BEGIN; DELETE FROM presence WHERE nickname_key = 'gone'; UPDATE presence_log_head SET seq = seq + 3; DELETE FROM presence_events; COMMIT; NOTIFY registry_presence",
-    );
-    await waitUntil('every view to lose gone', () => views.every((v) => !v.applied().has('gone')));
-    const truth = await waitConverged(urls, views);
-    expect([...truth.keys()]).toEqual(['keep']);
-    for (const v of views)
-      expect(
-        v
-          .events()
-          .filter((e) => e.type === 'peer_left')
-          .map((e) => e.nickname),
-      ).toEqual(['gone']);
-    // And the log is followed again from the new head.
-    const late = await RawClient.connect(urls[1] as string);
-    clients.push(late);
-    expect((await late.register(ed25519Identity(), 'late')).type).toBe('registered');
-    expect([...(await waitConverged(urls, views)).keys()].sort()).toEqual(['keep', 'late']);
-  });
+  it(
+    're-syncs an instance whose next events were trimmed from the log, telling subscribers the ' + 'difference',
+    async () => {
+      const { database, urls, views } = await twoInstances();
+      // What an instance far behind finds: the head moved on, the events between are gone, and so is a peer.
+      await sql(
+        database,
+        "BEGIN; DELETE FROM presence WHERE nickname_key = 'gone'; UPDATE presence_log_head SET seq = seq + 3; DELETE " +
+          'FROM presence_events; COMMIT; NOTIFY registry_presence',
+      );
+      await waitUntil('every view to lose gone', () => views.every((v) => !v.applied().has('gone')));
+      const truth = await waitConverged(urls, views);
+      expect([...truth.keys()]).toEqual(['keep']);
+      for (const v of views)
+        expect(
+          v
+            .events()
+            .filter((e) => e.type === 'peer_left')
+            .map((e) => e.nickname),
+        ).toEqual(['gone']);
+      // And the log is followed again from the new head.
+      const late = await RawClient.connect(urls[1] as string);
+      clients.push(late);
+      expect((await late.register(ed25519Identity(), 'late')).type).toBe('registered');
+      expect([...(await waitConverged(urls, views)).keys()].sort()).toEqual(['keep', 'late']);
+    },
+  );
 
   it('closes with 1001 a connection whose registration a re-sync finds gone', async () => {
     const { database, peers } = await twoInstances();
@@ -153,42 +158,46 @@ describe('re-syncing a cluster instance from a snapshot', () => {
     expect((peers.get('keep') as RawClient).ws.readyState).toBe((peers.get('keep') as RawClient).ws.OPEN);
   });
 
-  it('closes with 4001 (replaced) a connection whose key a re-sync finds registered on another instance; the nickname never leaves', async () => {
-    const { database, urls, views } = await twoInstances();
-    const identity = ed25519Identity();
-    const old = await RawClient.connect(urls[0] as string);
-    clients.push(old);
-    expect((await old.register(identity, 'carol')).type).toBe('registered');
-    await waitConverged(urls, views);
-    const key = keyIdOf(parsePeerKey(identity.publicKeyPem).der);
-    await transaction(database, [
-      ELSEWHERE,
-      ['DELETE FROM presence WHERE key_id = $1', [key]],
-      rowElsewhere(identity, 'carol', identity.address, false),
-      TRIM_THE_LOG,
-    ]);
-    await old.waitFor((f) => f.type === 'replaced');
-    expect(await old.closed).toMatchObject({ code: 4001 });
-    await waitConverged(urls, views);
-    for (const v of views) {
-      expect(v.events().filter((e) => e.type === 'peer_left')).toEqual([]);
-      expect(v.applied().get('carol')).toBe(identity.address);
-    }
-    // The views compare addresses, which did not change: the second instance may not have re-synced
-    // yet when they agree. It answers with the new registration (port 6060) once it has.
-    const asker = await RawClient.connect(urls[1] as string);
-    clients.push(asker);
-    await waitUntil(
-      'the second instance to answer with the new registration',
-      async () =>
-        ((await asker.request({ type: 'lookup', nickname: 'carol' })).peer as { port?: number } | undefined)?.port ===
-        6060,
-      {
-        timeoutMs: 5_000,
-        intervalMs: 100,
-      },
-    );
-  });
+  it(
+    'closes with 4001 (replaced) a connection whose key a re-sync finds registered on another instance; the ' +
+      'nickname never leaves',
+    async () => {
+      const { database, urls, views } = await twoInstances();
+      const identity = ed25519Identity();
+      const old = await RawClient.connect(urls[0] as string);
+      clients.push(old);
+      expect((await old.register(identity, 'carol')).type).toBe('registered');
+      await waitConverged(urls, views);
+      const key = keyIdOf(parsePeerKey(identity.publicKeyPem).der);
+      await transaction(database, [
+        ELSEWHERE,
+        ['DELETE FROM presence WHERE key_id = $1', [key]],
+        rowElsewhere(identity, 'carol', identity.address, false),
+        TRIM_THE_LOG,
+      ]);
+      await old.waitFor((f) => f.type === 'replaced');
+      expect(await old.closed).toMatchObject({ code: 4001 });
+      await waitConverged(urls, views);
+      for (const v of views) {
+        expect(v.events().filter((e) => e.type === 'peer_left')).toEqual([]);
+        expect(v.applied().get('carol')).toBe(identity.address);
+      }
+      // The views compare addresses, which did not change: the second instance may not have re-synced
+      // yet when they agree. It answers with the new registration (port 6060) once it has.
+      const asker = await RawClient.connect(urls[1] as string);
+      clients.push(asker);
+      await waitUntil(
+        'the second instance to answer with the new registration',
+        async () =>
+          ((await asker.request({ type: 'lookup', nickname: 'carol' })).peer as { port?: number } | undefined)?.port ===
+          6060,
+        {
+          timeoutMs: 5_000,
+          intervalMs: 100,
+        },
+      );
+    },
+  );
 
   it('closes with 4002 (evicted) a connection whose address a re-sync finds proven by another key', async () => {
     const { database, urls, views } = await twoInstances();
@@ -224,7 +233,8 @@ describe('re-syncing a cluster instance from a snapshot', () => {
          UPDATE presence_log_head SET seq = seq + 1;
          RETURN NULL;
        END $$;
-       CREATE TRIGGER vanish AFTER INSERT ON presence_events FOR EACH ROW WHEN (NEW.nickname = 'ghost' AND NEW.kind = 'joined') EXECUTE FUNCTION vanish();`,
+       CREATE TRIGGER vanish AFTER INSERT ON presence_events FOR EACH ROW WHEN (NEW.nickname = 'ghost' AND NEW.kind =
+         'joined') EXECUTE FUNCTION vanish();`,
     );
     const ghost = await RawClient.connect(urls[0] as string);
     clients.push(ghost);
@@ -243,7 +253,8 @@ describe('re-syncing a cluster instance from a snapshot', () => {
     const { database, urls, views } = await twoInstances();
     await sql(
       database,
-      "BEGIN; DELETE FROM presence WHERE nickname_key = 'keep'; UPDATE presence_log_head SET log_id = 'restored'; COMMIT; NOTIFY registry_presence",
+      "BEGIN; DELETE FROM presence WHERE nickname_key = 'keep'; UPDATE presence_log_head SET log_id = 'restored'; " +
+        'COMMIT; NOTIFY registry_presence',
     );
     await waitUntil('every view to lose keep', () => views.every((v) => !v.applied().has('keep')));
     expect([...(await waitConverged(urls, views)).keys()]).toEqual(['gone']);
@@ -272,18 +283,22 @@ describe("the cluster's own address", () => {
 });
 
 describe("a cluster backend's public listener", () => {
-  it('tells plain HTTP, /healthz included, nothing of its instance, database, uptime or peers: its operator listener does', async () => {
-    const instance = await startInstance(await freshDatabase('public'));
-    instances.push(instance);
-    const { body } = await instance.health();
-    const id = (body as { cluster: { instance: string } }).cluster.instance;
-    expect(id).toMatch(/^[0-9a-f-]{36}$/);
-    const res = await fetch(`${instance.url.replace('ws://', 'http://')}healthz`);
-    expect(res.status).toBe(426);
-    const text = await res.text();
-    expect(text).not.toContain(id);
-    expect(text).not.toMatch(/uptime|peers|instance|database|cluster/i);
-  });
+  it(
+    'tells plain HTTP, /healthz included, nothing of its instance, database, uptime or peers: its operator ' +
+      'listener does',
+    async () => {
+      const instance = await startInstance(await freshDatabase('public'));
+      instances.push(instance);
+      const { body } = await instance.health();
+      const id = (body as { cluster: { instance: string } }).cluster.instance;
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      const res = await fetch(`${instance.url.replace('ws://', 'http://')}healthz`);
+      expect(res.status).toBe(426);
+      const text = await res.text();
+      expect(text).not.toContain(id);
+      expect(text).not.toMatch(/uptime|peers|instance|database|cluster/i);
+    },
+  );
 });
 
 describe("what a cluster backend logs as the registry's address", () => {
@@ -300,23 +315,29 @@ describe("what a cluster backend logs as the registry's address", () => {
     instances.push(backend);
     await waitUntil('the address to be logged', () => reachable(lines).length > 0);
     expect(reachable(lines)).toEqual([
-      `registry reachable at ws://${master}:80/ (the cluster's frontend); ws://${backend.onion}:80/ is this backend's own onion`,
+      `registry reachable at ws://${master}:80/ (the cluster's frontend); ws://${backend.onion}:80/ is this ` +
+        `backend's own onion`,
     ]);
   });
 
-  it("says its own onion is the backend's, not where the registry is reachable, before the frontend published its address", async () => {
-    const database = await freshDatabase('reachable');
-    const { sink, lines } = logSink();
-    const backend = await startInstance(database, { logLevel: 'info', logDestination: sink });
-    instances.push(backend);
-    await waitUntil('the address to be logged', () =>
-      lines.some((l) => String(l['msg']).includes(String(backend.onion))),
-    );
-    expect(reachable(lines)).toEqual([]);
-    expect(lines.map((l) => String(l['msg']))).toContain(
-      `ws://${backend.onion}:80/ is this cluster backend's own onion: peers reach the registry at the frontend's address, which it has not published yet`,
-    );
-  });
+  it(
+    "says its own onion is the backend's, not where the registry is reachable, before the frontend published " +
+      'its address',
+    async () => {
+      const database = await freshDatabase('reachable');
+      const { sink, lines } = logSink();
+      const backend = await startInstance(database, { logLevel: 'info', logDestination: sink });
+      instances.push(backend);
+      await waitUntil('the address to be logged', () =>
+        lines.some((l) => String(l['msg']).includes(String(backend.onion))),
+      );
+      expect(reachable(lines)).toEqual([]);
+      expect(lines.map((l) => String(l['msg']))).toContain(
+        `ws://${backend.onion}:80/ is this cluster backend's own onion: peers reach the registry at the frontend's ` +
+          `address, which it has not published yet`,
+      );
+    },
+  );
 });
 
 describe("a backend's announcement to the frontend", () => {
@@ -328,7 +349,8 @@ describe("a backend's announcement to the frontend", () => {
       (
         await sql(
           database,
-          'SELECT instance_id, extract(epoch from lease_until - now())::float AS lease_s, drained_at IS NOT NULL AS drained FROM registry_backends WHERE onion = $1',
+          'SELECT instance_id, extract(epoch from lease_until - now())::float AS lease_s, drained_at IS NOT NULL AS ' +
+            'drained FROM registry_backends WHERE onion = $1',
           [backend.onion],
         )
       ).rows[0] as { instance_id: string; lease_s: number; drained: boolean } | undefined;

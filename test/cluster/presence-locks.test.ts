@@ -69,7 +69,8 @@ async function holdNickname(database: string, nickname: string): Promise<{ relea
   await locker.connect();
   await locker.query('BEGIN');
   await locker.query(
-    "INSERT INTO presence (key_id, nickname, nickname_key, address, address_verified, instance_id, local_ref, public_key, peer) VALUES ('outside', $1, lower($1), 'outside', false, 'outside', 0, '\\x00', '{}')",
+    'INSERT INTO presence (key_id, nickname, nickname_key, address, address_verified, instance_id, local_ref, ' +
+      "public_key, peer) VALUES ('outside', $1, lower($1), 'outside', false, 'outside', 0, '\\x00', '{}')",
     [nickname],
   );
   return { release: async () => void (await locker.query('ROLLBACK')) };
@@ -114,44 +115,52 @@ async function batchInFlight(
 }
 
 describe('the lock order of presence writes', () => {
-  it("ends an instance (a clean shutdown) while its registration batch waits at a unique index: no deadlock, the batch's row ends too", async () => {
-    const { database, presence } = await presenceOn('locks_leave');
-    await presence.renewLease('a', 60_000);
-    expect((await presence.enter(row('before', 'a'), Date.now())).kind).toBe('entered');
-    const batch = await batchInFlight(database, presence, 'a');
-    const leaving = presence.leaveInstance('a').catch((err: unknown) => err);
-    await delay(300); // the shutdown reaches what it waits for
-    const releasedAt = await batch.release();
-    const { outcome, at } = await batch.entered;
-    expect(outcome.kind).toBe('entered');
-    // Not after a deadlock_timeout (1 s): nobody waited for a deadlock to be detected.
-    expect(at - releasedAt).toBeLessThan(500);
-    expect(await leaving).toBe(2);
-    expect((await sql(database, 'SELECT count(*)::int AS n FROM presence')).rows[0]).toEqual({ n: 0 });
-    expect(await deadlocks(database)).toBe(0);
-  });
+  it(
+    'ends an instance (a clean shutdown) while its registration batch waits at a unique index: no deadlock, the ' +
+      "batch's row ends too",
+    async () => {
+      const { database, presence } = await presenceOn('locks_leave');
+      await presence.renewLease('a', 60_000);
+      expect((await presence.enter(row('before', 'a'), Date.now())).kind).toBe('entered');
+      const batch = await batchInFlight(database, presence, 'a');
+      const leaving = presence.leaveInstance('a').catch((err: unknown) => err);
+      await delay(300); // the shutdown reaches what it waits for
+      const releasedAt = await batch.release();
+      const { outcome, at } = await batch.entered;
+      expect(outcome.kind).toBe('entered');
+      // Not after a deadlock_timeout (1 s): nobody waited for a deadlock to be detected.
+      expect(at - releasedAt).toBeLessThan(500);
+      expect(await leaving).toBe(2);
+      expect((await sql(database, 'SELECT count(*)::int AS n FROM presence')).rows[0]).toEqual({ n: 0 });
+      expect(await deadlocks(database)).toBe(0);
+    },
+  );
 
-  it('sweeps while a registration batch of the expired instance is in flight: no deadlock, the next sweep ends its rows', async () => {
-    const { database, presence } = await presenceOn('locks_sweep');
-    await presence.renewLease('a', 1_500);
-    expect((await presence.enter(row('before', 'a'), Date.now())).kind).toBe('entered');
-    const batch = await batchInFlight(database, presence, 'a');
-    await waitUntil(
-      "a's lease to run out",
-      async () =>
-        (await sql(database, "SELECT 1 FROM registry_instances WHERE id = 'a' AND lease_until <= now()")).rowCount ===
-        1,
-      { timeoutMs: 3_000, intervalMs: 50 },
-    );
-    const sweeping = presence.sweep().catch((err: unknown) => err);
-    await delay(300);
-    const releasedAt = await batch.release();
-    const { outcome, at } = await batch.entered;
-    expect(outcome.kind).toBe('entered');
-    expect(at - releasedAt).toBeLessThan(500);
-    expect(await sweeping).toBe(0); // a's row was in use: passed by, not waited for
-    expect(await presence.sweep()).toBe(2);
-    expect((await sql(database, 'SELECT count(*)::int AS n FROM registry_instances')).rows[0]).toEqual({ n: 0 });
-    expect(await deadlocks(database)).toBe(0);
-  });
+  it(
+    'sweeps while a registration batch of the expired instance is in flight: no deadlock, the next sweep ' +
+      'ends its rows',
+    async () => {
+      const { database, presence } = await presenceOn('locks_sweep');
+      await presence.renewLease('a', 1_500);
+      expect((await presence.enter(row('before', 'a'), Date.now())).kind).toBe('entered');
+      const batch = await batchInFlight(database, presence, 'a');
+      await waitUntil(
+        "a's lease to run out",
+        async () =>
+          (await sql(database, "SELECT 1 FROM registry_instances WHERE id = 'a' AND lease_until <= now()")).rowCount ===
+          1,
+        { timeoutMs: 3_000, intervalMs: 50 },
+      );
+      const sweeping = presence.sweep().catch((err: unknown) => err);
+      await delay(300);
+      const releasedAt = await batch.release();
+      const { outcome, at } = await batch.entered;
+      expect(outcome.kind).toBe('entered');
+      expect(at - releasedAt).toBeLessThan(500);
+      expect(await sweeping).toBe(0); // a's row was in use: passed by, not waited for
+      expect(await presence.sweep()).toBe(2);
+      expect((await sql(database, 'SELECT count(*)::int AS n FROM registry_instances')).rows[0]).toEqual({ n: 0 });
+      expect(await deadlocks(database)).toBe(0);
+    },
+  );
 });

@@ -118,63 +118,78 @@ describe('slow-loris', () => {
     }
   });
 
-  it('counts connections still in the HTTP handshake toward MaxPendingConnections and drops the OLDEST at once to admit a newcomer', async () => {
-    // Until issue 11 the newcomer was dropped and the cap stayed full: a lock-out. Now the oldest goes.
-    const s = await server({ MaxPendingConnections: 3, HandshakeTimeoutSeconds: 2 });
-    const loris = [tcp(s), tcp(s), tcp(s)];
-    await delay(100);
-    const extra = tcp(s);
-    const oldestClosed = await resultWithin(loris[0]!.closedAfterMs, 1_000, Number.POSITIVE_INFINITY);
-    expect(oldestClosed, 'the oldest half-open socket is dropped long before the handshake timeout').toBeLessThan(
-      1_100,
-    );
-    expect(await tryConnect(s), 'an upgrade while the cap is full').toBe('open');
-    expect(await resultWithin(extra.closedAfterMs, 50, 'open'), 'the newcomer is not the one dropped').toBe('open');
-  });
+  it(
+    'counts connections still in the HTTP handshake toward MaxPendingConnections and drops the OLDEST at once to ' +
+      'admit a newcomer',
+    async () => {
+      // Until issue 11 the newcomer was dropped and the cap stayed full: a lock-out. Now the oldest goes.
+      const s = await server({ MaxPendingConnections: 3, HandshakeTimeoutSeconds: 2 });
+      const loris = [tcp(s), tcp(s), tcp(s)];
+      await delay(100);
+      const extra = tcp(s);
+      const oldestClosed = await resultWithin(loris[0]!.closedAfterMs, 1_000, Number.POSITIVE_INFINITY);
+      expect(oldestClosed, 'the oldest half-open socket is dropped long before the handshake timeout').toBeLessThan(
+        1_100,
+      );
+      expect(await tryConnect(s), 'an upgrade while the cap is full').toBe('open');
+      expect(await resultWithin(extra.closedAfterMs, 50, 'open'), 'the newcomer is not the one dropped').toBe('open');
+    },
+  );
 });
 
 describe('connections without a valid request yet (MaxPendingConnections, IdleTimeoutSeconds)', () => {
-  it('admits a newcomer while the cap is full of idle connections, closing the oldest idle one (1008), and times out the rest', async () => {
-    const s = await server({ MaxPendingConnections: 3, IdleTimeoutSeconds: 1 });
-    const idle = [await client(s), await client(s)];
-    // The third one does not even read: it cannot see the close frame and must be cut off anyway.
-    const deaf = rawClient(await RawSocketClient.connect(s.port));
-    deaf.stopReading();
-    expect(s.server.stats().pending).toBe(3);
-    expect(await tryConnect(s)).toBe('open');
-    expect((await idle[0]!.closed).code).toBe(1008);
-    expect((await idle[1]!.closed).code).toBe(1008);
-    await waitUntil('no pending connections left', () => s.server.stats().pending === 0, {
-      timeoutMs: 4_000,
-      describe: () => `pending: ${s.server.stats().pending}`,
-    });
-    expect(await tryConnect(s)).toBe('open');
-  });
+  it(
+    'admits a newcomer while the cap is full of idle connections, closing the oldest idle one (1008), and times ' +
+      'out the rest',
+    async () => {
+      const s = await server({ MaxPendingConnections: 3, IdleTimeoutSeconds: 1 });
+      const idle = [await client(s), await client(s)];
+      // The third one does not even read: it cannot see the close frame and must be cut off anyway.
+      const deaf = rawClient(await RawSocketClient.connect(s.port));
+      deaf.stopReading();
+      expect(s.server.stats().pending).toBe(3);
+      expect(await tryConnect(s)).toBe('open');
+      expect((await idle[0]!.closed).code).toBe(1008);
+      expect((await idle[1]!.closed).code).toBe(1008);
+      await waitUntil('no pending connections left', () => s.server.stats().pending === 0, {
+        timeoutMs: 4_000,
+        describe: () => `pending: ${s.server.stats().pending}`,
+      });
+      expect(await tryConnect(s)).toBe('open');
+    },
+  );
 
-  it('stops counting a connection as pending once it sends a valid request: at the cap an idle one is evicted, not it', async () => {
-    const s = await server({ MaxPendingConnections: 2 });
-    const a = await client(s);
-    const b = await client(s);
-    await a.request({ type: 'ping' });
-    expect(s.server.stats().pending).toBe(1);
-    expect(await tryConnect(s)).toBe('open');
-    await tryConnect(s);
-    expect((await b.closed).code).toBe(1008);
-    expect((await a.request({ type: 'ping' })).type).toBe('pong');
-  });
+  it(
+    'stops counting a connection as pending once it sends a valid request: at the cap an idle one is ' +
+      'evicted, not it',
+    async () => {
+      const s = await server({ MaxPendingConnections: 2 });
+      const a = await client(s);
+      const b = await client(s);
+      await a.request({ type: 'ping' });
+      expect(s.server.stats().pending).toBe(1);
+      expect(await tryConnect(s)).toBe('open');
+      await tryConnect(s);
+      expect((await b.closed).code).toBe(1008);
+      expect((await a.request({ type: 'ping' })).type).toBe('pong');
+    },
+  );
 
-  it('does not count garbage as activity: a connection sending only bad frames is still closed at the idle timeout', async () => {
-    const s = await server({ IdleTimeoutSeconds: 1, RateLimitPerSecond: 1000, RateLimitBurst: 1000 });
-    const c = await client(s);
-    const started = performance.now();
-    const noise = setInterval(() => c.sendRaw('{"type":'), 50);
-    cleanups.push(() => clearInterval(noise));
-    const { code } = await c.closed;
-    clearInterval(noise);
-    expect(code).toBe(1008);
-    expect(performance.now() - started).toBeLessThan(1_800);
-    expect(c.frames.some((f) => f.code === 'BAD_JSON')).toBe(true);
-  });
+  it(
+    'does not count garbage as activity: a connection sending only bad frames is still closed at the ' + 'idle timeout',
+    async () => {
+      const s = await server({ IdleTimeoutSeconds: 1, RateLimitPerSecond: 1000, RateLimitBurst: 1000 });
+      const c = await client(s);
+      const started = performance.now();
+      const noise = setInterval(() => c.sendRaw('{"type":'), 50);
+      cleanups.push(() => clearInterval(noise));
+      const { code } = await c.closed;
+      clearInterval(noise);
+      expect(code).toBe(1008);
+      expect(performance.now() - started).toBeLessThan(1_800);
+      expect(c.frames.some((f) => f.code === 'BAD_JSON')).toBe(true);
+    },
+  );
 });
 
 describe('connection, request and subscriber budgets free up again', () => {
@@ -226,47 +241,55 @@ describe('connection, request and subscriber budgets free up again', () => {
     );
   });
 
-  it('shares one server-wide budget for frames of many arrays (JsonContainersPerSecond): past it they are refused unread', async () => {
-    // 30 tokens a second for the whole server: one 7,000-array frame (28 tokens) spends it.
-    const s = await server({ JsonContainersPerSecond: 30 * 256, RateLimitBurst: 1000, RateLimitPerSecond: 1000 });
-    const a = await client(s);
-    const b = await client(s);
-    const deep = (id: string): string => `{"type":"ping","id":"${id}","x":${'['.repeat(7_000)}${']'.repeat(7_000)}}`;
-    a.sendRaw(deep('a'));
-    expect(await a.waitFor((f) => f.id === 'a')).toMatchObject({ type: 'pong' });
-    b.sendRaw(deep('b'));
-    const refused = await b.waitFor((f) => f.type === 'error');
-    expect(refused).toMatchObject({
-      code: 'RATE_LIMITED',
-      id: null,
-      message: expect.stringContaining('server is busy'),
-    });
-    expect(await b.request({ type: 'ping', id: 'plain' }), 'plain requests do not draw on it').toMatchObject({
-      type: 'pong',
-    });
-    await delay(1_100);
-    b.sendRaw(deep('later'));
-    expect(await b.waitFor((f) => f.id === 'later'), 'the budget refills').toMatchObject({ type: 'pong' });
-  });
+  it(
+    'shares one server-wide budget for frames of many arrays (JsonContainersPerSecond): past it they are ' +
+      'refused unread',
+    async () => {
+      // 30 tokens a second for the whole server: one 7,000-array frame (28 tokens) spends it.
+      const s = await server({ JsonContainersPerSecond: 30 * 256, RateLimitBurst: 1000, RateLimitPerSecond: 1000 });
+      const a = await client(s);
+      const b = await client(s);
+      const deep = (id: string): string => `{"type":"ping","id":"${id}","x":${'['.repeat(7_000)}${']'.repeat(7_000)}}`;
+      a.sendRaw(deep('a'));
+      expect(await a.waitFor((f) => f.id === 'a')).toMatchObject({ type: 'pong' });
+      b.sendRaw(deep('b'));
+      const refused = await b.waitFor((f) => f.type === 'error');
+      expect(refused).toMatchObject({
+        code: 'RATE_LIMITED',
+        id: null,
+        message: expect.stringContaining('server is busy'),
+      });
+      expect(await b.request({ type: 'ping', id: 'plain' }), 'plain requests do not draw on it').toMatchObject({
+        type: 'pong',
+      });
+      await delay(1_100);
+      b.sendRaw(deep('later'));
+      expect(await b.waitFor((f) => f.id === 'later'), 'the budget refills').toMatchObject({ type: 'pong' });
+    },
+  );
 
-  it('closes with 1008 a connection that stays over its budget even though a request gets through now and then', async () => {
-    // Defaults: 20 per second, burst 40, 20 strikes. At 200 per second every tenth request finds a
-    // fresh token; refusals must still add up, or such a flood is never closed.
-    const s = await server({});
-    const c = await client(s);
-    const started = performance.now();
-    const pace = setInterval(() => {
-      if (c.ws.readyState === c.ws.OPEN) c.sendRaw('{"type":"ping"}');
-    }, 5);
-    cleanups.push(() => clearInterval(pace));
-    const outcome = await resultWithin(c.closed, 4_000, null);
-    clearInterval(pace);
-    expect(outcome?.code, 'closed for abuse').toBe(1008);
-    expect(c.frames.filter((f) => f.type === 'pong').length).toBeGreaterThan(40);
-    console.log(
-      `steady 10x flood closed after ${(performance.now() - started).toFixed(0)} ms, ${c.frames.filter((f) => f.code === 'RATE_LIMITED').length} RATE_LIMITED`,
-    );
-  });
+  it(
+    'closes with 1008 a connection that stays over its budget even though a request gets through ' + 'now and then',
+    async () => {
+      // Defaults: 20 per second, burst 40, 20 strikes. At 200 per second every tenth request finds a
+      // fresh token; refusals must still add up, or such a flood is never closed.
+      const s = await server({});
+      const c = await client(s);
+      const started = performance.now();
+      const pace = setInterval(() => {
+        if (c.ws.readyState === c.ws.OPEN) c.sendRaw('{"type":"ping"}');
+      }, 5);
+      cleanups.push(() => clearInterval(pace));
+      const outcome = await resultWithin(c.closed, 4_000, null);
+      clearInterval(pace);
+      expect(outcome?.code, 'closed for abuse').toBe(1008);
+      expect(c.frames.filter((f) => f.type === 'pong').length).toBeGreaterThan(40);
+      console.log(
+        `steady 10x flood closed after ${(performance.now() - started).toFixed(0)} ms, ` +
+          `${c.frames.filter((f) => f.code === 'RATE_LIMITED').length} RATE_LIMITED`,
+      );
+    },
+  );
 });
 
 describe('fairness between connections', () => {
@@ -304,7 +327,8 @@ describe('fairness between connections', () => {
     );
     const floodMs = performance.now() - released;
     console.log(
-      `honest ping answered ${waited.toFixed(1)} ms after the flood was let in; the flood took ${floodMs.toFixed(0)} ms`,
+      `honest ping answered ${waited.toFixed(1)} ms after the flood was let in; the flood took ` +
+        `${floodMs.toFixed(0)} ms`,
     );
     expect(
       flooders.every((f) => f.frames.length === FLOOD_FRAMES + 1),
@@ -315,37 +339,41 @@ describe('fairness between connections', () => {
 });
 
 describe('logs under a flood', () => {
-  it('counts refusals by code into the summary line, never one line per frame or per connection at info: a flood cannot fill the disk', async () => {
-    const { sink, lines } = logSink();
-    const hiddenServiceDir = tempDir('hs-');
-    cleanups.push(() => rmSync(hiddenServiceDir, { recursive: true, force: true }));
-    writeFileSync(join(hiddenServiceDir, 'hostname'), `${randomOnion()}\n`);
-    const config = buildConfig(
-      {
-        Host: { HOST: '127.0.0.1', PORT: '0' },
-        HiddenService: { HiddenServiceDir: hiddenServiceDir, HiddenServicePort: '80' },
-        Store: { Database: join(hiddenServiceDir, 'registry.db') },
-        Log: { level: 'info', SummarySeconds: '1' },
-      },
-      {},
-    );
-    const registry = await startServer(config, createLogger('info', sink));
-    cleanups.push(() => void registry.close());
-    const c = new RawClient(`ws://127.0.0.1:${(registry.address as AddressInfo).port}/`);
-    cleanups.push(() => c.ws.terminate());
-    await c.opened;
-    for (let i = 0; i < 30; i += 1) c.sendRaw('{"type":');
-    c.sendRaw('{"type":"teleport"}');
-    await c.waitUntil(() => c.frames.filter((f) => f.type === 'error').length === 31);
-    c.close();
-    const summary = (): Record<string, unknown> | undefined =>
-      lines.find((l) => String(l.msg).startsWith('summary of the last'));
-    await waitUntil('the summary line', () => summary() !== undefined, { timeoutMs: 3_000 });
-    expect(lines.filter((l) => l.msg === 'request refused' && (l.level as number) >= 30)).toEqual([]);
-    // Per-connection lines are debug now: the summary carries the counts.
-    expect(lines.filter((l) => l.msg === 'connection closed' || l.msg === 'connection opened')).toEqual([]);
-    expect(summary()).toMatchObject({ intervalSeconds: 1, requests: { BAD_JSON: 30, UNKNOWN_TYPE: 1 } });
-  });
+  it(
+    'counts refusals by code into the summary line, never one line per frame or per connection at info: a flood ' +
+      'cannot fill the disk',
+    async () => {
+      const { sink, lines } = logSink();
+      const hiddenServiceDir = tempDir('hs-');
+      cleanups.push(() => rmSync(hiddenServiceDir, { recursive: true, force: true }));
+      writeFileSync(join(hiddenServiceDir, 'hostname'), `${randomOnion()}\n`);
+      const config = buildConfig(
+        {
+          Host: { HOST: '127.0.0.1', PORT: '0' },
+          HiddenService: { HiddenServiceDir: hiddenServiceDir, HiddenServicePort: '80' },
+          Store: { Database: join(hiddenServiceDir, 'registry.db') },
+          Log: { level: 'info', SummarySeconds: '1' },
+        },
+        {},
+      );
+      const registry = await startServer(config, createLogger('info', sink));
+      cleanups.push(() => void registry.close());
+      const c = new RawClient(`ws://127.0.0.1:${(registry.address as AddressInfo).port}/`);
+      cleanups.push(() => c.ws.terminate());
+      await c.opened;
+      for (let i = 0; i < 30; i += 1) c.sendRaw('{"type":');
+      c.sendRaw('{"type":"teleport"}');
+      await c.waitUntil(() => c.frames.filter((f) => f.type === 'error').length === 31);
+      c.close();
+      const summary = (): Record<string, unknown> | undefined =>
+        lines.find((l) => String(l.msg).startsWith('summary of the last'));
+      await waitUntil('the summary line', () => summary() !== undefined, { timeoutMs: 3_000 });
+      expect(lines.filter((l) => l.msg === 'request refused' && (l.level as number) >= 30)).toEqual([]);
+      // Per-connection lines are debug now: the summary carries the counts.
+      expect(lines.filter((l) => l.msg === 'connection closed' || l.msg === 'connection opened')).toEqual([]);
+      expect(summary()).toMatchObject({ intervalSeconds: 1, requests: { BAD_JSON: 30, UNKNOWN_TYPE: 1 } });
+    },
+  );
 });
 
 describe('slow readers (MaxBufferedBytes)', () => {
@@ -394,7 +422,8 @@ describe('slow readers (MaxBufferedBytes)', () => {
     }
     const buffered = cycles * (register.length + 100);
     console.log(
-      `slow subscriber dropped after ~${(buffered / 1e6).toFixed(1)} MB of events (${cycles} register/unregister cycles, ${(performance.now() - started).toFixed(0)} ms)`,
+      `slow subscriber dropped after ~${(buffered / 1e6).toFixed(1)} MB of events (${cycles} register/unregister ` +
+        `cycles, ${(performance.now() - started).toFixed(0)} ms)`,
     );
     expect(s.server.stats().subscribers, 'the stalled subscriber was dropped').toBe(1);
     expect(producer.frames.filter((f) => f.type === 'error')).toEqual([]);
@@ -449,24 +478,27 @@ describe('signature checks (SignatureChecksPerSecond, key bounds)', () => {
     expect(await later.register(ed25519Identity(), 'after-the-flood')).toMatchObject({ type: 'registered' });
   });
 
-  it('spends the signature budget before reading the key: past it, even an unreadable key is only RATE_LIMITED', async () => {
-    // Reading a PEM key costs the main thread ~0.1-0.25 ms (OpenSSL 3's decoder), more than queueing
-    // the check itself: the budget has to cover it, or a flood of registrations is unbudgeted work.
-    const s = await server({ SignatureChecksPerSecond: 1 });
-    const first = await client(s);
-    expect(await first.register(ed25519Identity(), 'spends-the-token')).toMatchObject({ type: 'registered' });
-    const second = await client(s);
-    const garbageKey = `-----BEGIN PUBLIC KEY-----\n${randomBytes(200).toString('base64')}\n-----END PUBLIC KEY-----`;
-    const reply = await second.request({
-      type: 'register',
-      nickname: 'flooder',
-      address: randomOnion(),
-      port: 5050,
-      publicKey: garbageKey,
-      signature: 'AAAA',
-    });
-    expect(reply).toMatchObject({ type: 'error', code: 'RATE_LIMITED' });
-  });
+  it(
+    'spends the signature budget before reading the key: past it, even an unreadable key is only ' + 'RATE_LIMITED',
+    async () => {
+      // Reading a PEM key costs the main thread ~0.1-0.25 ms (OpenSSL 3's decoder), more than queueing
+      // the check itself: the budget has to cover it, or a flood of registrations is unbudgeted work.
+      const s = await server({ SignatureChecksPerSecond: 1 });
+      const first = await client(s);
+      expect(await first.register(ed25519Identity(), 'spends-the-token')).toMatchObject({ type: 'registered' });
+      const second = await client(s);
+      const garbageKey = `-----BEGIN PUBLIC KEY-----\n${randomBytes(200).toString('base64')}\n-----END PUBLIC KEY-----`;
+      const reply = await second.request({
+        type: 'register',
+        nickname: 'flooder',
+        address: randomOnion(),
+        port: 5050,
+        publicKey: garbageKey,
+        signature: 'AAAA',
+      });
+      expect(reply).toMatchObject({ type: 'error', code: 'RATE_LIMITED' });
+    },
+  );
 
   it.each([2047, 8193, 8200, 16_384, 65_536])(
     'refuses an RSA key of %d bits with INVALID_PUBLIC_KEY, at once',

@@ -80,39 +80,42 @@ function sendInOneWrite(c: RawClient, frames: readonly string[]): void {
 }
 
 describe('requests pipelined past the queue', () => {
-  it('are each answered in order, the excess with RATE_LIMITED and retryAfterMs, and the connection stays open', async () => {
-    // The queue's length is the connection's burst (RateLimitBurst).
-    const s = await server({ RateLimitBurst: 64, RateLimitPerSecond: 500 });
-    const c = await client(s.url);
-    const from = c.frames.length;
-    // The register takes a signature check; the pings queue behind it (in one write, so the queue
-    // fills whatever the speed of the check).
-    sendInOneWrite(c, [
-      registerFrame(c, 'reg'),
-      ...Array.from({ length: 70 }, (_, i) => JSON.stringify({ type: 'ping', id: i })),
-    ]);
-    await c.waitUntil(() => c.frames.length - from >= 71, 10_000);
-    const replies = c.frames.slice(from);
-    expect(replies[0]).toMatchObject({ type: 'registered', id: 'reg' });
-    const rest = replies.slice(1, 71);
-    const pongs = rest.filter((f) => f.type === 'pong');
-    const limited = rest.filter((f) => f.type === 'error');
-    expect(pongs.length + limited.length).toBe(70);
-    expect(pongs.length).toBeGreaterThanOrEqual(60);
-    expect(limited.length, 'the queue (RateLimitBurst, 64) was passed').toBeGreaterThan(0);
-    for (const refusal of limited) {
-      expect(refusal).toMatchObject({ code: 'RATE_LIMITED' });
-      expect(refusal.retryAfterMs).toEqual(expect.any(Number));
-      expect(Number.isInteger(refusal.retryAfterMs)).toBe(true);
-    }
-    // Replies keep the order of the requests that were read.
-    const ids = pongs.map((f) => f.id as number);
-    expect(ids).toEqual([...ids].sort((a, b) => a - b));
-    // In order: no refusal comes before a pong of a request sent earlier than the refused ones.
-    const firstRefusal = rest.findIndex((f) => f.type === 'error');
-    if (firstRefusal >= 0) expect(rest.slice(firstRefusal).every((f) => f.type === 'error')).toBe(true);
-    expect((await c.request({ type: 'ping' })).type).toBe('pong');
-  });
+  it(
+    'are each answered in order, the excess with RATE_LIMITED and retryAfterMs, and the connection ' + 'stays open',
+    async () => {
+      // The queue's length is the connection's burst (RateLimitBurst).
+      const s = await server({ RateLimitBurst: 64, RateLimitPerSecond: 500 });
+      const c = await client(s.url);
+      const from = c.frames.length;
+      // The register takes a signature check; the pings queue behind it (in one write, so the queue
+      // fills whatever the speed of the check).
+      sendInOneWrite(c, [
+        registerFrame(c, 'reg'),
+        ...Array.from({ length: 70 }, (_, i) => JSON.stringify({ type: 'ping', id: i })),
+      ]);
+      await c.waitUntil(() => c.frames.length - from >= 71, 10_000);
+      const replies = c.frames.slice(from);
+      expect(replies[0]).toMatchObject({ type: 'registered', id: 'reg' });
+      const rest = replies.slice(1, 71);
+      const pongs = rest.filter((f) => f.type === 'pong');
+      const limited = rest.filter((f) => f.type === 'error');
+      expect(pongs.length + limited.length).toBe(70);
+      expect(pongs.length).toBeGreaterThanOrEqual(60);
+      expect(limited.length, 'the queue (RateLimitBurst, 64) was passed').toBeGreaterThan(0);
+      for (const refusal of limited) {
+        expect(refusal).toMatchObject({ code: 'RATE_LIMITED' });
+        expect(refusal.retryAfterMs).toEqual(expect.any(Number));
+        expect(Number.isInteger(refusal.retryAfterMs)).toBe(true);
+      }
+      // Replies keep the order of the requests that were read.
+      const ids = pongs.map((f) => f.id as number);
+      expect(ids).toEqual([...ids].sort((a, b) => a - b));
+      // In order: no refusal comes before a pong of a request sent earlier than the refused ones.
+      const firstRefusal = rest.findIndex((f) => f.type === 'error');
+      if (firstRefusal >= 0) expect(rest.slice(firstRefusal).every((f) => f.type === 'error')).toBe(true);
+      expect((await c.request({ type: 'ping' })).type).toBe('pong');
+    },
+  );
 
   it('closes 1008 only by the strike rule, after answering every request read so far', async () => {
     const s = await server({ RateLimitBurst: 64, RateLimitPerSecond: 5_000, RateLimitStrikes: 20 });
@@ -176,40 +179,43 @@ describe('the pending-connection cap', () => {
 });
 
 describe('server-wide budgets', () => {
-  it('share the signature checks fairly: flooders on many connections cannot take all of them from an honest one', async () => {
-    // 360 units: 40 registrations of fresh keys and addresses, each 1 + two subgroup checks of 4 (erratum 1).
-    const s = await server({
-      SignatureChecksPerSecond: 360,
-      RateLimitPerSecond: 1_000,
-      RateLimitBurst: 1_000,
-      RateLimitStrikes: 1_000_000,
-    });
-    const flooders = await Promise.all(Array.from({ length: 10 }, () => client(s.url)));
-    // Each flooder keeps far more registrations (with bad signatures) coming than the whole budget.
-    const flood = setInterval(() => {
-      for (const f of flooders)
-        for (let i = 0; i < 10; i += 1) f.sendRaw(registerFrame(f, null as unknown as number, 'AAAA'));
-    }, 5);
-    try {
-      await new Promise((r) => setTimeout(r, 1_200));
-      const honest = await client(s.url);
-      const refusals: Frame[] = [];
-      let reply = await honest.register(ed25519Identity(), randomNickname());
-      // At most one retry, after retryAfterMs: the next second's share counts the honest one in.
-      for (let attempt = 0; attempt < 1 && reply.type === 'error'; attempt += 1) {
-        refusals.push(reply);
-        expect(reply).toMatchObject({ code: 'RATE_LIMITED' });
-        expect(Number.isInteger(reply.retryAfterMs)).toBe(true);
-        await new Promise((r) => setTimeout(r, reply.retryAfterMs as number));
-        reply = await honest.register(ed25519Identity(), randomNickname());
+  it(
+    'share the signature checks fairly: flooders on many connections cannot take all of them from an ' + 'honest one',
+    async () => {
+      // 360 units: 40 registrations of fresh keys and addresses, each 1 + two subgroup checks of 4 (erratum 1).
+      const s = await server({
+        SignatureChecksPerSecond: 360,
+        RateLimitPerSecond: 1_000,
+        RateLimitBurst: 1_000,
+        RateLimitStrikes: 1_000_000,
+      });
+      const flooders = await Promise.all(Array.from({ length: 10 }, () => client(s.url)));
+      // Each flooder keeps far more registrations (with bad signatures) coming than the whole budget.
+      const flood = setInterval(() => {
+        for (const f of flooders)
+          for (let i = 0; i < 10; i += 1) f.sendRaw(registerFrame(f, null as unknown as number, 'AAAA'));
+      }, 5);
+      try {
+        await new Promise((r) => setTimeout(r, 1_200));
+        const honest = await client(s.url);
+        const refusals: Frame[] = [];
+        let reply = await honest.register(ed25519Identity(), randomNickname());
+        // At most one retry, after retryAfterMs: the next second's share counts the honest one in.
+        for (let attempt = 0; attempt < 1 && reply.type === 'error'; attempt += 1) {
+          refusals.push(reply);
+          expect(reply).toMatchObject({ code: 'RATE_LIMITED' });
+          expect(Number.isInteger(reply.retryAfterMs)).toBe(true);
+          await new Promise((r) => setTimeout(r, reply.retryAfterMs as number));
+          reply = await honest.register(ed25519Identity(), randomNickname());
+        }
+        expect(reply.type, `refused ${refusals.length} times first`).toBe('registered');
+        // Refusals from a server-wide budget are no strikes: the flooders are still connected.
+        expect(flooders.every((f) => f.ws.readyState === WebSocket.OPEN)).toBe(true);
+      } finally {
+        clearInterval(flood);
       }
-      expect(reply.type, `refused ${refusals.length} times first`).toBe('registered');
-      // Refusals from a server-wide budget are no strikes: the flooders are still connected.
-      expect(flooders.every((f) => f.ws.readyState === WebSocket.OPEN)).toBe(true);
-    } finally {
-      clearInterval(flood);
-    }
-  });
+    },
+  );
 });
 
 describe('subscribing is not a scarce first-come resource', () => {

@@ -1,7 +1,8 @@
 /**
  * The built server as a process (`node server/dist/cli.js serve`):
  *  - an unexpected promise rejection (a bug) is logged with its stack, and the server keeps
- *    serving: /healthz answers on the operator listener and a client still gets its pong; an uncaught exception is logged at
+ *    serving: /healthz answers on the operator listener and a client still gets its pong; an uncaught exception is
+ * logged at
  *    fatal with its stack and the process exits with 70, for its supervisor to restart it;
  *  - a flood of 10,000 refused connections writes fewer than 100 log lines at the default level:
  *    refusals are counted and logged as summary lines of counts by reason;
@@ -80,23 +81,26 @@ describe('a bug that escapes its handler', () => {
     expect(server.child.exitCode).toBeNull();
   });
 
-  it('an uncaught exception is logged at fatal with its stack, and the process exits with 70: its state is unknown', async () => {
-    const { server, port } = await start({
-      nodeArgs: ['--import', signalPreload("throw new Error('deliberate exception from the preload');")],
-    });
-    expect(await pong(port)).toBe('pong');
-    server.child.kill('SIGUSR2');
-    const exit = await Promise.race([
-      server.exited,
-      new Promise((resolve) => setTimeout(() => resolve('still running after 5 s'), 5_000)),
-    ]);
-    expect(exit).toBe(70);
-    const exception = loggedError(server, 'deliberate exception') as Record<string, unknown>;
-    expect(exception.level).toBe(60);
-    expect(exception.msg).toMatch(/uncaught exception/);
-    expect(exception.origin).toBe('uncaughtException');
-    expect((exception.err as { stack: string }).stack).toMatch(/escape\.mjs/);
-  });
+  it(
+    'an uncaught exception is logged at fatal with its stack, and the process exits with 70: its state ' + 'is unknown',
+    async () => {
+      const { server, port } = await start({
+        nodeArgs: ['--import', signalPreload("throw new Error('deliberate exception from the preload');")],
+      });
+      expect(await pong(port)).toBe('pong');
+      server.child.kill('SIGUSR2');
+      const exit = await Promise.race([
+        server.exited,
+        new Promise((resolve) => setTimeout(() => resolve('still running after 5 s'), 5_000)),
+      ]);
+      expect(exit).toBe(70);
+      const exception = loggedError(server, 'deliberate exception') as Record<string, unknown>;
+      expect(exception.level).toBe(60);
+      expect(exception.msg).toMatch(/uncaught exception/);
+      expect(exception.origin).toBe('uncaughtException');
+      expect((exception.err as { stack: string }).stack).toMatch(/escape\.mjs/);
+    },
+  );
 });
 
 /** One refused attempt: a WebSocket upgrade on a raw socket; resolves with the status line's code. */
@@ -117,7 +121,8 @@ function refusedUpgrade(port: number): Promise<string> {
     });
     socket.on('close', () => done('closed'));
     socket.write(
-      'GET / HTTP/1.1\r\nHost: registry\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      'GET / HTTP/1.1\r\nHost: registry\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: ' +
+        '13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
     );
   });
 }
@@ -127,7 +132,8 @@ describe('logs under a flood of refused connections', () => {
   const CONCURRENCY = 32;
   const TIME_LIMIT_MS = 40_000;
 
-  it(`writes fewer than 100 lines for ${ATTEMPTS} refused connections, and its summary lines count every one by reason`, async () => {
+  it(`writes fewer than 100 lines for ${ATTEMPTS} refused connections, and its summary lines count every one ` +
+    `by reason`, async () => {
     const { server, port } = await start({ registry: { MaxConnections: 4 } });
     const held = await Promise.all(Array.from({ length: 4 }, () => RawClient.connect(`ws://127.0.0.1:${port}/`)));
     cleanups.push(() => {

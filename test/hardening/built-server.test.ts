@@ -2,7 +2,8 @@
  * The built server (`node server/dist/cli.js serve`, dist from the global setup) as a child process:
  *  - under a bounded abuse load (100 abusive connections from another process, each replaced as
  *    soon as the server drops it) every honest lookup is answered, none starves (p99 under 250 ms)
- *    and the server's memory stays flat. The numbers assume the server gets a core: on a machine busy with other work the
+ *    and the server's memory stays flat. The numbers assume the server gets a core: on a machine busy with other work
+ * the
  *    test says how much CPU the server got, so a failure can be told from contention;
  *  - killed with SIGKILL under load and restarted on the same port or unix socket, it comes back
  *    clean and clients reconnect and re-register.
@@ -73,7 +74,8 @@ async function start(options: Parameters<typeof startBuiltServer>[0]): Promise<B
 }
 
 describe('abuse load on the built server', () => {
-  it(`keeps honest lookups under ${P99_LIMIT_MS} ms at p99 and memory flat while ${ABUSERS} connections attack`, async () => {
+  it(`keeps honest lookups under ${P99_LIMIT_MS} ms at p99 and memory flat while ${ABUSERS} ` +
+    `connections attack`, async () => {
     dir = tempDir('abuse-load-');
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const port = await freePort();
@@ -164,9 +166,12 @@ describe('abuse load on the built server', () => {
     const p50 = percentile(latencies, 50);
     const p99 = percentile(latencies, 99);
     console.log(
-      `abuse load: ${latencies.length} honest lookups, p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${Math.max(...latencies).toFixed(1)} ms; ` +
-        `server RSS idle ${mb(idleRss)}, peak ${mb(peak)}, first third max ${mb(firstThirdMax)}, last third max ${mb(lastThirdMax)}; ` +
-        `CPU over ${wall.toFixed(1)} s: server ${serverCpu.toFixed(1)} s, attacker ${attackerCpu.toFixed(1)} s, load average ${loadavg()
+      `abuse load: ${latencies.length} honest lookups, p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ` +
+        `${Math.max(...latencies).toFixed(1)} ms; ` +
+        `server RSS idle ${mb(idleRss)}, peak ${mb(peak)}, first third max ${mb(firstThirdMax)}, last third max ` +
+        `${mb(lastThirdMax)}; ` +
+        `CPU over ${wall.toFixed(1)} s: server ${serverCpu.toFixed(1)} s, attacker ${attackerCpu.toFixed(1)} s, ` +
+        `load average ${loadavg()
           .map((l) => l.toFixed(1))
           .join(' ')}; ` +
         `attack: ${JSON.stringify(attack)}`,
@@ -258,7 +263,8 @@ describe('kill -9 under load, then restart', () => {
     expect(await second.health()).toMatchObject({ status: 200, body: { status: 'ok', onion, peers: 20 } });
   }, 60_000);
 
-  it('comes back on the same unix socket (the stale socket file does not block it) and peers re-register by hand', async () => {
+  it('comes back on the same unix socket (the stale socket file does not block it) and peers ' +
+    're-register by hand', async () => {
     dir = tempDir('kill9-unix-');
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const socket = join(dir, 'registry.sock');

@@ -20,7 +20,8 @@ export const CLI = join(DIST, 'cli.js');
 export function requireBuiltServer(): void {
   if (!existsSync(CLI)) {
     throw new Error(
-      `${CLI} does not exist: run the hardening suite through vitest (make test-hardening), whose global setup builds server/dist, or set HARDENING_DIST`,
+      `${CLI} does not exist: run the hardening suite through vitest (make test-hardening), whose global setup ` +
+        `builds server/dist, or set HARDENING_DIST`,
     );
   }
 }
@@ -99,7 +100,8 @@ export function writeConfig(options: BuiltServerOptions): string {
   const path = join(options.dir, 'config.ini');
   writeFileSync(
     path,
-    `[Host]\n${host}\n\n[HiddenService]\nHiddenServiceDir = ${hiddenServiceDir}\nHiddenServicePort = 80\n\n[Registry]\n${registry}\n\n${extra}[Log]\nlevel = info${log}\n`,
+    `[Host]\n${host}\n\n[HiddenService]\nHiddenServiceDir = ${hiddenServiceDir}\nHiddenServicePort = ` +
+      `80\n\n[Registry]\n${registry}\n\n${extra}[Log]\nlevel = info${log}\n`,
   );
   return path;
 }

@@ -56,7 +56,10 @@ interface Acknowledged {
   readonly keyId: string;
 }
 
-/** Registers peers on new connections, PARALLEL at a time, until the server is gone; returns those acknowledged with a claim. */
+/**
+ * Registers peers on new connections, PARALLEL at a time, until the server is gone; returns those acknowledged with a
+ * claim.
+ */
 async function registerUntilGone(url: string, server: BuiltServer): Promise<Acknowledged[]> {
   const acknowledged: Acknowledged[] = [];
   const alive = (): boolean => server.child.exitCode === null && server.child.signalCode === null;

@@ -119,7 +119,8 @@ interface VerifyResult {
 }
 
 describe('event fan-out on the built server', () => {
-  it(`answers a pinger under ${P99_LIMIT_MS} ms at p99 while ${SUBSCRIBERS} subscribers that read get every event of ${CHURNERS} churning peers`, async () => {
+  it(`answers a pinger under ${P99_LIMIT_MS} ms at p99 while ${SUBSCRIBERS} subscribers that read get every event of ` +
+    `${CHURNERS} churning peers`, async () => {
     requireBuiltServer();
     const dir = tempDir('fan-out-load-');
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -155,10 +156,14 @@ describe('event fan-out on the built server', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_000)); // the last batch
     const views = await subs.call<VerifyResult>('verify', { port, localAddresses: local }, 20_000);
     const note =
-      `pinger p50 ${ping.clean.p50Ms.toFixed(2)} ms, p99 ${ping.clean.p99Ms.toFixed(2)} ms over ${ping.clean.samples} pings ` +
-      `(all ${ping.samples}: p99 ${ping.p99Ms.toFixed(2)} ms, max ${ping.maxMs.toFixed(1)} ms, worst [ms, due at ms]: ${JSON.stringify(ping.worst)}; ` +
-      `${ping.clouded} left out, in flight while the pinger itself stalled, longest ${ping.ownStallMs.toFixed(0)} ms); ` +
-      `churn ${churn.joins} joins, ${churn.leaves} leaves, ${churn.refused} refused; ${views.events} events to ${views.subscribers} subscribers (fewest ${views.minEvents}); ` +
+      `pinger p50 ${ping.clean.p50Ms.toFixed(2)} ms, p99 ${ping.clean.p99Ms.toFixed(2)} ms over ` +
+      `${ping.clean.samples} pings ` +
+      `(all ${ping.samples}: p99 ${ping.p99Ms.toFixed(2)} ms, max ${ping.maxMs.toFixed(1)} ms, worst [ms, due at ` +
+      `ms]: ${JSON.stringify(ping.worst)}; ` +
+      `${ping.clouded} left out, in flight while the pinger itself stalled, longest ` +
+      `${ping.ownStallMs.toFixed(0)} ms); ` +
+      `churn ${churn.joins} joins, ${churn.leaves} leaves, ${churn.refused} refused; ${views.events} events to ` +
+      `${views.subscribers} subscribers (fewest ${views.minEvents}); ` +
       `server ${(serverCpu * 100).toFixed(0)}% of a core, load average ${loadavg()
         .map((l) => l.toFixed(1))
         .join(' ')}`;

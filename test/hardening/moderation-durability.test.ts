@@ -58,7 +58,8 @@ async function connect(url: string): Promise<RawClient> {
 }
 
 describe('moderation decisions and kill -9', () => {
-  it(`keep every block and reservation the CLI reported, the server killed right after each, over ${ROUNDS} crashes`, async () => {
+  it(`keep every block and reservation the CLI reported, the server killed right after each, over ` +
+    `${ROUNDS} crashes`, async () => {
     dir = tempDir('moderation-crash-');
     const port = await freePort();
     const url = `ws://127.0.0.1:${port}/`;

@@ -105,7 +105,8 @@ describe('a reply the client asked for', () => {
     expect((await reader.request({ type: 'ping' })).type).toBe('pong');
   });
 
-  it('reaches a reader that reads when a page of 1000 peers is 18 times MaxBufferedBytes, events included', async () => {
+  it('reaches a reader that reads when a page of 1000 peers is 18 times MaxBufferedBytes, ' +
+    'events included', async () => {
     // The rule counts bytes, whatever they hold: a page 18 times the limit here stands for the
     // 1.6 MB page of 1000 RSA-8192 peers against the default 1 MiB (1.6 times). Registering 1000
     // RSA-8192 peers takes ~36 ms of signing each; the unit test of UnreadMeter takes those sizes.
@@ -182,7 +183,8 @@ describe('many connections that ask for pages and never read (MaxOutputBytes)', 
     const closedForBound = outputFull().map((l) => attackers.find((a) => a.id === l.connId));
     const heavyFirst = closed.map((a) => a?.heavy === true);
     console.log(
-      `non-readers: ${outputFull().length} closed for the output bound, peak queued ${(peak / 2 ** 20).toFixed(1)} MiB of ${maxOutput / 2 ** 20} MiB, honest pages ${pages}; closed in order (heavy?): ${heavyFirst.join(' ')}`,
+      `non-readers: ${outputFull().length} closed for the output bound, peak queued ${(peak / 2 ** 20).toFixed(1)} ` +
+        `MiB of ${maxOutput / 2 ** 20} MiB, honest pages ${pages}; closed in order (heavy?): ${heavyFirst.join(' ')}`,
     );
     expect(outputFull().length).toBeGreaterThan(0);
     expect(

@@ -430,7 +430,8 @@ describe('malformed WebSocket framing', () => {
   );
 
   const rawTally = new Map<string, number>();
-  it("closes with 1002/1003/1008/1009 (or echoes the peer's own close) and answers readable frames per spec", async () => {
+  it("closes with 1002/1003/1008/1009 (or echoes the peer's own close) and answers readable " +
+    'frames per spec', async () => {
     let runs = 0;
     await fc.assert(
       fc.asyncProperty(afterUpgrade, fc.boolean(), async (writes, together) => {

@@ -43,7 +43,8 @@ async function databaseWithReader(name: string): Promise<{ owner: string; reader
   const database = decodeURIComponent(new URL(owner.replace('@/', '@localhost/')).pathname.slice(1));
   await sql(
     owner,
-    `GRANT CONNECT ON DATABASE ${database} TO ${name}; GRANT USAGE ON SCHEMA public TO ${name}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${name}`,
+    `GRANT CONNECT ON DATABASE ${database} TO ${name}; GRANT USAGE ON SCHEMA public TO ${name}; GRANT SELECT ON ALL ` +
+      `TABLES IN SCHEMA public TO ${name}`,
   );
   return { owner, reader: owner.replace(/^postgres:\/\/[^@]*@/, `postgres://${name}@`) };
 }
@@ -54,7 +55,8 @@ function configFor(database: string): string {
   const path = join(dir, 'config.ini');
   writeFileSync(
     path,
-    `[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n`,
+    `[Host]\nHOST=127.0.0.1\nPORT=1\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\n` +
+      `Database=${database}\n`,
   );
   return path;
 }
@@ -72,13 +74,16 @@ describe('claims list and show on PostgreSQL', () => {
     });
   });
 
-  it('while claims release, which writes, is refused to that role, naming the database without a password', async () => {
-    const { reader } = await databaseWithReader('claims_reader_release');
-    const released = await cli(['claims', 'release', 'mallory', '--config', configFor(reader)]);
-    expect(released.code).toBe(1);
-    expect(released.stderr).toContain('claims_reader_release@');
-    expect(released.stderr).toContain('(42501)');
-  });
+  it(
+    'while claims release, which writes, is refused to that role, naming the database without ' + 'a password',
+    async () => {
+      const { reader } = await databaseWithReader('claims_reader_release');
+      const released = await cli(['claims', 'release', 'mallory', '--config', configFor(reader)]);
+      expect(released.code).toBe(1);
+      expect(released.stderr).toContain('claims_reader_release@');
+      expect(released.stderr).toContain('(42501)');
+    },
+  );
 
   it('refuse a database at an older schema version rather than migrate it, saying what to do', async () => {
     const { owner, reader } = await databaseWithReader('claims_reader_old');

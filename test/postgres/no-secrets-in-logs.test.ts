@@ -104,7 +104,8 @@ describe('no database password in any log line or message', () => {
     const config = join(dir, 'config.ini');
     writeFileSync(
       config,
-      `[Host]\nHOST=127.0.0.1\nPORT=0\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\nDatabase=${database}\n[Log]\nlevel=trace\n`,
+      `[Host]\nHOST=127.0.0.1\nPORT=0\n[HiddenService]\nHiddenServiceDir=${dir}\nHiddenServicePort=80\n[Store]\n` +
+        `Database=${database}\n[Log]\nlevel=trace\n`,
     );
     const failed = await run(process.execPath, [CLI, 'serve', '--config', config], {
       env: { ...process.env, NO_PRETTY: '1' },

@@ -309,32 +309,38 @@ export function describeClaimStoreContract(name: string, openStore: OpenClaimSto
       expect(await s.getByNickname('squatter')).toBeNull();
     });
 
-    it('lets a verified claim displace an unverified claim of another key that holds both the address and the nickname (erratum 1)', async () => {
-      const s = await open();
-      const [squatter, owner] = [newKey(), newKey()];
-      const address = newAddress();
-      const squat = expectClaimed(await s.claim(request(squatter, 'alice', address)));
-      expect((await s.claim(request(owner, 'ALICE', address, { addressVerified: true }))).kind).toBe('nickname-taken');
-      const taken = expectClaimed(
-        await s.claim(request(owner, 'ALICE', address, { addressVerified: true, displaceUnverified: true })),
-      );
-      expect(taken.displaced).toEqual(squat.claim);
-      expect(await s.getByNickname('alice')).toMatchObject({
-        keyId: owner.keyId,
-        nickname: 'ALICE',
-        addressVerified: true,
-      });
-      expect(
-        (await s.findForRegistration({ keyId: squatter.keyId, nickname: 'x', address: newAddress() })).byKey,
-      ).toBeNull();
-      // Only a claim that holds the address loses the nickname: another holder of it keeps it.
-      await s.claim(request(newKey(), 'bob', newAddress()));
-      const address2 = newAddress();
-      await s.claim(request(newKey(), 'sam', address2));
-      expect(
-        (await s.claim(request(newKey(), 'bob', address2, { addressVerified: true, displaceUnverified: true }))).kind,
-      ).toBe('nickname-taken');
-    });
+    it(
+      'lets a verified claim displace an unverified claim of another key that holds both the address and the ' +
+        'nickname (erratum 1)',
+      async () => {
+        const s = await open();
+        const [squatter, owner] = [newKey(), newKey()];
+        const address = newAddress();
+        const squat = expectClaimed(await s.claim(request(squatter, 'alice', address)));
+        expect((await s.claim(request(owner, 'ALICE', address, { addressVerified: true }))).kind).toBe(
+          'nickname-taken',
+        );
+        const taken = expectClaimed(
+          await s.claim(request(owner, 'ALICE', address, { addressVerified: true, displaceUnverified: true })),
+        );
+        expect(taken.displaced).toEqual(squat.claim);
+        expect(await s.getByNickname('alice')).toMatchObject({
+          keyId: owner.keyId,
+          nickname: 'ALICE',
+          addressVerified: true,
+        });
+        expect(
+          (await s.findForRegistration({ keyId: squatter.keyId, nickname: 'x', address: newAddress() })).byKey,
+        ).toBeNull();
+        // Only a claim that holds the address loses the nickname: another holder of it keeps it.
+        await s.claim(request(newKey(), 'bob', newAddress()));
+        const address2 = newAddress();
+        await s.claim(request(newKey(), 'sam', address2));
+        expect(
+          (await s.claim(request(newKey(), 'bob', address2, { addressVerified: true, displaceUnverified: true }))).kind,
+        ).toBe('nickname-taken');
+      },
+    );
 
     it('never lets a claim displace a verified claim, nor an unverified claim displace anything', async () => {
       const s = await open();
@@ -373,36 +379,43 @@ export function describeClaimStoreContract(name: string, openStore: OpenClaimSto
       expect(moved.claim.addressVerified).toBe(false);
     });
 
-    it("reverts a claim whose registration was refused: the key's previous claim and a displaced one are put back as they were", async () => {
-      const s = await open();
-      const [alice, squatter] = [newKey(), newKey()];
-      const proven = newAddress();
-      const before = expectClaimed(await s.claim(request(alice, 'alice', newAddress()))).claim;
-      const squat = expectClaimed(await s.claim(request(squatter, 'squat', proven))).claim;
-      clock.advanceDays(1);
-      const moved = expectClaimed(
-        await s.claim(request(alice, 'alice2', proven, { addressVerified: true, displaceUnverified: true })),
-      );
-      expect(moved.previous).toEqual(before);
-      expect(await s.revert(moved.claim, [before, squat])).toBe(2);
-      expect((await s.list()).claims).toEqual([before, squat]);
-    });
+    it(
+      "reverts a claim whose registration was refused: the key's previous claim and a displaced one are put back as " +
+        'they were',
+      async () => {
+        const s = await open();
+        const [alice, squatter] = [newKey(), newKey()];
+        const proven = newAddress();
+        const before = expectClaimed(await s.claim(request(alice, 'alice', newAddress()))).claim;
+        const squat = expectClaimed(await s.claim(request(squatter, 'squat', proven))).claim;
+        clock.advanceDays(1);
+        const moved = expectClaimed(
+          await s.claim(request(alice, 'alice2', proven, { addressVerified: true, displaceUnverified: true })),
+        );
+        expect(moved.previous).toEqual(before);
+        expect(await s.revert(moved.claim, [before, squat])).toBe(2);
+        expect((await s.list()).claims).toEqual([before, squat]);
+      },
+    );
 
-    it('reverts nothing newer: a claim of the key made since stays, and a nickname taken since is not put back', async () => {
-      const s = await open();
-      const [alice, bob] = [newKey(), newKey()];
-      const before = expectClaimed(await s.claim(request(alice, 'alice', newAddress()))).claim;
-      clock.time += 1;
-      const moved = expectClaimed(await s.claim(request(alice, 'alice2', newAddress()))).claim;
-      clock.time += 1;
-      const since = expectClaimed(await s.claim(request(alice, 'alice3', newAddress()))).claim;
-      expect(await s.revert(moved, [before])).toBe(0);
-      expect(await s.getByNickname('alice3')).toEqual(since);
-      expect(await s.getByNickname('alice')).toBeNull();
-      const bobs = expectClaimed(await s.claim(request(bob, 'alice', newAddress()))).claim;
-      expect(await s.revert(since, [before])).toBe(0);
-      expect((await s.list()).claims).toEqual([bobs]);
-    });
+    it(
+      'reverts nothing newer: a claim of the key made since stays, and a nickname taken since is ' + 'not put back',
+      async () => {
+        const s = await open();
+        const [alice, bob] = [newKey(), newKey()];
+        const before = expectClaimed(await s.claim(request(alice, 'alice', newAddress()))).claim;
+        clock.time += 1;
+        const moved = expectClaimed(await s.claim(request(alice, 'alice2', newAddress()))).claim;
+        clock.time += 1;
+        const since = expectClaimed(await s.claim(request(alice, 'alice3', newAddress()))).claim;
+        expect(await s.revert(moved, [before])).toBe(0);
+        expect(await s.getByNickname('alice3')).toEqual(since);
+        expect(await s.getByNickname('alice')).toBeNull();
+        const bobs = expectClaimed(await s.claim(request(bob, 'alice', newAddress()))).claim;
+        expect(await s.revert(since, [before])).toBe(0);
+        expect((await s.list()).claims).toEqual([bobs]);
+      },
+    );
 
     it('lists live claims in case-insensitive nickname order, a page at a time', async () => {
       const s = await open();

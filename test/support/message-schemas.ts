@@ -190,10 +190,12 @@ function check(direction: Direction, frame: unknown): void {
   if (!message.validate(frame)) {
     const errors = (message.validate.errors ?? []).map(
       (e) =>
-        `${e.instancePath || '/'} ${e.message ?? e.keyword}${e.params === undefined ? '' : ` ${JSON.stringify(e.params)}`}`,
+        `${e.instancePath || '/'} ` +
+        `${e.message ?? e.keyword}${e.params === undefined ? '' : ` ${JSON.stringify(e.params)}`}`,
     );
     throw new Error(
-      `${direction} message "${type}" does not match docs/asyncapi.yaml: ${errors.join('; ')}; frame: ${abbreviate(frame)}`,
+      `${direction} message "${type}" does not match docs/asyncapi.yaml: ${errors.join('; ')}; frame: ` +
+        `${abbreviate(frame)}`,
     );
   }
 }

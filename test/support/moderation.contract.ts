@@ -34,31 +34,35 @@ async function registered(client: RawClient, identity: Identity, nickname: strin
 }
 
 export function moderationRules(setup: () => Promise<ModerationSetup>): void {
-  it('closes a live registration whose key is blocked with blocked and 4003 within a second, deletes its claim and tells subscribers', async () => {
-    const { a, b, operator, connect, claimed } = await setup();
-    const peer = ed25519Identity();
-    const client = await connect(a);
-    await registered(client, peer, 'mallory');
-    const watcher = await connect(b);
-    expect((await watcher.request({ type: 'subscribe' })).type).toBe('subscribed');
-    expect(await claimed('mallory')).toBe(true);
-    const started = Date.now();
-    await operator.block('key', keyIdOf(peer), 'mallory', BY);
-    await client.waitFor((f) => f.type === 'blocked', 2_000);
-    expect(client.frames.find((f) => f.type === 'blocked')).toEqual({ type: 'blocked', reason: 'impersonation' });
-    expect((await client.closed).code).toBe(4003);
-    expect(Date.now() - started).toBeLessThan(1_500);
-    await watcher.waitFor((f) => f.type === 'peer_left' && f.nickname === 'mallory', 2_000);
-    expect(await claimed('mallory')).toBe(false);
-    // And later registrations of the key are refused BLOCKED, with the public reason, never the note
-    // (on every server once a second has passed).
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, started + 1_000 - Date.now())));
-    const again = await connect(b);
-    const refused = await again.register(peer, 'mallory2');
-    expect(refused).toMatchObject({ type: 'error', code: 'BLOCKED' });
-    expect(String(refused.message)).toContain('impersonation');
-    expect(String(refused.message)).not.toContain('ticket 42');
-  });
+  it(
+    'closes a live registration whose key is blocked with blocked and 4003 within a second, deletes its claim and ' +
+      'tells subscribers',
+    async () => {
+      const { a, b, operator, connect, claimed } = await setup();
+      const peer = ed25519Identity();
+      const client = await connect(a);
+      await registered(client, peer, 'mallory');
+      const watcher = await connect(b);
+      expect((await watcher.request({ type: 'subscribe' })).type).toBe('subscribed');
+      expect(await claimed('mallory')).toBe(true);
+      const started = Date.now();
+      await operator.block('key', keyIdOf(peer), 'mallory', BY);
+      await client.waitFor((f) => f.type === 'blocked', 2_000);
+      expect(client.frames.find((f) => f.type === 'blocked')).toEqual({ type: 'blocked', reason: 'impersonation' });
+      expect((await client.closed).code).toBe(4003);
+      expect(Date.now() - started).toBeLessThan(1_500);
+      await watcher.waitFor((f) => f.type === 'peer_left' && f.nickname === 'mallory', 2_000);
+      expect(await claimed('mallory')).toBe(false);
+      // And later registrations of the key are refused BLOCKED, with the public reason, never the note
+      // (on every server once a second has passed).
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, started + 1_000 - Date.now())));
+      const again = await connect(b);
+      const refused = await again.register(peer, 'mallory2');
+      expect(refused).toMatchObject({ type: 'error', code: 'BLOCKED' });
+      expect(String(refused.message)).toContain('impersonation');
+      expect(String(refused.message)).not.toContain('ticket 42');
+    },
+  );
 
   it('refuses a blocked address with BLOCKED, and lets it in again once unblocked', async () => {
     const { a, operator, connect } = await setup();
@@ -72,18 +76,21 @@ export function moderationRules(setup: () => Promise<ModerationSetup>): void {
     await registered(await connect(a), peer, 'someone');
   });
 
-  it('refuses a reserved nickname and its look-alikes with NICKNAME_RESERVED: adm1n, ADMIN, a.d.m.i.n for admin', async () => {
-    const { a, operator, connect } = await setup();
-    const admin = new NicknamePattern('admin');
-    await operator.reserve('admin', (n) => admin.covers(n), null, BY);
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
-    for (const nickname of ['admin', 'adm1n', 'ADMIN', 'a.d.m.i.n', 'Adm_In']) {
-      const client = await connect(a);
-      const reply = await client.register(ed25519Identity(), nickname);
-      expect(reply, nickname).toMatchObject({ type: 'error', code: 'NICKNAME_RESERVED' });
-    }
-    await registered(await connect(a), ed25519Identity(), 'admiral');
-  });
+  it(
+    'refuses a reserved nickname and its look-alikes with NICKNAME_RESERVED: adm1n, ADMIN, a.d.m.i.n ' + 'for admin',
+    async () => {
+      const { a, operator, connect } = await setup();
+      const admin = new NicknamePattern('admin');
+      await operator.reserve('admin', (n) => admin.covers(n), null, BY);
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      for (const nickname of ['admin', 'adm1n', 'ADMIN', 'a.d.m.i.n', 'Adm_In']) {
+        const client = await connect(a);
+        const reply = await client.register(ed25519Identity(), nickname);
+        expect(reply, nickname).toMatchObject({ type: 'error', code: 'NICKNAME_RESERVED' });
+      }
+      await registered(await connect(a), ed25519Identity(), 'admiral');
+    },
+  );
 
   it('lets only the key a nickname is reserved for register it, and ends a live holder with another key', async () => {
     const { a, b, operator, connect } = await setup();

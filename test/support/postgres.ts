@@ -37,7 +37,8 @@ export interface PostgresServer {
 const PREFIX = 'p2p-registry-pg-';
 const DEBIAN_BIN_ROOT = '/usr/lib/postgresql';
 const INSTALL_HINT =
-  'install them with `apt-get install -y postgresql` (or `bash .ci/install-postgres.sh`), or point P2P_PG_BIN at a bin folder holding initdb and pg_ctl';
+  'install them with `apt-get install -y postgresql` (or `bash .ci/install-postgres.sh`), or point P2P_PG_BIN at a ' +
+  'bin folder holding initdb and pg_ctl';
 const run = promisify(execFile);
 /** util-linux's runuser lives in sbin, which a CI job's PATH may leave out. */
 const RUNUSER =
@@ -51,7 +52,8 @@ export function findPostgresBin(): string {
   const found = candidates.find((dir) => existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'pg_ctl')));
   if (found === undefined) {
     throw new Error(
-      `The PostgreSQL store tests need PostgreSQL's server programs (initdb, pg_ctl), found none in ${candidates.join(', ') || `${DEBIAN_BIN_ROOT}/*/bin`}: ${INSTALL_HINT}.`,
+      `The PostgreSQL store tests need PostgreSQL's server programs (initdb, pg_ctl), found none in ` +
+        `${candidates.join(', ') || `${DEBIAN_BIN_ROOT}/*/bin`}: ${INSTALL_HINT}.`,
     );
   }
   return found;
@@ -74,7 +76,8 @@ function clusterUser(): { readonly name: string; readonly uid: number; readonly 
     line = execFileSync('getent', ['passwd', 'postgres'], { encoding: 'utf8' }).trim();
   } catch {
     throw new Error(
-      `The PostgreSQL store tests run as root and initdb refuses root, but there is no postgres user to run it as: ${INSTALL_HINT}.`,
+      `The PostgreSQL store tests run as root and initdb refuses root, but there is no postgres user to run it as: ` +
+        `${INSTALL_HINT}.`,
     );
   }
   const [, , uid, gid] = line.split(':');
@@ -227,5 +230,6 @@ export function removePostgresSync(server: PostgresServer): void {
 
 /** The connection string of a database on this server, as its superuser (trust auth on the socket). */
 export function postgresUrl(server: PostgresServer, database: string): string {
-  return `postgres://${encodeURIComponent(server.user)}@/${encodeURIComponent(database)}?host=${encodeURIComponent(server.socketDir)}`;
+  const user = encodeURIComponent(server.user);
+  return `postgres://${user}@/${encodeURIComponent(database)}?host=${encodeURIComponent(server.socketDir)}`;
 }

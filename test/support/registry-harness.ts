@@ -33,7 +33,10 @@ export interface TestServer {
   readonly onion: string | null;
   /** The claim database ([Store] Database). */
   readonly database: string;
-  /** Stops the server and removes the temp HiddenServiceDir (and the temp database it made); safe to call more than once. */
+  /**
+   * Stops the server and removes the temp HiddenServiceDir (and the temp database it made); safe to call more than
+   * once.
+   */
   close(): Promise<void>;
 }
 
@@ -42,7 +45,10 @@ export interface TestServerOptions {
   hostname?: string | null;
   /** Extra [HiddenService] settings. */
   hiddenService?: Record<string, string | number>;
-  /** The port to listen on (127.0.0.1); 0 (the default) picks a free one. Pass a stopped server's port to restart it there. */
+  /**
+   * The port to listen on (127.0.0.1); 0 (the default) picks a free one. Pass a stopped server's port to restart it
+   * there.
+   */
   port?: number;
   /** [Claims] settings (ClaimDays, ClaimAfterSeconds). */
   claims?: Record<string, string | number>;
@@ -63,7 +69,10 @@ export interface TestServerOptions {
   logSummarySeconds?: number;
   /** How often live registrations' last-seen is written. */
   touchIntervalMs?: number;
-  /** A claim store in place of the configured one (StartOptions.openStore): one that fails, never answers, or a test's wrapper of it. */
+  /**
+   * A claim store in place of the configured one (StartOptions.openStore): one that fails, never answers, or a test's
+   * wrapper of it.
+   */
   openStore?: StartOptions['openStore'];
 }
 
@@ -342,7 +351,10 @@ export class RawClient {
   private describeFrames(): string {
     const byType: Record<string, number> = {};
     for (const f of this.frames) byType[String(f.type)] = (byType[String(f.type)] ?? 0) + 1;
-    return `got ${this.frames.length} frames ${JSON.stringify(byType)}, the last: ${JSON.stringify(this.frames.slice(-5)).slice(0, 2_000)}`;
+    return (
+      `got ${this.frames.length} frames ${JSON.stringify(byType)}, the last: ` +
+      `${JSON.stringify(this.frames.slice(-5)).slice(0, 2_000)}`
+    );
   }
 
   sendRaw(data: string | Buffer, binary = false): void {

@@ -27,7 +27,8 @@ export class WaitTimeoutError extends Error {
 
   constructor(what: string, timeoutMs: number, detail?: string, options?: ErrorOptions) {
     super(
-      `timed out after ${timeoutMs} ms waiting for ${what}${detail === undefined || detail === '' ? '' : `; ${detail}`}`,
+      `timed out after ${timeoutMs} ms waiting for ` +
+        `${what}${detail === undefined || detail === '' ? '' : `; ${detail}`}`,
       options,
     );
     this.name = 'WaitTimeoutError';

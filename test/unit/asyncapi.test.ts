@@ -123,29 +123,32 @@ describe('docs/asyncapi.yaml', () => {
     expect(planned.filter((code) => serverCodes.includes(code))).toEqual([]);
   });
 
-  it("carries a register example signed over the hello example's challenge, a test vector that PROTOCOL.md repeats", () => {
-    const hello = example('hello');
-    const register = messageSchemas().client.get('register')?.examples[0]?.payload;
-    const [nickname, address, port, publicKey, signature] = [
-      'nickname',
-      'address',
-      'port',
-      'publicKey',
-      'signature',
-    ].map((name) => String(at(register, name)));
-    if (
-      nickname === undefined ||
-      address === undefined ||
-      port === undefined ||
-      publicKey === undefined ||
-      signature === undefined
-    )
-      throw new Error('incomplete register example');
-    const payload = `p2p-tor-chat/register/v1\n${String(hello.challenge)}\n${nickname}\n${address}\n${port}`;
-    expect(verify(null, Buffer.from(payload, 'utf8'), publicKey, Buffer.from(signature, 'base64'))).toBe(true);
-    const prose = readFileSync(new URL('../../docs/PROTOCOL.md', import.meta.url), 'utf8');
-    for (const value of [String(hello.challenge), address, signature]) expect(prose).toContain(value);
-  });
+  it(
+    "carries a register example signed over the hello example's challenge, a test vector that " + 'PROTOCOL.md repeats',
+    () => {
+      const hello = example('hello');
+      const register = messageSchemas().client.get('register')?.examples[0]?.payload;
+      const [nickname, address, port, publicKey, signature] = [
+        'nickname',
+        'address',
+        'port',
+        'publicKey',
+        'signature',
+      ].map((name) => String(at(register, name)));
+      if (
+        nickname === undefined ||
+        address === undefined ||
+        port === undefined ||
+        publicKey === undefined ||
+        signature === undefined
+      )
+        throw new Error('incomplete register example');
+      const payload = `p2p-tor-chat/register/v1\n${String(hello.challenge)}\n${nickname}\n${address}\n${port}`;
+      expect(verify(null, Buffer.from(payload, 'utf8'), publicKey, Buffer.from(signature, 'base64'))).toBe(true);
+      const prose = readFileSync(new URL('../../docs/PROTOCOL.md', import.meta.url), 'utf8');
+      for (const value of [String(hello.challenge), address, signature]) expect(prose).toContain(value);
+    },
+  );
 });
 
 describe('checkServerMessage', () => {

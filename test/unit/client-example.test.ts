@@ -63,38 +63,41 @@ async function run(options: ExampleOptions): Promise<RunningPeer> {
 }
 
 describe('the client example (docs/examples/client-example.ts)', () => {
-  it('registers through a SOCKS5 proxy with a proven address, finds its friend, and follows joins and leaves', async () => {
-    const server = await registry();
-    const proxy = await startFakeSocksProxy({ route: () => server.port, accepts: 'any' });
-    defer(() => proxy.close());
-    const bob = await otherPeer(server.url, 'bob');
-    const files = exampleFiles();
-    const alice = await run({
-      ...files.options,
-      url: `ws://${server.onion ?? ''}:80/`,
-      socks: { host: '127.0.0.1', port: proxy.port, username: 'registry', password: 'example' },
-      nickname: 'alice',
-      port: 5050,
-      friend: 'bob',
-    });
+  it(
+    'registers through a SOCKS5 proxy with a proven address, finds its friend, and follows joins ' + 'and leaves',
+    async () => {
+      const server = await registry();
+      const proxy = await startFakeSocksProxy({ route: () => server.port, accepts: 'any' });
+      defer(() => proxy.close());
+      const bob = await otherPeer(server.url, 'bob');
+      const files = exampleFiles();
+      const alice = await run({
+        ...files.options,
+        url: `ws://${server.onion ?? ''}:80/`,
+        socks: { host: '127.0.0.1', port: proxy.port, username: 'registry', password: 'example' },
+        nickname: 'alice',
+        port: 5050,
+        friend: 'bob',
+      });
 
-    expect(proxy.requests[0]).toMatchObject({ host: server.onion, port: 80 });
-    expect(alice.registered).toMatchObject({
-      nickname: 'alice',
-      address: files.address,
-      port: 5050,
-      addressVerified: true,
-    });
-    expect(alice.registered.claim).not.toBeNull();
-    expect(alice.friend?.address).toBe(bob.registration?.address);
-    expect([...alice.directory.peers.keys()].sort()).toEqual(['alice', 'bob']);
+      expect(proxy.requests[0]).toMatchObject({ host: server.onion, port: 80 });
+      expect(alice.registered).toMatchObject({
+        nickname: 'alice',
+        address: files.address,
+        port: 5050,
+        addressVerified: true,
+      });
+      expect(alice.registered.claim).not.toBeNull();
+      expect(alice.friend?.address).toBe(bob.registration?.address);
+      expect([...alice.directory.peers.keys()].sort()).toEqual(['alice', 'bob']);
 
-    const carol = await otherPeer(server.url, 'Carol');
-    await waitUntil('carol is listed', () => alice.directory.peers.has('carol'));
-    await carol.close();
-    await waitUntil('carol is gone', () => !alice.directory.peers.has('carol'));
-    expect(files.lines).toEqual(expect.arrayContaining(['2 peers online', 'joined: Carol', 'left: Carol']));
-  });
+      const carol = await otherPeer(server.url, 'Carol');
+      await waitUntil('carol is listed', () => alice.directory.peers.has('carol'));
+      await carol.close();
+      await waitUntil('carol is gone', () => !alice.directory.peers.has('carol'));
+      expect(files.lines).toEqual(expect.arrayContaining(['2 peers online', 'joined: Carol', 'left: Carol']));
+    },
+  );
 
   it('says when the friend is not online', async () => {
     const server = await registry();

@@ -12,8 +12,10 @@ import { buildConfig } from '../../server/src/server/config/config.js';
 const ROOT = join(import.meta.dirname, '../..');
 const SKIPPED = new Set(['node_modules', '.git', 'dist', 'data']);
 /** The files that configure or document a deployment, not the TypeScript (its tests set wrong names on purpose). */
-const DEPLOYMENT =
-  /(^|\/)(Makefile|Dockerfile|[^/]*\.Dockerfile|[^/]*\.ya?ml|[^/]*\.sh|[^/]*\.pl|config\.ini\.example|[^/]*\.ini|README\.md|CLUSTER\.md)$/;
+const DEPLOYMENT = new RegExp(
+  '(^|/)(Makefile|Dockerfile|[^/]*\\.Dockerfile|[^/]*\\.ya?ml|[^/]*\\.sh|[^/]*\\.pl|config\\.ini\\.example|' +
+    '[^/]*\\.ini|README\\.md|CLUSTER\\.md)$',
+);
 /** `NAME=` (shell, Makefile, README) or `NAME:` (compose). */
 const ASSIGNMENT = /\b(REGISTRY_[A-Za-z0-9_]+)\s*[:=]/g;
 

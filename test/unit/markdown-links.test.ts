@@ -197,7 +197,8 @@ describe('the link checker', () => {
   const pages = new Map([
     [
       'README.md',
-      '# Title\n## Run it on a VPS (Docker)\n## `/healthz` of an instance\n## Notes\n## Notes\n```sh\n# not a heading\n```\n',
+      '# Title\n## Run it on a VPS (Docker)\n## `/healthz` of an instance\n## Notes\n## Notes\n```sh\n# not a ' +
+        'heading\n```\n',
     ],
     ['docs/A.md', '# A\n## Limits behind Onionbalance 0.2.2\n## What "healthy" means\n'],
   ]);
@@ -205,16 +206,19 @@ describe('the link checker', () => {
   const check = (file: string, target: string): string | null =>
     problemOf({ file, line: 1, target }, sampleFiles, sampleFolders, pageAnchors);
 
-  it("makes heading ids as GitHub does: punctuation dropped, spaces to '-', repeats numbered, code blocks skipped", () => {
-    expect([...pageAnchors('README.md')]).toEqual([
-      'title',
-      'run-it-on-a-vps-docker',
-      'healthz-of-an-instance',
-      'notes',
-      'notes-1',
-    ]);
-    expect([...pageAnchors('docs/A.md')]).toEqual(['a', 'limits-behind-onionbalance-022', 'what-healthy-means']);
-  });
+  it(
+    "makes heading ids as GitHub does: punctuation dropped, spaces to '-', repeats numbered, code " + 'blocks skipped',
+    () => {
+      expect([...pageAnchors('README.md')]).toEqual([
+        'title',
+        'run-it-on-a-vps-docker',
+        'healthz-of-an-instance',
+        'notes',
+        'notes-1',
+      ]);
+      expect([...pageAnchors('docs/A.md')]).toEqual(['a', 'limits-behind-onionbalance-022', 'what-healthy-means']);
+    },
+  );
 
   it('resolves relative files, folders and anchors, and refuses what is not there', () => {
     expect(check('README.md', 'docs/A.md#what-healthy-means')).toBeNull();
@@ -236,7 +240,8 @@ describe('the link checker', () => {
 
   it('finds inline links, images, reference definitions and autolinks, but not in code', () => {
     const markdown =
-      'See [the `docs`](docs/A.md) and ![chart](<docs/b.yaml> "a chart").\n[ref]: README.md\n<https://example.org>\n`[code](not-a-link)`\n```\n[fenced](not-a-link)\n```\n';
+      'See [the `docs`](docs/A.md) and ![chart](<docs/b.yaml> "a chart").\n[ref]: ' +
+      'README.md\n<https://example.org>\n`[code](not-a-link)`\n```\n[fenced](not-a-link)\n```\n';
     expect(linksOf('README.md', markdown).map((link) => link.target)).toEqual([
       'docs/A.md',
       'docs/b.yaml',

@@ -358,42 +358,45 @@ async function onionKeyFile(): Promise<{ path: string; address: string; dir: str
 }
 
 describe('p2p-registry register, revision 2', () => {
-  it('proves the address with --onion-key, taking --address from the key, and shows the claim when it is made', async () => {
-    const fake = await startFake({ claimAfterSeconds: 600 });
-    const onion = await onionKeyFile();
-    const r = captureIo();
-    const exit = run(
-      [
-        'register',
-        '--registry',
-        fake.url,
-        '--nickname',
-        'alice',
-        '--port',
-        '5050',
-        '--onion-key',
-        onion.path,
-        '--key',
-        join(onion.dir, 'k.pem'),
-      ],
-      r.io,
-    );
-    await waitFor(() => r.out().includes('no claim yet'), 'the registration');
-    expect(r.err()).toContain(`using the onion service key in ${onion.path} (${onion.address})`);
-    expect(r.out()).toBe(
-      `registered alice at ${onion.address}:5050 (address verified)\nno claim yet (made after 600 s)\n`,
-    );
-    const [request] = fake.requestsOf('register');
-    expect(request).toMatchObject({ address: onion.address });
-    expect(addressProofVerifies(request as FakeFrame, fake.latest.challenge)).toBe(true);
+  it(
+    'proves the address with --onion-key, taking --address from the key, and shows the claim when ' + 'it is made',
+    async () => {
+      const fake = await startFake({ claimAfterSeconds: 600 });
+      const onion = await onionKeyFile();
+      const r = captureIo();
+      const exit = run(
+        [
+          'register',
+          '--registry',
+          fake.url,
+          '--nickname',
+          'alice',
+          '--port',
+          '5050',
+          '--onion-key',
+          onion.path,
+          '--key',
+          join(onion.dir, 'k.pem'),
+        ],
+        r.io,
+      );
+      await waitFor(() => r.out().includes('no claim yet'), 'the registration');
+      expect(r.err()).toContain(`using the onion service key in ${onion.path} (${onion.address})`);
+      expect(r.out()).toBe(
+        `registered alice at ${onion.address}:5050 (address verified)\nno claim yet (made after 600 s)\n`,
+      );
+      const [request] = fake.requestsOf('register');
+      expect(request).toMatchObject({ address: onion.address });
+      expect(addressProofVerifies(request as FakeFrame, fake.latest.challenge)).toBe(true);
 
-    fake.send({ type: 'claimed', claim: { until: '2030-01-01T00:00:00.000Z' } });
-    await waitFor(() => r.out().includes('claim until'), 'the claimed line');
-    expect(r.out()).toContain('\nclaim until 2030-01-01T00:00:00.000Z\n');
-    r.stop.abort();
-    expect(await exit).toBe(0);
-    expect(fake.requestsOf('unregister')).toEqual([]);
-  });
+      fake.send({ type: 'claimed', claim: { until: '2030-01-01T00:00:00.000Z' } });
+      await waitFor(() => r.out().includes('claim until'), 'the claimed line');
+      expect(r.out()).toContain('\nclaim until 2030-01-01T00:00:00.000Z\n');
+      r.stop.abort();
+      expect(await exit).toBe(0);
+      expect(fake.requestsOf('unregister')).toEqual([]);
+    },
+  );
 
   it('prints the claim as JSON with --json: in the registered line, then a claimed line', async () => {
     const fake = await startFake();

@@ -40,7 +40,8 @@ export function readCommon(args: ParsedArgs, env: ClientIo['env']): Common {
   const url = stringOption(args, 'registry') ?? env.P2P_REGISTRY_URL;
   if (url === undefined || url.trim() === '') {
     throw usageError(
-      'no registry given: pass --registry ws://<onion>:<port>/ or set P2P_REGISTRY_URL (`p2p-registry onion` on the registry host prints it)',
+      'no registry given: pass --registry ws://<onion>:<port>/ or set P2P_REGISTRY_URL (`p2p-registry onion` on the ' +
+        'registry host prints it)',
     );
   }
   let parsed: URL;
@@ -57,12 +58,15 @@ export function readCommon(args: ParsedArgs, env: ClientIo['env']): Common {
     socks = parseSocksAddress(socksText);
     if (socks === undefined)
       throw usageError(
-        `--socks must be <host>:<port>, e.g. 127.0.0.1:9050, or <user>:<password>@<host>:<port> (tor isolates streams by them), got "${socksText.includes('@') ? `<credentials>@${socksText.slice(socksText.lastIndexOf('@') + 1)}` : socksText}"`,
+        `--socks must be <host>:<port>, e.g. 127.0.0.1:9050, or <user>:<password>@<host>:<port> (tor isolates ` +
+          `streams by them), got ` +
+          `"${withoutCredentials(socksText)}"`,
       );
   }
   if (socks === undefined && parsed.hostname.toLowerCase().endsWith('.onion')) {
     throw usageError(
-      `${parsed.hostname} is an onion address: pass --socks <host>:<port> (tor's SocksPort, e.g. 127.0.0.1:9050) or set P2P_SOCKS`,
+      `${parsed.hostname} is an onion address: pass --socks <host>:<port> (tor's SocksPort, e.g. 127.0.0.1:9050) or ` +
+        `set P2P_SOCKS`,
     );
   }
 
@@ -163,4 +167,9 @@ export async function stayConnected(
     stop.dispose();
     await client.close();
   }
+}
+
+/** A --socks value as usage errors show it: never its user and password. */
+function withoutCredentials(socksText: string): string {
+  return socksText.includes('@') ? `<credentials>@${socksText.slice(socksText.lastIndexOf('@') + 1)}` : socksText;
 }

@@ -116,36 +116,43 @@ async function auditJson(...extra: string[]): Promise<Array<Record<string, unkno
 }
 
 describe('block', () => {
-  it('block key <key-id> stores the block until lifted, deletes its claim, says so and logs one info line', async () => {
-    const mallory = await claimFor('mallory');
-    const run = await moderation('block', 'key', mallory.keyId, '--reason', 'impersonation', '--note', 'ticket 7');
-    expect(run.code).toBe(0);
-    expect(run.stdout).toBe(
-      `blocked key ${mallory.keyId} until lifted: claims deleted: mallory; running servers close its live registration within a second\n`,
-    );
-    expect(run.logged).toEqual([
-      { action: 'block', kind: 'key', target: mallory.keyId, label: null, by: expect.any(String) },
-    ]);
-    expect(await claims.getByNickname('mallory')).toBeNull();
-    expect((await listed()).blocks).toEqual([
-      expect.objectContaining({
-        kind: 'key',
-        target: mallory.keyId,
-        reason: 'impersonation',
-        note: 'ticket 7',
-        until: null,
-      }),
-    ]);
-  });
+  it(
+    'block key <key-id> stores the block until lifted, deletes its claim, says so and logs one ' + 'info line',
+    async () => {
+      const mallory = await claimFor('mallory');
+      const run = await moderation('block', 'key', mallory.keyId, '--reason', 'impersonation', '--note', 'ticket 7');
+      expect(run.code).toBe(0);
+      expect(run.stdout).toBe(
+        `blocked key ${mallory.keyId} until lifted: claims deleted: mallory; running servers close its live ` +
+          `registration within a second\n`,
+      );
+      expect(run.logged).toEqual([
+        { action: 'block', kind: 'key', target: mallory.keyId, label: null, by: expect.any(String) },
+      ]);
+      expect(await claims.getByNickname('mallory')).toBeNull();
+      expect((await listed()).blocks).toEqual([
+        expect.objectContaining({
+          kind: 'key',
+          target: mallory.keyId,
+          reason: 'impersonation',
+          note: 'ticket 7',
+          until: null,
+        }),
+      ]);
+    },
+  );
 
-  it('block key <nickname> names the key by the claim that holds the nickname now, and records the nickname', async () => {
-    const mallory = await claimFor('Mallory');
-    const run = await moderation('block', 'key', 'mallory', '--by', 'alice');
-    expect(run.stdout).toContain(`blocked key ${mallory.keyId} (Mallory) until lifted: claims deleted: Mallory`);
-    expect((await listed()).blocks).toEqual([
-      expect.objectContaining({ target: mallory.keyId, label: 'Mallory', by: 'alice' }),
-    ]);
-  });
+  it(
+    'block key <nickname> names the key by the claim that holds the nickname now, and records ' + 'the nickname',
+    async () => {
+      const mallory = await claimFor('Mallory');
+      const run = await moderation('block', 'key', 'mallory', '--by', 'alice');
+      expect(run.stdout).toContain(`blocked key ${mallory.keyId} (Mallory) until lifted: claims deleted: Mallory`);
+      expect((await listed()).blocks).toEqual([
+        expect.objectContaining({ target: mallory.keyId, label: 'Mallory', by: 'alice' }),
+      ]);
+    },
+  );
 
   it('block key <nickname> that no key holds fails, saying how to name the key by its key id instead', async () => {
     await expect(moderation('block', 'key', 'nobody')).rejects.toThrow(
@@ -155,12 +162,16 @@ describe('block', () => {
     expect(await auditJson()).toEqual([]);
   });
 
-  it('block address <onion> blocks the address (case folded, .onion optional as the parser allows) and deletes its claim', async () => {
-    const mallory = await claimFor('mallory');
-    const run = await moderation('block', 'address', mallory.address.toUpperCase());
-    expect(run.stdout).toContain(`blocked address ${mallory.address} until lifted: claims deleted: mallory`);
-    expect((await listed()).blocks).toEqual([expect.objectContaining({ kind: 'address', target: mallory.address })]);
-  });
+  it(
+    'block address <onion> blocks the address (case folded, .onion optional as the parser allows) and deletes ' +
+      'its claim',
+    async () => {
+      const mallory = await claimFor('mallory');
+      const run = await moderation('block', 'address', mallory.address.toUpperCase());
+      expect(run.stdout).toContain(`blocked address ${mallory.address} until lifted: claims deleted: mallory`);
+      expect((await listed()).blocks).toEqual([expect.objectContaining({ kind: 'address', target: mallory.address })]);
+    },
+  );
 
   it('blocking the same target again renews it: (renewed), the new reason', async () => {
     const key = newKey();
@@ -344,7 +355,8 @@ describe('audit', () => {
     await moderation('unblock', 'key', 'mallory', '--by', 'bob');
     const run = await moderation('audit');
     expect(run.stdout).toBe(
-      `2027-03-01T12:00:00.000Z  alice  block key ${mallory.keyId}  reason "spam"  note "ticket 9"  (mallory; claims deleted: mallory)\n` +
+      `2027-03-01T12:00:00.000Z  alice  block key ${mallory.keyId}  reason "spam"  note "ticket 9"  (mallory; claims ` +
+        `deleted: mallory)\n` +
         `2027-03-01T12:01:00.000Z  bob  unblock key ${mallory.keyId}  (mallory)\n`,
     );
   });

@@ -82,7 +82,9 @@ export function decisionOf(args: ParsedArgs, now: number = Date.now()): Decision
   return { by, reason: text(args, 'reason'), note: text(args, 'note'), expiresAt };
 }
 
-/** `<key-id|nickname>`: a key id as it is; a nickname by the key that holds it now (its claim, or live in a cluster). */
+/**
+ * `<key-id|nickname>`: a key id as it is; a nickname by the key that holds it now (its claim, or live in a cluster).
+ */
 async function keyOf(
   store: ModerationStore,
   given: string,
@@ -92,7 +94,11 @@ async function keyOf(
   const held = await store.keyOfNickname(given);
   if (held === null)
     throw new Error(
-      `no key holds "${given}" now (${what} names a key by its key id, 64 lowercase hex characters, or by a nickname it holds now; "${given}" has no claim${store.target.startsWith('postgres') ? ' and no live registration' : ''}). Fix: pass the key id: \`p2p-registry claims list\` shows the start of each claim's, \`claims show <nickname> --json\` the whole; a peer's key id is the SHA-256 of its public key's DER`,
+      `no key holds "${given}" now (${what} names a key by its key id, 64 lowercase hex characters, or by a nickname ` +
+        `it holds now; "${given}" has no ` +
+        `claim${store.target.startsWith('postgres') ? ' and no live registration' : ''}). Fix: pass the key id: ` +
+        `\`p2p-registry claims list\` shows the start of each claim's, \`claims show <nickname> --json\` the whole; ` +
+        `a peer's key id is the SHA-256 of its public key's DER`,
     );
   return { keyId: held.keyId, label: held.nickname };
 }
@@ -101,7 +107,8 @@ function addressOf(given: string): string {
   const parsed = parseOnionAddress(given);
   if (!parsed.ok)
     throw usageError(
-      `"${given}" is not a v3 onion address: ${parsed.reason}. Pass the address as the peer registered it (56 characters and .onion; \`p2p-registry claims show <nickname>\` shows a claim's)`,
+      `"${given}" is not a v3 onion address: ${parsed.reason}. Pass the address as the peer registered it (56 ` +
+        `characters and .onion; \`p2p-registry claims show <nickname>\` shows a claim's)`,
     );
   return parsed.address;
 }
@@ -139,7 +146,8 @@ async function block(store: ModerationStore, args: ParsedArgs, io: ModerationIo)
   io.log.info({ action: 'block', kind, target: keyId, label, by: decision.by }, 'operator action: block');
   const named = label === null ? '' : ` (${label})`;
   io.stdout.write(
-    `blocked ${kind} ${keyId}${named} ${lapse(decision)}${applied.renewed ? ' (renewed)' : ''}: ${effect(applied.claimsDeleted)}; running servers close its live registration within a second\n`,
+    `blocked ${kind} ${keyId}${named} ${lapse(decision)}${applied.renewed ? ' (renewed)' : ''}: ` +
+      `${effect(applied.claimsDeleted)}; running servers close its live registration within a second\n`,
   );
   return 0;
 }
@@ -171,7 +179,8 @@ async function reserve(store: ModerationStore, args: ParsedArgs, io: ModerationI
   );
   const forWhom = forKey === null ? '' : ` for key ${forKey.keyId}`;
   io.stdout.write(
-    `reserved ${pattern}${forWhom} and its look-alikes ${lapse(decision)}${applied.renewed ? ' (renewed)' : ''}: ${effect(applied.claimsDeleted)}; running servers close live registrations of it within a second\n`,
+    `reserved ${pattern}${forWhom} and its look-alikes ${lapse(decision)}${applied.renewed ? ' (renewed)' : ''}: ` +
+      `${effect(applied.claimsDeleted)}; running servers close live registrations of it within a second\n`,
   );
   return 0;
 }

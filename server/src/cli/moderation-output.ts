@@ -40,13 +40,15 @@ export function printDecisions(decisions: Decisions, json: boolean, io: StoreIo)
   for (const b of blocks) {
     const label = b.label === null ? '' : ` (${b.label})`;
     io.stdout.write(
-      `block ${b.kind} ${b.target}${label}  by ${b.by} at ${b.at}  until ${b.until ?? 'lifted'}${quoted('reason', b.reason)}${quoted('note', b.note)}\n`,
+      `block ${b.kind} ${b.target}${label}  by ${b.by} at ${b.at}  until ` +
+        `${b.until ?? 'lifted'}${quoted('reason', b.reason)}${quoted('note', b.note)}\n`,
     );
   }
   for (const r of reservations) {
     const forKey = r.forKeyId === null ? '' : ` for key ${r.forKeyId}${r.forLabel === null ? '' : ` (${r.forLabel})`}`;
     io.stdout.write(
-      `reserve ${r.pattern}${forKey}  by ${r.by} at ${r.at}  until ${r.until ?? 'lifted'}${quoted('reason', r.reason)}${quoted('note', r.note)}\n`,
+      `reserve ${r.pattern}${forKey}  by ${r.by} at ${r.at}  until ` +
+        `${r.until ?? 'lifted'}${quoted('reason', r.reason)}${quoted('note', r.note)}\n`,
     );
   }
   if (blocks.length + reservations.length === 0) io.stderr.write('no blocks or reservations in force\n');
@@ -59,7 +61,9 @@ export function printAudit(entries: readonly AuditEntry[], json: boolean, io: St
     if (json) io.stdout.write(`${JSON.stringify(line)}\n`);
     else
       io.stdout.write(
-        `${line.at}  ${entry.actor}  ${entry.action} ${entry.target}${quoted('reason', entry.reason)}${quoted('note', entry.note)}${entry.detail === null ? '' : `  (${entry.detail})`}\n`,
+        `${line.at}  ${entry.actor}  ${entry.action} ` +
+          `${entry.target}${quoted('reason', entry.reason)}${quoted('note', entry.note)}` +
+          `${entry.detail === null ? '' : `  (${entry.detail})`}\n`,
       );
   }
   if (entries.length === 0 && !json) io.stderr.write('no operator actions recorded\n');

@@ -73,7 +73,8 @@ async function withOnionKey(
   if (given?.ok === true && given.address !== onionKey.address) {
     throw new RegistryError(
       'ONION_KEY_MISMATCH',
-      `--onion-key ${path} is the key of ${onionKey.address}, not of --address ${given.address}: pass the hs_ed25519_secret_key of that onion service, or leave --address out to register the key's own address`,
+      `--onion-key ${path} is the key of ${onionKey.address}, not of --address ${given.address}: pass the ` +
+        `hs_ed25519_secret_key of that onion service, or leave --address out to register the key's own address`,
     );
   }
   return { nickname, address: address ?? onionKey.address, port, onionKey };

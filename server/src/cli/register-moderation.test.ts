@@ -85,15 +85,18 @@ describe('p2p-registry register and moderation', () => {
     expect(run.err()).toContain('staff only');
   });
 
-  it('exits 1 with BLOCKED and the reason when the operator blocks its live registration, without reconnecting', async () => {
-    const { registry, operator } = await registryWithOperator();
-    const address = randomOnion();
-    const run = await register(String(registry.url), 'mallory', address);
-    await waitUntil('the registration', () => run.out().includes('registered mallory'), { timeoutMs: 2_000 });
-    await operator.block('address', address, null, { ...BY, reason: 'phishing' });
-    expect(await run.exit).toBe(1);
-    expect(run.err()).toContain('BLOCKED');
-    expect(run.err()).toContain('phishing');
-    expect(run.err()).toContain('connection to the registry lost (close code 4003): not reconnecting');
-  });
+  it(
+    'exits 1 with BLOCKED and the reason when the operator blocks its live registration, without ' + 'reconnecting',
+    async () => {
+      const { registry, operator } = await registryWithOperator();
+      const address = randomOnion();
+      const run = await register(String(registry.url), 'mallory', address);
+      await waitUntil('the registration', () => run.out().includes('registered mallory'), { timeoutMs: 2_000 });
+      await operator.block('address', address, null, { ...BY, reason: 'phishing' });
+      expect(await run.exit).toBe(1);
+      expect(run.err()).toContain('BLOCKED');
+      expect(run.err()).toContain('phishing');
+      expect(run.err()).toContain('connection to the registry lost (close code 4003): not reconnecting');
+    },
+  );
 });

@@ -21,7 +21,8 @@ export async function serve(configPath: string): Promise<number> {
   if (setLate.length > 0) {
     logger.warn(
       { flags: setLate },
-      `V8 flags set after start, which Node calls unsafe: start node with ${setLate.join(' ')} (the image and the p2p-registry bin do)`,
+      `V8 flags set after start, which Node calls unsafe: start node with ${setLate.join(' ')} (the image and the ` +
+        `p2p-registry bin do)`,
     );
   }
   const unguard = guardProcess(logger, (code) => process.exit(code));
@@ -103,12 +104,16 @@ export async function onion(configPath: string): Promise<number> {
   return 0;
 }
 
-/** Asks the operator listener, never the public one: tor forwards that to the onion, which must not learn health (SECURITY.md). */
+/**
+ * Asks the operator listener, never the public one: tor forwards that to the onion, which must not learn health
+ * (SECURITY.md).
+ */
 export async function health(configPath: string): Promise<number> {
   const cfg = loadConfig(configPath);
   if (cfg.operatorSocket === null) {
     process.stderr.write(
-      'p2p-registry: no operator listener to ask: set [Host] OperatorSocket (or REGISTRY_HOST_OPERATORSOCKET) to a unix socket path, e.g. /run/registry-operator/operator.sock, and restart the server\n',
+      'p2p-registry: no operator listener to ask: set [Host] OperatorSocket (or REGISTRY_HOST_OPERATORSOCKET) to a ' +
+        'unix socket path, e.g. /run/registry-operator/operator.sock, and restart the server\n',
     );
     return 1;
   }
@@ -118,7 +123,8 @@ export async function health(configPath: string): Promise<number> {
     return result.status === 200 ? 0 : 1;
   } catch (err) {
     process.stderr.write(
-      `p2p-registry: the server does not answer on its operator socket ([Host] OperatorSocket): ${(err as Error).message}; is it running with this config?\n`,
+      `p2p-registry: the server does not answer on its operator socket ([Host] OperatorSocket): ` +
+        `${(err as Error).message}; is it running with this config?\n`,
     );
     return 1;
   }

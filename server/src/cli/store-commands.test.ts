@@ -58,25 +58,28 @@ describe('p2p-registry claims', () => {
     ]);
   });
 
-  it('lists a store larger than one page without holding it: every claim once, in order, written page by page', async () => {
-    const nicknames = Array.from({ length: 2_345 }, (_, i) => `p${String(i).padStart(4, '0')}`);
-    await seed(...nicknames);
-    const text = await run(['claims', 'list']);
-    expect(
-      text.out
-        .trim()
-        .split('\n')
-        .map((line) => line.split(' ')[0]),
-    ).toEqual(nicknames);
-    const writes: string[] = [];
-    const args = parseArgs(['claims', 'list', '--json'], new Set(), new Set(STORE_FLAGS));
-    await runStoreCommand('claims', args, open, {
-      stdout: { write: (t: string) => writes.push(t) },
-      stderr: { write: () => true },
-    });
-    expect(writes.length).toBeGreaterThanOrEqual(4); // '[', three pages of at most 1,000, ']'
-    expect((JSON.parse(writes.join('')) as Array<{ nickname: string }>).map((c) => c.nickname)).toEqual(nicknames);
-  });
+  it(
+    'lists a store larger than one page without holding it: every claim once, in order, written ' + 'page by page',
+    async () => {
+      const nicknames = Array.from({ length: 2_345 }, (_, i) => `p${String(i).padStart(4, '0')}`);
+      await seed(...nicknames);
+      const text = await run(['claims', 'list']);
+      expect(
+        text.out
+          .trim()
+          .split('\n')
+          .map((line) => line.split(' ')[0]),
+      ).toEqual(nicknames);
+      const writes: string[] = [];
+      const args = parseArgs(['claims', 'list', '--json'], new Set(), new Set(STORE_FLAGS));
+      await runStoreCommand('claims', args, open, {
+        stdout: { write: (t: string) => writes.push(t) },
+        stderr: { write: () => true },
+      });
+      expect(writes.length).toBeGreaterThanOrEqual(4); // '[', three pages of at most 1,000, ']'
+      expect((JSON.parse(writes.join('')) as Array<{ nickname: string }>).map((c) => c.nickname)).toEqual(nicknames);
+    },
+  );
 
   it('lists an empty store as "no claims", and as [] with --json', async () => {
     const text = await run(['claims', 'list']);

@@ -69,7 +69,9 @@ export async function openDatabaseOf(configPath: string, access: StoreAccess): P
   if (!existsSync(database)) {
     throw new RegistryError(
       'STORE_OPEN_FAILED',
-      `no claim database at ${database} ([Store] Database of ${configPath}): pass the server's --config (in the Docker stack: docker compose exec registry node /app/server/dist/cli.js claims list --config /etc/p2p-registry/config.ini); the server creates the database at its first start`,
+      `no claim database at ${database} ([Store] Database of ${configPath}): pass the server's --config (in the ` +
+        `Docker stack: docker compose exec registry node /app/server/dist/cli.js claims list --config ` +
+        `/etc/p2p-registry/config.ini); the server creates the database at its first start`,
     );
   }
   return { store: await openConfiguredStore(config.claims, options), database };
@@ -100,7 +102,10 @@ function iso(ms: number): string {
 /** The form `claims list` and `claims show` print: what an operator needs to judge a claim. */
 function describeClaim(claim: Claim): string {
   const verified = claim.addressVerified ? 'address proven' : 'address not proven';
-  return `${claim.nickname}  ${claim.address}  ${verified}  until ${iso(claim.expiresAt)}  last seen ${iso(claim.lastSeenAt)}  key ${claim.keyId.slice(0, 16)}`;
+  return (
+    `${claim.nickname}  ${claim.address}  ${verified}  until ${iso(claim.expiresAt)}  last seen ` +
+    `${iso(claim.lastSeenAt)}  key ${claim.keyId.slice(0, 16)}`
+  );
 }
 
 function claimJson(claim: Claim): Record<string, unknown> {
@@ -173,7 +178,8 @@ async function releaseClaim(handle: StoreHandle, args: ParsedArgs, io: StoreIo):
     );
   }
   io.stdout.write(
-    `released ${claim.nickname} (${claim.address}): the nickname and address are free now; a peer registered under it right now keeps its live registration until it disconnects\n`,
+    `released ${claim.nickname} (${claim.address}): the nickname and address are free now; a peer registered under ` +
+      `it right now keeps its live registration until it disconnects\n`,
   );
   return 0;
 }

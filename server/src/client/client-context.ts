@@ -40,7 +40,8 @@ export interface ClientContext {
   wasReplaced: boolean;
   /** Rev 2: the registry evicted us (the address's owner proved it), with its reason; null if not. */
   evictedReason: string | null;
-  /** Rev 3: the registry's operator blocked us (`blocked` arrived): the public reason, or '' without one; null if not. */
+  /** Rev 3: the registry's operator blocked us (`blocked` arrived): the public ' +
+'reason, or '' without one; null if not. */
   blockedReason: string | null;
   /**
    * Attempts since the connection was lost, the timer of the next one, and the refusal that made

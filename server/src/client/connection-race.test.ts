@@ -65,17 +65,21 @@ describe('racing a slow connection through SOCKS', () => {
     expect(await c.ping()).toBeGreaterThanOrEqual(0);
   });
 
-  it('gives the second attempt SOCKS credentials of its own: the configured username with a random suffix, and a random password', async () => {
-    const fake = await fakeRegistry();
-    const proxy = await fakeProxy({ route: inTurn('stall', fake.port) });
-    await client(
-      throughProxy(proxy, { socks: { host: '127.0.0.1', port: proxy.port, username: 'registry', password: 'x' } }),
-    );
-    const [first, second] = proxy.logins;
-    expect(first).toEqual({ methods: [0x02], username: 'registry', password: 'x' });
-    expect(second?.username).toMatch(/^registry\+race-[0-9a-f]{16}$/);
-    expect(second?.password).toMatch(/^[0-9a-f]{32}$/);
-  });
+  it(
+    'gives the second attempt SOCKS credentials of its own: the configured username with a random suffix, and a ' +
+      'random password',
+    async () => {
+      const fake = await fakeRegistry();
+      const proxy = await fakeProxy({ route: inTurn('stall', fake.port) });
+      await client(
+        throughProxy(proxy, { socks: { host: '127.0.0.1', port: proxy.port, username: 'registry', password: 'x' } }),
+      );
+      const [first, second] = proxy.logins;
+      expect(first).toEqual({ methods: [0x02], username: 'registry', password: 'x' });
+      expect(second?.username).toMatch(/^registry\+race-[0-9a-f]{16}$/);
+      expect(second?.password).toMatch(/^[0-9a-f]{32}$/);
+    },
+  );
 
   it('gives the second attempt a label of its own when no credentials were configured', async () => {
     const fake = await fakeRegistry();
@@ -102,22 +106,25 @@ describe('racing a slow connection through SOCKS', () => {
     expect(c.state).toBe('open');
   });
 
-  it("carries on with the first attempt alone when the proxy checks logins (not tor) and refuses the second one's", async () => {
-    const fake = await fakeRegistry({ holdHello: (index) => index === 0 });
-    const login = { username: 'registry', password: 'x' };
-    const proxy = await fakeProxy({ route: () => fake.port, accepts: login });
-    const c = new RegistryClient(throughProxy(proxy, { socks: { host: '127.0.0.1', port: proxy.port, ...login } }));
-    defer(() => c.close());
-    const connecting = c.connect();
-    await waitUntil(
-      "the second attempt's login refused",
-      () => proxy.logins.length === 2 && fake.connections.length === 1,
-    );
-    fake.greet(fake.latest);
-    await connecting;
-    expect(c.hello?.challenge).toBe(fake.latest.challenge);
-    expect(proxy.requests).toHaveLength(1);
-  });
+  it(
+    'carries on with the first attempt alone when the proxy checks logins (not tor) and refuses the ' + "second one's",
+    async () => {
+      const fake = await fakeRegistry({ holdHello: (index) => index === 0 });
+      const login = { username: 'registry', password: 'x' };
+      const proxy = await fakeProxy({ route: () => fake.port, accepts: login });
+      const c = new RegistryClient(throughProxy(proxy, { socks: { host: '127.0.0.1', port: proxy.port, ...login } }));
+      defer(() => c.close());
+      const connecting = c.connect();
+      await waitUntil(
+        "the second attempt's login refused",
+        () => proxy.logins.length === 2 && fake.connections.length === 1,
+      );
+      fake.greet(fake.latest);
+      await connecting;
+      expect(c.hello?.challenge).toBe(fake.latest.challenge);
+      expect(proxy.requests).toHaveLength(1);
+    },
+  );
 
   it('makes no second attempt when the first greets in time', async () => {
     const fake = await fakeRegistry();
@@ -135,17 +142,21 @@ describe('racing a slow connection through SOCKS', () => {
     expect(proxy.requests).toHaveLength(2);
   });
 
-  it(`races no more than ${MAX_RACING_ATTEMPTS} attempts however long the first hangs, and closes them all when it gives up`, async () => {
-    const proxy = await fakeProxy({ route: () => 'stall' });
-    const err = await rejection(
-      RegistryClient.connect(throughProxy(proxy, { raceDelayMs: 50, connectTimeoutMs: 800 })),
-    );
-    // The first attempt's timeout: it had the whole connectTimeoutMs, the second what was left.
-    expect(err.code).toBe('SOCKS_TIMEOUT');
-    expect(err.message).toContain('within 800 ms');
-    expect(proxy.requests).toHaveLength(MAX_RACING_ATTEMPTS);
-    await waitUntil('every attempt gone from the proxy', () => proxy.openSockets === 0);
-  });
+  it(
+    `races no more than ${MAX_RACING_ATTEMPTS} attempts however long the first hangs, and closes them all when ` +
+      `it gives up`,
+    async () => {
+      const proxy = await fakeProxy({ route: () => 'stall' });
+      const err = await rejection(
+        RegistryClient.connect(throughProxy(proxy, { raceDelayMs: 50, connectTimeoutMs: 800 })),
+      );
+      // The first attempt's timeout: it had the whole connectTimeoutMs, the second what was left.
+      expect(err.code).toBe('SOCKS_TIMEOUT');
+      expect(err.message).toContain('within 800 ms');
+      expect(proxy.requests).toHaveLength(MAX_RACING_ATTEMPTS);
+      await waitUntil('every attempt gone from the proxy', () => proxy.openSockets === 0);
+    },
+  );
 
   it('gives up within connectTimeoutMs, the second attempt included', async () => {
     const proxy = await fakeProxy({ route: () => 'stall' });
@@ -158,13 +169,17 @@ describe('racing a slow connection through SOCKS', () => {
     expect(took).toBeLessThan(1_600);
   });
 
-  it('sends no second attempt when racing is off (raceDelayMs 0), or the delay is not shorter than connectTimeoutMs', async () => {
-    for (const raceDelayMs of [0, 300]) {
-      const proxy = await fakeProxy({ route: () => 'stall' });
-      await rejection(RegistryClient.connect(throughProxy(proxy, { raceDelayMs, connectTimeoutMs: 300 })));
-      expect(proxy.requests, `raceDelayMs ${raceDelayMs}`).toHaveLength(1);
-    }
-  });
+  it(
+    'sends no second attempt when racing is off (raceDelayMs 0), or the delay is not shorter than ' +
+      'connectTimeoutMs',
+    async () => {
+      for (const raceDelayMs of [0, 300]) {
+        const proxy = await fakeProxy({ route: () => 'stall' });
+        await rejection(RegistryClient.connect(throughProxy(proxy, { raceDelayMs, connectTimeoutMs: 300 })));
+        expect(proxy.requests, `raceDelayMs ${raceDelayMs}`).toHaveLength(1);
+      }
+    },
+  );
 
   it('races every reconnect attempt too, each second attempt with a label of its own', async () => {
     const fake = await fakeRegistry();
@@ -220,23 +235,27 @@ describe('racing a slow direct connection', () => {
     expect(fake.connections[0]?.closedWith).toBe(1000);
   });
 
-  it('takes the first hello: what the other connection sends, even after a hello of its own, never reaches the client', async () => {
-    const fake = await fakeRegistry({ holdHello: () => true });
-    const c = new RegistryClient({ url: fake.url, raceDelayMs: 50, reconnect: false });
-    defer(() => c.close());
-    const events: RegistryEvent[] = [];
-    c.on('event', (event) => events.push(event));
-    const connecting = c.connect();
-    await waitUntil('both connections at the registry', () => fake.connections.length === 2);
-    // Both greet at once, each followed by an event that names it.
-    fake.connections.forEach((connection, index) => {
-      fake.greet(connection);
-      fake.send({ type: 'peer_left', nickname: `from-${index}` }, connection);
-    });
-    await connecting;
-    const winner = fake.connections.findIndex((connection) => connection.challenge === c.hello?.challenge);
-    await waitUntil('the loser closed', () => fake.connections[1 - winner]?.closedWith !== null);
-    await c.ping(); // the winner's frames before the pong have been read
-    expect(events).toEqual([{ type: 'peer_left', nickname: `from-${winner}` }]);
-  });
+  it(
+    'takes the first hello: what the other connection sends, even after a hello of its own, never reaches ' +
+      'the client',
+    async () => {
+      const fake = await fakeRegistry({ holdHello: () => true });
+      const c = new RegistryClient({ url: fake.url, raceDelayMs: 50, reconnect: false });
+      defer(() => c.close());
+      const events: RegistryEvent[] = [];
+      c.on('event', (event) => events.push(event));
+      const connecting = c.connect();
+      await waitUntil('both connections at the registry', () => fake.connections.length === 2);
+      // Both greet at once, each followed by an event that names it.
+      fake.connections.forEach((connection, index) => {
+        fake.greet(connection);
+        fake.send({ type: 'peer_left', nickname: `from-${index}` }, connection);
+      });
+      await connecting;
+      const winner = fake.connections.findIndex((connection) => connection.challenge === c.hello?.challenge);
+      await waitUntil('the loser closed', () => fake.connections[1 - winner]?.closedWith !== null);
+      await c.ping(); // the winner's frames before the pong have been read
+      expect(events).toEqual([{ type: 'peer_left', nickname: `from-${winner}` }]);
+    },
+  );
 });

@@ -29,7 +29,9 @@ import { RegistryConnection, type AttemptHandlers, type ConnectionHandlers } fro
 /** Attempts in flight at most: the first and one racer. */
 export const MAX_RACING_ATTEMPTS = 2;
 
-/** Attempt `index` of a race, given `timeoutMs`: the first through the proxy as configured, a racer on fresh circuits. */
+/**
+ * Attempt `index` of a race, given `timeoutMs`: the first through the proxy as configured, a racer on fresh circuits.
+ */
 function openAttempt(
   settings: ClientSettings,
   index: number,

@@ -50,21 +50,24 @@ describe('events(): the registry events as an async iterator', () => {
     expect(await stream.next()).toEqual({ done: true, value: undefined });
   });
 
-  it('stops with EVENTS_BEHIND when its reader falls more than maxQueued behind, and lets the held events go', async () => {
-    const events = emitter();
-    const stream = new EventStream(events, { maxQueued: 3 });
-    for (let i = 0; i < 4; i += 1) events.emit('event', left(i));
-    expect(stream.queued).toBe(0);
-    expect(events.listenerCount('event')).toBe(0);
-    const error = await stream.next().then(
-      () => null,
-      (err: unknown) => err,
-    );
-    expect(error).toBeInstanceOf(RegistryError);
-    expect((error as RegistryError).code).toBe('EVENTS_BEHIND');
-    expect((error as RegistryError).message).toMatch(/more than 3 events behind.*list the peers again/);
-    expect(await stream.next()).toEqual({ done: true, value: undefined });
-  });
+  it(
+    'stops with EVENTS_BEHIND when its reader falls more than maxQueued behind, and lets the held ' + 'events go',
+    async () => {
+      const events = emitter();
+      const stream = new EventStream(events, { maxQueued: 3 });
+      for (let i = 0; i < 4; i += 1) events.emit('event', left(i));
+      expect(stream.queued).toBe(0);
+      expect(events.listenerCount('event')).toBe(0);
+      const error = await stream.next().then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(error).toBeInstanceOf(RegistryError);
+      expect((error as RegistryError).code).toBe('EVENTS_BEHIND');
+      expect((error as RegistryError).message).toMatch(/more than 3 events behind.*list the peers again/);
+      expect(await stream.next()).toEqual({ done: true, value: undefined });
+    },
+  );
 
   it('holds exactly maxQueued events for a slow reader', async () => {
     const events = emitter();

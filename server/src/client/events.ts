@@ -93,7 +93,8 @@ export class EventStream implements AsyncIterableIterator<RegistryEvent, undefin
       this.behind = false; // said once; the iterator is done after that
       throw new RegistryError(
         'EVENTS_BEHIND',
-        `events() fell more than ${this.maxQueued} events behind its reader and stopped: list the peers again and start a new events() (or read faster, or raise maxQueued)`,
+        `events() fell more than ${this.maxQueued} events behind its reader and stopped: list the peers again and ` +
+          `start a new events() (or read faster, or raise maxQueued)`,
       );
     }
     const value = this.queue.shift();

@@ -57,14 +57,16 @@ export function identityFromPem(pem: string, source = 'the key'): PeerIdentity {
   } catch (err) {
     throw new RegistryError(
       'KEY_INVALID',
-      `${source} is not a PEM private key: move it away (a new key is made when none exists) or pass another with --key`,
+      `${source} is not a PEM private key: move it away (a new key is made when none exists) or pass another ` +
+        `with --key`,
       { cause: err },
     );
   }
   if (key.asymmetricKeyType !== 'ed25519') {
     throw new RegistryError(
       'KEY_NOT_ED25519',
-      `${source} is a ${key.asymmetricKeyType ?? 'unknown'} key; this client signs with Ed25519: pass an Ed25519 key with --key, or a new path to make one`,
+      `${source} is a ${key.asymmetricKeyType ?? 'unknown'} key; this client signs with Ed25519: pass an Ed25519 key ` +
+        `with --key, or a new path to make one`,
     );
   }
   return new Ed25519Identity(key);
@@ -81,7 +83,8 @@ export async function loadOrCreateIdentity(path: string): Promise<LoadedIdentity
       if (code !== 'ENOENT') {
         throw new RegistryError(
           'KEY_UNREADABLE',
-          `cannot read the key file ${path} (${code ?? (err as Error).message}): fix its permissions or pass another with --key`,
+          `cannot read the key file ${path} (${code ?? (err as Error).message}): fix its permissions or pass another ` +
+            `with --key`,
           {
             cause: err,
           },

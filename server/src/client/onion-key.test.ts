@@ -53,20 +53,23 @@ describe('onion key: tor hs_ed25519_secret_key', () => {
     }
   });
 
-  it('signs the address proof of PROTOCOL.md over the challenge, the address and the DER digest of the peer key', () => {
-    const onion = torKey();
-    const key = onionKeyFromBytes(onion.file);
-    const peerPem = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    const der = createPublicKey(peerPem).export({ type: 'spki', format: 'der' });
-    const digest = createHash('sha256').update(der).digest('hex');
-    expect(publicKeyDigest(peerPem)).toBe(digest);
-    const proof = signAddressProof(key, 'chal', key.address, peerPem);
-    const payload = Buffer.from(`p2p-tor-chat/address/v1\nchal\n${key.address}\n${digest}`, 'utf8');
-    expect(
-      addressProofPayload('chal', key.address, createPublicKey(peerPem).export({ type: 'spki', format: 'der' })),
-    ).toBe(payload.toString('utf8'));
-    expect(verify(null, payload, onion.publicKey, Buffer.from(proof, 'base64'))).toBe(true);
-  });
+  it(
+    'signs the address proof of PROTOCOL.md over the challenge, the address and the DER digest of ' + 'the peer key',
+    () => {
+      const onion = torKey();
+      const key = onionKeyFromBytes(onion.file);
+      const peerPem = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+      const der = createPublicKey(peerPem).export({ type: 'spki', format: 'der' });
+      const digest = createHash('sha256').update(der).digest('hex');
+      expect(publicKeyDigest(peerPem)).toBe(digest);
+      const proof = signAddressProof(key, 'chal', key.address, peerPem);
+      const payload = Buffer.from(`p2p-tor-chat/address/v1\nchal\n${key.address}\n${digest}`, 'utf8');
+      expect(
+        addressProofPayload('chal', key.address, createPublicKey(peerPem).export({ type: 'spki', format: 'der' })),
+      ).toBe(payload.toString('utf8'));
+      expect(verify(null, payload, onion.publicKey, Buffer.from(proof, 'base64'))).toBe(true);
+    },
+  );
 
   it('refuses a file of the wrong length, saying what file to pass', async () => {
     const { file } = torKey();
@@ -112,7 +115,10 @@ describe('onion key: tor hs_ed25519_secret_key', () => {
     // Root reads any file: as root, the built module is run as nobody, for whom the file is closed.
     const asRoot = process.getuid?.() === 0;
     const module = new URL('../../dist/client/onion-key.js', import.meta.url).href;
-    const script = `import(${JSON.stringify(module)}).then((m) => m.loadOnionKey(process.argv[1])).then(() => process.stdout.write('{}'), (err) => process.stdout.write(JSON.stringify({ code: err.code, message: err.message })));`;
+    const script =
+      `import(${JSON.stringify(module)}).then((m) => m.loadOnionKey(process.argv[1])).then(() => ` +
+      `process.stdout.write('{}'), (err) => process.stdout.write(JSON.stringify({ code: err.code, message: ` +
+      `err.message })));`;
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', script, path], {
       ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
       encoding: 'utf8',

@@ -113,9 +113,11 @@ export async function loadOnionKey(path: string): Promise<OnionKey> {
     const code = (err as NodeJS.ErrnoException).code;
     const hint =
       code === 'EACCES'
-        ? "tor's HiddenServiceDir is readable only by the user tor runs as: run as that user, or copy the file somewhere this user may read it (mode 0600)"
+        ? "tor's HiddenServiceDir is readable only by the user tor runs as: run as that user, or copy the file " +
+          'somewhere this user may read it (mode 0600)'
         : code === 'ENOENT'
-          ? 'no such file: it is hs_ed25519_secret_key in the HiddenServiceDir of the onion service whose address you register'
+          ? 'no such file: it is hs_ed25519_secret_key in the HiddenServiceDir of the onion service whose address ' +
+            'you register'
           : 'check the path and its permissions';
     throw new RegistryError(
       'ONION_KEY_UNREADABLE',

@@ -124,29 +124,36 @@ describe('reconnect backoff with full jitter', () => {
     }
   });
 
-  it("keeps a partial jitter's delays in the window's last fraction, and a random outside 0..1 inside the window", () => {
-    const options = { ...DEFAULT_RECONNECT, initialDelayMs: 1_000, jitter: 0.25 };
-    expect(backoffDelay(1, options, () => 0)).toBe(1_000);
-    expect(backoffDelay(1, options, () => 1)).toBe(750);
-    expect(backoffDelay(1, DEFAULT_RECONNECT, () => 2)).toBe(0);
-    expect(backoffDelay(1, DEFAULT_RECONNECT, () => -1)).toBe(DEFAULT_RECONNECT.initialDelayMs);
-  });
+  it(
+    "keeps a partial jitter's delays in the window's last fraction, and a random outside 0..1 inside " + 'the window',
+    () => {
+      const options = { ...DEFAULT_RECONNECT, initialDelayMs: 1_000, jitter: 0.25 };
+      expect(backoffDelay(1, options, () => 0)).toBe(1_000);
+      expect(backoffDelay(1, options, () => 1)).toBe(750);
+      expect(backoffDelay(1, DEFAULT_RECONNECT, () => 2)).toBe(0);
+      expect(backoffDelay(1, DEFAULT_RECONNECT, () => -1)).toBe(DEFAULT_RECONNECT.initialDelayMs);
+    },
+  );
 
-  it('brings 20,000 peers dropped by a restart back through a 300/s onion in 1.5 minutes, with half the refusals of a lockstep backoff', () => {
-    const result = storm(20_000, DEFAULT_RECONNECT, seeded(42));
-    // The bound is the onion's: 3,000 at once, then 300/s, ~57 s for the other 17,000; the rest is
-    // the stragglers' growing windows.
-    expect(result.allInSeconds).toBeGreaterThan(57);
-    expect(result.allInSeconds).toBeLessThan(120);
-    // The old backoff (500 ms, half jitter: everyone between 250 and 500 ms, then again at each
-    // doubling) hammers the introduction points: twice the refused attempts, and waves of
-    // retries eight times denser.
-    const lockstep = storm(
-      20_000,
-      { ...DEFAULT_RECONNECT, initialDelayMs: 500, maxDelayMs: 30_000, jitter: 0.5 },
-      seeded(42),
-    );
-    expect(result.refused).toBeLessThan(lockstep.refused / 2);
-    expect(result.peakAfterFirstWindow).toBeLessThan(lockstep.peakAfterFirstWindow / 5);
-  });
+  it(
+    'brings 20,000 peers dropped by a restart back through a 300/s onion in 1.5 minutes, with half the refusals of ' +
+      'a lockstep backoff',
+    () => {
+      const result = storm(20_000, DEFAULT_RECONNECT, seeded(42));
+      // The bound is the onion's: 3,000 at once, then 300/s, ~57 s for the other 17,000; the rest is
+      // the stragglers' growing windows.
+      expect(result.allInSeconds).toBeGreaterThan(57);
+      expect(result.allInSeconds).toBeLessThan(120);
+      // The old backoff (500 ms, half jitter: everyone between 250 and 500 ms, then again at each
+      // doubling) hammers the introduction points: twice the refused attempts, and waves of
+      // retries eight times denser.
+      const lockstep = storm(
+        20_000,
+        { ...DEFAULT_RECONNECT, initialDelayMs: 500, maxDelayMs: 30_000, jitter: 0.5 },
+        seeded(42),
+      );
+      expect(result.refused).toBeLessThan(lockstep.refused / 2);
+      expect(result.peakAfterFirstWindow).toBeLessThan(lockstep.peakAfterFirstWindow / 5);
+    },
+  );
 });

@@ -56,7 +56,8 @@ function reasonToStop(ctx: ClientContext, code: number): RegistryError | null {
     const why = ctx.evictedReason === null || ctx.evictedReason === '' ? '' : ` (${ctx.evictedReason})`;
     return new RegistryError(
       'EVICTED',
-      `the registry closed this registration: the owner of its onion address proved it${why}; register with that address's onion key (--onion-key), or with your own address`,
+      `the registry closed this registration: the owner of its onion address proved it${why}; register with that ` +
+        `address's onion key (--onion-key), or with your own address`,
     );
   }
   if (ctx.blockedReason !== null || code === CloseCode.BLOCKED) {
@@ -64,7 +65,8 @@ function reasonToStop(ctx: ClientContext, code: number): RegistryError | null {
     const why = ctx.blockedReason === null || ctx.blockedReason === '' ? '' : ` (reason: ${ctx.blockedReason})`;
     return new RegistryError(
       'BLOCKED',
-      `the registry's operator blocked this registration${why}: the client does not reconnect; ask the registry's operator, or register with another key, address or nickname`,
+      `the registry's operator blocked this registration${why}: the client does not reconnect; ask the registry's ` +
+        `operator, or register with another key, address or nickname`,
     );
   }
   if (ctx.settings.reconnect === null)

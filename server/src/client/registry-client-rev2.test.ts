@@ -65,21 +65,24 @@ describe('RegistryClient, revision 2: hello', () => {
 });
 
 describe('RegistryClient, revision 2: address proof', () => {
-  it("adds an address proof signed by the onion key over this connection's challenge, and is addressVerified", async () => {
-    const fake = await fakeRegistry();
-    const key = torOnionKey();
-    const c = await client({ url: fake.url });
-    const peer = await c.register({
-      nickname: 'alice',
-      address: key.address,
-      port: 5050,
-      onionKey: onionKeyFromBytes(key.file),
-    });
-    const [request] = fake.requestsOf('register');
-    expect(typeof request?.addressProof).toBe('string');
-    expect(addressProofVerifies(request as FakeFrame, fake.latest.challenge)).toBe(true);
-    expect(peer).toMatchObject({ nickname: 'alice', address: key.address, addressVerified: true, claim: null });
-  });
+  it(
+    "adds an address proof signed by the onion key over this connection's challenge, and is " + 'addressVerified',
+    async () => {
+      const fake = await fakeRegistry();
+      const key = torOnionKey();
+      const c = await client({ url: fake.url });
+      const peer = await c.register({
+        nickname: 'alice',
+        address: key.address,
+        port: 5050,
+        onionKey: onionKeyFromBytes(key.file),
+      });
+      const [request] = fake.requestsOf('register');
+      expect(typeof request?.addressProof).toBe('string');
+      expect(addressProofVerifies(request as FakeFrame, fake.latest.challenge)).toBe(true);
+      expect(peer).toMatchObject({ nickname: 'alice', address: key.address, addressVerified: true, claim: null });
+    },
+  );
 
   it('sends no proof without an onion key', async () => {
     const fake = await fakeRegistry();
@@ -246,25 +249,28 @@ describe('RegistryClient, revision 2: retryAfterMs', () => {
     expect(delays[1]).toBeGreaterThanOrEqual(400);
   });
 
-  it("caps a reconnect's wait for a huge retryAfterMs, instead of overflowing the timer and retrying at once", async () => {
-    const fake = await fakeRegistry();
-    const c = await client({ url: fake.url, reconnect: FAST_RECONNECT });
-    await c.register({ nickname: 'alice', address: randomOnion(), port: 1 });
-    // Past Node's longest timer (2^31-1 ms), which then fires after 1 ms.
-    fake.responders.push((request) =>
-      request.type === 'register'
-        ? { type: 'error', code: 'UNAVAILABLE', message: 'store unreachable', retryAfterMs: 2 ** 31 }
-        : undefined,
-    );
-    const delays: number[] = [];
-    c.on('reconnecting', ({ delayMs }) => delays.push(delayMs));
-    fake.latest.ws.terminate();
-    await waitUntil('the wait the refused re-register asked for', () => delays.length >= 2);
-    expect(delays[1]).toBe(MAX_RETRY_AFTER_MS);
-    await delay(200); // many times what an overflowed timer waits: no attempt is made
-    expect(fake.connections).toHaveLength(2);
-    expect(c.state).toBe('reconnecting');
-  });
+  it(
+    "caps a reconnect's wait for a huge retryAfterMs, instead of overflowing the timer and " + 'retrying at once',
+    async () => {
+      const fake = await fakeRegistry();
+      const c = await client({ url: fake.url, reconnect: FAST_RECONNECT });
+      await c.register({ nickname: 'alice', address: randomOnion(), port: 1 });
+      // Past Node's longest timer (2^31-1 ms), which then fires after 1 ms.
+      fake.responders.push((request) =>
+        request.type === 'register'
+          ? { type: 'error', code: 'UNAVAILABLE', message: 'store unreachable', retryAfterMs: 2 ** 31 }
+          : undefined,
+      );
+      const delays: number[] = [];
+      c.on('reconnecting', ({ delayMs }) => delays.push(delayMs));
+      fake.latest.ws.terminate();
+      await waitUntil('the wait the refused re-register asked for', () => delays.length >= 2);
+      expect(delays[1]).toBe(MAX_RETRY_AFTER_MS);
+      await delay(200); // many times what an overflowed timer waits: no attempt is made
+      expect(fake.connections).toHaveLength(2);
+      expect(c.state).toBe('reconnecting');
+    },
+  );
 });
 
 describe('RegistryClient, revision 2: what it does not know', () => {
@@ -283,22 +289,25 @@ describe('RegistryClient, revision 2: what it does not know', () => {
 });
 
 describe('RegistryClient, revision 2: against the real registry', () => {
-  it('registers with an onion key, verified exactly when the registry has the address-proof feature, and releases', async () => {
-    const registry = await startTestServer({ EventBatchMs: 0 });
-    defer(() => registry.close());
-    const c = await client({ url: registry.url });
-    const key = torOnionKey();
-    const peer = await c.register({
-      nickname: 'alice',
-      address: key.address,
-      port: 5050,
-      onionKey: onionKeyFromBytes(key.file),
-    });
-    const features = c.hello?.features ?? [];
-    expect(peer.addressVerified).toBe(features.includes('address-proof'));
-    expect((await c.lookup('alice')).addressVerified).toBe(peer.addressVerified);
-    await c.unregister({ release: true });
-    expect(c.registration).toBeNull();
-    await expect(c.lookup('alice')).rejects.toMatchObject({ code: 'NOT_FOUND' });
-  });
+  it(
+    'registers with an onion key, verified exactly when the registry has the address-proof feature, ' + 'and releases',
+    async () => {
+      const registry = await startTestServer({ EventBatchMs: 0 });
+      defer(() => registry.close());
+      const c = await client({ url: registry.url });
+      const key = torOnionKey();
+      const peer = await c.register({
+        nickname: 'alice',
+        address: key.address,
+        port: 5050,
+        onionKey: onionKeyFromBytes(key.file),
+      });
+      const features = c.hello?.features ?? [];
+      expect(peer.addressVerified).toBe(features.includes('address-proof'));
+      expect((await c.lookup('alice')).addressVerified).toBe(peer.addressVerified);
+      await c.unregister({ release: true });
+      expect(c.registration).toBeNull();
+      await expect(c.lookup('alice')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    },
+  );
 });

@@ -74,22 +74,26 @@ describe('RegistryClient, revision 3: blocked (4003)', () => {
 
 describe('RegistryClient, revision 3: refusals while it restores its registration', () => {
   for (const code of ['BLOCKED', 'NICKNAME_RESERVED']) {
-    it(`closes with ${code} when the registration it restores after a reconnect is refused ${code}, and tries no more`, async () => {
-      const fake = await fakeRegistry();
-      const c = await client({ url: fake.url, reconnect: FAST_RECONNECT });
-      await c.register({ nickname: 'admin', address: randomOnion(), port: 1 });
-      refuseRegistrations(fake, code, 'decided by the operator');
-      const closed = nextEvent<[RegistryError | null]>(c, 'closed');
-      fake.latest.ws.terminate(); // an ordinary lost connection: the client reconnects and registers again
-      const [error] = await closed;
-      expect(error).toMatchObject({ code, fromServer: true });
-      expect(error?.message).toContain('decided by the operator');
-      await delay(RECONNECT_WINDOW_MS);
-      expect(fake.connections).toHaveLength(2);
-      expect(fake.requestsOf('register')).toHaveLength(2);
-      expect(c.state).toBe('closed');
-      expect(c.registration).toBeNull();
-    });
+    it(
+      `closes with ${code} when the registration it restores after a reconnect is refused ${code}, and ` +
+        `tries no more`,
+      async () => {
+        const fake = await fakeRegistry();
+        const c = await client({ url: fake.url, reconnect: FAST_RECONNECT });
+        await c.register({ nickname: 'admin', address: randomOnion(), port: 1 });
+        refuseRegistrations(fake, code, 'decided by the operator');
+        const closed = nextEvent<[RegistryError | null]>(c, 'closed');
+        fake.latest.ws.terminate(); // an ordinary lost connection: the client reconnects and registers again
+        const [error] = await closed;
+        expect(error).toMatchObject({ code, fromServer: true });
+        expect(error?.message).toContain('decided by the operator');
+        await delay(RECONNECT_WINDOW_MS);
+        expect(fake.connections).toHaveLength(2);
+        expect(fake.requestsOf('register')).toHaveLength(2);
+        expect(c.state).toBe('closed');
+        expect(c.registration).toBeNull();
+      },
+    );
   }
 
   it('surfaces a refusal of its own register call to its caller, sent once and not retried', async () => {

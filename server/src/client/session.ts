@@ -48,13 +48,16 @@ export function request(ctx: ClientContext, type: string, body: RequestBody, exp
   return ctx.requests.send(connection, type, body, expect);
 }
 
-/** ONION_KEY_MISMATCH when the onion key is not the key of `address` (a malformed address is the registry's to refuse). */
+/**
+ * ONION_KEY_MISMATCH when the onion key is not the key of `address` (a malformed address is the registry's to refuse).
+ */
 function checkOnionKey(onionKey: OnionKey, address: string): void {
   const parsed = parseOnionAddress(address);
   if (parsed.ok && parsed.address !== onionKey.address) {
     throw new RegistryError(
       'ONION_KEY_MISMATCH',
-      `the onion service key is the key of ${onionKey.address}, not of ${parsed.address}: pass the hs_ed25519_secret_key of the onion service at that address, or register its own address`,
+      `the onion service key is the key of ${onionKey.address}, not of ${parsed.address}: pass the ` +
+        `hs_ed25519_secret_key of the onion service at that address, or register its own address`,
     );
   }
 }

@@ -101,7 +101,8 @@ export function credentialsOf(proxy: SocksProxy): Credentials | null | RegistryE
   if (!fits(username) || !fits(password)) {
     return new RegistryError(
       'SOCKS_BAD_CREDENTIALS',
-      `a SOCKS username and password go together, each 1-${MAX_CREDENTIAL_BYTES} bytes (got ${username.length} and ${password.length})`,
+      `a SOCKS username and password go together, each 1-${MAX_CREDENTIAL_BYTES} bytes (got ${username.length} and ` +
+        `${password.length})`,
     );
   }
   return { username, password };
@@ -156,7 +157,8 @@ export function authReplyError(reply: Buffer, where: string): RegistryError | un
   if (reply[1] !== AUTH_OK)
     return new RegistryError(
       'SOCKS_AUTH_FAILED',
-      `the proxy at ${where} refused the SOCKS username and password (status ${String(reply[1])}): check them, or leave them out`,
+      `the proxy at ${where} refused the SOCKS username and password (status ${String(reply[1])}): check them, or ` +
+        `leave them out`,
     );
   return undefined;
 }

@@ -94,17 +94,20 @@ describe('socksConnect', () => {
     expect(await readSome(socket)).toBe('early bytes');
   });
 
-  it('maps tor\'s "host unreachable" (0x04) to SOCKS_HOST_UNREACHABLE: onion service not reachable (yet?)', async () => {
-    const proxy = await startTestProxy({ route: () => ({ reply: 0x04 }) });
-    const attempt = socksConnect({ proxy: { host: '127.0.0.1', port: proxy.port }, host: randomOnion(), port: 80 });
-    await expect(attempt).rejects.toSatisfy((err: RegistryError) => {
-      expect(err).toBeInstanceOf(RegistryError);
-      expect(err.code).toBe('SOCKS_HOST_UNREACHABLE');
-      expect(err.replyCode).toBe(0x04);
-      expect(err.message).toContain('onion service not reachable (yet?)');
-      return true;
-    });
-  });
+  it(
+    'maps tor\'s "host unreachable" (0x04) to SOCKS_HOST_UNREACHABLE: onion service not ' + 'reachable (yet?)',
+    async () => {
+      const proxy = await startTestProxy({ route: () => ({ reply: 0x04 }) });
+      const attempt = socksConnect({ proxy: { host: '127.0.0.1', port: proxy.port }, host: randomOnion(), port: 80 });
+      await expect(attempt).rejects.toSatisfy((err: RegistryError) => {
+        expect(err).toBeInstanceOf(RegistryError);
+        expect(err.code).toBe('SOCKS_HOST_UNREACHABLE');
+        expect(err.replyCode).toBe(0x04);
+        expect(err.message).toContain('onion service not reachable (yet?)');
+        return true;
+      });
+    },
+  );
 
   it.each([
     ['0x01', 0x01, 'SOCKS_GENERAL_FAILURE'],
@@ -227,22 +230,25 @@ describe('socksConnect', () => {
     await expect(attempt).rejects.toMatchObject({ code: 'SOCKS_BAD_CREDENTIALS' });
   });
 
-  it('reports a reply cut short by the proxy closing (after the method byte, after the login status version)', async () => {
-    for (const [credentials, cut] of [
-      [{}, Buffer.of(5)],
-      [{ username: 'me', password: 'x' }, Buffer.of(5, 2, 1)],
-    ] as const) {
-      const rude = await listen(
-        createServer((socket) => socket.on('error', () => undefined).once('data', () => socket.end(cut))),
-      );
-      const attempt = socksConnect({
-        proxy: { host: '127.0.0.1', port: rude, ...credentials },
-        host: 'x.onion',
-        port: 80,
-      });
-      await expect(attempt).rejects.toMatchObject({ code: 'SOCKS_PROXY_CLOSED' });
-    }
-  });
+  it(
+    'reports a reply cut short by the proxy closing (after the method byte, after the login ' + 'status version)',
+    async () => {
+      for (const [credentials, cut] of [
+        [{}, Buffer.of(5)],
+        [{ username: 'me', password: 'x' }, Buffer.of(5, 2, 1)],
+      ] as const) {
+        const rude = await listen(
+          createServer((socket) => socket.on('error', () => undefined).once('data', () => socket.end(cut))),
+        );
+        const attempt = socksConnect({
+          proxy: { host: '127.0.0.1', port: rude, ...credentials },
+          host: 'x.onion',
+          port: 80,
+        });
+        await expect(attempt).rejects.toMatchObject({ code: 'SOCKS_PROXY_CLOSED' });
+      }
+    },
+  );
 
   it('reports a proxy that hangs up during the handshake', async () => {
     const rude = await listen(createServer((socket) => socket.on('error', () => undefined).end()));
@@ -284,29 +290,33 @@ describe('parseSocksAddress', () => {
     }
   });
 
-  it('reads <user>:<password>@ before the address (the password may hold : and @), and rejects incomplete credentials', () => {
-    expect(parseSocksAddress('registry:x@127.0.0.1:9050')).toEqual({
-      host: '127.0.0.1',
-      port: 9050,
-      username: 'registry',
-      password: 'x',
-    });
-    expect(parseSocksAddress('me:a:b@c@[::1]:9050')).toEqual({
-      host: '::1',
-      port: 9050,
-      username: 'me',
-      password: 'a:b@c',
-    });
-    for (const bad of [
-      'registry@127.0.0.1:9050',
-      ':x@127.0.0.1:9050',
-      'me:@127.0.0.1:9050',
-      `me:${'p'.repeat(256)}@127.0.0.1:9050`,
-      'me:x@127.0.0.1',
-    ]) {
-      expect(parseSocksAddress(bad), bad).toBeUndefined();
-    }
-  });
+  it(
+    'reads <user>:<password>@ before the address (the password may hold : and @), and rejects incomplete ' +
+      'credentials',
+    () => {
+      expect(parseSocksAddress('registry:x@127.0.0.1:9050')).toEqual({
+        host: '127.0.0.1',
+        port: 9050,
+        username: 'registry',
+        password: 'x',
+      });
+      expect(parseSocksAddress('me:a:b@c@[::1]:9050')).toEqual({
+        host: '::1',
+        port: 9050,
+        username: 'me',
+        password: 'a:b@c',
+      });
+      for (const bad of [
+        'registry@127.0.0.1:9050',
+        ':x@127.0.0.1:9050',
+        'me:@127.0.0.1:9050',
+        `me:${'p'.repeat(256)}@127.0.0.1:9050`,
+        'me:x@127.0.0.1',
+      ]) {
+        expect(parseSocksAddress(bad), bad).toBeUndefined();
+      }
+    },
+  );
 });
 
 describe('SocksAgent', () => {

@@ -188,7 +188,8 @@ export function socksConnect(options: SocksConnectOptions): Promise<Socket> {
       finish(
         new RegistryError(
           'SOCKS_TIMEOUT',
-          `no connection to ${host}:${port} through the proxy at ${where} within ${timeoutMs} ms: retry, or raise the timeout`,
+          `no connection to ${host}:${port} through the proxy at ${where} within ${timeoutMs} ms: retry, or raise ` +
+            `the timeout`,
         ),
       );
     }, timeoutMs);

@@ -64,7 +64,8 @@ export const ERROR_CATALOG = {
   ),
   BAD_SIGNATURE: protocol("signature does not verify for this connection's challenge"),
   BAD_ADDRESS_PROOF: protocol(
-    "addressProof does not verify: it must be the onion key's Ed25519 signature over this connection's challenge, the address and the key's hash",
+    "addressProof does not verify: it must be the onion key's Ed25519 signature over this connection's challenge, " +
+      "the address and the key's hash",
   ),
   ADDRESS_PROOF_REQUIRED: protocol(
     'this registry requires an address proof: send addressProof, signed with the onion service key',
@@ -103,7 +104,8 @@ export const ERROR_CATALOG = {
   RECONNECT_FAILED: local('client', 'gave up reconnecting to the registry'),
   EVENTS_BEHIND: local(
     'client',
-    'events() fell too far behind its reader and stopped: list the peers again and start a new events() (or read faster, or raise maxQueued)',
+    'events() fell too far behind its reader and stopped: list the peers again and start a new events() (or read ' +
+      'faster, or raise maxQueued)',
   ),
   CLOSED: local('client', 'the client is closed'),
 
@@ -129,7 +131,8 @@ export const ERROR_CATALOG = {
   SOCKS_NETWORK_UNREACHABLE: local('socks', 'network unreachable from the proxy: has tor finished bootstrapping?'),
   SOCKS_HOST_UNREACHABLE: local(
     'socks',
-    'onion service not reachable (yet?): tor could not reach it; a new onion service needs a while to publish its descriptor, so retry in a minute, and check the address',
+    'onion service not reachable (yet?): tor could not reach it; a new onion service needs a while to publish its ' +
+      'descriptor, so retry in a minute, and check the address',
   ),
   SOCKS_CONNECTION_REFUSED: local(
     'socks',

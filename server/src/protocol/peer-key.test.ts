@@ -38,7 +38,8 @@ describe('peer keys', () => {
     const { publicKey } = generateKeyPairSync('ed25519');
     const pem = publicKey.export({ format: 'pem', type: 'spki' }).toString();
     const body = pem.split('\n')[1] as string;
-    const wrapped = `-----BEGIN PUBLIC KEY-----\r\n${body.slice(0, 30)}\r\n${body.slice(30)}\r\n-----END PUBLIC KEY-----\r\n`;
+    const lines = ['-----BEGIN PUBLIC KEY-----', body.slice(0, 30), body.slice(30), '-----END PUBLIC KEY-----'];
+    const wrapped = `${lines.join('\r\n')}\r\n`;
     expect(parsePeerKey(wrapped).der.equals(parsePeerKey(pem).der)).toBe(true);
   });
 
@@ -68,13 +69,17 @@ describe('peer keys', () => {
     for (let i = 0; i < 20; i += 1) expect(parsePeerKey(ed25519Pem(realRawKey())).type).toBe('ed25519');
   });
 
-  it('refuses an Ed25519 key that is a point of small order, the identity among them, as INVALID_PUBLIC_KEY (erratum 1)', () => {
-    for (const [name, hex] of Object.entries(SMALL_ORDER_POINTS)) {
-      const err = refusal(ed25519Pem(Buffer.from(hex, 'hex')));
-      expect(err.code, name).toBe('INVALID_PUBLIC_KEY');
-      expect(err.message, name).toContain('small order');
-    }
-  });
+  it(
+    'refuses an Ed25519 key that is a point of small order, the identity among them, as INVALID_PUBLIC_KEY ' +
+      '(erratum 1)',
+    () => {
+      for (const [name, hex] of Object.entries(SMALL_ORDER_POINTS)) {
+        const err = refusal(ed25519Pem(Buffer.from(hex, 'hex')));
+        expect(err.code, name).toBe('INVALID_PUBLIC_KEY');
+        expect(err.message, name).toContain('small order');
+      }
+    },
+  );
 
   it('refuses an Ed25519 key that is a real key plus a point of order 8 as INVALID_PUBLIC_KEY (erratum 1)', () => {
     const err = refusal(ed25519Pem(withTorsion(realRawKey())));

@@ -66,9 +66,13 @@ describe('the serving process turns V8 allocation-site pretenuring off', () => {
     expect(run('tuned').output).not.toMatch(/unrecognized flag/i);
   });
 
-  it('without it, messages after a burst of long-lived ones are born old and fill old space (the trap, still in this Node: if not, re-measure with make bench-cluster and drop the flag)', () => {
-    expect(run('untuned').oldSpaceGrowth).toBeGreaterThan(4 * MB);
-  });
+  it(
+    'without it, messages after a burst of long-lived ones are born old and fill old space (the trap, still in this ' +
+      'Node: if not, re-measure with make bench-cluster and drop the flag)',
+    () => {
+      expect(run('untuned').oldSpaceGrowth).toBeGreaterThan(4 * MB);
+    },
+  );
 
   it('with it set at runtime (the fallback), the same messages die young', () => {
     expect(run('tuned').oldSpaceGrowth).toBeLessThan(1 * MB);

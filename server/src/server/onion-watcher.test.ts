@@ -162,7 +162,13 @@ describe('onion watcher', () => {
     writeFileSync(join(dir, 'hostname'), `${randomOnion()}\n`);
     const asRoot = process.getuid?.() === 0;
     if (!asRoot) chmodSync(dir, 0o000);
-    const script = `import(${JSON.stringify(new URL('./onion-watcher.ts', import.meta.url).href.replace('/src/server/onion-watcher.ts', '/dist/server/onion-watcher.js'))}).then(async (m) => { process.stdout.write(JSON.stringify(await m.readOnionState(process.argv[1]))); });`;
+    const built = new URL('./onion-watcher.ts', import.meta.url).href.replace(
+      '/src/server/onion-watcher.ts',
+      '/dist/server/onion-watcher.js',
+    );
+    const script =
+      `import(${JSON.stringify(built)}).then(async ` +
+      `(m) => { process.stdout.write(JSON.stringify(await m.readOnionState(process.argv[1]))); });`;
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', script, dir], {
       ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
       encoding: 'utf8',

@@ -40,14 +40,18 @@ export async function readOnionState(dir: string): Promise<OnionState> {
         return {
           status: 'waiting',
           problem: 'MISSING_DIR',
-          detail: `HiddenServiceDir ${dir} does not exist: start tor (it creates the folder) or set [HiddenService] HiddenServiceDir to the folder of torrc's HiddenServiceDir`,
+          detail:
+            `HiddenServiceDir ${dir} does not exist: start tor (it creates the folder) or set [HiddenService] ` +
+            `HiddenServiceDir to the folder of torrc's HiddenServiceDir`,
         };
       }
       if (dirStatus === 'unreadable') return unreadableDir(dir);
       return {
         status: 'waiting',
         problem: 'NO_HOSTNAME',
-        detail: `${file} does not exist yet (the old "Received empty socket content"): is tor running with HiddenServiceDir ${dir}? Check tor's log`,
+        detail:
+          `${file} does not exist yet (the old "Received empty socket content"): is tor running with ` +
+          `HiddenServiceDir ${dir}? Check tor's log`,
       };
     }
     if (code === 'EACCES') {
@@ -55,7 +59,9 @@ export async function readOnionState(dir: string): Promise<OnionState> {
       return {
         status: 'waiting',
         problem: 'UNREADABLE_HOSTNAME',
-        detail: `cannot read ${file} (permission denied): set HiddenServiceDirGroupReadable 1 in torrc and run the server in tor's group`,
+        detail:
+          `cannot read ${file} (permission denied): set HiddenServiceDirGroupReadable 1 in torrc and run the ` +
+          `server in tor's group`,
       };
     }
     if (code === 'ENOTDIR') {
@@ -76,7 +82,9 @@ export async function readOnionState(dir: string): Promise<OnionState> {
     return {
       status: 'waiting',
       problem: 'BAD_HOSTNAME',
-      detail: `${file} does not hold a v3 onion address (${parsed.reason}): let tor rewrite it (restore the folder from a backup, or remove hostname and restart tor)`,
+      detail:
+        `${file} does not hold a v3 onion address (${parsed.reason}): let tor rewrite it (restore the folder ` +
+        `from a backup, or remove hostname and restart tor)`,
     };
   }
   return { status: 'known', address: parsed.address };
@@ -100,7 +108,9 @@ function unreadableDir(dir: string): OnionState {
   return {
     status: 'waiting',
     problem: 'UNREADABLE_DIR',
-    detail: `cannot read HiddenServiceDir ${dir} (permission denied): set HiddenServiceDirGroupReadable 1 in torrc and run the server with tor's group as its group (compose.yaml does)`,
+    detail:
+      `cannot read HiddenServiceDir ${dir} (permission denied): set HiddenServiceDirGroupReadable 1 in torrc ` +
+      `and run the server with tor's group as its group (compose.yaml does)`,
   };
 }
 
@@ -134,7 +144,8 @@ export class OnionWatcher extends EventEmitter<{ address: [OnionAddress] }> {
             problem: this.state?.status === 'waiting' ? this.state.problem : undefined,
             waitedSeconds: this.options.timeoutSeconds,
           },
-          `no onion address after ${this.options.timeoutSeconds} s: ${this.state?.status === 'waiting' ? this.state.detail : 'still waiting'}; still watching`,
+          `no onion address after ${this.options.timeoutSeconds} s: ` +
+            `${this.state?.status === 'waiting' ? this.state.detail : 'still waiting'}; still watching`,
         );
       }
     }, this.options.timeoutSeconds * 1000);

@@ -50,29 +50,33 @@ afterEach(async () => {
 });
 
 describe('greeting', () => {
-  it('sends hello first with protocol 1, a 32-byte base64url challenge, the onion, the features and every configured limit', async () => {
-    const s = await server();
-    const c = await client(s);
-    const hello = c.frames[0];
-    expect(hello).toEqual({
-      type: 'hello',
-      protocol: 1,
-      challenge: c.challenge,
-      onion: s.server.onion,
-      features: ['claims', 'address-proof', 'moderation'],
-      limits: {
-        maxMessageBytes: 16384,
-        heartbeatSeconds: 30,
-        requestsPerSecond: 20,
-        requestBurst: 40,
-        maxListLimit: 1000,
-        claimDays: 30,
-        claimAfterSeconds: 600,
-      },
-    });
-    expect(Buffer.from(c.challenge, 'base64url')).toHaveLength(32);
-    expect(c.challenge).toMatch(/^[A-Za-z0-9_-]{43}$/);
-  });
+  it(
+    'sends hello first with protocol 1, a 32-byte base64url challenge, the onion, the features and every ' +
+      'configured limit',
+    async () => {
+      const s = await server();
+      const c = await client(s);
+      const hello = c.frames[0];
+      expect(hello).toEqual({
+        type: 'hello',
+        protocol: 1,
+        challenge: c.challenge,
+        onion: s.server.onion,
+        features: ['claims', 'address-proof', 'moderation'],
+        limits: {
+          maxMessageBytes: 16384,
+          heartbeatSeconds: 30,
+          requestsPerSecond: 20,
+          requestBurst: 40,
+          maxListLimit: 1000,
+          claimDays: 30,
+          claimAfterSeconds: 600,
+        },
+      });
+      expect(Buffer.from(c.challenge, 'base64url')).toHaveLength(32);
+      expect(c.challenge).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    },
+  );
 
   it('gives every connection a fresh challenge', async () => {
     const s = await server();
@@ -265,82 +269,100 @@ describe('register', () => {
     }
   });
 
-  it('refuses an address whose key is of small order or has a torsion component with INVALID_ADDRESS, though signed (erratum 1)', async () => {
-    const s = await server();
-    const c = await client(s);
-    const id = ed25519Identity();
-    const refused = [
-      ...Object.values(SMALL_ORDER_POINTS).map((hex) => Buffer.from(hex, 'hex')),
-      withTorsion(realRawKey()),
-    ];
-    for (const key of refused) {
-      const reply = await c.register(id, 'eve', 5050, onionAddressFromPublicKey(key));
-      expect(reply).toMatchObject({ type: 'error', code: 'INVALID_ADDRESS' });
-    }
-    expect(await c.register(id, 'eve')).toMatchObject({ type: 'registered' });
-  });
-
-  it('refuses an Ed25519 key of small order or with a torsion component with INVALID_PUBLIC_KEY, before its signature (erratum 1)', async () => {
-    const s = await server();
-    const c = await client(s);
-    const address = randomOnion();
-    for (const key of [
-      Buffer.from(SMALL_ORDER_POINTS['the identity (order 1)'] as string, 'hex'),
-      withTorsion(realRawKey()),
-    ]) {
-      const reply = await c.request({
-        type: 'register',
-        nickname: 'eve',
-        address,
-        port: 5050,
-        publicKey: ed25519Pem(key),
-        signature: Buffer.alloc(64).toString('base64'),
-      });
-      expect(reply).toMatchObject({ type: 'error', code: 'INVALID_PUBLIC_KEY' });
-    }
-  });
-
-  it("checks the key of an address within the server's signature budget: over it, RATE_LIMITED comes first", async () => {
-    const s = await server({ SignatureChecksPerSecond: 1 });
-    expect(await (await client(s)).register(ed25519Identity(), 'first')).toMatchObject({ type: 'registered' });
-    const c = await client(s);
-    const reply = await c.register(
-      ed25519Identity(),
-      'second',
-      5050,
-      onionAddressFromPublicKey(withTorsion(realRawKey())),
-    );
-    expect(reply).toMatchObject({ type: 'error', code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) });
-  });
-
-  it('charges the subgroup checks of keys and addresses not checked lately to the signature budget (erratum 1)', async () => {
-    // 9 units: one registration of a fresh key and address (1 + 2 checks of 4) takes a whole window.
-    const s = await server({ SignatureChecksPerSecond: 9 });
-    const started = performance.now();
-    const replies = [];
-    for (let i = 0; i < 6; i += 1) replies.push(await (await client(s)).register(ed25519Identity(), `fresh${i}`));
-    const windows = Math.floor((performance.now() - started) / 1_000) + 1;
-    const registered = replies.filter((r) => r.type === 'registered').length;
-    expect(registered).toBeGreaterThanOrEqual(1);
-    expect(registered).toBeLessThanOrEqual(windows);
-    expect(replies.filter((r) => r.code === 'RATE_LIMITED')).toHaveLength(6 - registered);
-  });
-
-  it('takes the check of an Ed25519 key in an unusual layout from the budget once it is read: past it, RATE_LIMITED', async () => {
-    const unusual = (): ReturnType<typeof ed25519Identity> => {
+  it(
+    'refuses an address whose key is of small order or has a torsion component with INVALID_ADDRESS, though signed ' +
+      '(erratum 1)',
+    async () => {
+      const s = await server();
+      const c = await client(s);
       const id = ed25519Identity();
-      return { ...id, publicKeyPem: nonCanonicalBase64(id.publicKeyPem) };
-    };
-    const roomy = await server();
-    expect(await (await client(roomy)).register(unusual(), 'unusual')).toMatchObject({ type: 'registered' });
-    // 5 units: the key read and the address's check, not the key's, which only reading it shows.
-    const s = await server({ SignatureChecksPerSecond: 5 });
-    expect(await (await client(s)).register(unusual(), 'unusual')).toMatchObject({
-      type: 'error',
-      code: 'RATE_LIMITED',
-      retryAfterMs: expect.any(Number),
-    });
-  });
+      const refused = [
+        ...Object.values(SMALL_ORDER_POINTS).map((hex) => Buffer.from(hex, 'hex')),
+        withTorsion(realRawKey()),
+      ];
+      for (const key of refused) {
+        const reply = await c.register(id, 'eve', 5050, onionAddressFromPublicKey(key));
+        expect(reply).toMatchObject({ type: 'error', code: 'INVALID_ADDRESS' });
+      }
+      expect(await c.register(id, 'eve')).toMatchObject({ type: 'registered' });
+    },
+  );
+
+  it(
+    'refuses an Ed25519 key of small order or with a torsion component with INVALID_PUBLIC_KEY, before its ' +
+      'signature (erratum 1)',
+    async () => {
+      const s = await server();
+      const c = await client(s);
+      const address = randomOnion();
+      for (const key of [
+        Buffer.from(SMALL_ORDER_POINTS['the identity (order 1)'] as string, 'hex'),
+        withTorsion(realRawKey()),
+      ]) {
+        const reply = await c.request({
+          type: 'register',
+          nickname: 'eve',
+          address,
+          port: 5050,
+          publicKey: ed25519Pem(key),
+          signature: Buffer.alloc(64).toString('base64'),
+        });
+        expect(reply).toMatchObject({ type: 'error', code: 'INVALID_PUBLIC_KEY' });
+      }
+    },
+  );
+
+  it(
+    "checks the key of an address within the server's signature budget: over it, RATE_LIMITED " + 'comes first',
+    async () => {
+      const s = await server({ SignatureChecksPerSecond: 1 });
+      expect(await (await client(s)).register(ed25519Identity(), 'first')).toMatchObject({ type: 'registered' });
+      const c = await client(s);
+      const reply = await c.register(
+        ed25519Identity(),
+        'second',
+        5050,
+        onionAddressFromPublicKey(withTorsion(realRawKey())),
+      );
+      expect(reply).toMatchObject({ type: 'error', code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) });
+    },
+  );
+
+  it(
+    'charges the subgroup checks of keys and addresses not checked lately to the signature budget ' + '(erratum 1)',
+    async () => {
+      // 9 units: one registration of a fresh key and address (1 + 2 checks of 4) takes a whole window.
+      const s = await server({ SignatureChecksPerSecond: 9 });
+      const started = performance.now();
+      const replies = [];
+      for (let i = 0; i < 6; i += 1) replies.push(await (await client(s)).register(ed25519Identity(), `fresh${i}`));
+      const windows = Math.floor((performance.now() - started) / 1_000) + 1;
+      const registered = replies.filter((r) => r.type === 'registered').length;
+      expect(registered).toBeGreaterThanOrEqual(1);
+      expect(registered).toBeLessThanOrEqual(windows);
+      expect(replies.filter((r) => r.code === 'RATE_LIMITED')).toHaveLength(6 - registered);
+    },
+  );
+
+  it(
+    'takes the check of an Ed25519 key in an unusual layout from the budget once it is read: past it, ' +
+      'RATE_LIMITED',
+    async () => {
+      const unusual = (): ReturnType<typeof ed25519Identity> => {
+        const id = ed25519Identity();
+        return { ...id, publicKeyPem: nonCanonicalBase64(id.publicKeyPem) };
+      };
+      const roomy = await server();
+      expect(await (await client(roomy)).register(unusual(), 'unusual')).toMatchObject({ type: 'registered' });
+      // 5 units: the key read and the address's check, not the key's, which only reading it shows.
+      const s = await server({ SignatureChecksPerSecond: 5 });
+      expect(await (await client(s)).register(unusual(), 'unusual')).toMatchObject({
+        type: 'error',
+        code: 'RATE_LIMITED',
+        retryAfterMs: expect.any(Number),
+      });
+    },
+  );
 
   it.each([0, 65536, -1, 1.5])('refuses port %j with INVALID_PORT', async (port) => {
     const s = await server();
@@ -466,74 +488,85 @@ describe('register', () => {
     await old.closed;
     expect(await fresh.request({ type: 'lookup', nickname: 'liam' })).toMatchObject({ type: 'peer' });
   });
-  it('answers INTERNAL when completing a verified registration fails unexpectedly, and closes that connection alone with 1011', async () => {
-    const s = await server();
-    const c = await client(s);
-    const other = await client(s);
-    const add = vi.spyOn(PeerTable.prototype, 'add').mockImplementationOnce(() => {
-      throw new Error('simulated bug');
-    });
-    try {
-      const id = ed25519Identity();
-      const signature = signRegistration(id, c.challenge, 'dave', id.address, 5050);
-      c.sendRaw(
-        JSON.stringify({
-          type: 'register',
-          id: 'r',
-          nickname: 'dave',
-          address: id.address,
-          port: 5050,
-          publicKey: id.publicKeyPem,
-          signature,
-        }),
-      );
-      c.sendRaw(JSON.stringify({ type: 'ping', id: 'p' })); // held while the signature is checked
-      expect(await c.closed).toEqual({ code: 1011, reason: 'internal error: this connection is closed, reconnect' });
-      expect(c.frames.filter((f) => f.id === 'r' || f.id === 'p')).toMatchObject([
-        { type: 'error', id: 'r', code: 'INTERNAL', message: 'internal error' },
-      ]);
-      expect(await other.request({ type: 'lookup', nickname: 'dave' })).toMatchObject({ code: 'NOT_FOUND' });
-    } finally {
-      add.mockRestore();
-    }
-  });
-
-  it('answers INTERNAL to a request whose handler fails unexpectedly, and closes that connection alone with 1011', async () => {
-    const s = await server();
-    const c = await client(s);
-    const other = await client(s);
-    const lookup = vi.spyOn(PeerTable.prototype, 'lookup').mockImplementationOnce(() => {
-      throw new Error('simulated bug');
-    });
-    try {
-      expect(await c.request({ type: 'lookup', nickname: 'erin' })).toMatchObject({
-        type: 'error',
-        code: 'INTERNAL',
-        message: 'internal error',
+  it(
+    'answers INTERNAL when completing a verified registration fails unexpectedly, and closes that connection alone ' +
+      'with 1011',
+    async () => {
+      const s = await server();
+      const c = await client(s);
+      const other = await client(s);
+      const add = vi.spyOn(PeerTable.prototype, 'add').mockImplementationOnce(() => {
+        throw new Error('simulated bug');
       });
-      expect((await c.closed).code).toBe(1011);
-      expect((await other.request({ type: 'ping' })).type).toBe('pong');
-    } finally {
-      lookup.mockRestore();
-    }
-  });
+      try {
+        const id = ed25519Identity();
+        const signature = signRegistration(id, c.challenge, 'dave', id.address, 5050);
+        c.sendRaw(
+          JSON.stringify({
+            type: 'register',
+            id: 'r',
+            nickname: 'dave',
+            address: id.address,
+            port: 5050,
+            publicKey: id.publicKeyPem,
+            signature,
+          }),
+        );
+        c.sendRaw(JSON.stringify({ type: 'ping', id: 'p' })); // held while the signature is checked
+        expect(await c.closed).toEqual({ code: 1011, reason: 'internal error: this connection is closed, reconnect' });
+        expect(c.frames.filter((f) => f.id === 'r' || f.id === 'p')).toMatchObject([
+          { type: 'error', id: 'r', code: 'INTERNAL', message: 'internal error' },
+        ]);
+        expect(await other.request({ type: 'lookup', nickname: 'dave' })).toMatchObject({ code: 'NOT_FOUND' });
+      } finally {
+        add.mockRestore();
+      }
+    },
+  );
 
-  it('answers INTERNAL with id null when a frame fails before its request is read, and closes that connection alone with 1011', async () => {
-    const s = await server();
-    const c = await client(s);
-    const other = await client(s);
-    const take = vi.spyOn(TokenBucket.prototype, 'take').mockImplementationOnce(() => {
-      throw new Error('simulated bug');
-    });
-    try {
-      c.sendRaw(JSON.stringify({ type: 'ping', id: 'p' }));
-      expect(await c.waitFor((f) => f.type === 'error')).toMatchObject({ id: null, code: 'INTERNAL' });
-      expect((await c.closed).code).toBe(1011);
-      expect((await other.request({ type: 'ping' })).type).toBe('pong');
-    } finally {
-      take.mockRestore();
-    }
-  });
+  it(
+    'answers INTERNAL to a request whose handler fails unexpectedly, and closes that connection alone ' + 'with 1011',
+    async () => {
+      const s = await server();
+      const c = await client(s);
+      const other = await client(s);
+      const lookup = vi.spyOn(PeerTable.prototype, 'lookup').mockImplementationOnce(() => {
+        throw new Error('simulated bug');
+      });
+      try {
+        expect(await c.request({ type: 'lookup', nickname: 'erin' })).toMatchObject({
+          type: 'error',
+          code: 'INTERNAL',
+          message: 'internal error',
+        });
+        expect((await c.closed).code).toBe(1011);
+        expect((await other.request({ type: 'ping' })).type).toBe('pong');
+      } finally {
+        lookup.mockRestore();
+      }
+    },
+  );
+
+  it(
+    'answers INTERNAL with id null when a frame fails before its request is read, and closes that connection alone ' +
+      'with 1011',
+    async () => {
+      const s = await server();
+      const c = await client(s);
+      const other = await client(s);
+      const take = vi.spyOn(TokenBucket.prototype, 'take').mockImplementationOnce(() => {
+        throw new Error('simulated bug');
+      });
+      try {
+        c.sendRaw(JSON.stringify({ type: 'ping', id: 'p' }));
+        expect(await c.waitFor((f) => f.type === 'error')).toMatchObject({ id: null, code: 'INTERNAL' });
+        expect((await c.closed).code).toBe(1011);
+        expect((await other.request({ type: 'ping' })).type).toBe('pong');
+      } finally {
+        take.mockRestore();
+      }
+    },
+  );
 });
 
 /** A claim store that never answers: a database that has stopped responding. */
@@ -578,30 +611,33 @@ function sendInOneWrite(c: RawClient, frames: readonly string[]): void {
 }
 
 describe('requests queued on a connection', () => {
-  it('are not read while its registration waits on the store: the sender is pushed back, however much it sends', async () => {
-    const s = await server({}, { openStore: async () => storeThatNeverAnswers() });
-    const c = await client(s);
-    c.sendRaw(registerFrame(c, 'held', 'reg'));
-    const frame = JSON.stringify({ type: 'ping', pad: 'x'.repeat(16_000) });
-    const sent = 2_048 * Buffer.byteLength(frame);
-    for (let i = 0; i < 2_048; i += 1) c.sendRaw(frame);
-    // Whatever the server reads leaves the client's queue; wait until the queue stops moving.
-    let last = -1;
-    let still = 0;
-    await waitUntil(
-      "the client's queue to settle",
-      () => {
-        const queued = c.ws.bufferedAmount;
-        still = queued === last ? still + 1 : 0;
-        last = queued;
-        return queued === 0 || still >= 5;
-      },
-      { timeoutMs: 10_000, intervalMs: 50 },
-    );
-    // Only what the kernel's socket buffers hold has left the client (a few MiB on loopback).
-    expect(c.ws.bufferedAmount).toBeGreaterThan(sent / 2);
-    expect(c.frames.map((f) => f.type)).toEqual(['hello']);
-  });
+  it(
+    'are not read while its registration waits on the store: the sender is pushed back, however ' + 'much it sends',
+    async () => {
+      const s = await server({}, { openStore: async () => storeThatNeverAnswers() });
+      const c = await client(s);
+      c.sendRaw(registerFrame(c, 'held', 'reg'));
+      const frame = JSON.stringify({ type: 'ping', pad: 'x'.repeat(16_000) });
+      const sent = 2_048 * Buffer.byteLength(frame);
+      for (let i = 0; i < 2_048; i += 1) c.sendRaw(frame);
+      // Whatever the server reads leaves the client's queue; wait until the queue stops moving.
+      let last = -1;
+      let still = 0;
+      await waitUntil(
+        "the client's queue to settle",
+        () => {
+          const queued = c.ws.bufferedAmount;
+          still = queued === last ? still + 1 : 0;
+          last = queued;
+          return queued === 0 || still >= 5;
+        },
+        { timeoutMs: 10_000, intervalMs: 50 },
+      );
+      // Only what the kernel's socket buffers hold has left the client (a few MiB on loopback).
+      expect(c.ws.bufferedAmount).toBeGreaterThan(sent / 2);
+      expect(c.frames.map((f) => f.type)).toEqual(['hello']);
+    },
+  );
 
   it('are refused unread past RateLimitBurst waiting, each with RATE_LIMITED and id null, in order', async () => {
     const s = await server({ RateLimitBurst: 5 });
@@ -802,21 +838,25 @@ describe('heartbeats, budgets and shutdown', () => {
 });
 
 describe('http', () => {
-  it('answers plain HTTP on the public listener, /healthz included, with 426 and one line: nothing of uptime, peers or instance', async () => {
-    const s = await server();
-    await (await client(s)).register(ed25519Identity(), 'rita');
-    for (const path of ['/healthz', '/', '/peers']) {
-      const res = await fetch(`http://127.0.0.1:${s.port}${path}`);
-      expect(res.status).toBe(426);
-      expect(res.headers.get('upgrade')).toBe('websocket');
-      expect(res.headers.get('connection')).toBe('close');
-      expect(res.headers.has('peerconnection')).toBe(false);
-      const body = await res.text();
-      expect(body).toBe('this is a p2p-registry: connect with WebSocket to / (see PROTOCOL.md)\n');
-      expect(body).not.toMatch(/uptime|peers|instance|onion|status/i);
-    }
-    expect((await fetch(`http://127.0.0.1:${s.port}/healthz`, { method: 'HEAD' })).status).toBe(426);
-  });
+  it(
+    'answers plain HTTP on the public listener, /healthz included, with 426 and one line: nothing of uptime, peers ' +
+      'or instance',
+    async () => {
+      const s = await server();
+      await (await client(s)).register(ed25519Identity(), 'rita');
+      for (const path of ['/healthz', '/', '/peers']) {
+        const res = await fetch(`http://127.0.0.1:${s.port}${path}`);
+        expect(res.status).toBe(426);
+        expect(res.headers.get('upgrade')).toBe('websocket');
+        expect(res.headers.get('connection')).toBe('close');
+        expect(res.headers.has('peerconnection')).toBe(false);
+        const body = await res.text();
+        expect(body).toBe('this is a p2p-registry: connect with WebSocket to / (see PROTOCOL.md)\n');
+        expect(body).not.toMatch(/uptime|peers|instance|onion|status/i);
+      }
+      expect((await fetch(`http://127.0.0.1:${s.port}/healthz`, { method: 'HEAD' })).status).toBe(426);
+    },
+  );
 
   it('answers a WebSocket upgrade elsewhere than / with 404', async () => {
     const s = await server();

@@ -24,7 +24,8 @@ export const CLAIM_COLUMNS =
 function corrupt(path: string, what: string): RegistryError {
   return storeError(
     'STORE_CORRUPT',
-    `the claim database ${path} holds a claim this version cannot read (${what}). Fix: restore a backup, or release that claim.`,
+    `the claim database ${path} holds a claim this version cannot read (${what}). Fix: restore a backup, or release ` +
+      `that claim.`,
   );
 }
 

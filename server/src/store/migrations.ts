@@ -120,7 +120,8 @@ export function schemaNewerError(version: number, known: number, target: string)
   return storeError(
     'STORE_SCHEMA_NEWER',
     `the claim database ${target} has schema version ${version}, newer than this registry knows (${known}): ` +
-      'it was written by a newer p2p-registry. Fix: run that version or a newer one, or restore a backup made by this version.',
+      'it was written by a newer p2p-registry. Fix: run that version or a newer one, or restore a backup made by ' +
+      'this version.',
   );
 }
 
@@ -132,7 +133,8 @@ export function readOnlySchemaError(version: number, known: number, target: stri
   if (version > known) return schemaNewerError(version, known, target);
   return storeError(
     'STORE_OPEN_FAILED',
-    `cannot read the claim database ${target}: it is at schema version ${version}, older than this registry's ${known}. ` +
+    `cannot read the claim database ${target}: it is at schema version ${version}, older than this registry's ` +
+      `${known}. ` +
       'Fix: start the server once (it migrates the file), or run this command with write access.',
   );
 }
@@ -196,7 +198,8 @@ export function migrate(
       const fix = failure?.fix ?? 'report this as a bug, with the message; the file was left at its previous version';
       throw storeError(
         'STORE_MIGRATION_FAILED',
-        `cannot migrate the claim database ${path} to schema version ${migration.version} (${migration.summary}): ${cause}. Fix: ${fix}.`,
+        `cannot migrate the claim database ${path} to schema version ${migration.version} (${migration.summary}): ` +
+          `${cause}. Fix: ${fix}.`,
         { cause: err },
       );
     }

@@ -1,7 +1,8 @@
 /**
  * Opens the claim store a configuration names (`[Store] Database`, `[Claims] ClaimDays`): a SQLite
  * file, or a postgres:// URL (a cluster's shared database, which also holds the live presence).
- * What the server's start and the operators' commands share; it takes only the store's settings. A failure is a RegistryError whose
+ * What the server's start and the operators' commands share; it takes only the store's settings. A failure is a
+ * RegistryError whose
  * message is the one line to print (the path or URL without its password, the cause, the fix).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -98,7 +99,8 @@ export function postgresConnection(
   } catch (err) {
     throw storeError(
       'STORE_OPEN_FAILED',
-      `cannot read [Store] PasswordFile ${passwordFile} (the password of ${target}): ${(err as Error).message}. Fix: create it, readable by the server's user, holding only the password.`,
+      `cannot read [Store] PasswordFile ${passwordFile} (the password of ${target}): ${(err as Error).message}. Fix: ` +
+        `create it, readable by the server's user, holding only the password.`,
       { cause: err },
     );
   }
@@ -106,7 +108,8 @@ export function postgresConnection(
   if (parts.password !== undefined && parts.password !== '') {
     throw storeError(
       'STORE_OPEN_FAILED',
-      `[Store] Database ${target} holds a password and [Store] PasswordFile is set too: keep one (the file; remove the password from the URL).`,
+      `[Store] Database ${target} holds a password and [Store] PasswordFile is set too: keep one (the file; remove ` +
+        `the password from the URL).`,
     );
   }
   const pool: Record<string, unknown> = {};

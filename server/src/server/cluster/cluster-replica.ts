@@ -123,7 +123,8 @@ export class ClusterReplica {
 
   private end(event: PresenceEvent, kind: Exclude<PresenceEvent['kind'], 'joined'>): void {
     const entry = this.effects.peers.registrationOfKey(event.keyId);
-    if (entry === undefined || !this.isRow(entry, event.instanceId, event.localRef)) return; // gone already (a snapshot)
+    // gone already (a snapshot)
+    if (entry === undefined || !this.isRow(entry, event.instanceId, event.localRef)) return;
     this.remove(entry, kind, event.announce);
   }
 

@@ -65,12 +65,14 @@ export async function logEvents(client: PoolClient, events: readonly Pending[]):
     `WITH head AS (UPDATE presence_log_head SET seq = seq + $1 WHERE id = 1 RETURNING seq),
      logged AS (
        INSERT INTO presence_events (seq, kind, announce, key_id, nickname, instance_id, local_ref, public_key, peer)
-       SELECT (SELECT seq FROM head) - $1 + e.ord, e.kind, e.announce, e.key_id, e.nickname, e.instance_id, e.local_ref, e.public_key, e.peer
+       SELECT (SELECT seq FROM head) - $1 + e.ord, e.kind, e.announce, e.key_id, e.nickname, e.instance_id,
+         e.local_ref, e.public_key, e.peer
        FROM unnest($2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bytea[], $9::text[])
          WITH ORDINALITY AS e(kind, announce, key_id, nickname, instance_id, local_ref, public_key, peer, ord)
        RETURNING seq
      )
-     SELECT (SELECT seq FROM head) AS seq, (SELECT count(*) FROM logged) AS logged, pg_notify('${CHANNEL}', '') AS notified`,
+     SELECT (SELECT seq FROM head) AS seq, (SELECT count(*) FROM logged) AS logged, pg_notify('${CHANNEL}',
+       '') AS notified`,
     [
       events.length,
       events.map((e) => e.kind),

@@ -92,8 +92,10 @@ export class PostgresPresence implements PresenceStore {
   async announceBackend(onion: string, instanceId: string, leaseMs: number): Promise<void> {
     // A drain (drained_at) is the operator's and survives the announcements.
     await this.#query(
-      `INSERT INTO registry_backends (onion, last_seen, instance_id, lease_until) VALUES ($1, now(), $2, now() + $3 * interval '1 millisecond')
-       ON CONFLICT (onion) DO UPDATE SET last_seen = now(), instance_id = excluded.instance_id, lease_until = excluded.lease_until`,
+      `INSERT INTO registry_backends (onion, last_seen, instance_id, lease_until) VALUES ($1, now(), $2,
+        now() + $3 * interval '1 millisecond')
+       ON CONFLICT (onion) DO UPDATE SET last_seen = now(), instance_id = excluded.instance_id,
+         lease_until = excluded.lease_until`,
       [onion, instanceId, leaseMs],
     );
   }
@@ -146,13 +148,15 @@ export class PostgresPresence implements PresenceStore {
       // renewing its lease, or one of its batches is in flight; the next sweep sees it again.
       const ended = (
         await client.query(
-          'DELETE FROM registry_instances WHERE id IN (SELECT id FROM registry_instances WHERE lease_until <= now() FOR UPDATE SKIP LOCKED) RETURNING id',
+          'DELETE FROM registry_instances WHERE id IN (SELECT id FROM registry_instances WHERE lease_until <= now() ' +
+            'FOR UPDATE SKIP LOCKED) RETURNING id',
         )
       ).rows.map((r: { id: unknown }) => text(r.id));
       // Rows of an instance that has no row at all are swept too: they can only be left over.
       const gone = (
         await client.query(
-          `DELETE FROM presence p WHERE p.instance_id = ANY($1::text[]) OR NOT EXISTS (SELECT 1 FROM registry_instances i WHERE i.id = p.instance_id) RETURNING ${ROW_COLUMNS}`,
+          `DELETE FROM presence p WHERE p.instance_id = ANY($1::text[]) OR NOT EXISTS (SELECT 1 FROM ` +
+            `registry_instances i WHERE i.id = p.instance_id) RETURNING ${ROW_COLUMNS}`,
           [ended],
         )
       ).rows.map(rowOf);
@@ -168,7 +172,8 @@ export class PostgresPresence implements PresenceStore {
   async trimLog(retainMs: number): Promise<number> {
     // The newest event stays: it is every instance's anchor (cluster-tail.ts), however old.
     const result = await this.#query(
-      "DELETE FROM presence_events WHERE at < now() - $1 * interval '1 millisecond' AND seq < (SELECT seq FROM presence_log_head WHERE id = 1)",
+      "DELETE FROM presence_events WHERE at < now() - $1 * interval '1 millisecond' AND seq < (SELECT seq FROM " +
+        'presence_log_head WHERE id = 1)',
       [retainMs],
     );
     return result.rowCount ?? 0;

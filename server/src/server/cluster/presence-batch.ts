@@ -80,7 +80,8 @@ async function decideEnter(
   const key = nicknameKey(row.nickname);
   const raws = (
     await client.query(
-      `SELECT ${ROW_COLUMNS}, registered_at FROM presence WHERE key_id = $1 OR nickname_key = $2 OR address = $3 FOR UPDATE`,
+      `SELECT ${ROW_COLUMNS}, registered_at FROM presence WHERE key_id = $1 OR nickname_key = $2 OR address = $3 ` +
+        `FOR UPDATE`,
       [row.keyId, key, row.address],
     )
   ).rows as Array<Record<string, unknown>>;
@@ -103,7 +104,8 @@ async function decideEnter(
   if (removed.length > 0)
     await client.query('DELETE FROM presence WHERE key_id = ANY($1::text[])', [removed.map((r) => r.row.keyId)]);
   await client.query(
-    `INSERT INTO presence (${ROW_COLUMNS}, nickname_key, registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    `INSERT INTO presence (${ROW_COLUMNS}, nickname_key, registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, ` +
+      `$8, $9, $10)`,
     [
       row.keyId,
       row.nickname,
@@ -118,7 +120,8 @@ async function decideEnter(
     ],
   );
   pending.push(...removed, { kind: 'joined', announce: true, row });
-  return { kind: 'entered', seq: 0, removed: removed.map((r) => r.row), registeredAt }; // numbered once the batch is logged
+  // numbered once the batch is logged
+  return { kind: 'entered', seq: 0, removed: removed.map((r) => r.row), registeredAt };
 }
 
 async function decideLeave(

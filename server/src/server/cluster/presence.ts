@@ -80,7 +80,10 @@ export function eventFingerprint(event: Pick<PresenceEvent, 'kind' | 'keyId' | '
   return `${event.kind} ${event.keyId} ${event.instanceId} ${event.localRef}`;
 }
 
-/** Events from a number on (that event itself included, when it is still there), with the log's head as of the same moment (one snapshot). */
+/**
+ * Events from a number on (that event itself included, when it is still there), with the log's head as of the same
+ * moment (one snapshot).
+ */
 export interface LogPage {
   readonly logId: string;
   readonly headSeq: number;

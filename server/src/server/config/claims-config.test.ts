@@ -112,7 +112,8 @@ describe('claims configuration', () => {
       ),
     );
     expect(err.invalid).toEqual([
-      '[Store] PasswordFile is the password of a PostgreSQL database: set [Store] Database to a postgres:// URL, or delete the line',
+      '[Store] PasswordFile is the password of a PostgreSQL database: set [Store] Database to a postgres:// URL, or ' +
+        'delete the line',
       '[Store] LeaseSeconds must be between 2 and 600, got 1',
     ]);
   });

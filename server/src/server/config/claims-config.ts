@@ -12,7 +12,10 @@ export interface ClaimsConfig {
    * directory), or a postgres:// URL: the cluster's shared PostgreSQL.
    */
   readonly database: string;
-  /** [Store] PasswordFile: the PostgreSQL password, read from this file at start; null: none (or PGPASSWORD, or in the URL). */
+  /**
+   * [Store] PasswordFile: the PostgreSQL password, read from this file at start; null: none (or PGPASSWORD, or in the
+   * URL).
+   */
   readonly passwordFile: string | null;
   /** [Store] LeaseSeconds: a cluster instance that stops renewing its lease loses its peers after this long. */
   readonly leaseSeconds: number;
@@ -80,7 +83,8 @@ function readPasswordFile(reader: ConfigReader, database: string): string | null
   if (file === undefined) return null;
   if (!isPostgresDatabase(database)) {
     reader.invalid.push(
-      '[Store] PasswordFile is the password of a PostgreSQL database: set [Store] Database to a postgres:// URL, or delete the line',
+      '[Store] PasswordFile is the password of a PostgreSQL database: set [Store] Database to a postgres:// URL, or ' +
+        'delete the line',
     );
   }
   return file;

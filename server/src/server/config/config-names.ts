@@ -68,7 +68,10 @@ function unknownKey(section: string, key: string, known: KnownKeys): string {
     return `unknown key [${section}] ${key}: ${spelt} belongs in [${home[0]}]`;
   }
   const near = nearestName(key, keys);
-  return `unknown key [${section}] ${key}${near === undefined ? '' : `: did you mean ${near}?`} (known: ${keys.join(', ')})`;
+  return (
+    `unknown key [${section}] ${key}${near === undefined ? '' : `: did you mean ${near}?`} (known: ` +
+    `${keys.join(', ')})`
+  );
 }
 
 /** One problem line for every section or key of `sections` that `known` does not list. */
@@ -86,7 +89,8 @@ export function unknownNames(
     if (!known.has(section)) {
       const near = nearestName(section, [...known.keys()]);
       problems.push(
-        `unknown section [${section}]${near === undefined ? '' : `: did you mean [${near}]?`} (known: ${[...known.keys()].map((s) => `[${s}]`).join(' ')})`,
+        `unknown section [${section}]${near === undefined ? '' : `: did you mean [${near}]?`} (known: ` +
+          `${[...known.keys()].map((s) => `[${s}]`).join(' ')})`,
       );
       continue;
     }
@@ -128,7 +132,8 @@ export function unknownEnvNames(
     const near = tail === undefined ? undefined : `${ENV_PREFIX}${tail}`;
     problems.push(
       near === undefined
-        ? `unknown environment variable ${name}: no key of config.ini has this name (${ENV_HELP}, e.g. ${names.find((n) => n.endsWith('_DATABASE')) ?? names[0]}: rename the variable or unset it)`
+        ? `unknown environment variable ${name}: no key of config.ini has this name (${ENV_HELP}, e.g. ` +
+            `${names.find((n) => n.endsWith('_DATABASE')) ?? names[0]}: rename the variable or unset it)`
         : `unknown environment variable ${name}: did you mean ${near}? (${ENV_HELP}: rename the variable or unset it)`,
     );
   }

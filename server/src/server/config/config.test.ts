@@ -97,23 +97,31 @@ describe('configuration', () => {
     );
   });
 
-  it('has no operator listener unless [Host] OperatorSocket names its unix socket, from the file or REGISTRY_HOST_OPERATORSOCKET', () => {
-    expect(buildConfig(minimal, {}).operatorSocket).toBeNull();
-    expect(
-      buildConfig({ ...minimal, Host: { ...minimal.Host, OperatorSocket: '/run/registry-operator/operator.sock' } }, {})
-        .operatorSocket,
-    ).toBe('/run/registry-operator/operator.sock');
-    expect(buildConfig(minimal, { REGISTRY_HOST_OPERATORSOCKET: '/tmp/operator.sock' }).operatorSocket).toBe(
-      '/tmp/operator.sock',
-    );
-  });
+  it(
+    'has no operator listener unless [Host] OperatorSocket names its unix socket, from the file or ' +
+      'REGISTRY_HOST_OPERATORSOCKET',
+    () => {
+      expect(buildConfig(minimal, {}).operatorSocket).toBeNull();
+      expect(
+        buildConfig(
+          { ...minimal, Host: { ...minimal.Host, OperatorSocket: '/run/registry-operator/operator.sock' } },
+          {},
+        ).operatorSocket,
+      ).toBe('/run/registry-operator/operator.sock');
+      expect(buildConfig(minimal, { REGISTRY_HOST_OPERATORSOCKET: '/tmp/operator.sock' }).operatorSocket).toBe(
+        '/tmp/operator.sock',
+      );
+    },
+  );
 
   it("refuses an operator socket that is the public listener's socket, which tor forwards the onion to", () => {
     const host = { HOST: 'unix:/run/registry/registry.sock' };
     for (const operator of ['/run/registry/registry.sock', '/run/registry/../registry/registry.sock']) {
       const err = errorOf(() => buildConfig({ ...minimal, Host: { ...host, OperatorSocket: operator } }, {}));
       expect(err.invalid).toEqual([
-        "[Host] OperatorSocket is the public listener's socket ([Host] HOST unix:/run/registry/registry.sock), which tor forwards the onion to: health would answer on the onion; choose another path, in a folder tor does not mount, e.g. /run/registry-operator/operator.sock",
+        "[Host] OperatorSocket is the public listener's socket ([Host] HOST unix:/run/registry/registry.sock), which " +
+          'tor forwards the onion to: health would answer on the onion; choose another path, in a folder tor does ' +
+          'not mount, e.g. /run/registry-operator/operator.sock',
       ]);
     }
     expect(
@@ -127,26 +135,34 @@ describe('configuration', () => {
     ).toBe('/run/registry-operator/operator.sock');
   });
 
-  it('refuses an operator socket path that is relative, a folder, too long for a unix socket, or written with unix:', () => {
-    const problem = (path: string): string[] =>
-      errorOf(() => buildConfig({ ...minimal, Host: { ...minimal.Host, OperatorSocket: path } }, {}))
-        .invalid as string[];
-    expect(problem('operator.sock')).toEqual([
-      '[Host] OperatorSocket must be an absolute path (the health command may run from another folder), e.g. /run/registry-operator/operator.sock, got "operator.sock"',
-    ]);
-    expect(problem('/run/registry-operator/')).toEqual([
-      '[Host] OperatorSocket must name the socket file, not its folder, e.g. /run/registry-operator/operator.sock, got "/run/registry-operator/"',
-    ]);
-    expect(problem(`/${'a'.repeat(107)}`)).toEqual([
-      '[Host] OperatorSocket is 108 bytes long and a unix socket path holds at most 107: choose a shorter path',
-    ]);
-    expect(problem('unix:/run/operator.sock')).toEqual([
-      '[Host] OperatorSocket takes the socket path alone, without "unix:", e.g. /run/registry-operator/operator.sock, got "unix:/run/operator.sock"',
-    ]);
-    expect(
-      buildConfig({ ...minimal, Host: { ...minimal.Host, OperatorSocket: `/${'a'.repeat(106)}` } }, {}).operatorSocket,
-    ).toHaveLength(107);
-  });
+  it(
+    'refuses an operator socket path that is relative, a folder, too long for a unix socket, or written ' +
+      'with unix:',
+    () => {
+      const problem = (path: string): string[] =>
+        errorOf(() => buildConfig({ ...minimal, Host: { ...minimal.Host, OperatorSocket: path } }, {}))
+          .invalid as string[];
+      expect(problem('operator.sock')).toEqual([
+        '[Host] OperatorSocket must be an absolute path (the health command may run from another folder), e.g. ' +
+          '/run/registry-operator/operator.sock, got "operator.sock"',
+      ]);
+      expect(problem('/run/registry-operator/')).toEqual([
+        '[Host] OperatorSocket must name the socket file, not its folder, e.g. /run/registry-operator/operator.sock, ' +
+          'got "/run/registry-operator/"',
+      ]);
+      expect(problem(`/${'a'.repeat(107)}`)).toEqual([
+        "[Host] OperatorSocket is 108 bytes long, over a unix socket path's 107: choose a shorter path",
+      ]);
+      expect(problem('unix:/run/operator.sock')).toEqual([
+        '[Host] OperatorSocket takes the socket path alone, without "unix:", e.g. ' +
+          '/run/registry-operator/operator.sock, got "unix:/run/operator.sock"',
+      ]);
+      expect(
+        buildConfig({ ...minimal, Host: { ...minimal.Host, OperatorSocket: `/${'a'.repeat(106)}` } }, {})
+          .operatorSocket,
+      ).toHaveLength(107);
+    },
+  );
 
   it('refuses a key given twice as an array', () => {
     expect(errorOf(() => buildConfig({ ...minimal, Registry: { MaxPeers: ['1', '2'] } }, {})).message).toContain(
@@ -173,7 +189,8 @@ describe('configuration', () => {
     const path = join(dir, 'config.ini');
     writeFileSync(
       path,
-      '; comment\n[Host]\nHOST = 0.0.0.0 \nPORT=5000\n# other comment\n[HiddenService]\nHiddenServiceDir = /hs\nHiddenServicePort = 443\n',
+      '; comment\n[Host]\nHOST = 0.0.0.0 \nPORT=5000\n# other comment\n[HiddenService]\nHiddenServiceDir = ' +
+        '/hs\nHiddenServicePort = 443\n',
     );
     expect(loadConfig(path, {})).toMatchObject({ listen: { host: '0.0.0.0', port: 5000 }, hiddenServicePort: 443 });
   });
@@ -222,38 +239,47 @@ describe('configuration', () => {
     ]);
   });
 
-  it('describes the config for the start-up log without the database password, from the file or the environment', () => {
-    const fromFile = buildConfig(
-      { ...minimal, Store: { Database: 'postgres://registry:s3cr@t@db:5432/claims?sslmode=require&password=other' } },
-      {},
-    );
-    const fromEnv = buildConfig(minimal, {
-      REGISTRY_STORE_DATABASE: 'postgresql://registry:s3cr@t@/claims?host=/run/postgresql',
-    });
-    for (const config of [fromFile, fromEnv]) {
-      const text = JSON.stringify(describeConfig(config));
-      expect(text).not.toContain('s3cr');
-      expect(text).not.toContain('@t');
-      expect(text).not.toContain('other');
-    }
-    expect(describeConfig(fromFile)).toMatchObject({
-      claims: { database: 'postgres://registry@db:5432/claims?sslmode=require' },
-    });
-  });
+  it(
+    'describes the config for the start-up log without the database password, from the file or the ' + 'environment',
+    () => {
+      const fromFile = buildConfig(
+        { ...minimal, Store: { Database: 'postgres://registry:s3cr@t@db:5432/claims?sslmode=require&password=other' } },
+        {},
+      );
+      const fromEnv = buildConfig(minimal, {
+        REGISTRY_STORE_DATABASE: 'postgresql://registry:s3cr@t@/claims?host=/run/postgresql',
+      });
+      for (const config of [fromFile, fromEnv]) {
+        const text = JSON.stringify(describeConfig(config));
+        expect(text).not.toContain('s3cr');
+        expect(text).not.toContain('@t');
+        expect(text).not.toContain('other');
+      }
+      expect(describeConfig(fromFile)).toMatchObject({
+        claims: { database: 'postgres://registry@db:5432/claims?sslmode=require' },
+      });
+    },
+  );
 
-  it('refuses an unknown REGISTRY_* variable, naming it, the variable it was probably meant to be, and what to do', () => {
-    const err = errorOf(() => buildConfig(minimal, { REGISTRY_STORE_DATABSE: 'postgres://registry@db/claims' }));
-    expect(err.invalid).toEqual([
-      'unknown environment variable REGISTRY_STORE_DATABSE: did you mean REGISTRY_STORE_DATABASE? (REGISTRY_<SECTION>_<KEY> sets [Section] Key of config.ini: rename the variable or unset it)',
-    ]);
-    expect(err.message.split('\n')).toHaveLength(1);
-  });
+  it(
+    'refuses an unknown REGISTRY_* variable, naming it, the variable it was probably meant to be, and ' + 'what to do',
+    () => {
+      const err = errorOf(() => buildConfig(minimal, { REGISTRY_STORE_DATABSE: 'postgres://registry@db/claims' }));
+      expect(err.invalid).toEqual([
+        'unknown environment variable REGISTRY_STORE_DATABSE: did you mean REGISTRY_STORE_DATABASE? ' +
+          '(REGISTRY_<SECTION>_<KEY> sets [Section] Key of config.ini: rename the variable or unset it)',
+      ]);
+      expect(err.message.split('\n')).toHaveLength(1);
+    },
+  );
 
   it('refuses a REGISTRY_* variable near no known name, and one spelt in lower case, which is not read', () => {
     const err = errorOf(() => buildConfig(minimal, { REGISTRY_TELEPORT: '1', registry_store_database: '/data/r.db' }));
     expect(err.invalid).toEqual([
-      'unknown environment variable REGISTRY_TELEPORT: no key of config.ini has this name (REGISTRY_<SECTION>_<KEY> sets [Section] Key of config.ini, e.g. REGISTRY_STORE_DATABASE: rename the variable or unset it)',
-      'unknown environment variable registry_store_database: did you mean REGISTRY_STORE_DATABASE? (REGISTRY_<SECTION>_<KEY> sets [Section] Key of config.ini: rename the variable or unset it)',
+      'unknown environment variable REGISTRY_TELEPORT: no key of config.ini has this name (REGISTRY_<SECTION>_<KEY> ' +
+        'sets [Section] Key of config.ini, e.g. REGISTRY_STORE_DATABASE: rename the variable or unset it)',
+      'unknown environment variable registry_store_database: did you mean REGISTRY_STORE_DATABASE? ' +
+        '(REGISTRY_<SECTION>_<KEY> sets [Section] Key of config.ini: rename the variable or unset it)',
     ]);
   });
 

@@ -129,7 +129,8 @@ const REMOVED_KEYS: RemovedKeys = new Map([
     new Map([
       [
         'MaxSubscribers',
-        'was removed: subscribing is no longer a scarce first-come resource (each subscriber is bounded by MaxBufferedBytes like any reader); delete the line',
+        'was removed: subscribing is no longer a scarce first-come resource (each subscriber is bounded by ' +
+          'MaxBufferedBytes like any reader); delete the line',
       ],
     ]),
   ],
@@ -207,7 +208,10 @@ function readListen(reader: Reader): Listen | undefined {
 const MAX_SOCKET_PATH_BYTES = 107;
 const OPERATOR_SOCKET_EXAMPLE = '/run/registry-operator/operator.sock';
 
-/** [Host] OperatorSocket: an absolute socket path (the `health` command may run from another folder), never the public listener's. */
+/**
+ * [Host] OperatorSocket: an absolute socket path (the `health` command may run from another folder), never the public
+ * listener's.
+ */
 function readOperatorSocket(reader: Reader, listen: Listen | undefined): string | null {
   const path = reader.raw('Host', 'OperatorSocket');
   if (path === undefined) return null;
@@ -221,14 +225,21 @@ function operatorSocketProblem(path: string, listen: Listen | undefined): string
   if (path.startsWith('unix:'))
     return `takes the socket path alone, without "unix:", e.g. ${OPERATOR_SOCKET_EXAMPLE}, got "${path}"`;
   if (!isAbsolute(path))
-    return `must be an absolute path (the health command may run from another folder), e.g. ${OPERATOR_SOCKET_EXAMPLE}, got "${path}"`;
+    return (
+      `must be an absolute path (the health command may run from another folder), e.g. ` +
+      `${OPERATOR_SOCKET_EXAMPLE}, got "${path}"`
+    );
   if (path.endsWith('/'))
     return `must name the socket file, not its folder, e.g. ${OPERATOR_SOCKET_EXAMPLE}, got "${path}"`;
   const bytes = Buffer.byteLength(path);
   if (bytes > MAX_SOCKET_PATH_BYTES)
-    return `is ${bytes} bytes long and a unix socket path holds at most ${MAX_SOCKET_PATH_BYTES}: choose a shorter path`;
+    return `is ${bytes} bytes long, over a unix socket path's ${MAX_SOCKET_PATH_BYTES}: choose a shorter path`;
   if (listen?.kind === 'unix' && resolve(listen.path) === resolve(path)) {
-    return `is the public listener's socket ([Host] HOST unix:${listen.path}), which tor forwards the onion to: health would answer on the onion; choose another path, in a folder tor does not mount, e.g. ${OPERATOR_SOCKET_EXAMPLE}`;
+    return (
+      `is the public listener's socket ([Host] HOST unix:${listen.path}), which tor forwards the onion to: ` +
+      `health would answer on the onion; choose another path, in a folder tor does not mount, e.g. ` +
+      `${OPERATOR_SOCKET_EXAMPLE}`
+    );
   }
   return undefined;
 }

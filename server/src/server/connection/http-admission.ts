@@ -146,6 +146,7 @@ function clientErrorReason(code: string | undefined): string | undefined {
 function rejectUpgrade(socket: Duplex, status: number, text: string): void {
   const body = `${text}\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ` +
+      `${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }

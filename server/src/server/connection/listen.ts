@@ -23,7 +23,8 @@ export async function listenOn(server: Server, listen: Listen, setting: ListenSe
   } catch (err) {
     const where = listen.kind === 'unix' ? listen.path : `${listen.host}:${listen.port}`;
     throw new Error(
-      `cannot listen on ${where} (${setting.name}): ${(err as Error).message}: ${remedy((err as NodeJS.ErrnoException).code, setting)}`,
+      `cannot listen on ${where} (${setting.name}): ${(err as Error).message}: ` +
+        `${remedy((err as NodeJS.ErrnoException).code, setting)}`,
       { cause: err },
     );
   }

@@ -168,32 +168,38 @@ function readsPerSend(
 }
 
 describe('OutputBudget cost per send', () => {
-  it('stays a few holder reads while closing connections keep the total over the bound, however many hold output', () => {
-    const costs = [100, 2_000].map((count) => {
-      const work = { reads: 0 };
-      const budget = new OutputBudget(4 * MIB);
-      // Closed for the bound, it keeps its queue while its close frame waits behind it.
-      const closing = new CountedReader('closed, draining', 5 * MIB, work);
-      budget.update(closing);
-      expect(closing.closing).toBe(true);
-      const cost = readsPerSend(budget, count, 2_000, 100, work);
-      expect(budget.total).toBeGreaterThan(4 * MIB);
-      return cost;
-    });
-    expect(costs[0]).toBeLessThanOrEqual(4);
-    expect(costs[1]).toBeLessThanOrEqual(4);
-  });
+  it(
+    'stays a few holder reads while closing connections keep the total over the bound, however many ' + 'hold output',
+    () => {
+      const costs = [100, 2_000].map((count) => {
+        const work = { reads: 0 };
+        const budget = new OutputBudget(4 * MIB);
+        // Closed for the bound, it keeps its queue while its close frame waits behind it.
+        const closing = new CountedReader('closed, draining', 5 * MIB, work);
+        budget.update(closing);
+        expect(closing.closing).toBe(true);
+        const cost = readsPerSend(budget, count, 2_000, 100, work);
+        expect(budget.total).toBeGreaterThan(4 * MIB);
+        return cost;
+      });
+      expect(costs[0]).toBeLessThanOrEqual(4);
+      expect(costs[1]).toBeLessThanOrEqual(4);
+    },
+  );
 
-  it('stays a few holder reads per send while open connections keep passing the bound, however many hold output', () => {
-    const costs = [100, 2_000].map((count) => {
-      const work = { reads: 0 };
-      const budget = new OutputBudget(MIB);
-      // Each round queues 2 MiB more in all: the bound is passed again and again.
-      const cost = readsPerSend(budget, count, 20 * count, Math.ceil((2 * MIB) / count), work);
-      expect(budget.total).toBeLessThanOrEqual(2 * MIB);
-      return cost;
-    });
-    expect(costs[0]).toBeLessThanOrEqual(10);
-    expect(costs[1]).toBeLessThanOrEqual(10);
-  });
+  it(
+    'stays a few holder reads per send while open connections keep passing the bound, however many ' + 'hold output',
+    () => {
+      const costs = [100, 2_000].map((count) => {
+        const work = { reads: 0 };
+        const budget = new OutputBudget(MIB);
+        // Each round queues 2 MiB more in all: the bound is passed again and again.
+        const cost = readsPerSend(budget, count, 20 * count, Math.ceil((2 * MIB) / count), work);
+        expect(budget.total).toBeLessThanOrEqual(2 * MIB);
+        return cost;
+      });
+      expect(costs[0]).toBeLessThanOrEqual(10);
+      expect(costs[1]).toBeLessThanOrEqual(10);
+    },
+  );
 });

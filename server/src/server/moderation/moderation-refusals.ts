@@ -12,7 +12,9 @@ function because(reason: string | null): string {
 export const MODERATION_REFUSALS = {
   blocked: (reason: string | null): Refusal => ({
     code: ErrorCode.BLOCKED,
-    message: `the registry's operator blocked this key or onion address${because(reason)}: registering again will be refused the same way`,
+    message:
+      `the registry's operator blocked this key or onion address${because(reason)}: registering again will be ` +
+      `refused the same way`,
   }),
   nicknameReserved: (nickname: string, reason: string | null): Refusal => ({
     code: ErrorCode.NICKNAME_RESERVED,

@@ -37,7 +37,9 @@ export function patternProblem(pattern: string): string | null {
   if (!/[A-Za-z0-9]/.test(pattern))
     return 'a pattern needs at least one letter or digit: it would reserve every nickname';
   if (!/[*?]/.test(pattern) && !NICKNAME_PATTERN.test(pattern))
-    return 'not a valid nickname (1-32 of A-Z a-z 0-9 _ . -, starting with a letter or digit); use * or ? for a pattern';
+    return (
+      'not a valid nickname (1-32 of A-Z a-z 0-9 _ . -, starting with a letter or digit); use * or ? for ' + 'a pattern'
+    );
   return null;
 }
 

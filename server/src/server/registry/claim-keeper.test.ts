@@ -150,62 +150,69 @@ describe('what a registration wrote, once the roster answered', () => {
     await keeper.close();
   });
 
-  it('deletes the displaced claim once it is in; a deletion that fails with a bug is logged, and the registration stands', async () => {
-    const released: string[] = [];
-    const store = {
-      releaseClaim: (claim: Claim) => {
-        released.push(claim.keyId);
-        return Promise.reject(new TypeError('a bug'));
-      },
-      touch: () => Promise.resolve(0),
-      purgeExpired: () => Promise.resolve(0),
-      close: () => Promise.resolve(),
-    } as unknown as ClaimStore;
-    const { keeper, errors } = keeperWith(store);
-    const prepared: Prepared = { held: null, undo: null, displaced: previous };
-    await expect(keeper.completed(prepared)).resolves.toBeUndefined();
-    expect(released).toEqual([previous.keyId]);
-    expect(errors()).toBe(1);
-    await keeper.close();
-  });
+  it(
+    'deletes the displaced claim once it is in; a deletion that fails with a bug is logged, and the ' +
+      'registration stands',
+    async () => {
+      const released: string[] = [];
+      const store = {
+        releaseClaim: (claim: Claim) => {
+          released.push(claim.keyId);
+          return Promise.reject(new TypeError('a bug'));
+        },
+        touch: () => Promise.resolve(0),
+        purgeExpired: () => Promise.resolve(0),
+        close: () => Promise.resolve(),
+      } as unknown as ClaimStore;
+      const { keeper, errors } = keeperWith(store);
+      const prepared: Prepared = { held: null, undo: null, displaced: previous };
+      await expect(keeper.completed(prepared)).resolves.toBeUndefined();
+      expect(released).toEqual([previous.keyId]);
+      expect(errors()).toBe(1);
+      await keeper.close();
+    },
+  );
 });
 
-describe('a registration that carries on an earlier one (a cluster: the same key reconnected to another instance)', () => {
-  const held = {
-    ...entry,
-    owner: { send: () => undefined, log: { debug: () => undefined } },
-  } as unknown as PeerEntry<PeerConnection>;
+describe(
+  'a registration that carries on an earlier one (a cluster: the same key reconnected to another ' + 'instance)',
+  () => {
+    const held = {
+      ...entry,
+      owner: { send: () => undefined, log: { debug: () => undefined } },
+    } as unknown as PeerEntry<PeerConnection>;
 
-  function countingKeeper(claimAfterSeconds: number): { keeper: ClaimKeeper; claims: () => number } {
-    let claims = 0;
-    const store = {
-      claim: () => {
-        claims += 1;
-        return Promise.resolve({ kind: 'claimed', claim: { expiresAt: Date.now() + 1_000 } });
-      },
-      touch: () => Promise.resolve(0),
-      purgeExpired: () => Promise.resolve(0),
-      close: () => Promise.resolve(),
-    } as unknown as ClaimStore;
-    const keeper = new ClaimKeeper({ store, claimAfterSeconds, logger: pino({ level: 'silent' }) });
-    return { keeper, claims: () => claims };
-  }
+    function countingKeeper(claimAfterSeconds: number): { keeper: ClaimKeeper; claims: () => number } {
+      let claims = 0;
+      const store = {
+        claim: () => {
+          claims += 1;
+          return Promise.resolve({ kind: 'claimed', claim: { expiresAt: Date.now() + 1_000 } });
+        },
+        touch: () => Promise.resolve(0),
+        purgeExpired: () => Promise.resolve(0),
+        close: () => Promise.resolve(),
+      } as unknown as ClaimStore;
+      const keeper = new ClaimKeeper({ store, claimAfterSeconds, logger: pino({ level: 'silent' }) });
+      return { keeper, claims: () => claims };
+    }
 
-  it('is claimed ClaimAfterSeconds after the earlier start, not after its own', async () => {
-    const { keeper, claims } = countingKeeper(1);
-    keeper.entered(held, null, []);
-    keeper.carryOn(held, Date.now() - 800);
-    await delay(400);
-    expect(claims()).toBe(1);
-    await keeper.close();
-  });
+    it('is claimed ClaimAfterSeconds after the earlier start, not after its own', async () => {
+      const { keeper, claims } = countingKeeper(1);
+      keeper.entered(held, null, []);
+      keeper.carryOn(held, Date.now() - 800);
+      await delay(400);
+      expect(claims()).toBe(1);
+      await keeper.close();
+    });
 
-  it('keeps its own start when the one it carries on is later', async () => {
-    const { keeper, claims } = countingKeeper(1);
-    keeper.entered(held, null, []);
-    keeper.carryOn(held, Date.now() + 10_000);
-    await delay(400);
-    expect(claims()).toBe(0);
-    await keeper.close();
-  });
-});
+    it('keeps its own start when the one it carries on is later', async () => {
+      const { keeper, claims } = countingKeeper(1);
+      keeper.entered(held, null, []);
+      keeper.carryOn(held, Date.now() + 10_000);
+      await delay(400);
+      expect(claims()).toBe(0);
+      await keeper.close();
+    });
+  },
+);

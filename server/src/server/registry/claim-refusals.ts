@@ -9,12 +9,14 @@ export const CLAIM_REFUSALS = {
   badAddressProof: {
     code: ErrorCode.BAD_ADDRESS_PROOF,
     message:
-      "addressProof does not verify with the key of this address: sign the address payload with the onion service's key",
+      'addressProof does not verify with the key of this address: sign the address payload with the onion ' +
+      "service's key",
   },
   addressProofRequired: {
     code: ErrorCode.ADDRESS_PROOF_REQUIRED,
     message:
-      'this registry requires an address proof: send addressProof, signed with the onion service key (hs_ed25519_secret_key)',
+      'this registry requires an address proof: send addressProof, signed with the onion service key ' +
+      '(hs_ed25519_secret_key)',
   },
   // Erratum 1: never until when. A claim lasts claimDays from its key's last registration, so
   // its end would tell anyone when that key was last online.

@@ -62,16 +62,19 @@ describe('claims: when they are made', () => {
     expect(await (await client(s)).register(ed25519Identity(), 'alice')).toMatchObject({ type: 'registered' });
   });
 
-  it('with ClaimAfterSeconds 0 claims before the registered reply, which carries the claim, durable by then', async () => {
-    const s = await server({}, AT_ONCE);
-    const c = await client(s);
-    const reply = await c.register(ed25519Identity(), 'alice');
-    expect(reply).toMatchObject({ type: 'registered', claim: { until: expect.any(String) } });
-    // Read from another connection the moment the reply arrived: committed already.
-    expect(claimRows(s.database)).toMatchObject([{ nickname: 'alice', expires_at: untilOf(reply) }]);
-    await delay(100);
-    expect(c.frames.some((f) => f.type === 'claimed')).toBe(false);
-  });
+  it(
+    'with ClaimAfterSeconds 0 claims before the registered reply, which carries the claim, ' + 'durable by then',
+    async () => {
+      const s = await server({}, AT_ONCE);
+      const c = await client(s);
+      const reply = await c.register(ed25519Identity(), 'alice');
+      expect(reply).toMatchObject({ type: 'registered', claim: { until: expect.any(String) } });
+      // Read from another connection the moment the reply arrived: committed already.
+      expect(claimRows(s.database)).toMatchObject([{ nickname: 'alice', expires_at: untilOf(reply) }]);
+      await delay(100);
+      expect(c.frames.some((f) => f.type === 'claimed')).toBe(false);
+    },
+  );
 
   it('reports the claim a key holds already at once, and restarts no delay for it', async () => {
     const s = await server({}, { claims: { ClaimAfterSeconds: 1 } });
@@ -88,20 +91,23 @@ describe('claims: when they are made', () => {
     });
   });
 
-  it('does not restart the delay when the same key replaces its own registration on the same nickname and address', async () => {
-    const s = await server({}, { claims: { ClaimAfterSeconds: 2 } });
-    const id = ed25519Identity();
-    const old = await client(s);
-    await old.register(id, 'alice');
-    const started = Date.now();
-    await delay(1_200);
-    const fresh = await client(s);
-    expect(await fresh.register(id, 'alice', 6060)).toMatchObject({ type: 'registered', claim: null });
-    expect((await old.closed).code).toBe(4001);
-    await fresh.waitFor((f) => f.type === 'claimed', 5_000);
-    // Uninterrupted since the first registration: claimed about 2 s after it, not 2 s after the second.
-    expect(Date.now() - started).toBeLessThan(3_000);
-  });
+  it(
+    'does not restart the delay when the same key replaces its own registration on the same nickname ' + 'and address',
+    async () => {
+      const s = await server({}, { claims: { ClaimAfterSeconds: 2 } });
+      const id = ed25519Identity();
+      const old = await client(s);
+      await old.register(id, 'alice');
+      const started = Date.now();
+      await delay(1_200);
+      const fresh = await client(s);
+      expect(await fresh.register(id, 'alice', 6060)).toMatchObject({ type: 'registered', claim: null });
+      expect((await old.closed).code).toBe(4001);
+      await fresh.waitFor((f) => f.type === 'claimed', 5_000);
+      // Uninterrupted since the first registration: claimed about 2 s after it, not 2 s after the second.
+      expect(Date.now() - started).toBeLessThan(3_000);
+    },
+  );
 
   it('keeps one claim per key: a claim on another nickname and address replaces the old one at once', async () => {
     const s = await server({}, AT_ONCE);
@@ -120,46 +126,54 @@ describe('claims: when they are made', () => {
 });
 
 describe('claims: what they hold', () => {
-  it('refuses the nickname and the address of an offline claim to another key, without saying until when (erratum 1)', async () => {
-    const s = await server({}, AT_ONCE);
-    const owner = ed25519Identity();
-    await registerAndLeave(s, await client(s), owner, 'alice');
-    const c = await client(s);
-    const taken = await c.register(ed25519Identity(), 'ALICE');
-    const addressTaken = await c.register(ed25519Identity(owner.address), 'bob');
-    expect(taken).toEqual({
-      type: 'error',
-      id: taken.id,
-      code: 'NICKNAME_TAKEN',
-      message: 'nickname "ALICE" is claimed by another key',
-    });
-    expect(addressTaken).toEqual({
-      type: 'error',
-      id: addressTaken.id,
-      code: 'ADDRESS_TAKEN',
-      message: 'this onion address is claimed by another key',
-    });
-  });
+  it(
+    'refuses the nickname and the address of an offline claim to another key, without saying until when ' +
+      '(erratum 1)',
+    async () => {
+      const s = await server({}, AT_ONCE);
+      const owner = ed25519Identity();
+      await registerAndLeave(s, await client(s), owner, 'alice');
+      const c = await client(s);
+      const taken = await c.register(ed25519Identity(), 'ALICE');
+      const addressTaken = await c.register(ed25519Identity(owner.address), 'bob');
+      expect(taken).toEqual({
+        type: 'error',
+        id: taken.id,
+        code: 'NICKNAME_TAKEN',
+        message: 'nickname "ALICE" is claimed by another key',
+      });
+      expect(addressTaken).toEqual({
+        type: 'error',
+        id: addressTaken.id,
+        code: 'ADDRESS_TAKEN',
+        message: 'this onion address is claimed by another key',
+      });
+    },
+  );
 
-  it('refuses a claim the same way whenever its key was last online: nothing in the refusal follows from that time (erratum 1)', async () => {
-    const clock = new ManualClock(Date.parse('2030-01-01T00:00:00.000Z'));
-    const s = await server({}, { ...AT_ONCE, now: clock.now });
-    const [early, late] = [ed25519Identity(), ed25519Identity()];
-    await registerAndLeave(s, await client(s), early, 'early');
-    clock.time += 7 * MS_PER_DAY + 12_345;
-    await registerAndLeave(s, await client(s), late, 'late');
-    const c = await client(s);
-    const refusals = [await c.register(ed25519Identity(), 'early'), await c.register(ed25519Identity(), 'late')];
-    expect(refusals.map((r) => r.message)).toEqual([
-      'nickname "early" is claimed by another key',
-      'nickname "late" is claimed by another key',
-    ]);
-    const byAddress = [
-      await c.register(ed25519Identity(early.address), 'x1'),
-      await c.register(ed25519Identity(late.address), 'x2'),
-    ];
-    expect(byAddress[0]).toEqual({ ...byAddress[1], id: byAddress[0]?.id });
-  });
+  it(
+    'refuses a claim the same way whenever its key was last online: nothing in the refusal follows from that time ' +
+      '(erratum 1)',
+    async () => {
+      const clock = new ManualClock(Date.parse('2030-01-01T00:00:00.000Z'));
+      const s = await server({}, { ...AT_ONCE, now: clock.now });
+      const [early, late] = [ed25519Identity(), ed25519Identity()];
+      await registerAndLeave(s, await client(s), early, 'early');
+      clock.time += 7 * MS_PER_DAY + 12_345;
+      await registerAndLeave(s, await client(s), late, 'late');
+      const c = await client(s);
+      const refusals = [await c.register(ed25519Identity(), 'early'), await c.register(ed25519Identity(), 'late')];
+      expect(refusals.map((r) => r.message)).toEqual([
+        'nickname "early" is claimed by another key',
+        'nickname "late" is claimed by another key',
+      ]);
+      const byAddress = [
+        await c.register(ed25519Identity(early.address), 'x1'),
+        await c.register(ed25519Identity(late.address), 'x2'),
+      ];
+      expect(byAddress[0]).toEqual({ ...byAddress[1], id: byAddress[0]?.id });
+    },
+  );
 
   it('never shows an offline claim in lookup, list or events', async () => {
     const s = await server({ EventBatchMs: 0 }, AT_ONCE);

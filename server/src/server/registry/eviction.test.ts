@@ -36,27 +36,31 @@ async function watchedServer(): Promise<{ s: TestServer; watcher: RawClient }> {
 }
 
 describe('one key, one live registration', () => {
-  it("replaces the same key's registration under another nickname and address: replaced, 4001, peer_left then peer_joined", async () => {
-    const { s, watcher } = await watchedServer();
-    const id = ed25519Identity();
-    const old = await client(s);
-    await old.register(id, 'alice', 5050);
-    const fresh = await client(s);
-    const elsewhere = ed25519Identity().address;
-    expect(await fresh.register(id, 'alicia', 6060, elsewhere)).toMatchObject({
-      type: 'registered',
-      peer: { nickname: 'alicia', address: elsewhere },
-    });
-    await old.waitFor((f) => f.type === 'replaced');
-    expect((await old.closed).code).toBe(4001);
-    expect(await eventsOf(watcher, 3)).toEqual([
-      ['peer_joined', 'alice', 5050],
-      ['peer_left', 'alice', undefined],
-      ['peer_joined', 'alicia', 6060],
-    ]);
-    expect(await watcher.request({ type: 'lookup', nickname: 'alice' })).toMatchObject({ code: 'NOT_FOUND' });
-    expect(await watcher.request({ type: 'list' })).toMatchObject({ peers: [{ nickname: 'alicia' }] });
-  });
+  it(
+    "replaces the same key's registration under another nickname and address: replaced, 4001, peer_left then " +
+      'peer_joined',
+    async () => {
+      const { s, watcher } = await watchedServer();
+      const id = ed25519Identity();
+      const old = await client(s);
+      await old.register(id, 'alice', 5050);
+      const fresh = await client(s);
+      const elsewhere = ed25519Identity().address;
+      expect(await fresh.register(id, 'alicia', 6060, elsewhere)).toMatchObject({
+        type: 'registered',
+        peer: { nickname: 'alicia', address: elsewhere },
+      });
+      await old.waitFor((f) => f.type === 'replaced');
+      expect((await old.closed).code).toBe(4001);
+      expect(await eventsOf(watcher, 3)).toEqual([
+        ['peer_joined', 'alice', 5050],
+        ['peer_left', 'alice', undefined],
+        ['peer_joined', 'alicia', 6060],
+      ]);
+      expect(await watcher.request({ type: 'lookup', nickname: 'alice' })).toMatchObject({ code: 'NOT_FOUND' });
+      expect(await watcher.request({ type: 'list' })).toMatchObject({ peers: [{ nickname: 'alicia' }] });
+    },
+  );
 
   it('replaces it under the same nickname with one peer_joined carrying the new peer object', async () => {
     const { s, watcher } = await watchedServer();
@@ -105,29 +109,33 @@ describe('address proof', () => {
     expect(reply).toMatchObject({ type: 'registered', peer: { address: service.address, addressVerified: true } });
   });
 
-  it('refuses a proof by another key, over another challenge, for another registering key, or not base64, with BAD_ADDRESS_PROOF', async () => {
-    const s = await server();
-    const service = onionService();
-    const id = ed25519Identity();
-    const c = await client(s);
-    const proofs = [
-      signAddressProof(onionService(), id, c.challenge, service.address),
-      signAddressProof(service, id, (await client(s)).challenge),
-      signAddressProof(service, ed25519Identity(), c.challenge),
-      'not base64!',
-      Buffer.alloc(10).toString('base64'),
-    ];
-    for (const addressProof of proofs) {
-      expect(await c.register(id, 'owner', 5050, service.address, { addressProof })).toMatchObject({
-        type: 'error',
-        code: 'BAD_ADDRESS_PROOF',
+  it(
+    'refuses a proof by another key, over another challenge, for another registering key, or not base64, with ' +
+      'BAD_ADDRESS_PROOF',
+    async () => {
+      const s = await server();
+      const service = onionService();
+      const id = ed25519Identity();
+      const c = await client(s);
+      const proofs = [
+        signAddressProof(onionService(), id, c.challenge, service.address),
+        signAddressProof(service, id, (await client(s)).challenge),
+        signAddressProof(service, ed25519Identity(), c.challenge),
+        'not base64!',
+        Buffer.alloc(10).toString('base64'),
+      ];
+      for (const addressProof of proofs) {
+        expect(await c.register(id, 'owner', 5050, service.address, { addressProof })).toMatchObject({
+          type: 'error',
+          code: 'BAD_ADDRESS_PROOF',
+        });
+      }
+      expect(await c.request({ type: 'lookup', nickname: 'owner' })).toMatchObject({ code: 'NOT_FOUND' });
+      expect(await c.register(id, 'owner', 5050, service.address, { addressProof: 5 })).toMatchObject({
+        code: 'BAD_REQUEST',
       });
-    }
-    expect(await c.request({ type: 'lookup', nickname: 'owner' })).toMatchObject({ code: 'NOT_FOUND' });
-    expect(await c.register(id, 'owner', 5050, service.address, { addressProof: 5 })).toMatchObject({
-      code: 'BAD_REQUEST',
-    });
-  });
+    },
+  );
 
   it('with RequireAddressProof refuses a registration without one with ADDRESS_PROOF_REQUIRED', async () => {
     const s = await server({ RequireAddressProof: 'true' });
@@ -148,27 +156,31 @@ describe('address proof', () => {
 });
 
 describe('eviction by a proven owner', () => {
-  it('evicts a live unverified holder of the address with another key: evicted, 4002, and subscribers see its peer_left', async () => {
-    const { s, watcher } = await watchedServer();
-    const service = onionService();
-    const squatter = await client(s);
-    await squatter.register(ed25519Identity(service.address), 'squatter', 5050);
-    const owner = await client(s);
-    expect(await owner.registerProven(ed25519Identity(), service, 'owner', 6060)).toMatchObject({
-      type: 'registered',
-      peer: { addressVerified: true },
-    });
-    expect(await squatter.waitFor((f) => f.type === 'evicted')).toEqual({
-      type: 'evicted',
-      reason: 'address proven by its owner',
-    });
-    expect((await squatter.closed).code).toBe(4002);
-    expect(await eventsOf(watcher, 3)).toEqual([
-      ['peer_joined', 'squatter', 5050],
-      ['peer_left', 'squatter', undefined],
-      ['peer_joined', 'owner', 6060],
-    ]);
-  });
+  it(
+    'evicts a live unverified holder of the address with another key: evicted, 4002, and subscribers see its ' +
+      'peer_left',
+    async () => {
+      const { s, watcher } = await watchedServer();
+      const service = onionService();
+      const squatter = await client(s);
+      await squatter.register(ed25519Identity(service.address), 'squatter', 5050);
+      const owner = await client(s);
+      expect(await owner.registerProven(ed25519Identity(), service, 'owner', 6060)).toMatchObject({
+        type: 'registered',
+        peer: { addressVerified: true },
+      });
+      expect(await squatter.waitFor((f) => f.type === 'evicted')).toEqual({
+        type: 'evicted',
+        reason: 'address proven by its owner',
+      });
+      expect((await squatter.closed).code).toBe(4002);
+      expect(await eventsOf(watcher, 3)).toEqual([
+        ['peer_joined', 'squatter', 5050],
+        ['peer_left', 'squatter', undefined],
+        ['peer_joined', 'owner', 6060],
+      ]);
+    },
+  );
 
   it('deletes an unverified claim of another key on the address, freeing its nickname too', async () => {
     const s = await server({}, { claims: { ClaimAfterSeconds: 0 } });
@@ -204,35 +216,41 @@ describe('eviction by a proven owner', () => {
     expect(await (await client(s)).register(ed25519Identity(), 'squatter')).toMatchObject({ type: 'registered' });
   });
 
-  it('displaces a live squatter that holds both the nickname and the address: evicted, 4002, and the owner registers (erratum 1)', async () => {
-    const s = await server({ EventBatchMs: 0 }, { claims: { ClaimAfterSeconds: 0 } });
-    const watcher = await client(s);
-    await watcher.request({ type: 'subscribe' });
-    const service = onionService();
-    const squatter = await client(s);
-    expect(await squatter.register(ed25519Identity(service.address), 'alice', 5050)).toMatchObject({
-      type: 'registered',
-      claim: { until: expect.any(String) },
-    });
-    const owner = await client(s);
-    const reply = await owner.registerProven(ed25519Identity(), service, 'alice', 6060);
-    expect(reply).toMatchObject({
-      type: 'registered',
-      peer: { nickname: 'alice', addressVerified: true },
-      claim: { until: expect.any(String) },
-    });
-    expect(await squatter.waitFor((f) => f.type === 'evicted')).toEqual({
-      type: 'evicted',
-      reason: 'address proven by its owner',
-    });
-    expect((await squatter.closed).code).toBe(4002);
-    expect(await eventsOf(watcher, 3)).toEqual([
-      ['peer_joined', 'alice', 5050],
-      ['peer_left', 'alice', undefined],
-      ['peer_joined', 'alice', 6060],
-    ]);
-    expect(claimRows(s.database)).toMatchObject([{ nickname: 'alice', address: service.address, address_verified: 1 }]);
-  });
+  it(
+    'displaces a live squatter that holds both the nickname and the address: evicted, 4002, and the owner registers ' +
+      '(erratum 1)',
+    async () => {
+      const s = await server({ EventBatchMs: 0 }, { claims: { ClaimAfterSeconds: 0 } });
+      const watcher = await client(s);
+      await watcher.request({ type: 'subscribe' });
+      const service = onionService();
+      const squatter = await client(s);
+      expect(await squatter.register(ed25519Identity(service.address), 'alice', 5050)).toMatchObject({
+        type: 'registered',
+        claim: { until: expect.any(String) },
+      });
+      const owner = await client(s);
+      const reply = await owner.registerProven(ed25519Identity(), service, 'alice', 6060);
+      expect(reply).toMatchObject({
+        type: 'registered',
+        peer: { nickname: 'alice', addressVerified: true },
+        claim: { until: expect.any(String) },
+      });
+      expect(await squatter.waitFor((f) => f.type === 'evicted')).toEqual({
+        type: 'evicted',
+        reason: 'address proven by its owner',
+      });
+      expect((await squatter.closed).code).toBe(4002);
+      expect(await eventsOf(watcher, 3)).toEqual([
+        ['peer_joined', 'alice', 5050],
+        ['peer_left', 'alice', undefined],
+        ['peer_joined', 'alice', 6060],
+      ]);
+      expect(claimRows(s.database)).toMatchObject([
+        { nickname: 'alice', address: service.address, address_verified: 1 },
+      ]);
+    },
+  );
 
   // 0: the owner's claim is written at once and takes the squatter's place; 1: the squatter's claim
   // is released and the owner's own waits for its second.
@@ -240,7 +258,8 @@ describe('eviction by a proven owner', () => {
     [0, [{ nickname: 'alice', address_verified: 1 }]],
     [1, []],
   ])(
-    'displaces the claim of an offline squatter that holds both the nickname and the address (ClaimAfterSeconds %i, erratum 1)',
+    'displaces the claim of an offline squatter that holds both the nickname and the address (ClaimAfterSeconds %i, ' +
+      'erratum 1)',
     async (after, rows) => {
       const s = await server({}, { claims: { ClaimAfterSeconds: after } });
       const service = onionService();

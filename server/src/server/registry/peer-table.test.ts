@@ -44,39 +44,50 @@ describe('peer table', () => {
     expect(table.list('z', 5)).toEqual({ entries: [], next: null });
   });
 
-  it('keeps one live registration per key: the same key replaces its registration whatever its nickname and address', () => {
-    const table = new PeerTable<string>(100);
-    table.add(reg('conn1', 'alice', 'x.onion', 'K'));
-    expect(table.add(reg('conn2', 'other', 'y.onion', 'K')).map((r) => r.owner)).toEqual(['conn1']);
-    const replaced = table.add(reg('conn3', 'ALICE', 'z.onion', 'K'));
-    expect(replaced.map((r) => r.owner)).toEqual(['conn2']);
-    expect(table.size).toBe(1);
-    expect(table.lookup('alice')?.peer.nickname).toBe('ALICE');
-    expect(table.lookup('other')).toBeUndefined();
-    expect(table.removeOwner('conn1')).toBeUndefined();
-    expect(table.size).toBe(1);
-  });
+  it(
+    'keeps one live registration per key: the same key replaces its registration whatever its nickname ' +
+      'and address',
+    () => {
+      const table = new PeerTable<string>(100);
+      table.add(reg('conn1', 'alice', 'x.onion', 'K'));
+      expect(table.add(reg('conn2', 'other', 'y.onion', 'K')).map((r) => r.owner)).toEqual(['conn1']);
+      const replaced = table.add(reg('conn3', 'ALICE', 'z.onion', 'K'));
+      expect(replaced.map((r) => r.owner)).toEqual(['conn2']);
+      expect(table.size).toBe(1);
+      expect(table.lookup('alice')?.peer.nickname).toBe('ALICE');
+      expect(table.lookup('other')).toBeUndefined();
+      expect(table.removeOwner('conn1')).toBeUndefined();
+      expect(table.size).toBe(1);
+    },
+  );
 
-  it('lets a proven address take the address from an unverified holder with another key, never from a verified one', () => {
-    const table = new PeerTable<string>(100);
-    table.add(reg('squatter', 'sam', 'x.onion', 'S'));
-    expect(() => table.add(reg('owner', 'olga', 'x.onion', 'O'))).toThrow('address');
-    expect(table.add(reg('owner', 'olga', 'x.onion', 'O', true)).map((r) => r.owner)).toEqual(['squatter']);
-    expect(table.lookup('sam')).toBeUndefined();
-    expect(() => table.add(reg('other', 'otto', 'x.onion', 'T', true))).toThrow('address');
-    expect(() => table.add(reg('other', 'otto', 'x.onion', 'T'))).toThrow('address');
-  });
+  it(
+    'lets a proven address take the address from an unverified holder with another key, never from a ' + 'verified one',
+    () => {
+      const table = new PeerTable<string>(100);
+      table.add(reg('squatter', 'sam', 'x.onion', 'S'));
+      expect(() => table.add(reg('owner', 'olga', 'x.onion', 'O'))).toThrow('address');
+      expect(table.add(reg('owner', 'olga', 'x.onion', 'O', true)).map((r) => r.owner)).toEqual(['squatter']);
+      expect(table.lookup('sam')).toBeUndefined();
+      expect(() => table.add(reg('other', 'otto', 'x.onion', 'T', true))).toThrow('address');
+      expect(() => table.add(reg('other', 'otto', 'x.onion', 'T'))).toThrow('address');
+    },
+  );
 
-  it('lets a proven address take the nickname too from an unverified holder of both, but not from another holder of the nickname (erratum 1)', () => {
-    const table = new PeerTable<string>(100);
-    table.add(reg('squatter', 'alice', 'x.onion', 'S'));
-    expect(() => table.add(reg('owner', 'alice', 'x.onion', 'O'))).toThrow('nickname');
-    expect(table.add(reg('owner', 'alice', 'x.onion', 'O', true)).map((r) => r.owner)).toEqual(['squatter']);
-    expect(table.lookup('alice')?.owner).toBe('owner');
-    table.add(reg('bob', 'bob', 'b.onion', 'B'));
-    table.add(reg('squatter2', 'sam', 'y.onion', 'S2'));
-    expect(() => table.add(reg('owner2', 'bob', 'y.onion', 'O2', true))).toThrow('nickname');
-  });
+  it(
+    'lets a proven address take the nickname too from an unverified holder of both, but not from another holder of ' +
+      'the nickname (erratum 1)',
+    () => {
+      const table = new PeerTable<string>(100);
+      table.add(reg('squatter', 'alice', 'x.onion', 'S'));
+      expect(() => table.add(reg('owner', 'alice', 'x.onion', 'O'))).toThrow('nickname');
+      expect(table.add(reg('owner', 'alice', 'x.onion', 'O', true)).map((r) => r.owner)).toEqual(['squatter']);
+      expect(table.lookup('alice')?.owner).toBe('owner');
+      table.add(reg('bob', 'bob', 'b.onion', 'B'));
+      table.add(reg('squatter2', 'sam', 'y.onion', 'S2'));
+      expect(() => table.add(reg('owner2', 'bob', 'y.onion', 'O2', true))).toThrow('nickname');
+    },
+  );
 
   it('does not count replaced registrations against the peer limit', () => {
     const table = new PeerTable<string>(1);

@@ -27,12 +27,14 @@ export const REFUSALS = {
   overRateUnread: (perSecond: number, cost: number) =>
     refusal(
       ErrorCode.RATE_LIMITED,
-      `too many requests: at most ${perSecond} per second (this frame holds so many JSON arrays and objects that it counts as ${cost}; it was not read)`,
+      `too many requests: at most ${perSecond} per second (this frame holds so many JSON arrays and objects that it ` +
+        `counts as ${cost}; it was not read)`,
     ),
   overRateClosing: refusal(ErrorCode.RATE_LIMITED, 'too many requests: closing'),
   serverBusyParsing: refusal(
     ErrorCode.RATE_LIMITED,
-    'the server is busy with frames of many JSON arrays and objects: send fewer, or retry in a second (this one was not read)',
+    'the server is busy with frames of many JSON arrays and objects: send fewer, or retry in a second (this one was ' +
+      'not read)',
   ),
   serverBusySignatures: refusal(
     ErrorCode.RATE_LIMITED,

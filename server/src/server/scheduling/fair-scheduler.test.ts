@@ -126,7 +126,7 @@ describe('fair scheduler', () => {
     expect(ran.at(-1)).toBe(`b:${CHEAP}#b2`);
   });
 
-  it(`refuses, in order and without keeping them, the frames past ${MAX_BACKLOG} waiting, and keeps the connection`, () => {
+  it(`refuses the frames past ${MAX_BACKLOG} waiting, in order and without keeping them; keeps the connection`, () => {
     const { scheduler, ran, turns, nextTurn, offer } = fakeScheduler();
     const conn = new FakeConnection('a');
     scheduler.busy(conn);

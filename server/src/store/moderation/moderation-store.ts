@@ -212,7 +212,8 @@ export class ModerationStore {
       const now = this.now();
       const renewed = await this.exists(query, 'moderation_reservations', 'pattern = $2', [pattern]);
       await query(
-        `INSERT INTO moderation_reservations (pattern, for_key_id, for_label, reason, note, created_at, created_by, expires_at)
+        `INSERT INTO moderation_reservations (pattern, for_key_id, for_label, reason, note, created_at, created_by,
+          expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (pattern) DO UPDATE SET for_key_id = excluded.for_key_id, for_label = excluded.for_label,
            reason = excluded.reason, note = excluded.note, created_at = excluded.created_at,
@@ -287,7 +288,8 @@ export class ModerationStore {
     bump = true,
   ): Promise<void> {
     await query(
-      'INSERT INTO moderation_audit (at, action, target, reason, note, actor, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+      'INSERT INTO moderation_audit (at, action, target, reason, note, actor, detail) VALUES ($1, $2, $3, $4, ' +
+        '$5, $6, $7)',
       [this.now(), action, target, decision.reason, decision.note, decision.by, detail],
     );
     if (bump) await query('UPDATE moderation_version SET version = version + 1 WHERE id = 1');

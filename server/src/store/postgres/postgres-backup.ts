@@ -118,7 +118,8 @@ async function moderationRows(client: PoolClient): Promise<string> {
   const version = (await client.query<{ version: number }>('SELECT version FROM moderation_version')).rows[0];
   parts.push(`UPDATE moderation_version SET version = ${Number(version?.version ?? 0)};\n`);
   parts.push(
-    "SELECT setval(pg_get_serial_sequence('moderation_audit', 'seq'), coalesce(max(seq), 0) + 1, false) FROM moderation_audit;\n",
+    "SELECT setval(pg_get_serial_sequence('moderation_audit', 'seq'), coalesce(max(seq), 0) + 1, false) FROM " +
+      'moderation_audit;\n',
   );
   return parts.join('');
 }
@@ -156,7 +157,8 @@ export async function backupPostgresClaims(
     const reason = err instanceof Error ? err.message : String(err);
     throw storeError(
       'STORE_UNAVAILABLE',
-      `cannot back up the claim database ${target} to ${destination}: ${reason}. Fix: check that the folder exists, is writable and has space, and that the database is reachable, then retry (or use pg_dump).`,
+      `cannot back up the claim database ${target} to ${destination}: ${reason}. Fix: check that the folder exists, ` +
+        `is writable and has space, and that the database is reachable, then retry (or use pg_dump).`,
       { cause: err, retryAfterMs },
     );
   }

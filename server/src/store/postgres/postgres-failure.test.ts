@@ -18,19 +18,23 @@ describe('PostgreSQL targets in messages', () => {
     );
   });
 
-  it('shows nothing of a URL with an @ past its host part, or a port of letters (a password with an unescaped / ? or #, or no host)', () => {
-    for (const url of [
-      'postgres://reg:Xq7/Zr9@db/registry',
-      'postgres://reg:Xq7?Zr9@db/registry',
-      'postgres://reg:Xq7#Zr9@db/registry',
-      'postgres://reg:7/Zr9@db/registry',
-      'postgres://reg:Xq7Zr9/registry',
-    ]) {
-      const shown = redactConnectionString(url);
-      expect(shown).not.toContain('Xq7');
-      expect(shown).not.toContain('Zr9');
-    }
-  });
+  it(
+    'shows nothing of a URL with an @ past its host part, or a port of letters (a password with an unescaped / ? or ' +
+      '#, or no host)',
+    () => {
+      for (const url of [
+        'postgres://reg:Xq7/Zr9@db/registry',
+        'postgres://reg:Xq7?Zr9@db/registry',
+        'postgres://reg:Xq7#Zr9@db/registry',
+        'postgres://reg:7/Zr9@db/registry',
+        'postgres://reg:Xq7Zr9/registry',
+      ]) {
+        const shown = redactConnectionString(url);
+        expect(shown).not.toContain('Xq7');
+        expect(shown).not.toContain('Zr9');
+      }
+    },
+  );
 
   it('drops parameters that carry secrets', () => {
     const shown = redactConnectionString(
@@ -54,32 +58,39 @@ describe('PostgreSQL targets in messages', () => {
 });
 
 describe('PostgreSQL failures', () => {
-  it('counts an unreachable server, a full disk and a read-only database as the environment, a constraint as a bug', () => {
-    const target = 'postgres://registry@db/claims';
-    expect(
-      environmentFailure(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), target)?.name,
-    ).toBe('ECONNREFUSED');
-    expect(
-      environmentFailure(Object.assign(new Error('could not extend file'), { code: '53100' }), target)?.fix,
-    ).toMatch(/disk space/);
-    expect(
-      environmentFailure(
-        Object.assign(new Error('cannot execute INSERT in a read-only transaction'), { code: '25006' }),
-        target,
-      )?.fix,
-    ).toMatch(/primary/);
-    expect(environmentFailure(new Error('Connection terminated unexpectedly'), target)?.name).toBe('CONNECTION');
-    expect(environmentFailure(Object.assign(new Error('duplicate key'), { code: '23505' }), target)).toBeUndefined();
-  });
+  it(
+    'counts an unreachable server, a full disk and a read-only database as the environment, a ' + 'constraint as a bug',
+    () => {
+      const target = 'postgres://registry@db/claims';
+      expect(
+        environmentFailure(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), target)?.name,
+      ).toBe('ECONNREFUSED');
+      expect(
+        environmentFailure(Object.assign(new Error('could not extend file'), { code: '53100' }), target)?.fix,
+      ).toMatch(/disk space/);
+      expect(
+        environmentFailure(
+          Object.assign(new Error('cannot execute INSERT in a read-only transaction'), { code: '25006' }),
+          target,
+        )?.fix,
+      ).toMatch(/primary/);
+      expect(environmentFailure(new Error('Connection terminated unexpectedly'), target)?.name).toBe('CONNECTION');
+      expect(environmentFailure(Object.assign(new Error('duplicate key'), { code: '23505' }), target)).toBeUndefined();
+    },
+  );
 
-  it('counts too many connections (53300) as the environment, with a fix that names max_connections and what a registry instance holds', () => {
-    const failure = environmentFailure(
-      Object.assign(new Error('sorry, too many clients already'), { code: '53300' }),
-      'postgres://registry@db/claims',
-    );
-    expect(failure?.name).toBe('53300');
-    expect(failure?.fix).toMatch(/raise max_connections/);
-    expect(failure?.fix).toMatch(/a registry instance holds up to 10 connections/);
-    expect(failure?.fix).toMatch(/Connection budget/);
-  });
+  it(
+    'counts too many connections (53300) as the environment, with a fix that names max_connections and what a ' +
+      'registry instance holds',
+    () => {
+      const failure = environmentFailure(
+        Object.assign(new Error('sorry, too many clients already'), { code: '53300' }),
+        'postgres://registry@db/claims',
+      );
+      expect(failure?.name).toBe('53300');
+      expect(failure?.fix).toMatch(/raise max_connections/);
+      expect(failure?.fix).toMatch(/a registry instance holds up to 10 connections/);
+      expect(failure?.fix).toMatch(/Connection budget/);
+    },
+  );
 });

@@ -50,13 +50,17 @@ function sqlstateFix(code: string, target: string): string | undefined {
   if (code === '53200') return `free memory on the PostgreSQL server of ${target}`;
   if (code === '53300') {
     return (
-      `too many connections to ${target}: raise max_connections on the server (or the role's or database's CONNECTION LIMIT), or lower what its clients hold; ` +
+      `too many connections to ${target}: raise max_connections on the server (or the role's or database's ` +
+      `CONNECTION LIMIT), or lower what its clients hold; ` +
       `a registry instance holds up to ${INSTANCE_CONNECTION_TOTAL} connections (docs/CLUSTER.md, "Connection budget")`
     );
   }
   if (code.startsWith('53')) return `the PostgreSQL server of ${target} is out of resources (see its log)`;
   if (code === '25006')
-    return `${target} accepts only reads (a standby, or default_transaction_read_only): point [Store] Database at the primary`;
+    return (
+      `${target} accepts only reads (a standby, or default_transaction_read_only): point [Store] Database at ` +
+      `the primary`
+    );
   if (code.startsWith('58')) return `the PostgreSQL server of ${target} reports a system or disk error (see its log)`;
   if (code === '57014')
     return `a statement on ${target} ran into its timeout (an overloaded or locked database?): retry`;

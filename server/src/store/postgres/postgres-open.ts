@@ -87,7 +87,10 @@ async function checkReadable(pool: Pool, target: string): Promise<void> {
   }
 }
 
-/** Connects, migrates (creating the tables in a new database) and checks that it can write; or, `readOnly`, checks its schema. */
+/**
+ * Connects, migrates (creating the tables in a new database) and checks that it can write; or, `readOnly`, checks its
+ * schema.
+ */
 export async function openPostgresClaimStore(options: PostgresClaimStoreOptions): Promise<PostgresClaimStore> {
   const checked = checkOptions(options);
   const target = postgresTarget(checked);

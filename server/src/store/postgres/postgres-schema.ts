@@ -100,7 +100,8 @@ export const PG_MIGRATIONS: readonly Migration[] = [
   {
     version: 4,
     summary:
-      "cluster operations: backends follow their registry's lease and can be drained; a registration's start travels with it",
+      "cluster operations: backends follow their registry's lease and can be drained; a registration's start " +
+      'travels with it',
     // - registry_backends.instance_id, lease_until: the registry instance that serves this onion
     //   and its lease, written at every renewal (and kept when it stops), so the frontend lists
     //   the backends whose registry is alive, not every onion seen in the last day.

@@ -5,17 +5,20 @@ import { nicknameKey } from '../../protocol/messages.js';
 
 /** claim-row.ts's CLAIM_COLUMNS, with the boolean as 0/1 as claimFromRow expects. */
 const COLUMNS =
-  'key_id, public_key, nickname, address, address_verified::int AS address_verified, claimed_at, last_seen_at, expires_at';
+  'key_id, public_key, nickname, address, address_verified::int AS address_verified, claimed_at, last_seen_at, ' +
+  'expires_at';
 
 /**
  * Begins a durable write: whatever the server or role says, a claim's COMMIT returns only once its
  * WAL is flushed (synchronous_commit off would acknowledge before). One round trip.
  */
 export const BEGIN_DURABLE =
-  "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT set_config('synchronous_commit', 'on', true) WHERE current_setting('synchronous_commit') = 'off'";
+  "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT set_config('synchronous_commit', 'on', true) WHERE " +
+  "current_setting('synchronous_commit') = 'off'";
 
 export const SQL = {
-  relevant: `SELECT ${COLUMNS} FROM claims WHERE (key_id = $1 OR nickname_key = $2 OR address = $3) AND expires_at > $4`,
+  relevant: `SELECT ${COLUMNS} FROM claims
+    WHERE (key_id = $1 OR nickname_key = $2 OR address = $3) AND expires_at > $4`,
   /** Expired rows too, locked until the transaction ends: they are in the way of the unique indexes. */
   lockRelevant: `SELECT ${COLUMNS} FROM claims WHERE key_id = $1 OR nickname_key = $2 OR address = $3 FOR UPDATE`,
   byNickname: `SELECT ${COLUMNS} FROM claims WHERE nickname_key = $1 AND expires_at > $2`,
@@ -24,13 +27,16 @@ export const SQL = {
   deleteNickname: `DELETE FROM claims WHERE nickname_key = $1 RETURNING ${COLUMNS}`,
   /** Only while the key's claim is still exactly the one read (a revert, a displaced claim). */
   deleteExact:
-    'DELETE FROM claims WHERE key_id = $1 AND nickname_key = $2 AND address = $3 AND address_verified = $4 AND claimed_at = $5',
+    'DELETE FROM claims WHERE key_id = $1 AND nickname_key = $2 AND address = $3 AND address_verified = $4 AND ' +
+    'claimed_at = $5',
   deleteExpiredInWay:
     'DELETE FROM claims WHERE (key_id = $1 OR nickname_key = $2 OR address = $3) AND expires_at <= $4',
   /** Any unique index in the way (a live claim of that key, nickname or address) leaves it out. */
-  restore: `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at)
+  restore: `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at,
+    last_seen_at, expires_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
-  upsert: `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at)
+  upsert: `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at,
+    last_seen_at, expires_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
     ON CONFLICT (key_id) DO UPDATE SET
       public_key = excluded.public_key, nickname = excluded.nickname, nickname_key = excluded.nickname_key,
@@ -42,7 +48,8 @@ export const SQL = {
   listAfter: `SELECT ${COLUMNS} FROM claims WHERE nickname_key > $1 AND expires_at > $2 ORDER BY nickname_key LIMIT $3`,
   /** A page of every row, expired ones too, for the backup. */
   dumpAfter:
-    'SELECT key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at FROM claims WHERE key_id > $1 ORDER BY key_id LIMIT $2',
+    'SELECT key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, ' +
+    'expires_at FROM claims WHERE key_id > $1 ORDER BY key_id LIMIT $2',
 } as const;
 
 /** A row of COLUMNS as a Claim; bytea arrives as a Buffer, which becomes a plain Uint8Array copy. */

@@ -92,7 +92,8 @@ describe('PostgreSQL claim store', () => {
   });
 
   it('names the target without its password when it cannot be reached', async () => {
-    const url = `postgres://registry:s3cret-pw@/nowhere?host=${encodeURIComponent(join(server.dir, 'no-such-socket-dir'))}`;
+    const nowhere = encodeURIComponent(join(server.dir, 'no-such-socket-dir'));
+    const url = `postgres://registry:s3cret-pw@/nowhere?host=${nowhere}`;
     const err = await failureOf(
       openPostgresClaimStore({ connectionString: url, claimDays: CLAIM_DAYS, connectTimeoutMs: 2_000 }),
     );
@@ -117,42 +118,48 @@ describe('PostgreSQL claim store', () => {
     expect((await a.list()).claims).toHaveLength(200);
   }, 60_000);
 
-  it('applies the durable writes of one key in the order they were issued: a release after a claim that waits for a lock deletes that claim', async () => {
-    const url = await freshDatabase();
-    const store = await openAt(url);
-    const [key, other] = [newKey(), newKey()];
-    // An outside transaction holds the nickname at its unique index: the claim waits there.
-    const locker = new pg.Client({ connectionString: url });
-    await locker.connect();
-    try {
-      await locker.query('BEGIN');
-      await locker.query(
-        "INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at) VALUES ($1, $2, 'alice', 'alice', $3, false, 0, 0, 1)",
-        [other.keyId, Buffer.from(other.publicKeyDer), newAddress()],
-      );
-      const claiming = store.claim(request(key, 'alice', newAddress()));
-      await waitUntil(
-        'the claim to wait at the unique index',
-        async () =>
-          ((
-            await sql(
-              url,
-              "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            )
-          ).rowCount ?? 0) > 0,
-      );
-      const releasing = store.releaseKey(key.keyId);
-      await delay(300);
-      await locker.query('ROLLBACK');
-      expect((await claiming).kind).toBe('claimed');
-      expect(await releasing).toMatchObject({ keyId: key.keyId, nickname: 'alice' });
-      expect(await store.getByNickname('alice')).toBeNull();
-    } finally {
-      await locker.end();
-    }
-  });
+  it(
+    'applies the durable writes of one key in the order they were issued: a release after a claim that waits for a ' +
+      'lock deletes that claim',
+    async () => {
+      const url = await freshDatabase();
+      const store = await openAt(url);
+      const [key, other] = [newKey(), newKey()];
+      // An outside transaction holds the nickname at its unique index: the claim waits there.
+      const locker = new pg.Client({ connectionString: url });
+      await locker.connect();
+      try {
+        await locker.query('BEGIN');
+        await locker.query(
+          'INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, ' +
+            "last_seen_at, expires_at) VALUES ($1, $2, 'alice', 'alice', $3, false, 0, 0, 1)",
+          [other.keyId, Buffer.from(other.publicKeyDer), newAddress()],
+        );
+        const claiming = store.claim(request(key, 'alice', newAddress()));
+        await waitUntil(
+          'the claim to wait at the unique index',
+          async () =>
+            ((
+              await sql(
+                url,
+                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+              )
+            ).rowCount ?? 0) > 0,
+        );
+        const releasing = store.releaseKey(key.keyId);
+        await delay(300);
+        await locker.query('ROLLBACK');
+        expect((await claiming).kind).toBe('claimed');
+        expect(await releasing).toMatchObject({ keyId: key.keyId, nickname: 'alice' });
+        expect(await store.getByNickname('alice')).toBeNull();
+      } finally {
+        await locker.end();
+      }
+    },
+  );
 
-  it('rejects writes with STORE_UNAVAILABLE while the server is down, keeps what it acknowledged, and recovers by itself', async () => {
+  it('rejects writes with STORE_UNAVAILABLE while the server is down, keeps what it acknowledged, and recovers ' +
+    'by itself', async () => {
     const url = await freshDatabase();
     const store = await openAt(url, { retryAfterMs: 750, connectTimeoutMs: 2_000 });
     const acknowledged = await store.claim(request(newKey(), 'before', newAddress()));
@@ -213,58 +220,62 @@ describe('PostgreSQL claim store', () => {
     expect((await copy.list()).claims).toEqual((await store.list()).claims);
   });
 
-  it('backs up the moderation decisions, the audit trail and their version with the claims; the restored database goes on from there', async () => {
-    const url = await freshDatabase();
-    const clock = new ManualClock();
-    const store = await openAt(url, { now: clock.now });
-    const mallory = newKey();
-    await store.claim(request(mallory, 'mallory', newAddress()));
-    await store.claim(request(newKey(), 'alice', newAddress()));
-    const operator = await openModerationStore({ database: url, passwordFile: null }, { now: clock.now });
-    const decision = { by: 'carol', reason: 'spam\tand "tabs"', note: 'line one\nline two \\ end', expiresAt: null };
-    await operator.block('key', mallory.keyId, 'mallory', decision);
-    await operator.block('address', newAddress(), null, { ...decision, expiresAt: clock.now() + 86_400_000 });
-    await operator.reserve('admin*', (n) => n.startsWith('admin'), { keyId: newKey().keyId, label: null }, decision);
-    await operator.reserve('root', () => false, null, { ...decision, reason: null, note: null });
-    await operator.unreserve('root', decision);
-    await operator.claimReleased('alice', newAddress(), decision);
-    const before = { decisions: await operator.decisions(), audit: await operator.audit() };
-    await operator.close();
-    const dir = mkdtempSync(join(tmpdir(), 'pg-backup-'));
-    dirs.push(dir);
-    const file = join(dir, 'claims.sql');
-    await store.backup(file);
+  it(
+    'backs up the moderation decisions, the audit trail and their version with the claims; the restored database ' +
+      'goes on from there',
+    async () => {
+      const url = await freshDatabase();
+      const clock = new ManualClock();
+      const store = await openAt(url, { now: clock.now });
+      const mallory = newKey();
+      await store.claim(request(mallory, 'mallory', newAddress()));
+      await store.claim(request(newKey(), 'alice', newAddress()));
+      const operator = await openModerationStore({ database: url, passwordFile: null }, { now: clock.now });
+      const decision = { by: 'carol', reason: 'spam\tand "tabs"', note: 'line one\nline two \\ end', expiresAt: null };
+      await operator.block('key', mallory.keyId, 'mallory', decision);
+      await operator.block('address', newAddress(), null, { ...decision, expiresAt: clock.now() + 86_400_000 });
+      await operator.reserve('admin*', (n) => n.startsWith('admin'), { keyId: newKey().keyId, label: null }, decision);
+      await operator.reserve('root', () => false, null, { ...decision, reason: null, note: null });
+      await operator.unreserve('root', decision);
+      await operator.claimReleased('alice', newAddress(), decision);
+      const before = { decisions: await operator.decisions(), audit: await operator.audit() };
+      await operator.close();
+      const dir = mkdtempSync(join(tmpdir(), 'pg-backup-'));
+      dirs.push(dir);
+      const file = join(dir, 'claims.sql');
+      await store.backup(file);
 
-    const restored = await freshDatabase();
-    await promisify(execFile)(join(server.binDir, 'psql'), [
-      '-X',
-      '-q',
-      '-v',
-      'ON_ERROR_STOP=1',
-      '-d',
-      restored,
-      '-f',
-      file,
-    ]);
-    await openAt(restored, { now: clock.now }); // opens (and checks) the restored schema as a server would
-    const copy = await openModerationStore({ database: restored, passwordFile: null }, { now: clock.now });
-    try {
-      expect(before.decisions.blocks).toHaveLength(2);
-      expect(before.decisions.reservations).toHaveLength(1);
-      expect(await copy.decisions()).toEqual(before.decisions);
-      expect(await copy.audit()).toEqual(before.audit);
-      // The audit goes on after its last entry, and is still append-only.
-      await copy.unblock('key', 'mallory', decision);
-      expect((await copy.audit()).map((entry) => entry.seq)).toEqual([
-        ...before.audit.map((e) => e.seq),
-        before.audit.length + 1,
+      const restored = await freshDatabase();
+      await promisify(execFile)(join(server.binDir, 'psql'), [
+        '-X',
+        '-q',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-d',
+        restored,
+        '-f',
+        file,
       ]);
-      expect(await copy.version()).toBe(before.decisions.version + 1);
-      await expect(sql(restored, 'DELETE FROM moderation_audit')).rejects.toThrow();
-    } finally {
-      await copy.close();
-    }
-  });
+      await openAt(restored, { now: clock.now }); // opens (and checks) the restored schema as a server would
+      const copy = await openModerationStore({ database: restored, passwordFile: null }, { now: clock.now });
+      try {
+        expect(before.decisions.blocks).toHaveLength(2);
+        expect(before.decisions.reservations).toHaveLength(1);
+        expect(await copy.decisions()).toEqual(before.decisions);
+        expect(await copy.audit()).toEqual(before.audit);
+        // The audit goes on after its last entry, and is still append-only.
+        await copy.unblock('key', 'mallory', decision);
+        expect((await copy.audit()).map((entry) => entry.seq)).toEqual([
+          ...before.audit.map((e) => e.seq),
+          before.audit.length + 1,
+        ]);
+        expect(await copy.version()).toBe(before.decisions.version + 1);
+        await expect(sql(restored, 'DELETE FROM moderation_audit')).rejects.toThrow();
+      } finally {
+        await copy.close();
+      }
+    },
+  );
 
   it('refuses a backup it cannot write with STORE_UNAVAILABLE, leaving no file', async () => {
     const store = await openAt(await freshDatabase());

@@ -33,7 +33,8 @@ export function backupSqliteDatabase(path: string, file: string): void {
     const reason = err instanceof Error ? err.message : String(err);
     throw storeError(
       'STORE_UNAVAILABLE',
-      `cannot back up the claim database ${path} to ${target}: ${reason}. Fix: check that the folder exists, is writable and has space, then retry.`,
+      `cannot back up the claim database ${path} to ${target}: ${reason}. Fix: check that the folder exists, is ` +
+        `writable and has space, then retry.`,
       { cause: err },
     );
   }

@@ -42,18 +42,30 @@ function fixFor(name: string, path: string): string {
     case 'SQLITE_BUSY':
     case 'SQLITE_LOCKED':
     case 'SQLITE_PROTOCOL':
-      return `another process holds the write lock on ${path} (a claims command or a backup?): retry, and stop that process if it lasts`;
+      return (
+        `another process holds the write lock on ${path} (a claims command or a backup?): retry, and stop that ` +
+        `process if it lasts`
+      );
     case 'SQLITE_READONLY':
-      return `make ${path}, its -wal and -shm files and their folder writable by the registry's user (and not a read-only mount)`;
+      return (
+        `make ${path}, its -wal and -shm files and their folder writable by the registry's user (and not a ` +
+        `read-only mount)`
+      );
     case 'SQLITE_FULL':
       return `free space on the file system that holds ${path}`;
     case 'SQLITE_IOERR':
-      return `check the disk that holds ${path}: it is full, failing, read-only, or over a file-size limit (see the system log)`;
+      return (
+        `check the disk that holds ${path}: it is full, failing, read-only, or over a file-size limit (see the ` +
+        `system log)`
+      );
     case 'SQLITE_CANTOPEN':
       return `check that the folder of ${path} exists and that the registry's user may create and write files in it`;
     case 'SQLITE_CORRUPT':
     case 'SQLITE_NOTADB':
-      return `${path} is damaged or is not a registry database: move it away and restore a backup (p2p-registry backup makes one)`;
+      return (
+        `${path} is damaged or is not a registry database: move it away and restore a backup (p2p-registry ` +
+        `backup makes one)`
+      );
     default:
       return 'free memory on this host, then retry';
   }

@@ -75,7 +75,8 @@ export function openConnection(path: string, busyTimeoutMs: number): DatabaseSyn
       throw new Error(`the file system refused WAL mode (journal_mode is ${String(mode?.journal_mode)})`);
     // Checkpoints run from the checkpoint thread (sqlite-checkpointer.ts), not inside a commit.
     db.exec(
-      `PRAGMA synchronous = FULL; PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}; PRAGMA wal_autocheckpoint = 0;`,
+      `PRAGMA synchronous = FULL; PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}; PRAGMA ` +
+        `wal_autocheckpoint = 0;`,
     );
     return db;
   } catch (err) {

@@ -21,7 +21,8 @@ export function prepareStatements(db: DatabaseSync): Statements {
   const live = 'expires_at > :now';
   return {
     relevant: db.prepare(
-      `SELECT ${CLAIM_COLUMNS} FROM claims WHERE (key_id = :keyId OR nickname_key = :nicknameKey OR address = :address) AND ${live}`,
+      `SELECT ${CLAIM_COLUMNS} FROM claims WHERE (key_id = :keyId OR nickname_key = :nicknameKey OR address = ` +
+        `:address) AND ${live}`,
     ),
     anyRelevant: db.prepare(
       `SELECT ${CLAIM_COLUMNS} FROM claims WHERE key_id = :keyId OR nickname_key = :nicknameKey OR address = :address`,
@@ -30,19 +31,24 @@ export function prepareStatements(db: DatabaseSync): Statements {
     deleteKey: db.prepare(`DELETE FROM claims WHERE key_id = ? RETURNING ${CLAIM_COLUMNS}`),
     // Only while the key's claim is still exactly the one read (a revert, a displaced claim).
     deleteExact: db.prepare(
-      'DELETE FROM claims WHERE key_id = :keyId AND nickname_key = :nicknameKey AND address = :address AND address_verified = :verified AND claimed_at = :claimedAt',
+      'DELETE FROM claims WHERE key_id = :keyId AND nickname_key = :nicknameKey AND address = :address AND ' +
+        'address_verified = :verified AND claimed_at = :claimedAt',
     ),
     deleteExpiredInWay: db.prepare(
-      'DELETE FROM claims WHERE (key_id = :keyId OR nickname_key = :nicknameKey OR address = :address) AND expires_at <= :now',
+      'DELETE FROM claims WHERE (key_id = :keyId OR nickname_key = :nicknameKey OR address = :address) AND ' +
+        'expires_at <= :now',
     ),
     // Any unique index in the way (a live claim of that key, nickname or address) leaves it out.
     restore: db.prepare(
-      `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at)
-       VALUES (:keyId, :der, :nickname, :nicknameKey, :address, :verified, :claimedAt, :lastSeenAt, :expiresAt) ON CONFLICT DO NOTHING`,
+      `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at,
+        last_seen_at, expires_at)
+       VALUES (:keyId, :der, :nickname, :nicknameKey, :address, :verified, :claimedAt, :lastSeenAt,
+         :expiresAt) ON CONFLICT DO NOTHING`,
     ),
     deleteNickname: db.prepare(`DELETE FROM claims WHERE nickname_key = ? RETURNING ${CLAIM_COLUMNS}`),
     upsert: db.prepare(
-      `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at)
+      `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at,
+        last_seen_at, expires_at)
        VALUES (:keyId, :der, :nickname, :nicknameKey, :address, :verified, :claimedAt, :now, :expiresAt)
        ON CONFLICT (key_id) DO UPDATE SET
          public_key = excluded.public_key, nickname = excluded.nickname, nickname_key = excluded.nickname_key,

@@ -94,7 +94,8 @@ describe('SQLite claim store', () => {
     const address = newAddress();
     const now = Date.now();
     v1.prepare(
-      `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at)
+      `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at,
+        last_seen_at, expires_at)
        VALUES (?, ?, 'Old', 'old', ?, 1, ?, ?, ?)`,
     ).run(key.keyId, key.publicKeyDer, address, now, now, now + MS_PER_DAY);
     v1.close();
@@ -120,8 +121,10 @@ describe('SQLite claim store', () => {
     const err = await failureOf(openAt(path));
     expect(err.code).toBe('STORE_SCHEMA_NEWER');
     expect(err.message).toBe(
-      `the claim database ${path} has schema version ${SCHEMA_VERSION + 1}, newer than this registry knows (${SCHEMA_VERSION}): ` +
-        'it was written by a newer p2p-registry. Fix: run that version or a newer one, or restore a backup made by this version.',
+      `the claim database ${path} has schema version ${SCHEMA_VERSION + 1}, newer than this registry knows ` +
+        `(${SCHEMA_VERSION}): ` +
+        'it was written by a newer p2p-registry. Fix: run that version or a newer one, or restore a backup made by ' +
+        'this version.',
     );
     expect(readFileSync(path).equals(before)).toBe(true);
   });
@@ -174,45 +177,55 @@ describe('SQLite claim store', () => {
     );
   });
 
-  it("opens read-only (SQLite's read-only flag) for the operators' reads: beside a running server, they work where no write can, and it writes nothing", async () => {
-    const path = join(tempDir(), 'read-only.db');
-    const server = await openAt(path);
-    await server.claim(request(newKey(), 'alice', newAddress()));
-    const before = [readFileSync(path), readFileSync(`${path}-wal`)];
-    refuseFileWrites();
-    let reader: SqliteClaimStore;
-    let listed: string[];
-    let shown: string | undefined;
-    try {
-      reader = await openAt(path, { readOnly: true });
-      listed = (await reader.list()).claims.map((claim) => claim.nickname);
-      shown = (await reader.getByNickname('ALICE'))?.nickname;
-    } finally {
-      allowFileWrites();
-    }
-    expect(listed).toEqual(['alice']);
-    expect(shown).toBe('alice');
-    expect((await failureOf(reader.claim(request(newKey(), 'bob', newAddress())))).message).toContain('readonly');
-    await reader.close();
-    expect([readFileSync(path), readFileSync(`${path}-wal`)]).toEqual(before);
-  });
+  it(
+    "opens read-only (SQLite's read-only flag) for the operators' reads: beside a running server, they work where " +
+      'no write can, and it writes nothing',
+    async () => {
+      const path = join(tempDir(), 'read-only.db');
+      const server = await openAt(path);
+      await server.claim(request(newKey(), 'alice', newAddress()));
+      const before = [readFileSync(path), readFileSync(`${path}-wal`)];
+      refuseFileWrites();
+      let reader: SqliteClaimStore;
+      let listed: string[];
+      let shown: string | undefined;
+      try {
+        reader = await openAt(path, { readOnly: true });
+        listed = (await reader.list()).claims.map((claim) => claim.nickname);
+        shown = (await reader.getByNickname('ALICE'))?.nickname;
+      } finally {
+        allowFileWrites();
+      }
+      expect(listed).toEqual(['alice']);
+      expect(shown).toBe('alice');
+      expect((await failureOf(reader.claim(request(newKey(), 'bob', newAddress())))).message).toContain('readonly');
+      await reader.close();
+      expect([readFileSync(path), readFileSync(`${path}-wal`)]).toEqual(before);
+    },
+  );
 
-  it('opened read-only, refuses a file at an older schema version rather than read it unmigrated, saying what to do', async () => {
-    const path = join(tempDir(), 'old.db');
-    const db = new DatabaseSync(path);
-    migrate(db, path, 1);
-    db.close();
-    const err = await failureOf(openAt(path, { readOnly: true }));
-    expect(err.code).toBe('STORE_OPEN_FAILED');
-    expect(err.message).toBe(
-      `cannot read the claim database ${path}: it is at schema version 1, older than this registry's ${SCHEMA_VERSION}. Fix: start the server once (it migrates the file), or run this command with write access.`,
-    );
-    expect(schemaVersionOf(new DatabaseSync(path, { readOnly: true }))).toBe(1);
-    const newer = new DatabaseSync(path);
-    newer.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
-    newer.close();
-    expect((await failureOf(openAt(path, { readOnly: true }))).code).toBe('STORE_SCHEMA_NEWER');
-  });
+  it(
+    'opened read-only, refuses a file at an older schema version rather than read it unmigrated, saying ' +
+      'what to do',
+    async () => {
+      const path = join(tempDir(), 'old.db');
+      const db = new DatabaseSync(path);
+      migrate(db, path, 1);
+      db.close();
+      const err = await failureOf(openAt(path, { readOnly: true }));
+      expect(err.code).toBe('STORE_OPEN_FAILED');
+      expect(err.message).toBe(
+        `cannot read the claim database ${path}: it is at schema version 1, older than this registry's ` +
+          `${SCHEMA_VERSION}. Fix: start the server once (it migrates the file), or run this command with ` +
+          `write access.`,
+      );
+      expect(schemaVersionOf(new DatabaseSync(path, { readOnly: true }))).toBe(1);
+      const newer = new DatabaseSync(path);
+      newer.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+      newer.close();
+      expect((await failureOf(openAt(path, { readOnly: true }))).code).toBe('STORE_SCHEMA_NEWER');
+    },
+  );
 
   it('answers UNAVAILABLE to writes while the disk refuses them, changes nothing, and recovers by itself', async () => {
     const path = join(tempDir(), 'failing.db');
@@ -290,7 +303,8 @@ describe('SQLite claim store', () => {
     const other = new DatabaseSync(path);
     other
       .prepare(
-        `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at, last_seen_at, expires_at)
+        `INSERT INTO claims (key_id, public_key, nickname, nickname_key, address, address_verified, claimed_at,
+          last_seen_at, expires_at)
        VALUES (?, ?, 'not valid!', 'not valid!', ?, 0, 0, 0, ?)`,
       )
       .run(key.keyId, key.publicKeyDer, address, Date.now() + MS_PER_DAY);
@@ -300,7 +314,8 @@ describe('SQLite claim store', () => {
     const err = await failureOf(bad);
     expect(err.code).toBe('STORE_CORRUPT');
     expect(err.message).toBe(
-      `the claim database ${path} holds a claim this version cannot read (nickname is not valid). Fix: restore a backup, or release that claim.`,
+      `the claim database ${path} holds a claim this version cannot read (nickname is not valid). Fix: restore a ` +
+        `backup, or release that claim.`,
     );
     expect((await good).kind).toBe('claimed');
     expect(await store.getByNickname('bad')).toBeNull();
