@@ -5,6 +5,8 @@
  *   onion  --config <path>   print ws://<onion>:<port>/ from tor's hostname file
  *   health --config <path>   exit 0 when the operator listener's /healthz answers 200 (container HEALTHCHECK)
  *   tor-settings --config <path> --out <file>   validate config.ini, write what tor needs
+ *   status --config <path> [--watch] [--json]   one screen from the operator socket (status-command.ts)
+ *   metrics-forward --socket <path> --listen <address:port>   the monitoring profile's forwarder
  *   claims list|show|release, backup <file>   operators' commands on the claim database
  * plus the peer client commands of client-commands.ts.
  */
@@ -13,6 +15,8 @@ import { CLIENT_COMMANDS, CLIENT_FLAGS, CLIENT_OPTIONS, CLIENT_USAGE, runClientC
 import { RegistryError } from '../protocol/errors.js';
 import { health, onion, serve, SERVER_COMMANDS, writeTorSettings } from './server-commands.js';
 import { openDatabaseOf, runStoreCommand, STORE_COMMANDS, STORE_USAGE } from './store-commands.js';
+import { metricsForward } from './metrics-forward.js';
+import { parseInterval, status } from './status-command.js';
 
 const USAGE = `usage: p2p-registry <command> [options]
 
@@ -23,13 +27,22 @@ registry commands (--config defaults to ./config.ini):
   tor-settings [--config <path>] --out <file>
                              validate config.ini as serve does and write the KEY=VALUE lines
                              the tor container needs (HIDDEN_SERVICE_PORT) to <file>
+  status [--config <path>] [--watch] [--json] [--interval <seconds>]
+                             one screen from the operator socket: peers, connections, requests,
+                             registrations and refusals per minute, latency, store, onion, cluster
+  metrics-forward --socket <path> --listen <address:port>
+                             serve GET /metrics of the operator socket over TCP (monitoring profile)
   exit codes: 0 ok, 1 failure, 2 usage, 3 no onion address yet (onion), 78 configuration error
 ${STORE_USAGE}${CLIENT_USAGE}`;
 
 export async function main(argv: readonly string[]): Promise<number> {
   let args: ReturnType<typeof parseArgs>;
   try {
-    args = parseArgs(argv, new Set(['config', 'out', ...CLIENT_OPTIONS]), new Set(['help', ...CLIENT_FLAGS]));
+    args = parseArgs(
+      argv,
+      new Set(['config', 'out', 'socket', 'listen', 'interval', ...CLIENT_OPTIONS]),
+      new Set(['help', 'watch', ...CLIENT_FLAGS]),
+    );
   } catch (err) {
     process.stderr.write(`p2p-registry: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
@@ -51,6 +64,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       }
       return await health(configPath);
     }
+    if (command === 'status' || command === 'metrics-forward') return await monitoringCommand(command, args);
     if (STORE_COMMANDS.has(command)) {
       const configPath = String(args.options.get('config') ?? './config.ini');
       return await runStoreCommand(command, args, (access) => openDatabaseOf(configPath, access), {
@@ -72,4 +86,20 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`p2p-registry: ${(err as Error).message}\n`);
     return 1;
   }
+}
+
+async function monitoringCommand(command: string, args: ReturnType<typeof parseArgs>): Promise<number> {
+  if (command === 'metrics-forward') {
+    const socket = args.options.get('socket');
+    const listen = args.options.get('listen');
+    if (typeof socket !== 'string' || typeof listen !== 'string')
+      throw usageError('metrics-forward needs --socket <operator socket> and --listen <address:port>');
+    return metricsForward(socket, listen);
+  }
+  return status(String(args.options.get('config') ?? './config.ini'), {
+    watch: args.options.has('watch'),
+    json: args.options.has('json'),
+    intervalSeconds: parseInterval(args.options.get('interval')),
+    write: (text) => process.stdout.write(text),
+  });
 }

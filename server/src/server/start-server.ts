@@ -20,7 +20,7 @@ import { helloLimits } from './connection/hello.js';
 import { HttpAdmission } from './connection/http-admission.js';
 import type { Logger } from './logger.js';
 import { OnionWatcher } from './onion-watcher.js';
-import { OperatorListener, type HealthState } from './operator-listener.js';
+import { OperatorListener, type OperatorListenerOptions } from './operator-listener.js';
 import { openConfiguredStore } from '../store/open-store.js';
 import { openConfiguredPresence } from './cluster/open-presence.js';
 import { STORE_RETRY_AFTER_MS } from '../store/store-error.js';
@@ -34,6 +34,8 @@ import { SummaryLine } from './summary-line.js';
 import { Registrar } from './registry/registration.js';
 import { CLOSINGS } from './registry/refusals.js';
 import { LocalRoster, RosterEffects, type PeerOwner, type Roster } from './registry/roster.js';
+import { RequestCounts } from '../metrics/request-counts.js';
+import { observers } from './observers.js';
 
 const SHUTDOWN_GRACE_MS = 3_000;
 
@@ -143,6 +145,7 @@ async function startWith(
   const roster: Roster = cluster ?? new LocalRoster(effects);
   if (cluster !== null) await startCluster(cluster);
   const summary = new SummaryLine(logger, config.logSummarySeconds);
+  const counts = new RequestCounts();
   const registrar = new Registrar(
     peers,
     roster,
@@ -150,6 +153,7 @@ async function startWith(
     scheduler,
     { keeper: claims, requireAddressProof: config.claims.requireAddressProof },
     summary,
+    counts,
   );
   const output = new OutputBudget(limits.maxOutputBytes);
   const pendingLine = new PendingLine(limits.maxPendingConnections);
@@ -167,7 +171,7 @@ async function startWith(
     onion: () => cluster?.frontendOnion ?? watcher.address,
     helloLimits: helloLimits(config),
   });
-  const dispatcher = new Dispatcher({ limits, budgets, peers, hub, registrar, connections });
+  const dispatcher = new Dispatcher({ limits, budgets, peers, hub, registrar, connections, counts });
   const admission = new HttpAdmission({ limits, logger, connections, pendingLine, refusals: summary });
   const heartbeats = new Heartbeats(connections, limits.heartbeatSeconds * 1000);
   const parts: RunningParts = {
@@ -183,12 +187,9 @@ async function startWith(
   };
   const close = closer(parts);
 
-  const health = (): HealthState => ({
-    onion: watcher.address,
-    peers: peers.size,
-    ...(cluster === null ? {} : { cluster: cluster.status() }),
-  });
-  const address = await listenAll(config, logger, parts, health, close);
+  const observed = { counts, summary, hub, claims, watcher, cluster, connections, peers, output };
+  const { health, stats, metrics } = observers(config, observed);
+  const address = await listenAll(config, logger, parts, { health, metrics }, close);
   return {
     address,
     get onion() {
@@ -197,13 +198,7 @@ async function startWith(
     get url() {
       return onionUrl();
     },
-    stats: () => ({
-      connections: connections.size,
-      pending: connections.pending,
-      peers: peers.size,
-      subscribers: hub.subscriberCount,
-      outputBytes: output.total,
-    }),
+    stats,
     close,
   };
 }
@@ -216,11 +211,11 @@ async function listenAll(
   config: Config,
   logger: Logger,
   parts: RunningParts,
-  health: () => HealthState,
+  operator: Omit<OperatorListenerOptions, 'logger'>,
   close: () => Promise<void>,
 ): Promise<AddressInfo | string> {
   try {
-    parts.operator = await listenForOperator(config, logger, health);
+    parts.operator = await listenForOperator(config, logger, operator);
     const address = await parts.admission.listen(config.listen);
     await parts.watcher.start();
     return address;
@@ -293,7 +288,7 @@ function closer(parts: RunningParts): () => Promise<void> {
 async function listenForOperator(
   config: Config,
   logger: Logger,
-  health: () => HealthState,
+  options: Omit<OperatorListenerOptions, 'logger'>,
 ): Promise<OperatorListener | null> {
   if (config.operatorSocket === null) {
     logger.info(
@@ -301,7 +296,7 @@ async function listenForOperator(
     );
     return null;
   }
-  const operator = new OperatorListener({ logger, health });
+  const operator = new OperatorListener({ logger, ...options });
   await operator.listen(config.operatorSocket);
   return operator;
 }

@@ -27,6 +27,7 @@ import type { FairScheduler } from '../scheduling/fair-scheduler.js';
 import type { PeerTable } from './peer-table.js';
 import type { SummaryLine } from '../summary-line.js';
 import { REFUSALS, refuse } from './refusals.js';
+import type { RequestCounts } from '../../metrics/request-counts.js';
 import type { LocalEntry, PeerOwner, Roster } from './roster.js';
 
 /** Revision 2: the claim store's part of registration, and whether an address proof is required. */
@@ -43,6 +44,7 @@ export class Registrar {
     private readonly scheduler: FairScheduler<PeerConnection>,
     private readonly claims: RegistrarClaims,
     private readonly summary: Pick<SummaryLine, 'registered'>,
+    private readonly counts: RequestCounts,
   ) {}
 
   /**
@@ -168,6 +170,7 @@ export class Registrar {
     try {
       if (!conn.closed && !conn.closing) await this.complete(conn, id, entry, valid, proven);
     } catch (err) {
+      this.counts.registrationRefused('INTERNAL', conn.requestStartedAt);
       this.fail(conn, id, err);
       return;
     }
@@ -195,6 +198,12 @@ export class Registrar {
     }
   }
 
+  /** A registration refused after its checks began: counted, then answered. */
+  private refuse(conn: PeerConnection, id: RequestId, err: RegistryError): void {
+    this.counts.registrationRefused(err.code, conn.requestStartedAt);
+    conn.reply(id, err);
+  }
+
   private async complete(
     conn: PeerConnection,
     id: RequestId,
@@ -202,8 +211,8 @@ export class Registrar {
     valid: boolean,
     proven: boolean,
   ): Promise<void> {
-    if (!valid) return conn.reply(id, refuse(REFUSALS.badSignature));
-    if (!proven) return conn.reply(id, refuse(CLAIM_REFUSALS.badAddressProof));
+    if (!valid) return this.refuse(conn, id, refuse(REFUSALS.badSignature));
+    if (!proven) return this.refuse(conn, id, refuse(CLAIM_REFUSALS.badAddressProof));
     let prepared: Prepared | null = null;
     try {
       // The table may have changed while the signature was checked (a name taken, the table full);
@@ -217,13 +226,14 @@ export class Registrar {
     } catch (err) {
       if (!(err instanceof RegistryError)) throw err;
       if (prepared !== null) await this.claims.keeper.abandon(prepared);
-      return conn.reply(id, err);
+      return this.refuse(conn, id, err);
     }
     await this.claims.keeper.completed(prepared);
     const claim = prepared.held;
     conn.send({ type: 'registered', id, peer: entry.peer, claim: claim === null ? null : claimInfo(claim) });
     // Counted for the summary line: a line each at info would make a reconnect storm a flood of lines.
     this.summary.registered();
+    this.counts.registration(conn.requestStartedAt);
     conn.log.debug({ nickname: entry.peer.nickname, address: entry.peer.address }, 'peer registered');
   }
 }
