@@ -35,6 +35,9 @@ const VERSION = (() => {
 /** The tor container's record of its last descriptor upload, in HiddenServiceDir (tor/tor-control.pl). */
 export const DESCRIPTOR_UPLOADED_FILE = 'descriptor-uploaded';
 
+/** The memory limit of the container the server runs in ("max" when there is none). */
+const CGROUP_MEMORY_MAX = '/sys/fs/cgroup/memory.max';
+
 /** The protocol revision the server speaks (PROTOCOL.md: revision 2 of protocol 1). */
 const PROTOCOL_REVISION = '2';
 
@@ -81,6 +84,18 @@ export class RegistryMetrics {
         },
       },
     ]);
+    this.add(
+      'registry_memory_limit_bytes',
+      "The container's memory limit (cgroup v2 memory.max; absent without one): compare process_resident_memory_bytes.",
+      'gauge',
+      async () => {
+        const limit = await readFile(CGROUP_MEMORY_MAX, 'utf8').then(
+          (text) => Number(text.trim()),
+          () => Number.NaN,
+        );
+        return Number.isFinite(limit) && limit > 0 ? [{ value: limit }] : [];
+      },
+    );
     this.add('registry_peers', 'Live registrations in the peer table (a cluster: of every instance).', 'gauge', () => [
       { value: gauges().peers },
     ]);
