@@ -53,7 +53,7 @@ describe.each([
 
   it('publishes only the Prometheus UI, on the loopback by default; the tors and forwarders publish nothing', () => {
     for (const [name, service] of Object.entries(doc.services)) {
-      if (name === 'prometheus') expect(service.ports).toEqual(['${PROMETHEUS_PUBLISH:-127.0.0.1:9090}:9090']);
+      if (name === 'prometheus') expect(service.ports).toEqual([`$\{PROMETHEUS_PUBLISH:-127.0.0.1:9090}:9090`]);
       else expect(service.ports, name).toBeUndefined();
     }
   });
