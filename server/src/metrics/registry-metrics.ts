@@ -35,8 +35,20 @@ const VERSION = (() => {
 /** The tor container's record of its last descriptor upload, in HiddenServiceDir (tor/tor-control.pl). */
 export const DESCRIPTOR_UPLOADED_FILE = 'descriptor-uploaded';
 
-/** The memory limit of the container the server runs in ("max" when there is none). */
-const CGROUP_MEMORY_MAX = '/sys/fs/cgroup/memory.max';
+/** Where the memory limit of the container the server runs in is: cgroup v2, then v1. */
+const CGROUP_MEMORY_LIMITS = ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes'];
+/** cgroup v1 says "no limit" with a number near 2^63. */
+const NO_LIMIT_ABOVE = 2 ** 50;
+
+async function memoryLimit(): Promise<number | null> {
+  for (const file of CGROUP_MEMORY_LIMITS) {
+    const text = await readFile(file, 'utf8').catch(() => null);
+    if (text === null) continue;
+    const limit = Number(text.trim()); // "max" (v2, no limit) is NaN
+    return Number.isFinite(limit) && limit > 0 && limit < NO_LIMIT_ABOVE ? limit : null;
+  }
+  return null;
+}
 
 /** The protocol revision the server speaks (PROTOCOL.md: revision 2 of protocol 1). */
 const PROTOCOL_REVISION = '2';
@@ -86,14 +98,11 @@ export class RegistryMetrics {
     ]);
     this.add(
       'registry_memory_limit_bytes',
-      "The container's memory limit (cgroup v2 memory.max; absent without one): compare process_resident_memory_bytes.",
+      "The container's memory limit (cgroup v2 memory.max or v1 memory.limit_in_bytes; absent without one): compare process_resident_memory_bytes.",
       'gauge',
       async () => {
-        const limit = await readFile(CGROUP_MEMORY_MAX, 'utf8').then(
-          (text) => Number(text.trim()),
-          () => Number.NaN,
-        );
-        return Number.isFinite(limit) && limit > 0 ? [{ value: limit }] : [];
+        const limit = await memoryLimit();
+        return limit === null ? [] : [{ value: limit }];
       },
     );
     this.add('registry_peers', 'Live registrations in the peer table (a cluster: of every instance).', 'gauge', () => [
