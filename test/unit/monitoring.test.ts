@@ -26,6 +26,8 @@ interface Compose {
 }
 
 const compose = (file: string): Compose => parse(read(file), { merge: true }) as Compose;
+/** A compose value's default: `${NAME:-default}` -> default. */
+const defaultOf = (value: string | undefined): string | undefined => value?.replace(/^\$\{[A-Z_]+:-(.*)\}$/, '$1');
 const networkNames = (s: Service): string[] =>
   Array.isArray(s.networks) ? [...s.networks] : Object.keys(s.networks ?? {});
 
@@ -40,11 +42,11 @@ describe.each([
 ])('%s with %s', (file, prometheusFile) => {
   const doc = compose(file);
   const prometheus = doc.services.prometheus as Service;
-  const address = (prometheus.networks as Record<string, { ipv4_address: string }>).monitoring?.ipv4_address;
+  const address = defaultOf((prometheus.networks as Record<string, { ipv4_address: string }>).monitoring?.ipv4_address);
 
   it("puts Prometheus at a fixed address of an internal network, the one tor's MetricsPortPolicy admits", () => {
     expect(doc.networks.monitoring?.internal).toBe(true);
-    const subnet = doc.networks.monitoring?.ipam?.config[0]?.subnet as string;
+    const subnet = defaultOf(doc.networks.monitoring?.ipam?.config[0]?.subnet) as string;
     expect(address?.startsWith(subnet.replace(/0\/24$/, ''))).toBe(true);
     expect(policies).toContain(`accept ${address}`);
     expect(policies.at(-1)).toBe('reject *');
