@@ -53,11 +53,25 @@ async function memoryLimit(): Promise<number | null> {
 /** The protocol revision the server speaks (PROTOCOL.md: revision 2 of protocol 1). */
 const PROTOCOL_REVISION = '2';
 
+/**
+ * prom-client's default process metrics, made once per process: they watch the process (a GC
+ * observer, an event-loop delay histogram, neither of which can be stopped), not one server, and a
+ * process that starts many servers (the tests) must not stack them up.
+ */
+let processRegistry: Registry | undefined;
+function processMetrics(): Registry {
+  if (processRegistry === undefined) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
 export class RegistryMetrics {
   readonly registry = new Registry();
+  private readonly process = processMetrics();
 
   constructor(private readonly sources: MetricSources) {
-    collectDefaultMetrics({ register: this.registry });
     this.registerRegistryMetrics();
     this.registerTraffic();
     this.registerStoreAndOnion();
@@ -68,9 +82,10 @@ export class RegistryMetrics {
     return this.registry.contentType;
   }
 
-  /** The exposition, as Prometheus reads it. */
-  text(): Promise<string> {
-    return this.registry.metrics();
+  /** The exposition, as Prometheus reads it: the process's metrics, then the registry's. */
+  async text(): Promise<string> {
+    const [process, registry] = await Promise.all([this.process.metrics(), this.registry.metrics()]);
+    return `${process}\n${registry}`;
   }
 
   private add(name: string, help: string, type: MetricType, values: () => Sample[] | Promise<Sample[]>): void {
