@@ -29,7 +29,11 @@ function listening(port: number): Promise<Server> {
   });
 }
 
-/** Timers that keep the event loop alive (the test's own timeout among them). */
+/**
+ * Timers that keep the event loop alive (the test's own timeout among them). A start that fails
+ * must leave no more than there were; fewer is another test file's timer of this worker firing
+ * meanwhile (seen under load, on the code before issue 21 too).
+ */
 function refTimers(): number {
   return process.getActiveResourcesInfo().filter((type) => type === 'Timeout').length;
 }
@@ -42,7 +46,7 @@ describe('a start that fails part way', () => {
     await expect(startTestServer({}, { port })).rejects.toThrow('simulated watcher failure');
     const again = await listening(port);
     cleanups.push(() => new Promise<void>((resolve) => again.close(() => resolve())));
-    expect(refTimers()).toBe(timers);
+    expect(refTimers()).toBeLessThanOrEqual(timers);
   });
 
   it('at listening (the port is taken), leaves no heartbeat timer running', async () => {
@@ -52,6 +56,6 @@ describe('a start that fails part way', () => {
     await expect(startTestServer({}, { port: (taken.address() as { port: number }).port })).rejects.toThrow(
       /EADDRINUSE/,
     );
-    expect(refTimers()).toBe(timers);
+    expect(refTimers()).toBeLessThanOrEqual(timers);
   });
 });
