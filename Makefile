@@ -1,6 +1,10 @@
 # P2P Tor Chat registry. `make help` lists the targets.
 SHELL := /bin/bash
 COMPOSE ?= docker compose
+# MONITORING=1: with the monitoring profile (Prometheus and the metrics forwarders): make up MONITORING=1.
+# Give it to every target of that stack (down, logs, cluster-*), or export it.
+MONITORING ?=
+COMPOSE += $(if $(filter 1 yes true,$(MONITORING)),--profile monitoring)
 CONFIG := /etc/p2p-registry/config.ini
 # Base images: the official ones, or local stand-ins where they cannot be pulled (CI, offline).
 BASE_IMAGES_ENV := test/.run/base-images.env
@@ -34,7 +38,7 @@ docker_problem = $(shell \
   fi)
 
 .DEFAULT_GOAL := help
-.PHONY: help lint format up down logs onion backup restore build cluster-up cluster-down cluster-status cluster-backends cluster-upgrade cluster-drain cluster-undrain cluster-remove cluster-logs test test-unit test-postgres test-hardening test-stack test-e2e typecheck bench bench-smoke bench-cluster bench-cluster-smoke bench-failover base-images require-node require-docker
+.PHONY: help lint format up down logs onion status cluster-instances test-monitoring backup restore build cluster-up cluster-down cluster-status cluster-backends cluster-upgrade cluster-drain cluster-undrain cluster-remove cluster-logs test test-unit test-postgres test-hardening test-stack test-e2e typecheck bench bench-smoke bench-cluster bench-cluster-smoke bench-failover base-images require-node require-docker
 # make test runs its parts in order, in this one make process: -j must not interleave them.
 .NOTPARALLEL:
 
@@ -72,6 +76,11 @@ onion: ## print the registry's ws://<onion>:<port>/ URL (waits for tor to write 
 	done; \
 	echo "$$url"; \
 	if command -v qrencode >/dev/null; then qrencode -t ANSIUTF8 "$$url"; fi
+
+# STATUS_ARGS: --watch (refresh), --json, --interval <seconds> (default 5: per-minute counts are
+# measured over it). A terminal gets a TTY (for --watch); a pipe does not.
+status: require-docker ## one screen from the registry's operator socket: peers, connections, registrations and refusals per minute, latency, store, onion (STATUS_ARGS=--watch)
+	@$(COMPOSE) exec $$([ -t 0 ] || echo -T) registry node /app/server/dist/cli.js status --config $(CONFIG) $(STATUS_ARGS)
 
 # The claim database (registry-data volume), online: `p2p-registry backup` inside the running
 # registry writes a consistent copy (VACUUM INTO from a read-only connection, checked, synced) into
@@ -140,6 +149,12 @@ cluster-down: ## stop the cluster (the master key and the database stay in their
 cluster-status: ## onionbalance's view: each backend's descriptor, the master descriptor's last publication
 	@$(CLUSTER_COMPOSE) exec -T frontend /usr/local/bin/cluster status
 
+cluster-instances: require-docker ## p2p-registry status of every running backend registry on this host: its peers, database, log lag and lease (STATUS_ARGS=--json)
+	@for service in $$($(CLUSTER_COMPOSE) ps --services --status running | grep -E '^backend[0-9]+-registry$$'); do \
+	  echo "== $$service"; \
+	  $(CLUSTER_COMPOSE) exec -T $$service node /app/server/dist/cli.js status --config $(CONFIG) $(STATUS_ARGS) || true; \
+	done
+
 cluster-backends: require-docker ## every backend: serving, drained or lapsed, its registry instance, whether the master descriptor lists it
 	@COMPOSE="$(CLUSTER_COMPOSE)" bash tor/cluster-ops.sh backends
 
@@ -186,7 +201,7 @@ node_modules/.package-lock.json: package-lock.json | require-node
 	@touch $@
 
 # Docker is checked first: without it the run would fail at the end, after the other suites.
-test: require-node require-docker lint typecheck test-unit test-postgres test-hardening test-stack test-e2e ## everything: format and lint, type-check, unit, the PostgreSQL store, hardening, the offline stack, then end-to-end through a private Tor network
+test: require-node require-docker lint typecheck test-monitoring test-unit test-postgres test-hardening test-stack test-e2e ## everything: format and lint, type-check, unit, the PostgreSQL store, hardening, the offline stack, then end-to-end through a private Tor network
 
 lint: require-node node_modules/.package-lock.json ## the formatter and the linter (Biome) check every file; npm run format fixes what it can
 	npm run lint
@@ -196,6 +211,11 @@ format: require-node node_modules/.package-lock.json ## formats every file and a
 
 typecheck: require-node node_modules/.package-lock.json ## type-check the server, the tests and the benchmark
 	npm run typecheck
+
+# promtool is Debian's prometheus package (sudo bash .ci/install-prometheus.sh); the same checks
+# Prometheus makes at start, plus the alert rules' own tests (monitoring/alerts.test.yml).
+test-monitoring: ## promtool check config (both Prometheus files), check rules and test rules (monitoring/)
+	@bash monitoring/check.sh
 
 test-unit: typecheck ## the unit suite, server/dist built once first (no Docker needed)
 	npm run test:unit

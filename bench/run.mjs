@@ -45,6 +45,7 @@ import {
 import { startRun } from './lib/run-control.mjs';
 import { Worker as LoadWorker } from './lib/worker.mjs';
 import { nonReaderPhase } from './phases/non-reader.mjs';
+import { METRICS_TARGETS, metricsPhase, metricsRows } from './phases/metrics.mjs';
 import { summarizeProfile } from './profile-summary.mjs';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -57,7 +58,10 @@ const BUSY_HOST_CPU = 0.25;
 
 const PLANS = {
   full: {
-    budgetMs: 280_000, // 220 s before the claims phase came
+    budgetMs: 330_000, // 220 s before the claims phase came, 280 s before the metrics phase
+    metricsRounds: 3,
+    metricsScrapes: 500,
+    metricsScrapeEveryMs: 1_000,
     windowMs: 1_000,
     verifyMs: 3_000,
     conns: 128,
@@ -86,7 +90,10 @@ const PLANS = {
     churnMaxCycles: 200_000,
   },
   smoke: {
-    budgetMs: 60_000, // 20 s before the non-reader and fan-out phases came, 45 s before the claims phase
+    budgetMs: 75_000, // 20 s before the non-reader and fan-out phases came, 45 s before the claims phase, 60 s before metrics
+    metricsRounds: 1,
+    metricsScrapes: 100,
+    metricsScrapeEveryMs: 1_000,
     windowMs: 500,
     verifyMs: 500,
     conns: 64,
@@ -125,6 +132,7 @@ const TARGETS = [
   ['churnLost', (v) => v === 0, '= 0'],
   ...FAN_OUT_TARGETS,
   ...CLAIMS_TARGETS,
+  ...METRICS_TARGETS,
 ];
 
 function parseArgs(argv) {
@@ -150,6 +158,7 @@ function parseArgs(argv) {
     'echo',
     'lookup',
     'latency',
+    'metrics',
     'register',
     'capacity',
     'churn',
@@ -385,7 +394,7 @@ async function main() {
   }
 
   // 3. The registry: lookups, lookup latency at half the peak, registrations.
-  if (want('lookup') || want('latency') || want('register')) {
+  if (want('lookup') || want('latency') || want('metrics') || want('register')) {
     const reg = await startRegistry('main', 30, opts.profile === null ? null : `${opts.profile}.cpuprofile`);
     const pids = { server: reg.pid, client: w0.pid };
     P.registryFdLimit = reg.fdLimit;
@@ -439,6 +448,29 @@ async function main() {
       );
       if (result.errors > 0)
         throw new Error(`lookup phase had ${result.errors} bad replies: ${result.errorSamples.join(' | ')}`);
+    }
+
+    if (want('metrics') && opts.profile === null) {
+      const out = await metricsPhase({
+        reg,
+        rounds: plan.metricsRounds,
+        scrapes: plan.metricsScrapes,
+        everyMs: plan.metricsScrapeEveryMs,
+        log,
+        measure: async () => {
+          const { result, chosen, cpu } = await w0.measured(
+            'throughput',
+            throughputArgs(reg.port, true),
+            phaseTimeout(plan.warmupMs + plan.measureMs),
+            pids,
+          );
+          if (result.errors > 0)
+            throw new Error(`metrics phase had ${result.errors} bad replies: ${result.errorSamples.join(' | ')}`);
+          return { perSec: chosen.perSec, perCpuSecond: perCpu(chosen.perSec, cpu) };
+        },
+      });
+      P.metrics = out.phase;
+      Object.assign(m, out.metrics);
     }
 
     if (want('latency')) {
@@ -866,6 +898,7 @@ function printTable(results) {
     ],
     ...fanOutRows(m, P),
     ...claimsRows(m, P, cores),
+    ...metricsRows(m, results.targets),
   ].filter((row) => row[1] !== undefined);
   process.stdout.write(formatTable(rows));
 }

@@ -5,7 +5,10 @@
 #   tor-control watch    kept running beside tor (the entrypoint starts it): subscribes to HS_DESC
 #                        events and records each "HS_DESC UPLOADED" (a directory accepted our onion
 #                        service's descriptor) in $TOR_RUN_DIR/hs-desc-uploaded. Tor has no GETINFO
-#                        key for "my descriptor is published"; the event is the only sign.
+#                        key for "my descriptor is published"; the event is the only sign. The time
+#                        alone also goes to descriptor-uploaded in the onion's folder (0640), where
+#                        the registry (tor's group, read-only) reads it for its metrics
+#                        (registry_onion_descriptor_upload_timestamp_seconds) and `p2p-registry status`.
 #   tor-control health   the Docker HEALTHCHECK: exit 0 when tor is serving the onion now, i.e.
 #                        tor runs, `hostname` holds a v3 address, tor answers on its control socket,
 #                        bootstrap is at 100%, tor thinks the network is up, and a descriptor was
@@ -24,6 +27,7 @@ my $hostname_file = $ENV{HOSTNAME_FILE} // '/var/lib/tor/hidden_service/hostname
 my $socket_path = "$run_dir/control";
 my $cookie_path = "$run_dir/control.authcookie";
 my $uploaded_path = "$run_dir/hs-desc-uploaded";
+my $shared_uploaded_path = $ENV{DESCRIPTOR_UPLOADED_FILE} // '/var/lib/tor/hidden_service/descriptor-uploaded';
 my $watch_pid_path = "$run_dir/watch.pid";
 # An onion service descriptor is valid this long (rend-spec: descriptor-lifetime 180 minutes);
 # tor uploads a new one every 60-120 minutes and whenever its introduction points change.
@@ -72,10 +76,11 @@ sub pid_alive {
 }
 
 sub write_atomically {
-  my ($path, $text) = @_;
+  my ($path, $text, $mode) = @_;
   open(my $fh, '>', "$path.tmp") or die "cannot write $path.tmp ($!)\n";
   print {$fh} $text;
   close $fh or die "cannot write $path.tmp ($!)\n";
+  chmod($mode, "$path.tmp") if defined $mode;
   rename("$path.tmp", $path) or die "cannot rename $path.tmp ($!)\n";
 }
 
@@ -125,6 +130,8 @@ sub watch {
       # 650 HS_DESC UPLOADED <address> <auth> <hsdir> ...: one directory stored our descriptor.
       next unless $line =~ /^650 HS_DESC UPLOADED (\S+)/;
       write_atomically($uploaded_path, time() . " $1\n");
+      # Best effort: the health check reads the record above; this copy only feeds the metrics.
+      eval { write_atomically($shared_uploaded_path, time() . "\n", 0640) };
     }
     sleep 1;    # tor closed the connection (restarting or stopping): try again while it lives
   }

@@ -21,6 +21,7 @@ import { RegistryClient } from '../../server/src/client/index.js';
 import type { SocksProxy } from '../../server/src/client/socks5.js';
 import { randomNickname, randomOnion } from '../support/registry-harness.js';
 import { retry, waitForValue, waitUntil } from '../support/wait.js';
+import { dashboardQueries, expectEveryQueryAnswers, promQuery } from './prometheus.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const PREFIX = 'p2p-registry-cluster-e2e-';
@@ -32,6 +33,8 @@ const HS_DIR = '/var/lib/tor/hidden_service';
 const exec = promisify(execFile);
 
 let stack: StartedDockerComposeEnvironment | undefined;
+/** The monitoring profile's Prometheus, published on a random port of 127.0.0.1. */
+let prometheusUrl: string;
 let socks: SocksProxy;
 let master: string;
 const backendOnion = {} as Record<Backend, string>;
@@ -40,7 +43,7 @@ const timings: Record<string, number | number[]> = {};
 
 function compose(...args: string[]): Promise<{ stdout: string }> {
   const files = FILES.flatMap((file) => ['-f', file]);
-  return exec('docker', ['compose', '-p', PROJECT, ...files, '--profile', 'all', ...args], {
+  return exec('docker', ['compose', '-p', PROJECT, ...files, '--profile', 'all', '--profile', 'monitoring', ...args], {
     cwd: ROOT,
     maxBuffer: 16 * 1024 * 1024,
   });
@@ -155,6 +158,8 @@ async function removeLeftovers(): Promise<void> {
         ...FILES.flatMap((f) => ['-f', f]),
         '--profile',
         'all',
+        '--profile',
+        'monitoring',
         'down',
         '-v',
         '--remove-orphans',
@@ -168,20 +173,22 @@ async function removeLeftovers(): Promise<void> {
 
 async function startStack(): Promise<StartedDockerComposeEnvironment> {
   const environment: Record<string, string> = {};
-  for (const name of ['TOR_BASE_IMAGE', 'NODE_BASE_IMAGE', 'POSTGRES_IMAGE']) {
+  for (const name of ['TOR_BASE_IMAGE', 'NODE_BASE_IMAGE', 'POSTGRES_IMAGE', 'PROMETHEUS_IMAGE']) {
     const value = process.env[name];
     if (value !== undefined && value !== '') environment[name] = value;
   }
+  environment.PROMETHEUS_PUBLISH = '127.0.0.1:'; // a random port of the loopback
   let env = new DockerComposeEnvironment(ROOT, FILES)
     .withProjectName(PROJECT)
-    .withProfiles('all')
+    .withProfiles('all', 'monitoring')
     .withBuild()
     .withEnvironment(environment)
     .withStartupTimeout(300_000)
     .withWaitStrategy('testnet-init-1', Wait.forOneShotStartup())
     .withWaitStrategy('postgres-1', Wait.forHealthCheck())
     .withWaitStrategy('testnet-client-1', Wait.forHealthCheck())
-    .withWaitStrategy('frontend-1', Wait.forHealthCheck());
+    .withWaitStrategy('frontend-1', Wait.forHealthCheck())
+    .withWaitStrategy('prometheus-1', Wait.forHealthCheck());
   for (const backend of BACKENDS) {
     env = env
       .withWaitStrategy(`${backend}-config-1`, Wait.forOneShotStartup())
@@ -191,6 +198,7 @@ async function startStack(): Promise<StartedDockerComposeEnvironment> {
   }
   stack = await env.up();
   socks = { host: '127.0.0.1', port: stack.getContainer('testnet-client-1').getMappedPort(9050) };
+  prometheusUrl = `http://127.0.0.1:${stack.getContainer('prometheus-1').getMappedPort(9090)}`;
   return stack;
 }
 
@@ -251,7 +259,7 @@ async function waitPublished(
 
 /** tor/cluster-ops.sh, as make cluster-upgrade / cluster-drain / cluster-undrain run it, on this test's stack. */
 async function clusterOps(...args: string[]): Promise<string> {
-  const COMPOSE = `docker compose -p ${PROJECT} ${FILES.map((f) => `-f ${f}`).join(' ')} --profile all`;
+  const COMPOSE = `docker compose -p ${PROJECT} ${FILES.map((f) => `-f ${f}`).join(' ')} --profile all --profile monitoring`;
   const { stdout } = await exec('bash', ['tor/cluster-ops.sh', ...args], {
     cwd: ROOT,
     env: { ...process.env, COMPOSE },
@@ -396,6 +404,44 @@ describe('the cluster through Onionbalance', () => {
     await expect(bob.lookup(aliceName)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await Promise.all([watcher.close(), bob.close()]);
   });
+
+  it("gives Prometheus every backend's metrics: each registry and its tor, the cluster's series by backend, and the dashboard's Cluster panels", async () => {
+    const backends = async (expr: string): Promise<string[]> => {
+      const answer = await promQuery(prometheusUrl, expr);
+      expect(answer.status, expr).toBe('success');
+      return answer.result.map((s) => s.metric.backend ?? '').sort();
+    };
+    const all = [...BACKENDS].sort();
+    let seen: Record<string, string[]> = {};
+    await waitUntil(
+      "every backend's series in Prometheus",
+      async () => {
+        seen = {
+          registry: await backends('up{job="registry"} == 1'),
+          tor: await backends('up{job="tor"} == 1'),
+          lease: await backends('registry_cluster_database_up == 1'),
+          lag: await backends('registry_cluster_log_lag_events'),
+          hs: await backends('sum by (backend) (tor_hs_intro_num_total)'),
+        };
+        return Object.values(seen).every((list) => JSON.stringify(list) === JSON.stringify(all));
+      },
+      { timeoutMs: 120_000, intervalMs: 3_000, describe: () => JSON.stringify(seen) },
+    );
+    // Each instance reports the whole cluster's table, and the peers registered through itself.
+    await waitUntil(
+      'registry_peers equal on every backend',
+      async () => {
+        const peers = await promQuery(prometheusUrl, 'registry_peers');
+        return peers.result.length === BACKENDS.length && new Set(peers.result.map((s) => s.value[1])).size === 1;
+      },
+      { timeoutMs: 60_000, intervalMs: 3_000 },
+    );
+    await expectEveryQueryAnswers(
+      prometheusUrl,
+      dashboardQueries(true).filter((q) => q.panel.startsWith('Cluster:')),
+      120_000,
+    );
+  }, 300_000);
 
   it("upgrades every backend's registry without restarting a tor: its peers reconnect through the master onion and keep their nicknames", async () => {
     const peers = await Promise.all([0, 1, 2, 3].map((i) => registeredPeer(`up${i}`)));

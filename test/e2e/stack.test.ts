@@ -1,10 +1,11 @@
 /**
  * End-to-end: the shipped compose.yaml plus a private Tor network (test/compose.testnet.yaml),
- * started with testcontainers. Every request below travels through the client tor's SOCKS port,
+ * started with testcontainers, with the monitoring profile (the metrics forwarder and Prometheus). Every request below travels through the client tor's SOCKS port,
  * real onion routing, the stack's tor and its unix socket into the registry. No tor here ever
  * contacts the public Tor network: all of them use only the test network's own authorities.
  */
 import { execFile } from 'node:child_process';
+import { get as httpGet } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -22,6 +23,7 @@ import {
   signRegistration,
 } from '../support/registry-harness.js';
 import { nextEvent, retry, waitForValue, waitUntil } from '../support/wait.js';
+import { dashboardQueries, expectEveryQueryAnswers, promQuery, promValue } from './prometheus.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const PROJECT = `p2p-registry-e2e-${randomBytes(3).toString('hex')}`;
@@ -36,11 +38,14 @@ let socks: SocksProxy;
 let registryUrl: string;
 let registryOnion: string;
 let echoOnion: string;
+/** The monitoring profile's Prometheus, published on a random port of 127.0.0.1. */
+let prometheusUrl: string;
 const clients: RegistryClient[] = [];
 const timings: Record<string, number> = {};
 
 function compose(...args: string[]): Promise<{ stdout: string }> {
-  return exec('docker', ['compose', '-p', PROJECT, '-f', 'compose.yaml', '-f', 'test/compose.testnet.yaml', ...args], {
+  const files = ['-f', 'compose.yaml', '-f', 'test/compose.testnet.yaml', '--profile', 'monitoring'];
+  return exec('docker', ['compose', '-p', PROJECT, ...files, ...args], {
     cwd: ROOT,
     maxBuffer: 16 * 1024 * 1024,
   });
@@ -127,6 +132,8 @@ async function removeLeftovers(): Promise<void> {
         'compose.yaml',
         '-f',
         'test/compose.testnet.yaml',
+        '--profile',
+        'monitoring',
         'down',
         '-v',
         '--remove-orphans',
@@ -141,12 +148,14 @@ async function removeLeftovers(): Promise<void> {
 /** `up` of the whole project (the stack and the test network) as testcontainers does it, every wait bounded. */
 async function startStack(): Promise<StartedDockerComposeEnvironment> {
   const environment: Record<string, string> = {};
-  for (const name of ['TOR_BASE_IMAGE', 'NODE_BASE_IMAGE']) {
+  for (const name of ['TOR_BASE_IMAGE', 'NODE_BASE_IMAGE', 'PROMETHEUS_IMAGE']) {
     const value = process.env[name];
     if (value !== undefined && value !== '') environment[name] = value;
   }
+  environment.PROMETHEUS_PUBLISH = '127.0.0.1:'; // a random port of the loopback
   const started = await new DockerComposeEnvironment(ROOT, ['compose.yaml', 'test/compose.testnet.yaml'])
     .withProjectName(PROJECT)
+    .withProfiles('monitoring')
     .withBuild()
     .withEnvironment(environment)
     .withStartupTimeout(240_000)
@@ -156,7 +165,9 @@ async function startStack(): Promise<StartedDockerComposeEnvironment> {
     .withWaitStrategy('testnet-echo-1', Wait.forHealthCheck())
     .withWaitStrategy('tor-1', Wait.forHealthCheck())
     .withWaitStrategy('registry-1', Wait.forHealthCheck())
+    .withWaitStrategy('prometheus-1', Wait.forHealthCheck())
     .up();
+  prometheusUrl = `http://127.0.0.1:${started.getContainer('prometheus-1').getMappedPort(9090)}`;
   stack = started;
   // The client tor's SOCKS port is published on a random host port: a new one after every `up`.
   socks = { host: '127.0.0.1', port: started.getContainer('testnet-client-1').getMappedPort(9050) };
@@ -516,4 +527,85 @@ describe('durable claims and the address proof through the stack', () => {
     timings.downUpClaimCheckedSeconds = (Date.now() - downStarted) / 1000;
     await release(client, owner.nickname);
   }, 600_000);
+});
+
+/** The registry's own count of live peers, from /healthz on its operator socket. */
+async function registeredNow(): Promise<number> {
+  const { output } = await inContainer('registry', [
+    'node',
+    '/app/server/dist/cli.js',
+    'health',
+    '--config',
+    REGISTRY_CONFIG,
+  ]);
+  return (JSON.parse(output) as { peers: number }).peers;
+}
+
+describe("monitoring: the monitoring profile's Prometheus", () => {
+  it('sees registry_peers equal to the N peers registered', async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+    await waitUntil('no peer registered', async () => (await registeredNow()) === 0, { timeoutMs: 60_000 });
+    const n = 3;
+    for (let i = 0; i < n; i += 1) await registeredPeer('gauge');
+    expect(await registeredNow()).toBe(n);
+    let seen: number | null = null;
+    await waitUntil(
+      `registry_peers = ${n} in Prometheus`,
+      async () => {
+        seen = await promValue(prometheusUrl, 'registry_peers');
+        return seen === n;
+      },
+      { timeoutMs: 90_000, intervalMs: 2_000, describe: () => `registry_peers ${seen}` },
+    );
+  });
+
+  it("has tor's onion-service series (tor_hs_*) for the registry's onion", async () => {
+    const onion = registryOnion.replace(/\.onion$/, '');
+    for (const name of [
+      'tor_hs_intro_num_total',
+      'tor_hs_rdv_num_total',
+      'tor_hs_intro_rejected_intro_req_count',
+      'tor_hs_rdv_error_count',
+      'tor_hs_intro_established_count',
+      'tor_hs_intro_circ_build_time_bucket',
+      'tor_hs_pow_suggested_effort',
+    ]) {
+      const answer = await promQuery(prometheusUrl, name);
+      expect(answer.status, name).toBe('success');
+      const ours = answer.result.filter((s) => Object.values(s.metric).some((v) => v.includes(onion)));
+      expect(ours.length, `${name} for ${onion}: ${JSON.stringify(answer.result.slice(0, 3))}`).toBeGreaterThan(0);
+      expect(ours.every((s) => s.metric.job === 'tor')).toBe(true);
+    }
+    expect(await promValue(prometheusUrl, 'sum(tor_hs_intro_num_total)')).toBeGreaterThan(0);
+  });
+
+  it('runs every query of the Grafana dashboard (the Cluster panels aside): each parses and returns data', async () => {
+    // A refused request, a list and a closed connection, so that every rate has something to count.
+    const client = await connectClient();
+    await expect(client.lookup(randomNickname('nobody'))).rejects.toThrow();
+    await client.list();
+    await client.close();
+    await expectEveryQueryAnswers(prometheusUrl, dashboardQueries(false), 240_000);
+  }, 300_000);
+
+  it('serves no metrics through the onion: GET /metrics there answers 426', async () => {
+    const agent = new SocksAgent(socks);
+    const res = await retry(
+      'GET /metrics through the onion',
+      () =>
+        new Promise<{ status: number; body: string }>((resolvePromise, reject) => {
+          const req = httpGet({ host: registryOnion, port: 80, path: '/metrics', agent }, (answer) => {
+            let body = '';
+            answer.setEncoding('utf8');
+            answer.on('data', (chunk: string) => (body += chunk));
+            answer.on('end', () => resolvePromise({ status: answer.statusCode ?? 0, body }));
+          });
+          req.on('error', reject);
+        }),
+      { timeoutMs: 120_000, intervalMs: 2_000 },
+    );
+    agent.destroy();
+    expect(res.status).toBe(426);
+    expect(res.body).not.toContain('registry_');
+  });
 });

@@ -11,12 +11,15 @@
 #                                                                          on the Debian stand-in, user node 1000)
 #   postgres:15-bookworm   -> p2p-registry-standin/postgres:15-bookworm  (Debian's postgresql-15 on the Debian
 #                                                                          base; test/images/postgres-standin/)
+#   prom/prometheus:v2.53.3 -> p2p-registry-standin/prometheus:v2       (Debian's prometheus 2.42 on the Debian
+#                                                                          base; test/images/prometheus-standin/)
 # Both stand-ins carry this host's CA bundle (HOST_CA_BUNDLE), for registries behind a
 # TLS-inspecting proxy. To rebuild them: docker rmi the p2p-registry-standin images.
 # The chosen names are printed and written to test/.run/base-images.env as
-#   export TOR_BASE_IMAGE=...   export NODE_BASE_IMAGE=...   export POSTGRES_IMAGE=...
+#   export TOR_BASE_IMAGE=...   export NODE_BASE_IMAGE=...   export POSTGRES_IMAGE=...   export PROMETHEUS_IMAGE=...
 # which compose.yaml passes to the Dockerfiles as build args (BASE_IMAGE, NODE_BASE_IMAGE), and
-# compose.cluster.yaml uses as the postgres service's image.
+# compose.cluster.yaml uses as the postgres service's image; PROMETHEUS_IMAGE is the monitoring
+# profile's prometheus image in both compose files.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -31,6 +34,8 @@ DEBIAN_STANDIN=p2p-registry-standin/debian:bookworm-slim
 NODE_STANDIN=p2p-registry-standin/node:24-bookworm-slim
 POSTGRES_IMAGE=postgres:15-bookworm
 POSTGRES_STANDIN=p2p-registry-standin/postgres:15-bookworm
+PROMETHEUS_IMAGE=prom/prometheus:v2.53.3
+PROMETHEUS_STANDIN=p2p-registry-standin/prometheus:v2
 
 out_dir=$root/test/.run
 env_file=$out_dir/base-images.env
@@ -126,6 +131,14 @@ build_postgres_standin() {
   say "built $POSTGRES_STANDIN in $(( $(date +%s) - start ))s"
 }
 
+build_prometheus_standin() {
+  local base=$1 start
+  if have_image "$PROMETHEUS_STANDIN"; then say "$PROMETHEUS_STANDIN exists"; return; fi
+  start=$(date +%s)
+  docker build -q --build-arg "BASE_IMAGE=$base" -t "$PROMETHEUS_STANDIN" "$root/test/images/prometheus-standin" >/dev/null
+  say "built $PROMETHEUS_STANDIN in $(( $(date +%s) - start ))s"
+}
+
 tor_base=$DEBIAN_IMAGE
 node_base=$NODE_IMAGE
 postgres_image=$POSTGRES_IMAGE
@@ -145,6 +158,13 @@ if ! real_image_available "$POSTGRES_IMAGE"; then
   postgres_image=$POSTGRES_STANDIN
 fi
 
+prometheus_image=$PROMETHEUS_IMAGE
+if ! real_image_available "$PROMETHEUS_IMAGE"; then
+  build_prometheus_standin "$tor_base"
+  prometheus_image=$PROMETHEUS_STANDIN
+fi
+
 mkdir -p "$out_dir"
-printf 'export TOR_BASE_IMAGE=%s\nexport NODE_BASE_IMAGE=%s\nexport POSTGRES_IMAGE=%s\n' "$tor_base" "$node_base" "$postgres_image" | tee "$env_file"
+printf 'export TOR_BASE_IMAGE=%s\nexport NODE_BASE_IMAGE=%s\nexport POSTGRES_IMAGE=%s\nexport PROMETHEUS_IMAGE=%s\n' \
+  "$tor_base" "$node_base" "$postgres_image" "$prometheus_image" | tee "$env_file"
 say "wrote $env_file"

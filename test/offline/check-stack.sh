@@ -98,6 +98,8 @@ wait_serving_prints_url() { # make up's wait: the URL once tor and the registry 
 }
 bad_config_stops_stack() { # CONFIG_INI EXPECTED: `up` fails at the one-shot with the server's line; nothing else starts
   local project=p2p-registry-offline-badconfig out
+  # Beside the running stack: a monitoring network of its own (one subnet can exist once per host).
+  local -x MONITORING_SUBNET=10.213.72.0/24 MONITORING_PROMETHEUS_ADDRESS=10.213.72.10
   local bad=(docker compose -p "$project" -f compose.yaml -f test/compose.offline.yaml)
   "${bad[@]}" down -v >/dev/null 2>&1 || true
   if CONFIG_INI=$1 "${bad[@]}" up -d >/dev/null 2>&1; then "${bad[@]}" down -v >/dev/null 2>&1; return 1; fi

@@ -1,8 +1,10 @@
 /**
  * The Docker stacks give every registry server an operator socket that tor cannot reach: health
- * (uptime, peers, a cluster instance) must not answer on the onion (SECURITY.md). Read from the
- * compose files themselves, so that an edit that moves the socket into a volume tor mounts fails
- * here, without Docker (test/offline/check-stack.sh checks the running stack).
+ * (uptime, peers, a cluster instance) and metrics must not answer on the onion (SECURITY.md). Read
+ * from the compose files themselves, so that an edit that moves the socket into a volume tor
+ * mounts fails here, without Docker (test/offline/check-stack.sh checks the running stack). The
+ * socket's folder is a tmpfs volume of the server's user alone, which only the monitoring
+ * profile's metrics forwarder mounts besides the server, read-only.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -16,6 +18,7 @@ const TOR_IMAGE = 'p2p-registry/tor:latest';
 
 interface Service {
   readonly image?: string;
+  readonly networks?: unknown;
   readonly command?: readonly string[];
   readonly environment?: Record<string, string>;
   readonly volumes?: ReadonlyArray<string | { readonly target: string }>;
@@ -23,9 +26,23 @@ interface Service {
   readonly healthcheck?: { readonly test?: readonly string[]; readonly disable?: boolean };
 }
 
-function services(file: string): Record<string, Service> {
-  const doc = parse(readFileSync(join(ROOT, file), 'utf8'), { merge: true }) as { services: Record<string, Service> };
-  return doc.services;
+interface ComposeFile {
+  readonly services: Record<string, Service>;
+  readonly volumes: Record<string, { readonly driver_opts?: Record<string, string> } | null>;
+}
+
+function composeFile(file: string): ComposeFile {
+  return parse(readFileSync(join(ROOT, file), 'utf8'), { merge: true }) as ComposeFile;
+}
+
+/** The volume mounted at `target`, with its read-only flag. */
+function volumeAt(service: Service, target: string): { name: string; readOnly: boolean } | undefined {
+  for (const volume of service.volumes ?? []) {
+    if (typeof volume !== 'string') continue;
+    const [name, at, mode] = volume.split(':');
+    if (at === target) return { name: name as string, readOnly: mode === 'ro' };
+  }
+  return undefined;
 }
 
 /** Where a service's volumes are mounted. */
@@ -38,7 +55,8 @@ function mountTargets(service: Service): string[] {
 const isServer = (service: Service): boolean => service.image === SERVER_IMAGE && service.command === undefined;
 
 describe.each(['compose.yaml', 'compose.cluster.yaml'])('%s', (file) => {
-  const all = services(file);
+  const doc = composeFile(file);
+  const all = doc.services;
   const servers = Object.entries(all).filter(([, service]) => isServer(service));
   const tors = Object.entries(all).filter(([, service]) => service.image === TOR_IMAGE);
 
@@ -66,14 +84,29 @@ describe.each(['compose.yaml', 'compose.cluster.yaml'])('%s', (file) => {
   );
 
   it.each(servers.map(([name]) => name))(
-    "%s: the operator socket's folder is a tmpfs of the server's user alone, in no volume",
+    "%s: the operator socket's folder is a tmpfs volume of the server's user alone, mounted by no tor, and by nothing else but its metrics forwarder, read-only",
     (name) => {
       const service = all[name] as Service;
       const folder = dirname(service.environment?.REGISTRY_HOST_OPERATORSOCKET as string);
-      expect(service.tmpfs).toContain(`${folder}:uid=1000,gid=10001,mode=0700,size=1m`);
-      expect(mountTargets(service).filter((target) => target === folder || folder.startsWith(`${target}/`))).toEqual(
-        [],
+      const mounted = volumeAt(service, folder);
+      expect(mounted?.readOnly).toBe(false);
+      const volume = mounted?.name as string;
+      expect(doc.volumes[volume]?.driver_opts).toEqual({
+        type: 'tmpfs',
+        device: 'tmpfs',
+        o: 'uid=1000,gid=10001,mode=0700,size=1m',
+      });
+      const others = Object.entries(all).filter(
+        ([other, s]) =>
+          other !== name && (s.volumes ?? []).some((v) => typeof v === 'string' && v.startsWith(`${volume}:`)),
       );
+      expect(others.length).toBeLessThanOrEqual(1);
+      for (const [, forwarder] of others) {
+        expect(forwarder.image).toBe(SERVER_IMAGE);
+        expect(forwarder.command?.[0]).toBe('metrics-forward');
+        expect(volumeAt(forwarder, folder)).toEqual({ name: volume, readOnly: true });
+        expect(forwarder.networks).toEqual(['monitoring']);
+      }
     },
   );
 

@@ -7,8 +7,13 @@ export interface HealthResult {
 
 /** GET /healthz on the operator listener's unix socket ([Host] OperatorSocket). */
 export function fetchHealth(operatorSocket: string, timeoutMs = 3_000): Promise<HealthResult> {
+  return fetchOperator(operatorSocket, '/healthz', timeoutMs);
+}
+
+/** GET `path` (/healthz, /metrics) on the operator listener's unix socket. */
+export function fetchOperator(operatorSocket: string, path: string, timeoutMs = 3_000): Promise<HealthResult> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: operatorSocket, path: '/healthz', method: 'GET', timeout: timeoutMs }, (res) => {
+    const req = request({ socketPath: operatorSocket, path, method: 'GET', timeout: timeoutMs }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {

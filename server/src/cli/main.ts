@@ -5,6 +5,8 @@
  *   onion  --config <path>   print ws://<onion>:<port>/ from tor's hostname file
  *   health --config <path>   exit 0 when the operator listener's /healthz answers 200 (container HEALTHCHECK)
  *   tor-settings --config <path> --out <file>   validate config.ini, write what tor needs
+ *   status --config <path> [--watch] [--json]   one screen from the operator socket (status-command.ts)
+ *   metrics-forward --socket <path> --listen <address:port>   the monitoring profile's forwarder
  *   claims list|show|release, backup <file>   operators' commands on the claim database
  * plus the peer client commands of client-commands.ts.
  */
@@ -28,6 +30,8 @@ import {
   runModerationCommand,
 } from './moderation-commands.js';
 import { createLogger } from '../server/logger.js';
+import { metricsForward } from './metrics-forward.js';
+import { parseInterval, status } from './status-command.js';
 
 const USAGE = `usage: p2p-registry <command> [options]
 
@@ -38,6 +42,11 @@ registry commands (--config defaults to ./config.ini):
   tor-settings [--config <path>] --out <file>
                              validate config.ini as serve does and write the KEY=VALUE lines
                              the tor container needs (HIDDEN_SERVICE_PORT) to <file>
+  status [--config <path>] [--watch] [--json] [--interval <seconds>]
+                             one screen from the operator socket: peers, connections, requests,
+                             registrations and refusals per minute, latency, store, onion, cluster
+  metrics-forward --socket <path> --listen <address:port>
+                             serve GET /metrics of the operator socket over TCP (monitoring profile)
   exit codes: 0 ok, 1 failure, 2 usage, 3 no onion address yet (onion), 78 configuration error
 ${STORE_USAGE}${MODERATION_USAGE}${CLIENT_USAGE}`;
 
@@ -46,8 +55,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     args = parseArgs(
       argv,
-      new Set(['config', 'out', ...CLIENT_OPTIONS, ...MODERATION_OPTIONS]),
-      new Set(['help', ...CLIENT_FLAGS]),
+      new Set(['config', 'out', 'socket', 'listen', 'interval', ...CLIENT_OPTIONS, ...MODERATION_OPTIONS]),
+      new Set(['help', 'watch', ...CLIENT_FLAGS]),
     );
   } catch (err) {
     process.stderr.write(`p2p-registry: ${(err as Error).message}\n\n${USAGE}`);
@@ -70,6 +79,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       }
       return await health(configPath);
     }
+    if (command === 'status' || command === 'metrics-forward') return await monitoringCommand(command, args);
     if (STORE_COMMANDS.has(command)) {
       const configPath = String(args.options.get('config') ?? './config.ini');
       const release = command === 'claims' && args.positional[0] === 'release';
@@ -107,4 +117,20 @@ export async function main(argv: readonly string[]): Promise<number> {
 /** The operator's actions, one JSON line each at info on stderr (stdout is the command's answer). */
 function operatorLog(): ReturnType<typeof createLogger> {
   return createLogger('info', process.stderr).child({ module: 'operator' });
+}
+
+async function monitoringCommand(command: string, args: ReturnType<typeof parseArgs>): Promise<number> {
+  if (command === 'metrics-forward') {
+    const socket = args.options.get('socket');
+    const listen = args.options.get('listen');
+    if (typeof socket !== 'string' || typeof listen !== 'string')
+      throw usageError('metrics-forward needs --socket <operator socket> and --listen <address:port>');
+    return metricsForward(socket, listen);
+  }
+  return status(String(args.options.get('config') ?? './config.ini'), {
+    watch: args.options.has('watch'),
+    json: args.options.has('json'),
+    intervalSeconds: parseInterval(args.options.get('interval')),
+    write: (text) => process.stdout.write(text),
+  });
 }

@@ -69,12 +69,12 @@ describe('the operator listener', () => {
     const s = await server();
     for (const [path, method] of [
       ['/', 'GET'],
-      ['/metrics', 'GET'],
+      ['/metrics', 'POST'],
       ['/healthz', 'POST'],
     ] as const) {
       expect(await ask(s.operatorSocket, path, method)).toEqual({
         status: 404,
-        body: 'not found: the operator listener serves GET /healthz\n',
+        body: 'not found: the operator listener serves GET /healthz and GET /metrics\n',
       });
     }
   });

@@ -1,7 +1,8 @@
 /**
  * The operator listener ([Host] OperatorSocket): a unix socket that tor does not forward, for what
  * only the operator may learn. GET /healthz answers the server's state: status, onion, peers,
- * uptime, and a cluster instance's own (cluster-roster.ts). On the onion these would tell anyone
+ * uptime, and a cluster instance's own (cluster-roster.ts); GET /metrics the Prometheus exposition
+ * (metrics/registry-metrics.ts), which the monitoring profile's forwarder carries to Prometheus. On the onion these would tell anyone
  * when the server restarted, which helps deanonymise an onion service, and a cluster's internals
  * (SECURITY.md); the public listener answers plain HTTP with one line (http-admission.ts).
  */
@@ -26,6 +27,8 @@ export interface HealthState {
 export interface OperatorListenerOptions {
   readonly logger: Logger;
   readonly health: () => HealthState;
+  /** The Prometheus exposition (GET /metrics). */
+  readonly metrics?: { readonly contentType: string; text(): Promise<string> };
 }
 
 export class OperatorListener {
@@ -43,7 +46,7 @@ export class OperatorListener {
   /** Listens on `path` (a stale socket of a previous run is replaced; mode 600). */
   async listen(path: string): Promise<void> {
     await listenOn(this.http, { kind: 'unix', path }, { name: '[Host] OperatorSocket', socketMode: SOCKET_MODE });
-    this.options.logger.info({ operatorSocket: path }, 'operator listener ready: GET /healthz');
+    this.options.logger.info({ operatorSocket: path }, 'operator listener ready: GET /healthz, GET /metrics');
   }
 
   /** Stops listening and closes its connections (none outlives a health check). */
@@ -56,9 +59,14 @@ export class OperatorListener {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
-    if (path !== '/healthz' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+    const read = req.method === 'GET' || req.method === 'HEAD';
+    if (read && path === '/metrics' && this.options.metrics !== undefined) {
+      this.serveMetrics(req, res, this.options.metrics);
+      return;
+    }
+    if (path !== '/healthz' || !read) {
       res.writeHead(404, { 'Content-Type': 'text/plain' });
-      res.end('not found: the operator listener serves GET /healthz\n');
+      res.end('not found: the operator listener serves GET /healthz and GET /metrics\n');
       return;
     }
     const { onion, peers, cluster } = this.options.health();
@@ -71,5 +79,23 @@ export class OperatorListener {
     });
     res.writeHead(onion === null ? 503 : 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
     res.end(req.method === 'HEAD' ? undefined : body);
+  }
+
+  private serveMetrics(
+    req: IncomingMessage,
+    res: ServerResponse,
+    metrics: NonNullable<OperatorListenerOptions['metrics']>,
+  ): void {
+    metrics.text().then(
+      (text) => {
+        res.writeHead(200, { 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : text);
+      },
+      (err: unknown) => {
+        this.options.logger.error({ err }, 'the metrics could not be collected');
+        res.writeHead(500, { 'Content-Type': 'text/plain' });
+        res.end('the metrics could not be collected: see the server log\n');
+      },
+    );
   }
 }

@@ -20,7 +20,7 @@ import { helloLimits } from './connection/hello.js';
 import { HttpAdmission } from './connection/http-admission.js';
 import type { Logger } from './logger.js';
 import { OnionWatcher } from './onion-watcher.js';
-import { OperatorListener, type HealthState } from './operator-listener.js';
+import { OperatorListener, type OperatorListenerOptions } from './operator-listener.js';
 import { openConfiguredStore } from '../store/open-store.js';
 import { openConfiguredPresence } from './cluster/open-presence.js';
 import { STORE_RETRY_AFTER_MS } from '../store/store-error.js';
@@ -37,6 +37,8 @@ import { LocalRoster, RosterEffects, type PeerOwner, type Roster } from './regis
 import { moderationBeside } from '../store/moderation/open-moderation.js';
 import type { ModerationStore } from '../store/moderation/moderation-store.js';
 import { ModerationWatch, type ModerationWatchOptions } from './moderation/moderation-watch.js';
+import { RequestCounts } from '../metrics/request-counts.js';
+import { observers } from './observers.js';
 
 const SHUTDOWN_GRACE_MS = 3_000;
 
@@ -153,7 +155,8 @@ async function startWith(
   if (cluster !== null) await startCluster(cluster);
   const moderation = await watchModeration(moderationStore, { peers, roster, keeper: claims, logger });
   const summary = new SummaryLine(logger, config.logSummarySeconds);
-  const registrar = registrarOf(config, { peers, roster, budgets, scheduler, claims, summary, moderation });
+  const counts = new RequestCounts();
+  const registrar = registrarOf(config, { peers, roster, budgets, scheduler, claims, summary, counts, moderation });
   const output = new OutputBudget(limits.maxOutputBytes);
   const pendingLine = new PendingLine(limits.maxPendingConnections);
   const connections = new OpenConnections({
@@ -170,7 +173,7 @@ async function startWith(
     onion: () => cluster?.frontendOnion ?? watcher.address,
     helloLimits: helloLimits(config),
   });
-  const dispatcher = new Dispatcher({ limits, budgets, peers, hub, registrar, connections });
+  const dispatcher = new Dispatcher({ limits, budgets, peers, hub, registrar, connections, counts });
   const admission = new HttpAdmission({ limits, logger, connections, pendingLine, refusals: summary });
   const heartbeats = new Heartbeats(connections, limits.heartbeatSeconds * 1000);
   const parts: RunningParts = {
@@ -187,12 +190,9 @@ async function startWith(
   };
   const close = closer(parts);
 
-  const health = (): HealthState => ({
-    onion: watcher.address,
-    peers: peers.size,
-    ...(cluster === null ? {} : { cluster: cluster.status() }),
-  });
-  const address = await listenAll(config, logger, parts, health, close);
+  const observed = { counts, summary, hub, claims, watcher, cluster, connections, peers, output };
+  const { health, stats, metrics } = observers(config, observed);
+  const address = await listenAll(config, logger, parts, { health, metrics }, close);
   return {
     address,
     get onion() {
@@ -201,13 +201,7 @@ async function startWith(
     get url() {
       return onionUrl();
     },
-    stats: () => ({
-      connections: connections.size,
-      pending: connections.pending,
-      peers: peers.size,
-      subscribers: hub.subscriberCount,
-      outputBytes: output.total,
-    }),
+    stats,
     close,
   };
 }
@@ -220,11 +214,11 @@ async function listenAll(
   config: Config,
   logger: Logger,
   parts: RunningParts,
-  health: () => HealthState,
+  operator: Omit<OperatorListenerOptions, 'logger'>,
   close: () => Promise<void>,
 ): Promise<AddressInfo | string> {
   try {
-    parts.operator = await listenForOperator(config, logger, health);
+    parts.operator = await listenForOperator(config, logger, operator);
     const address = await parts.admission.listen(config.listen);
     await parts.watcher.start();
     return address;
@@ -299,7 +293,7 @@ function closer(parts: RunningParts): () => Promise<void> {
 async function listenForOperator(
   config: Config,
   logger: Logger,
-  health: () => HealthState,
+  options: Omit<OperatorListenerOptions, 'logger'>,
 ): Promise<OperatorListener | null> {
   if (config.operatorSocket === null) {
     logger.info(
@@ -307,7 +301,7 @@ async function listenForOperator(
     );
     return null;
   }
-  const operator = new OperatorListener({ logger, health });
+  const operator = new OperatorListener({ logger, ...options });
   await operator.listen(config.operatorSocket);
   return operator;
 }
@@ -369,10 +363,11 @@ function registrarOf(
     readonly scheduler: FairScheduler<PeerConnection>;
     readonly claims: ClaimKeeper;
     readonly summary: SummaryLine;
+    readonly counts: RequestCounts;
     readonly moderation: ModerationWatch | null;
   },
 ): Registrar {
-  const { peers, roster, budgets, scheduler, claims, summary, moderation } = parts;
+  const { peers, roster, budgets, scheduler, claims, summary, counts, moderation } = parts;
   const claimPart = { keeper: claims, requireAddressProof: config.claims.requireAddressProof };
-  return new Registrar(peers, roster, budgets, scheduler, claimPart, summary, moderation ?? undefined);
+  return new Registrar(peers, roster, budgets, scheduler, claimPart, summary, counts, moderation ?? undefined);
 }

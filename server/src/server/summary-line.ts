@@ -18,6 +18,14 @@ export class SummaryLine {
   private registrations = 0;
   private empty = true;
   private readonly timer: NodeJS.Timeout;
+  /** Everything counted since the start, for the metrics (registry-metrics.ts): never reset. */
+  readonly totals: Readonly<Record<RefusalKind, Map<string, number>>> = {
+    connections: new Map(),
+    closed: new Map(),
+    requests: new Map(),
+  };
+  /** Connections closed since the start, by WebSocket close code (refusals or not). */
+  readonly closes = new Map<number, number>();
 
   constructor(
     private readonly logger: Logger,
@@ -37,7 +45,14 @@ export class SummaryLine {
     if (n <= 0) return;
     const counts = this.counts[kind];
     counts[reason] = (counts[reason] ?? 0) + n;
+    const totals = this.totals[kind];
+    totals.set(reason, (totals.get(reason) ?? 0) + n);
     this.empty = false;
+  }
+
+  /** A connection closed with this WebSocket close code (counted for the metrics only). */
+  closed(code: number): void {
+    this.closes.set(code, (this.closes.get(code) ?? 0) + 1);
   }
 
   /** Adds a closed connection's refused requests, by error code. */

@@ -20,6 +20,7 @@
  *    the two the database could run first.
  * Reads see every write whose promise has resolved; writes still in flight may or may not be seen.
  */
+import type { CommitStats } from '../metrics/latency-histogram.js';
 import { keyDigest } from '../protocol/signing.js';
 
 /** Milliseconds since the Unix epoch. Every time the store reads comes from the injected clock. */
@@ -102,6 +103,8 @@ export interface ClaimList {
 }
 
 export interface ClaimStore {
+  /** Its commits' durations and failures, for the metrics (a store that keeps nothing has none). */
+  readonly commits?: CommitStats;
   /** Claims that bear on a registration of `keyId` with this nickname and address. A read. */
   findForRegistration(query: {
     readonly keyId: KeyId;

@@ -14,6 +14,7 @@
  * frames to their handlers: a burst of registrations that arrived together commits together. Under
  * load a durable batch also waits up to SYNC_WINDOW_MS for the writes of the next turns.
  */
+import { CommitStats } from '../metrics/latency-histogram.js';
 
 /** One write: runs inside the batch's transaction and returns its result. */
 export type WriteOp<T> = () => T;
@@ -47,6 +48,9 @@ export class GroupCommit {
   #lastSyncedAt = Number.NEGATIVE_INFINITY;
 
   /** `maxBatch` bounds one transaction, so that a flood cannot hold the event loop for long. */
+  /** Each batch's commit: its duration, or its failure. */
+  readonly stats = new CommitStats();
+
   constructor(commit: CommitBatch, maxBatch: number) {
     this.#commit = commit;
     this.#maxBatch = maxBatch;
@@ -89,13 +93,16 @@ export class GroupCommit {
     if (this.#queue.length > 0) this.#schedule();
     let settled: readonly Settled[];
     const durable = batch.some((pending) => pending.durable);
+    const started = performance.now();
     try {
       settled = this.#commit(
         batch.map((pending) => pending.op),
         durable,
       );
       if (durable) this.#lastSyncedAt = performance.now();
+      this.stats.latency.observeSince(started);
     } catch (error) {
+      this.stats.failures += 1;
       for (const pending of batch) pending.reject(error);
       this.#notifyIdle();
       return;

@@ -25,6 +25,7 @@ import { ClusterTail } from './cluster-tail.js';
 import type { PeerConnection } from '../connection/peer-connection.js';
 import type { Logger } from '../logger.js';
 import { REFUSALS, refuse } from '../registry/refusals.js';
+import type { ClusterMetrics } from '../../metrics/sources.js';
 import { PeriodicTask } from '../periodic-task.js';
 import type { LocalEntry, Roster, RosterEffects } from '../registry/roster.js';
 
@@ -92,6 +93,8 @@ export class ClusterRoster implements Roster {
   private flushing = false;
   /** Since when every call to the database succeeded (Date.now()); null while it fails. */
   private healthySince: number | null = null;
+  /** When the lease was last renewed (Date.now()), null before the first renewal. */
+  private lastRenewedAt: number | null = null;
   private readonly renewal: PeriodicTask;
   private readonly sweeping: PeriodicTask;
   private readonly housekeeping: PeriodicTask;
@@ -136,6 +139,7 @@ export class ClusterRoster implements Roster {
     await this.tail.start();
     await this.housekeeping.trigger();
     this.healthySince = Date.now();
+    this.lastRenewedAt = this.healthySince;
     this.renewal.start();
     this.sweeping.start();
     this.logger.info(
@@ -189,6 +193,20 @@ export class ClusterRoster implements Roster {
       applied: this.replica.applied,
       frontend: this.master,
       housekeeping: this.failingSteps.size === 0 ? 'ok' : 'failing',
+    };
+  }
+
+  /** The instance's numbers for the metrics (registry-metrics.ts). */
+  metrics(): ClusterMetrics {
+    const now = Date.now();
+    return {
+      databaseReachable: this.healthySince !== null,
+      applied: this.replica.applied,
+      head: Math.max(this.tail.headSeq, this.replica.applied),
+      lagSeconds: this.replica.applied >= this.tail.headSeq ? 0 : (now - this.tail.caughtUpAt) / 1000,
+      leaseAgeSeconds: this.lastRenewedAt === null ? -1 : (now - this.lastRenewedAt) / 1000,
+      leaseSeconds: this.leaseMs / 1000,
+      resyncs: this.tail.resyncs,
     };
   }
 
@@ -276,6 +294,7 @@ export class ClusterRoster implements Roster {
       this.healthySince = null;
       return;
     }
+    this.lastRenewedAt = Date.now();
     if (this.healthySince === null) {
       this.healthySince = Date.now();
       this.logger.info({ pendingLeaves: this.outbox.size }, 'the shared database is reachable again: lease renewed');

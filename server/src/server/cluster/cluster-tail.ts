@@ -42,6 +42,12 @@ export class ClusterTail {
   private stopped = false;
   private poll: NodeJS.Timeout | undefined;
   private waiters: Waiter[] = [];
+  /** The log's head as last read (its highest sequence number). */
+  headSeq = 0;
+  /** Re-syncs from a snapshot since the start. */
+  resyncs = 0;
+  /** When a read last found nothing left to apply (Date.now()): the lag in time grows from it. */
+  caughtUpAt = Date.now();
 
   constructor(options: TailOptions) {
     this.presence = options.presence;
@@ -128,6 +134,7 @@ export class ClusterTail {
       await this.resync(problem);
       return false;
     }
+    this.headSeq = page.headSeq;
     const events = page.events.filter((event) => event.seq > after);
     for (const event of events) {
       if (event.seq !== this.replica.applied + 1) {
@@ -136,6 +143,7 @@ export class ClusterTail {
       }
       this.replica.apply(event);
     }
+    if (this.replica.applied >= page.headSeq) this.caughtUpAt = Date.now();
     // Past the anchor, a full page holds PAGE new events; from an empty log (no anchor) PAGE + 1.
     return events.length >= PAGE;
   }
@@ -162,6 +170,7 @@ export class ClusterTail {
   private async resync(why: string): Promise<void> {
     const snapshot = await this.presence.snapshot();
     if (this.stopped) return;
+    this.resyncs += 1;
     this.logger.warn(
       { from: this.replica.applied, to: snapshot.seq },
       `re-syncing the presence replica from a snapshot: ${why}`,

@@ -65,6 +65,11 @@ export class OpenConnections implements Iterable<PeerConnection> {
     return this.open.size;
   }
 
+  /** The open connections (the metrics count a cluster instance's own registrations from them). */
+  values(): IterableIterator<PeerConnection> {
+    return this.open.values();
+  }
+
   [Symbol.iterator](): IterableIterator<PeerConnection> {
     return this.open.values();
   }
@@ -132,6 +137,7 @@ export class OpenConnections implements Iterable<PeerConnection> {
     this.options.hub.unsubscribe(conn);
     this.options.registrar.withdraw(conn);
     const { refusals } = this.options;
+    refusals.closed(code);
     // The refusal summary counts closes that refused someone; a replacement, an eviction (4002),
     // a shutdown and a cluster instance's lost lease refused nobody.
     const closedBy =

@@ -48,6 +48,8 @@ export class PeerConnection implements Subscriber, TurnTaker, OutputHolder {
   readonly backlog: HeldFrame[] = [];
   /** Milliseconds spent on this connection's frames in the current turn (see fair-scheduler.ts). */
   turnMs = 0;
+  /** When the request being handled was dispatched (performance.now()): a registration's duration ends at its reply. */
+  requestStartedAt = 0;
   /** Frames refused past a full backlog, not yet answered (see fair-scheduler.ts). */
   excess = 0;
   missedPongs = 0;

@@ -19,6 +19,7 @@ import type { Claim, ClaimOutcome, ClaimRequest, ClaimStore, KeyId } from '../..
 import { isStoreError, STORE_RETRY_AFTER_MS } from '../../store/store-error.js';
 import { ClaimReverts, type Undo } from './claim-reverts.js';
 import { StoreHealth } from './store-health.js';
+import type { CommitStats } from '../../metrics/latency-histogram.js';
 import { CLAIM_REFUSALS } from './claim-refusals.js';
 import type { PeerConnection } from '../connection/peer-connection.js';
 import type { Logger } from '../logger.js';
@@ -110,6 +111,23 @@ export class ClaimKeeper {
    * with the RegistryError to answer (NICKNAME_TAKEN, ADDRESS_TAKEN, UNAVAILABLE), having changed
    * nothing. Once the roster answered, the registrar calls `completed` or `abandon` with it.
    */
+  /** Whether the claim store could be written when last tried. */
+  get storeWritable(): boolean {
+    return this.health.writable;
+  }
+
+  /** Live registrations of this registry that hold their claim (counted when Prometheus scrapes). */
+  get claimsHeld(): number {
+    let held = 0;
+    for (const tracked of this.tracked.values()) if (tracked.claimed) held += 1;
+    return held;
+  }
+
+  /** The store's commits (durations, failures), when the store counts them. */
+  get commits(): CommitStats | undefined {
+    return this.store.commits;
+  }
+
   async prepare(entry: Entry): Promise<Prepared> {
     try {
       if (this.claimAfterMs === 0) return this.claimed(entry, await this.store.claim(this.requestOf(entry)));

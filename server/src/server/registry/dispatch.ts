@@ -24,6 +24,7 @@ import type { PeerTable } from './peer-table.js';
 import type { Registrar } from './registration.js';
 import type { PeerOwner } from './roster.js';
 import { CLOSINGS, REFUSALS, refuse, type Refusal } from './refusals.js';
+import type { RequestCounts } from '../../metrics/request-counts.js';
 
 /** The limits Dispatch reads: its slice of the configuration. */
 export type DispatchLimits = Pick<RegistryLimits, 'rateLimitPerSecond' | 'rateLimitBurst' | 'rateLimitStrikes'>;
@@ -35,6 +36,7 @@ export interface DispatcherOptions {
   readonly hub: EventHub;
   readonly registrar: Registrar;
   readonly connections: OpenConnections;
+  readonly counts: RequestCounts;
 }
 
 export class Dispatcher {
@@ -44,8 +46,10 @@ export class Dispatcher {
   private readonly hub: EventHub;
   private readonly registrar: Registrar;
   private readonly connections: OpenConnections;
+  private readonly counts: RequestCounts;
 
   constructor(options: DispatcherOptions) {
+    this.counts = options.counts;
     this.limits = options.limits;
     this.budgets = options.budgets;
     this.peers = options.peers;
@@ -89,15 +93,34 @@ export class Dispatcher {
       return;
     }
     this.connections.markActive(conn);
+    const started = performance.now();
+    conn.requestStartedAt = started;
     try {
       this.dispatch(conn, parsed.request);
     } catch (err) {
-      if (err instanceof RegistryError) conn.reply(parsed.request.id, err);
-      else {
-        conn.log.error({ err }, 'request failed');
-        conn.reply(parsed.request.id, refuse(REFUSALS.internal));
-      }
+      const error = err instanceof RegistryError ? err : refuse(REFUSALS.internal);
+      if (error !== err) conn.log.error({ err }, 'request failed');
+      this.count(parsed.request.type, started, error.code);
+      conn.reply(parsed.request.id, error);
+      return;
     }
+    this.count(parsed.request.type, started, null);
+  }
+
+  /**
+   * Counts a request answered here (a registration answered later is the registrar's to count):
+   * plain increments, no allocation (metrics/request-counts.ts).
+   */
+  private count(type: Request['type'], started: number, refusedWith: string | null): void {
+    const { counts } = this;
+    if (type === 'register') {
+      if (refusedWith !== null) counts.registrationRefused(refusedWith, started);
+      return;
+    }
+    if (refusedWith === null) counts.answered(type);
+    else counts.failed(type);
+    if (type === 'lookup') counts.durations.lookup.observeSince(started);
+    else if (type === 'list') counts.durations.list.observeSince(started);
   }
 
   /**

@@ -99,6 +99,15 @@ export class EventHub implements SlicedWork {
     return this.log.length;
   }
 
+  /** Events published since the start (peer_joined, peer_left). */
+  get published(): number {
+    return this.seq;
+  }
+
+  /** Writes to subscribers since the start, and their bytes (one write carries a batch of events). */
+  deliveries = 0;
+  deliveredBytes = 0;
+
   /** Subscribes to every event published from now on. */
   subscribe(subscriber: Subscriber): void {
     if (!this.subscribers.has(subscriber)) this.subscribers.set(subscriber, { cursor: this.seq });
@@ -166,7 +175,7 @@ export class EventHub implements SlicedWork {
     subscription.cursor = this.passEnd;
     const segment = this.segmentAfter(from);
     if (!segment.origins.has(subscriber)) {
-      if (segment.bytes.length > 0) subscriber.deliver(segment.bytes);
+      if (segment.bytes.length > 0) this.deliver(subscriber, segment.bytes);
       return;
     }
     // A subscriber that is the origin of some of these events: its own join of the rest.
@@ -175,7 +184,14 @@ export class EventHub implements SlicedWork {
       const event = this.event(seq);
       if (event.origin !== subscriber) frames.push(event.wire);
     }
-    if (frames.length > 0) subscriber.deliver(frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames));
+    if (frames.length > 0)
+      this.deliver(subscriber, frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames));
+  }
+
+  private deliver(subscriber: Subscriber, bytes: Buffer): void {
+    this.deliveries += 1;
+    this.deliveredBytes += bytes.length;
+    subscriber.deliver(bytes);
   }
 
   /** The frames after `from` up to the end of the pass, joined once per pass. */

@@ -27,6 +27,7 @@ import type { FairScheduler } from '../scheduling/fair-scheduler.js';
 import type { PeerTable } from './peer-table.js';
 import type { SummaryLine } from '../summary-line.js';
 import { REFUSALS, refuse } from './refusals.js';
+import type { RequestCounts } from '../../metrics/request-counts.js';
 import type { LocalEntry, PeerOwner, Roster } from './roster.js';
 import { type ModerationGate, NO_MODERATION } from '../moderation/moderation-watch.js';
 
@@ -44,6 +45,7 @@ export class Registrar {
     private readonly scheduler: FairScheduler<PeerConnection>,
     private readonly claims: RegistrarClaims,
     private readonly summary: Pick<SummaryLine, 'registered'>,
+    private readonly counts: RequestCounts,
     /** Revision 3: the operator's blocks and reservations. */
     private readonly moderation: ModerationGate = NO_MODERATION,
   ) {}
@@ -171,6 +173,7 @@ export class Registrar {
     try {
       if (!conn.closed && !conn.closing) await this.complete(conn, id, entry, valid, proven);
     } catch (err) {
+      this.counts.registrationRefused('INTERNAL', conn.requestStartedAt);
       this.fail(conn, id, err);
       return;
     }
@@ -198,6 +201,12 @@ export class Registrar {
     }
   }
 
+  /** A registration refused after its checks began: counted, then answered. */
+  private refuse(conn: PeerConnection, id: RequestId, err: RegistryError): void {
+    this.counts.registrationRefused(err.code, conn.requestStartedAt);
+    conn.reply(id, err);
+  }
+
   private async complete(
     conn: PeerConnection,
     id: RequestId,
@@ -205,11 +214,11 @@ export class Registrar {
     valid: boolean,
     proven: boolean,
   ): Promise<void> {
-    if (!valid) return conn.reply(id, refuse(REFUSALS.badSignature));
-    if (!proven) return conn.reply(id, refuse(CLAIM_REFUSALS.badAddressProof));
+    if (!valid) return this.refuse(conn, id, refuse(REFUSALS.badSignature));
+    if (!proven) return this.refuse(conn, id, refuse(CLAIM_REFUSALS.badAddressProof));
     // Revision 3, after the signature: only the key's holder learns that it is blocked.
     const moderated = this.moderation.refusal(entry);
-    if (moderated !== null) return conn.reply(id, refuse(moderated));
+    if (moderated !== null) return this.refuse(conn, id, refuse(moderated));
     let prepared: Prepared | null = null;
     try {
       // The table may have changed while the signature was checked (a name taken, the table full);
@@ -223,13 +232,14 @@ export class Registrar {
     } catch (err) {
       if (!(err instanceof RegistryError)) throw err;
       if (prepared !== null) await this.claims.keeper.abandon(prepared);
-      return conn.reply(id, err);
+      return this.refuse(conn, id, err);
     }
     await this.claims.keeper.completed(prepared);
     const claim = prepared.held;
     conn.send({ type: 'registered', id, peer: entry.peer, claim: claim === null ? null : claimInfo(claim) });
     // Counted for the summary line: a line each at info would make a reconnect storm a flood of lines.
     this.summary.registered();
+    this.counts.registration(conn.requestStartedAt);
     conn.log.debug({ nickname: entry.peer.nickname, address: entry.peer.address }, 'peer registered');
     // A decision applied while this registration was being stored did not see it: it ends now.
     this.moderation.enforceIfHit(entry);

@@ -25,6 +25,11 @@ export class StoreHealth {
     return unavailable(err.retryAfterMs ?? STORE_RETRY_AFTER_MS);
   }
 
+  /** Whether the last write worked (false from a failure until the next write that works). */
+  get writable(): boolean {
+    return !this.failing;
+  }
+
   /** A write worked. */
   healthy(): void {
     if (!this.failing) return;

@@ -21,6 +21,7 @@
  * pool drops the broken connections and opens new ones on the next call: the store recovers by
  * itself once the server is back. Messages name the target without its password.
  */
+import { CommitStats } from '../../metrics/latency-histogram.js';
 import type pg from 'pg';
 import type { Pool, PoolClient } from 'pg';
 import {
@@ -52,6 +53,8 @@ import { nicknameKey } from '../../protocol/messages.js';
 const PURGE_CHUNK = 1_000;
 
 export class PostgresClaimStore implements ClaimStore {
+  /** Each transaction of a write: its duration, or its failure. */
+  readonly commits = new CommitStats();
   /** The database, without its password: for messages and logs. */
   readonly target: string;
   readonly #pool: Pool;
@@ -293,19 +296,29 @@ export class PostgresClaimStore implements ClaimStore {
 
   /** BEGIN (durable), body, COMMIT on one connection; ROLLBACK and the error otherwise. */
   async #transaction<T>(doing: string, body: (client: PoolClient) => Promise<T>): Promise<T> {
+    const started = performance.now();
     let client: PoolClient;
     try {
       client = await this.#pool.connect();
     } catch (err) {
+      this.commits.failures += 1;
       throw this.#unavailableOr(err, doing);
     }
-    return inTransaction(
-      client,
-      BEGIN_DURABLE,
-      this.target,
-      body,
-      (err, committing) => this.#unavailable(err, doing, committing) ?? err,
-    );
+    try {
+      const result = await inTransaction(
+        client,
+        BEGIN_DURABLE,
+        this.target,
+        body,
+        (err, committing) => this.#unavailable(err, doing, committing) ?? err,
+      );
+      this.commits.latency.observeSince(started);
+      return result;
+    } catch (err) {
+      // A lost race is retried (claim), not a failure of the store.
+      if (!lostRace(err)) this.commits.failures += 1;
+      throw err;
+    }
   }
 
   #track<T>(promise: Promise<T>, durable: boolean): Promise<T> {

@@ -15,6 +15,7 @@
  * served between slices, and the WAL is checkpointed from another thread (sqlite-checkpointer.ts),
  * never inside a commit.
  */
+import type { CommitStats } from '../../metrics/latency-histogram.js';
 import { resolve } from 'node:path';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import {
@@ -81,6 +82,10 @@ export class SqliteClaimStore implements ClaimStore {
   readonly #claimMs: number;
   readonly #retryAfterMs: number;
   readonly #writes: GroupCommit;
+
+  get commits(): CommitStats {
+    return this.#writes.stats;
+  }
   readonly #sync: { readonly full: StatementSync; readonly normal: StatementSync }; // NORMAL: touches and purges only
   #syncFull = true;
   readonly #savepoint: { readonly begin: StatementSync; readonly release: StatementSync };
