@@ -78,14 +78,18 @@ export class WireConnection {
     });
   }
 
-  /** Connects and completes the opening handshake; rejects on any failure or after `timeoutMs`. */
-  static open({ port, host = '127.0.0.1', localAddress, timeoutMs = 10_000 }) {
+  /**
+   * Connects and completes the opening handshake; rejects on any failure or after `timeoutMs`.
+   * `readableHighWaterMark`: what the socket reads ahead into this process once paused (Node's
+   * default, 64 KiB, would let a "non-reader" swallow that much before the kernel pushes back).
+   */
+  static open({ port, host = '127.0.0.1', localAddress, timeoutMs = 10_000, readableHighWaterMark }) {
     return new Promise((resolve, reject) => {
       const key = randomBytes(16).toString('base64');
       const expected = createHash('sha1')
         .update(key + ACCEPT_GUID)
         .digest('base64');
-      const socket = connect({ port, host, localAddress, noDelay: true });
+      const socket = connect({ port, host, localAddress, noDelay: true, readableHighWaterMark });
       let head = Buffer.alloc(0);
       const fail = (err) => {
         clearTimeout(timer);

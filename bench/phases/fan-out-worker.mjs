@@ -1,6 +1,7 @@
 /**
  * The load of the fan-out phase (bench/phases/fan-out.mjs) and of the hardening test
- * test/hardening/fan-out-load.test.ts, in a process of its own. Like load-worker.mjs it takes one
+ * test/hardening/fan-out-load.test.ts (and the producer and pinger of slow-readers.test.ts), in a
+ * process of its own. Like load-worker.mjs it takes one
  * command at a time over IPC ({id, cmd, args} -> {id, ok, result | error}); every command is bounded
  * in count and in time. One process runs one role, so the subscribers' reading cannot slow down the
  * churn, nor either of them the pinger:
