@@ -234,10 +234,10 @@ test-stack: base-images ## the shipped compose.yaml with tor offline: permission
 test-e2e: require-node node_modules/.package-lock.json base-images ## the whole stack, and the cluster through Onionbalance, with testcontainers through real onion routing (needs Docker, compose v2)
 	source $(BASE_IMAGES_ENV) && TESTCONTAINERS_RYUK_DISABLED=$${TESTCONTAINERS_RYUK_DISABLED:-true} npm run test:e2e
 
-bench: require-node node_modules/.package-lock.json ## measure speed, capacity and memory (about 3-4 minutes); writes bench/results.json
+bench: require-node node_modules/.package-lock.json ## measure speed, capacity and memory (about 4-5 minutes); writes bench/results.json
 	npm run bench
 
-bench-smoke: require-node node_modules/.package-lock.json ## a short benchmark run (under 45 seconds)
+bench-smoke: require-node node_modules/.package-lock.json ## a short benchmark run (about a minute)
 	npm run bench -- --smoke
 
 bench-cluster: require-node node_modules/.package-lock.json ## the cluster on a throw-away PostgreSQL: propagation, registrations vs pgbench, lookups vs single host (about 2 minutes; needs Debian's postgresql package); writes bench/results-cluster.json

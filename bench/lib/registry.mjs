@@ -111,7 +111,7 @@ export function healthz(operatorSocket) {
 }
 
 /** The image's node flags: server/Dockerfile's NODE_OPTIONS and its ENTRYPOINT's node flags. */
-const IMAGE_NODE_FLAGS = (() => {
+export const IMAGE_NODE_FLAGS = (() => {
   const dockerfile = readFileSync(join(ROOT, 'server/Dockerfile'), 'utf8');
   const options = /^ENV NODE_OPTIONS="([^"]+)"$/m.exec(dockerfile)?.[1];
   if (options === undefined) throw new Error('server/Dockerfile has no ENV NODE_OPTIONS="…" line');
