@@ -91,7 +91,8 @@ const PLANS = {
     churnMaxCycles: 200_000,
   },
   smoke: {
-    budgetMs: 105_000, // 20 s before the non-reader and fan-out phases came, 45 s before claims, 60 s before metrics and touch
+    // 20 s before the non-reader and fan-out phases came, 45 s before claims, 60 s before metrics and touch
+    budgetMs: 105_000,
     metricsRounds: 1,
     metricsScrapes: 100,
     metricsScrapeEveryMs: 1_000,
@@ -230,9 +231,10 @@ async function main() {
   };
   const m = results.metrics;
   const P = results.phases;
-  log(
-    `mode ${results.mode}; server ${opts.server}; ${CAN_PIN ? `server on CPU ${SERVER_CPU}, load on CPU ${CLIENT_CPU}` : 'taskset missing: processes are NOT pinned'}`,
-  );
+  const pinning = CAN_PIN
+    ? `server on CPU ${SERVER_CPU}, load on CPU ${CLIENT_CPU}`
+    : 'taskset missing: processes are NOT pinned';
+  log(`mode ${results.mode}; server ${opts.server}; ${pinning}`);
 
   const w0 = await Worker.start('load-0');
   const w1 = await Worker.start('load-1');
@@ -261,7 +263,8 @@ async function main() {
     m.verifyPerSec = Math.round(chosen.perSec);
     m.verifyPerCpuSecond = Math.round(perCpu[Math.floor((perCpu.length - 1) / 2)]);
     log(
-      `verify: ${m.verifyPerSec}/s (window with ${(chosen.cpuShare * 100).toFixed(0)}% of the core; PEM key parse ${Math.round(P.verify.pemParsePerSec)}/s)`,
+      `verify: ${m.verifyPerSec}/s (window with ${(chosen.cpuShare * 100).toFixed(0)}% of the core; PEM key parse ` +
+        `${Math.round(P.verify.pemParsePerSec)}/s)`,
     );
   }
 
@@ -349,7 +352,8 @@ async function main() {
     m.echoBaselinePerSec = Math.round(plain.chosen.perSec);
     m.echoPerServerCpuSecond = perCpu(plain.chosen.perSec, plain.cpu);
     log(
-      `echo baseline (${plan.conns} conns x ${plan.inflight} in flight): ${m.echoBaselinePerSec}/s (cpu ${JSON.stringify(plain.cpu)})`,
+      `echo baseline (${plan.conns} conns x ${plan.inflight} in flight): ${m.echoBaselinePerSec}/s (cpu ` +
+        `${JSON.stringify(plain.cpu)})`,
     );
 
     if (plan.extras) await echoExtras(throughputTimeout);
@@ -366,7 +370,8 @@ async function main() {
     P.echoUnpipelined = { ...single.result, cpu: single.cpu, chosen: summary(single) };
     m.echoUnpipelinedPerSec = Math.round(single.chosen.perSec);
     log(
-      `echo, ${plan.unpipelinedConns} conns x 1 in flight: ${m.echoUnpipelinedPerSec}/s (cpu ${JSON.stringify(single.cpu)})`,
+      `echo, ${plan.unpipelinedConns} conns x 1 in flight: ${m.echoUnpipelinedPerSec}/s (cpu ` +
+        `${JSON.stringify(single.cpu)})`,
     );
 
     const corked = await againstEcho(
@@ -378,7 +383,8 @@ async function main() {
     P.echoCorked = { ...corked.result, cpu: corked.cpu, chosen: summary(corked) };
     m.echoCorkedPerSec = Math.round(corked.chosen.perSec);
     log(
-      `echo with replies gathered per tick (not the baseline): ${m.echoCorkedPerSec}/s (cpu ${JSON.stringify(corked.cpu)})`,
+      `echo with replies gathered per tick (not the baseline): ${m.echoCorkedPerSec}/s (cpu ` +
+        `${JSON.stringify(corked.cpu)})`,
     );
 
     const cycle = await againstEcho(
@@ -391,7 +397,8 @@ async function main() {
     m.connectCycleBaselinePerSec = Math.round(cycle.chosen.perSec);
     m.connectCyclePerServerCpuSecond = perCpu(cycle.chosen.perSec, cycle.cpu);
     log(
-      `echo connection cycle (connect, hello, register-sized request, reply, close): ${m.connectCycleBaselinePerSec}/s (cpu ${JSON.stringify(cycle.cpu)})`,
+      `echo connection cycle (connect, hello, register-sized request, reply, close): ` +
+        `${m.connectCycleBaselinePerSec}/s (cpu ${JSON.stringify(cycle.cpu)})`,
     );
   }
 
@@ -429,7 +436,8 @@ async function main() {
       m.lookupVsEcho = ratio(m.lookupsPerSec, m.echoBaselinePerSec);
       m.lookupVsEchoPerCpu = ratio(m.lookupsPerServerCpuSecond, m.echoPerServerCpuSecond);
       log(
-        `lookups (${plan.conns} conns x ${plan.inflight} in flight): ${m.lookupsPerSec}/s (cpu ${JSON.stringify(cpu)}), reply ${replyBytes} B vs echo ${Buffer.byteLength(echoReply)} B`,
+        `lookups (${plan.conns} conns x ${plan.inflight} in flight): ${m.lookupsPerSec}/s (cpu ` +
+          `${JSON.stringify(cpu)}), reply ${replyBytes} B vs echo ${Buffer.byteLength(echoReply)} B`,
       );
       if (result.errors > 0)
         throw new Error(`lookup phase had ${result.errors} bad replies: ${result.errorSamples.join(' | ')}`);
@@ -446,7 +454,8 @@ async function main() {
       m.lookupsUnpipelinedPerSec = Math.round(chosen.perSec);
       m.lookupVsEchoUnpipelined = ratio(m.lookupsUnpipelinedPerSec, m.echoUnpipelinedPerSec);
       log(
-        `lookups (${plan.unpipelinedConns} conns x 1 in flight): ${m.lookupsUnpipelinedPerSec}/s (cpu ${JSON.stringify(cpu)})`,
+        `lookups (${plan.unpipelinedConns} conns x 1 in flight): ${m.lookupsUnpipelinedPerSec}/s (cpu ` +
+          `${JSON.stringify(cpu)})`,
       );
       if (result.errors > 0)
         throw new Error(`lookup phase had ${result.errors} bad replies: ${result.errorSamples.join(' | ')}`);
@@ -513,13 +522,17 @@ async function main() {
       m.lookupP50Ms = Number(pooled[50]?.toFixed(3));
       m.lookupP99Ms = Number(pooled[99]?.toFixed(3));
       log(
-        `latency at ${rate}/s: p50 ${m.lookupP50Ms} ms, p99 ${m.lookupP99Ms} ms over the ${clean.length} cleanest of ${result.windows.length} windows ` +
-          `(all windows: p50 ${result.p50Ms?.toFixed(2)} ms, p99 ${result.p99Ms?.toFixed(2)} ms; cpu ${JSON.stringify(cpu)}; achieved ${Math.round(result.achievedPerSec)}/s, ` +
-          `sent ${result.sent}, answered ${result.repliesTotal}, unanswered ${result.unanswered}, connections closed early ${result.closedEarly})`,
+        `latency at ${rate}/s: p50 ${m.lookupP50Ms} ms, p99 ${m.lookupP99Ms} ms over the ${clean.length} cleanest of ` +
+          `${result.windows.length} windows ` +
+          `(all windows: p50 ${result.p50Ms?.toFixed(2)} ms, p99 ${result.p99Ms?.toFixed(2)} ms; cpu ` +
+          `${JSON.stringify(cpu)}; achieved ${Math.round(result.achievedPerSec)}/s, ` +
+          `sent ${result.sent}, answered ${result.repliesTotal}, unanswered ${result.unanswered}, connections closed ` +
+          `early ${result.closedEarly})`,
       );
       if (result.unanswered > 0.01 * result.sent)
         log(
-          `WARNING: ${result.unanswered} of ${result.sent} paced lookups got no reply: the latency numbers are not valid (${JSON.stringify(result).slice(0, 300)})`,
+          `WARNING: ${result.unanswered} of ${result.sent} paced lookups got no reply: the latency numbers are not ` +
+            `valid (${JSON.stringify(result).slice(0, 300)})`,
         );
       if (result.errors > 0)
         throw new Error(`latency phase had ${result.errors} bad replies: ${result.errorSamples.join(' | ')}`);
@@ -586,7 +599,8 @@ async function main() {
     P.idleBaseline = { connections: held, rssBeforeBytes: rssBefore, rssAfterBytes: rssAfter };
     m.echoRssBytesPerConnection = Math.round((rssAfter - rssBefore) / held);
     log(
-      `bare ws server holding ${held} idle connections: RSS ${Math.round(rssAfter / 2 ** 20)} MB (${m.echoRssBytesPerConnection} B/connection)`,
+      `bare ws server holding ${held} idle connections: RSS ${Math.round(rssAfter / 2 ** 20)} MB ` +
+        `(${m.echoRssBytesPerConnection} B/connection)`,
     );
     await Promise.all([w0.call('release', {}, 20_000), w1.call('release', {}, 20_000)]);
     await stopChild(echo.child);
@@ -645,7 +659,8 @@ async function main() {
     ]);
     const registerSeconds = (performance.now() - t0) / 1000;
     log(
-      `held ${a.held + b.held} peers in ${registerSeconds.toFixed(1)}s (failed ${a.failed + b.failed}); holding ${plan.holdMs / 1000}s with ${plan.heartbeatSeconds}s heartbeats`,
+      `held ${a.held + b.held} peers in ${registerSeconds.toFixed(1)}s (failed ${a.failed + b.failed}); holding ` +
+        `${plan.holdMs / 1000}s with ${plan.heartbeatSeconds}s heartbeats`,
     );
     await sleep(plan.holdMs);
     const [sa, sb] = await Promise.all([w0.call('holdStatus', {}, 5_000), w1.call('holdStatus', {}, 5_000)]);
@@ -676,7 +691,8 @@ async function main() {
     m.serverRssMb = Math.round(rssAfter / 2 ** 20);
     m.rssBytesPerPeer = m.peersHeld > 0 ? Math.round((rssAfter - rssBefore) / m.peersHeld) : null;
     log(
-      `peersHeld ${m.peersHeld}, RSS ${m.serverRssMb} MB (+${Math.round((rssAfter - rssBefore) / 2 ** 20)} MB, ${m.rssBytesPerPeer} B/peer), min pings per peer ${P.capacity.minPingsPerPeer}`,
+      `peersHeld ${m.peersHeld}, RSS ${m.serverRssMb} MB (+${Math.round((rssAfter - rssBefore) / 2 ** 20)} MB, ` +
+        `${m.rssBytesPerPeer} B/peer), min pings per peer ${P.capacity.minPingsPerPeer}`,
     );
     await Promise.all([w0.call('release', {}, 20_000), w1.call('release', {}, 20_000)]);
     for (let i = 0; i < 100 && (await healthz(reg.operatorSocket))?.body?.peers !== 0; i += 1) await sleep(50);
@@ -712,7 +728,8 @@ async function main() {
     m.churnLost = views.lost + views.dropped;
     m.churnEventsMissing = Math.max(0, expectedPerSub * subs.subscribers - views.events);
     log(
-      `churn: ${churn.joins} joins/${churn.leaves} leaves, ${views.events} events to ${subs.subscribers} subscribers (${m.churnEventsPerSec}/s), lost ${m.churnLost}, missing events ${m.churnEventsMissing}`,
+      `churn: ${churn.joins} joins/${churn.leaves} leaves, ${views.events} events to ${subs.subscribers} subscribers ` +
+        `(${m.churnEventsPerSec}/s), lost ${m.churnLost}, missing events ${m.churnEventsMissing}`,
     );
   }
 
@@ -822,11 +839,15 @@ function printTable(results) {
     const flags = [];
     if (load >= CLIENT_BOUND_CPU) flags.push('load CPU near its core: a lower bound');
     if (phase.cpu.foreign >= BUSY_HOST_CPU) flags.push('other work on the host');
-    return `CPU: server ${phase.cpu.server} / load ${load} / other ${phase.cpu.foreign}${flags.length > 0 ? ` (${flags.join('; ')})` : ''}`;
+    return (
+      `CPU: server ${phase.cpu.server} / load ${load} / other ` +
+      `${phase.cpu.foreign}${flags.length > 0 ? ` (${flags.join('; ')})` : ''}`
+    );
   };
   const check = (ok) => (ok ? 'ok' : 'MISSED');
   const capNote = P.capacity?.fdLimited
-    ? `; the server's hard fd limit (${P.capacity.serverFdLimit}) allows ${P.capacity.attempted}: ${m.peersHeld === P.capacity.attempted ? 'all held' : 'not all held'}`
+    ? `; the server's hard fd limit (${P.capacity.serverFdLimit}) allows ${P.capacity.attempted}: ` +
+      `${m.peersHeld === P.capacity.attempted ? 'all held' : 'not all held'}`
     : '';
   const rows = [
     ['verifyPerSec', m.verifyPerSec, '', `one thread, sync loop; ${m.verifyPerCpuSecond} per CPU-second`],
@@ -895,7 +916,8 @@ function printTable(results) {
       'refillSeconds',
       m.refillSeconds,
       '',
-      `all of them registered from an empty table, ${2 * plan.holdConcurrency} at a time, connections kept: ${m.refillPerSec}/s (a restart's reconnect storm)`,
+      `all of them registered from an empty table, ${2 * plan.holdConcurrency} at a time, connections kept: ` +
+        `${m.refillPerSec}/s (a restart's reconnect storm)`,
     ],
     [
       'echoRssBytesPerConnection',
@@ -914,7 +936,9 @@ function printTable(results) {
       'nonReaderPeakRssMb',
       m.nonReaderPeakRssMb,
       '',
-      `non-readers asking for pages: baseline ${m.nonReaderBaselineRssMb} MB, MaxOutputBytes ${m.nonReaderOutputBoundMb} MiB, ${m.nonReaderAttackersClosed} closed; honest pages ${m.nonReaderHonestPages} (failed ${m.nonReaderHonestFailures}, p99 ${m.nonReaderHonestP99Ms} ms)`,
+      `non-readers asking for pages: baseline ${m.nonReaderBaselineRssMb} MB, MaxOutputBytes ` +
+        `${m.nonReaderOutputBoundMb} MiB, ${m.nonReaderAttackersClosed} closed; honest pages ` +
+        `${m.nonReaderHonestPages} (failed ${m.nonReaderHonestFailures}, p99 ${m.nonReaderHonestP99Ms} ms)`,
     ],
     ...fanOutRows(m, P),
     ...claimsRows(m, P, cores),

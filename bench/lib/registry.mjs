@@ -50,7 +50,11 @@ export function listenerSections(dir, port) {
   const hsDir = join(dir, 'hs');
   mkdirSync(hsDir, { recursive: true, mode: 0o700 });
   writeFileSync(join(hsDir, 'hostname'), `${makeIdentity('registry').address}\n`);
-  return `[Host]\nHOST = 127.0.0.1\nPORT = ${port}\nOperatorSocket = ${operatorSocketIn(dir)}\n\n[HiddenService]\nHiddenServiceDir = ${hsDir}\nHiddenServicePort = 80\nHostnameTimeoutSeconds = 5\n`;
+  return (
+    `[Host]\nHOST = 127.0.0.1\nPORT = ${port}\nOperatorSocket = ` +
+    `${operatorSocketIn(dir)}\n\n[HiddenService]\nHiddenServiceDir = ${hsDir}\nHiddenServicePort = 80\n` +
+    `HostnameTimeoutSeconds = 5\n`
+  );
 }
 
 /**
@@ -91,7 +95,10 @@ level = warn
   return path;
 }
 
-/** GET /healthz on a bench server's operator socket: { status, body } (body parsed, or null); null when it does not answer. */
+/**
+ * GET /healthz on a bench server's operator socket: { status, body } (body parsed, or null); null when it does not
+ * answer.
+ */
 export function healthz(operatorSocket) {
   return new Promise((resolveHealth) => {
     const req = httpGet({ socketPath: operatorSocket, path: '/healthz', timeout: 2_000 }, (res) => {
@@ -156,7 +163,8 @@ export async function launchRegistry(run, label, heartbeatSeconds, profileName =
     if (health?.status === 200) break;
     if (child.proc.exitCode !== null || Date.now() > deadline) {
       throw new Error(
-        `registry on port ${port} did not become healthy (its operator socket ${operatorSocket}): ${child.lines.slice(-10).join('\n')}`,
+        `registry on port ${port} did not become healthy (its operator socket ${operatorSocket}): ` +
+          `${child.lines.slice(-10).join('\n')}`,
       );
     }
     await sleep(50);

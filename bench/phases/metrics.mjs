@@ -71,7 +71,9 @@ export async function metricsPhase({ reg, measure, rounds, scrapes, everyMs = 1_
   const cpuMsPerScrape = ((cpuSeconds(reg.pid) - cpuBefore) * 1000) / scrapes;
   const scrapeShareOfCore = cpuMsPerScrape / 1000; // at one scrape a second
   log(
-    `metrics: ${scrapes} scrapes of ${bytes} B, ${cpuMsPerScrape.toFixed(2)} ms of server CPU each (${(wallMs / scrapes).toFixed(2)} ms wall): ${(scrapeShareOfCore * 100).toFixed(2)}% of a core at one scrape a second`,
+    `metrics: ${scrapes} scrapes of ${bytes} B, ${cpuMsPerScrape.toFixed(2)} ms of server CPU each ` +
+      `(${(wallMs / scrapes).toFixed(2)} ms wall): ${(scrapeShareOfCore * 100).toFixed(2)}% of a core at one ` +
+      `scrape a second`,
   );
   const pairs = [];
   for (let round = 0; round < rounds; round += 1) {
@@ -87,7 +89,9 @@ export async function metricsPhase({ reg, measure, rounds, scrapes, everyMs = 1_
     pair.ratio = pair.with.perCpuSecond / pair.without.perCpuSecond;
     pairs.push(pair);
     log(
-      `metrics: lookups ${Math.round(pair.without.perSec)}/s (${pair.without.perCpuSecond} per server CPU-second) without a scraper, ${Math.round(pair.with.perSec)}/s (${pair.with.perCpuSecond}) with one every second (${pair.scrapes} scrapes): ${(pair.ratio * 100).toFixed(1)}% per CPU-second`,
+      `metrics: lookups ${Math.round(pair.without.perSec)}/s (${pair.without.perCpuSecond} per server CPU-second) ` +
+        `without a scraper, ${Math.round(pair.with.perSec)}/s (${pair.with.perCpuSecond}) with one every second ` +
+        `(${pair.scrapes} scrapes): ${(pair.ratio * 100).toFixed(1)}% per CPU-second`,
     );
   }
   const ratios = pairs.map((p) => p.ratio).sort((a, b) => a - b);
@@ -111,13 +115,15 @@ export function metricsRows(m, targets) {
       'metricsScrapeShareOfCore',
       m.metricsScrapeShareOfCore,
       '< 0.01',
-      `${ok}; ${m.metricsScrapeCpuMs} ms of server CPU per GET /metrics (${m.metricsScrapeBytes} B), at one scrape a second`,
+      `${ok}; ${m.metricsScrapeCpuMs} ms of server CPU per GET /metrics (${m.metricsScrapeBytes} B), at one ` +
+        `scrape a second`,
     ],
     [
       'lookupWithScraperVsWithout',
       m.lookupWithScraperVsWithout,
       '',
-      'lookups per server CPU-second with a scraper every second / without: median of alternated pairs (the host moves more than this)',
+      'lookups per server CPU-second with a scraper every second / without: median of alternated pairs (the host ' +
+        'moves more than this)',
     ],
   ];
 }

@@ -259,7 +259,8 @@ async function waitPublished(
 
 /** tor/cluster-ops.sh, as make cluster-upgrade / cluster-drain / cluster-undrain run it, on this test's stack. */
 async function clusterOps(...args: string[]): Promise<string> {
-  const COMPOSE = `docker compose -p ${PROJECT} ${FILES.map((f) => `-f ${f}`).join(' ')} --profile all --profile monitoring`;
+  const files = FILES.map((f) => `-f ${f}`).join(' ');
+  const COMPOSE = `docker compose -p ${PROJECT} ${files} --profile all --profile monitoring`;
   const { stdout } = await exec('bash', ['tor/cluster-ops.sh', ...args], {
     cwd: ROOT,
     env: { ...process.env, COMPOSE },
@@ -345,22 +346,28 @@ afterAll(async () => {
 }, 120_000);
 
 describe('the cluster through Onionbalance', () => {
-  it('discovers the backends without an operator: each registry announces its onion with its lease, the frontend serves them', async () => {
-    expect(master).toMatch(/^[a-z2-7]{56}\.onion$/);
-    expect(
-      await sql('SELECT onion FROM registry_backends WHERE lease_until > now() AND drained_at IS NULL ORDER BY onion'),
-    ).toEqual(BACKENDS.map((b) => backendOnion[b]).sort());
-    const frontendHealth = await inContainer('frontend', ['/usr/local/bin/cluster', 'health']);
-    expect(frontendHealth.output).toMatch(
-      new RegExp(`^healthy: serving ${master.replace('.', '\\.')} with 2 of 2 backend\\(s\\)`),
-    );
-    const table = await clusterOps('backends');
-    for (const backend of BACKENDS) {
-      expect(table).toMatch(new RegExp(`^${backendOnion[backend].replace('.', '\\.')} +serving +yes `, 'm'));
-      const obConfig = await inContainer(`${backend}-tor`, ['cat', `${HS_DIR}/ob_config`]);
-      expect(obConfig.output).toBe(`MasterOnionAddress ${master}`);
-    }
-  });
+  it(
+    'discovers the backends without an operator: each registry announces its onion with its lease, the frontend ' +
+      'serves them',
+    async () => {
+      expect(master).toMatch(/^[a-z2-7]{56}\.onion$/);
+      expect(
+        await sql(
+          'SELECT onion FROM registry_backends WHERE lease_until > now() AND drained_at IS NULL ORDER BY onion',
+        ),
+      ).toEqual(BACKENDS.map((b) => backendOnion[b]).sort());
+      const frontendHealth = await inContainer('frontend', ['/usr/local/bin/cluster', 'health']);
+      expect(frontendHealth.output).toMatch(
+        new RegExp(`^healthy: serving ${master.replace('.', '\\.')} with 2 of 2 backend\\(s\\)`),
+      );
+      const table = await clusterOps('backends');
+      for (const backend of BACKENDS) {
+        expect(table).toMatch(new RegExp(`^${backendOnion[backend].replace('.', '\\.')} +serving +yes `, 'm'));
+        const obConfig = await inContainer(`${backend}-tor`, ['cat', `${HS_DIR}/ob_config`]);
+        expect(obConfig.output).toBe(`MasterOnionAddress ${master}`);
+      }
+    },
+  );
 
   it('lets a client reach the registry at the frontend onion', async () => {
     const client = await connectClient(master, { identity: createIdentity() });
@@ -405,7 +412,8 @@ describe('the cluster through Onionbalance', () => {
     await Promise.all([watcher.close(), bob.close()]);
   });
 
-  it("gives Prometheus every backend's metrics: each registry and its tor, the cluster's series by backend, and the dashboard's Cluster panels", async () => {
+  it("gives Prometheus every backend's metrics: each registry and its tor, the cluster's series by backend, and the " +
+    "dashboard's Cluster panels", async () => {
     const backends = async (expr: string): Promise<string[]> => {
       const answer = await promQuery(prometheusUrl, expr);
       expect(answer.status, expr).toBe('success');
@@ -443,121 +451,137 @@ describe('the cluster through Onionbalance', () => {
     );
   }, 300_000);
 
-  it("upgrades every backend's registry without restarting a tor: its peers reconnect through the master onion and keep their nicknames", async () => {
-    const peers = await Promise.all([0, 1, 2, 3].map((i) => registeredPeer(`up${i}`)));
-    const torsBefore = await Promise.all(BACKENDS.map((b) => startedAt(`${b}-tor`)));
-    const started = Date.now();
-    const said = await clusterOps('upgrade', '--no-build');
-    const upgraded = Date.now();
-    timings.upgradeSeconds = (upgraded - started) / 1000;
-    for (const backend of BACKENDS) expect(said).toMatch(new RegExp(`${backend}: serving again after \\d+s`));
-    // No tor restarted: every introduction point, and every peer's cached descriptor, stays valid.
-    expect(await Promise.all(BACKENDS.map((b) => startedAt(`${b}-tor`)))).toEqual(torsBefore);
-    // Each peer's registry was replaced once: it reconnected through the master onion by itself.
-    for (const peer of peers) {
-      const back = await waitForValue(
-        `${peer.nickname} registered again`,
-        () =>
-          peer.client.state === 'open' && peer.reconnects > 0 ? (peer.client.registration ?? undefined) : undefined,
-        {
-          timeoutMs: 30_000,
-          intervalMs: 100,
-        },
-      );
-      expect(back).toMatchObject({ nickname: peer.nickname });
-    }
-    timings.upgradeReconnectsPerPeer = peers.map((p) => p.reconnects);
-    const other = await connectClient(master, { identity: createIdentity(), retry: false, attemptMs: 30_000 });
-    for (const peer of peers) {
-      expect(await other.lookup(peer.nickname)).toMatchObject({ nickname: peer.nickname });
-      await expect(
-        other.register({ nickname: peer.nickname, address: randomOnion(), port: 5050 }),
-      ).rejects.toMatchObject({ code: 'NICKNAME_TAKEN' });
-    }
-    await other.close();
-    await Promise.all(peers.map((p) => p.client.close()));
-  });
-
-  it('drains a backend: the frontend publishes without it, then its tor stops and starts again and no fresh peer meets it', async () => {
-    const drainStarted = Date.now();
-    const said = await clusterOps('drain', 'backend1', '--reason', 'tor upgrade');
-    timings.drainPublishedSeconds = (Date.now() - drainStarted) / 1000;
-    expect(said).toMatch(
-      new RegExp(
-        `published without ${backendOnion.backend1.replace('.', '\\.')} at .*until \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC`,
-      ),
-    );
-    expect(await clusterOps('backends')).toMatch(
-      new RegExp(`^${backendOnion.backend1.replace('.', '\\.')} +drained +no .*\\(tor upgrade\\)$`, 'm'),
-    );
-    await waitPublished(['backend2'], drainStarted, 10_000);
-
-    // Its tor and registry stop. A peer whose tor fetches the master descriptor now (a fresh client
-    // tor state) finds only backend2's introduction points: each gets in at its first attempt.
-    await compose('stop', '-t', '5', 'backend1-tor', 'backend1-registry');
-    await freshClientTor();
-    const latencies = await freshPeersGetIn(5, 20_000);
-    timings.freshPeersWithDrainedBackendStoppedSeconds = latencies;
-
-    // It comes back with new introduction points; undrained, the frontend publishes them.
-    const restarted = Date.now();
-    await compose('start', 'backend1-tor', 'backend1-registry');
-    await waitHealthy(['backend1-tor', 'backend1-registry'], 120_000);
-    const undrained = await clusterOps('undrain', 'backend1');
-    expect(undrained).toMatch(/published with /);
-    await waitPublished(BACKENDS, restarted, 120_000, restarted - 1_000);
-    timings.undrainedBackInFrontendSeconds = (Date.now() - restarted) / 1000;
-    const direct = await connectClient(backendOnion.backend1, { identity: createIdentity(), timeoutMs: 120_000 });
-    await direct.close();
-  });
-
-  it('leaves a backend whose registry died out of the master descriptor once its lease lapsed, and serves it again when it is back', async () => {
-    const killed = Date.now();
-    await compose('kill', '-s', 'KILL', 'backend2-registry');
-    // Its lease (15 s) and the frontend's grace (30 s), then a poll (5 s here) and a publication.
-    const published = await waitPublished(['backend1'], killed, 120_000);
-    timings.deadRegistryOutOfFrontendSeconds = (published - killed) / 1000;
-    expect(await clusterOps('backends')).toMatch(
-      new RegExp(`^${backendOnion.backend2.replace('.', '\\.')} +lapsed +no `, 'm'),
-    );
-    const back = Date.now();
-    await compose('start', 'backend2-registry');
-    await waitHealthy(['backend2-registry'], 60_000);
-    await waitPublished(BACKENDS, back, 90_000);
-    timings.registryBackInFrontendSeconds = (Date.now() - back) / 1000;
-  });
-
-  it('lets fresh peers in after a whole backend was killed, and leaves the backend out once its lease lapsed', async () => {
-    // The unplanned case: nobody drained it. Until the frontend drops it (its lease), the master
-    // descriptor lists its dead introduction points; a peer's tor that picks one waits before it
-    // tries another. Each peer, as its app would, tries again after a failed attempt.
-    const killed = Date.now();
-    await compose('kill', '-s', 'KILL', 'backend1-tor', 'backend1-registry');
-    await freshClientTor();
-    const latencies: number[] = [];
-    let failedAttempts = 0;
-    for (let i = 0; i < 5; i += 1) {
+  it(
+    "upgrades every backend's registry without restarting a tor: its peers reconnect through the master onion and " +
+      'keep their nicknames',
+    async () => {
+      const peers = await Promise.all([0, 1, 2, 3].map((i) => registeredPeer(`up${i}`)));
+      const torsBefore = await Promise.all(BACKENDS.map((b) => startedAt(`${b}-tor`)));
       const started = Date.now();
-      const client = await retry(
-        'a fresh peer through the frontend',
-        () =>
-          connectClient(master, { identity: createIdentity(), retry: false, attemptMs: 30_000 }).catch(
-            (err: unknown) => {
-              failedAttempts += 1;
-              throw err;
-            },
-          ),
-        { timeoutMs: 90_000, intervalMs: 500 },
+      const said = await clusterOps('upgrade', '--no-build');
+      const upgraded = Date.now();
+      timings.upgradeSeconds = (upgraded - started) / 1000;
+      for (const backend of BACKENDS) expect(said).toMatch(new RegExp(`${backend}: serving again after \\d+s`));
+      // No tor restarted: every introduction point, and every peer's cached descriptor, stays valid.
+      expect(await Promise.all(BACKENDS.map((b) => startedAt(`${b}-tor`)))).toEqual(torsBefore);
+      // Each peer's registry was replaced once: it reconnected through the master onion by itself.
+      for (const peer of peers) {
+        const back = await waitForValue(
+          `${peer.nickname} registered again`,
+          () =>
+            peer.client.state === 'open' && peer.reconnects > 0 ? (peer.client.registration ?? undefined) : undefined,
+          {
+            timeoutMs: 30_000,
+            intervalMs: 100,
+          },
+        );
+        expect(back).toMatchObject({ nickname: peer.nickname });
+      }
+      timings.upgradeReconnectsPerPeer = peers.map((p) => p.reconnects);
+      const other = await connectClient(master, { identity: createIdentity(), retry: false, attemptMs: 30_000 });
+      for (const peer of peers) {
+        expect(await other.lookup(peer.nickname)).toMatchObject({ nickname: peer.nickname });
+        await expect(
+          other.register({ nickname: peer.nickname, address: randomOnion(), port: 5050 }),
+        ).rejects.toMatchObject({ code: 'NICKNAME_TAKEN' });
+      }
+      await other.close();
+      await Promise.all(peers.map((p) => p.client.close()));
+    },
+  );
+
+  it(
+    'drains a backend: the frontend publishes without it, then its tor stops and starts again and no fresh ' +
+      'peer meets it',
+    async () => {
+      const drainStarted = Date.now();
+      const said = await clusterOps('drain', 'backend1', '--reason', 'tor upgrade');
+      timings.drainPublishedSeconds = (Date.now() - drainStarted) / 1000;
+      expect(said).toMatch(
+        new RegExp(
+          `published without ${backendOnion.backend1.replace('.', '\\.')} at .*until \\d{4}-\\d\\d-\\d\\d ` +
+            `\\d\\d:\\d\\d:\\d\\d UTC`,
+        ),
       );
-      latencies.push((Date.now() - started) / 1000);
-      await client.close();
-    }
-    timings.freshPeersAfterKillSeconds = latencies;
-    timings.freshPeersAfterKillFailedAttempts = failedAttempts;
-    const published = await waitPublished(['backend2'], killed, 150_000);
-    timings.killedBackendOutOfFrontendSeconds = (published - killed) / 1000;
-    await freshClientTor();
-    timings.freshPeersAfterKilledBackendLeftSeconds = await freshPeersGetIn(3, 20_000);
-    await compose('start', 'backend1-tor', 'backend1-registry');
-  });
+      expect(await clusterOps('backends')).toMatch(
+        new RegExp(`^${backendOnion.backend1.replace('.', '\\.')} +drained +no .*\\(tor upgrade\\)$`, 'm'),
+      );
+      await waitPublished(['backend2'], drainStarted, 10_000);
+
+      // Its tor and registry stop. A peer whose tor fetches the master descriptor now (a fresh client
+      // tor state) finds only backend2's introduction points: each gets in at its first attempt.
+      await compose('stop', '-t', '5', 'backend1-tor', 'backend1-registry');
+      await freshClientTor();
+      const latencies = await freshPeersGetIn(5, 20_000);
+      timings.freshPeersWithDrainedBackendStoppedSeconds = latencies;
+
+      // It comes back with new introduction points; undrained, the frontend publishes them.
+      const restarted = Date.now();
+      await compose('start', 'backend1-tor', 'backend1-registry');
+      await waitHealthy(['backend1-tor', 'backend1-registry'], 120_000);
+      const undrained = await clusterOps('undrain', 'backend1');
+      expect(undrained).toMatch(/published with /);
+      await waitPublished(BACKENDS, restarted, 120_000, restarted - 1_000);
+      timings.undrainedBackInFrontendSeconds = (Date.now() - restarted) / 1000;
+      const direct = await connectClient(backendOnion.backend1, { identity: createIdentity(), timeoutMs: 120_000 });
+      await direct.close();
+    },
+  );
+
+  it(
+    'leaves a backend whose registry died out of the master descriptor once its lease lapsed, and serves it again ' +
+      'when it is back',
+    async () => {
+      const killed = Date.now();
+      await compose('kill', '-s', 'KILL', 'backend2-registry');
+      // Its lease (15 s) and the frontend's grace (30 s), then a poll (5 s here) and a publication.
+      const published = await waitPublished(['backend1'], killed, 120_000);
+      timings.deadRegistryOutOfFrontendSeconds = (published - killed) / 1000;
+      expect(await clusterOps('backends')).toMatch(
+        new RegExp(`^${backendOnion.backend2.replace('.', '\\.')} +lapsed +no `, 'm'),
+      );
+      const back = Date.now();
+      await compose('start', 'backend2-registry');
+      await waitHealthy(['backend2-registry'], 60_000);
+      await waitPublished(BACKENDS, back, 90_000);
+      timings.registryBackInFrontendSeconds = (Date.now() - back) / 1000;
+    },
+  );
+
+  it(
+    'lets fresh peers in after a whole backend was killed, and leaves the backend out once its ' + 'lease lapsed',
+    async () => {
+      // The unplanned case: nobody drained it. Until the frontend drops it (its lease), the master
+      // descriptor lists its dead introduction points; a peer's tor that picks one waits before it
+      // tries another. Each peer, as its app would, tries again after a failed attempt.
+      const killed = Date.now();
+      await compose('kill', '-s', 'KILL', 'backend1-tor', 'backend1-registry');
+      await freshClientTor();
+      const latencies: number[] = [];
+      let failedAttempts = 0;
+      for (let i = 0; i < 5; i += 1) {
+        const started = Date.now();
+        const client = await retry(
+          'a fresh peer through the frontend',
+          () =>
+            connectClient(master, { identity: createIdentity(), retry: false, attemptMs: 30_000 }).catch(
+              (err: unknown) => {
+                failedAttempts += 1;
+                throw err;
+              },
+            ),
+          { timeoutMs: 90_000, intervalMs: 500 },
+        );
+        latencies.push((Date.now() - started) / 1000);
+        await client.close();
+      }
+      timings.freshPeersAfterKillSeconds = latencies;
+      timings.freshPeersAfterKillFailedAttempts = failedAttempts;
+      const published = await waitPublished(['backend2'], killed, 150_000);
+      timings.killedBackendOutOfFrontendSeconds = (published - killed) / 1000;
+      await freshClientTor();
+      timings.freshPeersAfterKilledBackendLeftSeconds = await freshPeersGetIn(3, 20_000);
+      await compose('start', 'backend1-tor', 'backend1-registry');
+    },
+  );
 });

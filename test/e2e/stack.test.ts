@@ -1,6 +1,7 @@
 /**
  * End-to-end: the shipped compose.yaml plus a private Tor network (test/compose.testnet.yaml),
- * started with testcontainers, with the monitoring profile (the metrics forwarder and Prometheus). Every request below travels through the client tor's SOCKS port,
+ * started with testcontainers, with the monitoring profile (the metrics forwarder and Prometheus). Every request below
+ * travels through the client tor's SOCKS port,
  * real onion routing, the stack's tor and its unix socket into the registry. No tor here ever
  * contacts the public Tor network: all of them use only the test network's own authorities.
  */
@@ -224,17 +225,20 @@ describe('the registry through real onion routing', () => {
     expect(logs).toContain(`registry reachable at ws://${registryOnion}:80/`);
   });
 
-  it('calls tor healthy only when it serves: bootstrapped, descriptor uploaded, the first hello right after', async () => {
-    const health = await inContainer('tor', ['/usr/local/bin/tor-control', 'health']);
-    expect(health.exitCode).toBe(0);
-    expect(health.output).toMatch(
-      new RegExp(
-        `^healthy: serving ${registryOnion.replace('.', '\\.')} \\(bootstrapped; descriptor uploaded \\d+s ago\\)$`,
-      ),
-    );
-    // Before, "healthy" meant "bootstrapped once", and the first connection waited for the upload.
-    expect(timings.firstHelloAfterHealthySeconds).toBeLessThan(10);
-  });
+  it(
+    'calls tor healthy only when it serves: bootstrapped, descriptor uploaded, the first hello ' + 'right after',
+    async () => {
+      const health = await inContainer('tor', ['/usr/local/bin/tor-control', 'health']);
+      expect(health.exitCode).toBe(0);
+      expect(health.output).toMatch(
+        new RegExp(
+          `^healthy: serving ${registryOnion.replace('.', '\\.')} \\(bootstrapped; descriptor uploaded \\d+s ago\\)$`,
+        ),
+      );
+      // Before, "healthy" meant "bootstrapped once", and the first connection waited for the upload.
+      expect(timings.firstHelloAfterHealthySeconds).toBeLessThan(10);
+    },
+  );
 
   it('lets two peers register, look each other up and list each other', async () => {
     const alice = await connectClient(createIdentity());
@@ -350,22 +354,25 @@ describe('the registry through real onion routing', () => {
     expect(services.tor?.ports ?? []).toEqual([]);
   });
 
-  it('survives a tor restart: same onion address, the server keeps running, clients reconnect and re-register', async () => {
-    const dave = await registeredPeer('dave');
-    const serverStartedAt = await inspect('registry', '{{.State.StartedAt}}');
-    const reconnected = reconnectedInfo(dave.client, 240_000);
-    const restartStarted = Date.now();
-    await compose('restart', 'tor');
-    await waitHealthy('tor', 120_000);
-    timings.torRestartHealthySeconds = (Date.now() - restartStarted) / 1000;
-    const info = await reconnected;
-    timings.torRestartReconnectSeconds = (Date.now() - restartStarted) / 1000;
-    expect(info.registered).toMatchObject({ nickname: dave.nickname });
-    expect((await inContainer('tor', ['cat', `${HS_DIR}/hostname`])).output).toBe(registryOnion);
-    expect(await inspect('registry', '{{.State.StartedAt}}')).toBe(serverStartedAt);
-    const other = await connectClient();
-    expect(await other.lookup(dave.nickname)).toMatchObject({ nickname: dave.nickname });
-  });
+  it(
+    'survives a tor restart: same onion address, the server keeps running, clients reconnect and ' + 're-register',
+    async () => {
+      const dave = await registeredPeer('dave');
+      const serverStartedAt = await inspect('registry', '{{.State.StartedAt}}');
+      const reconnected = reconnectedInfo(dave.client, 240_000);
+      const restartStarted = Date.now();
+      await compose('restart', 'tor');
+      await waitHealthy('tor', 120_000);
+      timings.torRestartHealthySeconds = (Date.now() - restartStarted) / 1000;
+      const info = await reconnected;
+      timings.torRestartReconnectSeconds = (Date.now() - restartStarted) / 1000;
+      expect(info.registered).toMatchObject({ nickname: dave.nickname });
+      expect((await inContainer('tor', ['cat', `${HS_DIR}/hostname`])).output).toBe(registryOnion);
+      expect(await inspect('registry', '{{.State.StartedAt}}')).toBe(serverStartedAt);
+      const other = await connectClient();
+      expect(await other.lookup(dave.nickname)).toMatchObject({ nickname: dave.nickname });
+    },
+  );
 
   it('survives a server restart: clients reconnect and re-register', async () => {
     const erin = await registeredPeer('erin');

@@ -3,6 +3,7 @@
  * package over 400 lines and no function over 100, tests excepted. Checked here so that they cannot
  * drift.
  */
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import ts from 'typescript';
@@ -64,6 +65,26 @@ describe('the server package source', () => {
       functionLengths(path)
         .filter((f) => f.lines > MAX_FUNCTION_LINES)
         .map((f) => `${relative(ROOT, path)}: ${f.name} (${f.lines} lines)`),
+    );
+    expect(long).toEqual([]);
+  });
+});
+
+describe('every TypeScript and JavaScript file the repository tracks', () => {
+  const MAX_LINE = 120; // biome.json's lineWidth: the formatter keeps code within it, not strings or comments
+  const tracked = execFileSync('git', ['ls-files', '*.ts', '*.mjs', '*.js'], { cwd: ROOT, encoding: 'utf8' })
+    .split('\n')
+    .filter((path) => path !== '');
+
+  it('is found (the check is not vacuous)', () => {
+    expect(tracked.length).toBeGreaterThan(150);
+  });
+
+  it(`has no line longer than ${MAX_LINE} characters`, () => {
+    const long = tracked.flatMap((path) =>
+      readFileSync(join(ROOT, path), 'utf8')
+        .split('\n')
+        .flatMap((line, index) => (line.length > MAX_LINE ? [`${path}:${index + 1} (${line.length})`] : [])),
     );
     expect(long).toEqual([]);
   });

@@ -84,7 +84,8 @@ describe.each(['compose.yaml', 'compose.cluster.yaml'])('%s', (file) => {
   );
 
   it.each(servers.map(([name]) => name))(
-    "%s: the operator socket's folder is a tmpfs volume of the server's user alone, mounted by no tor, and by nothing else but its metrics forwarder, read-only",
+    "%s: the operator socket's folder is a tmpfs volume of the server's user alone, mounted by no tor, and by " +
+      'nothing else but its metrics forwarder, read-only',
     (name) => {
       const service = all[name] as Service;
       const folder = dirname(service.environment?.REGISTRY_HOST_OPERATORSOCKET as string);

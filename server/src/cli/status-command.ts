@@ -48,7 +48,8 @@ export async function status(configPath: string, options: StatusOptions): Promis
   const socket = cfg.operatorSocket;
   if (socket === null) {
     process.stderr.write(
-      'p2p-registry: no operator listener to ask: set [Host] OperatorSocket (or REGISTRY_HOST_OPERATORSOCKET) and restart the server\n',
+      'p2p-registry: no operator listener to ask: set [Host] OperatorSocket (or REGISTRY_HOST_OPERATORSOCKET) and ' +
+        'restart the server\n',
     );
     return 1;
   }
@@ -70,7 +71,8 @@ export async function runStatus(socket: string, port: number, options: StatusOpt
     }
   } catch (err) {
     process.stderr.write(
-      `p2p-registry: the server does not answer on its operator socket ${socket}: ${(err as Error).message}; is it running with this config?\n`,
+      `p2p-registry: the server does not answer on its operator socket ${socket}: ${(err as Error).message}; is it ` +
+        `running with this config?\n`,
     );
     return 1;
   }
@@ -114,10 +116,16 @@ export function renderStatus(r: StatusReport): string {
     `p2p-registry status at ${r.time} (counts per minute over the last ${Math.round(r.windowSeconds)} s)`,
     `  status        ${r.status}, up ${fmt.age(r.uptimeSeconds)}, version ${r.version ?? '-'}`,
     `  onion         ${r.url ?? 'not known yet'}`,
-    `  tor           hostname written ${fmt.age(r.hostnameAgeSeconds)} ago; descriptor last uploaded ${r.descriptorUploadedSecondsAgo === null ? 'never (or not recorded)' : `${fmt.age(r.descriptorUploadedSecondsAgo)} ago`}`,
+    `  tor           hostname written ${fmt.age(r.hostnameAgeSeconds)} ago; descriptor last uploaded ` +
+      (r.descriptorUploadedSecondsAgo === null
+        ? 'never (or not recorded)'
+        : `${fmt.age(r.descriptorUploadedSecondsAgo)} ago`),
     `  peers         ${fmt.n(r.peers)} live, ${fmt.n(r.subscribers)} subscribers`,
-    `  connections   ${fmt.n(r.connections)} open, ${fmt.n(r.pending)} pending; output queued ${fmt.bytes(r.outputQueuedBytes)} of ${fmt.bytes(r.outputLimitBytes)}`,
-    `  store         ${r.store.writable === null ? '-' : r.store.writable ? 'writable' : 'NOT WRITABLE'}, ${fmt.n(r.store.claimsHeld)} claims held, commits ${fmt.latency(r.store.commit)}, ${fmt.n(r.store.commitFailures)} failed`,
+    `  connections   ${fmt.n(r.connections)} open, ${fmt.n(r.pending)} pending; output queued ` +
+      `${fmt.bytes(r.outputQueuedBytes)} of ${fmt.bytes(r.outputLimitBytes)}`,
+    `  store         ${r.store.writable === null ? '-' : r.store.writable ? 'writable' : 'NOT WRITABLE'}, ` +
+      `${fmt.n(r.store.claimsHeld)} claims held, commits ${fmt.latency(r.store.commit)}, ` +
+      `${fmt.n(r.store.commitFailures)} failed`,
     `  requests/min  ${requestsLine(r.requestsPerMinute)}`,
     `  registrations ${fmt.counts(r.registrationsPerMinute)}`,
     `  refused       connections: ${fmt.counts(r.refusalsPerMinute.connections ?? {})}`,
@@ -130,8 +138,11 @@ export function renderStatus(r: StatusReport): string {
   const c = r.cluster;
   if (c !== null)
     lines.push(
-      `  cluster       instance ${c.instance}, database ${c.database}, housekeeping ${c.housekeeping}, ${fmt.n(c.localPeers)} peers through this instance`,
-      `                log applied ${fmt.n(c.applied)} of head ${fmt.n(c.head)}: ${fmt.n(c.lagEvents)} events, ${fmt.n(c.lagSeconds)} s behind; lease renewed ${fmt.age(c.leaseAgeSeconds)} ago (lease ${fmt.n(c.leaseSeconds)} s); ${fmt.n(c.resyncs)} re-syncs`,
+      `  cluster       instance ${c.instance}, database ${c.database}, housekeeping ${c.housekeeping}, ` +
+        `${fmt.n(c.localPeers)} peers through this instance`,
+      `                log applied ${fmt.n(c.applied)} of head ${fmt.n(c.head)}: ${fmt.n(c.lagEvents)} events, ` +
+        `${fmt.n(c.lagSeconds)} s behind; lease renewed ${fmt.age(c.leaseAgeSeconds)} ago (lease ` +
+        `${fmt.n(c.leaseSeconds)} s); ${fmt.n(c.resyncs)} re-syncs`,
     );
   return `${lines.join('\n')}\n`;
 }

@@ -113,7 +113,8 @@ export class RegistryMetrics {
     ]);
     this.add(
       'registry_memory_limit_bytes',
-      "The container's memory limit (cgroup v2 memory.max or v1 memory.limit_in_bytes; absent without one): compare process_resident_memory_bytes.",
+      "The container's memory limit (cgroup v2 memory.max or v1 memory.limit_in_bytes; absent without one): compare " +
+        'process_resident_memory_bytes.',
       'gauge',
       async () => {
         const limit = await memoryLimit();
@@ -166,7 +167,8 @@ export class RegistryMetrics {
     );
     this.add(
       'registry_refusals_total',
-      'Refusals as the summary line counts them: kind connections (sockets refused or evicted), closed (connections the server closed) or requests (error replies, added at close), by reason.',
+      'Refusals as the summary line counts them: kind connections (sockets refused or evicted), closed (connections ' +
+        'the server closed) or requests (error replies, added at close), by reason.',
       'counter',
       () =>
         (['connections', 'closed', 'requests'] as const).flatMap((kind) =>
@@ -247,7 +249,8 @@ export class RegistryMetrics {
     );
     this.add(
       'registry_onion_descriptor_upload_timestamp_seconds',
-      "When a directory last accepted tor's descriptor of the onion (tor/tor-control.pl records it; absent until the first).",
+      "When a directory last accepted tor's descriptor of the onion (tor/tor-control.pl records it; absent until " +
+        'the first).',
       'gauge',
       async () => {
         const uploaded = await readFile(descriptorFile, 'utf8').then(

@@ -113,7 +113,8 @@ describe('the operator listener', () => {
     const operator = new OperatorListener({ logger: silent, health: noHealth });
     await expect(operator.listen(path)).rejects.toThrow(
       new RegExp(
-        `^cannot listen on ${path} \\(\\[Host\\] OperatorSocket\\): listen \\w+: .+: its folder must exist and be writable by the server's user: create it, or change \\[Host\\] OperatorSocket$`,
+        `^cannot listen on ${path} \\(\\[Host\\] OperatorSocket\\): listen \\w+: .+: its folder must exist and be ` +
+          `writable by the server's user: create it, or change \\[Host\\] OperatorSocket$`,
       ),
     );
   });
@@ -139,7 +140,8 @@ describe('a server start', () => {
     const registry = await startServer(config(null), createLogger('info', sink));
     closers.push(() => registry.close());
     expect(lines.map((l) => l.msg)).toContain(
-      'no operator listener ([Host] OperatorSocket is not set): /healthz is served nowhere and `p2p-registry health` fails',
+      'no operator listener ([Host] OperatorSocket is not set): /healthz is served nowhere and `p2p-registry ' +
+        'health` fails',
     );
   });
 
@@ -150,7 +152,8 @@ describe('a server start', () => {
     const port = (taken.address() as { port: number }).port;
     const operatorSocket = join(tempDir('operator-'), 'operator.sock');
     await expect(startServer(config(operatorSocket, port), silent)).rejects.toThrow(
-      `cannot listen on 127.0.0.1:${port} ([Host] HOST): listen EADDRINUSE: address already in use 127.0.0.1:${port}: another process listens there: stop it, or change [Host] HOST`,
+      `cannot listen on 127.0.0.1:${port} ([Host] HOST): listen EADDRINUSE: address already in use ` +
+        `127.0.0.1:${port}: another process listens there: stop it, or change [Host] HOST`,
     );
     await expect(ask(operatorSocket, '/healthz')).rejects.toThrow(/ENOENT|ECONNREFUSED/);
   });

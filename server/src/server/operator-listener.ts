@@ -2,7 +2,8 @@
  * The operator listener ([Host] OperatorSocket): a unix socket that tor does not forward, for what
  * only the operator may learn. GET /healthz answers the server's state: status, onion, peers,
  * uptime, and a cluster instance's own (cluster-roster.ts); GET /metrics the Prometheus exposition
- * (metrics/registry-metrics.ts), which the monitoring profile's forwarder carries to Prometheus. On the onion these would tell anyone
+ * (metrics/registry-metrics.ts), which the monitoring profile's forwarder carries to Prometheus. On the onion these
+ * would tell anyone
  * when the server restarted, which helps deanonymise an onion service, and a cluster's internals
  * (SECURITY.md); the public listener answers plain HTTP with one line (http-admission.ts).
  */

@@ -297,7 +297,8 @@ async function listenForOperator(
 ): Promise<OperatorListener | null> {
   if (config.operatorSocket === null) {
     logger.info(
-      'no operator listener ([Host] OperatorSocket is not set): /healthz is served nowhere and `p2p-registry health` fails',
+      'no operator listener ([Host] OperatorSocket is not set): /healthz is served nowhere and `p2p-registry ' +
+        'health` fails',
     );
     return null;
   }
@@ -316,7 +317,8 @@ function logReachable(logger: Logger, own: string, cluster: ClusterRoster | null
   else if (master === null)
     logger.info(
       { backend: own },
-      `${own} is this cluster backend's own onion: peers reach the registry at the frontend's address, which it has not published yet`,
+      `${own} is this cluster backend's own onion: peers reach the registry at the frontend's address, which it has ` +
+        `not published yet`,
     );
   else {
     const url = `ws://${master}:${port}/`;
@@ -335,7 +337,8 @@ async function startCluster(roster: ClusterRoster): Promise<void> {
     if (err instanceof RegistryError && err.code === 'STORE_UNAVAILABLE') {
       throw new RegistryError(
         'STORE_OPEN_FAILED',
-        `${err.message} The start stops here: a cluster instance needs the shared database ([Store] Database) to load who is registered.`,
+        `${err.message} The start stops here: a cluster instance needs the shared database ([Store] Database) to ` +
+          `load who is registered.`,
         { cause: err },
       );
     }

@@ -28,38 +28,9 @@ import { REFUSALS, refuse } from '../registry/refusals.js';
 import type { ClusterMetrics } from '../../metrics/sources.js';
 import { PeriodicTask } from '../periodic-task.js';
 import type { LocalEntry, Roster, RosterEffects } from '../registry/roster.js';
+import type { ClusterRosterOptions, ClusterStatus } from './cluster-roster-options.js';
 
-export interface ClusterRosterOptions {
-  /** This instance's id (a new one for every process): its registrations, its lease, its connections' names. */
-  readonly instanceId: string;
-  readonly presence: PresenceStore;
-  readonly effects: RosterEffects;
-  readonly logger: Logger;
-  readonly leaseMs: number;
-  /** What UNAVAILABLE suggests. */
-  readonly retryAfterMs: number;
-  /** This instance's onion address, once known: announced to the frontend. */
-  readonly onion: () => string | null;
-  /** The frontend's address changed (became known, or another): see frontendOnion. */
-  readonly frontendChanged?: () => void;
-  /** How long an answer waits for its own event to be applied. */
-  readonly applyTimeoutMs?: number;
-  /** How often the log is read without a notification. */
-  readonly pollMs?: number;
-}
-
-/** What /healthz says of a cluster instance (a database away does not make it unhealthy: it still serves lookups). */
-export interface ClusterStatus {
-  readonly instance: string;
-  /** Whether the last lease renewal reached the database. */
-  readonly database: 'reachable' | 'unreachable';
-  /** The last presence log event applied to this instance's table. */
-  readonly applied: number;
-  /** The frontend's master address, once known (hello reports it). */
-  readonly frontend: string | null;
-  /** Whether a housekeeping step (announcing this backend, reading the frontend's address, trimming the log) is failing. */
-  readonly housekeeping: 'ok' | 'failing';
-}
+export type { ClusterRosterOptions, ClusterStatus };
 
 /** The background work done after a renewal, each step reported on its own. */
 type HousekeepingStep = 'announce' | 'frontend' | 'trim';
@@ -289,7 +260,8 @@ export class ClusterRoster implements Roster {
       if (this.healthySince !== null)
         this.logger.warn(
           { err, leaseMs: this.leaseMs },
-          "cannot renew this instance's lease in the shared database: register and unregister answer UNAVAILABLE until it is back",
+          "cannot renew this instance's lease in the shared database: register and unregister answer UNAVAILABLE " +
+            'until it is back',
         );
       this.healthySince = null;
       return;
@@ -330,7 +302,8 @@ export class ClusterRoster implements Roster {
       if (!this.failingSteps.has(step))
         this.logger.warn(
           { err, step },
-          `cluster housekeeping: ${STEP_TEXT[step]} failed; the lease is renewed all the same, and this is tried again after the next renewal`,
+          `cluster housekeeping: ${STEP_TEXT[step]} failed; the lease is renewed all the same, and this is tried ` +
+            `again after the next renewal`,
         );
       this.failingSteps.add(step);
       return false;
@@ -352,7 +325,8 @@ export class ClusterRoster implements Roster {
       if (text !== this.badFrontend)
         this.logger.warn(
           { frontend: text },
-          `registry_frontend holds no v3 onion address (${parsed.reason}): hello keeps reporting this backend's own address; check the frontend's log`,
+          `registry_frontend holds no v3 onion address (${parsed.reason}): hello keeps reporting this backend's own ` +
+            `address; check the frontend's log`,
         );
       this.badFrontend = text;
       return;

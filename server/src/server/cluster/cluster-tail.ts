@@ -116,7 +116,8 @@ export class ClusterTail {
       if (!this.failing)
         this.logger.warn(
           { err },
-          'cannot read the presence log of the shared database: lookups and lists answer from the last state read; retrying',
+          'cannot read the presence log of the shared database: lookups and lists answer from the last state ' +
+            'read; retrying',
         );
       this.failing = true;
     }

@@ -44,7 +44,9 @@ export interface Prepared {
   readonly held: Claim | null;
   /** The claim written now, when it is not a refresh of the same binding. */
   readonly undo: Undo | null;
-  /** ClaimAfterSeconds > 0: another key's unverified claim on the proven address, deleted once the registration is in. */
+  /**
+   * ClaimAfterSeconds > 0: another key's unverified claim on the proven address, deleted once the registration is in.
+   */
   readonly displaced: Claim | null;
 }
 
@@ -355,7 +357,8 @@ export class ClaimKeeper {
         this.touchBroken = true;
         this.logger.error(
           { err },
-          'writing last-seen failed, not because the store is away: those keys are not tried again (said once until a touch works)',
+          'writing last-seen failed, not because the store is away: those keys are not tried again (said once until ' +
+            'a touch works)',
         );
       }
     }

@@ -197,7 +197,8 @@ export class Dispatcher {
         conn.send({ type: 'subscribed', id: request.id });
         return;
       case 'unregister':
-        if (request.release) return this.registrar.release(conn, request.id); // revision 2: replies once the claim is deleted
+        // revision 2: replies once the claim is deleted
+        if (request.release) return this.registrar.release(conn, request.id);
         return this.registrar.unregister(conn, request.id);
       case 'register':
         return this.registrar.register(conn, request);

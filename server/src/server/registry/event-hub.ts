@@ -170,7 +170,8 @@ export class EventHub implements SlicedWork {
 
   private deliverTo(subscriber: Subscriber): void {
     const subscription = this.subscribers.get(subscriber);
-    if (subscription === undefined || subscription.cursor >= this.passEnd) return; // left, or subscribed after this pass began
+    // left, or subscribed after this pass began
+    if (subscription === undefined || subscription.cursor >= this.passEnd) return;
     const from = subscription.cursor;
     subscription.cursor = this.passEnd;
     const segment = this.segmentAfter(from);
