@@ -6,18 +6,15 @@
 //
 //   node <the image's V8 flags> slow-readers-child.mjs '<json plan>'
 //
-// This process is the registry (server/dist's startServer, so that its output total can be read,
-// and its RSS is the server's); it forks, into the same namespace, the slow readers
-// (slow-readers-worker.mjs), and a producer and a pinger (bench/phases/fan-out-worker.mjs: its
-// `churn` and `ping`), each a process of its own. Prints one JSON line on stdout.
+// This process drives and times the scenario; it forks, into the same namespace and each a process
+// of its own: the registry (slow-readers-server.mjs: its output total and closings over IPC, its
+// RSS and CPU from /proc), the slow readers (slow-readers-worker.mjs), and a producer and a pinger
+// (bench/phases/fan-out-worker.mjs: its `churn` and `ping`). Nothing here runs on the server's
+// event loop, so a server that stalls for seconds still yields its numbers. Prints one JSON line.
 import { fork } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { setPriority, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Writable } from 'node:stream';
+import { readFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildConfig, createLogger, startServer } from '../../server/dist/index.js';
 
 const plan = JSON.parse(process.argv[2] ?? '{}');
 // Whatever happens, this process ends (the test bounds it too: this is the second fence).
@@ -28,6 +25,7 @@ setTimeout(() => {
 
 const FAN_OUT_WORKER = new URL('../../bench/phases/fan-out-worker.mjs', import.meta.url).pathname;
 const SLOW_READERS_WORKER = new URL('./slow-readers-worker.mjs', import.meta.url).pathname;
+const SERVER = new URL('./slow-readers-server.mjs', import.meta.url).pathname;
 const LOCAL = ['127.0.0.1'];
 const now = () => performance.now();
 
@@ -37,39 +35,21 @@ function kernelBuffers() {
   return { tcpRmem: read('tcp_rmem'), tcpWmem: read('tcp_wmem') };
 }
 
-/** The registry, logging at info into memory: its summary lines count the closings by name. */
-async function startRegistry() {
-  const dir = mkdtempSync(join(tmpdir(), 'slow-readers-'));
-  writeFileSync(join(dir, 'hostname'), `${plan.onion}\n`);
-  const closed = {};
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) {
-        if (line === '') continue;
-        for (const [name, n] of Object.entries(JSON.parse(line).closed ?? {})) closed[name] = (closed[name] ?? 0) + n;
-      }
-      done();
-    },
-  });
-  const config = buildConfig(
-    {
-      Host: { HOST: '127.0.0.1', PORT: '0' },
-      HiddenService: { HiddenServiceDir: dir, HiddenServicePort: '80' },
-      Registry: Object.fromEntries(Object.entries(plan.registry).map(([key, value]) => [key, String(value)])),
-      Log: { level: 'info', SummarySeconds: '1' },
-    },
-    {},
-  );
-  const server = await startServer(config, createLogger('info', sink));
-  return { server, port: server.address.port, closed, dir };
+/** Resident set size (VmRSS) and CPU seconds (user + system) of a process, from /proc. */
+function processUse(pid) {
+  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of stat(5), in clock ticks (USER_HZ, 100 on Linux).
+  return { rssBytes: Number(kb) * 1024, cpuSeconds: (Number(fields[11]) + Number(fields[12])) / 100 };
 }
 
 /**
  * A worker process in this namespace, one IPC command at a time; killed by `kill()`. `nice`: it
  * stands for remote machines, and must not take the server's (or the pinger's) CPU.
  */
-async function worker(script, name, nice = 0) {
-  const child = fork(script, [], {
+async function worker(script, name, nice = 0, args = []) {
+  const child = fork(script, args, {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: {
       ...process.env,
@@ -83,12 +63,14 @@ async function worker(script, name, nice = 0) {
   child.once('exit', (code, signal) => {
     exited = `${name} exited (${signal ?? code})`;
   });
-  await new Promise((resolve, reject) => {
+  const ready = await new Promise((resolve, reject) => {
     child.once('message', resolve);
     child.once('exit', () => reject(new Error(exited)));
   });
   let next = 0;
   return {
+    ready,
+    pid: child.pid,
     call(cmd, args, timeoutMs) {
       const id = ++next;
       if (exited !== null) return Promise.reject(new Error(`${cmd}: ${exited}`));
@@ -109,40 +91,54 @@ async function worker(script, name, nice = 0) {
   };
 }
 
-/** Samples the server's output total and this process's RSS every `plan.sampleEveryMs` until stopped. */
+/**
+ * Samples the server every `plan.sampleEveryMs`: its output total over IPC (one request at a time:
+ * a stalled server is sampled less often, not queued up), its RSS from /proc.
+ */
 function sampler(server) {
   const bound = plan.registry.MaxOutputBytes;
   const started = now();
   const state = { samples: 0, peakOutputBytes: 0, overBoundSamples: 0, firstOverBoundMs: null, peakRssBytes: 0 };
   /** [ms, subscribers] every tenth sample: how fast the slow readers were shed. */
   const subscribers = [];
-  const tick = () => {
-    const stats = server.stats();
+  let asking = false;
+  const record = (stats) => {
     state.samples += 1;
     state.peakOutputBytes = Math.max(state.peakOutputBytes, stats.outputBytes);
     if (stats.outputBytes > bound) {
       state.overBoundSamples += 1;
       state.firstOverBoundMs ??= now() - started;
     }
-    state.peakRssBytes = Math.max(state.peakRssBytes, process.memoryUsage.rss());
     if (state.samples % 10 === 0) subscribers.push([Math.round(now() - started), stats.subscribers]);
   };
-  const timer = setInterval(tick, plan.sampleEveryMs);
+  const timer = setInterval(() => {
+    state.peakRssBytes = Math.max(state.peakRssBytes, processUse(server.pid).rssBytes);
+    if (asking) return;
+    asking = true;
+    server
+      .call('stats', {}, 60_000)
+      .then(record, () => {})
+      .finally(() => {
+        asking = false;
+      });
+  }, plan.sampleEveryMs);
   return {
     stop() {
       clearInterval(timer);
-      tick();
       return { ...state, subscribers };
     },
   };
 }
 
+/** The server's stats, or null if it does not answer within `timeoutMs` (a stalled event loop). */
+function statsOrNull(server, timeoutMs) {
+  return server.call('stats', {}, timeoutMs).catch(() => null);
+}
+
 /** Production and pings, measured: the pinger's window covers the production and the cut-off after it. */
-async function measure(server, port, workers) {
-  const { readers, producer, pinger } = workers;
-  const baselineRssBytes = process.memoryUsage.rss();
-  const loop = monitorEventLoopDelay({ resolution: 5 });
-  loop.enable();
+async function measure(port, workers) {
+  const { server, readers, producer, pinger } = workers;
+  const before = processUse(server.pid);
   const samples = sampler(server);
   await readers.call('startPings', { everyMs: plan.readerPingEveryMs }, 5_000);
   const measureMs = plan.produceMs + plan.settleMs;
@@ -176,42 +172,56 @@ async function measure(server, port, workers) {
   const { sent: readerPings } = await readers.call('stopPings', {}, 5_000);
   // The slow readers go: what the server still has to read of them is gone with them.
   readers.kill();
-  loop.disable();
   const output = samples.stop();
+  const after = processUse(server.pid);
   return {
     produced,
     readerPings,
     ping,
-    loopDelayMaxMs: loop.max / 1e6,
     output,
-    rss: { baselineBytes: baselineRssBytes, peakBytes: output.peakRssBytes },
+    serverCpuSeconds: after.cpuSeconds - before.cpuSeconds,
+    rss: { baselineBytes: before.rssBytes, peakBytes: Math.max(output.peakRssBytes, after.rssBytes) },
   };
 }
 
 async function run() {
   const t0 = now();
   const kernel = kernelBuffers();
-  const { server, port, closed, dir } = await startRegistry();
   const workers = {};
   try {
-    [workers.readers, workers.producer, workers.pinger] = await Promise.all([
+    const registry = JSON.stringify({ onion: plan.onion, registry: plan.registry });
+    [workers.server, workers.readers, workers.producer, workers.pinger] = await Promise.all([
+      worker(SERVER, 'registry', 0, [registry]),
       worker(SLOW_READERS_WORKER, 'slow readers', 19),
       worker(FAN_OUT_WORKER, 'producer'),
       worker(FAN_OUT_WORKER, 'pinger'),
     ]);
+    const { port } = workers.server.ready;
     const { opened } = await workers.readers.call(
       'open',
       { port, count: plan.subscribers, concurrency: plan.openConcurrency },
       plan.openTimeoutMs,
     );
-    const subscribed = { opened, subscribers: server.stats().subscribers, ms: now() - t0 };
-    const measured = await measure(server, port, workers);
-    const left = server.stats();
-    await server.close(); // logs the last summary line
-    return { kernel, subscribed, ...measured, left, closed, totalMs: now() - t0 };
+    const subscribed = {
+      opened,
+      subscribers: (await workers.server.call('stats', {}, 5_000)).subscribers,
+      ms: now() - t0,
+    };
+    const measured = await measure(port, workers);
+    // A server that stalled may not answer: the numbers above are measured without it.
+    const left = await statsOrNull(workers.server, 3_000);
+    const closing = await workers.server.call('close', {}, 5_000).catch(() => null);
+    return {
+      kernel,
+      subscribed,
+      ...measured,
+      loopDelayMaxMs: left?.loopDelayMaxMs ?? null,
+      left,
+      closed: closing?.closed ?? left?.closed ?? {},
+      totalMs: now() - t0,
+    };
   } finally {
     for (const w of Object.values(workers)) w.kill();
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 
