@@ -5,6 +5,7 @@
 import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startTestServer } from '../../../test/support/registry-harness.js';
+import { timersLeftBy } from '../../../test/support/timers-left.js';
 import { OnionWatcher } from './onion-watcher.js';
 
 const cleanups: Array<() => void | Promise<void>> = [];
@@ -27,35 +28,6 @@ function listening(port: number): Promise<Server> {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve(server));
   });
-}
-
-/**
- * Runs `start` and returns the timers it created that still keep the event loop alive: armed (not
- * fired, not cleared) and ref'd. Counting every active timer of the process before and after would
- * also count timers of vitest and of earlier tests that fire or are cleared meanwhile.
- */
-async function timersLeftBy(start: () => Promise<unknown>): Promise<number> {
-  const created: NodeJS.Timeout[] = [];
-  const realTimeout = globalThis.setTimeout;
-  const realInterval = globalThis.setInterval;
-  vi.spyOn(globalThis, 'setTimeout').mockImplementation(((...args: Parameters<typeof setTimeout>) => {
-    const timer = realTimeout(...args);
-    created.push(timer);
-    return timer;
-  }) as typeof setTimeout);
-  vi.spyOn(globalThis, 'setInterval').mockImplementation(((...args: Parameters<typeof setInterval>) => {
-    const timer = realInterval(...args);
-    created.push(timer);
-    return timer;
-  }) as typeof setInterval);
-  try {
-    await start();
-  } finally {
-    vi.mocked(globalThis.setTimeout).mockRestore();
-    vi.mocked(globalThis.setInterval).mockRestore();
-  }
-  // A timer that fired (and was not re-armed) or was cleared is destroyed.
-  return created.filter((timer) => timer.hasRef() && !(timer as unknown as { _destroyed: boolean })._destroyed).length;
 }
 
 describe('a start that fails part way', () => {

@@ -152,8 +152,17 @@ async function startWith(
   const cluster = shared === null ? null : clusterRoster(config, logger, shared, effects, watcher, frontendChanged);
   const logAddress = (): void => logReachable(logger, String(onionUrl()), cluster, config.hiddenServicePort);
   const roster: Roster = cluster ?? new LocalRoster(effects);
-  if (cluster !== null) await startCluster(cluster);
+  // The decisions first: a read that fails then leaves no lease and no cluster task behind. A
+  // cluster that fails to start stops the moderation poll again (startServer closes the stores).
   const moderation = await watchModeration(moderationStore, { peers, roster, keeper: claims, logger });
+  if (cluster !== null) {
+    try {
+      await startCluster(cluster);
+    } catch (err) {
+      await moderation?.close();
+      throw err;
+    }
+  }
   const summary = new SummaryLine(logger, config.logSummarySeconds);
   const counts = new RequestCounts();
   const registrar = registrarOf(config, { peers, roster, budgets, scheduler, claims, summary, counts, moderation });
