@@ -4,6 +4,7 @@
  * this parser). Each returns its exit code; only ../cli.ts exits.
  */
 import { renameSync, writeFileSync } from 'node:fs';
+import { registryUrl } from '../protocol/onion-address.js';
 import { describeConfig, loadConfig, type Config } from '../server/config/config.js';
 import { tuneHeapForServing } from '../server/heap-tuning.js';
 import { createLogger, type Logger } from '../server/logger.js';
@@ -100,7 +101,7 @@ export async function onion(configPath: string): Promise<number> {
     process.stderr.write(`p2p-registry: no onion address yet: ${state.detail}\n`);
     return 3;
   }
-  process.stdout.write(`ws://${state.address}:${cfg.hiddenServicePort}/\n`);
+  process.stdout.write(`${registryUrl(state.address, cfg.hiddenServicePort)}\n`);
   return 0;
 }
 

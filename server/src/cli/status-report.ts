@@ -3,6 +3,7 @@
  * its /metrics taken `window` seconds apart: counts per minute come from their difference, latency
  * quantiles from the histograms' difference (since the start when nothing happened in the window).
  */
+import { registryUrl } from '../protocol/onion-address.js';
 import { histogramQuantile, type Scrape } from './prometheus-text.js';
 
 export interface HealthBody {
@@ -124,7 +125,7 @@ export function buildReport(health: HealthBody, now: Scrape, then: Scrape, port:
   return {
     time: new Date(now.at).toISOString(),
     status: health.status ?? 'unknown',
-    url: onion === null ? null : `ws://${onion}:${port}/`,
+    url: onion === null ? null : registryUrl(onion, port),
     uptimeSeconds: health.uptimeSeconds ?? null,
     version: now.all('registry_build_info')[0]?.labels.version ?? null,
     peers: v('registry_peers'),

@@ -1,7 +1,7 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { NOT_A_POINT, SMALL_ORDER_POINTS, withTorsion } from '../../../test/support/ed25519-torsion.js';
-import { onionAddressFromPublicKey, parseOnionAddress } from './onion-address.js';
+import { onionAddressFromPublicKey, parseOnionAddress, registryUrl } from './onion-address.js';
 
 function rawKey(): Buffer {
   return generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(12);
@@ -86,5 +86,12 @@ describe('v3 onion addresses', () => {
       ok: false,
       reason: expect.stringContaining('not an Ed25519 point'),
     });
+  });
+});
+
+describe('registryUrl', () => {
+  it("is ws://<onion>:<the onion's virtual port>/", () => {
+    const onion = onionAddressFromPublicKey(rawKey());
+    expect(registryUrl(onion, 80)).toBe(`ws://${onion}:80/`);
   });
 });

@@ -102,3 +102,12 @@ export function onionAddressFromPublicKey(publicKey: Uint8Array): OnionAddress {
   }
   return `${out}.onion` as OnionAddress;
 }
+
+/**
+ * Where peers reach a registry at `onion` (its own, or a cluster's frontend): the WebSocket URL
+ * the server logs, `p2p-registry onion` prints and `status` shows. The port is the onion's virtual
+ * port (`HiddenServicePort`), not the server's listen port.
+ */
+export function registryUrl(onion: string, port: number): string {
+  return `ws://${onion}:${port}/`;
+}

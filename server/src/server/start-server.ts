@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { RegistryError } from '../protocol/errors.js';
-import type { OnionAddress } from '../protocol/onion-address.js';
+import { registryUrl, type OnionAddress } from '../protocol/onion-address.js';
 import type { ClaimStore, Clock } from '../store/claim-store.js';
 import { Budgets } from './scheduling/budgets.js';
 import { isPostgresDatabase } from '../store/open-store.js';
@@ -134,7 +134,7 @@ async function startWith(
     logger: logger.child({ module: 'onion-watcher' }),
   });
   const onionUrl = (): string | null =>
-    watcher.address === null ? null : `ws://${watcher.address}:${config.hiddenServicePort}/`;
+    watcher.address === null ? null : registryUrl(watcher.address, config.hiddenServicePort);
   watcher.on('address', () => logAddress());
 
   const scheduler = new FairScheduler<PeerConnection>({
@@ -330,7 +330,7 @@ function logReachable(logger: Logger, own: string, cluster: ClusterRoster | null
         `not published yet`,
     );
   else {
-    const url = `ws://${master}:${port}/`;
+    const url = registryUrl(master, port);
     logger.info(
       { url, backend: own },
       `registry reachable at ${url} (the cluster's frontend); ${own} is this backend's own onion`,
