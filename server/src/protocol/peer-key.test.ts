@@ -9,7 +9,7 @@ import {
   withTorsion,
 } from '../../../test/support/ed25519-torsion.js';
 import { RegistryError } from './errors.js';
-import { decodeSignature, parsePeerKey, verifySignature } from './peer-key.js';
+import { decodeSignature, parsePeerKey, peekPeerKey, readPeerKey, verifySignature } from './peer-key.js';
 
 function refusal(pem: string): RegistryError {
   try {
@@ -94,5 +94,25 @@ describe('peer keys', () => {
 
   it('refuses 32 bytes that are no point of the curve as INVALID_PUBLIC_KEY', () => {
     expect(refusal(ed25519Pem(Buffer.from(NOT_A_POINT, 'hex'))).code).toBe('INVALID_PUBLIC_KEY');
+  });
+});
+
+describe('a key peeked at before it is read (peekPeerKey)', () => {
+  it("gives an Ed25519 key's raw point, and readPeerKey reads the same key from the peek", () => {
+    const { publicKey } = generateKeyPairSync('ed25519');
+    const pem = publicKey.export({ format: 'pem', type: 'spki' }).toString();
+    const peeked = peekPeerKey(pem);
+    const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x as string, 'base64url');
+    expect(Buffer.from(peeked.point as Uint8Array).equals(raw)).toBe(true);
+    expect(readPeerKey(pem, peeked).der.equals(parsePeerKey(pem).der)).toBe(true);
+  });
+
+  it('gives no point for an RSA key or for text that is no PEM key', () => {
+    const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const rsa = publicKey.export({ format: 'pem', type: 'spki' }).toString();
+    expect(peekPeerKey(rsa).point).toBeUndefined();
+    expect(readPeerKey(rsa, peekPeerKey(rsa)).type).toBe('rsa');
+    expect(peekPeerKey('not a key').point).toBeUndefined();
+    expect(() => readPeerKey('not a key', peekPeerKey('not a key'))).toThrow(RegistryError);
   });
 });

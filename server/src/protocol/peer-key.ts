@@ -44,14 +44,24 @@ function ed25519SpkiOf(text: string): { readonly body: string; readonly der: Buf
   return { body, der };
 }
 
+/** A PEM key looked at without being read: what the server budgets for before it reads it. */
+export interface PeekedKey {
+  /** The PEM, trimmed. */
+  readonly text: string;
+  /** The base64 body and DER when the PEM holds an Ed25519 SPKI in the usual layout. */
+  readonly spki: { readonly body: string; readonly der: Buffer } | undefined;
+  /** The Ed25519 point of that SPKI; undefined for any other PEM, RSA keys among them. */
+  readonly point: Uint8Array | undefined;
+}
+
 /**
- * The Ed25519 point of a PEM key in the usual layout, without reading the key (microseconds, for
- * budgeting before it is read); undefined for any other PEM, RSA keys among them.
+ * A PEM key's layout and Ed25519 point, without reading the key (microseconds, for budgeting before
+ * it is read); readPeerKey takes the result, so the PEM is decoded once.
  */
-export function peekEd25519Point(pem: string): Uint8Array | undefined {
+export function peekPeerKey(pem: string): PeekedKey {
   const text = pem.trim();
-  if (!text.startsWith(PEM_HEADER) || !text.endsWith(PEM_FOOTER)) return undefined;
-  return ed25519SpkiOf(text)?.der.subarray(ED25519_SPKI_PREFIX.length);
+  const spki = text.startsWith(PEM_HEADER) && text.endsWith(PEM_FOOTER) ? ed25519SpkiOf(text) : undefined;
+  return { text, spki, point: spki?.der.subarray(ED25519_SPKI_PREFIX.length) };
 }
 
 /**
@@ -60,8 +70,7 @@ export function peekEd25519Point(pem: string): Uint8Array | undefined {
  * and no export round trips). Anything else, including a non-canonical encoding, returns undefined
  * and takes the general path, which decides.
  */
-function parseEd25519Spki(text: string): PeerKey | undefined {
-  const spki = ed25519SpkiOf(text);
+function parseEd25519Spki(spki: PeekedKey['spki']): PeerKey | undefined {
   if (spki === undefined) return undefined;
   const { body, der } = spki;
   const x = der.subarray(ED25519_SPKI_PREFIX.length).toString('base64url');
@@ -100,16 +109,16 @@ export function checkPeerKeyPoint(key: PeerKey): void {
   if (problem !== null) throw new RegistryError(ErrorCode.INVALID_PUBLIC_KEY, `publicKey is refused: ${problem}`);
 }
 
-/** parsePeerKey without the point check (checkPeerKeyPoint). */
-export function readPeerKey(pem: string): PeerKey {
-  const text = pem.trim();
+/** parsePeerKey without the point check (checkPeerKeyPoint); `peeked` is peekPeerKey(pem). */
+export function readPeerKey(pem: string, peeked: PeekedKey = peekPeerKey(pem)): PeerKey {
+  const { text } = peeked;
   if (!text.startsWith(PEM_HEADER) || !text.endsWith(PEM_FOOTER)) {
     throw new RegistryError(
       ErrorCode.INVALID_PUBLIC_KEY,
       'publicKey must be a PEM SubjectPublicKeyInfo ("-----BEGIN PUBLIC KEY-----")',
     );
   }
-  const fast = parseEd25519Spki(text);
+  const fast = parseEd25519Spki(peeked.spki);
   if (fast !== undefined) return fast;
   let object: KeyObject;
   try {

@@ -13,7 +13,7 @@ import {
   checkPeerKeyPoint,
   decodeSignature,
   ed25519PointOf,
-  peekEd25519Point,
+  peekPeerKey,
   readPeerKey,
   verifySignature,
 } from '../../protocol/peer-key.js';
@@ -63,12 +63,13 @@ export class Registrar {
       throw refuse(REFUSALS.portInvalid);
     // Reading the key, and erratum 1's subgroup checks of points not checked lately, are most of
     // the main thread's cost of a registration: the budget covers them before any runs.
-    const keyPoint = peekEd25519Point(request.publicKey);
+    const peeked = peekPeerKey(request.publicKey);
+    const keyPoint = peeked.point;
     const retryAfterMs = this.budgets.takeRegistrationChecks(conn, uncheckedPoints(decoded.publicKey, keyPoint));
     if (retryAfterMs > 0) throw refuse(REFUSALS.serverBusySignatures, retryAfterMs);
     const address = checkOnionKey(decoded);
     if (!address.ok) throw refuse(REFUSALS.addressInvalid(address.reason));
-    const key = readPeerKey(request.publicKey);
+    const key = readPeerKey(request.publicKey, peeked);
     // An Ed25519 key in another layout than the usual one showed its point only now.
     const lateRetryAfterMs =
       keyPoint === undefined ? this.budgets.takePointChecks(conn, uncheckedPoints(ed25519PointOf(key))) : 0;
