@@ -19,6 +19,7 @@ import { migrate, SCHEMA_VERSION, schemaVersionOf } from '../migrations.js';
 import { openSqliteClaimStore, type SqliteClaimStore, type SqliteClaimStoreOptions } from './sqlite-store.js';
 import type { RegistryError } from '../../protocol/errors.js';
 import { isStoreError } from '../store-error.js';
+import { timersLeftBy } from '../../../../test/support/timers-left.js';
 import { waitUntil } from '../../../../test/support/wait.js';
 
 const dirs: string[] = [];
@@ -203,6 +204,21 @@ describe('SQLite claim store', () => {
       expect([readFileSync(path), readFileSync(`${path}-wal`)]).toEqual(before);
     },
   );
+
+  it('opened read-only, runs no checkpoint timer: it never commits, so it has no WAL of its own to copy', async () => {
+    const path = join(tempDir(), 'idle.db');
+    const writer = await openAt(path);
+    await writer.close();
+    let reader: SqliteClaimStore | undefined;
+    const left = await timersLeftBy(
+      async () => {
+        reader = await openAt(path, { readOnly: true });
+      },
+      { unrefToo: true },
+    );
+    await reader?.close();
+    expect(left).toBe(0);
+  });
 
   it(
     'opened read-only, refuses a file at an older schema version rather than read it unmigrated, saying ' +

@@ -89,7 +89,8 @@ export class SqliteClaimStore implements ClaimStore {
   readonly #sync: { readonly full: StatementSync; readonly normal: StatementSync }; // NORMAL: touches and purges only
   #syncFull = true;
   readonly #savepoint: { readonly begin: StatementSync; readonly release: StatementSync };
-  readonly #checkpointer: SqliteCheckpointer;
+  /** None on a read-only store: it never commits, so it has no WAL of its own to copy. */
+  readonly #checkpointer: SqliteCheckpointer | null;
   #closed = false;
   #stats = { writes: 0, commits: 0, failedCommits: 0 };
 
@@ -104,15 +105,17 @@ export class SqliteClaimStore implements ClaimStore {
     this.#writes = new GroupCommit((ops, durable) => this.#commit(ops, durable), options.maxBatch);
     this.#sync = { full: db.prepare('PRAGMA synchronous = FULL'), normal: db.prepare('PRAGMA synchronous = NORMAL') };
     this.#savepoint = { begin: db.prepare('SAVEPOINT op'), release: db.prepare('RELEASE op') };
-    this.#checkpointer = new SqliteCheckpointer({
-      path,
-      journalSizeLimitBytes: JOURNAL_SIZE_LIMIT_BYTES,
-      intervalMs: options.checkpointIntervalMs,
-      // The WAL must not grow without bound: SQLite checkpoints inside commits again, as before.
-      onFailure: () => {
-        if (!this.#closed) db.exec(`PRAGMA wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
-      },
-    });
+    this.#checkpointer = options.readOnly
+      ? null
+      : new SqliteCheckpointer({
+          path,
+          journalSizeLimitBytes: JOURNAL_SIZE_LIMIT_BYTES,
+          intervalMs: options.checkpointIntervalMs,
+          // The WAL must not grow without bound: SQLite checkpoints inside commits again, as before.
+          onFailure: () => {
+            if (!this.#closed) db.exec(`PRAGMA wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
+          },
+        });
   }
 
   async findForRegistration(query: {
@@ -248,14 +251,14 @@ export class SqliteClaimStore implements ClaimStore {
     readonly failedCommits: number;
     readonly checkpoints: number;
   } {
-    return { ...this.#stats, checkpoints: this.#checkpointer.checkpoints };
+    return { ...this.#stats, checkpoints: this.#checkpointer?.checkpoints ?? 0 };
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#writes.idle();
-    await this.#checkpointer.close();
+    await this.#checkpointer?.close();
     this.#db.close(); // the last connection: SQLite checkpoints what is left and removes the WAL
   }
 
@@ -326,7 +329,7 @@ export class SqliteClaimStore implements ClaimStore {
         }
       }
       db.exec('COMMIT');
-      this.#checkpointer.committed();
+      this.#checkpointer?.committed();
       this.#stats.commits += 1;
       this.#stats.writes += ops.length;
       return settled;
