@@ -24,6 +24,7 @@ import {
   signRegistration,
 } from '../support/registry-harness.js';
 import { nextEvent, retry, waitForValue, waitUntil } from '../support/wait.js';
+import { composeDiagnostics } from './compose-diagnostics.js';
 import { dashboardQueries, expectEveryQueryAnswers, promQuery, promValue } from './prometheus.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -154,7 +155,7 @@ async function startStack(): Promise<StartedDockerComposeEnvironment> {
     if (value !== undefined && value !== '') environment[name] = value;
   }
   environment.PROMETHEUS_PUBLISH = '127.0.0.1:'; // a random port of the loopback
-  const started = await new DockerComposeEnvironment(ROOT, ['compose.yaml', 'test/compose.testnet.yaml'])
+  const env = new DockerComposeEnvironment(ROOT, ['compose.yaml', 'test/compose.testnet.yaml'])
     .withProjectName(PROJECT)
     .withProfiles('monitoring')
     .withBuild()
@@ -166,8 +167,14 @@ async function startStack(): Promise<StartedDockerComposeEnvironment> {
     .withWaitStrategy('testnet-echo-1', Wait.forHealthCheck())
     .withWaitStrategy('tor-1', Wait.forHealthCheck())
     .withWaitStrategy('registry-1', Wait.forHealthCheck())
-    .withWaitStrategy('prometheus-1', Wait.forHealthCheck())
-    .up();
+    .withWaitStrategy('prometheus-1', Wait.forHealthCheck());
+  let started: StartedDockerComposeEnvironment;
+  try {
+    started = await env.up();
+  } catch (err) {
+    console.error(await composeDiagnostics(PROJECT));
+    throw err;
+  }
   prometheusUrl = `http://127.0.0.1:${started.getContainer('prometheus-1').getMappedPort(9090)}`;
   stack = started;
   // The client tor's SOCKS port is published on a random host port: a new one after every `up`.
