@@ -7,6 +7,8 @@
  *   node bench/cluster.mjs --smoke    under 45 seconds, smaller numbers
  *   node bench/cluster.mjs --set key=value   override one plan entry (see PLANS)
  *   node bench/cluster.mjs --server <path/to/cli.js>   bench another build of the server
+ *   node bench/cluster.mjs --profile  also write a V8 CPU profile of each instance and of the
+ *                                     single host's registrations to bench/profiles/
  *
  * One PostgreSQL (test/support/postgres.ts: a throw-away cluster on a unix socket), three instances
  * of the built registry with `[Store] Database = postgres://…` (A, B, C), and a single-host
@@ -49,6 +51,7 @@ import { pgbenchCeiling } from './phases/pgbench.mjs';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const LOOKUP_TARGET = 0.9;
+const REGISTRATION_TARGET = 0.8;
 
 const PLANS = {
   full: {
@@ -100,6 +103,7 @@ function parseArgs(argv) {
     if (arg === '--smoke') opts.mode = 'smoke';
     else if (arg === '--server') opts.server = resolve(argv[++i] ?? '');
     else if (arg === '--keep-temp') opts.keepTemp = true;
+    else if (arg === '--profile') opts.profile = true;
     else if (arg === '--set') {
       const [key, value] = (argv[++i] ?? '').split('=');
       if (!(key in PLANS.full) || !Number.isFinite(Number(value)))
@@ -127,6 +131,8 @@ const run = startRun({
   name: 'bench-cluster',
 });
 const { log } = run;
+/** With --profile: a V8 CPU profile of the whole run of each instance (bench/profiles/, bench/profile-summary.mjs). */
+const profileName = (label) => (opts.profile === true ? `cluster-${label}.cpuprofile` : null);
 const spawnOnLoad = { cpu: LOAD_CPU, nofile: NOFILE, lifetimeSeconds: run.lifetimeSeconds, log };
 const onServerCpu = {
   tempRoot: run.tempRoot,
@@ -362,6 +368,56 @@ async function registrationPhase({ instances, w0, m, P, pgHandle, pgPids, databa
   );
 }
 
+/**
+ * The same registration load against a single host (SQLite), on the same CPU as the cluster's
+ * instances and PostgreSQL: the reference of clusterVsSingleHostRegistrations. Then where each
+ * registration's CPU went, per process, in both layouts (ms of CPU per registration).
+ */
+async function singleHostRegistrationPhase({ w0, m, P }) {
+  const single = await launchRegistry(onServerCpu, 'single-registrations', 30, profileName('single-registrations'), {
+    eventBatchMs: plan.eventBatchMs,
+  });
+  try {
+    const args = {
+      ports: [single.port],
+      concurrency: plan.regConcurrency,
+      warmupMs: plan.regWarmupMs,
+      durationMs: plan.regMs,
+      windowMs: plan.windowMs,
+      poolSize: plan.regPool,
+      prefix: 'rs-',
+      localAddresses: addresses(10, 20),
+    };
+    const pids = { single: single.pid, client: w0.pid };
+    const { result, cpu, chosen } = await w0.measured('register', args, plan.regWarmupMs + plan.regMs + 40_000, pids);
+    const perSec = Math.round(chosen.perSec);
+    P.singleHostRegistrations = { ...result, cpu };
+    const perRegistration = (cores, rate) =>
+      Object.fromEntries(
+        Object.entries(cores ?? {})
+          .filter(([name]) => name !== 'client' && name !== 'foreign')
+          .map(([name, used]) => [name, rate > 0 ? round((used / rate) * 1000, 3) : null]),
+      );
+    const cluster = perRegistration(P.registrations.cpu, m.clusterRegistrationsPerSec);
+    const clusterTotal = Object.values(cluster).reduce((sum, ms) => sum + (ms ?? 0), 0);
+    const singleMs = perRegistration(cpu, perSec);
+    Object.assign(m, {
+      singleHostRegistrationsPerSec: perSec,
+      clusterVsSingleHostRegistrations: ratio(m.clusterRegistrationsPerSec, perSec),
+      clusterServerCpuMsPerRegistration: round(clusterTotal, 3),
+      singleHostServerCpuMsPerRegistration: singleMs.single ?? null,
+    });
+    P.cpuMsPerRegistration = { cluster, single: singleMs };
+    log(
+      `single-host registrations: ${perSec}/s (cpu ${JSON.stringify(cpu)}, errors ${result.errors}); server CPU per ` +
+        `registration: cluster ${JSON.stringify(cluster)} = ${round(clusterTotal, 3)} ms, single host ` +
+        `${singleMs.single} ms`,
+    );
+  } finally {
+    await stopChild(single.child, 10_000);
+  }
+}
+
 async function main() {
   const results = {
     mode: opts.mode,
@@ -389,7 +445,7 @@ async function main() {
   const databaseUrl = await createDatabase(pgHandle, 'bench_cluster');
   const instances = {};
   for (const name of ['A', 'B', 'C'])
-    instances[name] = await launchRegistry(onServerCpu, `instance-${name}`, 30, null, {
+    instances[name] = await launchRegistry(onServerCpu, `instance-${name}`, 30, profileName(`instance-${name}`), {
       database: databaseUrl,
       eventBatchMs: plan.eventBatchMs,
     });
@@ -410,6 +466,7 @@ async function main() {
   await stopChild(single.child, 10_000);
   await propagationPhase(ctx);
   await registrationPhase(ctx);
+  await singleHostRegistrationPhase(ctx);
   P.warnings = Object.fromEntries(
     [...Object.entries(instances), ['single', single]].map(([name, reg]) => [
       name,
@@ -426,6 +483,11 @@ async function main() {
       value: m.clusterLookupVsSingle,
       target: `>= ${LOOKUP_TARGET}`,
       met: m.clusterLookupVsSingle >= LOOKUP_TARGET,
+    },
+    clusterVsSingleHostRegistrations: {
+      value: m.clusterVsSingleHostRegistrations,
+      target: `>= ${REGISTRATION_TARGET}`,
+      met: m.clusterVsSingleHostRegistrations >= REGISTRATION_TARGET,
     },
   };
   process.stdout.write(tableOf(results));
@@ -514,6 +576,21 @@ function tableOf(results) {
       '',
       `cluster / pgbench; per PostgreSQL CPU-second ${m.clusterRegistrationVsPgbenchPerPgCpu} (PostgreSQL waits on ` +
         `the log head's row lock, not on its CPU)`,
+    ],
+    [
+      'singleHostRegistrationsPerSec',
+      m.singleHostRegistrationsPerSec,
+      '',
+      `the same load against one SQLite host on the same CPU; ${cores(P.singleHostRegistrations.cpu)}`,
+    ],
+    [
+      'clusterVsSingleHostRegistrations',
+      m.clusterVsSingleHostRegistrations,
+      `>= ${REGISTRATION_TARGET}`,
+      `${results.targets.clusterVsSingleHostRegistrations.met ? 'met' : 'MISSED'}: server CPU per registration, ms: ` +
+        `cluster ${m.clusterServerCpuMsPerRegistration} (${Object.entries(P.cpuMsPerRegistration.cluster)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(' / ')}), single host ${m.singleHostServerCpuMsPerRegistration}`,
     ],
   ];
   const note =
