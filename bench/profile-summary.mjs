@@ -2,7 +2,10 @@
  * Reads a V8 .cpuprofile (from `node --cpu-prof`) and prints where the time went: self time by
  * function, inclusive time by function (each sample counted once per function on its stack), and
  * self time by area (our server code, ws, pino, node internals, GC, idle).
- *   node bench/profile-summary.mjs bench/profiles/lookup.cpuprofile [top]
+ *   node bench/profile-summary.mjs bench/profiles/lookup.cpuprofile [top] [--from S] [--to S] [--timeline]
+ * --from/--to keep the samples between S seconds after the profile's start (a phase of a longer
+ * run: bench-cluster --profile profiles each instance over every phase); --timeline prints the busy
+ * time of every 5 s of the profile first, to find the phases.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +28,7 @@ function shortUrl(url) {
   return at >= 0 ? url.slice(at) : url;
 }
 
-export function summarizeProfile(file, { top = 25 } = {}) {
+export function summarizeProfile(file, { top = 25, fromS = 0, toS = Number.POSITIVE_INFINITY, timeline = false } = {}) {
   const profile = JSON.parse(readFileSync(file, 'utf8'));
   const byId = new Map();
   const parent = new Map();
@@ -41,10 +44,16 @@ export function summarizeProfile(file, { top = 25 } = {}) {
   const inclusive = new Map();
   const areas = new Map();
   let total = 0;
+  let at = 0;
+  const buckets = [];
   profile.samples.forEach((id, i) => {
     const dt = profile.timeDeltas[i] ?? 0;
-    total += dt;
+    at += dt;
     const node = byId.get(id);
+    const bucket = Math.floor(at / 5e6);
+    if (node.callFrame.functionName !== '(idle)') buckets[bucket] = (buckets[bucket] ?? 0) + dt;
+    if (at < fromS * 1e6 || at > toS * 1e6) return;
+    total += dt;
     const key = keyOf(node);
     self.set(key, (self.get(key) ?? 0) + dt);
     const a = area(node.callFrame.url, node.callFrame.functionName);
@@ -68,8 +77,15 @@ export function summarizeProfile(file, { top = 25 } = {}) {
       .map(([k, us]) => `  ${pct(us)}  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`)
       .join('\n');
   const interesting = (k) => !/^\((root|program|idle|garbage collector)\)/.test(k);
+  const busyByBucket = [...buckets]
+    .map(
+      (us, i) =>
+        `  ${String(i * 5).padStart(4)}-${String(i * 5 + 5).padEnd(4)} s ${((us ?? 0) / 1000).toFixed(0).padStart(5)} ms busy`,
+    )
+    .join('\n');
   return [
-    `${file}: ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (percentages are of busy time)`,
+    ...(timeline ? ['busy time per 5 s of the profile:', busyByBucket] : []),
+    `${file}${fromS > 0 || Number.isFinite(toS) ? ` (${fromS}-${toS} s)` : ''}: ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (percentages are of busy time)`,
     'self time by area:',
     rows(areas, 20),
     `self time, top ${top}:`,
@@ -85,5 +101,17 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     process.stderr.write('usage: node bench/profile-summary.mjs <file.cpuprofile> [top]\n');
     process.exit(2);
   }
-  process.stdout.write(`${summarizeProfile(file, { top: Number(process.argv[3] ?? 25) })}\n`);
+  const args = process.argv.slice(3);
+  const option = (name) => {
+    const at = args.indexOf(name);
+    return at < 0 ? undefined : Number(args[at + 1]);
+  };
+  const top = args[0] !== undefined && !args[0].startsWith('--') ? Number(args[0]) : 25;
+  const summary = summarizeProfile(file, {
+    top,
+    fromS: option('--from') ?? 0,
+    toS: option('--to') ?? Number.POSITIVE_INFINITY,
+    timeline: args.includes('--timeline'),
+  });
+  process.stdout.write(`${summary}\n`);
 }
