@@ -24,16 +24,8 @@ if have_server && getent passwd postgres >/dev/null; then
 fi
 
 say "apt-get install postgresql"
-export DEBIAN_FRONTEND=noninteractive
-# policy-rc.d 101: do not start the package's default cluster on install (no service manager in CI).
-policy=/usr/sbin/policy-rc.d
-created_policy=0
-if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && created_policy=1
-fi
-trap 'if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi' EXIT
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+# The package's default cluster is not started (apt-install.sh).
+bash "$(dirname "$0")/apt-install.sh" postgresql
 
 have_server || die "postgresql installed, but no /usr/lib/postgresql/*/bin/initdb"
 getent passwd postgres >/dev/null || die "postgresql installed, but there is no postgres user"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make this Debian machine able to check the monitoring files (make test-monitoring): promtool, from
 # Debian's prometheus package (2.42 on bookworm). Idempotent. Run as root. The package's own
-# service is not needed, and none is started here (policy-rc.d, as install-postgres.sh does).
+# service is not needed, and none is started here (apt-install.sh).
 #
 #   bash .ci/install-prometheus.sh
 set -euo pipefail
@@ -16,14 +16,6 @@ fi
 [ "$(id -u)" = 0 ] || die "run as root"
 
 say "apt-get install prometheus (for promtool)"
-export DEBIAN_FRONTEND=noninteractive
-policy=/usr/sbin/policy-rc.d
-created_policy=0
-if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && created_policy=1
-fi
-trap 'if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi' EXIT
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+bash "$(dirname "$0")/apt-install.sh" prometheus
 command -v promtool >/dev/null || die "prometheus installed, but there is no promtool"
 say "installed: $(promtool --version 2>&1 | head -n 1)"
