@@ -78,14 +78,16 @@ export function summarizeProfile(file, { top = 25, fromS = 0, toS = Number.POSIT
       .join('\n');
   const interesting = (k) => !/^\((root|program|idle|garbage collector)\)/.test(k);
   const busyByBucket = [...buckets]
-    .map(
-      (us, i) =>
-        `  ${String(i * 5).padStart(4)}-${String(i * 5 + 5).padEnd(4)} s ${((us ?? 0) / 1000).toFixed(0).padStart(5)} ms busy`,
-    )
+    .map((us, i) => {
+      const span = `${String(i * 5).padStart(4)}-${String(i * 5 + 5).padEnd(4)} s`;
+      return `  ${span} ${((us ?? 0) / 1000).toFixed(0).padStart(5)} ms busy`;
+    })
     .join('\n');
+  const window = fromS > 0 || Number.isFinite(toS) ? ` (${fromS}-${toS} s)` : '';
+  const sampled = `${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy`;
   return [
     ...(timeline ? ['busy time per 5 s of the profile:', busyByBucket] : []),
-    `${file}${fromS > 0 || Number.isFinite(toS) ? ` (${fromS}-${toS} s)` : ''}: ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (percentages are of busy time)`,
+    `${file}${window}: ${sampled} (percentages are of busy time)`,
     'self time by area:',
     rows(areas, 20),
     `self time, top ${top}:`,

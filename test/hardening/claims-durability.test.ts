@@ -5,9 +5,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { keyIdOf } from '../../server/src/store/claim-store.js';
 import { openSqliteClaimStore } from '../../server/src/store/sqlite/sqlite-store.js';
 import {
@@ -20,32 +19,15 @@ import {
   type Identity,
 } from '../support/registry-harness.js';
 import { delay } from '../support/wait.js';
-import { freePort, requireBuiltServer, startBuiltServer, stopBuiltServer, type BuiltServer } from './built-server.js';
-import { guardProcessErrors, type ProcessErrorGuard } from './hardening-support.js';
+import { freePort, startBuiltServer, stopBuiltServer, type BuiltServer } from './built-server.js';
+import { crashTestScope } from './crash-test-scope.js';
 
 const ROUNDS = 20;
 const LOOP_DEADLINE_MS = 60_000;
 const PARALLEL = 8;
 
-let guard: ProcessErrorGuard;
-let dir: string;
-const running: BuiltServer[] = [];
-let clients: RawClient[] = [];
-
-beforeAll(() => {
-  requireBuiltServer();
-  guard = guardProcessErrors();
-});
-
-afterEach(async () => {
-  for (const c of clients) c.ws.terminate();
-  clients = [];
-  for (const s of running.splice(0)) await stopBuiltServer(s, 'SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
-  expect(guard.errors).toEqual([]);
-});
-
-afterAll(() => guard.dispose());
+const scope = crashTestScope();
+const { running, clients } = scope;
 
 function keyIdOfIdentity(identity: Identity): string {
   return keyIdOf(createPublicKey(identity.publicKeyPem).export({ type: 'spki', format: 'der' }));
@@ -91,8 +73,8 @@ async function registerUntilGone(url: string, server: BuiltServer): Promise<Ackn
 
 describe('claims and kill -9', () => {
   it(`keep every claim a registered reply reported, over ${ROUNDS} crashes`, async () => {
-    dir = tempDir('claims-crash-');
-    const database = join(dir, 'registry.db');
+    scope.dir = tempDir('claims-crash-');
+    const database = join(scope.dir, 'registry.db');
     const port = await freePort();
     const onion = randomOnion();
     const url = `ws://127.0.0.1:${port}/`;
@@ -101,7 +83,7 @@ describe('claims and kill -9', () => {
     const acknowledged: Acknowledged[] = [];
     let rounds = 0;
     while (rounds < ROUNDS && Date.now() < deadline) {
-      const server = await startBuiltServer({ dir, listen: { port }, onion, sections });
+      const server = await startBuiltServer({ dir: scope.dir, listen: { port }, onion, sections });
       running.push(server);
       const registering = registerUntilGone(url, server);
       // Killed at a random moment while registrations are in flight (their commits too).
@@ -124,7 +106,7 @@ describe('claims and kill -9', () => {
     expect(missing).toEqual([]);
 
     // And the restarted server enforces them: another key gets NICKNAME_TAKEN for a claimed nickname.
-    const server = await startBuiltServer({ dir, listen: { port }, onion, sections });
+    const server = await startBuiltServer({ dir: scope.dir, listen: { port }, onion, sections });
     running.push(server);
     const other = await RawClient.connect(url);
     clients.push(other);
@@ -135,12 +117,12 @@ describe('claims and kill -9', () => {
 
 describe('a claim store that cannot be written', () => {
   it('answers UNAVAILABLE with retryAfterMs, changes nothing, keeps serving and recovers', async () => {
-    dir = tempDir('claims-readonly-');
-    const database = join(dir, 'registry.db');
+    scope.dir = tempDir('claims-readonly-');
+    const database = join(scope.dir, 'registry.db');
     const port = await freePort();
     const url = `ws://127.0.0.1:${port}/`;
     const server = await startBuiltServer({
-      dir,
+      dir: scope.dir,
       listen: { port },
       onion: randomOnion(),
       sections: { Store: { Database: database }, Claims: { ClaimAfterSeconds: 0 } },

@@ -4,44 +4,19 @@
  * was running beside it (SQLite), and the restarted server enforces it.
  */
 import { execFile } from 'node:child_process';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { keyIdOf } from '../support/moderation.contract.js';
 import { ed25519Identity, randomNickname, randomOnion, RawClient, tempDir } from '../support/registry-harness.js';
-import {
-  CLI,
-  freePort,
-  requireBuiltServer,
-  startBuiltServer,
-  stopBuiltServer,
-  type BuiltServer,
-} from './built-server.js';
-import { guardProcessErrors, type ProcessErrorGuard } from './hardening-support.js';
+import { CLI, freePort, startBuiltServer, stopBuiltServer } from './built-server.js';
+import { crashTestScope } from './crash-test-scope.js';
 
 const ROUNDS = 3;
 const run = promisify(execFile);
 
-let guard: ProcessErrorGuard;
-let dir: string;
-const running: BuiltServer[] = [];
-let clients: RawClient[] = [];
-
-beforeAll(() => {
-  requireBuiltServer();
-  guard = guardProcessErrors();
-});
-
-afterEach(async () => {
-  for (const c of clients) c.ws.terminate();
-  clients = [];
-  for (const s of running.splice(0)) await stopBuiltServer(s, 'SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
-  expect(guard.errors).toEqual([]);
-});
-
-afterAll(() => guard.dispose());
+const scope = crashTestScope();
+const { running, clients } = scope;
 
 /** The built CLI, as the operator runs it beside the server: its stdout (it must exit 0). */
 async function operator(config: string, args: readonly string[]): Promise<string> {
@@ -60,16 +35,16 @@ async function connect(url: string): Promise<RawClient> {
 describe('moderation decisions and kill -9', () => {
   it(`keep every block and reservation the CLI reported, the server killed right after each, over ` +
     `${ROUNDS} crashes`, async () => {
-    dir = tempDir('moderation-crash-');
+    scope.dir = tempDir('moderation-crash-');
     const port = await freePort();
     const url = `ws://127.0.0.1:${port}/`;
     const options = {
-      dir,
+      dir: scope.dir,
       listen: { port },
       onion: randomOnion(),
-      sections: { Store: { Database: join(dir, 'registry.db') }, Claims: { ClaimAfterSeconds: 0 } },
+      sections: { Store: { Database: join(scope.dir, 'registry.db') }, Claims: { ClaimAfterSeconds: 0 } },
     };
-    const config = join(dir, 'config.ini');
+    const config = join(scope.dir, 'config.ini');
     const blocked: Array<{ identity: ReturnType<typeof ed25519Identity>; nickname: string }> = [];
     const reserved: string[] = [];
     for (let round = 0; round < ROUNDS; round += 1) {
