@@ -1,8 +1,9 @@
 /**
- * What a failed `docker compose up` leaves to read before the suite removes it: every container's
- * state, start time and health, and for each one that is not healthy (or a one-shot that failed)
- * its last health checks and the tail of its log. A startup failure of the e2e stacks is a defect
- * with a cause; this is what the cause is found from.
+ * What a failed `docker compose up` leaves to read: every container's state, start time and
+ * health, and for each one that is not healthy (still starting, unhealthy, or a one-shot that
+ * failed) its last health checks and the tail of its log. A startup failure of the e2e stacks is a
+ * defect with a cause; this is what the cause is found from. testcontainers removes the project
+ * as soon as its `up` fails, so `watchComposeStartup` takes these snapshots while `up` runs.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -62,7 +63,9 @@ export async function composeDiagnostics(project: string, logLines = 40): Promis
   for (const s of states)
     lines.push(`  ${s.name}: ${s.status} (exit ${s.exitCode}) started ${s.startedAt} health ${s.health ?? '-'}`);
   const unwell = states.filter(
-    (s) => (s.health !== null && s.health !== 'healthy') || (s.status === 'exited' && s.exitCode !== 0),
+    (s) =>
+      (s.health !== null && s.health !== 'healthy' && s.status === 'running') ||
+      (s.status === 'exited' && s.exitCode !== 0),
   );
   for (const s of unwell) {
     lines.push(`--- ${s.name}: last health checks`);
@@ -72,4 +75,32 @@ export async function composeDiagnostics(project: string, logLines = 40): Promis
     lines.push(await docker(['logs', '--timestamps', '--tail', String(logLines), s.name]));
   }
   return lines.join('\n');
+}
+
+export interface ComposeStartupWatch {
+  /** A snapshot now, or, when the project is gone already, the last one taken while it existed. */
+  report(): Promise<string>;
+  stop(): void;
+}
+
+/** Snapshots of `composeDiagnostics` every `everyMs` while a stack starts (one at a time). */
+export function watchComposeStartup(project: string, everyMs = 10_000): ComposeStartupWatch {
+  let last: string | null = null;
+  let busy = false;
+  const timer = setInterval(async () => {
+    if (busy) return;
+    busy = true;
+    const text = await composeDiagnostics(project);
+    if (!text.includes(': 0 containers')) last = text;
+    busy = false;
+  }, everyMs).unref();
+  return {
+    async report() {
+      const now = await composeDiagnostics(project);
+      if (!now.includes(': 0 containers') || last === null) return now;
+      const heading = '(testcontainers removed the project after the failed up; the last snapshot before that:)';
+      return `${now}\n${heading}\n${last}`;
+    },
+    stop: () => clearInterval(timer),
+  };
 }

@@ -24,7 +24,7 @@ import {
   signRegistration,
 } from '../support/registry-harness.js';
 import { nextEvent, retry, waitForValue, waitUntil } from '../support/wait.js';
-import { composeDiagnostics } from './compose-diagnostics.js';
+import { watchComposeStartup } from './compose-diagnostics.js';
 import { dashboardQueries, expectEveryQueryAnswers, promQuery, promValue } from './prometheus.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -169,11 +169,14 @@ async function startStack(): Promise<StartedDockerComposeEnvironment> {
     .withWaitStrategy('registry-1', Wait.forHealthCheck())
     .withWaitStrategy('prometheus-1', Wait.forHealthCheck());
   let started: StartedDockerComposeEnvironment;
+  const watch = watchComposeStartup(PROJECT);
   try {
     started = await env.up();
   } catch (err) {
-    console.error(await composeDiagnostics(PROJECT));
+    console.error(await watch.report());
     throw err;
+  } finally {
+    watch.stop();
   }
   prometheusUrl = `http://127.0.0.1:${started.getContainer('prometheus-1').getMappedPort(9090)}`;
   stack = started;
