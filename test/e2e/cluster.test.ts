@@ -21,7 +21,7 @@ import { RegistryClient } from '../../server/src/client/index.js';
 import type { SocksProxy } from '../../server/src/client/socks5.js';
 import { randomNickname, randomOnion } from '../support/registry-harness.js';
 import { retry, waitForValue, waitUntil } from '../support/wait.js';
-import { watchComposeStartup } from './compose-diagnostics.js';
+import { upWithDiagnostics } from './compose-diagnostics.js';
 import { dashboardQueries, expectEveryQueryAnswers, promQuery } from './prometheus.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -197,15 +197,7 @@ async function startStack(): Promise<StartedDockerComposeEnvironment> {
       .withWaitStrategy(`${backend}-tor-1`, Wait.forHealthCheck())
       .withWaitStrategy(`${backend}-registry-1`, Wait.forHealthCheck());
   }
-  const watch = watchComposeStartup(PROJECT);
-  try {
-    stack = await env.up();
-  } catch (err) {
-    console.error(await watch.report());
-    throw err;
-  } finally {
-    watch.stop();
-  }
+  stack = await upWithDiagnostics(env, PROJECT);
   socks = { host: '127.0.0.1', port: stack.getContainer('testnet-client-1').getMappedPort(9050) };
   prometheusUrl = `http://127.0.0.1:${stack.getContainer('prometheus-1').getMappedPort(9090)}`;
   return stack;

@@ -7,6 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import type { DockerComposeEnvironment, StartedDockerComposeEnvironment } from 'testcontainers';
 
 const exec = promisify(execFile);
 
@@ -103,4 +104,20 @@ export function watchComposeStartup(project: string, everyMs = 10_000): ComposeS
     },
     stop: () => clearInterval(timer),
   };
+}
+
+/** `env.up()`, printing the last startup snapshot when it fails (see watchComposeStartup). */
+export async function upWithDiagnostics(
+  env: DockerComposeEnvironment,
+  project: string,
+): Promise<StartedDockerComposeEnvironment> {
+  const watch = watchComposeStartup(project);
+  try {
+    return await env.up();
+  } catch (err) {
+    console.error(await watch.report());
+    throw err;
+  } finally {
+    watch.stop();
+  }
 }

@@ -24,7 +24,7 @@ import {
   signRegistration,
 } from '../support/registry-harness.js';
 import { nextEvent, retry, waitForValue, waitUntil } from '../support/wait.js';
-import { watchComposeStartup } from './compose-diagnostics.js';
+import { upWithDiagnostics } from './compose-diagnostics.js';
 import { dashboardQueries, expectEveryQueryAnswers, promQuery, promValue } from './prometheus.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -168,16 +168,7 @@ async function startStack(): Promise<StartedDockerComposeEnvironment> {
     .withWaitStrategy('tor-1', Wait.forHealthCheck())
     .withWaitStrategy('registry-1', Wait.forHealthCheck())
     .withWaitStrategy('prometheus-1', Wait.forHealthCheck());
-  let started: StartedDockerComposeEnvironment;
-  const watch = watchComposeStartup(PROJECT);
-  try {
-    started = await env.up();
-  } catch (err) {
-    console.error(await watch.report());
-    throw err;
-  } finally {
-    watch.stop();
-  }
+  const started = await upWithDiagnostics(env, PROJECT);
   prometheusUrl = `http://127.0.0.1:${started.getContainer('prometheus-1').getMappedPort(9090)}`;
   stack = started;
   // The client tor's SOCKS port is published on a random host port: a new one after every `up`.
