@@ -5,9 +5,8 @@
  * opens a pool of one (open: one transaction at a time).
  */
 import pg, { type Pool, type PoolConfig } from 'pg';
-import { readOnlySchemaError } from '../migrations.js';
 import { BEGIN_DURABLE } from '../postgres/postgres-sql.js';
-import { PG_SCHEMA_VERSION, pgSchemaVersionOf } from '../postgres/postgres-schema.js';
+import { checkReadable } from '../postgres/postgres-open.js';
 import { openFailure } from '../postgres/postgres-failure.js';
 import { isStoreError, storeError } from '../store-error.js';
 import type { Query, SqlSession, SqlValue } from './sql-session.js';
@@ -38,13 +37,7 @@ export class PostgresModerationSession implements SqlSession {
     pool.on('error', () => undefined);
     pool.on('connect', (client) => client.on('error', () => undefined));
     try {
-      const client = await pool.connect();
-      try {
-        const version = await pgSchemaVersionOf(client);
-        if (version !== PG_SCHEMA_VERSION) throw readOnlySchemaError(version, PG_SCHEMA_VERSION, target);
-      } finally {
-        client.release();
-      }
+      await checkReadable(pool, target);
     } catch (err) {
       await pool.end().catch(() => undefined);
       if (isStoreError(err)) throw err;

@@ -77,7 +77,7 @@ async function prepareDatabase(pool: Pool, target: string): Promise<void> {
 }
 
 /** A read-only store's open: the database must be at this registry's schema version (nothing is migrated). */
-async function checkReadable(pool: Pool, target: string): Promise<void> {
+export async function checkReadable(pool: Pool, target: string): Promise<void> {
   const client = await pool.connect();
   try {
     const version = await pgSchemaVersionOf(client);
