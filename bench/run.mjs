@@ -733,17 +733,19 @@ async function main() {
     );
   }
 
+  // What the phases that start servers of their own (non-reader, touch) take from this run.
+  const ownServers = {
+    mode: opts.mode,
+    server: opts.server,
+    tempRoot,
+    serverCpu: SERVER_CPU,
+    nofile: NOFILE,
+    lifetimeSeconds,
+    freePort,
+    log,
+  };
   if (want('nonreader') && opts.profile === null) {
-    const out = await nonReaderPhase({
-      mode: opts.mode,
-      server: opts.server,
-      tempRoot,
-      serverCpu: SERVER_CPU,
-      nofile: NOFILE,
-      lifetimeSeconds,
-      freePort,
-      log,
-    });
+    const out = await nonReaderPhase(ownServers);
     Object.assign(m, out.metrics);
     P.nonReader = out.phase;
   }
@@ -767,19 +769,7 @@ async function main() {
   }
 
   if (want('touch') && opts.profile === null) {
-    const out = await touchPhase({
-      mode: opts.mode,
-      server: opts.server,
-      tempRoot,
-      serverCpu: SERVER_CPU,
-      nofile: NOFILE,
-      lifetimeSeconds,
-      freePort,
-      w0,
-      w1,
-      addresses,
-      log,
-    });
+    const out = await touchPhase({ ...ownServers, w0, w1, addresses });
     Object.assign(m, out.metrics);
     P.touch = out.phase;
   }
