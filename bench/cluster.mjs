@@ -309,18 +309,25 @@ async function propagationPhase({ instances, w0, m, P, pgPids }) {
   );
 }
 
-async function registrationPhase({ instances, w0, m, P, pgHandle, pgPids, databaseUrl }) {
-  const ports = ['A', 'B', 'C'].map((n) => instances[n].port);
-  const args = {
+/** load-worker's `register` load of both registration phases: the same plan, other ports and nicknames. */
+function registrationLoad(ports, prefix) {
+  return {
     ports,
     concurrency: plan.regConcurrency,
     warmupMs: plan.regWarmupMs,
     durationMs: plan.regMs,
     windowMs: plan.windowMs,
     poolSize: plan.regPool,
-    prefix: 'rg-',
+    prefix,
     localAddresses: addresses(10, 20),
   };
+}
+
+async function registrationPhase({ instances, w0, m, P, pgHandle, pgPids, databaseUrl }) {
+  const args = registrationLoad(
+    ['A', 'B', 'C'].map((n) => instances[n].port),
+    'rg-',
+  );
   const pids = { A: instances.A.pid, B: instances.B.pid, C: instances.C.pid, client: w0.pid, ...pgPids };
   const xactBefore = await transactionsOf(databaseUrl);
   const t0 = performance.now();
@@ -378,16 +385,7 @@ async function singleHostRegistrationPhase({ w0, m, P }) {
     eventBatchMs: plan.eventBatchMs,
   });
   try {
-    const args = {
-      ports: [single.port],
-      concurrency: plan.regConcurrency,
-      warmupMs: plan.regWarmupMs,
-      durationMs: plan.regMs,
-      windowMs: plan.windowMs,
-      poolSize: plan.regPool,
-      prefix: 'rs-',
-      localAddresses: addresses(10, 20),
-    };
+    const args = registrationLoad([single.port], 'rs-');
     const pids = { single: single.pid, client: w0.pid };
     const { result, cpu, chosen } = await w0.measured('register', args, plan.regWarmupMs + plan.regMs + 40_000, pids);
     const perSec = Math.round(chosen.perSec);
@@ -574,8 +572,7 @@ function tableOf(results) {
       'clusterRegistrationVsPgbench',
       m.clusterRegistrationVsPgbench,
       '',
-      `cluster / pgbench; per PostgreSQL CPU-second ${m.clusterRegistrationVsPgbenchPerPgCpu} (PostgreSQL waits on ` +
-        `the log head's row lock, not on its CPU)`,
+      `cluster / pgbench; per PostgreSQL CPU-second ${m.clusterRegistrationVsPgbenchPerPgCpu}`,
     ],
     [
       'singleHostRegistrationsPerSec',
